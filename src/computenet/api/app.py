@@ -1,0 +1,97 @@
+"""The FastAPI application: routers, error mapping, request size limit."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from .. import __version__
+from ..services.errors import ServiceError
+from ..services.loops import BackgroundServices
+from ..services.platform import Platform
+from .routers import accounts, clusters, jobs
+
+MAX_BODY_BYTES = 2 * 1024 * 1024  # a script is at most 1 MiB; JSON escaping can double it
+
+
+def create_app(platform: Platform, run_services: bool = False) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        services = BackgroundServices(platform) if run_services else None
+        if services:
+            services.start()
+        yield
+        if services:
+            services.stop()
+
+    app = FastAPI(title="ComputeNet", version=__version__, lifespan=lifespan,
+                  description="One front door over many Slurm clusters.")
+    app.state.platform = platform
+
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+
+    @app.exception_handler(ServiceError)
+    async def service_error(request: Request, exc: ServiceError):
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return JSONResponse({"detail": f"{where}: {first['msg']}" if where else first["msg"], "errors": jsonable(exc.errors())},
+                            status_code=422)
+
+    @app.get("/health", tags=["meta"])
+    def health():
+        return {"status": "ok", "version": __version__}
+
+    app.include_router(jobs.router)
+    app.include_router(clusters.router)
+    app.include_router(accounts.router)
+    return app
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """Refuse oversized bodies before reading them (a 50 MB script gets a 413)."""
+
+    def __init__(self, app, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            return await self._refuse(scope, receive, send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope, receive, send):
+        response = JSONResponse({"detail": f"request body is larger than {self.limit} bytes"}, status_code=413)
+        await response(scope, receive, send)
+
+
+def jsonable(errors: list) -> list:
+    return [{k: (v if isinstance(v, (str, int, float, list, tuple, type(None))) else str(v)) for k, v in e.items()}
+            for e in errors]

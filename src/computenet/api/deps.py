@@ -1,0 +1,39 @@
+"""Shared dependencies: the platform, a database session, the caller."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from ..services.accounts import authenticate
+from ..services.platform import Platform
+from ..store.models import User
+
+_bearer = HTTPBearer(auto_error=False, description="an API token from `cnet admin token`")
+
+
+def get_platform(request: Request) -> Platform:
+    return request.app.state.platform
+
+
+def get_session(platform: Platform = Depends(get_platform)) -> Iterator[Session]:
+    with platform.db.session() as session:
+        yield session
+
+
+def current_user(
+    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    platform: Platform = Depends(get_platform),
+) -> User:
+    if credentials is None or not credentials.credentials:
+        raise HTTPException(401, "missing API token (Authorization: Bearer <token>)",
+                            headers={"WWW-Authenticate": "Bearer"})
+    with platform.db.session() as session:
+        user = authenticate(session, credentials.credentials)
+        if user is None:
+            raise HTTPException(401, "invalid or revoked API token", headers={"WWW-Authenticate": "Bearer"})
+        session.expunge(user)
+    return user

@@ -1,0 +1,18 @@
+"""/clusters: what the network offers, with health and list prices."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from sqlalchemy import select
+
+from ...schemas import ClusterOut
+from ...store.models import Cluster, User
+from ..deps import current_user, get_session
+from ..views import cluster_out
+
+router = APIRouter(prefix="/clusters", tags=["clusters"])
+
+
+@router.get("", response_model=list[ClusterOut])
+def list_clusters(user: User = Depends(current_user), session=Depends(get_session)):
+    return [cluster_out(c) for c in session.scalars(select(Cluster).order_by(Cluster.name))]

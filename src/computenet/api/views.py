@@ -1,0 +1,49 @@
+"""ORM rows -> wire models."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ..schemas import JobDetail, JobEventOut, JobOut, ClusterOut, PartitionOut
+from ..store.models import Charge, Cluster, Job, JobEvent
+
+
+def job_out(session: Session, job: Job) -> JobOut:
+    cost = session.scalar(select(func.sum(Charge.amount)).where(Charge.job_id == job.id))
+    return JobOut(
+        id=job.id, name=job.name, state=job.state, reason=job.reason, cluster=job.cluster.name,
+        partition=job.partition, native_id=job.native_id, account=job.account.name, owner=job.owner.name,
+        cores=job.cores, gpus=job.gpus, time_limit_minutes=job.time_limit_minutes, max_cost=job.max_cost,
+        submitted_at=job.submitted_at, start_time=job.start_time, end_time=job.end_time,
+        exit_code=job.exit_code, workdir=job.workdir, stdout_path=job.stdout_path,
+        stderr_path=job.stderr_path, settled=job.settled_at is not None,
+        cost=Decimal(cost) if cost is not None else None, needs_reconcile=job.needs_reconcile,
+    )
+
+
+def job_detail(session: Session, job: Job) -> JobDetail:
+    events = session.scalars(select(JobEvent).where(JobEvent.job_id == job.id).order_by(JobEvent.id))
+    return JobDetail(
+        **job_out(session, job).model_dump(),
+        script=job.script, script_args=job.script_args, spec=job.spec,
+        events=[JobEventOut(from_state=e.from_state, to_state=e.to_state, detail=e.detail, at=e.at) for e in events],
+    )
+
+
+def cluster_out(cluster: Cluster) -> ClusterOut:
+    return ClusterOut(
+        name=cluster.name, kind=cluster.kind, health=cluster.health, health_detail=cluster.health_detail,
+        checked_at=cluster.checked_at,
+        partitions=[
+            PartitionOut(
+                name=p.name, nodes=p.nodes, cores_per_node=p.cores_per_node, mem_per_node_mb=p.mem_per_node_mb,
+                gpus_per_node=p.gpus_per_node, gpu_type=p.gpu_type, max_time_minutes=p.max_time_minutes,
+                default_time_minutes=p.default_time_minutes, is_default=p.is_default, available=p.available,
+                price_core_hour=p.price_core_hour, price_gpu_hour=p.price_gpu_hour,
+            )
+            for p in cluster.partitions
+        ],
+    )

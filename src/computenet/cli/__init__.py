@@ -1,0 +1,1 @@
+"""The `cnet` command line."""

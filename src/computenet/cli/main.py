@@ -1,0 +1,232 @@
+"""`cnet`: submit and watch jobs with sbatch habits, run the server, try the demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from ..client import ApiError, ComputeNetClient
+from ..domain.sbatch import ParsedOptions, ScriptError, parse_tokens
+from . import render
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
+                  help="ComputeNet: one front door over many Slurm clusters.")
+console = Console()
+err = Console(stderr=True)
+
+
+def login_file() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "computenet" / "login.json"
+
+
+def save_login(url: str, token: str) -> Path:
+    path = login_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the token is a secret
+    with os.fdopen(fd, "w") as handle:
+        json.dump({"url": url, "token": token}, handle)
+    return path
+
+
+def client() -> ComputeNetClient:
+    url = os.environ.get("COMPUTENET_URL")
+    token = os.environ.get("COMPUTENET_TOKEN")
+    path = login_file()
+    if (not url or not token) and path.exists():
+        saved = json.loads(path.read_text())
+        url, token = url or saved.get("url"), token or saved.get("token")
+    if not url or not token:
+        fail("not logged in: set COMPUTENET_URL and COMPUTENET_TOKEN, or run `cnet login URL TOKEN`")
+    return ComputeNetClient(url, token)
+
+
+def fail(message: str, code: int = 1) -> None:
+    err.print(f"[red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def api(call):
+    try:
+        return call()
+    except ApiError as exc:
+        fail(exc.detail)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
+                               "allow_interspersed_args": False})
+def submit(ctx: typer.Context) -> None:
+    """Submit a batch script: [b]cnet submit \\[sbatch options] script.sh \\[args][/b].
+
+    The script runs unchanged; its #SBATCH lines are read as sbatch reads
+    them, and options given here override them. Without a script, it is
+    read from standard input.
+    """
+    tokens = list(ctx.args)
+    try:
+        rest = parse_tokens(tokens, 0, ParsedOptions())
+    except ScriptError as exc:
+        fail(str(exc))
+    flags = tokens[: len(tokens) - len(rest)]
+    if flags and flags[-1] == "--":
+        flags = flags[:-1]
+    if rest:
+        path = Path(rest[0])
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            fail(f"cannot read {path}: {exc.strerror}")
+        name = path.name
+    elif not sys.stdin.isatty():
+        data, name = sys.stdin.buffer.read(), "stdin"
+    else:
+        fail("no script given (cnet submit [options] script.sh)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        fail(f"{name} is not UTF-8 text (invalid byte at offset {exc.start})")
+    script_args = rest[1:]
+    args = flags + (["--", *script_args] if script_args else [])
+    with client() as c:
+        job = api(lambda: c.submit(text, args, name))
+    console.print(f"Submitted batch job {job.id} to {job.cluster}/{job.partition} "
+                  f"(may cost up to {render.money(job.max_cost)})", highlight=False)
+
+
+@app.command()
+def jobs(all: bool = typer.Option(False, "--all", "-a", help="include jobs that have ended"),
+         state: Optional[str] = typer.Option(None, "--state", "-t", help="only jobs in this state"),
+         limit: int = typer.Option(100, help="at most this many jobs")) -> None:
+    """Your jobs, like squeue (active only unless --all)."""
+    with client() as c:
+        rows = api(lambda: c.jobs(active=not all and not state, state=state, limit=limit))
+    console.print(render.jobs_table(rows))
+
+
+@app.command()
+def job(job_id: int) -> None:
+    """One job: resources, placement, times, cost and its history."""
+    with client() as c:
+        j = api(lambda: c.job(job_id))
+    console.print(render.jobs_table([j]))
+    console.print(f"workdir {j.workdir}\nstdout  {j.stdout_path}\nstderr  {j.stderr_path}\n"
+                  f"account {j.account}   may cost up to {render.money(j.max_cost)}   "
+                  f"charged {render.money(j.cost)}{'' if j.settled else ' (not settled yet)'}", highlight=False)
+    for e in j.events:
+        console.print(f"  {e.at:%Y-%m-%d %H:%M:%S}  {e.from_state or '':>10} -> {e.to_state:<10} {e.detail}",
+                      highlight=False)
+
+
+@app.command()
+def cancel(job_ids: list[int]) -> None:
+    """Cancel jobs, like scancel."""
+    with client() as c:
+        for job_id in job_ids:
+            j = api(lambda: c.cancel(job_id))
+            console.print(f"job {j.id}: cancel requested ({j.state})")
+
+
+@app.command()
+def output(job_id: int,
+           follow: bool = typer.Option(False, "--follow", "-f", help="keep printing until the job ends"),
+           stderr: bool = typer.Option(False, "--stderr", help="the error stream instead of stdout")) -> None:
+    """Print a job's output (stdout, or --stderr)."""
+    stream = "stderr" if stderr else "stdout"
+    with client() as c:
+        if follow:
+            try:
+                for piece in c.follow(job_id, stream):
+                    sys.stdout.write(piece)
+                    sys.stdout.flush()
+            except ApiError as exc:
+                fail(exc.detail)
+            return
+        offset = 0
+        while True:
+            chunk = api(lambda: c.output(job_id, stream, offset))
+            if not chunk.exists:
+                fail(f"job {job_id} has no {stream} yet")
+            sys.stdout.write(chunk.data)
+            if not chunk.data:
+                break
+            offset = chunk.next_offset
+
+
+@app.command()
+def clusters() -> None:
+    """Clusters, partitions, health and list prices."""
+    with client() as c:
+        rows = api(c.clusters)
+    console.print(render.clusters_table(rows))
+
+
+@app.command()
+def balance() -> None:
+    """Your accounts: balance, what running jobs may still cost, recent charges."""
+    with client() as c:
+        me = api(lambda: c.me(entries=10))
+    for acc in me.accounts:
+        console.print(f"[bold]{acc.name}[/]{' (default)' if acc.is_default else ''}: balance "
+                      f"{render.money(acc.balance)} {acc.currency}, reserved {render.money(acc.reserved)}, "
+                      f"available {render.money(acc.available)}")
+        for e in acc.entries:
+            console.print(f"  {e.created_at:%Y-%m-%d %H:%M:%S} {e.kind:<8} {render.money(e.amount):>12}  {e.memo}",
+                          highlight=False)
+    if not me.accounts:
+        console.print("you belong to no account yet")
+
+
+@app.command()
+def login(url: str, token: str) -> None:
+    """Remember the server and your API token (in ~/.config/computenet, mode 0600)."""
+    with ComputeNetClient(url, token) as c:
+        me = api(c.me)
+    path = save_login(url, token)
+    console.print(f"logged in to {url} as {me.user}; saved in {path}")
+
+
+@app.command()
+def server(host: Optional[str] = typer.Option(None, help="address to listen on"),
+           port: Optional[int] = typer.Option(None, help="port to listen on")) -> None:
+    """Run the API server with the cluster pollers."""
+    import uvicorn
+
+    from ..api.app import create_app
+    from ..config import load_settings
+    from ..services.platform import Platform
+
+    settings = load_settings()
+    platform = Platform(settings)
+    platform.start()
+    console.print(f"ComputeNet on http://{host or settings.server.host}:{port or settings.server.port} "
+                  f"(database {platform.db.engine.url.render_as_string(hide_password=True)}, "
+                  f"clusters {', '.join(platform.adapters)})", highlight=False)
+    uvicorn.run(create_app(platform, run_services=True), host=host or settings.server.host,
+                port=port or settings.server.port, log_level="info")
+
+
+@app.command()
+def demo(keep: bool = typer.Option(False, help="keep the demo's data directory")) -> None:
+    """Start everything in-process on SQLite and run a handful of real jobs."""
+    from .demo import run_demo
+
+    raise typer.Exit(run_demo(console, keep=keep))
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    from .. import __version__
+
+    console.print(f"computenet {__version__}")
+
+
+from .admin import admin_app  # noqa: E402  (registers the admin sub-commands)
+
+app.add_typer(admin_app, name="admin")

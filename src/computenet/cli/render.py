@@ -1,0 +1,84 @@
+"""Tables and small formatting helpers for the terminal."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+
+from rich.table import Table
+
+from ..schemas import ClusterOut, JobOut
+
+STATE_STYLE = {
+    "PENDING": "yellow", "RUNNING": "cyan", "COMPLETING": "cyan", "SUSPENDED": "magenta",
+    "COMPLETED": "green", "FAILED": "red", "TIMEOUT": "red", "NODE_FAIL": "red", "OUT_OF_MEMORY": "red",
+    "CANCELLED": "bright_black", "SUBMITTING": "yellow", "UNKNOWN": "magenta",
+}
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(max(0, seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = f"{hours:d}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:d}:{secs:02d}"
+    return f"{days}-{text}" if days else text
+
+
+def elapsed(job: JobOut) -> float | None:
+    if job.start_time is None:
+        return None
+    end = job.end_time or datetime.now(timezone.utc)
+    return (end - job.start_time).total_seconds()
+
+
+def money(value: Decimal | None) -> str:
+    return "-" if value is None else f"{value:,.2f}"
+
+
+def price(value: Decimal) -> str:
+    """At least two places, and as many more as the price really has."""
+    text = f"{value:f}"
+    whole, _, frac = text.partition(".")
+    frac = frac.rstrip("0").ljust(2, "0")
+    return f"{whole}.{frac}"
+
+
+def jobs_table(jobs: list[JobOut], title: str | None = None) -> Table:
+    table = Table(title=title, header_style="bold")
+    for column, justify in (("JOBID", "right"), ("NAME", "left"), ("CLUSTER", "left"), ("PARTITION", "left"),
+                            ("ST", "left"), ("TIME", "right"), ("CPUS", "right"), ("GPUS", "right"),
+                            ("EXIT", "right"), ("COST", "right"), ("REASON", "left")):
+        table.add_column(column, justify=justify)
+    for job in jobs:
+        style = STATE_STYLE.get(job.state, "")
+        table.add_row(
+            str(job.id), job.name[:24], job.cluster, job.partition, f"[{style}]{job.state}[/]",
+            duration(elapsed(job)), str(job.cores), str(job.gpus),
+            "-" if job.exit_code is None else str(job.exit_code), money(job.cost), job.reason or "",
+        )
+    return table
+
+
+def clusters_table(clusters: list[ClusterOut], currency: str = "CNY") -> Table:
+    table = Table(header_style="bold")
+    for column in ("CLUSTER", "HEALTH", "PARTITION", "NODES", "CPUS/NODE", "MEM/NODE", "GPUS/NODE",
+                   "MAX TIME", f"{currency}/CORE-H", f"{currency}/GPU-H"):
+        table.add_column(column)
+    for cluster in clusters:
+        health_style = {"online": "green", "degraded": "yellow", "offline": "red"}.get(cluster.health, "")
+        for i, p in enumerate(cluster.partitions or []):
+            gpus = f"{p.gpus_per_node} {p.gpu_type or ''}".strip() if p.gpus_per_node else "-"
+            table.add_row(
+                cluster.name if i == 0 else "", f"[{health_style}]{cluster.health}[/]" if i == 0 else "",
+                p.name + ("*" if p.is_default else ""), str(p.nodes), str(p.cores_per_node),
+                f"{p.mem_per_node_mb // 1024} GB", gpus,
+                duration(p.max_time_minutes * 60) if p.max_time_minutes else "unlimited",
+                price(p.price_core_hour) if p.price_core_hour is not None else "[red]no price[/]",
+                price(p.price_gpu_hour) if p.gpus_per_node and p.price_gpu_hour is not None else "-",
+            )
+        if not cluster.partitions:
+            table.add_row(cluster.name, f"[{health_style}]{cluster.health}[/]", "-", "", "", "", "", "", "", "")
+    return table

@@ -1,0 +1,104 @@
+"""ComputeNetClient: one method per endpoint, typed results, clear errors."""
+
+from __future__ import annotations
+
+import time
+from typing import Iterator
+
+import httpx
+
+from ..domain.states import JobState
+from ..schemas import ClusterOut, JobDetail, JobOut, JobSubmit, MeOut, OutputChunk
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"{detail} (HTTP {status})")
+        self.status = status
+        self.detail = detail
+
+
+class ComputeNetClient:
+    def __init__(self, base_url: str, token: str | None = None, timeout: float = 120.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout, transport=transport)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> "ComputeNetClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, **kwargs) -> object:
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ApiError(0, f"cannot reach {self.http.base_url}: {exc}") from None
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            raise ApiError(response.status_code, detail if isinstance(detail, str) else str(detail))
+        return response.json()
+
+    # -- jobs -----------------------------------------------------------------
+    def submit(self, script: str, args: list[str] | None = None, script_name: str | None = None) -> JobOut:
+        body = JobSubmit(script=script, args=args or [], script_name=script_name)
+        return JobOut.model_validate(self._call("POST", "/jobs", json=body.model_dump()))
+
+    def jobs(self, active: bool = False, state: str | None = None, limit: int = 100) -> list[JobOut]:
+        params: dict[str, object] = {"active": active, "limit": limit}
+        if state:
+            params["state"] = state
+        return [JobOut.model_validate(j) for j in self._call("GET", "/jobs", params=params)]
+
+    def job(self, job_id: int) -> JobDetail:
+        return JobDetail.model_validate(self._call("GET", f"/jobs/{job_id}"))
+
+    def cancel(self, job_id: int) -> JobOut:
+        return JobOut.model_validate(self._call("POST", f"/jobs/{job_id}/cancel"))
+
+    def output(self, job_id: int, stream: str = "stdout", offset: int = 0) -> OutputChunk:
+        return OutputChunk.model_validate(
+            self._call("GET", f"/jobs/{job_id}/output", params={"stream": stream, "offset": offset})
+        )
+
+    def follow(self, job_id: int, stream: str = "stdout", interval: float = 1.0,
+               deadline: float | None = None) -> Iterator[str]:
+        """Yield output as it grows until the job has ended and all is read."""
+        offset = 0
+        stop_at = time.monotonic() + deadline if deadline else None
+        while True:
+            chunk = self.output(job_id, stream, offset)
+            if chunk.data:
+                yield chunk.data
+            offset = chunk.next_offset
+            if chunk.finished and not chunk.data:
+                return
+            if stop_at and time.monotonic() > stop_at:
+                return
+            if not chunk.data:
+                time.sleep(interval)
+
+    def wait(self, job_id: int, timeout: float = 120.0, interval: float = 0.5, settled: bool = False) -> JobOut:
+        """Poll until the job ends (and, if asked, is charged); raises on timeout."""
+        stop_at = time.monotonic() + timeout
+        while True:
+            job = self.job(job_id)
+            if JobState(job.state).is_terminal and (job.settled or not settled):
+                return job
+            if time.monotonic() > stop_at:
+                raise TimeoutError(f"job {job_id} is still {job.state} after {timeout:.0f} s")
+            time.sleep(interval)
+
+    # -- the rest -------------------------------------------------------------
+    def clusters(self) -> list[ClusterOut]:
+        return [ClusterOut.model_validate(c) for c in self._call("GET", "/clusters")]
+
+    def me(self, entries: int = 20) -> MeOut:
+        return MeOut.model_validate(self._call("GET", "/accounts/me", params={"entries": entries}))

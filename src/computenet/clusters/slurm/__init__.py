@@ -1,0 +1,1 @@
+"""Slurm: pure argv builders (commands), pure parsers, a transport, the adapter."""

@@ -1,0 +1,147 @@
+"""The Slurm adapter: argv builders + a transport + parsers."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, tzinfo
+from typing import Sequence
+
+from ..base import (
+    ClusterError,
+    Health,
+    HealthState,
+    JobStatus,
+    PartitionInfo,
+    SubmitRequest,
+    UsageRecord,
+    aggregate_state,
+)
+from ...domain.states import JobState
+from . import commands, parsers
+from .transport import CommandResult, Transport
+
+# squeue's answer when none of the asked ids is known any more
+_INVALID_ID = "Invalid job id specified"
+_ALREADY_DONE = ("already completing or completed", "Job/step already completing")
+
+
+def _failed(result: CommandResult) -> bool:
+    """Some Slurm commands exit 0 and still complain on stderr."""
+    return result.returncode != 0 or "error:" in result.stderr
+
+
+def _message(result: CommandResult) -> str:
+    text = (result.stderr or result.stdout).strip()
+    return f"{result.argv[0]} exited {result.returncode}: {text[:500]}"
+
+
+class SlurmCluster:
+    def __init__(self, name: str, transport: Transport, tz: tzinfo | None = None, timeout: float = 60) -> None:
+        self.name = name
+        self.transport = transport
+        self.tz = tz  # the cluster's wall-clock zone; None = this host's
+        self.timeout = timeout
+
+    def _run(self, argv: list[str], stdin: str | None = None) -> CommandResult:
+        return self.transport.run(argv, stdin=stdin, timeout=self.timeout)
+
+    def submit(self, request: SubmitRequest) -> str:
+        # sbatch does not create --chdir; a job in a missing directory fails
+        made = self._run(commands.mkdir_argv(request.workdir))
+        if made.returncode != 0:
+            raise ClusterError(f"cannot create {request.workdir}: {made.stderr.strip()[:300]}")
+        result = self._run(commands.sbatch_argv(request), stdin=request.script)
+        if result.returncode != 0:
+            raise parsers.sbatch_error(result.stderr or result.stdout)
+        return parsers.parse_sbatch(result.stdout)
+
+    def status(self, native_ids: Sequence[str]) -> dict[str, JobStatus]:
+        """Status of many jobs in one squeue call; sacct for the ones gone."""
+        ids = sorted(set(native_ids), key=lambda i: (len(i), i))
+        if not ids:
+            return {}
+        result = self._run(commands.squeue_argv(ids))
+        if _failed(result):
+            if _INVALID_ID not in result.stderr:
+                raise ClusterError(_message(result))
+            rows: list[JobStatus] = []
+        else:
+            rows = parsers.parse_squeue(result.stdout, self.tz)
+        by_job: dict[str, list[JobStatus]] = defaultdict(list)
+        for row in rows:
+            by_job[parsers.base_job_id(row.native_id)].append(row)
+        statuses = {job: self._combine(job, parts) for job, parts in by_job.items() if job in ids}
+        missing = [i for i in ids if i not in statuses]
+        if missing:
+            # out of squeue (older than MinJobAge): ask accounting. sacct
+            # lags a few seconds, so a job may be in neither: UNKNOWN for now.
+            records = self.accounting(None, missing)
+            grouped: dict[str, list[UsageRecord]] = defaultdict(list)
+            for record in records:
+                grouped[record.native_id].append(record)
+            for job in missing:
+                parts = grouped.get(job)
+                if not parts:
+                    statuses[job] = JobStatus(job, JobState.UNKNOWN, "UNKNOWN", reason="not in squeue or sacct yet")
+                    continue
+                state = aggregate_state([r.state for r in parts])
+                ends = [r.end for r in parts if r.end]
+                starts = [r.start for r in parts if r.start]
+                exit_codes = [r.exit_code for r in parts if r.exit_code is not None]
+                statuses[job] = JobStatus(
+                    job, state, ",".join(sorted({r.raw_state for r in parts})),
+                    start=min(starts) if starts else None,
+                    end=max(ends) if ends and state.is_terminal else None,
+                    exit_code=max(exit_codes) if exit_codes else None,
+                )
+        return statuses
+
+    @staticmethod
+    def _combine(job: str, parts: list[JobStatus]) -> JobStatus:
+        if len(parts) == 1 and parts[0].native_id == job:
+            return parts[0]
+        state = aggregate_state([p.state for p in parts])
+        starts = [p.start for p in parts if p.start]
+        ends = [p.end for p in parts if p.end]
+        reasons = sorted({p.reason for p in parts if p.reason})
+        return JobStatus(
+            job, state, ",".join(sorted({p.raw_state for p in parts})),
+            reason=", ".join(reasons) or None,
+            start=min(starts) if starts else None,
+            end=max(ends) if ends and state.is_terminal else None,
+        )
+
+    def cancel(self, native_id: str) -> None:
+        result = self._run(commands.scancel_argv(native_id))
+        if not _failed(result):
+            return
+        if any(text in result.stderr for text in _ALREADY_DONE):
+            return  # nothing left to cancel: the outcome the caller wanted
+        if _INVALID_ID in result.stderr:
+            raise LookupError(f"cluster {self.name} does not know job {native_id}")
+        raise ClusterError(_message(result))
+
+    def accounting(self, since: datetime | None, native_ids: Sequence[str] | None = None) -> list[UsageRecord]:
+        result = self._run(commands.sacct_argv(since, native_ids, self.tz))
+        if _failed(result):
+            raise ClusterError(_message(result))
+        return parsers.parse_sacct(result.stdout, self.name, self.tz)
+
+    def partitions(self) -> list[PartitionInfo]:
+        result = self._run(commands.sinfo_argv())
+        if _failed(result):
+            raise ClusterError(_message(result))
+        return parsers.parse_sinfo(result.stdout)
+
+    def health(self) -> Health:
+        try:
+            result = self.transport.run(commands.scontrol_ping_argv(), timeout=min(self.timeout, 15))
+        except ClusterError as exc:
+            return Health(HealthState.OFFLINE, str(exc))
+        up, detail = parsers.parse_scontrol_ping(result.stdout)
+        latency = round(result.seconds * 1000, 1)
+        if result.returncode != 0 or not up:
+            return Health(HealthState.OFFLINE, detail or _message(result), latency)
+        if "DOWN" in detail:  # primary up, backup down
+            return Health(HealthState.DEGRADED, detail, latency)
+        return Health(HealthState.ONLINE, detail, latency)

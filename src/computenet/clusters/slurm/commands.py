@@ -1,0 +1,146 @@
+"""Pure argv builders for the Slurm commands we run. No I/O here.
+
+Output formats use the ASCII unit separator (0x1f) between fields: it cannot
+appear in job names a shell user can type by accident, unlike ``|``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Sequence
+
+from ...domain.resources import format_time_minutes
+from ..base import SubmitRequest
+
+SEP = "\x1f"
+
+SQUEUE_FIELDS = ["%i", "%A", "%T", "%r", "%V", "%S", "%e", "%P", "%D", "%C", "%b", "%N", "%l", "%j"]
+SACCT_FIELDS = [
+    "JobIDRaw", "JobID", "Cluster", "Partition", "Account", "User", "State", "ExitCode",
+    "Submit", "Start", "End", "ElapsedRaw", "AllocTRES", "NNodes", "AllocCPUS",
+    "TimelimitRaw", "Comment", "JobName",
+]
+SINFO_FIELDS = ["%N", "%P", "%c", "%m", "%G", "%f", "%T", "%l", "%a", "%L"]
+
+
+def sbatch_argv(request: SubmitRequest) -> list[str]:
+    """sbatch with every option explicit; the script goes on stdin.
+
+    Flags override the script's own #SBATCH lines, so what we validated and
+    priced is what Slurm runs.
+    """
+    res = request.spec.resources
+    opts = request.spec.options
+    argv = [
+        "sbatch",
+        "--parsable",
+        f"--job-name={request.job_name}",
+        f"--chdir={request.workdir}",
+        f"--output={request.output}",
+        f"--error={request.error}",
+        f"--comment={request.comment}",
+        f"--nodes={res.nodes}",
+        f"--cpus-per-task={res.cpus_per_task}",
+    ]
+    if res.ntasks is not None:
+        argv.append(f"--ntasks={res.ntasks}")
+    if res.ntasks_per_node is not None:
+        argv.append(f"--ntasks-per-node={res.ntasks_per_node}")
+    if res.partition:
+        argv.append(f"--partition={res.partition}")
+    if res.account:
+        argv.append(f"--account={res.account}")
+    if res.qos:
+        argv.append(f"--qos={res.qos}")
+    if res.constraint:
+        argv.append(f"--constraint={res.constraint}")
+    if res.exclusive:
+        argv.append("--exclusive")
+    if res.mem_per_node_mb is not None:
+        argv.append(f"--mem={res.mem_per_node_mb}M")
+    if res.mem_per_cpu_mb is not None:
+        argv.append(f"--mem-per-cpu={res.mem_per_cpu_mb}M")
+    gpu_prefix = f"{res.gpu_type}:" if res.gpu_type else ""
+    if res.gpus_per_node:
+        argv.append(f"--gres=gpu:{gpu_prefix}{res.gpus_per_node}")
+    if res.gpus_total:
+        argv.append(f"--gpus={gpu_prefix}{res.gpus_total}")
+    if res.time_limit_minutes is not None:
+        argv.append(f"--time={format_time_minutes(res.time_limit_minutes)}")
+    if opts.array:
+        argv.append(f"--array={opts.array}")
+    if request.dependency:
+        argv.append(f"--dependency={request.dependency}")
+    # sbatch takes the first --comment; ours above wins over a passthrough one
+    argv.extend(p for p in opts.passthrough if not p.startswith("--comment="))
+    if request.script_args:
+        # sbatch reads the script from the named file; /dev/stdin keeps the
+        # script on stdin (works the same through an SSH transport)
+        argv.append("/dev/stdin")
+        argv.extend(request.script_args)
+    return argv
+
+
+def mkdir_argv(path: str) -> list[str]:
+    return ["mkdir", "-p", "--", path]
+
+
+def squeue_argv(native_ids: Sequence[str]) -> list[str]:
+    return [
+        "squeue",
+        "--noheader",
+        "--states=all",
+        f"--jobs={','.join(native_ids)}",
+        f"--format={SEP.join(SQUEUE_FIELDS)}",
+    ]
+
+
+def _slurm_time(moment: datetime, tz) -> str:
+    """A datetime as the cluster's local wall time, which is what -S expects."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(tz).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def sacct_argv(since: datetime | None = None, native_ids: Sequence[str] | None = None, tz=None) -> list[str]:
+    """Allocation-level accounting rows, by time window or by job ids.
+
+    sacct without -S only covers today, so a window always names its start;
+    with --jobs Slurm's default start is the epoch, which is what we want.
+    """
+    argv = [
+        "sacct",
+        "--noheader",
+        "--parsable2",
+        f"--delimiter={SEP}",
+        "--allocations",
+        "--allusers",
+    ]
+    if native_ids:
+        argv.append(f"--jobs={','.join(native_ids)}")
+    else:
+        if since is None:
+            raise ValueError("sacct needs a start time or job ids")
+        argv += [f"--starttime={_slurm_time(since, tz)}", "--endtime=now"]
+    argv.append(f"--format={','.join(SACCT_FIELDS)}")
+    return argv
+
+
+def scancel_argv(native_id: str) -> list[str]:
+    return ["scancel", native_id]
+
+
+def sinfo_argv() -> list[str]:
+    return ["sinfo", "--noheader", "--Node", f"--format={SEP.join(SINFO_FIELDS)}"]
+
+
+def scontrol_partitions_argv() -> list[str]:
+    return ["scontrol", "--oneliner", "show", "partition"]
+
+
+def scontrol_job_argv(native_id: str) -> list[str]:
+    return ["scontrol", "--oneliner", "show", "job", native_id]
+
+
+def scontrol_ping_argv() -> list[str]:
+    return ["scontrol", "ping"]

@@ -1,0 +1,150 @@
+"""Configuration: a TOML file plus ``COMPUTENET_*`` environment variables.
+
+The file is ``$COMPUTENET_CONFIG`` or ``<data dir>/config.toml``; environment
+variables win over it (nested keys with ``__``: ``COMPUTENET_SERVER__PORT``).
+TOML numbers with a fraction are read as Decimal, never float, so prices
+keep their cents.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "computenet"
+
+
+class Price(BaseModel):
+    """List price of a partition, per hour, in the platform currency."""
+
+    core_hour: Decimal = Field(ge=0)
+    gpu_hour: Decimal = Field(Decimal("0"), ge=0)
+
+    @field_validator("core_hour", "gpu_hour", mode="before")
+    @classmethod
+    def _no_float(cls, value: object) -> object:
+        if isinstance(value, float):
+            raise ValueError("prices must be written as strings or exact decimals, not floats")
+        return value
+
+
+class ClusterConfig(BaseModel):
+    name: str = Field(pattern=NAME_PATTERN)
+    kind: Literal["local", "slurm"]
+    # where users' job directories live, as the cluster's nodes see it;
+    # default for local: <data dir>/workspaces
+    workdir_root: str | None = None
+    # prices per partition; "*" is the cluster-wide default
+    prices: dict[str, Price] = Field(default_factory=dict)
+    poll_interval_s: float = Field(5.0, gt=0)
+    # local executor
+    slots: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    mem_mb: int = Field(16_000, ge=1)
+    gpus: int = Field(0, ge=0)
+    partition: str = Field("local", pattern=NAME_PATTERN)
+    max_time_minutes: int | None = Field(24 * 60, ge=1)
+    # slurm
+    slurm_conf: str | None = None
+    bin_dir: str | None = None
+    timezone: str | None = None  # the cluster's wall-clock zone (IANA name)
+
+    @model_validator(mode="after")
+    def _needs(self) -> "ClusterConfig":
+        if self.kind == "slurm" and not self.workdir_root:
+            raise ValueError(f"cluster {self.name}: slurm clusters need workdir_root (a directory the nodes share)")
+        return self
+
+    def price_for(self, partition: str) -> Price | None:
+        return self.prices.get(partition) or self.prices.get("*")
+
+
+class ServerConfig(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(8750, ge=1, le=65535)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COMPUTENET_", env_nested_delimiter="__", extra="forbid")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str | None = None
+    clusters: list[ClusterConfig] = Field(default_factory=list)
+    default_cluster: str | None = None
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    currency: str = "CNY"
+    # hours a finished job may wait for its accounting record before an
+    # operator is told (sacct lags; a lost record must not go unnoticed)
+    accounting_grace_minutes: int = Field(10, ge=1)
+    # client side
+    url: str | None = None
+    token: str | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # the environment overrides what the file (passed as init) says
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _defaults(self) -> "Settings":
+        if not self.clusters:
+            self.clusters = [
+                ClusterConfig(name="local", kind="local", prices={"*": Price(core_hour=Decimal("0.05"), gpu_hour=Decimal("2.00"))})
+            ]
+        names = [c.name for c in self.clusters]
+        if len(set(names)) != len(names):
+            raise ValueError(f"cluster names must be unique: {names}")
+        if self.default_cluster is None:
+            self.default_cluster = names[0]
+        elif self.default_cluster not in names:
+            raise ValueError(f"default_cluster {self.default_cluster!r} is not a configured cluster")
+        return self
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'computenet.db'}"
+
+    def cluster(self, name: str) -> ClusterConfig:
+        for cluster in self.clusters:
+            if cluster.name == name:
+                return cluster
+        raise KeyError(name)
+
+    def workdir_root(self, cluster: ClusterConfig) -> str:
+        return cluster.workdir_root or str(self.data_dir / "workspaces")
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: object) -> Settings:
+    path = config_file or os.environ.get("COMPUTENET_CONFIG")
+    data: dict = {}
+    if path is None:
+        data_dir = Path(os.environ.get("COMPUTENET_DATA_DIR") or default_data_dir())
+        candidate = data_dir / "config.toml"
+        path = candidate if candidate.exists() else None
+    if path is not None:
+        try:
+            with open(path, "rb") as handle:
+                data = tomllib.load(handle, parse_float=Decimal)
+        except FileNotFoundError:
+            raise SystemExit(f"configuration file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SystemExit(f"configuration file {path}: {exc}") from None
+    data.update(overrides)
+    return Settings(**data)

@@ -1,0 +1,1 @@
+"""Pure domain types: job states, resource requests, sbatch parsing, money."""

@@ -1,0 +1,209 @@
+"""What a job asks for: resources plus the sbatch-level options around them."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MAX_NODES = 100_000
+MAX_CPUS_PER_TASK = 4_096
+MAX_TASKS = 10_000_000
+MAX_GPUS = 100_000
+MAX_TIME_MINUTES = 366 * 24 * 60  # a year: anything above is a typo
+MAX_MEM_MB = 64 * 1024 * 1024  # 64 TiB per node
+
+_TIME_RE = re.compile(
+    r"^(?:(?P<days>\d+)-(?P<dh>\d+)(?::(?P<dm>\d+)(?::(?P<ds>\d+))?)?"  # d-h[:m[:s]]
+    r"|(?P<a>\d+)(?::(?P<b>\d+)(?::(?P<c>\d+))?)?)$"  # m | m:s | h:m:s
+)
+
+
+class RequestError(ValueError):
+    """A resource request or option that cannot be honoured; message names it."""
+
+
+def parse_time_minutes(text: str) -> int | None:
+    """Slurm time limit syntax to whole minutes (rounded up); None = unlimited.
+
+    Accepted as sbatch does: ``M``, ``M:S``, ``H:M:S``, ``D-H``, ``D-H:M``,
+    ``D-H:M:S``, and ``UNLIMITED``/``infinite``.
+    """
+    value = text.strip()
+    if value.lower() in ("unlimited", "infinite"):
+        return None
+    m = _TIME_RE.match(value)
+    if not m:
+        raise RequestError(f"invalid time limit {text!r} (use M, M:S, H:M:S, D-H, D-H:M or D-H:M:S)")
+    if m.group("days") is not None:
+        seconds = (
+            int(m.group("days")) * 86400
+            + int(m.group("dh")) * 3600
+            + int(m.group("dm") or 0) * 60
+            + int(m.group("ds") or 0)
+        )
+    elif m.group("c") is not None:
+        seconds = int(m.group("a")) * 3600 + int(m.group("b")) * 60 + int(m.group("c"))
+    elif m.group("b") is not None:
+        seconds = int(m.group("a")) * 60 + int(m.group("b"))
+    else:
+        seconds = int(m.group("a")) * 60
+    minutes = -(-seconds // 60)
+    if minutes <= 0:
+        raise RequestError(f"time limit {text!r} must be positive")
+    if minutes > MAX_TIME_MINUTES:
+        raise RequestError(f"time limit {text!r} is longer than a year")
+    return minutes
+
+
+def format_time_minutes(minutes: int) -> str:
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    return f"{days}-{hours:02d}:{mins:02d}:00" if days else f"{hours:02d}:{mins:02d}:00"
+
+
+_MEM_RE = re.compile(r"^(\d+)([KMGT]?)B?$", re.IGNORECASE)
+_MEM_FACTOR = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024, "": 1}
+
+
+def parse_memory_mb(text: str) -> int:
+    """sbatch memory syntax (default unit MB; K/M/G/T suffixes) to MB, rounded up."""
+    m = _MEM_RE.match(text.strip())
+    if not m:
+        raise RequestError(f"invalid memory size {text!r} (use a number with an optional K, M, G or T suffix)")
+    mb = int(m.group(1)) * _MEM_FACTOR[m.group(2).upper()]
+    value = int(-(-mb // 1))
+    if value > MAX_MEM_MB:
+        raise RequestError(f"memory size {text!r} is larger than any node")
+    return value
+
+
+_GPU_RE = re.compile(r"^(?:(?P<type>[A-Za-z0-9_.-]+):)?(?P<count>\d+)$")
+
+
+def parse_gpu_spec(text: str, option: str) -> tuple[str | None, int]:
+    """``[type:]count`` as --gpus/--gpus-per-node take it."""
+    m = _GPU_RE.match(text.strip())
+    if not m:
+        raise RequestError(f"invalid {option} value {text!r} (use [type:]count)")
+    return m.group("type"), int(m.group("count"))
+
+
+def parse_gres(text: str) -> tuple[str | None, int]:
+    """``--gres`` list; only gpu gres are modelled (``gpu``, ``gpu:2``, ``gpu:a100:2``)."""
+    gpu_type: str | None = None
+    count = 0
+    for item in text.split(","):
+        parts = item.strip().split(":")
+        if not parts[0]:
+            raise RequestError(f"invalid --gres value {text!r}")
+        if parts[0] != "gpu":
+            raise RequestError(f"--gres {parts[0]!r} is not offered (only gpu gres are)")
+        if len(parts) == 1:
+            n = 1
+        elif len(parts) == 2:
+            if parts[1].isdigit():
+                n = int(parts[1])
+            else:
+                gpu_type, n = parts[1], 1
+        elif len(parts) == 3 and parts[2].isdigit():
+            gpu_type, n = parts[1], int(parts[2])
+        else:
+            raise RequestError(f"invalid --gres value {text!r} (use gpu[:type][:count])")
+        count += n
+    return gpu_type, count
+
+
+class ResourceRequest(BaseModel):
+    """Resources for one job (one array task), defaults filled in.
+
+    GPUs can be asked per node (``--gres``, ``--gpus-per-node``) or for the
+    whole job (``--gpus``); exactly one form is kept.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    nodes: int = Field(1, ge=1, le=MAX_NODES)
+    ntasks: int | None = Field(None, ge=1, le=MAX_TASKS)
+    ntasks_per_node: int | None = Field(None, ge=1, le=MAX_CPUS_PER_TASK)
+    cpus_per_task: int = Field(1, ge=1, le=MAX_CPUS_PER_TASK)
+    mem_per_node_mb: int | None = Field(None, ge=0, le=MAX_MEM_MB)
+    mem_per_cpu_mb: int | None = Field(None, ge=1, le=MAX_MEM_MB)
+    gpus_per_node: int = Field(0, ge=0, le=MAX_GPUS)
+    gpus_total: int = Field(0, ge=0, le=MAX_GPUS)
+    gpu_type: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    time_limit_minutes: int | None = Field(None, ge=1, le=MAX_TIME_MINUTES)
+    partition: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    account: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    qos: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    constraint: str | None = Field(None, pattern=r"^[A-Za-z0-9_.&|\[\]*:,()-]{1,256}$")
+    exclusive: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ResourceRequest":
+        if self.mem_per_node_mb is not None and self.mem_per_cpu_mb is not None:
+            raise ValueError("--mem and --mem-per-cpu are mutually exclusive")
+        if self.gpus_per_node and self.gpus_total:
+            raise ValueError("give GPUs either per node (--gres/--gpus-per-node) or per job (--gpus), not both")
+        if self.ntasks is not None and self.ntasks_per_node is not None:
+            if self.ntasks > self.nodes * self.ntasks_per_node:
+                raise ValueError("--ntasks is more than --nodes x --ntasks-per-node")
+        if self.gpus_total and self.gpus_total < self.nodes:
+            raise ValueError("--gpus must be at least one per node")
+        return self
+
+    @property
+    def tasks(self) -> int:
+        if self.ntasks is not None:
+            return self.ntasks
+        if self.ntasks_per_node is not None:
+            return self.nodes * self.ntasks_per_node
+        return self.nodes
+
+    @property
+    def total_cores(self) -> int:
+        return self.tasks * self.cpus_per_task
+
+    @property
+    def total_gpus(self) -> int:
+        return self.gpus_total or self.gpus_per_node * self.nodes
+
+    def max_cores_per_node(self) -> int:
+        per_node_tasks = self.ntasks_per_node or -(-self.tasks // self.nodes)
+        return per_node_tasks * self.cpus_per_task
+
+    def max_gpus_per_node(self) -> int:
+        return self.gpus_per_node or -(-self.gpus_total // self.nodes)
+
+    def mem_per_node_needed_mb(self, default_mem_per_cpu_mb: int = 0) -> int:
+        if self.mem_per_node_mb is not None:
+            return self.mem_per_node_mb
+        per_cpu = self.mem_per_cpu_mb if self.mem_per_cpu_mb is not None else default_mem_per_cpu_mb
+        return per_cpu * self.max_cores_per_node()
+
+
+class JobOptions(BaseModel):
+    """sbatch options that are not resources. Paths stay as the user wrote them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    job_name: str | None = Field(None, max_length=200)
+    output: str | None = Field(None, max_length=1024)
+    error: str | None = Field(None, max_length=1024)
+    workdir: str | None = Field(None, max_length=1024)
+    array: str | None = Field(None, pattern=r"^[0-9]+(-[0-9]+(:[0-9]+)?)?(,[0-9]+(-[0-9]+(:[0-9]+)?)?)*(%[0-9]+)?$")
+    dependency: str | None = Field(None, pattern=r"^[a-z_]+(:[0-9_+]+)+([,?][a-z_]+(:[0-9_+]+)+)*$|^singleton$")
+    cluster: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    # options we do not model but hand to sbatch unchanged (already validated)
+    passthrough: tuple[str, ...] = ()
+
+
+class JobSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    resources: ResourceRequest = ResourceRequest()
+    options: JobOptions = JobOptions()
+
+
+MemoryKind = Literal["node", "cpu"]

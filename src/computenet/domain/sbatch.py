@@ -1,0 +1,316 @@
+"""sbatch compatibility: ``#SBATCH`` directives and sbatch flags to a JobSpec.
+
+The script itself is submitted unchanged; this module only reads it, the
+way sbatch does: directives are taken from the leading comment block (up to
+the first command), and flags given on the command line override them.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+
+from pydantic import ValidationError
+
+from .resources import (
+    JobOptions,
+    JobSpec,
+    RequestError,
+    ResourceRequest,
+    parse_gpu_spec,
+    parse_gres,
+    parse_memory_mb,
+    parse_time_minutes,
+)
+
+MAX_SCRIPT_BYTES = 1024 * 1024  # 1 MiB: sbatch scripts are small; data goes in files
+
+
+class ScriptError(ValueError):
+    """A script or option that cannot be submitted; the message names where."""
+
+
+@dataclass(frozen=True)
+class Option:
+    long: str
+    short: str | None
+    key: str  # where the value lands
+    takes_value: bool = True
+
+
+_OPTIONS = [
+    Option("nodes", "N", "nodes"),
+    Option("ntasks", "n", "ntasks"),
+    Option("ntasks-per-node", None, "ntasks_per_node"),
+    Option("cpus-per-task", "c", "cpus_per_task"),
+    Option("mem", None, "mem"),
+    Option("mem-per-cpu", None, "mem_per_cpu"),
+    Option("gres", None, "gres"),
+    Option("gpus", "G", "gpus"),
+    Option("gpus-per-node", None, "gpus_per_node"),
+    Option("time", "t", "time"),
+    Option("partition", "p", "partition"),
+    Option("account", "A", "account"),
+    Option("qos", "q", "qos"),
+    Option("constraint", "C", "constraint"),
+    Option("exclusive", None, "exclusive", takes_value=False),
+    Option("job-name", "J", "job_name"),
+    Option("output", "o", "output"),
+    Option("error", "e", "error"),
+    Option("chdir", "D", "workdir"),
+    Option("array", "a", "array"),
+    Option("dependency", "d", "dependency"),
+    Option("clusters", "M", "cluster"),
+]
+_BY_LONG = {o.long: o for o in _OPTIONS}
+_BY_SHORT = {o.short: o for o in _OPTIONS if o.short}
+_BY_LONG["workdir"] = _BY_LONG["chdir"]  # old spelling still in many scripts
+_BY_LONG["cluster"] = _BY_LONG["clusters"]
+
+# sbatch options we do not model but that are harmless to hand on to sbatch
+# as they are (sbatch re-reads the directives itself). Anything not listed
+# here or above is refused, so a typo is an error, not a silent no-op.
+_PASSTHROUGH_VALUE = {
+    "mail-type", "mail-user", "signal", "open-mode", "begin", "nice", "reservation",
+    "hint", "distribution", "wckey", "licenses", "mincpus", "threads-per-core",
+    "ntasks-per-core", "ntasks-per-socket", "sockets-per-node", "cores-per-socket",
+    "cpu-bind", "mem-bind", "gpu-bind", "gpus-per-task", "cpus-per-gpu", "mem-per-gpu",
+    "export", "kill-on-invalid-dep", "comment", "priority", "deadline", "delay-boot",
+    "tmp", "gpu-freq", "cpu-freq", "profile", "acctg-freq", "network",
+}
+_PASSTHROUGH_FLAG = {"requeue", "no-requeue", "overcommit", "contiguous", "spread-job", "oversubscribe", "hold"}
+# Options that would change who the job runs as, how we talk to sbatch, or
+# where its script comes from: refused with a reason.
+_FORBIDDEN = {
+    "uid": "jobs run as the submitting user's identity",
+    "gid": "jobs run as the submitting user's identity",
+    "get-user-env": "the platform sets the job environment",
+    "wrap": "submit a script instead of --wrap",
+    "parsable": "the platform reads sbatch's answer itself",
+    "wait": "use `cnet output --follow` to wait",
+    "test-only": "use the dry run of the platform",
+    "export-file": "files outside your workspace cannot be read",
+    "batch": "node features are given with --constraint",
+}
+
+
+@dataclass
+class Directive:
+    line: int  # 1-based line number in the script, 0 for command-line flags
+    tokens: list[str]
+
+
+@dataclass
+class ParsedOptions:
+    values: dict[str, object] = field(default_factory=dict)
+    passthrough: list[str] = field(default_factory=list)
+
+
+def read_script(data: bytes | str) -> str:
+    """Decode and sanity-check a batch script."""
+    if isinstance(data, str):
+        raw = data.encode("utf-8", errors="surrogatepass")
+        text = data
+    else:
+        raw = data
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ScriptError(f"script is not UTF-8 text (invalid byte at offset {exc.start})") from None
+    if len(raw) > MAX_SCRIPT_BYTES:
+        raise ScriptError(f"script is {len(raw)} bytes; the limit is {MAX_SCRIPT_BYTES} (put data in files)")
+    if not text.strip():
+        raise ScriptError("script is empty")
+    if "\x00" in text:
+        raise ScriptError("script contains NUL bytes")
+    if "\r\n" in text:
+        # sbatch refuses DOS line breaks too; say so before the cluster does
+        raise ScriptError("script has DOS line breaks (\\r\\n); convert it with dos2unix")
+    if not text.startswith("#!"):
+        raise ScriptError("script must start with an interpreter line such as #!/bin/bash")
+    return text
+
+
+def script_directives(text: str) -> list[Directive]:
+    """The ``#SBATCH`` lines sbatch would read: those before the first command."""
+    directives: list[Directive] = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        stripped = line.strip()
+        if number == 1 and stripped.startswith("#!"):
+            continue
+        if not stripped:
+            continue
+        if not stripped.startswith("#"):
+            break  # sbatch stops at the first command
+        if not stripped.startswith("#SBATCH"):
+            continue
+        rest = stripped[len("#SBATCH"):]
+        if rest and not rest[0].isspace():
+            continue  # "#SBATCHX" is a plain comment to sbatch
+        try:
+            tokens = shlex.split(rest, comments=True)
+        except ValueError as exc:
+            raise ScriptError(f"line {number}: cannot read #SBATCH directive ({exc})") from None
+        if tokens:
+            directives.append(Directive(number, tokens))
+    return directives
+
+
+def _where(line: int) -> str:
+    return f"line {line}" if line else "command line"
+
+
+def parse_tokens(tokens: list[str], line: int, into: ParsedOptions) -> list[str]:
+    """Parse sbatch options; returns what follows them (script path and args)."""
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok == "--":
+            return tokens[i + 1:]
+        if not tok.startswith("-") or tok == "-":
+            return tokens[i:]
+        value: str | None = None
+        if tok.startswith("--"):
+            name, eq, inline = tok[2:].partition("=")
+            option = _BY_LONG.get(name)
+            if option is None:
+                if name in _FORBIDDEN:
+                    raise ScriptError(f"{_where(line)}: --{name} is not allowed: {_FORBIDDEN[name]}")
+                if name in _PASSTHROUGH_FLAG and not eq:
+                    into.passthrough.append(f"--{name}")
+                    i += 1
+                    continue
+                if name in _PASSTHROUGH_VALUE:
+                    if eq:
+                        value = inline
+                    elif i + 1 < len(tokens):
+                        i += 1
+                        value = tokens[i]
+                    else:
+                        raise ScriptError(f"{_where(line)}: --{name} needs a value")
+                    into.passthrough.append(f"--{name}={value}")
+                    i += 1
+                    continue
+                raise ScriptError(f"{_where(line)}: unknown sbatch option --{name}")
+            if option.takes_value:
+                if eq:
+                    value = inline
+                elif i + 1 < len(tokens):
+                    i += 1
+                    value = tokens[i]
+                else:
+                    raise ScriptError(f"{_where(line)}: --{name} needs a value")
+            elif eq and option.key == "exclusive":
+                value = inline  # --exclusive=user etc.
+        else:
+            letter = tok[1:2]
+            option = _BY_SHORT.get(letter)
+            if option is None:
+                raise ScriptError(f"{_where(line)}: unknown sbatch option -{letter}")
+            if len(tok) > 2:
+                value = tok[2:].removeprefix("=")
+            elif i + 1 < len(tokens):
+                i += 1
+                value = tokens[i]
+            else:
+                raise ScriptError(f"{_where(line)}: -{letter} needs a value")
+        try:
+            into.values[option.key] = _convert(option, value)
+        except RequestError as exc:
+            raise ScriptError(f"{_where(line)}: {exc}") from None
+        into.values.setdefault("_lines", {})[option.key] = line  # type: ignore[union-attr]
+        i += 1
+    return []
+
+
+def _int(value: str, option: Option) -> int:
+    if not value.strip().isdigit():
+        raise RequestError(f"--{option.long} needs a positive whole number, got {value!r}")
+    number = int(value)
+    if number > 10_000_000:
+        raise RequestError(f"--{option.long}={value} is absurdly large")
+    return number
+
+
+def _convert(option: Option, value: str | None) -> object:
+    key = option.key
+    if key == "exclusive":
+        return True
+    assert value is not None
+    if key in ("ntasks", "ntasks_per_node", "cpus_per_task"):
+        return _int(value, option)
+    if key == "nodes":
+        low, _, high = value.partition("-")
+        nodes = _int(low, option)
+        if high:
+            _int(high, option)  # validated; the minimum is what we plan for
+        return nodes
+    if key in ("mem", "mem_per_cpu"):
+        return parse_memory_mb(value)
+    if key == "time":
+        return parse_time_minutes(value)
+    if key == "gres":
+        return parse_gres(value)
+    if key in ("gpus", "gpus_per_node"):
+        return parse_gpu_spec(value, f"--{option.long}")
+    if not value:
+        raise RequestError(f"--{option.long} needs a value")
+    return value
+
+
+def build_spec(values: dict[str, object], passthrough: list[str]) -> JobSpec:
+    lines: dict[str, int] = values.get("_lines", {})  # type: ignore[assignment]
+    res: dict[str, object] = {}
+    opt: dict[str, object] = {}
+    for key in ("nodes", "ntasks", "ntasks_per_node", "cpus_per_task", "partition", "account", "qos", "constraint"):
+        if key in values:
+            res[key] = values[key]
+    if "exclusive" in values:
+        res["exclusive"] = True
+    if "mem" in values:
+        res["mem_per_node_mb"] = values["mem"]
+    if "mem_per_cpu" in values:
+        res["mem_per_cpu_mb"] = values["mem_per_cpu"]
+    if "time" in values:
+        res["time_limit_minutes"] = values["time"]
+    gpu_type = None
+    # the last GPU form given wins, as later sbatch options override earlier
+    gpu_keys = sorted((k for k in ("gres", "gpus", "gpus_per_node") if k in values), key=lambda k: lines.get(k, 0) or 10**9)  # flags (line 0) come last
+    for k in gpu_keys:
+        t, n = values[k]  # type: ignore[misc]
+        gpu_type = t or gpu_type
+        if k == "gpus":
+            res["gpus_total"], res["gpus_per_node"] = n, 0
+        else:
+            res["gpus_per_node"], res["gpus_total"] = n, 0
+    if gpu_type:
+        res["gpu_type"] = gpu_type
+    for key in ("job_name", "output", "error", "workdir", "array", "dependency", "cluster"):
+        if key in values:
+            opt[key] = values[key]
+    opt["passthrough"] = tuple(passthrough)
+    try:
+        return JobSpec(resources=ResourceRequest(**res), options=JobOptions(**opt))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "request"
+        msg = err["msg"].removeprefix("Value error, ")
+        line = lines.get(str(err["loc"][0]) if err["loc"] else "", 0)
+        where = f"{_where(line)}: " if line else ""
+        raise ScriptError(f"{where}invalid {loc}: {msg}") from None
+
+
+def parse_submission(script: bytes | str, flags: list[str] | None = None) -> tuple[str, JobSpec, list[str]]:
+    """Script text and sbatch flags -> (script text, JobSpec, script args).
+
+    ``flags`` is what followed ``sbatch`` on the command line, without the
+    script path: options, then optionally ``--`` and script arguments.
+    """
+    text = read_script(script)
+    parsed = ParsedOptions()
+    for directive in script_directives(text):
+        rest = parse_tokens(directive.tokens, directive.line, parsed)
+        if rest:
+            raise ScriptError(f"line {directive.line}: unexpected text in #SBATCH directive: {' '.join(rest)!r}")
+    script_args = parse_tokens(list(flags or []), 0, parsed)
+    return text, build_spec(parsed.values, parsed.passthrough), script_args

@@ -1,0 +1,114 @@
+"""Wire models shared by the API and the typed client."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from pydantic import BaseModel, Field
+
+from .domain.sbatch import MAX_SCRIPT_BYTES
+
+
+class JobSubmit(BaseModel):
+    script: str = Field(max_length=MAX_SCRIPT_BYTES, description="the batch script, as sbatch would read it")
+    args: list[str] = Field(default_factory=list, max_length=256,
+                            description="sbatch flags; after '--', the script's own arguments")
+    script_name: str | None = Field(None, max_length=255)
+
+
+class JobOut(BaseModel):
+    id: int
+    name: str
+    state: str
+    reason: str | None
+    cluster: str
+    partition: str
+    native_id: str | None
+    account: str
+    owner: str
+    cores: int
+    gpus: int
+    time_limit_minutes: int | None
+    max_cost: Decimal
+    submitted_at: datetime
+    start_time: datetime | None
+    end_time: datetime | None
+    exit_code: int | None
+    workdir: str
+    stdout_path: str
+    stderr_path: str
+    settled: bool
+    cost: Decimal | None = None
+    needs_reconcile: bool = False
+
+
+class JobEventOut(BaseModel):
+    from_state: str | None
+    to_state: str
+    detail: str
+    at: datetime
+
+
+class JobDetail(JobOut):
+    script: str
+    script_args: list[str]
+    spec: dict
+    events: list[JobEventOut]
+
+
+class OutputChunk(BaseModel):
+    stream: str
+    data: str
+    offset: int
+    next_offset: int
+    exists: bool
+    finished: bool
+
+
+class PartitionOut(BaseModel):
+    name: str
+    nodes: int
+    cores_per_node: int
+    mem_per_node_mb: int
+    gpus_per_node: int
+    gpu_type: str | None
+    max_time_minutes: int | None
+    default_time_minutes: int | None
+    is_default: bool
+    available: bool
+    price_core_hour: Decimal | None
+    price_gpu_hour: Decimal | None
+
+
+class ClusterOut(BaseModel):
+    name: str
+    kind: str
+    health: str
+    health_detail: str
+    checked_at: datetime | None
+    partitions: list[PartitionOut]
+
+
+class LedgerEntryOut(BaseModel):
+    id: int
+    amount: Decimal
+    kind: str
+    job_id: int | None
+    memo: str
+    created_at: datetime
+
+
+class AccountOut(BaseModel):
+    name: str
+    currency: str
+    balance: Decimal
+    reserved: Decimal
+    available: Decimal
+    is_default: bool
+    entries: list[LedgerEntryOut]
+
+
+class MeOut(BaseModel):
+    user: str
+    accounts: list[AccountOut]

@@ -1,0 +1,1 @@
+"""Use cases and background loops. Loops expose run_once() for tests."""

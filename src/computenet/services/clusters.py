@@ -1,0 +1,82 @@
+"""Building adapters from configuration and keeping the cluster table in sync."""
+
+from __future__ import annotations
+
+import logging
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..clusters.base import ClusterAdapter, ClusterError, HealthState
+from ..clusters.local.adapter import LocalCluster
+from ..clusters.slurm.adapter import SlurmCluster
+from ..clusters.slurm.transport import LocalTransport
+from ..config import ClusterConfig, Settings
+from ..store.models import Cluster, Partition
+from ..store.types import utcnow
+
+log = logging.getLogger(__name__)
+
+
+def make_adapter(cfg: ClusterConfig, settings: Settings) -> ClusterAdapter:
+    if cfg.kind == "local":
+        return LocalCluster(
+            cfg.name,
+            settings.data_dir / "spool" / cfg.name,
+            slots=cfg.slots,
+            mem_mb=cfg.mem_mb,
+            gpus=cfg.gpus,
+            partition=cfg.partition,
+            max_time_minutes=cfg.max_time_minutes,
+        )
+    tz = ZoneInfo(cfg.timezone) if cfg.timezone else None
+    return SlurmCluster(cfg.name, LocalTransport(cfg.slurm_conf, cfg.bin_dir), tz=tz)
+
+
+def sync_cluster(session: Session, cfg: ClusterConfig, adapter: ClusterAdapter) -> Cluster:
+    """Upsert the cluster, its health and its partitions with their prices.
+
+    A partition without a price is kept but marked unpriced (price None):
+    submissions to it are refused and the problem is logged at start-up.
+    """
+    cluster = session.scalar(select(Cluster).where(Cluster.name == cfg.name))
+    if cluster is None:
+        cluster = Cluster(name=cfg.name, kind=cfg.kind)
+        session.add(cluster)
+        session.flush()
+    health = adapter.health()
+    cluster.health = health.state.value
+    cluster.health_detail = health.detail
+    cluster.checked_at = utcnow()
+    if health.state == HealthState.OFFLINE:
+        return cluster
+    try:
+        infos = adapter.partitions()
+    except ClusterError as exc:
+        cluster.health, cluster.health_detail = HealthState.DEGRADED.value, f"sinfo failed: {exc}"
+        return cluster
+    existing = {p.name: p for p in session.scalars(select(Partition).where(Partition.cluster_id == cluster.id))}
+    for info in infos:
+        part = existing.pop(info.name, None) or Partition(cluster_id=cluster.id, name=info.name)
+        part.nodes = info.nodes
+        part.cores_per_node = info.cores_per_node
+        part.mem_per_node_mb = info.mem_per_node_mb
+        part.gpus_per_node = info.gpus_per_node
+        part.gpu_type = info.gpu_type
+        part.max_time_minutes = info.max_time_minutes
+        part.default_time_minutes = info.default_time_minutes
+        part.is_default = info.is_default
+        part.available = info.available
+        price = cfg.price_for(info.name)
+        if price is None:
+            log.error("cluster %s partition %s has no price: jobs there are refused until one is configured",
+                      cfg.name, info.name)
+            part.price_core_hour = part.price_gpu_hour = None
+        else:
+            part.price_core_hour, part.price_gpu_hour = price.core_hour, price.gpu_hour
+        session.add(part)
+    for gone in existing.values():
+        gone.available = False  # kept for history; no new jobs
+    session.flush()
+    return cluster

@@ -1,0 +1,44 @@
+"""Background threads that run each poller's run_once() on its interval."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from .platform import Platform
+from .poller import ClusterPoller
+
+log = logging.getLogger(__name__)
+SYNC_INTERVAL_S = 60.0
+
+
+class BackgroundServices:
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self.stop_event = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.pollers = {c.name: ClusterPoller(platform, c.name) for c in platform.settings.clusters}
+
+    def _loop(self, name: str, interval: float, step) -> None:
+        while not self.stop_event.is_set():
+            try:
+                step()
+            except Exception:  # a bad pass must not kill the loop
+                log.exception("%s failed", name)
+            self.stop_event.wait(interval)
+
+    def start(self) -> None:
+        for cfg in self.platform.settings.clusters:
+            poller = self.pollers[cfg.name]
+            thread = threading.Thread(target=self._loop, args=(f"poller {cfg.name}", cfg.poll_interval_s, poller.run_once),
+                                      name=f"poller-{cfg.name}", daemon=True)
+            self.threads.append(thread)
+        self.threads.append(threading.Thread(target=self._loop, args=("cluster sync", SYNC_INTERVAL_S, self.platform.sync_clusters),
+                                             name="cluster-sync", daemon=True))
+        for thread in self.threads:
+            thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stop_event.set()
+        for thread in self.threads:
+            thread.join(timeout)

@@ -1,0 +1,248 @@
+"""One poller per cluster: states, accounting, charges.
+
+Each pass asks the status of all active jobs in one call, applies the
+transitions, reads accounting with an overlapping look-back window (and by
+job id for finished jobs still without a record), stores every record once
+under (cluster, record id, submit time), and charges each final record once.
+Safe to run twice at the same time: the unique keys decide.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from ..clusters.base import ClusterError, UsageRecord
+from ..domain.states import JobState, TERMINAL_STATES
+from ..store.models import Charge, Cluster, Job, UsageRecordRow
+from ..store.types import utcnow
+from .charging import charge_record
+from .jobs import apply_state
+from .platform import Platform
+
+log = logging.getLogger(__name__)
+
+_TERMINAL = [s.value for s in TERMINAL_STATES]
+OVERLAP = timedelta(minutes=15)  # sacct rows arrive late; re-read this much
+SUBMIT_GRACE = timedelta(minutes=5)  # SUBMITTING rows older than this lost their sbatch
+
+
+@dataclass
+class PassReport:
+    cluster: str
+    polled: int = 0
+    transitions: int = 0
+    records: int = 0
+    charged: int = 0
+    settled: int = 0
+    flagged: int = 0
+    error: str | None = None
+    changed_jobs: list[int] = field(default_factory=list)
+
+
+def expected_records(job: Job) -> int:
+    """One accounting record per array task, one for a plain job."""
+    array = (job.spec.get("options") or {}).get("array")
+    if not array:
+        return 1
+    count = 0
+    for item in array.split("%")[0].split(","):
+        bounds, _, step = item.partition(":")
+        low, _, high = bounds.partition("-")
+        count += len(range(int(low), int(high or low) + 1, int(step or 1)))
+    return count
+
+
+class ClusterPoller:
+    def __init__(self, platform: Platform, cluster_name: str) -> None:
+        self.platform = platform
+        self.name = cluster_name
+        self.adapter = platform.adapter(cluster_name)
+
+    def run_once(self) -> PassReport:
+        report = PassReport(self.name)
+        try:
+            self._states(report)
+            self._accounting(report)
+        except ClusterError as exc:
+            report.error = str(exc)
+            with self.platform.db.session() as session:
+                cluster = self._cluster(session)
+                cluster.health, cluster.health_detail = "degraded", str(exc)[:1000]
+            log.warning("poll of %s failed: %s", self.name, exc)
+        self._charge(report)
+        return report
+
+    def _cluster(self, session) -> Cluster:
+        return session.scalar(select(Cluster).where(Cluster.name == self.name))
+
+    def _states(self, report: PassReport) -> None:
+        with self.platform.db.session() as session:
+            cluster = self._cluster(session)
+            active = dict(
+                session.execute(
+                    select(Job.native_id, Job.id).where(
+                        Job.cluster_id == cluster.id, Job.state.not_in(_TERMINAL), Job.native_id.is_not(None)
+                    )
+                ).all()
+            )
+        if not active:
+            return
+        statuses = self.adapter.status(list(active))  # one call for all of them
+        report.polled = len(active)
+        with self.platform.db.session() as session:
+            for native_id, job_id in active.items():
+                status = statuses.get(native_id)
+                if status is None or status.state == JobState.UNKNOWN:
+                    continue  # between squeue and sacct: ask again next pass
+                job = session.get(Job, job_id)
+                if status.start and job.start_time is None:
+                    job.start_time = status.start
+                if status.end and status.state.is_terminal:
+                    job.end_time = status.end
+                if status.exit_code is not None and status.state.is_terminal:
+                    job.exit_code = status.exit_code
+                job.reason = status.reason
+                if apply_state(session, job, status.state, status.raw_state):
+                    if status.state.is_terminal and job.end_time is None:
+                        job.end_time = utcnow()
+                    report.transitions += 1
+                    report.changed_jobs.append(job.id)
+
+    def _accounting(self, report: PassReport) -> None:
+        pass_started = utcnow()
+        with self.platform.db.session() as session:
+            cluster = self._cluster(session)
+            cursor = cluster.accounting_cursor
+            oldest_unsettled = session.scalar(
+                select(Job.submitted_at).where(Job.cluster_id == cluster.id, Job.settled_at.is_(None))
+                .order_by(Job.submitted_at).limit(1)
+            )
+            # finished jobs with no record yet: asked for by id, whatever the window
+            missing = list(session.scalars(
+                select(Job.native_id).where(
+                    Job.cluster_id == cluster.id, Job.state.in_(_TERMINAL), Job.settled_at.is_(None),
+                    Job.native_id.is_not(None),
+                    ~select(UsageRecordRow.id).where(UsageRecordRow.job_id == Job.id).exists(),
+                )
+            ))
+        since = (cursor or oldest_unsettled or pass_started) - OVERLAP
+        records = self.adapter.accounting(since)
+        if missing:
+            seen = {r.native_id for r in records}
+            wanted = [m for m in missing if m not in seen]
+            if wanted:
+                records += self.adapter.accounting(None, wanted)
+        with self.platform.db.session() as session:
+            cluster = self._cluster(session)
+            for record in records:
+                if self._store(session, cluster, record):
+                    report.records += 1
+            cluster.accounting_cursor = pass_started
+            self._flag_missing(session, cluster, report)
+
+    def _store(self, session, cluster: Cluster, record: UsageRecord) -> bool:
+        """Insert or refresh one record; True if it is new or changed."""
+        row = session.scalar(
+            select(UsageRecordRow).where(
+                UsageRecordRow.cluster_id == cluster.id,
+                UsageRecordRow.record_id == record.record_id,
+                UsageRecordRow.submit_time == record.submit,
+            )
+        )
+        job_id = self._job_for(session, cluster, record)
+        values = dict(
+            native_id=record.native_id, state=record.state.value, start_time=record.start,
+            end_time=record.end, elapsed_seconds=record.elapsed_seconds, cpus=record.cpus,
+            mem_mb=record.mem_mb, gpus=record.gpus, gpu_type=record.gpu_type, nodes=record.nodes,
+            exit_code=record.exit_code, partition=record.partition, alloc_tres=record.alloc_tres,
+        )
+        if row is None:
+            try:
+                with session.begin_nested():
+                    session.add(UsageRecordRow(cluster_id=cluster.id, record_id=record.record_id,
+                                               submit_time=record.submit, job_id=job_id, **values))
+                    session.flush()
+            except IntegrityError:
+                return False  # another poller stored it first
+            return True
+        if session.scalar(select(Charge.id).where(Charge.usage_record_id == row.id)):
+            return False  # charged: the record as charged is the record
+        changed = any(getattr(row, k) != v for k, v in values.items()) or (job_id and row.job_id != job_id)
+        for key, value in values.items():
+            setattr(row, key, value)
+        row.job_id = row.job_id or job_id
+        return bool(changed)
+
+    @staticmethod
+    def _job_for(session, cluster: Cluster, record: UsageRecord) -> int | None:
+        job = session.scalar(select(Job).where(Job.cluster_id == cluster.id, Job.native_id == record.native_id))
+        # a native id reused after a scheduler reset is not our old job
+        if job is not None and record.submit >= job.submitted_at - timedelta(minutes=5):
+            return job.id
+        if record.comment and record.comment.startswith("computenet:"):
+            # our sbatch ran but we never heard its answer: adopt the job
+            ref = record.comment.removeprefix("computenet:")
+            job = session.get(Job, int(ref)) if ref.isdigit() else None
+            if job is not None and job.cluster_id == cluster.id and job.native_id is None:
+                job.native_id = record.native_id
+                apply_state(session, job, JobState.PENDING, "adopted from accounting")
+                return job.id
+        return None
+
+    def _flag_missing(self, session, cluster: Cluster, report: PassReport) -> None:
+        grace = timedelta(minutes=self.platform.settings.accounting_grace_minutes)
+        now = utcnow()
+        stale = session.scalars(
+            select(Job).where(
+                Job.cluster_id == cluster.id, Job.state.in_(_TERMINAL), Job.settled_at.is_(None),
+                Job.needs_reconcile.is_(False), Job.end_time < now - grace,
+                ~select(UsageRecordRow.id).where(UsageRecordRow.job_id == Job.id).exists(),
+            )
+        )
+        for job in stale:
+            job.needs_reconcile = True  # an operator decides; never silently free
+            report.flagged += 1
+            log.error("job %s on %s ended %s without an accounting record", job.id, self.name, job.end_time)
+        lost = session.scalars(
+            select(Job).where(Job.cluster_id == cluster.id, Job.state == JobState.SUBMITTING.value,
+                              Job.native_id.is_(None), Job.submitted_at < now - SUBMIT_GRACE)
+        )
+        for job in lost:
+            job.needs_reconcile = True
+            report.flagged += 1
+
+    def _charge(self, report: PassReport) -> None:
+        """Charge final records, then settle jobs whose records are all charged."""
+        with self.platform.db.session() as session:
+            cluster = self._cluster(session)
+            rows = session.scalars(
+                select(UsageRecordRow).where(
+                    UsageRecordRow.cluster_id == cluster.id, UsageRecordRow.job_id.is_not(None),
+                    UsageRecordRow.state.in_(_TERMINAL), UsageRecordRow.end_time.is_not(None),
+                    ~select(Charge.id).where(Charge.usage_record_id == UsageRecordRow.id).exists(),
+                )
+            ).all()
+            for row in rows:
+                if charge_record(session, row) is not None:
+                    report.charged += 1
+            jobs = session.scalars(
+                select(Job).where(Job.cluster_id == cluster.id, Job.state.in_(_TERMINAL), Job.settled_at.is_(None))
+            ).all()
+            for job in jobs:
+                records = session.scalars(select(UsageRecordRow).where(UsageRecordRow.job_id == job.id)).all()
+                if not records or len(records) < expected_records(job):
+                    continue  # an array task's record may still be on its way
+                if all(r.state in _TERMINAL and r.end_time is not None for r in records) and all(
+                    session.scalar(select(Charge.id).where(Charge.usage_record_id == r.id)) for r in records
+                ):
+                    if job.exit_code is None:
+                        codes = [r.exit_code for r in records if r.exit_code is not None]
+                        job.exit_code = max(codes) if codes else None
+                    job.settled_at = utcnow()
+                    job.needs_reconcile = False
+                    report.settled += 1

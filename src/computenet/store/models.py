@@ -1,0 +1,236 @@
+"""Tables. Money rows (ledger entries, charges) are insert-only."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from .types import Money, Rate, UTCDateTime, utcnow
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Cluster(Base):
+    __tablename__ = "clusters"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    health: Mapped[str] = mapped_column(String(16), default="unknown")
+    health_detail: Mapped[str] = mapped_column(Text, default="")
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # accounting is read from here (minus an overlap) on the next pass
+    accounting_cursor: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    partitions: Mapped[list["Partition"]] = relationship(back_populates="cluster", order_by="Partition.name")
+
+
+class Partition(Base):
+    __tablename__ = "partitions"
+    __table_args__ = (UniqueConstraint("cluster_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"))
+    name: Mapped[str] = mapped_column(String(64))
+    nodes: Mapped[int] = mapped_column(Integer)
+    cores_per_node: Mapped[int] = mapped_column(Integer)
+    mem_per_node_mb: Mapped[int] = mapped_column(BigInteger)
+    gpus_per_node: Mapped[int] = mapped_column(Integer, default=0)
+    gpu_type: Mapped[str | None] = mapped_column(String(64))
+    max_time_minutes: Mapped[int | None] = mapped_column(Integer)
+    default_time_minutes: Mapped[int | None] = mapped_column(Integer)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    available: Mapped[bool] = mapped_column(Boolean, default=True)
+    # None = no price configured: jobs are refused, never run for free
+    price_core_hour: Mapped[Decimal | None] = mapped_column(Rate)
+    price_gpu_hour: Mapped[Decimal | None] = mapped_column(Rate)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    cluster: Mapped[Cluster] = relationship(back_populates="partitions")
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str | None] = mapped_column(String(255))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    default_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", use_alter=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex
+    prefix: Mapped[str] = mapped_column(String(16))  # shown to identify a token
+    name: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
+
+
+class Account(Base):
+    """A prepaid account jobs are charged to; balance mirrors its ledger."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    currency: Mapped[str] = mapped_column(String(3), default="CNY")
+    balance: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AccountMember(Base):
+    __tablename__ = "account_members"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+
+
+class LedgerEntry(Base):
+    """One immutable money movement on an account (+ credit, - debit)."""
+
+    __tablename__ = "ledger_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    kind: Mapped[str] = mapped_column(String(16))  # topup | charge | adjustment
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))
+    memo: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("cluster_id", "native_id"),
+        Index("ix_jobs_owner_state", "owner_id", "state"),
+        Index("ix_jobs_cluster_state", "cluster_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"))
+    partition: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    native_id: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    spec: Mapped[dict] = mapped_column(JSON)
+    script: Mapped[str] = mapped_column(Text)
+    script_args: Mapped[list] = mapped_column(JSON, default=list)
+    workdir: Mapped[str] = mapped_column(Text)
+    stdout_path: Mapped[str] = mapped_column(Text)
+    stderr_path: Mapped[str] = mapped_column(Text)
+    cores: Mapped[int] = mapped_column(Integer)
+    gpus: Mapped[int] = mapped_column(Integer, default=0)
+    time_limit_minutes: Mapped[int | None] = mapped_column(Integer)
+    # the most the job can cost (time limit x resources x price): reserved
+    # against the balance while the job is unsettled
+    max_cost: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    start_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    # set once every accounting record of the finished job is charged
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # finished but no accounting record after the grace period: for an operator
+    needs_reconcile: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    owner: Mapped[User] = relationship()
+    cluster: Mapped[Cluster] = relationship()
+    account: Mapped[Account] = relationship()
+
+
+class JobEvent(Base):
+    __tablename__ = "job_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UsageRecordRow(Base):
+    """An accounting row as the scheduler reported it; seen again = same row."""
+
+    __tablename__ = "usage_records"
+    __table_args__ = (UniqueConstraint("cluster_id", "record_id", "submit_time"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"))
+    record_id: Mapped[str] = mapped_column(String(64))
+    native_id: Mapped[str] = mapped_column(String(64), index=True)
+    submit_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    start_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    elapsed_seconds: Mapped[int] = mapped_column(BigInteger)
+    cpus: Mapped[int] = mapped_column(Integer)
+    mem_mb: Mapped[int] = mapped_column(BigInteger)
+    gpus: Mapped[int] = mapped_column(Integer)
+    gpu_type: Mapped[str | None] = mapped_column(String(64))
+    nodes: Mapped[int] = mapped_column(Integer)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    partition: Mapped[str | None] = mapped_column(String(64))
+    alloc_tres: Mapped[str] = mapped_column(Text, default="")
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Charge(Base):
+    """The rated cost of one final accounting record. One per record, ever."""
+
+    __tablename__ = "charges"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    usage_record_id: Mapped[int] = mapped_column(ForeignKey("usage_records.id"), unique=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    core_seconds: Mapped[int] = mapped_column(BigInteger)
+    gpu_seconds: Mapped[int] = mapped_column(BigInteger)
+    price_core_hour: Mapped[Decimal] = mapped_column(Rate)
+    price_gpu_hour: Mapped[Decimal] = mapped_column(Rate)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    ledger_entry_id: Mapped[int] = mapped_column(ForeignKey("ledger_entries.id"), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
