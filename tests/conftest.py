@@ -1,0 +1,187 @@
+"""Shared test fixtures.
+
+The database is SQLite unless COMPUTENET_TEST_DATABASE_URL names another
+(CI runs the whole suite a second time on PostgreSQL). It is migrated once
+per run; every test starts from empty tables.
+
+Tests marked ``slurm`` use the real test bed (scripts/slurm-testbed start);
+COMPUTENET_TESTBED names its base directory. Without it they skip, except
+under CI=true, where a missing test bed is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from computenet.cli.embedded import EmbeddedServer
+from computenet.client import ComputeNetClient
+from computenet.config import ClusterConfig, Price, Settings
+from computenet.services import accounts
+from computenet.services.platform import Platform
+from computenet.store.db import Database
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TABLES_IN_DELETE_ORDER = [
+    "charges", "ledger_entries", "usage_records", "job_events", "jobs", "api_tokens",
+    "account_members", "users", "accounts", "partitions", "clusters",
+]
+
+
+def _pg_schema_url(url: str) -> str:
+    """Run PostgreSQL tests in their own schema, emptied at the start of the run."""
+    import sqlalchemy
+
+    schema = "cnet_test"
+    engine = sqlalchemy.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    engine.dispose()
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(scope="session")
+def db_url(tmp_path_factory) -> str:
+    url = os.environ.get("COMPUTENET_TEST_DATABASE_URL")
+    if url and url.startswith("postgresql"):
+        return _pg_schema_url(url)
+    return url or f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+
+
+@pytest.fixture(scope="session")
+def database(db_url) -> Database:
+    db = Database(db_url)
+    db.migrate()
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def clean_db(database) -> Database:
+    with database.engine.begin() as conn:
+        conn.execute(text("UPDATE users SET default_account_id = NULL"))
+        for table in TABLES_IN_DELETE_ORDER:
+            conn.execute(text(f"DELETE FROM {table}"))
+    return database
+
+
+def local_cluster(name: str = "local", slots: int = 4, **extra) -> ClusterConfig:
+    return ClusterConfig(name=name, kind="local", slots=slots, mem_mb=8000, poll_interval_s=0.2,
+                         prices={"*": Price(core_hour=Decimal("36.00"), gpu_hour=Decimal("90.00"))}, **extra)
+
+
+def make_settings(data_dir: Path, db_url: str, clusters: list[ClusterConfig], **extra) -> Settings:
+    # ignore the developer's own COMPUTENET_* variables
+    return Settings(_env_prefix="COMPUTENET_TEST_IGNORED_", data_dir=data_dir, database_url=db_url,
+                    clusters=clusters, **extra)
+
+
+@pytest.fixture
+def make_platform(tmp_path, clean_db, db_url):
+    made: list[Platform] = []
+
+    def build(clusters: list[ClusterConfig] | None = None, **extra) -> Platform:
+        settings = make_settings(tmp_path / "data", db_url, clusters or [local_cluster()], **extra)
+        platform = Platform(settings, db=clean_db)
+        platform.start()
+        made.append(platform)
+        return platform
+
+    yield build
+
+
+@pytest.fixture
+def platform(make_platform) -> Platform:
+    return make_platform()
+
+
+def add_user(platform: Platform, name: str, balance: str = "100.00", account: str | None = None) -> tuple[int, str]:
+    """A user with a funded default account; returns (user id, API token)."""
+    with platform.db.session() as session:
+        user = accounts.create_user(session, name)
+        acc = accounts.create_account(session, account or f"{name}-lab", owner=user)
+        if Decimal(balance) > 0:
+            accounts.top_up(session, acc, balance, key=f"test:{uuid.uuid4()}")
+        return user.id, accounts.issue_token(session, user, "test")
+
+
+@pytest.fixture
+def server(platform):
+    with EmbeddedServer(platform, run_services=False) as srv:
+        yield srv
+
+
+@pytest.fixture
+def alice(platform, server) -> ComputeNetClient:
+    _, token = add_user(platform, "alice")
+    with ComputeNetClient(server.url, token) as client:
+        yield client
+
+
+@pytest.fixture
+def bob(platform, server) -> ComputeNetClient:
+    _, token = add_user(platform, "bob")
+    with ComputeNetClient(server.url, token) as client:
+        yield client
+
+
+def poll_until(check, timeout: float = 60.0, interval: float = 0.2, what: str = "condition", step=None):
+    """Poll ``check`` (after ``step``, e.g. a poller pass) until truthy, with a deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if step is not None:
+            step()
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+# -- the Slurm test bed ------------------------------------------------------
+
+def _testbed_env() -> dict[str, str] | None:
+    base = os.environ.get("COMPUTENET_TESTBED")
+    if not base:
+        return None
+    env_file = Path(base) / "env.sh"
+    if not env_file.exists():
+        return None
+    values = {}
+    for line in env_file.read_text().splitlines():
+        if line.startswith("export ") and "=" in line:
+            key, _, value = line[len("export "):].partition("=")
+            values[key] = value.strip().strip("'\"")
+    return values
+
+
+@pytest.fixture(scope="session")
+def testbed() -> dict[str, str]:
+    env = _testbed_env()
+    if env is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but no Slurm test bed: run `scripts/slurm-testbed start` and export COMPUTENET_TESTBED")
+        pytest.skip("no Slurm test bed (scripts/slurm-testbed start; export COMPUTENET_TESTBED=<base>)")
+    return env
+
+
+def slurm_clusters(testbed: dict[str, str], poll: float = 0.5) -> list[ClusterConfig]:
+    work = str(Path(os.environ["COMPUTENET_TESTBED"]) / "work")
+    return [
+        ClusterConfig(name="alpha", kind="slurm", slurm_conf=testbed["SLURM_CONF_ALPHA"], workdir_root=work,
+                      poll_interval_s=poll,
+                      prices={"cpu": Price(core_hour=Decimal("0.05")), "debug": Price(core_hour=Decimal("0.08"))}),
+        ClusterConfig(name="beta", kind="slurm", slurm_conf=testbed["SLURM_CONF_BETA"], workdir_root=work,
+                      poll_interval_s=poll,
+                      prices={"cpu": Price(core_hour=Decimal("0.06")),
+                              "gpu": Price(core_hour=Decimal("0.06"), gpu_hour=Decimal("8.00"))}),
+    ]
