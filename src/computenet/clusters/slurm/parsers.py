@@ -95,14 +95,15 @@ def parse_squeue(stdout: str, tz: tzinfo | None) -> list[JobStatus]:
             continue
         f = dict(zip(SQUEUE_FIELDS, _split(line, len(SQUEUE_FIELDS), "squeue")))
         state = from_slurm(f["%T"])
-        started = state.value not in ("PENDING",)
+        # for a pending job %S is Slurm's *expected* start, and a job cancelled
+        # while pending shows its cancel time: only a job with nodes ran
+        started = state.value != "PENDING" and bool(f["%N"].strip())
         rows.append(
             JobStatus(
                 native_id=f["%i"],
                 state=state,
                 raw_state=f["%T"],
                 reason=None if f["%r"] in ("None", "") else f["%r"],
-                # for a pending job %S is Slurm's *expected* start: not a fact
                 start=parse_slurm_time(f["%S"], tz) if started else None,
                 end=parse_slurm_time(f["%e"], tz) if state.is_terminal else None,
             )
