@@ -188,7 +188,8 @@ class ClusterPoller:
             # our sbatch ran but we never heard its answer: adopt the job
             ref = record.comment.removeprefix("computenet:")
             job = session.get(Job, int(ref)) if ref.isdigit() else None
-            if job is not None and job.cluster_id == cluster.id and job.native_id is None:
+            if (job is not None and job.cluster_id == cluster.id and job.native_id is None
+                    and abs(record.submit - job.submitted_at) < SUBMIT_GRACE):
                 job.native_id = record.native_id
                 apply_state(session, job, JobState.PENDING, "adopted from accounting")
                 return job.id

@@ -85,6 +85,11 @@ class SlurmCluster:
                     statuses[job] = JobStatus(job, JobState.UNKNOWN, "UNKNOWN", reason="not in squeue or sacct yet")
                     continue
                 state = aggregate_state([r.state for r in parts])
+                if not state.is_terminal:
+                    # gone from squeue yet live in sacct: a stale row (sacct shows a
+                    # just-finished job as PENDING "allocation" for a few seconds)
+                    statuses[job] = JobStatus(job, JobState.UNKNOWN, "UNKNOWN", reason="accounting not final yet")
+                    continue
                 ends = [r.end for r in parts if r.end]
                 starts = [r.start for r in parts if r.start]
                 exit_codes = [r.exit_code for r in parts if r.exit_code is not None]

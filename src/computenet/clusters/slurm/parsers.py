@@ -169,7 +169,9 @@ def parse_sacct(stdout: str, cluster: str, tz: tzinfo | None) -> list[UsageRecor
                 start=parse_slurm_time(f["Start"], tz),
                 end=parse_slurm_time(f["End"], tz),
                 elapsed_seconds=int(f["ElapsedRaw"] or 0),
-                cpus=int(tres.get("cpu") or f["AllocCPUS"] or 0),
+                # no AllocTRES = nothing was allocated (cancelled or refused before
+                # start), whatever AllocCPUS says about the request
+                cpus=int(tres.get("cpu") or (f["AllocCPUS"] if tres else 0) or 0),
                 mem_mb=tres_memory_mb(tres.get("mem")),
                 gpus=gpus,
                 gpu_type=gpu_type,

@@ -1,0 +1,149 @@
+"""End to end on the real Slurm test bed: two clusters, accounting, GPUs.
+
+Run `scripts/slurm-testbed start` and export COMPUTENET_TESTBED first; under
+CI=true these tests fail (never skip) when the test bed is missing.
+"""
+
+from decimal import ROUND_HALF_UP, Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from computenet.client import ApiError, ComputeNetClient
+from computenet.cli.embedded import EmbeddedServer
+from computenet.services import accounts
+from computenet.services.poller import ClusterPoller
+from computenet.store.models import Charge, Job, UsageRecordRow
+
+from conftest import add_user, poll_until, slurm_clusters
+
+pytestmark = pytest.mark.slurm
+
+
+@pytest.fixture
+def bed(testbed, make_platform):
+    platform = make_platform(slurm_clusters(testbed))
+    _, token = add_user(platform, "sam", balance="500.00")
+    with EmbeddedServer(platform, run_services=False) as server, ComputeNetClient(server.url, token) as client:
+        pollers = {name: ClusterPoller(platform, name) for name in ("alpha", "beta")}
+
+        def step():
+            for poller in pollers.values():
+                poller.run_once()
+
+        yield platform, client, step
+
+
+def settled(client, job_id, step, timeout=90):
+    return poll_until(lambda: (lambda j: j if j.settled else None)(client.job(job_id)), step=step,
+                      timeout=timeout, what=f"job {job_id} to be settled")
+
+
+def charges_of(platform, job_id):
+    with platform.db.session() as session:
+        return list(session.scalars(select(Charge).where(Charge.job_id == job_id).order_by(Charge.id)))
+
+
+def expected(core_seconds, gpu_seconds, core_price, gpu_price="0"):
+    raw = (Decimal(core_seconds) * Decimal(core_price) + Decimal(gpu_seconds) * Decimal(gpu_price)) / 3600
+    return raw.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def test_partitions_prices_and_health(bed):
+    _, client, _ = bed
+    clusters = {c.name: c for c in client.clusters()}
+    assert clusters["alpha"].health == "online" and clusters["beta"].health == "online"
+    alpha = {p.name: p for p in clusters["alpha"].partitions}
+    beta = {p.name: p for p in clusters["beta"].partitions}
+    assert alpha["cpu"].nodes == 2 and alpha["cpu"].cores_per_node == 32 and alpha["cpu"].is_default
+    assert alpha["debug"].max_time_minutes == 30 and alpha["debug"].price_core_hour == Decimal("0.08")
+    assert (beta["gpu"].gpus_per_node, beta["gpu"].gpu_type) == (4, "a100")
+    assert beta["gpu"].price_gpu_hour == Decimal("8.00")
+
+
+def test_cpu_job_on_alpha_is_charged_once(bed):
+    platform, client, step = bed
+    job = client.submit("#!/bin/bash\n#SBATCH -c 4 -t 5 -J cpu-work\necho start on $SLURM_CLUSTER_NAME\nsleep 3\necho end\n",
+                        [], "cpu.sh")
+    assert (job.cluster, job.partition, job.state) == ("alpha", "cpu", "PENDING") and job.native_id
+    done = settled(client, job.id, step)
+    assert done.state == "COMPLETED" and done.exit_code == 0
+    assert client.output(job.id).data == "start on alpha\nend\n"
+    with platform.db.session() as session:
+        (row,) = session.scalars(select(UsageRecordRow).where(UsageRecordRow.job_id == job.id))
+        assert row.cpus == 4 and 3 <= row.elapsed_seconds <= 30 and row.state == "COMPLETED"
+    (charge,) = charges_of(platform, job.id)
+    assert charge.core_seconds == 4 * row.elapsed_seconds and charge.gpu_seconds == 0
+    assert charge.amount == expected(charge.core_seconds, 0, "0.05") == done.cost
+    for _ in range(3):  # more passes, same single charge
+        step()
+    assert len(charges_of(platform, job.id)) == 1
+    with platform.db.session() as session:
+        assert accounts.ledger_mismatches(session) == []
+
+
+def test_gpu_job_on_beta_is_accounted_in_gpu_hours(bed):
+    platform, client, step = bed
+    job = client.submit("#!/bin/bash\n#SBATCH -p gpu --gres=gpu:a100:2 -c 2 -t 5\n"
+                        "echo gpus=$CUDA_VISIBLE_DEVICES\nsleep 2\n")
+    assert (job.cluster, job.partition, job.gpus) == ("beta", "gpu", 2)
+    done = settled(client, job.id, step)
+    assert done.state == "COMPLETED"
+    assert client.output(job.id).data == "gpus=0,1\n"
+    with platform.db.session() as session:
+        (row,) = session.scalars(select(UsageRecordRow).where(UsageRecordRow.job_id == job.id))
+    assert (row.gpus, row.gpu_type, row.cpus) == (2, "a100", 2)
+    (charge,) = charges_of(platform, job.id)
+    assert charge.gpu_seconds == 2 * row.elapsed_seconds and charge.core_seconds == 2 * row.elapsed_seconds
+    assert charge.amount == expected(charge.core_seconds, charge.gpu_seconds, "0.06", "8.00")
+    assert charge.amount > 0
+
+
+def test_failed_and_cancelled_jobs_on_both_clusters(bed):
+    platform, client, step = bed
+    failing = client.submit("#!/bin/bash\n#SBATCH -t 5\necho oops >&2\nexit 3\n", ["-M", "alpha", "-e", "err-%j.txt"])
+    sleeper = client.submit("#!/bin/bash\n#SBATCH -t 10\nsleep 300\n", ["-M", "beta"])
+    poll_until(lambda: client.job(sleeper.id).state == "RUNNING", step=step, what="sleeper to start")
+    client.cancel(sleeper.id)
+    failed = settled(client, failing.id, step)
+    assert failed.state == "FAILED" and failed.exit_code == 3
+    assert client.output(failing.id, "stderr").data == "oops\n"
+    cancelled = settled(client, sleeper.id, step)
+    assert cancelled.state == "CANCELLED" and cancelled.cluster == "beta"
+    assert len(charges_of(platform, failing.id)) == 1 and len(charges_of(platform, sleeper.id)) == 1
+
+
+def test_array_job_charges_every_task(bed):
+    platform, client, step = bed
+    job = client.submit("#!/bin/bash\n#SBATCH --array=0-2 -t 5 -c 2 -o task-%A_%a.out\necho task $SLURM_ARRAY_TASK_ID\n",
+                        ["-M", "alpha"])
+    done = settled(client, job.id, step)
+    assert done.state == "COMPLETED"
+    charges = charges_of(platform, job.id)
+    assert len(charges) == 3
+    assert done.cost == sum(c.amount for c in charges)
+
+
+def test_dependency_in_platform_ids(bed):
+    platform, client, step = bed
+    first = client.submit("#!/bin/bash\n#SBATCH -t 5\nsleep 2\n", ["-M", "beta"])
+    second = client.submit("#!/bin/bash\n#SBATCH -t 5\necho after\n", ["-d", f"afterok:{first.id}"])
+    assert second.cluster == "beta"  # pinned to its dependency's cluster
+    done = settled(client, second.id, step)
+    assert done.state == "COMPLETED" and done.start_time >= client.job(first.id).end_time
+
+
+def test_refusals_leave_nothing(bed):
+    platform, client, step = bed
+    cases = [
+        (["-p", "gpu", "--gres=gpu:a100:5"], "5 GPUs on a node"),  # we refuse before sbatch
+        (["-c", "1000"], "1000 cores"),  # Slurm would queue this forever
+        (["-p", "debug", "-t", "1:00:00"], "above the maximum"),  # and this
+        (["-C", "no-such-feature"], "refused the job"),  # Slurm itself refuses
+    ]
+    for args, fragment in cases:
+        with pytest.raises(ApiError) as err:
+            client.submit("#!/bin/bash\ntrue\n", args)
+        assert err.value.status == 400 and fragment in err.value.detail
+    with platform.db.session() as session:
+        assert session.scalar(select(func.count(Job.id))) == 0
