@@ -134,6 +134,11 @@ def test_stale_sacct_row_is_not_a_state():
     adapter, _ = _adapter_with([(["squeue"], fixture("squeue_unknown_id")),
                                 (["sacct"], fixture("sacct_transient_allocation"))])
     assert adapter.status(["2"])["2"].state is JobState.UNKNOWN
+    (stub,) = parsers.parse_sacct(fixture("sacct_transient_allocation")["stdout"], "beta", UTC)
+    assert stub.job_name == "allocation" and not stub.is_complete and not stub.is_final
+    # even a stub already in a final state is not a record to charge
+    from dataclasses import replace
+    assert not replace(stub, state=JobState.COMPLETED, end=stub.submit).is_final
 
 
 def test_sacct_rows():

@@ -79,8 +79,15 @@ class UsageRecord:
     alloc_tres: str = ""
 
     @property
+    def is_complete(self) -> bool:
+        """sacct shows a just-ended job for seconds as a stub (JobName
+        "allocation", no partition, no TRES), sometimes already in its final
+        state: charging that stub would charge nothing and lose the charge."""
+        return bool(self.partition)
+
+    @property
     def is_final(self) -> bool:
-        return self.state.is_terminal and self.end is not None
+        return self.is_complete and self.state.is_terminal and self.end is not None
 
 
 @dataclass(frozen=True)

@@ -140,6 +140,8 @@ class ClusterPoller:
         with self.platform.db.session() as session:
             cluster = self._cluster(session)
             for record in records:
+                if not record.is_complete:
+                    continue  # a stub of a just-ended job: read again next pass
                 if self._store(session, cluster, record):
                     report.records += 1
             cluster.accounting_cursor = pass_started

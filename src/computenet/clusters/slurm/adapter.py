@@ -78,7 +78,8 @@ class SlurmCluster:
             records = self.accounting(None, missing)
             grouped: dict[str, list[UsageRecord]] = defaultdict(list)
             for record in records:
-                grouped[record.native_id].append(record)
+                if record.is_complete:  # a stub row says nothing yet
+                    grouped[record.native_id].append(record)
             for job in missing:
                 parts = grouped.get(job)
                 if not parts:
