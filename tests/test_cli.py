@@ -1,6 +1,7 @@
 """`cnet` against a running server, as a user would type it."""
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -30,6 +31,12 @@ def cli(platform, server, tmp_path):
     return run
 
 
+def job_id_of(result) -> str:
+    match = re.search(r"Submitted batch job (\d+) ", result.output)
+    assert match, result.output
+    return match.group(1)
+
+
 def write(tmp_path, name, text):
     path = tmp_path / name
     path.write_text(text)
@@ -40,15 +47,16 @@ def test_submit_with_sbatch_flags_jobs_job_output_balance(cli, platform, tmp_pat
     script = write(tmp_path, "count.sh", "#!/bin/bash\n#SBATCH -c 1 -t 10\necho \"args: $@\"\n")
     result = cli("submit", "-c", "2", "-J", "counter", script, "one", "two")
     assert result.exit_code == 0, result.output
-    assert "Submitted batch job 1 to local/local" in result.output
+    assert "to local/local (may cost up to 12.00)" in result.output  # 2 cores x 10 min x 36.00/h
+    job = job_id_of(result)
     poller = ClusterPoller(platform, "local")
     poll_until(lambda: "COMPLETED" in cli("jobs", "--all").output, step=poller.run_once, what="job to complete")
     listing = cli("jobs", "--all").output
     assert "counter" in listing and "COMPLETED" in listing
     assert "counter" not in cli("jobs").output  # squeue-like: only active by default
-    detail = cli("job", "1").output
+    detail = cli("job", job).output
     assert "SUBMITTING" in detail and "COMPLETED" in detail and "workdir" in detail
-    out = cli("output", "1")
+    out = cli("output", job)
     assert out.exit_code == 0 and out.output == "args: one two\n"
     poll_until(lambda: "charge" in cli("balance").output, step=poller.run_once, what="the charge")
     balance = cli("balance").output
@@ -61,13 +69,14 @@ def test_script_from_stdin_and_follow(cli, platform):
     assert result.exit_code == 0, result.output
     poller = ClusterPoller(platform, "local")
     poll_until(lambda: "COMPLETED" in cli("jobs", "--all").output, step=poller.run_once, what="job to end")
-    assert cli("output", "1", "--follow").output == "tick 1\ntick 2\ntick 3\n"
+    assert cli("output", job_id_of(result), "--follow").output == "tick 1\ntick 2\ntick 3\n"
 
 
 def test_cancel(cli, platform, tmp_path):
     script = write(tmp_path, "sleep.sh", "#!/bin/bash\nsleep 60\n")
-    assert cli("submit", script).exit_code == 0
-    result = cli("cancel", "1")
+    submitted = cli("submit", script)
+    assert submitted.exit_code == 0
+    result = cli("cancel", job_id_of(submitted))
     assert result.exit_code == 0 and "cancel requested" in result.output
     poller = ClusterPoller(platform, "local")
     poll_until(lambda: "CANCELLED" in cli("jobs", "--all").output, step=poller.run_once, what="job to be cancelled")

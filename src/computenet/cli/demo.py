@@ -69,6 +69,7 @@ def run_demo(console: Console, keep: bool = False) -> int:
                 console.print(f"  submitted {name:<13} as job {job.id} (may cost up to {render.money(job.max_cost)})")
             long_id = next(i for i, n in submitted.items() if n == "long.sh")
             ok = _watch(console, client, submitted, long_id)
+            console.print()
             jobs = [client.job(i) for i in submitted]
             console.print(render.jobs_table(jobs, title="Jobs"))
             pi = next(j for j in jobs if submitted[j.id] == "pi.sh")

@@ -47,18 +47,27 @@ def price(value: Decimal) -> str:
 
 
 def jobs_table(jobs: list[JobOut], title: str | None = None) -> Table:
+    """squeue-like; GPU and reason columns appear only when a job has them."""
+    with_gpus = any(j.gpus for j in jobs)
+    with_reason = any(j.reason for j in jobs)
+    state_width = max([len(j.state) for j in jobs] + [5])
+    columns = [("JOBID", "right", 5), ("NAME", "left", 0), ("WHERE", "left", 0), ("STATE", "left", state_width),
+               ("TIME", "right", 7), ("CPUS", "right", 4)]
+    columns += [("GPUS", "right", 4)] if with_gpus else []
+    columns += [("EXIT", "right", 4), ("COST", "right", 6)]
+    columns += [("REASON", "left", 0)] if with_reason else []
     table = Table(title=title, header_style="bold")
-    for column, justify in (("JOBID", "right"), ("NAME", "left"), ("CLUSTER", "left"), ("PARTITION", "left"),
-                            ("ST", "left"), ("TIME", "right"), ("CPUS", "right"), ("GPUS", "right"),
-                            ("EXIT", "right"), ("COST", "right"), ("REASON", "left")):
-        table.add_column(column, justify=justify)
+    # on a narrow terminal the name and place give way; id and state never do
+    for column, justify, keep in columns:
+        table.add_column(column, justify=justify, no_wrap=bool(keep), min_width=keep or None)
     for job in jobs:
         style = STATE_STYLE.get(job.state, "")
-        table.add_row(
-            str(job.id), job.name[:24], job.cluster, job.partition, f"[{style}]{job.state}[/]",
-            duration(elapsed(job)), str(job.cores), str(job.gpus),
-            "-" if job.exit_code is None else str(job.exit_code), money(job.cost), job.reason or "",
-        )
+        row = [str(job.id), job.name[:24], f"{job.cluster}/{job.partition}", f"[{style}]{job.state}[/]",
+               duration(elapsed(job)), str(job.cores)]
+        row += [str(job.gpus)] if with_gpus else []
+        row += ["-" if job.exit_code is None else str(job.exit_code), money(job.cost)]
+        row += [job.reason or ""] if with_reason else []
+        table.add_row(*row)
     return table
 
 

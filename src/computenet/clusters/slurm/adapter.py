@@ -47,9 +47,7 @@ class SlurmCluster:
 
     def submit(self, request: SubmitRequest) -> str:
         # sbatch does not create --chdir; a job in a missing directory fails
-        made = self._run(commands.mkdir_argv(request.workdir))
-        if made.returncode != 0:
-            raise ClusterError(f"cannot create {request.workdir}: {made.stderr.strip()[:300]}")
+        self.transport.ensure_dir(request.workdir)
         result = self._run(commands.sbatch_argv(request), stdin=request.script)
         if result.returncode != 0:
             raise parsers.sbatch_error(result.stderr or result.stdout)

@@ -81,10 +81,6 @@ def sbatch_argv(request: SubmitRequest) -> list[str]:
     return argv
 
 
-def mkdir_argv(path: str) -> list[str]:
-    return ["mkdir", "-p", "--", path]
-
-
 def squeue_argv(native_ids: Sequence[str]) -> list[str]:
     return [
         "squeue",

@@ -31,6 +31,10 @@ class CommandResult:
 class Transport(Protocol):
     def run(self, argv: Sequence[str], stdin: str | None = None, timeout: float = 60) -> CommandResult: ...
 
+    def ensure_dir(self, path: str) -> None:
+        """Create a directory where the cluster's nodes see it (sbatch won't)."""
+        ...
+
 
 class LocalTransport:
     """Runs Slurm client commands on this host against one SLURM_CONF."""
@@ -46,6 +50,12 @@ class LocalTransport:
         if self.slurm_conf:
             env["SLURM_CONF"] = self.slurm_conf
         return env
+
+    def ensure_dir(self, path: str) -> None:
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as exc:
+            raise ClusterError(f"cannot create {path}: {exc.strerror}") from None
 
     def run(self, argv: Sequence[str], stdin: str | None = None, timeout: float = 60) -> CommandResult:
         if not argv:
