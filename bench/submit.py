@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -99,9 +100,10 @@ def main() -> int:
     platform = Platform(settings)
     platform.start()
     with platform.db.session() as session:
-        user = accounts.create_user(session, "bench")
-        account = accounts.create_account(session, "bench-lab", owner=user)
-        accounts.top_up(session, account, "1000000", key="bench")
+        run = uuid.uuid4().hex[:8]  # a shared database may hold earlier runs
+        user = accounts.create_user(session, f"bench-{run}")
+        account = accounts.create_account(session, f"bench-{run}", owner=user)
+        accounts.top_up(session, account, "1000000", key=f"bench:{run}")
         token = accounts.issue_token(session, user)
     all_ids: list[str] = []
     try:
