@@ -160,6 +160,15 @@ def _where(line: int) -> str:
     return f"line {line}" if line else "command line"
 
 
+def _long_value(tokens: list[str], i: int, inline: str | None, name: str, line: int) -> tuple[str, int]:
+    """The value of --name: after '=', or the next token. Returns it and the new index."""
+    if inline is not None:
+        return inline, i
+    if i + 1 < len(tokens):
+        return tokens[i + 1], i + 1
+    raise ScriptError(f"{_where(line)}: --{name} needs a value")
+
+
 def parse_tokens(tokens: list[str], line: int, into: ParsedOptions) -> list[str]:
     """Parse sbatch options; returns what follows them (script path and args)."""
     i = 0
@@ -181,25 +190,13 @@ def parse_tokens(tokens: list[str], line: int, into: ParsedOptions) -> list[str]
                     i += 1
                     continue
                 if name in _PASSTHROUGH_VALUE:
-                    if eq:
-                        value = inline
-                    elif i + 1 < len(tokens):
-                        i += 1
-                        value = tokens[i]
-                    else:
-                        raise ScriptError(f"{_where(line)}: --{name} needs a value")
+                    value, i = _long_value(tokens, i, inline if eq else None, name, line)
                     into.passthrough.append(f"--{name}={value}")
                     i += 1
                     continue
                 raise ScriptError(f"{_where(line)}: unknown sbatch option --{name}")
             if option.takes_value:
-                if eq:
-                    value = inline
-                elif i + 1 < len(tokens):
-                    i += 1
-                    value = tokens[i]
-                else:
-                    raise ScriptError(f"{_where(line)}: --{name} needs a value")
+                value, i = _long_value(tokens, i, inline if eq else None, name, line)
             elif eq and option.key == "exclusive":
                 value = inline  # --exclusive=user etc.
         else:
