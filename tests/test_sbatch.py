@@ -148,3 +148,15 @@ def test_gpu_totals():
     assert r.total_gpus == 6 and r.max_gpus_per_node() == 3
     r = spec_of("#!/bin/bash\n#SBATCH --gres=gpu\ntrue\n").resources
     assert r.total_gpus == 1
+
+
+def test_filename_patterns():
+    from computenet.domain import patterns
+
+    assert patterns.expand("out-%j-%x-%u.txt", "42", "md", "amy") == "out-42-md-amy.txt"
+    assert patterns.expand("%A_%a.out", "42", "md", "amy") == "42_%a.out"  # task index: Slurm's business
+    assert patterns.expand("%5j%%.log", "42", "md", "amy") == "00042%.log"
+    assert patterns.expand("%N.out", "7", "n", "u", node="host1") == "host1.out"
+    assert patterns.problem("ok-%j.out") is None
+    assert "unknown pattern %Z" in patterns.problem("bad-%Z")
+    assert "control characters" in patterns.problem("a\nb")

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..clusters.base import ClusterError, SubmitRejected, SubmitRequest
+from ..domain import patterns
 from ..domain.money import round_money
 from ..domain.resources import JobSpec, RequestError
 from ..domain.sbatch import ScriptError, parse_submission
@@ -236,8 +237,8 @@ def submit_job(platform: Platform, user_id: int, script: bytes | str, flags: lis
         job.native_id = native_id
         user_name = session.get(User, job.owner_id).name
         if not spec.options.array:
-            job.stdout_path = paths.expand(job.stdout_path, native_id, job.name, _unix_user())
-            job.stderr_path = paths.expand(job.stderr_path, native_id, job.name, _unix_user())
+            job.stdout_path = patterns.expand(job.stdout_path, native_id, job.name, _unix_user())
+            job.stderr_path = patterns.expand(job.stderr_path, native_id, job.name, _unix_user())
         apply_state(session, job, JobState.PENDING, f"submitted to {cluster_name} as {native_id} for {user_name}")
     return job
 

@@ -4,26 +4,18 @@ from __future__ import annotations
 
 import os
 import posixpath
-import re
 
+from ..domain import patterns
 from .errors import InvalidRequest
-
-# filename patterns sbatch expands: %j job id, %x name, %u user, %A/%a
-# array master/task, %N node, %n node index, %s step, %t task, %% literal
-_PATTERN = re.compile(r"%(?:\d*)([^\d])")
-_ALLOWED = set("jxuAaNnst%")
-
 
 def user_space(root: str, user_name: str) -> str:
     return posixpath.join(posixpath.normpath(root), user_name)
 
 
 def check_text_path(value: str, what: str) -> None:
-    if any(ord(ch) < 32 or ch == "\x7f" for ch in value):
-        raise InvalidRequest(f"{what} {value!r} contains control characters")
-    for letter in _PATTERN.findall(value):
-        if letter not in _ALLOWED:
-            raise InvalidRequest(f"{what} {value!r} uses the unknown pattern %{letter}")
+    problem = patterns.problem(value)
+    if problem:
+        raise InvalidRequest(f"{what} {value!r} {problem}")
 
 
 def resolve_inside(space: str, base: str, value: str, what: str) -> str:
@@ -34,20 +26,6 @@ def resolve_inside(space: str, base: str, value: str, what: str) -> str:
     if path != space and not path.startswith(space.rstrip("/") + "/"):
         raise InvalidRequest(f"{what} {value!r} is outside your space {space}")
     return path
-
-
-def expand(pattern: str, job_id: str, job_name: str, user: str) -> str:
-    """Expand the patterns we know for one (non-array) job, as sbatch does."""
-
-    def repl(m: re.Match) -> str:
-        whole, letter = m.group(0), m.group(1)
-        width = whole[1:-1]
-        value = {"j": job_id, "A": job_id, "x": job_name, "u": user, "%": "%"}.get(letter)
-        if value is None:
-            return whole
-        return value.zfill(int(width)) if width and letter in "jA" else value
-
-    return _PATTERN.sub(repl, pattern)
 
 
 def check_real_inside(path: str, space: str) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import signal
+import socket
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
+from ...domain import patterns
 from ...domain.states import from_slurm
 from ..base import (
     Health,
@@ -22,6 +25,10 @@ from . import spool as sp
 
 # what a job gets in its environment besides the SLURM_* variables
 _BASE_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "HOME", "USER", "LOGNAME")
+
+
+def _user() -> str:
+    return getpass.getuser()
 
 
 def _dt(value: str | None) -> datetime | None:
@@ -120,8 +127,8 @@ class LocalCluster:
                 "mem_mb": mem,
                 "time_limit_minutes": limit,
                 "workdir": request.workdir,
-                "output": request.output.replace("%j", str(job_id)).replace("%x", request.job_name),
-                "error": request.error.replace("%j", str(job_id)).replace("%x", request.job_name),
+                "output": patterns.expand(request.output, str(job_id), request.job_name, _user(), socket.gethostname()),
+                "error": patterns.expand(request.error, str(job_id), request.job_name, _user(), socket.gethostname()),
                 "script_args": list(request.script_args),
                 "environment": env,
                 "comment": request.comment,
