@@ -29,7 +29,7 @@ from computenet.store.db import Database
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TABLES_IN_DELETE_ORDER = [
-    "charges", "ledger_entries", "usage_records", "job_events", "jobs", "api_tokens",
+    "charges", "transfers", "ledger_accounts", "usage_records", "job_events", "jobs", "api_tokens",
     "account_members", "users", "accounts", "partitions", "clusters",
 ]
 
@@ -68,6 +68,7 @@ def database(db_url) -> Database:
 def clean_db(database) -> Database:
     with database.engine.begin() as conn:
         conn.execute(text("UPDATE users SET default_account_id = NULL"))
+        conn.execute(text("UPDATE jobs SET hold_id = NULL"))
         for table in TABLES_IN_DELETE_ORDER:
             conn.execute(text(f"DELETE FROM {table}"))
     return database

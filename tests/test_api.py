@@ -12,7 +12,7 @@ from computenet.store.models import Job
 
 from conftest import add_user, poll_until
 
-HELLO = "#!/bin/bash\n#SBATCH -J hello -t 5\necho hello $SLURM_JOB_ID\n"
+HELLO = "#!/bin/bash\n#SBATCH -J hello -t 5\necho hello $SLURM_JOB_ID\nsleep 1.2\n"
 
 
 class CountingAdapter:
@@ -71,16 +71,19 @@ def test_submit_run_and_charge(alice, platform):
                       what="job to be settled")
     assert done.state == "COMPLETED" and done.exit_code == 0
     assert alice.output(job.id).data == f"hello {job.native_id}\n"
+    assert done.cost > 0
     me = alice.me()
     (acc,) = me.accounts
-    charges = [e for e in acc.entries if e.kind == "charge"]
-    assert len(charges) == 1 and charges[0].job_id == job.id
-    assert acc.balance == 100 + charges[0].amount and done.cost == -charges[0].amount
+    kinds = [e.kind for e in reversed(acc.entries)]
+    assert kinds == ["topup", "hold", "post"]  # money in, held at submission, posted at settlement
+    (post,) = [e for e in acc.entries if e.kind == "post"]
+    assert post.job_id == job.id and done.cost == -post.amount
+    assert acc.balance == 100 + post.amount
     assert acc.reserved == 0 and acc.available == acc.balance
     # more passes change nothing
     for _ in range(3):
         poller.run_once()
-    assert len([e for e in alice.me().accounts[0].entries if e.kind == "charge"]) == 1
+    assert [e.kind for e in alice.me().accounts[0].entries].count("post") == 1
     events = [e.to_state for e in alice.job(job.id).events]
     assert events[0] == "SUBMITTING" and events[-1] == "COMPLETED" and "PENDING" in events
 

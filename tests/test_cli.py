@@ -44,7 +44,7 @@ def write(tmp_path, name, text):
 
 
 def test_submit_with_sbatch_flags_jobs_job_output_balance(cli, platform, tmp_path):
-    script = write(tmp_path, "count.sh", "#!/bin/bash\n#SBATCH -c 1 -t 10\necho \"args: $@\"\n")
+    script = write(tmp_path, "count.sh", "#!/bin/bash\n#SBATCH -c 1 -t 10\necho \"args: $@\"\nsleep 1.2\n")
     result = cli("submit", "-c", "2", "-J", "counter", script, "one", "two")
     assert result.exit_code == 0, result.output
     assert "to local/local (may cost up to 12.00)" in result.output  # 2 cores x 10 min x 36.00/h
@@ -60,7 +60,7 @@ def test_submit_with_sbatch_flags_jobs_job_output_balance(cli, platform, tmp_pat
     assert out.exit_code == 0 and out.output == "args: one two\n"
     poll_until(lambda: "charge" in cli("balance").output, step=poller.run_once, what="the charge")
     balance = cli("balance").output
-    assert "lee-lab (default)" in balance and "topup" in balance and "charge" in balance
+    assert "lee-lab (default)" in balance and "top-up" in balance and "charge" in balance and "hold" in balance
     assert "local" in cli("clusters").output
 
 

@@ -1,19 +1,21 @@
-"""Money and time columns, the ledger, and charging exactly once."""
+"""Money, the double-entry ledger, holds, and charging exactly once."""
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from computenet.billing import funds, ledger
+from computenet.billing.ledger import AlreadyResolved, InsufficientFunds, LedgerError
 from computenet.billing.rating import rate
 from computenet.domain.money import MoneyError, round_money, to_decimal
 from computenet.services import accounts
-from computenet.services.charging import charge_record
+from computenet.services.charging import charge_record, settle_job
 from computenet.services.errors import InvalidRequest
-from computenet.store.models import Account, Charge, Cluster, Job, LedgerEntry, UsageRecordRow
+from computenet.store.models import Account, Charge, Cluster, Job, LedgerAccount, Transfer, UsageRecordRow
 
 from conftest import add_user
 
@@ -37,51 +39,135 @@ def test_rating_is_exact():
         rate(-1, 1, 0, Decimal("1"), Decimal("0"))
 
 
-def test_money_columns_keep_cents_exactly(platform):
+@pytest.fixture
+def lab(platform):
     with platform.db.session() as session:
-        acc = accounts.create_account(session, "exact")
-        for _ in range(10):
-            accounts.post_entry(session, acc, Decimal("0.10"), "topup", key=f"k{_}")
+        return accounts.create_account(session, "lab").id
+
+
+def test_cents_stay_exact(platform, lab):
     with platform.db.session() as session:
-        acc = session.scalar(select(Account).where(Account.name == "exact"))
-        assert acc.balance == Decimal("1.00")  # ten float 0.1s would not be
-        total = session.scalar(select(func.sum(LedgerEntry.amount)).where(LedgerEntry.account_id == acc.id))
-        assert Decimal(total) == Decimal("1.00")
+        acc = session.get(Account, lab)
+        for i in range(10):
+            accounts.top_up(session, acc, "0.10", key=f"k{i}")
+    with platform.db.session() as session:
+        assert funds.funds(session, session.get(Account, lab)).balance == Decimal("1.00")  # ten float 0.1s would not be
+        with pytest.raises(LedgerError):
+            ledger.cents("0.001")
         with pytest.raises(MoneyError):
-            accounts.post_entry(session, acc, 0.1, "topup", key="float")  # type: ignore[arg-type]
+            ledger.cents(0.1)  # type: ignore[arg-type]
 
 
-def test_topup_is_idempotent_and_positive(platform):
+def test_topups_are_idempotent_positive_and_exact(platform, lab):
     with platform.db.session() as session:
-        acc = accounts.create_account(session, "lab")
+        acc = session.get(Account, lab)
         assert accounts.top_up(session, acc, "50.00", key="pay-1") is not None
         assert accounts.top_up(session, acc, "50.00", key="pay-1") is None
-        assert acc.balance == Decimal("50.00")
+        for bad in ("-5", "0", "abc", "1.001"):
+            with pytest.raises(InvalidRequest):
+                accounts.top_up(session, acc, bad, key=f"bad-{bad}")
+        assert funds.funds(session, acc).balance == Decimal("50.00")
+        assert ledger.invariant(session) == []
+
+
+def test_a_key_cannot_be_reused_for_another_transfer(platform, lab):
+    with platform.db.session() as session:
+        acc = session.get(Account, lab)
+        accounts.top_up(session, acc, "5.00", key="pay-9")
         with pytest.raises(InvalidRequest):
-            accounts.top_up(session, acc, "-5", key="pay-2")
-        assert accounts.ledger_mismatches(session) == []
+            accounts.top_up(session, acc, "7.00", key="pay-9")
+
+
+def test_transfers_refuse_nonsense(platform, lab):
+    with platform.db.session() as session:
+        acc = session.get(Account, lab)
+        me, cash = funds.customer(session, acc), funds.cash(session, "CNY")
+        usd = ledger.ledger_account(session, ledger.CASH, currency="USD")
+        for call, fragment in (
+            (lambda: ledger.transfer(session, "n", cash, me, -1, "topup"), "negative"),
+            (lambda: ledger.transfer(session, "s", me, me, 1, "topup"), "two different"),
+            (lambda: ledger.transfer(session, "c", usd, me, 1, "topup"), "cannot move USD"),
+        ):
+            with pytest.raises(LedgerError) as err:
+                call()
+            assert fragment in str(err.value)
+        assert session.scalar(select(func.count(Transfer.id))) == 0
+
+
+def test_hold_post_void(platform, lab):
+    with platform.db.session() as session:
+        acc = session.get(Account, lab)
+        accounts.top_up(session, acc, "10.00", key="t")
+        me, rev = funds.customer(session, acc), funds.revenue(session, "hpc", "CNY")
+        hold = ledger.transfer(session, "h1", me, rev, 600, "hold", pending=True, check_funds=True)
+        f = funds.funds(session, acc)
+        assert (f.balance, f.held, f.available) == (Decimal("10.00"), Decimal("6.00"), Decimal("4.00"))
+        with pytest.raises(InsufficientFunds):
+            ledger.transfer(session, "h2", me, rev, 401, "hold", pending=True, check_funds=True)
+        with pytest.raises(LedgerError):
+            ledger.resolve(session, "p-too-much", hold, 601)
+        ledger.resolve(session, "p1", hold, 250)  # post 2.50, release 3.50
+        assert ledger.resolve(session, "p1", hold, 250).amount == 250  # same key: same answer
+        with pytest.raises(AlreadyResolved):
+            ledger.resolve(session, "p2", hold, 0)
+        f = funds.funds(session, acc)
+        assert (f.balance, f.held, f.available) == (Decimal("7.50"), Decimal("0.00"), Decimal("7.50"))
+        second = ledger.transfer(session, "h3", me, rev, 700, "hold", pending=True, check_funds=True)
+        ledger.resolve(session, "v3", second, 0)  # void
+        assert funds.funds(session, acc).available == Decimal("7.50")
+        rev_row = session.get(LedgerAccount, rev.id)
+        assert (rev_row.credits_posted, rev_row.credits_pending) == (250, 0)
+        assert ledger.invariant(session) == []
+
+
+def test_credit_line_lets_a_postpaid_account_go_below_zero(platform, lab):
+    with platform.db.session() as session:
+        acc = session.get(Account, lab)
+        funds.set_credit_limit(session, acc, "100.00")
+        me, rev = funds.customer(session, acc), funds.revenue(session, "ai", "CNY")
+        hold = ledger.transfer(session, "h", me, rev, 8000, "hold", pending=True, check_funds=True)
+        ledger.resolve(session, "p", hold, 8000)
+        f = funds.funds(session, acc)
+        assert (f.balance, f.available) == (Decimal("-80.00"), Decimal("20.00"))
+        with pytest.raises(InsufficientFunds):
+            ledger.transfer(session, "h2", me, rev, 2001, "hold", pending=True, check_funds=True)
+        with pytest.raises(LedgerError):
+            funds.set_credit_limit(session, acc, "-1")
+
+
+def test_the_invariant_catches_tampering(platform, lab):
+    with platform.db.session() as session:
+        accounts.top_up(session, session.get(Account, lab), "3.00", key="t")
+        assert ledger.invariant(session) == []
+        session.execute(update(LedgerAccount).where(LedgerAccount.code == "customer")
+                        .values(credits_posted=LedgerAccount.credits_posted + 1))
+        problems = ledger.invariant(session)
+        assert {p.what for p in problems} >= {"posted debits = posted credits"}
+        assert any("customer" in p.what and p.expected == 300 and p.found == 301 for p in problems)
+        session.rollback()
 
 
 def test_times_come_back_as_utc(platform):
     moment = datetime(2026, 5, 1, 12, 0, tzinfo=timezone(timedelta(hours=8)))
     with platform.db.session() as session:
-        cluster = session.scalar(select(Cluster))
-        cluster.accounting_cursor = moment
+        session.scalar(select(Cluster)).accounting_cursor = moment
     with platform.db.session() as session:
         back = session.scalar(select(Cluster)).accounting_cursor
-    assert back == moment and back.tzinfo is not None and back.utcoffset() == timedelta(0)
+    assert back == moment and back.utcoffset() == timedelta(0)
 
 
-def _job_with_record(platform, elapsed=3600, cpus=2, gpus=0):
+def _job_with_record(platform, elapsed=3600, cpus=2, gpus=0, max_cost="80.00"):
+    """A finished job on the local cluster with its hold and one final record."""
     user_id, _ = add_user(platform, "carol")
     with platform.db.session() as session:
         cluster = session.scalar(select(Cluster))
-        job = Job(owner_id=user_id, account_id=session.scalar(select(Account.id)),
-                  cluster_id=cluster.id, partition="local", name="j", native_id="42", state="COMPLETED",
-                  spec={}, script="#!/bin/bash\n", workdir="/w", stdout_path="/w/o", stderr_path="/w/o",
-                  cores=cpus, gpus=gpus, time_limit_minutes=60, max_cost=Decimal("5"))
+        account = session.scalar(select(Account))
+        job = Job(owner_id=user_id, account_id=account.id, cluster_id=cluster.id, partition="local", name="j",
+                  native_id="42", state="COMPLETED", spec={}, script="#!/bin/bash\n", workdir="/w", stdout_path="/w/o",
+                  stderr_path="/w/o", cores=cpus, gpus=gpus, time_limit_minutes=60, max_cost=Decimal(max_cost))
         session.add(job)
         session.flush()
+        funds.hold_for_job(session, job, account, Decimal(max_cost), "hpc")
         now = datetime.now(timezone.utc)
         row = UsageRecordRow(cluster_id=cluster.id, record_id="42", native_id="42", submit_time=now, job_id=job.id,
                              state="COMPLETED", start_time=now, end_time=now + timedelta(seconds=elapsed),
@@ -89,17 +175,16 @@ def _job_with_record(platform, elapsed=3600, cpus=2, gpus=0):
                              partition="local")
         session.add(row)
         session.flush()
-        return job.id, row.id
+        return job.id, row.id, account.id
 
 
 def test_usage_record_is_unique_per_cluster_id_and_submit_time(platform):
-    _, row_id = _job_with_record(platform)
+    _, row_id, _ = _job_with_record(platform)
     with pytest.raises(IntegrityError), platform.db.session() as session:
         row = session.get(UsageRecordRow, row_id)
-        clone = UsageRecordRow(cluster_id=row.cluster_id, record_id=row.record_id, native_id="42",
-                               submit_time=row.submit_time, state="COMPLETED", elapsed_seconds=1, cpus=1,
-                               mem_mb=1, gpus=0, nodes=1)
-        session.add(clone)
+        session.add(UsageRecordRow(cluster_id=row.cluster_id, record_id=row.record_id, native_id="42",
+                                   submit_time=row.submit_time, state="COMPLETED", elapsed_seconds=1, cpus=1,
+                                   mem_mb=1, gpus=0, nodes=1))
         session.flush()
     with platform.db.session() as session:  # a different submit time is a different record (a reused id)
         row = session.get(UsageRecordRow, row_id)
@@ -108,31 +193,44 @@ def test_usage_record_is_unique_per_cluster_id_and_submit_time(platform):
                                    elapsed_seconds=1, cpus=1, mem_mb=1, gpus=0, nodes=1))
 
 
-def test_a_record_is_charged_once(platform):
-    job_id, row_id = _job_with_record(platform, elapsed=3600, cpus=2)
+def test_rate_then_settle_against_the_hold(platform):
+    job_id, row_id, account_id = _job_with_record(platform, elapsed=3600, cpus=2, max_cost="80.00")
     with platform.db.session() as session:
+        assert funds.funds(session, session.get(Account, account_id)).available == Decimal("20.00")
         first = charge_record(session, session.get(UsageRecordRow, row_id))
-        second = charge_record(session, session.get(UsageRecordRow, row_id))
-    assert first is not None and second is None
+        assert charge_record(session, session.get(UsageRecordRow, row_id)) is None
+        assert first.amount == Decimal("72.00") and first.core_seconds == 7200  # 2 core-hours at 36.00
+        assert settle_job(session, session.get(Job, job_id)) and not settle_job(session, session.get(Job, job_id))
     with platform.db.session() as session:
-        assert session.scalar(select(func.count(Charge.id))) == 1
-        charge = session.scalar(select(Charge))
-        assert charge.amount == Decimal("72.00")  # 2 core-hours at 36.00
-        assert charge.core_seconds == 7200
-        account = session.get(Account, charge.account_id)
-        assert account.balance == Decimal("28.00")
-        assert accounts.ledger_mismatches(session) == []
+        f = funds.funds(session, session.get(Account, account_id))
+        assert (f.balance, f.held, f.available) == (Decimal("28.00"), Decimal("0.00"), Decimal("28.00"))
+        assert session.scalar(select(Charge)).transfer_id is not None
+        assert ledger.invariant(session) == []
 
 
-def test_concurrent_chargers_charge_once(platform):
-    """Two replicas charging the same record at the same moment."""
-    _, row_id = _job_with_record(platform, elapsed=1800, cpus=1)
+def test_cost_above_the_hold_is_charged_as_an_overrun(platform):
+    # Slurm lets a job run KillWait seconds past its limit: what ran is charged
+    job_id, row_id, account_id = _job_with_record(platform, elapsed=3660, cpus=2, max_cost="72.00")
+    with platform.db.session() as session:
+        charge_record(session, session.get(UsageRecordRow, row_id))
+        settle_job(session, session.get(Job, job_id))
+        f = funds.funds(session, session.get(Account, account_id))
+        assert f.balance == Decimal("100.00") - Decimal("73.20")
+        kinds = sorted(t.kind for t in session.scalars(select(Transfer)))
+        assert kinds == ["charge", "hold", "post", "topup"]
+        assert ledger.invariant(session) == []
+
+
+def test_concurrent_settlers_settle_once(platform):
+    """Two replicas rating and settling the same job at the same moment."""
+    job_id, row_id, account_id = _job_with_record(platform, elapsed=1800, cpus=1)
 
     def attempt(_):
         try:
             with platform.db.session() as session:
-                return charge_record(session, session.get(UsageRecordRow, row_id)) is not None
-        except IntegrityError:
+                charge_record(session, session.get(UsageRecordRow, row_id))
+                return settle_job(session, session.get(Job, job_id))
+        except (IntegrityError, AlreadyResolved):
             return False
 
     with ThreadPoolExecutor(4) as pool:
@@ -140,5 +238,6 @@ def test_concurrent_chargers_charge_once(platform):
     assert sum(results) >= 1
     with platform.db.session() as session:
         assert session.scalar(select(func.count(Charge.id))) == 1
-        assert session.scalar(select(func.count(LedgerEntry.id)).where(LedgerEntry.kind == "charge")) == 1
-        assert accounts.ledger_mismatches(session) == []
+        assert session.scalar(select(func.count(Transfer.id)).where(Transfer.kind == "post")) == 1
+        assert funds.funds(session, session.get(Account, account_id)).balance == Decimal("82.00")
+        assert ledger.invariant(session) == []

@@ -79,7 +79,7 @@ def test_cpu_job_on_alpha_is_charged_once(bed):
         step()
     assert len(charges_of(platform, job.id)) == 1
     with platform.db.session() as session:
-        assert accounts.ledger_mismatches(session) == []
+        assert accounts.ledger_problems(session) == []
 
 
 def test_gpu_job_on_beta_is_accounted_in_gpu_hours(bed):

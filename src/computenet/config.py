@@ -47,6 +47,8 @@ class ClusterConfig(BaseModel):
     workdir_root: str | None = None
     # prices per partition; "*" is the cluster-wide default
     prices: dict[str, Price] = Field(default_factory=dict)
+    # product line per partition ("*" = the rest): revenue is booked per line
+    product_lines: dict[str, str] = Field(default_factory=dict)
     poll_interval_s: float = Field(5.0, gt=0)
     # local executor
     slots: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
@@ -64,6 +66,9 @@ class ClusterConfig(BaseModel):
         if self.kind == "slurm" and not self.workdir_root:
             raise ValueError(f"cluster {self.name}: slurm clusters need workdir_root (a directory the nodes share)")
         return self
+
+    def product_line(self, partition: str) -> str:
+        return self.product_lines.get(partition) or self.product_lines.get("*") or "hpc"
 
     def price_for(self, partition: str) -> Price | None:
         return self.prices.get(partition) or self.prices.get("*")

@@ -92,8 +92,9 @@ class ClusterOut(BaseModel):
 
 class LedgerEntryOut(BaseModel):
     id: int
-    amount: Decimal
-    kind: str
+    amount: Decimal = Field(description="as the account sees it: + money in, - money out")
+    kind: str = Field(description="topup, hold, post (a settled job), void (a released hold), charge")
+    pending: bool = False
     job_id: int | None
     memo: str
     created_at: datetime
@@ -103,7 +104,8 @@ class AccountOut(BaseModel):
     name: str
     currency: str
     balance: Decimal
-    reserved: Decimal
+    reserved: Decimal = Field(description="held for unsettled jobs")
+    credit_limit: Decimal = Decimal("0")
     available: Decimal
     is_default: bool
     entries: list[LedgerEntryOut]

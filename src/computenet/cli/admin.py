@@ -9,8 +9,10 @@ import typer
 from rich.console import Console
 
 from ..config import load_settings
+from ..billing import funds
+from ..billing.ledger import LedgerError
 from ..services import accounts
-from ..services.errors import ServiceError
+from ..services.errors import InvalidRequest, ServiceError
 from ..services.platform import Platform
 
 admin_app = typer.Typer(no_args_is_help=True, help="Operator commands (run on the server host).")
@@ -86,11 +88,30 @@ def topup(account: str, amount: str,
     def step():
         with platform.db.session() as session:
             acc = accounts.get_account(session, account)
-            entry = accounts.top_up(session, acc, amount, key=key or f"topup:{uuid.uuid4()}")
-            return entry, acc.balance
+            entry = accounts.top_up(session, acc, amount, key=key or f"topup:{uuid.uuid4()}", actor="admin-cli")
+            return entry, funds.funds(session, acc)
 
-    entry, new_balance = _run(step)
-    console.print(("credited" if entry else "already credited under that key") + f"; balance {new_balance}")
+    entry, now = _run(step)
+    console.print(("credited" if entry else "already credited under that key")
+                  + f"; balance {now.balance} {now.currency}, available {now.available}")
+
+
+@admin_app.command("credit-limit")
+def credit_limit(account: str, amount: str) -> None:
+    """Let a postpaid account go this far below zero."""
+    platform = _platform()
+
+    def step():
+        with platform.db.session() as session:
+            acc = accounts.get_account(session, account)
+            try:
+                funds.set_credit_limit(session, acc, amount)
+            except LedgerError as exc:
+                raise InvalidRequest(str(exc)) from None
+            return funds.funds(session, acc)
+
+    now = _run(step)
+    console.print(f"{account}: credit limit {now.credit_limit}, available {now.available} {now.currency}")
 
 
 @admin_app.command("member-add")
@@ -108,12 +129,12 @@ def member_add(account: str, user: str) -> None:
 
 @admin_app.command("check-ledger")
 def check_ledger() -> None:
-    """Verify that every balance equals the sum of its ledger entries."""
+    """Verify the ledger: debits equal credits, balances equal their transfers."""
     platform = _platform()
     with platform.db.session() as session:
-        bad = accounts.ledger_mismatches(session)
+        bad = accounts.ledger_problems(session)
     if bad:
-        for name, bal, total in bad:
-            console.print(f"[red]{name}: balance {bal} but entries sum to {total}[/]")
+        for v in bad:
+            console.print(f"[red]{v.what}: expected {v.expected}, found {v.found}[/]")
         raise typer.Exit(1)
-    console.print("ledger consistent")
+    console.print("ledger consistent: debits equal credits, every balance equals its transfers")

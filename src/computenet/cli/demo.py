@@ -81,7 +81,9 @@ def run_demo(console: Console, keep: bool = False) -> int:
             for acc in me.accounts:
                 console.print(f"[bold]Account {acc.name}[/]")
                 for entry in reversed(acc.entries):
-                    console.print(f"  {entry.kind:<7} {render.money(entry.amount):>9}  {entry.memo}", highlight=False)
+                    if entry.kind in ("topup", "post", "charge"):  # holds and their release: see `cnet balance`
+                        word = render.ENTRY_WORDS[entry.kind]
+                        console.print(f"  {word:<7} {render.money(entry.amount):>9}  {entry.memo}", highlight=False)
                 spent = sum((j.cost or Decimal(0)) for j in jobs)
                 console.print(f"  charged {render.money(spent)} for {len(jobs)} jobs; balance "
                               f"{render.money(acc.balance)} {acc.currency}")
@@ -92,7 +94,7 @@ def run_demo(console: Console, keep: bool = False) -> int:
                                   f"settled={job.settled}; expected {expected.value}, settled[/]")
                     ok = False
         with platform.db.session() as session:
-            mismatches = accounts.ledger_mismatches(session)
+            mismatches = accounts.ledger_problems(session)
         if mismatches:
             console.print(f"[red]ledger mismatch: {mismatches}[/]")
             ok = False

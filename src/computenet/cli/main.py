@@ -172,12 +172,14 @@ def balance() -> None:
     with client() as c:
         me = api(lambda: c.me(entries=10))
     for acc in me.accounts:
+        credit = f", credit limit {render.money(acc.credit_limit)}" if acc.credit_limit else ""
         console.print(f"[bold]{acc.name}[/]{' (default)' if acc.is_default else ''}: balance "
-                      f"{render.money(acc.balance)} {acc.currency}, reserved {render.money(acc.reserved)}, "
-                      f"available {render.money(acc.available)}")
+                      f"{render.money(acc.balance)} {acc.currency}, held for running jobs {render.money(acc.reserved)}"
+                      f"{credit}, available {render.money(acc.available)}")
         for e in acc.entries:
-            console.print(f"  {e.created_at:%Y-%m-%d %H:%M:%S} {e.kind:<8} {render.money(e.amount):>12}  {e.memo}",
-                          highlight=False)
+            amount = f"({render.money(-e.amount)})" if e.pending else render.money(e.amount)
+            word = render.ENTRY_WORDS.get(e.kind, e.kind)
+            console.print(f"  {e.created_at:%Y-%m-%d %H:%M:%S} {word:<10} {amount:>12}  {e.memo}", highlight=False)
     if not me.accounts:
         console.print("you belong to no account yet")
 

@@ -34,6 +34,11 @@ def elapsed(job: JobOut) -> float | None:
     return (end - job.start_time).total_seconds()
 
 
+# ledger transfer kinds in the words a user reads on a bill
+ENTRY_WORDS = {"topup": "top-up", "hold": "hold", "post": "charge", "void": "release", "charge": "charge",
+               "adjustment": "adjustment"}
+
+
 def money(value: Decimal | None) -> str:
     return "-" if value is None else f"{value:,.2f}"
 

@@ -6,14 +6,14 @@ import hashlib
 import re
 import secrets
 from datetime import timedelta
-from decimal import Decimal
 
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..domain.money import round_money, to_decimal
-from ..store.models import Account, AccountMember, ApiToken, LedgerEntry, User
+from ..billing import funds, ledger
+from ..billing.ledger import LedgerError
+from ..domain.money import MoneyError
+from ..store.models import Account, AccountMember, ApiToken, User
 from ..store.types import utcnow
 from .errors import Conflict, InvalidRequest, NotFound
 
@@ -71,7 +71,7 @@ def create_account(session: Session, name: str, owner: User | None = None, curre
         raise InvalidRequest(f"invalid account name {name!r}")
     if session.scalar(select(Account).where(Account.name == name)):
         raise Conflict(f"account {name!r} exists")
-    account = Account(name=name, currency=currency, balance=Decimal("0"))
+    account = Account(name=name, currency=currency)
     session.add(account)
     session.flush()
     if owner is not None:
@@ -103,46 +103,16 @@ def accounts_of(session: Session, user: User) -> list[Account]:
     )
 
 
-def post_entry(session: Session, account: Account, amount: Decimal, kind: str, key: str,
-               job_id: int | None = None, memo: str = "") -> LedgerEntry | None:
-    """Insert one immutable ledger entry and move the balance with it.
-
-    Idempotent: a second call with the same key changes nothing and returns
-    None. Runs in a savepoint so a duplicate does not spoil the caller's
-    transaction.
-    """
-    amount = round_money(to_decimal(amount))
+def top_up(session: Session, account: Account, amount: object, key: str, memo: str = "top-up",
+           actor: str = "system"):
+    """Credit a customer account; the same key twice credits once. Returns the transfer or None."""
     try:
-        with session.begin_nested():
-            entry = LedgerEntry(account_id=account.id, amount=amount, kind=kind, idempotency_key=key,
-                                job_id=job_id, memo=memo)
-            session.add(entry)
-            session.flush()
-            session.execute(
-                update(Account).where(Account.id == account.id).values(balance=Account.balance + amount)
-            )
-    except IntegrityError:
-        return None
-    session.refresh(account)
-    return entry
+        transfer, created = funds.top_up(session, account, amount, key, memo=memo, actor=actor)
+    except (LedgerError, MoneyError) as exc:
+        raise InvalidRequest(str(exc)) from None
+    return transfer if created else None
 
 
-def top_up(session: Session, account: Account, amount: object, key: str, memo: str = "top-up") -> LedgerEntry | None:
-    value = to_decimal(amount)
-    if value <= 0:
-        raise InvalidRequest("a top-up must be positive")
-    return post_entry(session, account, value, "topup", key, memo=memo)
-
-
-def ledger_mismatches(session: Session) -> list[tuple[str, Decimal, Decimal]]:
-    """Accounts whose balance differs from the sum of their entries (should be none)."""
-    sums = dict(
-        session.execute(select(LedgerEntry.account_id, func.coalesce(func.sum(LedgerEntry.amount), 0))
-                        .group_by(LedgerEntry.account_id)).all()
-    )
-    bad = []
-    for account in session.scalars(select(Account)):
-        total = Decimal(sums.get(account.id, 0) or 0)
-        if round_money(total) != account.balance:
-            bad.append((account.name, account.balance, total))
-    return bad
+def ledger_problems(session: Session) -> list:
+    """Violations of the ledger's invariants (should be none)."""
+    return ledger.invariant(session)

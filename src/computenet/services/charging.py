@@ -1,4 +1,10 @@
-"""Charging final accounting records, exactly once each."""
+"""Rating final accounting records and settling finished jobs, exactly once each.
+
+A final record is rated into a Charge (one per record, ever: unique keys).
+While its job is unsettled the money stays in the job's hold; settlement
+posts the sum of the job's charges against the hold in one transaction. A
+record that arrives after settlement is charged on its own.
+"""
 
 from __future__ import annotations
 
@@ -8,48 +14,67 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..billing import funds
 from ..billing.rating import rate
-from ..store.models import Account, Charge, Cluster, Job, Partition, UsageRecordRow
-from .accounts import post_entry
+from ..store.models import Charge, Cluster, Job, Partition, UsageRecordRow
+from ..store.types import utcnow
 
 
 def charge_key(cluster: str, row: UsageRecordRow) -> str:
     return f"usage:{cluster}:{row.record_id}:{row.submit_time.isoformat()}"
 
 
-def charge_record(session: Session, row: UsageRecordRow) -> Charge | None:
-    """Charge one final record to its job's account; None if already charged.
+def _partition(session: Session, row: UsageRecordRow, job: Job) -> Partition | None:
+    for name in (row.partition, job.partition):
+        if name:
+            part = session.scalar(select(Partition).where(Partition.cluster_id == row.cluster_id, Partition.name == name))
+            if part is not None:
+                return part
+    return None
 
-    The unique keys on the ledger entry and the charge make a second
-    charger (another replica, a retried pass) a no-op.
-    """
+
+def charge_record(session: Session, row: UsageRecordRow) -> Charge | None:
+    """Rate one final record of a job; None if already rated or not priceable."""
     job = session.get(Job, row.job_id)
-    cluster = session.get(Cluster, row.cluster_id)
     if job is None or session.scalar(select(Charge.id).where(Charge.usage_record_id == row.id)):
         return None
-    part = session.scalar(
-        select(Partition).where(Partition.cluster_id == row.cluster_id, Partition.name == (row.partition or job.partition))
-    ) or session.scalar(select(Partition).where(Partition.cluster_id == row.cluster_id, Partition.name == job.partition))
+    part = _partition(session, row, job)
     if part is None or part.price_core_hour is None:
         return None  # no price: left uncharged and visible, never free
+    cluster = session.get(Cluster, row.cluster_id)
     rated = rate(row.elapsed_seconds, row.cpus, row.gpus, part.price_core_hour, part.price_gpu_hour or Decimal(0))
     key = charge_key(cluster.name, row)
-    account = session.get(Account, job.account_id)
     try:
         with session.begin_nested():
-            entry = post_entry(session, account, -rated.amount, "charge", key, job_id=job.id,
-                               memo=f"job {job.id} ({cluster.name} {row.record_id}): "
-                                    f"{rated.core_hours:.4f} core-h, {rated.gpu_hours:.4f} GPU-h")
-            if entry is None:
-                return None
             charge = Charge(
-                usage_record_id=row.id, job_id=job.id, account_id=account.id,
+                usage_record_id=row.id, job_id=job.id, account_id=job.account_id,
                 core_seconds=rated.core_seconds, gpu_seconds=rated.gpu_seconds,
                 price_core_hour=part.price_core_hour, price_gpu_hour=part.price_gpu_hour or Decimal(0),
-                amount=rated.amount, idempotency_key=key, ledger_entry_id=entry.id,
+                amount=rated.amount, idempotency_key=key,
             )
             session.add(charge)
             session.flush()
+            if job.settled_at is not None:  # late: the job's hold is gone
+                moved = funds.charge(session, job, rated.amount, f"charge:{key}",
+                                     f"job {job.id} ({cluster.name} {row.record_id}), after settlement",
+                                     part.product_line)
+                charge.transfer_id = moved.id
     except IntegrityError:
         return None
     return charge
+
+
+def settle_job(session: Session, job: Job) -> bool:
+    """Post the job's rated charges against its hold and release the rest."""
+    if job.settled_at is not None:
+        return False
+    charges = list(session.scalars(select(Charge).where(Charge.job_id == job.id)))
+    total = sum((c.amount for c in charges), Decimal("0.00"))
+    with session.begin_nested():
+        moved = funds.settle(session, job, total)
+        for c in charges:
+            if c.transfer_id is None:
+                c.transfer_id = moved.id if moved is not None else None
+        job.settled_at = utcnow()
+        job.needs_reconcile = False
+    return True

@@ -68,6 +68,7 @@ def sync_cluster(session: Session, cfg: ClusterConfig, adapter: ClusterAdapter) 
         part.default_time_minutes = info.default_time_minutes
         part.is_default = info.is_default
         part.available = info.available
+        part.product_line = cfg.product_line(info.name)
         price = cfg.price_for(info.name)
         if price is None:
             log.error("cluster %s partition %s has no price: jobs there are refused until one is configured",

@@ -7,9 +7,10 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..billing import funds, ledger
 from ..clusters.base import ClusterError, SubmitRejected, SubmitRequest
 from ..domain import patterns
 from ..domain.money import round_money
@@ -118,14 +119,6 @@ def max_cost(cores: int, gpus: int, minutes: int, part: Partition) -> Decimal:
     return round_money(hours * per_hour)
 
 
-def reserved(session: Session, account: Account) -> Decimal:
-    """What unsettled jobs of the account may still cost."""
-    total = session.scalar(
-        select(func.coalesce(func.sum(Job.max_cost), 0)).where(Job.account_id == account.id, Job.settled_at.is_(None))
-    )
-    return Decimal(total or 0)
-
-
 def translate_dependency(session: Session, user: User, text: str) -> tuple[str, int | None]:
     """``afterok:12:13`` in ComputeNet job ids -> native ids, and their cluster."""
     cluster_id: int | None = None
@@ -188,12 +181,6 @@ def submit_job(platform: Platform, user_id: int, script: bytes | str, flags: lis
         cluster_spec = spec.model_copy(update={"resources": res.model_copy(update={
             "account": None, "partition": part.name, "time_limit_minutes": limit})})
         cost = max_cost(res.total_cores, res.total_gpus, limit, part)
-        available = account.balance - reserved(session, account)
-        if cost > available:
-            raise InsufficientFunds(
-                f"account {account.name} cannot cover this job: it may cost up to {cost} {account.currency} "
-                f"({res.total_cores} cores, {res.total_gpus} GPUs, {limit} min), and {available} is available"
-            )
         cfg = platform.cluster_config(placement.cluster.name)
         space = paths.user_space(platform.settings.workdir_root(cfg), user.name)
         opts = spec.options
@@ -206,6 +193,14 @@ def submit_job(platform: Platform, user_id: int, script: bytes | str, flags: lis
         )
         session.add(job)
         session.flush()
+        try:
+            funds.hold_for_job(session, job, account, cost, part.product_line)
+        except ledger.InsufficientFunds:
+            available = funds.funds(session, account).available
+            raise InsufficientFunds(
+                f"account {account.name} cannot cover this job: it may cost up to {cost} {account.currency} "
+                f"({res.total_cores} cores, {res.total_gpus} GPUs, {limit} min), and {available} is available"
+            ) from None
         default_dir = f"jobs/{job.id}"
         workdir = paths.resolve_inside(space, space, opts.workdir or default_dir, "working directory")
         output = paths.resolve_inside(space, workdir, opts.output or "slurm-%j.out", "output file")
@@ -227,6 +222,11 @@ def submit_job(platform: Platform, user_id: int, script: bytes | str, flags: lis
         native_id = platform.adapter(cluster_name).submit(request)
     except (SubmitRejected, ClusterError) as exc:
         with platform.db.session() as session:
+            job = session.get(Job, job_id)
+            # the hold and its void stay in the ledger (immutable); the job row goes
+            funds.release(session, job, f"job {job_id} refused by {cluster_name}: {str(exc)[:200]}")
+            job.hold_id = None
+            session.flush()
             session.query(JobEvent).filter(JobEvent.job_id == job_id).delete()
             session.query(Job).filter(Job.id == job_id).delete()
         if isinstance(exc, SubmitRejected):

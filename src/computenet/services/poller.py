@@ -20,7 +20,7 @@ from ..clusters.base import ClusterError, UsageRecord
 from ..domain.states import JobState, TERMINAL_STATES
 from ..store.models import Charge, Cluster, Job, UsageRecordRow
 from ..store.types import utcnow
-from .charging import charge_record
+from .charging import charge_record, settle_job
 from .jobs import apply_state
 from .platform import Platform
 
@@ -246,6 +246,5 @@ class ClusterPoller:
                     if job.exit_code is None:
                         codes = [r.exit_code for r in records if r.exit_code is not None]
                         job.exit_code = max(codes) if codes else None
-                    job.settled_at = utcnow()
-                    job.needs_reconcile = False
-                    report.settled += 1
+                    if settle_job(session, job):
+                        report.settled += 1

@@ -21,11 +21,20 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001
+            # we issue BEGIN ourselves (below); pysqlite's own handling breaks SAVEPOINT
+            dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")  # readers do not block the pollers
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(conn):  # noqa: ANN001
+            # a deferred transaction that reads, then writes after another
+            # writer committed, fails at once with "database is locked";
+            # taking the write lock up front makes writers queue instead
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     if url.startswith("postgresql://"):

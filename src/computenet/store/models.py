@@ -69,6 +69,7 @@ class Partition(Base):
     # None = no price configured: jobs are refused, never run for free
     price_core_hour: Mapped[Decimal | None] = mapped_column(Rate)
     price_gpu_hour: Mapped[Decimal | None] = mapped_column(Rate)
+    product_line: Mapped[str] = mapped_column(String(32), default="hpc")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     cluster: Mapped[Cluster] = relationship(back_populates="partitions")
@@ -101,14 +102,13 @@ class ApiToken(Base):
 
 
 class Account(Base):
-    """A prepaid account jobs are charged to; balance mirrors its ledger."""
+    """An account jobs are charged to; its money lives in the ledger."""
 
     __tablename__ = "accounts"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     currency: Mapped[str] = mapped_column(String(3), default="CNY")
-    balance: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -119,18 +119,43 @@ class AccountMember(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
 
 
-class LedgerEntry(Base):
-    """One immutable money movement on an account (+ credit, - debit)."""
+class LedgerAccount(Base):
+    """Running sums of one ledger account, in cents; changed only with a transfer."""
 
-    __tablename__ = "ledger_entries"
+    __tablename__ = "ledger_accounts"
+    __table_args__ = (UniqueConstraint("code", "owner_key", "product_line", "currency"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
-    amount: Mapped[Decimal] = mapped_column(Money)
-    kind: Mapped[str] = mapped_column(String(16))  # topup | charge | adjustment
-    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
-    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))
+    code: Mapped[str] = mapped_column(String(16))  # customer | cash | revenue | adjustment
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    owner_key: Mapped[str] = mapped_column(String(32), default="")  # account id, "" for the platform's own
+    product_line: Mapped[str] = mapped_column(String(32), default="")
+    currency: Mapped[str] = mapped_column(String(3), default="CNY")
+    credit_limit: Mapped[int] = mapped_column(BigInteger, default=0)  # postpaid: may go this far below zero
+    debits_posted: Mapped[int] = mapped_column(BigInteger, default=0)
+    credits_posted: Mapped[int] = mapped_column(BigInteger, default=0)
+    debits_pending: Mapped[int] = mapped_column(BigInteger, default=0)
+    credits_pending: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Transfer(Base):
+    """One immutable money movement. A post/void names the hold it resolves."""
+
+    __tablename__ = "transfers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)  # idempotency key
+    debit_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"), index=True)
+    credit_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)  # cents
+    kind: Mapped[str] = mapped_column(String(16))  # topup | hold | post | void | charge | adjustment
+    pending: Mapped[bool] = mapped_column(Boolean, default=False)
+    # unique: a hold is posted or voided once, ever
+    pending_id: Mapped[int | None] = mapped_column(ForeignKey("transfers.id"), unique=True)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), index=True)
     memo: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str] = mapped_column(String(64), default="system")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -163,6 +188,8 @@ class Job(Base):
     # the most the job can cost (time limit x resources x price): reserved
     # against the balance while the job is unsettled
     max_cost: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+    # the hold on the account for max_cost, posted or voided at settlement
+    hold_id: Mapped[int | None] = mapped_column(ForeignKey("transfers.id", use_alter=True))
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     start_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
     end_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -232,5 +259,7 @@ class Charge(Base):
     price_gpu_hour: Mapped[Decimal] = mapped_column(Rate)
     amount: Mapped[Decimal] = mapped_column(Money)
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
-    ledger_entry_id: Mapped[int] = mapped_column(ForeignKey("ledger_entries.id"), unique=True)
+    # the transfer that moved this money: the job's settlement, or its own
+    # charge for a record that arrived after the job was settled
+    transfer_id: Mapped[int | None] = mapped_column(ForeignKey("transfers.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

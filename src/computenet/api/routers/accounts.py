@@ -1,14 +1,13 @@
-"""/accounts/me: the caller's accounts, balances, reservations, recent entries."""
+"""/accounts/me: the caller's accounts, balances, holds and recent ledger entries."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy import select
 
+from ...billing import funds
 from ...schemas import AccountOut, LedgerEntryOut, MeOut
 from ...services.accounts import accounts_of
-from ...services.jobs import reserved
-from ...store.models import LedgerEntry, User
+from ...store.models import User
 from ..deps import current_user, get_session
 
 router = APIRouter(prefix="/accounts", tags=["accounts"])
@@ -18,16 +17,14 @@ router = APIRouter(prefix="/accounts", tags=["accounts"])
 def me(entries: int = Query(20, ge=0, le=500), user: User = Depends(current_user), session=Depends(get_session)):
     out = []
     for account in accounts_of(session, user):
-        held = reserved(session, account)
-        rows = session.scalars(
-            select(LedgerEntry).where(LedgerEntry.account_id == account.id).order_by(LedgerEntry.id.desc()).limit(entries)
-        )
+        f = funds.funds(session, account)
         out.append(
             AccountOut(
-                name=account.name, currency=account.currency, balance=account.balance, reserved=held,
-                available=account.balance - held, is_default=account.id == user.default_account_id,
-                entries=[LedgerEntryOut(id=e.id, amount=e.amount, kind=e.kind, job_id=e.job_id, memo=e.memo,
-                                        created_at=e.created_at) for e in rows],
+                name=account.name, currency=account.currency, balance=f.balance, reserved=f.held,
+                credit_limit=f.credit_limit, available=f.available, is_default=account.id == user.default_account_id,
+                entries=[LedgerEntryOut(id=e.id, amount=e.amount, kind=e.kind, pending=e.pending, job_id=e.job_id,
+                                        memo=e.memo, created_at=e.created_at)
+                         for e in funds.entries(session, account, entries)],
             )
         )
     return MeOut(user=user.name, accounts=out)

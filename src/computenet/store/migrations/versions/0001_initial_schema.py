@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 02:53:36.513786
+Create Date: 2026-11-22 03:22:31.022166
 """
 from alembic import op
 import sqlalchemy as sa
@@ -20,7 +20,6 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=64), nullable=False),
     sa.Column('currency', sa.String(length=3), nullable=False),
-    sa.Column('balance', sa.BigInteger(), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_accounts')),
     sa.UniqueConstraint('name', name=op.f('uq_accounts_name'))
@@ -88,6 +87,7 @@ def upgrade() -> None:
     sa.Column('gpus', sa.Integer(), nullable=False),
     sa.Column('time_limit_minutes', sa.Integer(), nullable=True),
     sa.Column('max_cost', sa.BigInteger(), nullable=False),
+    sa.Column('hold_id', sa.Integer(), nullable=True),
     sa.Column('submitted_at', sa.DateTime(), nullable=False),
     sa.Column('start_time', sa.DateTime(), nullable=True),
     sa.Column('end_time', sa.DateTime(), nullable=True),
@@ -97,6 +97,7 @@ def upgrade() -> None:
     sa.Column('updated_at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_jobs_account_id_accounts')),
     sa.ForeignKeyConstraint(['cluster_id'], ['clusters.id'], name=op.f('fk_jobs_cluster_id_clusters')),
+    sa.ForeignKeyConstraint(['hold_id'], ['transfers.id'], name=op.f('fk_jobs_hold_id_transfers'), use_alter=True),
     sa.ForeignKeyConstraint(['owner_id'], ['users.id'], name=op.f('fk_jobs_owner_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_jobs')),
     sa.UniqueConstraint('cluster_id', 'native_id', name=op.f('uq_jobs_cluster_id_native_id'))
@@ -105,6 +106,23 @@ def upgrade() -> None:
         batch_op.create_index('ix_jobs_cluster_state', ['cluster_id', 'state'], unique=False)
         batch_op.create_index('ix_jobs_owner_state', ['owner_id', 'state'], unique=False)
 
+    op.create_table('ledger_accounts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('code', sa.String(length=16), nullable=False),
+    sa.Column('account_id', sa.Integer(), nullable=True),
+    sa.Column('owner_key', sa.String(length=32), nullable=False),
+    sa.Column('product_line', sa.String(length=32), nullable=False),
+    sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.Column('credit_limit', sa.BigInteger(), nullable=False),
+    sa.Column('debits_posted', sa.BigInteger(), nullable=False),
+    sa.Column('credits_posted', sa.BigInteger(), nullable=False),
+    sa.Column('debits_pending', sa.BigInteger(), nullable=False),
+    sa.Column('credits_pending', sa.BigInteger(), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_ledger_accounts_account_id_accounts')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_ledger_accounts')),
+    sa.UniqueConstraint('code', 'owner_key', 'product_line', 'currency', name=op.f('uq_ledger_accounts_code_owner_key_product_line_currency'))
+    )
     op.create_table('partitions',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('cluster_id', sa.Integer(), nullable=False),
@@ -120,6 +138,7 @@ def upgrade() -> None:
     sa.Column('available', sa.Boolean(), nullable=False),
     sa.Column('price_core_hour', sa.BigInteger(), nullable=True),
     sa.Column('price_gpu_hour', sa.BigInteger(), nullable=True),
+    sa.Column('product_line', sa.String(length=32), nullable=False),
     sa.Column('updated_at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['cluster_id'], ['clusters.id'], name=op.f('fk_partitions_cluster_id_clusters')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_partitions')),
@@ -138,22 +157,31 @@ def upgrade() -> None:
     with op.batch_alter_table('job_events', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_job_events_job_id'), ['job_id'], unique=False)
 
-    op.create_table('ledger_entries',
+    op.create_table('transfers',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('account_id', sa.Integer(), nullable=False),
+    sa.Column('key', sa.String(length=200), nullable=False),
+    sa.Column('debit_id', sa.Integer(), nullable=False),
+    sa.Column('credit_id', sa.Integer(), nullable=False),
     sa.Column('amount', sa.BigInteger(), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
-    sa.Column('idempotency_key', sa.String(length=200), nullable=False),
+    sa.Column('pending', sa.Boolean(), nullable=False),
+    sa.Column('pending_id', sa.Integer(), nullable=True),
     sa.Column('job_id', sa.Integer(), nullable=True),
     sa.Column('memo', sa.Text(), nullable=False),
+    sa.Column('actor', sa.String(length=64), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_ledger_entries_account_id_accounts')),
-    sa.ForeignKeyConstraint(['job_id'], ['jobs.id'], name=op.f('fk_ledger_entries_job_id_jobs')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_ledger_entries')),
-    sa.UniqueConstraint('idempotency_key', name=op.f('uq_ledger_entries_idempotency_key'))
+    sa.ForeignKeyConstraint(['credit_id'], ['ledger_accounts.id'], name=op.f('fk_transfers_credit_id_ledger_accounts')),
+    sa.ForeignKeyConstraint(['debit_id'], ['ledger_accounts.id'], name=op.f('fk_transfers_debit_id_ledger_accounts')),
+    sa.ForeignKeyConstraint(['job_id'], ['jobs.id'], name=op.f('fk_transfers_job_id_jobs')),
+    sa.ForeignKeyConstraint(['pending_id'], ['transfers.id'], name=op.f('fk_transfers_pending_id_transfers')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_transfers')),
+    sa.UniqueConstraint('key', name=op.f('uq_transfers_key')),
+    sa.UniqueConstraint('pending_id', name=op.f('uq_transfers_pending_id'))
     )
-    with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_ledger_entries_account_id'), ['account_id'], unique=False)
+    with op.batch_alter_table('transfers', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_transfers_credit_id'), ['credit_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_transfers_debit_id'), ['debit_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_transfers_job_id'), ['job_id'], unique=False)
 
     op.create_table('usage_records',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -196,15 +224,14 @@ def upgrade() -> None:
     sa.Column('price_gpu_hour', sa.BigInteger(), nullable=False),
     sa.Column('amount', sa.BigInteger(), nullable=False),
     sa.Column('idempotency_key', sa.String(length=200), nullable=False),
-    sa.Column('ledger_entry_id', sa.Integer(), nullable=False),
+    sa.Column('transfer_id', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_charges_account_id_accounts')),
     sa.ForeignKeyConstraint(['job_id'], ['jobs.id'], name=op.f('fk_charges_job_id_jobs')),
-    sa.ForeignKeyConstraint(['ledger_entry_id'], ['ledger_entries.id'], name=op.f('fk_charges_ledger_entry_id_ledger_entries')),
+    sa.ForeignKeyConstraint(['transfer_id'], ['transfers.id'], name=op.f('fk_charges_transfer_id_transfers')),
     sa.ForeignKeyConstraint(['usage_record_id'], ['usage_records.id'], name=op.f('fk_charges_usage_record_id_usage_records')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_charges')),
     sa.UniqueConstraint('idempotency_key', name=op.f('uq_charges_idempotency_key')),
-    sa.UniqueConstraint('ledger_entry_id', name=op.f('uq_charges_ledger_entry_id')),
     sa.UniqueConstraint('usage_record_id', name=op.f('uq_charges_usage_record_id'))
     )
     with op.batch_alter_table('charges', schema=None) as batch_op:
@@ -226,15 +253,18 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_usage_records_job_id'))
 
     op.drop_table('usage_records')
-    with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_ledger_entries_account_id'))
+    with op.batch_alter_table('transfers', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_transfers_job_id'))
+        batch_op.drop_index(batch_op.f('ix_transfers_debit_id'))
+        batch_op.drop_index(batch_op.f('ix_transfers_credit_id'))
 
-    op.drop_table('ledger_entries')
+    op.drop_table('transfers')
     with op.batch_alter_table('job_events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_job_events_job_id'))
 
     op.drop_table('job_events')
     op.drop_table('partitions')
+    op.drop_table('ledger_accounts')
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.drop_index('ix_jobs_owner_state')
         batch_op.drop_index('ix_jobs_cluster_state')

@@ -1,0 +1,138 @@
+"""Customer money on the ledger: top-ups, holds for jobs, settlement, balances.
+
+Holds are taken at submission for the job's maximum cost, so an account can
+never promise more than it has; settlement posts the actual cost against
+the hold and releases the rest in the same transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from ..domain.money import to_decimal
+from ..store.models import Account, Job, LedgerAccount, Transfer
+from . import ledger
+from .ledger import CASH, CUSTOMER, REVENUE, LedgerError, cents, money
+
+
+def customer(session: Session, account: Account) -> LedgerAccount:
+    return ledger.ledger_account(session, CUSTOMER, account_id=account.id, currency=account.currency,
+                                 owner_key=str(account.id))
+
+
+def revenue(session: Session, product_line: str, currency: str) -> LedgerAccount:
+    return ledger.ledger_account(session, REVENUE, product_line=product_line, currency=currency)
+
+
+def cash(session: Session, currency: str) -> LedgerAccount:
+    return ledger.ledger_account(session, CASH, currency=currency)
+
+
+@dataclass(frozen=True)
+class Funds:
+    currency: str
+    balance: Decimal  # posted: top-ups minus charges
+    held: Decimal  # open holds of unsettled jobs
+    credit_limit: Decimal
+
+    @property
+    def available(self) -> Decimal:
+        return self.balance + self.credit_limit - self.held
+
+
+def funds(session: Session, account: Account) -> Funds:
+    b = ledger.balance_of(session, customer(session, account))
+    return Funds(account.currency, money(b.posted), money(b.pending), money(b.credit_limit))
+
+
+def top_up(session: Session, account: Account, amount: object, key: str, memo: str = "top-up",
+           actor: str = "system") -> tuple[Transfer, bool]:
+    """Credit money received; returns (transfer, created). Same key, same transfer."""
+    value = to_decimal(amount)
+    if value <= 0:
+        raise LedgerError("a top-up must be a positive amount")
+    before = session.scalar(select(Transfer.id).where(Transfer.key == key))
+    row = ledger.transfer(session, key, cash(session, account.currency), customer(session, account), cents(value),
+                          "topup", memo=memo, actor=actor)
+    return row, before is None
+
+
+def set_credit_limit(session: Session, account: Account, amount: object) -> None:
+    value = to_decimal(amount)
+    if value < 0:
+        raise LedgerError("a credit limit cannot be negative")
+    customer(session, account).credit_limit = cents(value)
+    session.flush()
+
+
+def hold_for_job(session: Session, job: Job, account: Account, amount: Decimal, product_line: str) -> Transfer:
+    """Reserve the job's maximum cost; raises ledger.InsufficientFunds."""
+    key = f"hold:job:{job.id}:{uuid.uuid4().hex[:12]}"  # row ids can be reused after a refusal
+    hold = ledger.transfer(session, key, customer(session, account), revenue(session, product_line, account.currency),
+                           cents(amount), "hold", pending=True, check_funds=True,
+                           memo=f"hold for job {job.id} (at most {amount} {account.currency})")
+    job.hold_id = hold.id
+    return hold
+
+
+def release(session: Session, job: Job, memo: str) -> None:
+    """Void the hold of a job the cluster refused (its row is then deleted,
+    so the void names the job in its memo, not by reference)."""
+    hold = session.get(Transfer, job.hold_id) if job.hold_id else None
+    if hold is not None and ledger.open_hold(session, hold):
+        ledger.resolve(session, f"void:{hold.key}", hold, 0, memo=memo)
+
+
+def settle(session: Session, job: Job, total: Decimal) -> Transfer | None:
+    """Charge the job's actual cost: post it against the hold, release the rest.
+
+    A cost above the hold (Slurm lets a job run past its limit by KillWait
+    seconds) is posted as an overrun on top: usage that happened is charged.
+    Returns the transfer that carries the charge.
+    """
+    hold = session.get(Transfer, job.hold_id) if job.hold_id else None
+    amount = cents(total)
+    account = session.get(Account, job.account_id)
+    if hold is None:  # a job without a hold (e.g. adopted): a plain charge
+        line_account = revenue(session, "hpc", account.currency)
+        return ledger.transfer(session, f"charge:job:{job.id}", customer(session, account), line_account, amount,
+                               "charge", job_id=job.id, memo=f"job {job.id}")
+    posted = ledger.resolve(session, f"settle:{hold.key}", hold, min(amount, hold.amount), job_id=job.id,
+                            memo=f"job {job.id} ({job.name}): {total} {account.currency}")
+    if amount > hold.amount:
+        credit = session.get(LedgerAccount, hold.credit_id)
+        ledger.transfer(session, f"overrun:{hold.key}", session.get(LedgerAccount, hold.debit_id), credit,
+                        amount - hold.amount, "charge", job_id=job.id,
+                        memo=f"job {job.id} ran past its limit: {money(amount - hold.amount)} above the hold")
+    return posted
+
+
+def charge(session: Session, job: Job, amount: Decimal, key: str, memo: str, product_line: str) -> Transfer:
+    """A charge outside settlement (a record that came after the job was settled)."""
+    account = session.get(Account, job.account_id)
+    return ledger.transfer(session, key, customer(session, account), revenue(session, product_line, account.currency),
+                           cents(amount), "charge", job_id=job.id, memo=memo)
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: int
+    kind: str
+    amount: Decimal  # as the customer sees it: + money in, - money out
+    pending: bool
+    job_id: int | None
+    memo: str
+    created_at: object
+
+
+def entries(session: Session, account: Account, limit: int = 20) -> list[Entry]:
+    me = customer(session, account)
+    rows = session.scalars(select(Transfer).where(or_(Transfer.debit_id == me.id, Transfer.credit_id == me.id))
+                           .order_by(Transfer.id.desc()).limit(limit))
+    return [Entry(t.id, t.kind, money(t.amount if t.credit_id == me.id else -t.amount), t.pending, t.job_id,
+                  t.memo, t.created_at) for t in rows]
