@@ -92,6 +92,7 @@ def test_array_dependency_exclusive_and_passthrough():
     assert spec.options.array == "0-9%2" and spec.options.dependency == "afterok:12"
     assert spec.resources.exclusive
     assert spec.options.passthrough == ("--mail-type=END", "--requeue")
+    assert spec_of("#!/bin/bash\n#SBATCH -H -c 2\ntrue\n").options.passthrough == ("--hold",)
 
 
 def test_quoted_values_and_trailing_comments():

@@ -79,6 +79,7 @@ _PASSTHROUGH_VALUE = {
     "tmp", "gpu-freq", "cpu-freq", "profile", "acctg-freq", "network",
 }
 _PASSTHROUGH_FLAG = {"requeue", "no-requeue", "overcommit", "contiguous", "spread-job", "oversubscribe", "hold"}
+_SHORT_FLAGS = {"H": "hold", "O": "overcommit", "s": "oversubscribe"}
 # Options that would change who the job runs as, how we talk to sbatch, or
 # where its script comes from: refused with a reason.
 _FORBIDDEN = {
@@ -202,6 +203,10 @@ def parse_tokens(tokens: list[str], line: int, into: ParsedOptions) -> list[str]
         else:
             letter = tok[1:2]
             option = _BY_SHORT.get(letter)
+            if option is None and letter in _SHORT_FLAGS and len(tok) == 2:
+                into.passthrough.append(f"--{_SHORT_FLAGS[letter]}")
+                i += 1
+                continue
             if option is None:
                 raise ScriptError(f"{_where(line)}: unknown sbatch option -{letter}")
             if len(tok) > 2:
