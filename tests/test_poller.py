@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 from computenet.billing import funds
 from computenet.services import accounts
 from computenet.services.jobs import submit_job
-from computenet.services.poller import ClusterPoller, expected_records
+from computenet.services.poller import ClusterPoller
+from computenet.services.settlement import expected_records
 from computenet.store.models import Charge, Job, JobEvent, UsageRecordRow
 from computenet.store.types import utcnow
 

@@ -20,7 +20,7 @@ from ..clusters.base import ClusterError, UsageRecord
 from ..domain.states import JobState, TERMINAL_STATES
 from ..store.models import Charge, Cluster, Job, UsageRecordRow
 from ..store.types import utcnow
-from .charging import charge_record, settle_job
+from .settlement import settle_pass
 from .jobs import apply_state
 from .platform import Platform
 
@@ -42,19 +42,6 @@ class PassReport:
     flagged: int = 0
     error: str | None = None
     changed_jobs: list[int] = field(default_factory=list)
-
-
-def expected_records(job: Job) -> int:
-    """One accounting record per array task, one for a plain job."""
-    array = (job.spec.get("options") or {}).get("array")
-    if not array:
-        return 1
-    count = 0
-    for item in array.split("%")[0].split(","):
-        bounds, _, step = item.partition(":")
-        low, _, high = bounds.partition("-")
-        count += len(range(int(low), int(high or low) + 1, int(step or 1)))
-    return count
 
 
 class ClusterPoller:
@@ -220,31 +207,8 @@ class ClusterPoller:
             report.flagged += 1
 
     def _charge(self, report: PassReport) -> None:
-        """Charge final records, then settle jobs whose records are all charged."""
         with self.platform.db.session() as session:
-            cluster = self._cluster(session)
-            rows = session.scalars(
-                select(UsageRecordRow).where(
-                    UsageRecordRow.cluster_id == cluster.id, UsageRecordRow.job_id.is_not(None),
-                    UsageRecordRow.state.in_(_TERMINAL), UsageRecordRow.end_time.is_not(None),
-                    ~select(Charge.id).where(Charge.usage_record_id == UsageRecordRow.id).exists(),
-                )
-            ).all()
-            for row in rows:
-                if charge_record(session, row) is not None:
-                    report.charged += 1
-            jobs = session.scalars(
-                select(Job).where(Job.cluster_id == cluster.id, Job.state.in_(_TERMINAL), Job.settled_at.is_(None))
-            ).all()
-            for job in jobs:
-                records = session.scalars(select(UsageRecordRow).where(UsageRecordRow.job_id == job.id)).all()
-                if not records or len(records) < expected_records(job):
-                    continue  # an array task's record may still be on its way
-                if all(r.state in _TERMINAL and r.end_time is not None for r in records) and all(
-                    session.scalar(select(Charge.id).where(Charge.usage_record_id == r.id)) for r in records
-                ):
-                    if job.exit_code is None:
-                        codes = [r.exit_code for r in records if r.exit_code is not None]
-                        job.exit_code = max(codes) if codes else None
-                    if settle_job(session, job):
-                        report.settled += 1
+            cluster_id = self._cluster(session).id
+        charged, settled = settle_pass(self.platform.db, cluster_id)
+        report.charged += charged
+        report.settled += settled
