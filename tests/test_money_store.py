@@ -241,3 +241,21 @@ def test_concurrent_settlers_settle_once(platform):
         assert session.scalar(select(func.count(Transfer.id)).where(Transfer.kind == "post")) == 1
         assert funds.funds(session, session.get(Account, account_id)).balance == Decimal("82.00")
         assert ledger.invariant(session) == []
+
+
+def test_interim_charges_above_the_final_cost_are_refunded(platform):
+    job_id, row_id, account_id = _job_with_record(platform, elapsed=1800, cpus=2, max_cost="80.00")
+    with platform.db.session() as session:
+        job = session.get(Job, job_id)
+        assert funds.interim(session, job, Decimal("30.00")) is not None  # estimated while running
+        assert funds.interim(session, job, Decimal("30.00")) is None  # nothing new since
+        assert funds.interim(session, job, Decimal("40.00")).amount == 1000  # 10.00 more
+        f = funds.funds(session, session.get(Account, account_id))
+        assert (f.balance, f.held, f.available) == (Decimal("60.00"), Decimal("40.00"), Decimal("20.00"))
+    with platform.db.session() as session:
+        charge_record(session, session.get(UsageRecordRow, row_id))  # accounting: 1 core-hour = 36.00
+        settle_job(session, session.get(Job, job_id))
+        f = funds.funds(session, session.get(Account, account_id))
+        assert (f.balance, f.held) == (Decimal("64.00"), Decimal("0.00"))  # 4.00 came back
+        assert [t.kind for t in session.scalars(select(Transfer).where(Transfer.kind == "refund"))] == ["refund"]
+        assert ledger.invariant(session) == []

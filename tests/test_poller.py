@@ -175,3 +175,33 @@ def test_expected_records_for_arrays():
     assert expected_records(job) == 10
     assert expected_records(Job(spec={"options": {"array": "1,3,5-7,10-20:5"}})) == 1 + 1 + 3 + 3
     assert expected_records(Job(spec={"options": {}})) == 1
+
+
+def test_interim_charges_while_running_then_true_up(make_platform):
+    """A running job is charged as it goes; settlement corrects to the accounted cost."""
+    from computenet.billing import ledger
+    from computenet.store.models import Transfer
+
+    platform = make_platform(interim_charge_seconds=1)
+    user_id, _ = add_user(platform, "long", balance="1000")
+    job = submit_job(platform, user_id, "#!/bin/bash\n#SBATCH -t 10 -c 4\nsleep 4.5\n")
+    poller = ClusterPoller(platform, "local")
+    interim_posts = poll_until(lambda: (lambda n: n if n >= 2 else None)(
+        count(platform, Transfer, Transfer.job_id == job.id, Transfer.memo.contains("interim"))),
+        step=poller.run_once, timeout=20, what="two interim charges while the job runs")
+    with platform.db.session() as session:
+        stored = session.get(Job, job.id)
+        assert stored.state == "RUNNING" and stored.interim_charged > 0
+        f = funds.funds(session, stored.account)
+        # charged so far + still held == the original hold, so available never moved
+        assert f.balance == Decimal("1000.00") - stored.interim_charged
+        assert f.held == stored.max_cost - stored.interim_charged
+        assert f.available == Decimal("1000.00") - stored.max_cost
+    settle(platform, job.id, poller)
+    with platform.db.session() as session:
+        stored = session.get(Job, job.id)
+        (charge,) = session.scalars(select(Charge).where(Charge.job_id == job.id))
+        f = funds.funds(session, stored.account)
+        assert f.held == 0 and f.balance == Decimal("1000.00") - charge.amount  # exactly the accounted cost
+        assert ledger.invariant(session) == []
+    assert interim_posts >= 2

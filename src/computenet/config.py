@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     # hours a finished job may wait for its accounting record before an
     # operator is told (sacct lags; a lost record must not go unnoticed)
     accounting_grace_minutes: int = Field(10, ge=1)
+    # a running job is charged for what it has used so far this often, so a
+    # long job never runs up an unbounded bill
+    interim_charge_seconds: int = Field(900, ge=1)
     # client side
     url: str | None = None
     token: str | None = None

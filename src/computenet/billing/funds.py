@@ -88,6 +88,29 @@ def release(session: Session, job: Job, memo: str) -> None:
         ledger.resolve(session, f"void:{hold.key}", hold, 0, memo=memo)
 
 
+def interim(session: Session, job: Job, cost_so_far: Decimal) -> Transfer | None:
+    """Post what a running job has cost since the last interim charge.
+
+    The open hold is posted for that amount and the rest of it is held
+    again at once (same transaction), so available funds do not change.
+    """
+    hold = session.get(Transfer, job.hold_id) if job.hold_id else None
+    increment = cents(cost_so_far) - cents(job.interim_charged)
+    if hold is None or increment <= 0 or not ledger.open_hold(session, hold):
+        return None
+    increment = min(increment, hold.amount)
+    stamp = uuid.uuid4().hex[:12]
+    posted = ledger.resolve(session, f"interim:{hold.key}", hold, increment, job_id=job.id,
+                            memo=f"job {job.id} ({job.name}): interim charge, running")
+    rest = hold.amount - increment
+    again = ledger.transfer(session, f"hold:job:{job.id}:{stamp}", session.get(LedgerAccount, hold.debit_id),
+                            session.get(LedgerAccount, hold.credit_id), rest, "hold", pending=True,
+                            memo=f"hold for job {job.id}, rest after an interim charge")
+    job.hold_id = again.id
+    job.interim_charged = money(cents(job.interim_charged) + increment)
+    return posted
+
+
 def settle(session: Session, job: Job, total: Decimal) -> Transfer | None:
     """Charge the job's actual cost: post it against the hold, release the rest.
 
@@ -96,8 +119,14 @@ def settle(session: Session, job: Job, total: Decimal) -> Transfer | None:
     Returns the transfer that carries the charge.
     """
     hold = session.get(Transfer, job.hold_id) if job.hold_id else None
-    amount = cents(total)
     account = session.get(Account, job.account_id)
+    amount = cents(total) - cents(job.interim_charged)  # what interim charges have not covered
+    if amount < 0:
+        # interim estimates ran ahead of what accounting says: give it back
+        refund_from = session.get(LedgerAccount, hold.credit_id) if hold else revenue(session, "hpc", account.currency)
+        ledger.transfer(session, f"refund:job:{job.id}", refund_from, customer(session, account), -amount, "refund",
+                        job_id=job.id, memo=f"job {job.id}: interim charges above the final cost")
+        amount = 0
     if hold is None:  # a job without a hold (e.g. adopted): a plain charge
         line_account = revenue(session, "hpc", account.currency)
         return ledger.transfer(session, f"charge:job:{job.id}", customer(session, account), line_account, amount,

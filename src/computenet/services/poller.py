@@ -13,12 +13,16 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import select
+from decimal import Decimal
+
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
+from ..billing import funds
+from ..billing.rating import rate
 from ..clusters.base import ClusterError, UsageRecord
 from ..domain.states import JobState, TERMINAL_STATES
-from ..store.models import Charge, Cluster, Job, UsageRecordRow
+from ..store.models import Charge, Cluster, Job, Partition, UsageRecordRow
 from ..store.types import utcnow
 from .settlement import settle_pass
 from .jobs import apply_state
@@ -39,6 +43,7 @@ class PassReport:
     records: int = 0
     charged: int = 0
     settled: int = 0
+    interim: int = 0
     flagged: int = 0
     error: str | None = None
     changed_jobs: list[int] = field(default_factory=list)
@@ -54,6 +59,7 @@ class ClusterPoller:
         report = PassReport(self.name)
         try:
             self._states(report)
+            self._interim(report)
             self._accounting(report)
         except ClusterError as exc:
             report.error = str(exc)
@@ -99,6 +105,28 @@ class ClusterPoller:
                         job.end_time = utcnow()
                     report.transitions += 1
                     report.changed_jobs.append(job.id)
+
+    def _interim(self, report: PassReport) -> None:
+        """Charge running jobs for what they used so far, every interim period."""
+        every = timedelta(seconds=self.platform.settings.interim_charge_seconds)
+        now = utcnow()
+        with self.platform.db.session() as session:
+            cluster = self._cluster(session)
+            due = list(session.scalars(select(Job.id).where(
+                Job.cluster_id == cluster.id, Job.state == JobState.RUNNING.value, Job.start_time.is_not(None),
+                Job.start_time <= now - every, or_(Job.interim_at.is_(None), Job.interim_at <= now - every))))
+        for job_id in due:
+            with self.platform.db.session() as session:
+                job = session.get(Job, job_id)
+                part = session.scalar(select(Partition).where(Partition.cluster_id == job.cluster_id,
+                                                              Partition.name == job.partition))
+                if part is None or part.price_core_hour is None:
+                    continue
+                seconds = int((now - job.start_time).total_seconds())
+                so_far = rate(seconds, job.cores, job.gpus, part.price_core_hour, part.price_gpu_hour or Decimal(0))
+                if funds.interim(session, job, so_far.amount) is not None:
+                    report.interim += 1
+                job.interim_at = now
 
     def _accounting(self, report: PassReport) -> None:
         pass_started = utcnow()

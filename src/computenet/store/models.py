@@ -190,6 +190,9 @@ class Job(Base):
     max_cost: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
     # the hold on the account for max_cost, posted or voided at settlement
     hold_id: Mapped[int | None] = mapped_column(ForeignKey("transfers.id", use_alter=True))
+    # posted while the job ran (interim charges), trued up at settlement
+    interim_charged: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+    interim_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     start_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
     end_time: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -88,6 +88,8 @@ def upgrade() -> None:
     sa.Column('time_limit_minutes', sa.Integer(), nullable=True),
     sa.Column('max_cost', sa.BigInteger(), nullable=False),
     sa.Column('hold_id', sa.Integer(), nullable=True),
+    sa.Column('interim_charged', sa.BigInteger(), nullable=False),
+    sa.Column('interim_at', sa.DateTime(), nullable=True),
     sa.Column('submitted_at', sa.DateTime(), nullable=False),
     sa.Column('start_time', sa.DateTime(), nullable=True),
     sa.Column('end_time', sa.DateTime(), nullable=True),
