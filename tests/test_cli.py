@@ -137,3 +137,22 @@ def test_demo_runs_on_a_fresh_home(tmp_path):
     assert "CANCELLED" in out and "FAILED" in out and "COMPLETED" in out
     assert "charged" in out and "balance 99." in out
     assert not list(tmp_path.glob("cnet-demo-*"))  # cleaned up
+
+
+def test_usage_and_bill(cli, platform, tmp_path):
+    from datetime import datetime, timezone
+
+    script = write(tmp_path, "u.sh", "#!/bin/bash\n#SBATCH -c 2 -t 5\nsleep 1.2\n")
+    assert cli("submit", script).exit_code == 0
+    poller = ClusterPoller(platform, "local")
+    poll_until(lambda: "charge" in cli("balance").output, step=poller.run_once, what="the charge")
+    usage = cli("usage", "--by", "cluster")
+    assert usage.exit_code == 0 and "local" in usage.output and "total" in usage.output
+    assert cli("usage", "--from", "yesterday").exit_code == 1
+    month = datetime.now(timezone.utc).strftime("%Y-%m")
+    bill = cli("bill", month)
+    assert bill.exit_code == 0 and "opening balance 0.00" in bill.output and "closing balance" in bill.output
+    as_csv = cli("bill", month, "--format", "csv")
+    assert as_csv.output.startswith("account,lee-lab,month,") and "closing_balance" in as_csv.output
+    assert '"opening_balance": "0.00"' in cli("bill", month, "--format", "json").output
+    assert cli("bill", "2026-13").exit_code == 1

@@ -114,3 +114,11 @@ class AccountOut(BaseModel):
 class MeOut(BaseModel):
     user: str
     accounts: list[AccountOut]
+
+
+class UsageRowOut(BaseModel):
+    key: str
+    jobs: int
+    core_hours: Decimal
+    gpu_hours: Decimal
+    cost: Decimal

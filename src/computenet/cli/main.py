@@ -184,6 +184,78 @@ def balance() -> None:
         console.print("you belong to no account yet")
 
 
+def _utc(text: Optional[str], option: str) -> Optional[str]:
+    """A day or a time; a bare date means midnight UTC."""
+    if not text:
+        return None
+    from datetime import datetime, timezone
+
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"{option} {text!r} is not a date (YYYY-MM-DD) or time")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.isoformat()
+
+
+@app.command()
+def usage(by: str = typer.Option("cluster", "--by", help="user, account, cluster, partition or day"),
+          start: Optional[str] = typer.Option(None, "--from", help="from this day (UTC)"),
+          end: Optional[str] = typer.Option(None, "--to", help="up to this day (UTC, exclusive)")) -> None:
+    """Core-hours, GPU-hours and cost in your accounts, grouped."""
+    from rich.table import Table
+
+    with client() as c:
+        rows = api(lambda: c.usage(by, _utc(start, "--from"), _utc(end, "--to")))
+    table = Table(header_style="bold")
+    for column, justify in ((by.upper(), "left"), ("JOBS", "right"), ("CORE-H", "right"), ("GPU-H", "right"),
+                            ("COST", "right")):
+        table.add_column(column, justify=justify)
+    for r in rows:
+        table.add_row(r.key, str(r.jobs), f"{r.core_hours:,.2f}", f"{r.gpu_hours:,.2f}", render.money(r.cost))
+    if rows:
+        table.add_row("[bold]total", str(sum(r.jobs for r in rows)), f"{sum(r.core_hours for r in rows):,.2f}",
+                      f"{sum(r.gpu_hours for r in rows):,.2f}", render.money(sum(r.cost for r in rows)))
+    console.print(table)
+
+
+@app.command()
+def bill(month: str = typer.Argument(..., help="YYYY-MM"),
+         account: Optional[str] = typer.Option(None, help="default: your default account"),
+         fmt: str = typer.Option("table", "--format", help="table, csv or json")) -> None:
+    """The monthly statement of an account: opening balance, every charge, closing balance."""
+    from rich.table import Table
+
+    with client() as c:
+        if account is None:
+            accounts = api(c.me).accounts
+            default = [a for a in accounts if a.is_default] or accounts
+            if not default:
+                fail("you belong to no account")
+            account = default[0].name
+        if fmt == "csv":
+            sys.stdout.write(api(lambda: c.statement_csv(account, month)))
+            return
+        data = api(lambda: c.statement(account, month))
+    if fmt == "json":
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    console.print(f"[bold]Statement {data['month']} for {data['account']}[/] ({data['currency']})")
+    console.print(f"opening balance {data['opening_balance']}")
+    table = Table(header_style="bold")
+    for column, justify in (("DATE", "left"), ("WHAT", "left"), ("JOB", "right"), ("CORE-H", "right"),
+                            ("GPU-H", "right"), ("AMOUNT", "right"), ("DETAIL", "left")):
+        table.add_column(column, justify=justify)
+    for line in data["lines"]:
+        table.add_row(line["date"], render.ENTRY_WORDS.get(line["kind"], line["kind"]), str(line["job_id"] or ""),
+                      line["core_hours"], line["gpu_hours"], line["amount"], line["memo"])
+    console.print(table)
+    lines = ", ".join(f"{k} {v}" for k, v in sorted(data["by_product_line"].items())) or "none"
+    console.print(f"top-ups {data['top_ups']}, charges {data['charges']} (by product line: {lines})\n"
+                  f"closing balance {data['closing_balance']}; held for running jobs {data['held_at_close']}")
+
+
 @app.command()
 def login(url: str, token: str) -> None:
     """Remember the server and your API token (in ~/.config/computenet, mode 0600)."""

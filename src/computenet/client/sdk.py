@@ -8,7 +8,7 @@ from typing import Iterator
 import httpx
 
 from ..domain.states import JobState
-from ..schemas import ClusterOut, JobDetail, JobOut, JobSubmit, MeOut, OutputChunk
+from ..schemas import ClusterOut, JobDetail, JobOut, JobSubmit, MeOut, OutputChunk, UsageRowOut
 
 
 class ApiError(Exception):
@@ -102,3 +102,20 @@ class ComputeNetClient:
 
     def me(self, entries: int = 20) -> MeOut:
         return MeOut.model_validate(self._call("GET", "/accounts/me", params={"entries": entries}))
+
+    def usage(self, by: str = "cluster", start: str | None = None, end: str | None = None) -> list[UsageRowOut]:
+        params = {"by": by}
+        if start:
+            params["from"] = start
+        if end:
+            params["to"] = end
+        return [UsageRowOut.model_validate(r) for r in self._call("GET", "/usage", params=params)]
+
+    def statement(self, account: str, month: str) -> dict:
+        return self._call("GET", f"/accounts/{account}/statements/{month}")
+
+    def statement_csv(self, account: str, month: str) -> str:
+        response = self.http.get(f"/accounts/{account}/statements/{month}", params={"format": "csv"})
+        if response.status_code >= 400:
+            raise ApiError(response.status_code, response.json().get("detail", response.text))
+        return response.text

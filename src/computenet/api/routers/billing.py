@@ -1,0 +1,54 @@
+"""/usage and /accounts/{name}/statements: what was used and what it cost."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import PlainTextResponse
+from sqlalchemy import select
+
+from ...billing.statements import month_bounds, statement
+from ...schemas import UsageRowOut
+from ...services import usage as usage_service
+from ...services.errors import InvalidRequest, NotFound
+from ...store.models import Account, AccountMember, User
+from ..deps import current_user, get_session
+
+router = APIRouter(tags=["billing"])
+
+
+@router.get("/usage", response_model=list[UsageRowOut])
+def usage(
+    by: str = Query("cluster", description="user, account, cluster, partition or day"),
+    start: datetime | None = Query(None, alias="from"),
+    end: datetime | None = Query(None, alias="to"),
+    user: User = Depends(current_user),
+    session=Depends(get_session),
+):
+    for moment in (start, end):
+        if moment is not None and moment.tzinfo is None:
+            raise InvalidRequest("give times with a zone, e.g. 2026-11-01T00:00:00Z")
+    rows = usage_service.usage(session, user, by, start, end)
+    return [UsageRowOut(**row.__dict__) for row in rows]
+
+
+@router.get("/accounts/{name}/statements/{month}")
+def monthly_statement(name: str, month: str, format: str = Query("json", pattern="^(json|csv)$"),
+                      user: User = Depends(current_user), session=Depends(get_session)):
+    account = session.scalar(select(Account).join(AccountMember, AccountMember.account_id == Account.id)
+                             .where(Account.name == name, AccountMember.user_id == user.id))
+    if account is None and not user.is_admin:
+        raise NotFound(f"no account {name!r} of yours")
+    account = account or session.scalar(select(Account).where(Account.name == name))
+    if account is None:
+        raise NotFound(f"no account {name!r}")
+    try:
+        month_bounds(month)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+    result = statement(session, account, month)
+    if format == "csv":
+        return PlainTextResponse(result.to_csv(), media_type="text/csv",
+                                 headers={"Content-Disposition": f'attachment; filename="{name}-{month}.csv"'})
+    return result.to_json()

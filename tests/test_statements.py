@@ -1,0 +1,83 @@
+"""Monthly statements and usage reports, from the ledger and the rated records."""
+
+import csv
+import io
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select, update
+
+from computenet.billing.statements import month_bounds, statement
+from computenet.client import ApiError
+from computenet.services.poller import ClusterPoller
+from computenet.store.models import Account, Transfer
+
+from conftest import poll_until
+
+
+def run_jobs(client, platform, scripts):
+    poller = ClusterPoller(platform, "local")
+    jobs = [client.submit(s) for s in scripts]
+    for job in jobs:
+        poll_until(lambda: client.job(job.id).settled, step=poller.run_once, what=f"job {job.id} to settle")
+    return [client.job(j.id) for j in jobs]
+
+
+def test_month_bounds():
+    assert month_bounds("2026-12") == (datetime(2026, 12, 1, tzinfo=timezone.utc),
+                                       datetime(2027, 1, 1, tzinfo=timezone.utc))
+    for bad in ("2026-13", "26-1x", "november"):
+        with pytest.raises(ValueError):
+            month_bounds(bad)
+
+
+def test_statement_balances_and_lines(alice, platform):
+    jobs = run_jobs(alice, platform, ["#!/bin/bash\n#SBATCH -c 2 -t 5\nsleep 1.2\n",
+                                      "#!/bin/bash\n#SBATCH -t 5\nexit 0\n"])
+    month = datetime.now(timezone.utc).strftime("%Y-%m")
+    data = alice.statement("alice-lab", month)
+    assert Decimal(data["opening_balance"]) == 0 and Decimal(data["top_ups"]) == Decimal("100.00")
+    spent = sum(j.cost for j in jobs)
+    assert Decimal(data["charges"]) == spent and Decimal(data["closing_balance"]) == Decimal("100.00") - spent
+    assert sum(Decimal(x["amount"]) for x in data["lines"]) == Decimal(data["closing_balance"])
+    assert Decimal(data["by_product_line"]["hpc"]) == spent and Decimal(data["held_at_close"]) == 0
+    charged = [x for x in data["lines"] if x["job_id"] == jobs[0].id and x["kind"] == "post"]
+    assert len(charged) == 1 and Decimal(charged[0]["core_hours"]) > 0
+    # CSV says the same
+    rows = list(csv.reader(io.StringIO(alice.statement_csv("alice-lab", month))))
+    assert rows[1] == ["opening_balance", "0.00"]
+    assert ["closing_balance", data["closing_balance"]] in rows
+
+
+def test_opening_balance_carries_last_month(alice, platform):
+    with platform.db.session() as session:  # the top-up happened last month
+        session.execute(update(Transfer).where(Transfer.kind == "topup")
+                        .values(created_at=datetime.now(timezone.utc) - timedelta(days=40)))
+    month = datetime.now(timezone.utc).strftime("%Y-%m")
+    data = alice.statement("alice-lab", month)
+    assert Decimal(data["opening_balance"]) == Decimal("100.00") and Decimal(data["top_ups"]) == 0
+    assert Decimal(data["closing_balance"]) == Decimal("100.00")
+
+
+def test_statements_are_private(alice, bob):
+    with pytest.raises(ApiError) as err:
+        bob.statement("alice-lab", "2026-11")
+    assert err.value.status == 404
+    with pytest.raises(ApiError) as err:
+        alice.statement("alice-lab", "2026-13")
+    assert err.value.status == 400
+
+
+def test_usage_grouped(alice, platform):
+    jobs = run_jobs(alice, platform, ["#!/bin/bash\n#SBATCH -c 2 -t 5\nsleep 1.2\n"] * 2)
+    (row,) = alice.usage("cluster")
+    assert (row.key, row.jobs) == ("local", 2) and row.cost == sum(j.cost for j in jobs)
+    assert row.core_hours > 0 and row.gpu_hours == 0
+    assert [r.key for r in alice.usage("user")] == ["alice"]
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    assert [r.key for r in alice.usage("day")] == [today]
+    assert alice.usage("cluster", start="2000-01-01T00:00:00Z", end="2000-02-01T00:00:00Z") == []
+    with pytest.raises(ApiError) as err:
+        alice.usage("planet")
+    assert err.value.status == 400 and "cannot group by" in err.value.detail
