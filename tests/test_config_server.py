@@ -111,3 +111,18 @@ def test_admin_and_server_processes(tmp_path, db_url, clean_db):
     finally:
         server.terminate()
         server.wait(15)
+
+
+def test_the_readme_configuration_example_loads(tmp_path, monkeypatch):
+    for key in list(os.environ):
+        if key.startswith("COMPUTENET_"):
+            monkeypatch.delenv(key)
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    config = tmp_path / "config.toml"
+    config.write_text(example)
+    settings = load_settings(config)
+    hpc1 = settings.cluster("hpc1")
+    assert hpc1.price_for("gpu").gpu_hour_by_model["a100"] == Decimal("9.50")
+    assert hpc1.billing_strategy("gpu") == "max_gpus_cores" and hpc1.product_line("gpu") == "ai"
+    assert settings.billing.minimum_charge == Decimal("0.01") and settings.default_cluster == "hpc1"

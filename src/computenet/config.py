@@ -30,13 +30,37 @@ class Price(BaseModel):
 
     core_hour: Decimal = Field(ge=0)
     gpu_hour: Decimal = Field(Decimal("0"), ge=0)
+    mem_gb_hour: Decimal = Field(Decimal("0"), ge=0)
+    gpu_hour_by_model: dict[str, Decimal] = Field(default_factory=dict)  # e.g. {"a100": "9.50"}
 
-    @field_validator("core_hour", "gpu_hour", mode="before")
+    @field_validator("core_hour", "gpu_hour", "mem_gb_hour", mode="before")
     @classmethod
     def _no_float(cls, value: object) -> object:
         if isinstance(value, float):
             raise ValueError("prices must be written as strings or exact decimals, not floats")
         return value
+
+    @field_validator("core_hour", "gpu_hour", "mem_gb_hour")
+    @classmethod
+    def _places(cls, value: Decimal) -> Decimal:
+        if value != value.quantize(Decimal("0.000001")):
+            raise ValueError(f"price {value} has more than 6 decimal places")
+        return value
+
+    @field_validator("gpu_hour_by_model")
+    @classmethod
+    def _model_prices(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
+        for model, price in value.items():
+            if price < 0 or price != price.quantize(Decimal("0.000001")):
+                raise ValueError(f"GPU price for {model}: {price} is negative or has more than 6 decimal places")
+        return value
+
+
+class BillingConfig(BaseModel):
+    """How amounts are rounded (to the cent) and the least a job that ran is charged."""
+
+    rounding: Literal["half_up", "up", "down"] = "half_up"
+    minimum_charge: Decimal = Field(Decimal("0"), ge=0)
 
 
 class ClusterConfig(BaseModel):
@@ -49,6 +73,9 @@ class ClusterConfig(BaseModel):
     prices: dict[str, Price] = Field(default_factory=dict)
     # product line per partition ("*" = the rest): revenue is booked per line
     product_lines: dict[str, str] = Field(default_factory=dict)
+    # billing strategy per partition ("*" = the rest): see billing/rating.py
+    billing_strategies: dict[str, Literal["cores", "gpus", "max_cores_memory", "max_gpus_cores"]] = Field(
+        default_factory=dict)
     poll_interval_s: float = Field(5.0, gt=0)
     # local executor
     slots: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
@@ -66,6 +93,9 @@ class ClusterConfig(BaseModel):
         if self.kind == "slurm" and not self.workdir_root:
             raise ValueError(f"cluster {self.name}: slurm clusters need workdir_root (a directory the nodes share)")
         return self
+
+    def billing_strategy(self, partition: str) -> str:
+        return self.billing_strategies.get(partition) or self.billing_strategies.get("*") or "cores"
 
     def product_line(self, partition: str) -> str:
         return self.product_lines.get(partition) or self.product_lines.get("*") or "hpc"
@@ -94,6 +124,7 @@ class Settings(BaseSettings):
     # a running job is charged for what it has used so far this often, so a
     # long job never runs up an unbounded bill
     interim_charge_seconds: int = Field(900, ge=1)
+    billing: BillingConfig = Field(default_factory=BillingConfig)
     # client side
     url: str | None = None
     token: str | None = None

@@ -15,7 +15,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..billing import funds
-from ..billing.rating import rate
+from ..billing import pricebook
+from ..billing.rating import Usage
+from ..config import BillingConfig
+from .pricing import quote
 from ..store.models import Charge, Cluster, Job, Partition, UsageRecordRow
 from ..store.types import utcnow
 
@@ -33,23 +36,28 @@ def _partition(session: Session, row: UsageRecordRow, job: Job) -> Partition | N
     return None
 
 
-def charge_record(session: Session, row: UsageRecordRow) -> Charge | None:
+def charge_record(session: Session, row: UsageRecordRow, billing: BillingConfig = BillingConfig()) -> Charge | None:
     """Rate one final record of a job; None if already rated or not priceable."""
     job = session.get(Job, row.job_id)
     if job is None or session.scalar(select(Charge.id).where(Charge.usage_record_id == row.id)):
         return None
     part = _partition(session, row, job)
-    if part is None or part.price_core_hour is None:
-        return None  # no price: left uncharged and visible, never free
+    if part is None:
+        return None
+    at = row.start_time or row.submit_time  # priced as when it started
+    rated = quote(session, part, Usage(row.elapsed_seconds, row.cpus, row.gpus, row.mem_mb), at, billing,
+                  gpu_model=row.gpu_type)
+    if rated is None:
+        return None  # no price: left unrated and visible, never free
+    prices = pricebook.prices_at(session, part.cluster_id, part.name, at, gpu_model=row.gpu_type or part.gpu_type)
     cluster = session.get(Cluster, row.cluster_id)
-    rated = rate(row.elapsed_seconds, row.cpus, row.gpus, part.price_core_hour, part.price_gpu_hour or Decimal(0))
     key = charge_key(cluster.name, row)
     try:
         with session.begin_nested():
             charge = Charge(
                 usage_record_id=row.id, job_id=job.id, account_id=job.account_id,
                 core_seconds=rated.core_seconds, gpu_seconds=rated.gpu_seconds,
-                price_core_hour=part.price_core_hour, price_gpu_hour=part.price_gpu_hour or Decimal(0),
+                price_core_hour=prices.core_hour, price_gpu_hour=prices.gpu_hour,
                 amount=rated.amount, idempotency_key=key,
             )
             session.add(charge)

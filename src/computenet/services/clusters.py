@@ -15,6 +15,8 @@ from ..clusters.slurm.transport import LocalTransport
 from ..config import ClusterConfig, Settings
 from ..store.models import Cluster, Partition
 from ..store.types import utcnow
+from ..billing import pricebook
+from .pricing import sync_prices
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,7 @@ def sync_cluster(session: Session, cfg: ClusterConfig, adapter: ClusterAdapter) 
         cluster.health, cluster.health_detail = HealthState.DEGRADED.value, f"sinfo failed: {exc}"
         return cluster
     existing = {p.name: p for p in session.scalars(select(Partition).where(Partition.cluster_id == cluster.id))}
+    bootstrap = not pricebook.history(session, cluster.id)
     for info in infos:
         part = existing.pop(info.name, None) or Partition(cluster_id=cluster.id, name=info.name)
         part.nodes = info.nodes
@@ -77,6 +80,8 @@ def sync_cluster(session: Session, cfg: ClusterConfig, adapter: ClusterAdapter) 
         else:
             part.price_core_hour, part.price_gpu_hour = price.core_hour, price.gpu_hour
         session.add(part)
+        session.flush()
+        sync_prices(session, part, price, cfg.billing_strategy(info.name), bootstrap)
     for gone in existing.values():
         gone.available = False  # kept for history; no new jobs
     session.flush()

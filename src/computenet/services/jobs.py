@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 from ..billing import funds, ledger
 from ..clusters.base import ClusterError, SubmitRejected, SubmitRequest
 from ..domain import patterns
-from ..domain.money import round_money
-from ..domain.resources import JobSpec, RequestError
+from ..billing.rating import Usage
+from ..domain.resources import JobSpec, RequestError, ResourceRequest
 from ..domain.sbatch import ScriptError, parse_submission
 from ..domain.states import JobState, TERMINAL_STATES
 from ..store.models import Account, AccountMember, Cluster, Job, JobEvent, Partition, User
@@ -22,6 +22,7 @@ from ..store.types import utcnow
 from . import paths
 from .errors import Forbidden, InsufficientFunds, InvalidRequest, NotFound, Unavailable
 from .platform import Platform
+from .pricing import quote
 
 _TERMINAL = [s.value for s in TERMINAL_STATES]
 _DEPENDENCY_ITEM = re.compile(r"^(after|afterany|afterok|afternotok|aftercorr|afterburstbuffer)((?::[0-9]+)+)$")
@@ -113,10 +114,20 @@ def check_fit(spec: JobSpec, part: Partition) -> int:
     return limit
 
 
-def max_cost(cores: int, gpus: int, minutes: int, part: Partition) -> Decimal:
-    hours = Decimal(minutes) / Decimal(60)
-    per_hour = Decimal(cores) * part.price_core_hour + Decimal(gpus) * (part.price_gpu_hour or Decimal(0))
-    return round_money(hours * per_hour)
+def job_memory_mb(job: Job) -> int:
+    """Memory the job asked for on all its nodes (0 when it did not say)."""
+    res = ResourceRequest(**(job.spec.get("resources") or {}))
+    return res.mem_per_node_needed_mb() * res.nodes
+
+
+def max_cost(session: Session, platform: Platform, spec: JobSpec, minutes: int, part: Partition) -> Decimal:
+    """What the job costs if it runs to its time limit, at today's prices."""
+    res = spec.resources
+    usage = Usage(minutes * 60, res.total_cores, res.total_gpus, res.mem_per_node_needed_mb() * res.nodes)
+    rated = quote(session, part, usage, utcnow(), platform.settings.billing, gpu_model=res.gpu_type)
+    if rated is None:
+        raise Unavailable(f"partition {part.name} has no price in force; an operator must set one")
+    return rated.amount
 
 
 def translate_dependency(session: Session, user: User, text: str) -> tuple[str, int | None]:
@@ -180,7 +191,7 @@ def submit_job(platform: Platform, user_id: int, script: bytes | str, flags: lis
         # the platform account is ours; the Slurm account is the cluster's business
         cluster_spec = spec.model_copy(update={"resources": res.model_copy(update={
             "account": None, "partition": part.name, "time_limit_minutes": limit})})
-        cost = max_cost(res.total_cores, res.total_gpus, limit, part)
+        cost = max_cost(session, platform, cluster_spec, limit, part)
         cfg = platform.cluster_config(placement.cluster.name)
         space = paths.user_space(platform.settings.workdir_root(cfg), user.name)
         opts = spec.options

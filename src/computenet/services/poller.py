@@ -19,13 +19,14 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from ..billing import funds
-from ..billing.rating import rate
+from ..billing.rating import Usage
 from ..clusters.base import ClusterError, UsageRecord
 from ..domain.states import JobState, TERMINAL_STATES
 from ..store.models import Charge, Cluster, Job, Partition, UsageRecordRow
 from ..store.types import utcnow
+from .pricing import quote
 from .settlement import settle_pass
-from .jobs import apply_state
+from .jobs import apply_state, job_memory_mb
 from .platform import Platform
 
 log = logging.getLogger(__name__)
@@ -120,10 +121,13 @@ class ClusterPoller:
                 job = session.get(Job, job_id)
                 part = session.scalar(select(Partition).where(Partition.cluster_id == job.cluster_id,
                                                               Partition.name == job.partition))
-                if part is None or part.price_core_hour is None:
+                if part is None:
                     continue
                 seconds = int((now - job.start_time).total_seconds())
-                so_far = rate(seconds, job.cores, job.gpus, part.price_core_hour, part.price_gpu_hour or Decimal(0))
+                so_far = quote(session, part, Usage(seconds, job.cores, job.gpus, job_memory_mb(job)), job.start_time,
+                               self.platform.settings.billing, gpu_model=(job.spec.get("resources") or {}).get("gpu_type"))
+                if so_far is None:
+                    continue
                 if funds.interim(session, job, so_far.amount) is not None:
                     report.interim += 1
                 job.interim_at = now
@@ -237,6 +241,6 @@ class ClusterPoller:
     def _charge(self, report: PassReport) -> None:
         with self.platform.db.session() as session:
             cluster_id = self._cluster(session).id
-        charged, settled = settle_pass(self.platform.db, cluster_id)
+        charged, settled = settle_pass(self.platform.db, cluster_id, self.platform.settings.billing)
         report.charged += charged
         report.settled += settled

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from ..config import BillingConfig
 from ..domain.states import TERMINAL_STATES
 from ..store.db import Database
 from ..store.models import Charge, Job, UsageRecordRow
@@ -39,7 +40,7 @@ def _unrated(cluster_id: int):
     ).order_by(UsageRecordRow.id)
 
 
-def settle_pass(db: Database, cluster_id: int) -> tuple[int, int]:
+def settle_pass(db: Database, cluster_id: int, billing: BillingConfig = BillingConfig()) -> tuple[int, int]:
     """Rate every unrated final record, then settle every job whose records are rated.
 
     Returns (records rated, jobs settled).
@@ -49,7 +50,7 @@ def settle_pass(db: Database, cluster_id: int) -> tuple[int, int]:
         record_ids = list(session.scalars(_unrated(cluster_id)))
     for record_id in record_ids:
         with db.session() as session:
-            if charge_record(session, session.get(UsageRecordRow, record_id)) is not None:
+            if charge_record(session, session.get(UsageRecordRow, record_id), billing) is not None:
                 rated += 1
     with db.session() as session:
         job_ids = list(session.scalars(select(Job.id).where(

@@ -70,9 +70,34 @@ class Partition(Base):
     price_core_hour: Mapped[Decimal | None] = mapped_column(Rate)
     price_gpu_hour: Mapped[Decimal | None] = mapped_column(Rate)
     product_line: Mapped[str] = mapped_column(String(32), default="hpc")
+    billing_strategy: Mapped[str] = mapped_column(String(24), default="cores")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     cluster: Mapped[Cluster] = relationship(back_populates="partitions")
+
+
+class PriceItem(Base):
+    """One price, valid from ``effective_from`` until a newer item for the same key.
+
+    Rows are never edited: a price change is a new row (a new version), so
+    any past job can be re-rated at the price it ran under.
+    """
+
+    __tablename__ = "price_items"
+    __table_args__ = (UniqueConstraint("cluster_id", "partition", "qos", "resource", "gpu_model", "effective_from"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"), index=True)
+    partition: Mapped[str] = mapped_column(String(64))  # "*" = every partition of the cluster
+    qos: Mapped[str] = mapped_column(String(64), default="")  # "" = any QOS
+    resource: Mapped[str] = mapped_column(String(16))  # core_hour | gpu_hour | mem_gb_hour
+    gpu_model: Mapped[str] = mapped_column(String(64), default="")  # "" = any model
+    unit_price: Mapped[Decimal] = mapped_column(Rate)
+    effective_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    actor: Mapped[str] = mapped_column(String(64), default="")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class User(Base):

@@ -2,7 +2,6 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 03:22:31.022166
 """
 from alembic import op
 import sqlalchemy as sa
@@ -141,11 +140,32 @@ def upgrade() -> None:
     sa.Column('price_core_hour', sa.BigInteger(), nullable=True),
     sa.Column('price_gpu_hour', sa.BigInteger(), nullable=True),
     sa.Column('product_line', sa.String(length=32), nullable=False),
+    sa.Column('billing_strategy', sa.String(length=24), nullable=False),
     sa.Column('updated_at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['cluster_id'], ['clusters.id'], name=op.f('fk_partitions_cluster_id_clusters')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_partitions')),
     sa.UniqueConstraint('cluster_id', 'name', name=op.f('uq_partitions_cluster_id_name'))
     )
+    op.create_table('price_items',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('cluster_id', sa.Integer(), nullable=False),
+    sa.Column('partition', sa.String(length=64), nullable=False),
+    sa.Column('qos', sa.String(length=64), nullable=False),
+    sa.Column('resource', sa.String(length=16), nullable=False),
+    sa.Column('gpu_model', sa.String(length=64), nullable=False),
+    sa.Column('unit_price', sa.BigInteger(), nullable=False),
+    sa.Column('effective_from', sa.DateTime(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('actor', sa.String(length=64), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['cluster_id'], ['clusters.id'], name=op.f('fk_price_items_cluster_id_clusters')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_price_items')),
+    sa.UniqueConstraint('cluster_id', 'partition', 'qos', 'resource', 'gpu_model', 'effective_from', name=op.f('uq_price_items_cluster_id_partition_qos_resource_gpu_model_effective_from'))
+    )
+    with op.batch_alter_table('price_items', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_price_items_cluster_id'), ['cluster_id'], unique=False)
+
     op.create_table('job_events',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('job_id', sa.Integer(), nullable=False),
@@ -265,6 +285,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_job_events_job_id'))
 
     op.drop_table('job_events')
+    with op.batch_alter_table('price_items', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_price_items_cluster_id'))
+
+    op.drop_table('price_items')
     op.drop_table('partitions')
     op.drop_table('ledger_accounts')
     with op.batch_alter_table('jobs', schema=None) as batch_op:

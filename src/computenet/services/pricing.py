@@ -1,0 +1,55 @@
+"""One way to price anything: holds, interim charges and final rating agree."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from ..billing import pricebook
+from ..billing.rating import Rated, Rules, Strategy, Usage, rate_usage
+from ..config import BillingConfig
+from ..store.models import Partition
+
+
+def rules_for(part: Partition, billing: BillingConfig) -> Rules:
+    return Rules(
+        strategy=Strategy(part.billing_strategy or "cores"),
+        mem_per_core_mb=part.mem_per_node_mb // part.cores_per_node if part.cores_per_node else 0,
+        cores_per_gpu=part.cores_per_node // part.gpus_per_node if part.gpus_per_node else 0,
+        rounding=billing.rounding,
+        minimum_charge=billing.minimum_charge,
+    )
+
+
+def quote(session: Session, part: Partition, usage: Usage, at: datetime, billing: BillingConfig,
+          gpu_model: str | None = None) -> Rated | None:
+    """The price of ``usage`` on ``part`` at ``at``; None when the partition has no price then."""
+    prices = pricebook.prices_at(session, part.cluster_id, part.name, at, gpu_model=gpu_model or part.gpu_type)
+    if prices is None:
+        return None
+    return rate_usage(usage, prices, rules_for(part, billing))
+
+
+def sync_prices(session: Session, part: Partition, price, strategy: str, bootstrap: bool,
+                actor: str = "config") -> None:
+    """Make the price book agree with the configured list price (a new version on change).
+
+    ``bootstrap``: the cluster had no prices yet, so these cover all time
+    before them; any later price applies from now, never backwards.
+    """
+    part.billing_strategy = strategy
+    if price is None:
+        return
+    wanted = {("core_hour", ""): price.core_hour, ("gpu_hour", ""): price.gpu_hour,
+              ("mem_gb_hour", ""): price.mem_gb_hour}
+    wanted.update({("gpu_hour", model): value for model, value in price.gpu_hour_by_model.items()})
+    for (resource, model), value in wanted.items():
+        now = pricebook.current(session, part.cluster_id, part.name, resource, model)
+        if now == value:
+            continue
+        if now is None and value == 0 and resource != "core_hour":
+            continue  # nothing to say: no price is zero for optional resources
+        pricebook.set_price(session, part.cluster_id, part.name, resource, value, gpu_model=model, actor=actor,
+                            effective_from=pricebook.EPOCH if bootstrap else None,
+                            reason="from configuration")
