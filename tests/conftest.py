@@ -30,7 +30,7 @@ from computenet.store.db import Database
 FIXTURES = Path(__file__).parent / "fixtures"
 TABLES_IN_DELETE_ORDER = [
     "charges", "transfers", "ledger_accounts", "usage_records", "job_events", "jobs", "api_tokens",
-    "account_members", "users", "accounts", "price_items", "partitions", "clusters",
+    "account_members", "users", "accounts", "contracts", "tenants", "price_items", "partitions", "clusters",
 ]
 
 

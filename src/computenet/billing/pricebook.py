@@ -11,10 +11,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from ..store.models import PriceItem
+from ..store.models import Contract, PriceItem
 from ..store.types import utcnow
 from .rating import Prices
 
@@ -89,3 +89,37 @@ def current(session: Session, cluster_id: int, partition: str, resource: str, gp
 def history(session: Session, cluster_id: int) -> list[PriceItem]:
     return list(session.scalars(select(PriceItem).where(PriceItem.cluster_id == cluster_id)
                                 .order_by(PriceItem.partition, PriceItem.resource, PriceItem.effective_from)))
+
+
+def with_contract(session: Session, prices: Prices, tenant_id: int | None, cluster_id: int, partition: str,
+                  at: datetime) -> Prices:
+    """A tenant's contract over list prices: its unit price replaces, its discount reduces.
+
+    Per resource the most specific contract in force wins (a cluster over
+    every cluster, a partition over "*", a resource over "*").
+    """
+    if tenant_id is None:
+        return prices
+    rows = session.scalars(select(Contract).where(
+        Contract.tenant_id == tenant_id, or_(Contract.cluster_id.is_(None), Contract.cluster_id == cluster_id),
+        Contract.partition.in_([partition, "*"]), Contract.effective_from <= at,
+        or_(Contract.effective_to.is_(None), Contract.effective_to > at))).all()
+    if not rows:
+        return prices
+    values = {}
+    for resource in RESOURCES:
+        listed = getattr(prices, resource)
+        matching = [r for r in rows if r.resource in (resource, "*")]
+        if not matching:
+            values[resource] = listed
+            continue
+        best = max(matching, key=lambda r: (r.cluster_id is not None, r.partition != "*", r.resource != "*",
+                                            r.effective_from, r.id))
+        if best.unit_price is not None and best.resource != "*":
+            values[resource] = best.unit_price
+        elif best.discount_percent is not None:
+            values[resource] = (listed * (Decimal(100) - best.discount_percent) / Decimal(100)).quantize(
+                Decimal("0.000001"))
+        else:
+            values[resource] = listed
+    return Prices(**values)

@@ -21,7 +21,7 @@ from ..store.models import Account, Charge, Job, LedgerAccount, Transfer
 from .funds import customer
 from .ledger import money
 
-_MOVES_MONEY = ("topup", "post", "charge", "refund", "adjustment")
+_MOVES_MONEY = ("topup", "transfer", "post", "charge", "refund", "adjustment")
 
 
 def month_bounds(month: str) -> tuple[datetime, datetime]:
@@ -129,7 +129,7 @@ def statement(session: Session, account: Account, month: str) -> Statement:
         lines.append(Line(t.created_at.strftime("%Y-%m-%d %H:%M:%S"), t.kind, money(amount), t.job_id, job_name,
                           line_name or None, core_h.quantize(Decimal("0.0001")), gpu_h.quantize(Decimal("0.0001")),
                           t.memo))
-        if t.kind == "topup":
+        if t.kind in ("topup", "transfer"):  # money in (or out to another account)
             top_ups += amount
         elif t.kind in ("post", "charge", "refund"):
             charges -= amount

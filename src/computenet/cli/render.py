@@ -36,7 +36,7 @@ def elapsed(job: JobOut) -> float | None:
 
 # ledger transfer kinds in the words a user reads on a bill
 ENTRY_WORDS = {"topup": "top-up", "hold": "hold", "post": "charge", "void": "release", "charge": "charge",
-               "adjustment": "adjustment"}
+               "refund": "refund", "transfer": "transfer", "adjustment": "adjustment"}
 
 
 def money(value: Decimal | None) -> str:

@@ -15,11 +15,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..billing import funds
-from ..billing import pricebook
 from ..billing.rating import Usage
 from ..config import BillingConfig
-from .pricing import quote
-from ..store.models import Charge, Cluster, Job, Partition, UsageRecordRow
+from .pricing import prices_for, quote
+from ..store.models import Account, Charge, Cluster, Job, Partition, UsageRecordRow
 from ..store.types import utcnow
 
 
@@ -45,11 +44,12 @@ def charge_record(session: Session, row: UsageRecordRow, billing: BillingConfig 
     if part is None:
         return None
     at = row.start_time or row.submit_time  # priced as when it started
+    tenant_id = session.get(Account, job.account_id).tenant_id
     rated = quote(session, part, Usage(row.elapsed_seconds, row.cpus, row.gpus, row.mem_mb), at, billing,
-                  gpu_model=row.gpu_type)
+                  gpu_model=row.gpu_type, tenant_id=tenant_id)
     if rated is None:
         return None  # no price: left unrated and visible, never free
-    prices = pricebook.prices_at(session, part.cluster_id, part.name, at, gpu_model=row.gpu_type or part.gpu_type)
+    prices = prices_for(session, part, at, tenant_id, row.gpu_type)
     cluster = session.get(Cluster, row.cluster_id)
     key = charge_key(cluster.name, row)
     try:

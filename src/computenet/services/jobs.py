@@ -19,7 +19,7 @@ from ..domain.sbatch import ScriptError, parse_submission
 from ..domain.states import JobState, TERMINAL_STATES
 from ..store.models import Account, AccountMember, Cluster, Job, JobEvent, Partition, User
 from ..store.types import utcnow
-from . import paths
+from . import paths, tenants
 from .errors import Forbidden, InsufficientFunds, InvalidRequest, NotFound, Unavailable
 from .platform import Platform
 from .pricing import quote
@@ -120,11 +120,13 @@ def job_memory_mb(job: Job) -> int:
     return res.mem_per_node_needed_mb() * res.nodes
 
 
-def max_cost(session: Session, platform: Platform, spec: JobSpec, minutes: int, part: Partition) -> Decimal:
-    """What the job costs if it runs to its time limit, at today's prices."""
+def max_cost(session: Session, platform: Platform, spec: JobSpec, minutes: int, part: Partition,
+             account: Account) -> Decimal:
+    """What the job costs if it runs to its time limit, at today's prices for this account."""
     res = spec.resources
     usage = Usage(minutes * 60, res.total_cores, res.total_gpus, res.mem_per_node_needed_mb() * res.nodes)
-    rated = quote(session, part, usage, utcnow(), platform.settings.billing, gpu_model=res.gpu_type)
+    rated = quote(session, part, usage, utcnow(), platform.settings.billing, gpu_model=res.gpu_type,
+                  tenant_id=account.tenant_id)
     if rated is None:
         raise Unavailable(f"partition {part.name} has no price in force; an operator must set one")
     return rated.amount
@@ -191,7 +193,8 @@ def submit_job(platform: Platform, user_id: int, script: bytes | str, flags: lis
         # the platform account is ours; the Slurm account is the cluster's business
         cluster_spec = spec.model_copy(update={"resources": res.model_copy(update={
             "account": None, "partition": part.name, "time_limit_minutes": limit})})
-        cost = max_cost(session, platform, cluster_spec, limit, part)
+        cost = max_cost(session, platform, cluster_spec, limit, part, account)
+        tenants.check_spend_limit(session, user, account, cost)
         cfg = platform.cluster_config(placement.cluster.name)
         space = paths.user_space(platform.settings.workdir_root(cfg), user.name)
         opts = spec.options

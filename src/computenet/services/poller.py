@@ -125,7 +125,8 @@ class ClusterPoller:
                     continue
                 seconds = int((now - job.start_time).total_seconds())
                 so_far = quote(session, part, Usage(seconds, job.cores, job.gpus, job_memory_mb(job)), job.start_time,
-                               self.platform.settings.billing, gpu_model=(job.spec.get("resources") or {}).get("gpu_type"))
+                               self.platform.settings.billing, gpu_model=(job.spec.get("resources") or {}).get("gpu_type"),
+                               tenant_id=job.account.tenant_id)
                 if so_far is None:
                     continue
                 if funds.interim(session, job, so_far.amount) is not None:

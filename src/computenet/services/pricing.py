@@ -22,10 +22,19 @@ def rules_for(part: Partition, billing: BillingConfig) -> Rules:
     )
 
 
-def quote(session: Session, part: Partition, usage: Usage, at: datetime, billing: BillingConfig,
-          gpu_model: str | None = None) -> Rated | None:
-    """The price of ``usage`` on ``part`` at ``at``; None when the partition has no price then."""
+def prices_for(session: Session, part: Partition, at: datetime, tenant_id: int | None = None,
+               gpu_model: str | None = None):
+    """List prices at ``at``, with the tenant's contract applied; None when unpriced."""
     prices = pricebook.prices_at(session, part.cluster_id, part.name, at, gpu_model=gpu_model or part.gpu_type)
+    if prices is None:
+        return None
+    return pricebook.with_contract(session, prices, tenant_id, part.cluster_id, part.name, at)
+
+
+def quote(session: Session, part: Partition, usage: Usage, at: datetime, billing: BillingConfig,
+          gpu_model: str | None = None, tenant_id: int | None = None) -> Rated | None:
+    """The price of ``usage`` on ``part`` at ``at`` for a tenant; None when the partition has no price then."""
+    prices = prices_for(session, part, at, tenant_id, gpu_model)
     if prices is None:
         return None
     return rate_usage(usage, prices, rules_for(part, billing))

@@ -106,7 +106,9 @@ class User(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     email: Mapped[str | None] = mapped_column(String(255))
-    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)  # platform operator
+    role: Mapped[str] = mapped_column(String(16), default="user")  # user | tenant_admin | finance | operator
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"))
     default_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", use_alter=True))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -126,15 +128,31 @@ class ApiToken(Base):
     user: Mapped[User] = relationship()
 
 
+class Tenant(Base):
+    """A customer organisation."""
+
+    __tablename__ = "tenants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    # university | research_institute | enterprise | government | individual
+    segment: Mapped[str] = mapped_column(String(24))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Account(Base):
-    """An account jobs are charged to; its money lives in the ledger."""
+    """An account jobs are charged to (a project, or a tenant's own wallet); its money lives in the ledger."""
 
     __tablename__ = "accounts"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     currency: Mapped[str] = mapped_column(String(3), default="CNY")
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16), default="project")  # project | tenant
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    tenant: Mapped["Tenant | None"] = relationship()
 
 
 class AccountMember(Base):
@@ -142,6 +160,28 @@ class AccountMember(Base):
 
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), default="member")  # member | pi
+    # the most this member may spend from the account in a calendar month
+    spend_limit: Mapped[Decimal | None] = mapped_column(Money)
+
+
+class Contract(Base):
+    """A tenant's negotiated price: a unit price that replaces the list price, or a discount on it."""
+
+    __tablename__ = "contracts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), index=True)
+    cluster_id: Mapped[int | None] = mapped_column(ForeignKey("clusters.id"))  # None = every cluster
+    partition: Mapped[str] = mapped_column(String(64), default="*")
+    resource: Mapped[str] = mapped_column(String(16), default="*")  # core_hour | gpu_hour | mem_gb_hour | *
+    unit_price: Mapped[Decimal | None] = mapped_column(Rate)
+    discount_percent: Mapped[Decimal | None] = mapped_column(Rate)
+    effective_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    effective_to: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(64), default="")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class LedgerAccount(Base):

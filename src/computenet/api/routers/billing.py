@@ -12,7 +12,8 @@ from ...billing.statements import month_bounds, statement
 from ...schemas import UsageRowOut
 from ...services import usage as usage_service
 from ...services.errors import InvalidRequest, NotFound
-from ...store.models import Account, AccountMember, User
+from ...services.tenants import can_see_account
+from ...store.models import Account, User
 from ..deps import current_user, get_session
 
 router = APIRouter(tags=["billing"])
@@ -36,13 +37,10 @@ def usage(
 @router.get("/accounts/{name}/statements/{month}")
 def monthly_statement(name: str, month: str, format: str = Query("json", pattern="^(json|csv)$"),
                       user: User = Depends(current_user), session=Depends(get_session)):
-    account = session.scalar(select(Account).join(AccountMember, AccountMember.account_id == Account.id)
-                             .where(Account.name == name, AccountMember.user_id == user.id))
-    if account is None and not user.is_admin:
+    account = session.scalar(select(Account).where(Account.name == name))
+    # an account you may not see is "not found": its existence is not your business
+    if account is None or not can_see_account(session, user, account):
         raise NotFound(f"no account {name!r} of yours")
-    account = account or session.scalar(select(Account).where(Account.name == name))
-    if account is None:
-        raise NotFound(f"no account {name!r}")
     try:
         month_bounds(month)
     except ValueError as exc:

@@ -1,0 +1,170 @@
+"""Who pays: tenants, their projects, members with roles and spending limits, contracts."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ..billing import funds, ledger
+from ..billing.ledger import LedgerError, cents
+from ..domain.money import MoneyError, to_decimal
+from ..store.models import Account, AccountMember, Charge, Contract, Job, Tenant, Transfer, User
+from ..store.types import utcnow
+from .accounts import ACCOUNT_NAME, create_account
+from .errors import Conflict, Forbidden, InsufficientFunds, InvalidRequest, NotFound
+
+SEGMENTS = ("university", "research_institute", "enterprise", "government", "individual")
+ROLES = ("user", "tenant_admin", "finance", "operator")
+MEMBER_ROLES = ("member", "pi")
+
+
+def create_tenant(session: Session, name: str, segment: str) -> Tenant:
+    if not ACCOUNT_NAME.match(name):
+        raise InvalidRequest(f"invalid tenant name {name!r}")
+    if segment not in SEGMENTS:
+        raise InvalidRequest(f"unknown segment {segment!r} (use {', '.join(SEGMENTS)})")
+    if session.scalar(select(Tenant).where(Tenant.name == name)):
+        raise Conflict(f"tenant {name!r} exists")
+    tenant = Tenant(name=name, segment=segment)
+    session.add(tenant)
+    session.flush()
+    # the tenant's own wallet, from which it funds its projects
+    wallet = create_account(session, name)
+    wallet.tenant_id, wallet.kind = tenant.id, "tenant"
+    return tenant
+
+
+def get_tenant(session: Session, name: str) -> Tenant:
+    tenant = session.scalar(select(Tenant).where(Tenant.name == name))
+    if tenant is None:
+        raise NotFound(f"no tenant {name!r}")
+    return tenant
+
+
+def create_project(session: Session, tenant: Tenant, name: str, pi: User | None = None) -> Account:
+    project = create_account(session, name, owner=pi)
+    project.tenant_id = tenant.id
+    if pi is not None:
+        set_member(session, project, pi, role="pi")
+    return project
+
+
+def set_member(session: Session, account: Account, user: User, role: str = "member",
+               spend_limit: object | None = None) -> AccountMember:
+    if role not in MEMBER_ROLES:
+        raise InvalidRequest(f"unknown member role {role!r} (use {', '.join(MEMBER_ROLES)})")
+    limit = None
+    if spend_limit is not None:
+        try:
+            limit = to_decimal(spend_limit)
+            cents(limit)
+        except (MoneyError, LedgerError) as exc:
+            raise InvalidRequest(f"spending limit: {exc}") from None
+        if limit < 0:
+            raise InvalidRequest("a spending limit cannot be negative")
+    member = session.get(AccountMember, (account.id, user.id))
+    if member is None:
+        member = AccountMember(account_id=account.id, user_id=user.id)
+        session.add(member)
+    member.role, member.spend_limit = role, limit
+    if user.default_account_id is None:
+        user.default_account_id = account.id
+    session.flush()
+    return member
+
+
+def remove_member(session: Session, account: Account, user: User) -> None:
+    """The user can no longer charge jobs to the account (running jobs finish and are charged)."""
+    member = session.get(AccountMember, (account.id, user.id))
+    if member is None:
+        raise NotFound(f"{user.name} is not a member of {account.name}")
+    session.delete(member)
+    if user.default_account_id == account.id:
+        user.default_account_id = None
+    session.flush()
+
+
+def month_start(now: datetime | None = None) -> datetime:
+    now = now or utcnow()
+    return datetime(now.year, now.month, 1, tzinfo=timezone.utc)
+
+
+def spent_this_month(session: Session, user: User, account: Account) -> Decimal:
+    """Charged this month for the user's jobs on the account, plus what their unsettled jobs may still cost."""
+    charged = session.scalar(select(func.coalesce(func.sum(Charge.amount), 0)).join(Job, Job.id == Charge.job_id)
+                             .where(Job.owner_id == user.id, Charge.account_id == account.id,
+                                    Charge.created_at >= month_start()))
+    pending = session.scalar(select(func.coalesce(func.sum(Job.max_cost), 0)).where(
+        Job.owner_id == user.id, Job.account_id == account.id, Job.settled_at.is_(None)))
+    return Decimal(charged or 0) + Decimal(pending or 0)
+
+
+def check_spend_limit(session: Session, user: User, account: Account, cost: Decimal) -> None:
+    member = session.get(AccountMember, (account.id, user.id))
+    if member is None:
+        raise Forbidden(f"you are not a member of account {account.name}")
+    if member.spend_limit is None:
+        return
+    spent = spent_this_month(session, user, account)
+    if spent + cost > member.spend_limit:
+        raise InsufficientFunds(
+            f"your monthly spending limit on {account.name} is {member.spend_limit}: {spent} is spent or held "
+            f"this month and this job may cost up to {cost}")
+
+
+def move(session: Session, source: Account, target: Account, amount: object, key: str, actor: str,
+         memo: str = "") -> Transfer:
+    """Move money between accounts of one tenant (e.g. the tenant's wallet to a project)."""
+    try:
+        value = cents(to_decimal(amount))
+    except (MoneyError, LedgerError) as exc:
+        raise InvalidRequest(str(exc)) from None
+    if value <= 0:
+        raise InvalidRequest("an amount to move must be positive")
+    if source.id == target.id:
+        raise InvalidRequest("source and target are the same account")
+    if source.tenant_id is None or source.tenant_id != target.tenant_id:
+        raise InvalidRequest("money moves only between accounts of the same tenant")
+    try:
+        return ledger.transfer(session, key, funds.customer(session, source), funds.customer(session, target), value,
+                               "transfer", check_funds=True, actor=actor,
+                               memo=memo or f"from {source.name} to {target.name}")
+    except ledger.InsufficientFunds:
+        raise InsufficientFunds(f"{source.name} cannot spare {ledger.money(value)}") from None
+    except LedgerError as exc:
+        raise InvalidRequest(str(exc)) from None
+
+
+def add_contract(session: Session, tenant: Tenant, *, cluster_id: int | None = None, partition: str = "*",
+                 resource: str = "*", unit_price: Decimal | None = None, discount_percent: Decimal | None = None,
+                 effective_from: datetime | None = None, effective_to: datetime | None = None,
+                 actor: str = "", reason: str = "") -> Contract:
+    if (unit_price is None) == (discount_percent is None):
+        raise InvalidRequest("a contract gives either a unit price or a discount")
+    if resource not in ("*", "core_hour", "gpu_hour", "mem_gb_hour"):
+        raise InvalidRequest(f"unknown resource {resource!r}")
+    if unit_price is not None and (resource == "*" or unit_price < 0):
+        raise InvalidRequest("a contract unit price needs one resource and cannot be negative")
+    if discount_percent is not None and not (Decimal(0) <= discount_percent <= Decimal(100)):
+        raise InvalidRequest("a discount is between 0 and 100 percent")
+    start = effective_from or utcnow()
+    if effective_to is not None and effective_to <= start:
+        raise InvalidRequest("a contract must end after it starts")
+    contract = Contract(tenant_id=tenant.id, cluster_id=cluster_id, partition=partition, resource=resource,
+                        unit_price=unit_price, discount_percent=discount_percent, effective_from=start,
+                        effective_to=effective_to, actor=actor, reason=reason)
+    session.add(contract)
+    session.flush()
+    return contract
+
+
+def can_see_account(session: Session, user: User, account: Account) -> bool:
+    """Members see their accounts; tenant admins their tenant's; finance and operators all."""
+    if user.is_admin or user.role in ("finance", "operator"):
+        return True
+    if user.role == "tenant_admin" and user.tenant_id is not None and user.tenant_id == account.tenant_id:
+        return True
+    return session.get(AccountMember, (account.id, user.id)) is not None
