@@ -17,7 +17,7 @@ from decimal import Decimal
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from ..store.models import Account, Charge, Job, LedgerAccount, Transfer
+from ..store.models import Account, Charge, ClosedPeriod, Job, LedgerAccount, Transfer
 from .funds import customer
 from .ledger import money
 
@@ -60,6 +60,7 @@ class Statement:
     by_product_line: dict[str, Decimal] = field(default_factory=dict)
     lines: list[Line] = field(default_factory=list)
     held_at_close: Decimal = Decimal("0.00")
+    closed: bool = False  # issued: final, no re-pricing
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -131,7 +132,7 @@ def statement(session: Session, account: Account, month: str) -> Statement:
                           t.memo))
         if t.kind in ("topup", "transfer"):  # money in (or out to another account)
             top_ups += amount
-        elif t.kind in ("post", "charge", "refund"):
+        elif t.kind in ("post", "charge", "refund", "adjustment"):
             charges -= amount
             by_line[line_name or "?"] = by_line.get(line_name or "?", 0) - amount
     resolution = aliased(Transfer)
@@ -145,4 +146,5 @@ def statement(session: Session, account: Account, month: str) -> Statement:
         closing_balance=money(closing), top_ups=money(top_ups), charges=money(charges),
         by_product_line={k: money(v) for k, v in by_line.items()}, lines=lines,
         held_at_close=money(int(held or 0)),
+        closed=session.get(ClosedPeriod, month) is not None,
     )

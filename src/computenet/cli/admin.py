@@ -11,10 +11,11 @@ from rich.console import Console
 from ..config import load_settings
 from ..billing import funds
 from ..billing.ledger import LedgerError
-from ..services import accounts, tenants
+from ..services import accounts, audit, tenants
 from ..services.errors import InvalidRequest, ServiceError
 from ..services.platform import Platform
 
+WHO = audit.Who.cli  # every admin command is recorded as the shell user on this host
 admin_app = typer.Typer(no_args_is_help=True, help="Operator commands (run on the server host).")
 console = Console()
 
@@ -52,10 +53,13 @@ def user_add(name: str,
     def step():
         with platform.db.session() as session:
             user = accounts.create_user(session, name, is_admin=admin)
+            audit.record(session, WHO(), "user.add", f"user:{name}", admin=admin)
             if account:
                 acc = accounts.create_account(session, account, owner=user, currency=platform.settings.currency)
+                audit.record(session, WHO(), "account.add", f"account:{account}", owner=name)
                 if balance:
-                    accounts.top_up(session, acc, balance, key=f"initial:{acc.name}")
+                    accounts.top_up(session, acc, balance, key=f"initial:{acc.name}", actor=WHO().actor)
+                    audit.record(session, WHO(), "topup", f"account:{account}", amount=balance)
             return accounts.issue_token(session, user, "cli")
 
     token = _run(step)
@@ -74,6 +78,7 @@ def token(name: str) -> None:
 
     def step():
         with platform.db.session() as session:
+            audit.record(session, WHO(), "token.issue", f"user:{name}")
             return accounts.issue_token(session, accounts.get_user(session, name), "cli")
 
     console.print(_run(step))
@@ -88,7 +93,9 @@ def topup(account: str, amount: str,
     def step():
         with platform.db.session() as session:
             acc = accounts.get_account(session, account)
-            entry = accounts.top_up(session, acc, amount, key=key or f"topup:{uuid.uuid4()}", actor="admin-cli")
+            entry = accounts.top_up(session, acc, amount, key=key or f"topup:{uuid.uuid4()}", actor=WHO().actor)
+            if entry is not None:
+                audit.record(session, WHO(), "topup", f"account:{account}", amount=amount, key=entry.key)
             return entry, funds.funds(session, acc)
 
     entry, now = _run(step)
@@ -106,6 +113,7 @@ def credit_limit(account: str, amount: str) -> None:
             acc = accounts.get_account(session, account)
             try:
                 funds.set_credit_limit(session, acc, amount)
+                audit.record(session, WHO(), "credit_limit.set", f"account:{account}", amount=amount)
             except LedgerError as exc:
                 raise InvalidRequest(str(exc)) from None
             return funds.funds(session, acc)
@@ -136,6 +144,7 @@ def tenant_add(name: str, segment: str = typer.Option(..., help="university, res
     def step():
         with platform.db.session() as session:
             tenants.create_tenant(session, name, segment)
+            audit.record(session, WHO(), "tenant.add", f"tenant:{name}", segment=segment)
 
     _run(step)
     console.print(f"tenant {name} ({segment}) created, wallet account {name}")
@@ -150,6 +159,7 @@ def project_add(tenant: str, name: str, pi: Optional[str] = typer.Option(None, h
         with platform.db.session() as session:
             t = tenants.get_tenant(session, tenant)
             tenants.create_project(session, t, name, accounts.get_user(session, pi) if pi else None)
+            audit.record(session, WHO(), "project.add", f"account:{name}", tenant=tenant, pi=pi)
 
     _run(step)
     console.print(f"project {name} created under {tenant}")
@@ -165,6 +175,7 @@ def member_set(account: str, user: str, role: str = typer.Option("member", help=
         with platform.db.session() as session:
             tenants.set_member(session, accounts.get_account(session, account), accounts.get_user(session, user),
                                role, limit)
+            audit.record(session, WHO(), "member.set", f"account:{account}", user=user, role=role, limit=limit)
 
     _run(step)
     console.print(f"{user} is {role} of {account}" + (f", limit {limit} a month" if limit else ""))
@@ -178,6 +189,7 @@ def member_remove(account: str, user: str) -> None:
     def step():
         with platform.db.session() as session:
             tenants.remove_member(session, accounts.get_account(session, account), accounts.get_user(session, user))
+            audit.record(session, WHO(), "member.remove", f"account:{account}", user=user)
 
     _run(step)
     console.print(f"{user} removed from {account}")
@@ -191,8 +203,9 @@ def move(source: str, target: str, amount: str,
 
     def step():
         with platform.db.session() as session:
-            tenants.move(session, accounts.get_account(session, source), accounts.get_account(session, target),
-                         amount, key or f"move:{uuid.uuid4()}", actor="admin-cli")
+            moved = tenants.move(session, accounts.get_account(session, source), accounts.get_account(session, target),
+                                 amount, key or f"move:{uuid.uuid4()}", actor=WHO().actor)
+            audit.record(session, WHO(), "move", f"account:{source}", to=target, amount=amount, key=moved.key)
 
     _run(step)
     console.print(f"moved {amount} from {source} to {target}")
@@ -231,7 +244,52 @@ def contract_add(tenant: str,
                     raise InvalidRequest(f"unknown cluster {cluster!r}")
             tenants.add_contract(session, tenants.get_tenant(session, tenant), cluster_id=cluster_id,
                                  partition=partition, resource=resource, unit_price=number(price, "price"),
-                                 discount_percent=number(discount, "discount"), actor="admin-cli", reason=reason)
+                                 discount_percent=number(discount, "discount"), actor=WHO().actor, reason=reason)
+            audit.record(session, WHO(), "contract.add", f"tenant:{tenant}", discount=discount, price=price,
+                         resource=resource, cluster=cluster, partition=partition, reason=reason)
 
     _run(step)
     console.print(f"contract added for {tenant}")
+
+
+@admin_app.command("reprice")
+def reprice(job_ids: list[int], reason: str = typer.Option(..., help="why (kept with every adjustment)"),
+            batch: Optional[str] = typer.Option(None, help="idempotency key of this re-pricing")) -> None:
+    """Re-rate settled jobs at the price book's prices (correct it first) and move the differences."""
+    from ..services import repricing
+
+    platform = _platform()
+
+    def step():
+        with platform.db.session() as session:
+            return repricing.reprice(session, job_ids, reason, batch or uuid.uuid4().hex, WHO(),
+                                     platform.settings.billing)
+
+    for r in _run(step):
+        console.print(f"job {r.job_id}: {r.old_amount} -> {r.new_amount} ({r.difference:+})")
+
+
+@admin_app.command("close-month")
+def close_month(month: str) -> None:
+    """Issue a month's statements: its charges become final (no re-pricing)."""
+    from ..services import repricing
+
+    platform = _platform()
+
+    def step():
+        with platform.db.session() as session:
+            repricing.close_month(session, month, WHO())
+
+    _run(step)
+    console.print(f"{month} closed")
+
+
+@admin_app.command("audit")
+def audit_log(limit: int = typer.Option(50), action: Optional[str] = typer.Option(None)) -> None:
+    """The audit log: who did what, when, from where."""
+    platform = _platform()
+    with platform.db.session() as session:
+        rows = audit.events(session, limit, action)
+        for e in reversed(rows):
+            console.print(f"{e.at:%Y-%m-%d %H:%M:%S}  {e.actor:<16} {e.source:<28} {e.action:<16} {e.target}  "
+                          f"{e.detail}", highlight=False)

@@ -331,3 +331,43 @@ class Charge(Base):
     # charge for a record that arrived after the job was settled
     transfer_id: Mapped[int | None] = mapped_column(ForeignKey("transfers.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditEvent(Base):
+    """Who did what, when, from where: every admin action and money movement a person started."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(64))  # a user name, or "system"
+    source: Mapped[str] = mapped_column(String(128))  # "api 10.1.2.3", "cli root@host", "service"
+    action: Mapped[str] = mapped_column(String(48), index=True)  # e.g. topup, move, price.set, reprice
+    target: Mapped[str] = mapped_column(String(128))  # e.g. account:md-lab
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class ClosedPeriod(Base):
+    """A month whose statements are issued: its charges are final, re-pricing is refused."""
+
+    __tablename__ = "closed_periods"
+
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)  # YYYY-MM
+    closed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64))
+
+
+class ChargeAdjustment(Base):
+    """A re-pricing of one charge: the charge stays as it was, the difference moves."""
+
+    __tablename__ = "charge_adjustments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    charge_id: Mapped[int] = mapped_column(ForeignKey("charges.id"), index=True)
+    batch: Mapped[str] = mapped_column(String(64))
+    old_amount: Mapped[Decimal] = mapped_column(Money)
+    new_amount: Mapped[Decimal] = mapped_column(Money)
+    transfer_id: Mapped[int | None] = mapped_column(ForeignKey("transfers.id"))
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
