@@ -252,3 +252,26 @@ def test_sbatch_argv_is_explicit_and_never_a_shell_string():
                      "--exclusive", "--constraint=skylake", "--mail-type=END", "--comment=computenet:1"):
         assert expected in argv
     assert argv[-2:] == ["/dev/stdin", "$(reboot)"]  # script on stdin, its argument as one argv item
+
+
+def test_sacctmgr_account_limits():
+    assert parsers.parse_account_limits(fixture("sacctmgr_limits_blocked")["stdout"]) == {"labx": True,
+                                                                                          "research": False}
+    assert parsers.parse_account_limits(fixture("sacctmgr_limits_unblocked")["stdout"]) == {"labx": False}
+    assert parsers.parse_account_limits(fixture("sacctmgr_limits_unknown")["stdout"]) == {}
+    with pytest.raises(ClusterError):
+        parsers.parse_account_limits("labx|0\n")
+    assert commands.sacctmgr_block_argv("alpha", "labx", True) == fixture("sacctmgr_block")["argv"]
+    assert commands.sacctmgr_block_argv("alpha", "labx", False) == fixture("sacctmgr_unblock")["argv"]
+    assert commands.sacctmgr_limits_argv("alpha", ["labx", "research"]) == fixture("sacctmgr_limits_blocked")["argv"]
+
+
+def test_blocking_an_account_slurm_lacks_is_an_error():
+    adapter, _ = _adapter_with([(["sacctmgr", "modify"], fixture("sacctmgr_block_unknown")),
+                                (["sacctmgr", "show"], fixture("sacctmgr_limits_unknown"))])
+    with pytest.raises(ClusterError) as err:
+        adapter.set_account_blocked("nosuchacct", True)
+    assert "missing" in str(err.value)
+    adapter, _ = _adapter_with([(["sacctmgr", "modify"], fixture("sacctmgr_block_again")),
+                                (["sacctmgr", "show"], fixture("sacctmgr_limits_blocked"))])
+    adapter.set_account_blocked("labx", True)  # already blocked: fine

@@ -87,6 +87,7 @@ class ClusterConfig(BaseModel):
     slurm_conf: str | None = None
     bin_dir: str | None = None
     timezone: str | None = None  # the cluster's wall-clock zone (IANA name)
+    slurm_cluster: str | None = None  # ClusterName in its slurm.conf, if not the same as name
 
     @model_validator(mode="after")
     def _needs(self) -> "ClusterConfig":

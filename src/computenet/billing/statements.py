@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from ..store.models import Account, Charge, ClosedPeriod, Job, LedgerAccount, Transfer
-from .funds import customer
 from .ledger import money
 
 _MOVES_MONEY = ("topup", "transfer", "post", "charge", "refund", "adjustment")
@@ -92,59 +92,84 @@ def _jsonable(value):
     return value
 
 
-def _signed(me_id: int):
-    return case((Transfer.credit_id == me_id, Transfer.amount), else_=-Transfer.amount)
+def statements_for_month(session: Session, month: str, account_ids: list[int] | None = None) -> dict[str, Statement]:
+    """Every account's statement for the month (or those named), from a handful of queries."""
+    start, end = month_bounds(month)
+    customers = {row.id: row for row in session.scalars(
+        select(LedgerAccount).where(LedgerAccount.code == "customer",
+                                    *([LedgerAccount.account_id.in_(account_ids)] if account_ids is not None else [])))}
+    if not customers:
+        return {}
+    accounts = {a.id: a for a in session.scalars(select(Account).where(
+        Account.id.in_([c.account_id for c in customers.values()])))}
+    lines_of = {lid: accounts[c.account_id] for lid, c in customers.items()}
+    product_line = dict(session.execute(select(LedgerAccount.id, LedgerAccount.product_line)).all())
+    ids = list(customers)
+    posted = and_(~Transfer.pending, Transfer.kind.in_(_MOVES_MONEY))
+    opening: dict[int, int] = defaultdict(int)
+    for side, sign in ((Transfer.credit_id, 1), (Transfer.debit_id, -1)):
+        for lid, total in session.execute(select(side, func.sum(Transfer.amount)).where(
+                posted, side.in_(ids), Transfer.created_at < start).group_by(side)):
+            opening[lid] += sign * int(total)
+    resource = (select(Charge.job_id, func.sum(Charge.core_seconds).label("cs"), func.sum(Charge.gpu_seconds).label("gs"))
+                .group_by(Charge.job_id).subquery())
+    rows = session.execute(
+        select(Transfer.debit_id, Transfer.credit_id, Transfer.amount, Transfer.kind, Transfer.job_id, Transfer.memo,
+               Transfer.created_at, Job.name, resource.c.cs, resource.c.gs)
+        .outerjoin(Job, Job.id == Transfer.job_id).outerjoin(resource, resource.c.job_id == Transfer.job_id)
+        .where(posted, or_(Transfer.debit_id.in_(ids), Transfer.credit_id.in_(ids)),
+               Transfer.created_at >= start, Transfer.created_at < end)
+        .order_by(Transfer.created_at, Transfer.id))
+    result: dict[int, Statement] = {
+        lid: Statement(account=acc.name, currency=acc.currency, month=month, opening_balance=money(opening[lid]),
+                       closing_balance=money(opening[lid]), top_ups=money(0), charges=money(0))
+        for lid, acc in lines_of.items()}
+    cents_of: dict[int, list[int]] = {lid: [opening[lid], 0, 0] for lid in result}  # closing, in, charged
+    by_line: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    seen_jobs: set[tuple[int, int]] = set()
+    zero = Decimal("0.0000")
+    hour_places = Decimal("0.0001")
+    for debit_id, credit_id, amount, kind, job_id, memo, created_at, job_name, cs, gs in rows:
+        for lid, signed, other in ((credit_id, amount, debit_id), (debit_id, -amount, credit_id)):
+            if lid not in result:
+                continue
+            core_h = gpu_h = zero
+            if job_id and (lid, job_id) not in seen_jobs:  # resources once per job, on its first money line
+                seen_jobs.add((lid, job_id))
+                core_h = (Decimal(cs or 0) / 3600).quantize(hour_places)
+                gpu_h = (Decimal(gs or 0) / 3600).quantize(hour_places)
+            line_name = product_line.get(other) or None
+            # scaleb: cents to an exact two-place amount, without a quantize per line
+            result[lid].lines.append(Line(created_at.isoformat(" ", "seconds")[:19], kind,
+                                          Decimal(signed).scaleb(-2), job_id, job_name, line_name, core_h, gpu_h, memo))
+            totals = cents_of[lid]
+            totals[0] += signed
+            if kind in ("topup", "transfer"):
+                totals[1] += signed
+            else:
+                totals[2] -= signed
+                by_line[lid][line_name or "?"] -= signed
+    held: dict[int, int] = defaultdict(int)
+    resolution = aliased(Transfer)
+    for lid, total in session.execute(select(Transfer.debit_id, func.sum(Transfer.amount)).where(
+            Transfer.debit_id.in_(ids), Transfer.pending, Transfer.created_at < end,
+            ~select(resolution.id).where(resolution.pending_id == Transfer.id, resolution.created_at < end).exists())
+            .group_by(Transfer.debit_id)):
+        held[lid] = int(total)
+    closed = session.get(ClosedPeriod, month) is not None
+    for lid, st in result.items():
+        closing, top_ups, charges = cents_of[lid]
+        st.closing_balance, st.top_ups, st.charges = money(closing), money(top_ups), money(charges)
+        st.by_product_line = {k: money(v) for k, v in by_line[lid].items()}
+        st.held_at_close, st.closed = money(held[lid]), closed
+    return {st.account: st for st in result.values()}
 
 
 def statement(session: Session, account: Account, month: str) -> Statement:
-    start, end = month_bounds(month)
-    me = customer(session, account)
-    mine = or_(Transfer.debit_id == me.id, Transfer.credit_id == me.id)
-    posted = and_(mine, ~Transfer.pending, Transfer.kind.in_(_MOVES_MONEY))
-    opening = session.scalar(select(func.coalesce(func.sum(_signed(me.id)), 0))
-                             .where(posted, Transfer.created_at < start)) or 0
-    rows = session.execute(
-        select(Transfer, Job.name, LedgerAccount.product_line)
-        .outerjoin(Job, Job.id == Transfer.job_id)
-        .join(LedgerAccount, LedgerAccount.id == case((Transfer.credit_id == me.id, Transfer.debit_id),
-                                                       else_=Transfer.credit_id))
-        .where(posted, Transfer.created_at >= start, Transfer.created_at < end)
-        .order_by(Transfer.created_at, Transfer.id)
-    ).all()
-    resources = dict(
-        (job_id, (Decimal(cs or 0) / 3600, Decimal(gs or 0) / 3600))
-        for job_id, cs, gs in session.execute(
-            select(Charge.job_id, func.sum(Charge.core_seconds), func.sum(Charge.gpu_seconds))
-            .where(Charge.job_id.in_({t.job_id for t, _, _ in rows if t.job_id}))
-            .group_by(Charge.job_id))
-    )
-    lines, seen_jobs = [], set()
-    top_ups = charges = 0
-    by_line: dict[str, int] = {}
-    for t, job_name, line_name in rows:
-        amount = t.amount if t.credit_id == me.id else -t.amount
-        core_h = gpu_h = Decimal("0")
-        if t.job_id and t.job_id not in seen_jobs:  # resources once per job, on its first money line
-            core_h, gpu_h = resources.get(t.job_id, (core_h, gpu_h))
-            seen_jobs.add(t.job_id)
-        lines.append(Line(t.created_at.strftime("%Y-%m-%d %H:%M:%S"), t.kind, money(amount), t.job_id, job_name,
-                          line_name or None, core_h.quantize(Decimal("0.0001")), gpu_h.quantize(Decimal("0.0001")),
-                          t.memo))
-        if t.kind in ("topup", "transfer"):  # money in (or out to another account)
-            top_ups += amount
-        elif t.kind in ("post", "charge", "refund", "adjustment"):
-            charges -= amount
-            by_line[line_name or "?"] = by_line.get(line_name or "?", 0) - amount
-    resolution = aliased(Transfer)
-    held = session.scalar(
-        select(func.coalesce(func.sum(Transfer.amount), 0)).where(
-            Transfer.debit_id == me.id, Transfer.pending, Transfer.created_at < end,
-            ~select(resolution.id).where(resolution.pending_id == Transfer.id, resolution.created_at < end).exists()))
-    closing = int(opening) + sum(int(l.amount * 100) for l in lines)
-    return Statement(
-        account=account.name, currency=account.currency, month=month, opening_balance=money(int(opening)),
-        closing_balance=money(closing), top_ups=money(top_ups), charges=money(charges),
-        by_product_line={k: money(v) for k, v in by_line.items()}, lines=lines,
-        held_at_close=money(int(held or 0)),
-        closed=session.get(ClosedPeriod, month) is not None,
-    )
+    found = statements_for_month(session, month, [account.id])
+    if account.name in found:
+        return found[account.name]
+    month_bounds(month)  # a bad month is still an error
+    return Statement(account=account.name, currency=account.currency, month=month, opening_balance=money(0),
+                     closing_balance=money(0), top_ups=money(0), charges=money(0),
+                     closed=session.get(ClosedPeriod, month) is not None)

@@ -293,3 +293,31 @@ def audit_log(limit: int = typer.Option(50), action: Optional[str] = typer.Optio
         for e in reversed(rows):
             console.print(f"{e.at:%Y-%m-%d %H:%M:%S}  {e.actor:<16} {e.source:<28} {e.action:<16} {e.target}  "
                           f"{e.detail}", highlight=False)
+
+
+@admin_app.command("map-account")
+def map_account(cluster: str, slurm_account: str, account: str) -> None:
+    """Charge jobs under a Slurm account (also direct sbatch) to a platform account, and block it when out of funds."""
+    from ..services import enforcement
+
+    platform = _platform()
+
+    def step():
+        with platform.db.session() as session:
+            enforcement.map_account(session, cluster, slurm_account, accounts.get_account(session, account), WHO())
+
+    _run(step)
+    console.print(f"{cluster}/{slurm_account} -> {account}")
+
+
+@admin_app.command("enforce")
+def enforce() -> None:
+    """Run the enforcement reconciler once: block accounts without funds in Slurm, unblock funded ones."""
+    from ..services.enforcement import Enforcer
+
+    report = Enforcer(_platform()).run_once()
+    console.print(f"checked {report.checked}; blocked {report.blocked or 'none'}; unblocked {report.unblocked or 'none'}")
+    for error in report.errors:
+        console.print(f"[red]{error}[/]")
+    if report.errors:
+        raise typer.Exit(1)

@@ -33,7 +33,7 @@ def make_adapter(cfg: ClusterConfig, settings: Settings) -> ClusterAdapter:
             max_time_minutes=cfg.max_time_minutes,
         )
     tz = ZoneInfo(cfg.timezone) if cfg.timezone else None
-    return SlurmCluster(cfg.name, LocalTransport(cfg.slurm_conf, cfg.bin_dir), tz=tz)
+    return SlurmCluster(cfg.name, LocalTransport(cfg.slurm_conf, cfg.bin_dir), tz=tz, slurm_cluster=cfg.slurm_cluster)
 
 
 def sync_cluster(session: Session, cfg: ClusterConfig, adapter: ClusterAdapter) -> Cluster:

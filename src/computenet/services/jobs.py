@@ -19,7 +19,7 @@ from ..domain.sbatch import ScriptError, parse_submission
 from ..domain.states import JobState, TERMINAL_STATES
 from ..store.models import Account, AccountMember, Cluster, Job, JobEvent, Partition, User
 from ..store.types import utcnow
-from . import paths, tenants
+from . import enforcement, paths, tenants
 from .errors import Forbidden, InsufficientFunds, InvalidRequest, NotFound, Unavailable
 from .platform import Platform
 from .pricing import quote
@@ -190,9 +190,11 @@ def submit_job(platform: Platform, user_id: int, script: bytes | str, flags: lis
         part = placement.partition
         limit = check_fit(spec, part)
         res = spec.resources
-        # the platform account is ours; the Slurm account is the cluster's business
+        # -A names the platform account; on the cluster the job runs under the
+        # Slurm account mapped to it there (or the user's Slurm default)
+        slurm_account = enforcement.slurm_account_for(session, placement.cluster.id, account.id)
         cluster_spec = spec.model_copy(update={"resources": res.model_copy(update={
-            "account": None, "partition": part.name, "time_limit_minutes": limit})})
+            "account": slurm_account, "partition": part.name, "time_limit_minutes": limit})})
         cost = max_cost(session, platform, cluster_spec, limit, part, account)
         tenants.check_spend_limit(session, user, account, cost)
         cfg = platform.cluster_config(placement.cluster.name)

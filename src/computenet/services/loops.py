@@ -6,10 +6,12 @@ import logging
 import threading
 
 from .platform import Platform
+from .enforcement import Enforcer
 from .poller import ClusterPoller
 
 log = logging.getLogger(__name__)
 SYNC_INTERVAL_S = 60.0
+ENFORCE_INTERVAL_S = 30.0  # how soon a top-up lifts a block, and a lost block returns
 
 
 class BackgroundServices:
@@ -35,6 +37,9 @@ class BackgroundServices:
             self.threads.append(thread)
         self.threads.append(threading.Thread(target=self._loop, args=("cluster sync", SYNC_INTERVAL_S, self.platform.sync_clusters),
                                              name="cluster-sync", daemon=True))
+        self.threads.append(threading.Thread(target=self._loop, args=("enforcement", ENFORCE_INTERVAL_S,
+                                                                      Enforcer(self.platform).run_once),
+                                             name="enforcement", daemon=True))
         for thread in self.threads:
             thread.start()
 

@@ -22,11 +22,12 @@ from ..billing import funds
 from ..billing.rating import Usage
 from ..clusters.base import ClusterError, UsageRecord
 from ..domain.states import JobState, TERMINAL_STATES
-from ..store.models import Charge, Cluster, Job, Partition, UsageRecordRow
+from ..store.models import AccountMember, Charge, Cluster, Job, JobEvent, Partition, UsageRecordRow, User
 from ..store.types import utcnow
 from .pricing import quote
 from .settlement import settle_pass
 from .jobs import apply_state, job_memory_mb
+from . import enforcement
 from .platform import Platform
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,34 @@ class PassReport:
     flagged: int = 0
     error: str | None = None
     changed_jobs: list[int] = field(default_factory=list)
+
+
+def adopt_direct_job(session, cluster: Cluster, record: UsageRecord) -> Job | None:
+    """A job sbatch'ed straight on the cluster under a mapped Slurm account:
+    metered and charged like any other, to the mapped account."""
+    account = enforcement.account_for(session, cluster.id, record.account)
+    if account is None:
+        return None
+    members = session.execute(select(AccountMember, User).join(User, User.id == AccountMember.user_id)
+                              .where(AccountMember.account_id == account.id)).all()
+    if not members:
+        log.error("direct job %s on %s: account %s has no members to own it", record.native_id, cluster.name,
+                  account.name)
+        return None
+    # the member with the same name as the Slurm user, else the PI, else the first member
+    owner = next((u for m, u in members if u.name == record.user), None) \
+        or next((u for m, u in members if m.role == "pi"), None) or members[0][1]
+    job = Job(owner_id=owner.id, account_id=account.id, cluster_id=cluster.id, partition=record.partition or "",
+              name=(record.job_name or "direct")[:200], native_id=record.native_id, state=record.state.value,
+              spec={"resources": {}, "options": {}}, script="", workdir="", stdout_path="", stderr_path="",
+              cores=record.cpus, gpus=record.gpus, time_limit_minutes=record.time_limit_minutes,
+              submitted_at=record.submit, start_time=record.start, end_time=record.end if record.is_final else None,
+              exit_code=record.exit_code if record.is_final else None, origin="direct")
+    session.add(job)
+    session.flush()
+    session.add(JobEvent(job_id=job.id, from_state=None, to_state=job.state,
+                         detail=f"direct sbatch by {record.user} under Slurm account {record.account}"))
+    return job
 
 
 class ClusterPoller:
@@ -206,6 +235,10 @@ class ClusterPoller:
         # a native id reused after a scheduler reset is not our old job
         if job is not None and record.submit >= job.submitted_at - timedelta(minutes=5):
             return job.id
+        if job is None and record.account and (not record.comment or not record.comment.startswith("computenet:")):
+            direct = adopt_direct_job(session, cluster, record)
+            if direct is not None:
+                return direct.id
         if record.comment and record.comment.startswith("computenet:"):
             # our sbatch ran but we never heard its answer: adopt the job
             ref = record.comment.removeprefix("computenet:")

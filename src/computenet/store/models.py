@@ -262,6 +262,9 @@ class Job(Base):
     start_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
     end_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
     exit_code: Mapped[int | None] = mapped_column(Integer)
+    # "platform": submitted through ComputeNet; "direct": sbatch on the cluster
+    # under a mapped Slurm account, found in accounting and charged the same
+    origin: Mapped[str] = mapped_column(String(16), default="platform")
     # set once every accounting record of the finished job is charged
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # finished but no accounting record after the grace period: for an operator
@@ -371,3 +374,18 @@ class ChargeAdjustment(Base):
     reason: Mapped[str] = mapped_column(Text)
     actor: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SlurmAccount(Base):
+    """A platform account's Slurm account on one cluster: jobs under it are charged to the account,
+    and the account is blocked there when its funds run out."""
+
+    __tablename__ = "slurm_accounts"
+    __table_args__ = (UniqueConstraint("cluster_id", "slurm_account"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"))
+    slurm_account: Mapped[str] = mapped_column(String(64))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    blocked: Mapped[bool] = mapped_column(Boolean, default=False)  # as last applied
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

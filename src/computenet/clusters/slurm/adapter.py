@@ -36,8 +36,10 @@ def _message(result: CommandResult) -> str:
 
 
 class SlurmCluster:
-    def __init__(self, name: str, transport: Transport, tz: tzinfo | None = None, timeout: float = 60) -> None:
+    def __init__(self, name: str, transport: Transport, tz: tzinfo | None = None, timeout: float = 60,
+                 slurm_cluster: str | None = None) -> None:
         self.name = name
+        self.slurm_cluster = slurm_cluster or name  # ClusterName in slurm.conf
         self.transport = transport
         self.tz = tz  # the cluster's wall-clock zone; None = this host's
         self.timeout = timeout
@@ -149,3 +151,22 @@ class SlurmCluster:
         if "DOWN" in detail:  # primary up, backup down
             return Health(HealthState.DEGRADED, detail, latency)
         return Health(HealthState.ONLINE, detail, latency)
+
+    # -- enforcement (a Slurm-only capability) -------------------------------
+    def account_limits(self, accounts: Sequence[str]) -> dict[str, bool]:
+        """Which of these Slurm accounts are blocked; accounts Slurm lacks are left out."""
+        if not accounts:
+            return {}
+        result = self._run(commands.sacctmgr_limits_argv(self.slurm_cluster, accounts))
+        if _failed(result):
+            raise ClusterError(_message(result))
+        return parsers.parse_account_limits(result.stdout)
+
+    def set_account_blocked(self, account: str, blocked: bool) -> None:
+        result = self._run(commands.sacctmgr_block_argv(self.slurm_cluster, account, blocked))
+        if result.returncode != 0 and "Nothing modified" not in result.stdout + result.stderr:
+            raise ClusterError(_message(result))
+        # "Nothing modified" means the account is already so, or missing: check
+        state = self.account_limits([account])
+        if state.get(account) is not blocked:
+            raise ClusterError(f"account {account} on {self.slurm_cluster} is missing or did not change")

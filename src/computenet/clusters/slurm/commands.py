@@ -140,3 +140,17 @@ def scontrol_job_argv(native_id: str) -> list[str]:
 
 def scontrol_ping_argv() -> list[str]:
     return ["scontrol", "ping"]
+
+
+def sacctmgr_block_argv(cluster: str, account: str, blocked: bool) -> list[str]:
+    """Block (GrpSubmitJobs=0) or unblock (-1) new jobs of an account on one cluster.
+
+    Always names the cluster: clusters that share a slurmdbd would all be hit.
+    """
+    return ["sacctmgr", "--immediate", "modify", "account", "where", f"name={account}", f"cluster={cluster}",
+            "set", f"GrpSubmitJobs={0 if blocked else -1}"]
+
+
+def sacctmgr_limits_argv(cluster: str, accounts: Sequence[str]) -> list[str]:
+    return ["sacctmgr", "--noheader", "--parsable2", "show", "assoc", "where", f"cluster={cluster}",
+            f"account={','.join(accounts)}", "format=Account,User,GrpSubmit"]

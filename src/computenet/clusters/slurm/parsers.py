@@ -284,3 +284,22 @@ def parse_scontrol_ping(stdout: str) -> tuple[bool, str]:
     lines = [line.strip() for line in stdout.splitlines() if line.strip()]
     up = any(line.endswith("is UP") for line in lines)
     return up, "; ".join(lines)
+
+
+def parse_account_limits(stdout: str) -> dict[str, bool]:
+    """``sacctmgr show assoc format=Account,User,GrpSubmit`` -> {account: blocked}.
+
+    The account's own association is the row with no user; GrpSubmit 0
+    there blocks every job of the account.
+    """
+    blocked: dict[str, bool] = {}
+    for line in stdout.splitlines():
+        if not line.strip():
+            continue
+        parts = line.split("|")
+        if len(parts) != 3:
+            raise ParseError(f"sacctmgr: expected 3 fields in {line!r}")
+        account, user, grp_submit = parts
+        if not user:
+            blocked[account] = grp_submit.strip() == "0"
+    return blocked

@@ -194,6 +194,7 @@ def upgrade() -> None:
     sa.Column('start_time', sa.DateTime(), nullable=True),
     sa.Column('end_time', sa.DateTime(), nullable=True),
     sa.Column('exit_code', sa.Integer(), nullable=True),
+    sa.Column('origin', sa.String(length=16), nullable=False),
     sa.Column('settled_at', sa.DateTime(), nullable=True),
     sa.Column('needs_reconcile', sa.Boolean(), nullable=False),
     sa.Column('updated_at', sa.DateTime(), nullable=False),
@@ -225,6 +226,21 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_ledger_accounts')),
     sa.UniqueConstraint('code', 'owner_key', 'product_line', 'currency', name=op.f('uq_ledger_accounts_code_owner_key_product_line_currency'))
     )
+    op.create_table('slurm_accounts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('cluster_id', sa.Integer(), nullable=False),
+    sa.Column('slurm_account', sa.String(length=64), nullable=False),
+    sa.Column('account_id', sa.Integer(), nullable=False),
+    sa.Column('blocked', sa.Boolean(), nullable=False),
+    sa.Column('checked_at', sa.DateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_slurm_accounts_account_id_accounts')),
+    sa.ForeignKeyConstraint(['cluster_id'], ['clusters.id'], name=op.f('fk_slurm_accounts_cluster_id_clusters')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_slurm_accounts')),
+    sa.UniqueConstraint('cluster_id', 'slurm_account', name=op.f('uq_slurm_accounts_cluster_id_slurm_account'))
+    )
+    with op.batch_alter_table('slurm_accounts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_slurm_accounts_account_id'), ['account_id'], unique=False)
+
     op.create_table('job_events',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('job_id', sa.Integer(), nullable=False),
@@ -365,6 +381,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_job_events_job_id'))
 
     op.drop_table('job_events')
+    with op.batch_alter_table('slurm_accounts', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_slurm_accounts_account_id'))
+
+    op.drop_table('slurm_accounts')
     op.drop_table('ledger_accounts')
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.drop_index('ix_jobs_owner_state')
