@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
-from sqlalchemy import select, update
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..store.models import LedgerAccount, Transfer
+from ..store.models import Transfer
 from ..store.types import utcnow
 
 MICRO = 1_000_000
@@ -82,10 +83,25 @@ def post_rows(session: Session, rows: Iterable[tuple], chunk: int = 50_000, acto
     count = 0
     buffer: list[tuple] = []
 
+    copy_in = connection.dialect.name == "postgresql"
+
     def flush() -> None:
-        if buffer:
+        if not buffer:
+            return
+        if copy_in:  # COPY is PostgreSQL's bulk path, far ahead of executemany
+            cursor = connection.connection.dbapi_connection.cursor()
+            try:
+                with cursor.copy('COPY transfers ("key", debit_id, credit_id, amount, kind, pending, job_id, memo, '
+                                 "actor, created_at) FROM STDIN") as copy:
+                    for row in buffer:
+                        copy.write_row(row)
+            except connection.dialect.dbapi.IntegrityError as exc:  # same error as the other path
+                raise IntegrityError("COPY transfers", None, exc) from None
+            finally:
+                cursor.close()
+        else:
             connection.exec_driver_sql(sql, buffer)
-            buffer.clear()
+        buffer.clear()
 
     for key, debit_id, credit_id, amount, kind, job_id, memo in rows:
         if amount < 0:
@@ -97,13 +113,18 @@ def post_rows(session: Session, rows: Iterable[tuple], chunk: int = 50_000, acto
         if len(buffer) >= chunk:
             flush()
     flush()
-    for account_id, amount in debits.items():
-        session.execute(update(LedgerAccount).where(LedgerAccount.id == account_id)
-                        .values(debits_posted=LedgerAccount.debits_posted + amount))
-    for account_id, amount in credits.items():
-        session.execute(update(LedgerAccount).where(LedgerAccount.id == account_id)
-                        .values(credits_posted=LedgerAccount.credits_posted + amount))
-    session.flush()
+    # one balance update per ledger account touched, sent as one executemany
+    mark = "?" if qmark else "%s"
+    for column, sums in (("debits_posted", debits), ("credits_posted", credits)):
+        if sums:
+            connection.exec_driver_sql(
+                f"UPDATE ledger_accounts SET {column} = {column} + {mark} WHERE id = {mark}",
+                [(amount, account_id) for account_id, amount in sums.items()])
+    session.expire_all()  # balances changed under the ORM's feet
+    if connection.dialect.name == "sqlite" and count >= 50_000:
+        # without fresh statistics SQLite's planner walks a million transfers by
+        # account for a query that wants a time range (measured: 1.5 s vs 0.01 s)
+        connection.exec_driver_sql("ANALYZE transfers")
     return count
 
 

@@ -208,6 +208,8 @@ class Transfer(Base):
     """One immutable money movement. A post/void names the hold it resolves."""
 
     __tablename__ = "transfers"
+    # open holds are few among millions of transfers: found through this index
+    __table_args__ = (Index("ix_transfers_pending_debit", "pending", "debit_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key: Mapped[str] = mapped_column(String(200), unique=True)  # idempotency key
@@ -221,7 +223,7 @@ class Transfer(Base):
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), index=True)
     memo: Mapped[str] = mapped_column(Text, default="")
     actor: Mapped[str] = mapped_column(String(64), default="system")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)  # statements by month
 
 
 class Job(Base):

@@ -276,9 +276,11 @@ def upgrade() -> None:
     sa.UniqueConstraint('pending_id', name=op.f('uq_transfers_pending_id'))
     )
     with op.batch_alter_table('transfers', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_transfers_created_at'), ['created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_transfers_credit_id'), ['credit_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_transfers_debit_id'), ['debit_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_transfers_job_id'), ['job_id'], unique=False)
+        batch_op.create_index('ix_transfers_pending_debit', ['pending', 'debit_id'], unique=False)
 
     op.create_table('usage_records',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -372,9 +374,11 @@ def downgrade() -> None:
 
     op.drop_table('usage_records')
     with op.batch_alter_table('transfers', schema=None) as batch_op:
+        batch_op.drop_index('ix_transfers_pending_debit')
         batch_op.drop_index(batch_op.f('ix_transfers_job_id'))
         batch_op.drop_index(batch_op.f('ix_transfers_debit_id'))
         batch_op.drop_index(batch_op.f('ix_transfers_credit_id'))
+        batch_op.drop_index(batch_op.f('ix_transfers_created_at'))
 
     op.drop_table('transfers')
     with op.batch_alter_table('job_events', schema=None) as batch_op:
