@@ -122,3 +122,11 @@ class UsageRowOut(BaseModel):
     core_hours: Decimal
     gpu_hours: Decimal
     cost: Decimal
+
+
+class NotificationOut(BaseModel):
+    id: int
+    kind: str
+    message: str
+    created_at: datetime
+    read: bool

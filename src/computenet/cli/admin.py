@@ -321,3 +321,19 @@ def enforce() -> None:
         console.print(f"[red]{error}[/]")
     if report.errors:
         raise typer.Exit(1)
+
+
+@admin_app.command("low-balance")
+def low_balance(account: str, amount: Optional[str] = typer.Argument(None, help="omit to switch it off")) -> None:
+    """Tell an account's members when its available funds drop below AMOUNT."""
+    from ..services import notifications
+
+    platform = _platform()
+
+    def step():
+        with platform.db.session() as session:
+            notifications.set_threshold(session, accounts.get_account(session, account), amount)
+            audit.record(session, WHO(), "low_balance.set", f"account:{account}", amount=amount)
+
+    _run(step)
+    console.print(f"{account}: low-balance notice {'below ' + amount if amount else 'off'}")

@@ -257,6 +257,19 @@ def bill(month: str = typer.Argument(..., help="YYYY-MM"),
 
 
 @app.command()
+def notifications(all: bool = typer.Option(False, "--all", help="also those already read")) -> None:
+    """What the platform has told you (low balance, blocked accounts); shown ones are marked read."""
+    with client() as c:
+        rows = api(lambda: c.notifications(unread=not all))
+        for n in reversed(rows):
+            console.print(f"{n.created_at:%Y-%m-%d %H:%M}  [bold]{n.kind}[/]  {n.message}", highlight=False)
+            if not n.read:
+                api(lambda: c.mark_read(n.id))
+    if not rows:
+        console.print("nothing new")
+
+
+@app.command()
 def login(url: str, token: str) -> None:
     """Remember the server and your API token (in ~/.config/computenet, mode 0600)."""
     with ComputeNetClient(url, token) as c:

@@ -8,7 +8,7 @@ from typing import Iterator
 import httpx
 
 from ..domain.states import JobState
-from ..schemas import ClusterOut, JobDetail, JobOut, JobSubmit, MeOut, OutputChunk, UsageRowOut
+from ..schemas import ClusterOut, JobDetail, JobOut, JobSubmit, MeOut, NotificationOut, OutputChunk, UsageRowOut
 
 
 class ApiError(Exception):
@@ -119,3 +119,9 @@ class ComputeNetClient:
         if response.status_code >= 400:
             raise ApiError(response.status_code, response.json().get("detail", response.text))
         return response.text
+
+    def notifications(self, unread: bool = False) -> list[NotificationOut]:
+        return [NotificationOut.model_validate(n) for n in self._call("GET", "/notifications", params={"unread": unread})]
+
+    def mark_read(self, notification_id: int) -> NotificationOut:
+        return NotificationOut.model_validate(self._call("POST", f"/notifications/{notification_id}/read"))

@@ -59,11 +59,16 @@ def authenticate(session: Session, token: str) -> User | None:
     return row.user
 
 
+def by_name(session: Session, model, name: str, what: str):
+    """The row of ``model`` with this name, or NotFound naming it."""
+    row = session.scalar(select(model).where(model.name == name))
+    if row is None:
+        raise NotFound(f"no {what} {name!r}")
+    return row
+
+
 def get_user(session: Session, name: str) -> User:
-    user = session.scalar(select(User).where(User.name == name))
-    if user is None:
-        raise NotFound(f"no user {name!r}")
-    return user
+    return by_name(session, User, name, "user")
 
 
 def create_account(session: Session, name: str, owner: User | None = None, currency: str = "CNY") -> Account:
@@ -82,10 +87,7 @@ def create_account(session: Session, name: str, owner: User | None = None, curre
 
 
 def get_account(session: Session, name: str) -> Account:
-    account = session.scalar(select(Account).where(Account.name == name))
-    if account is None:
-        raise NotFound(f"no account {name!r}")
-    return account
+    return by_name(session, Account, name, "account")
 
 
 def add_member(session: Session, account: Account, user: User) -> None:

@@ -22,6 +22,7 @@ from ..store.models import Account, Cluster, SlurmAccount
 from ..store.types import utcnow
 from . import audit
 from .errors import Conflict, InvalidRequest, NotFound
+from .notifications import notify_members
 from .platform import Platform
 
 log = logging.getLogger(__name__)
@@ -103,4 +104,11 @@ class Enforcer:
                     if changed:
                         audit.record(session, audit.SYSTEM, "slurm_account.block" if row.blocked else
                                      "slurm_account.unblock", f"{cluster_name}/{row.slurm_account}")
+                        account = session.get(Account, row.account_id)
+                        notify_members(
+                            session, account, "blocked" if row.blocked else "unblocked",
+                            f"account {account.name} is {'blocked' if row.blocked else 'open again'} on "
+                            f"{cluster_name} (Slurm account {row.slurm_account})"
+                            + (": no funds left for new jobs. Top up to lift the block." if row.blocked else "."),
+                            f"{'block' if row.blocked else 'unblock'}:{row.id}:{utcnow().isoformat()}")
         return report

@@ -7,6 +7,7 @@ import threading
 
 from .platform import Platform
 from .enforcement import Enforcer
+from .notifications import BalanceWatch
 from .poller import ClusterPoller
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,9 @@ class BackgroundServices:
         self.threads.append(threading.Thread(target=self._loop, args=("enforcement", ENFORCE_INTERVAL_S,
                                                                       Enforcer(self.platform).run_once),
                                              name="enforcement", daemon=True))
+        self.threads.append(threading.Thread(target=self._loop, args=("balance watch", ENFORCE_INTERVAL_S,
+                                                                      BalanceWatch(self.platform).run_once),
+                                             name="balance-watch", daemon=True))
         for thread in self.threads:
             thread.start()
 

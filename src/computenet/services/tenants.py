@@ -13,7 +13,7 @@ from ..billing.ledger import LedgerError, cents
 from ..domain.money import MoneyError, to_decimal
 from ..store.models import Account, AccountMember, Charge, Contract, Job, Tenant, Transfer, User
 from ..store.types import utcnow
-from .accounts import ACCOUNT_NAME, create_account
+from .accounts import ACCOUNT_NAME, by_name, create_account
 from .errors import Conflict, Forbidden, InsufficientFunds, InvalidRequest, NotFound
 
 SEGMENTS = ("university", "research_institute", "enterprise", "government", "individual")
@@ -38,10 +38,7 @@ def create_tenant(session: Session, name: str, segment: str) -> Tenant:
 
 
 def get_tenant(session: Session, name: str) -> Tenant:
-    tenant = session.scalar(select(Tenant).where(Tenant.name == name))
-    if tenant is None:
-        raise NotFound(f"no tenant {name!r}")
-    return tenant
+    return by_name(session, Tenant, name, "tenant")
 
 
 def create_project(session: Session, tenant: Tenant, name: str, pi: User | None = None) -> Account:

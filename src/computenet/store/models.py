@@ -150,6 +150,9 @@ class Account(Base):
     currency: Mapped[str] = mapped_column(String(3), default="CNY")
     tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"), index=True)
     kind: Mapped[str] = mapped_column(String(16), default="project")  # project | tenant
+    # members are told once when available funds drop below this (re-armed above it)
+    low_balance_threshold: Mapped[Decimal | None] = mapped_column(Money)
+    low_balance_notified: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     tenant: Mapped["Tenant | None"] = relationship()
@@ -391,3 +394,18 @@ class SlurmAccount(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     blocked: Mapped[bool] = mapped_column(Boolean, default=False)  # as last applied
     checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Notification(Base):
+    """Something a user should know about their money or jobs; shown by `cnet notifications`."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    kind: Mapped[str] = mapped_column(String(24))  # low_balance | blocked | unblocked
+    message: Mapped[str] = mapped_column(Text)
+    key: Mapped[str] = mapped_column(String(200), unique=True)  # one notice per event and user
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

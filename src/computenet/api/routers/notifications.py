@@ -1,0 +1,27 @@
+"""/notifications: what the platform has told the caller (low balance, blocks)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query
+
+from ...schemas import NotificationOut
+from ...services import notifications as service
+from ...store.models import User
+from ..deps import current_user, get_session
+
+router = APIRouter(prefix="/notifications", tags=["notifications"])
+
+
+def _out(n) -> NotificationOut:
+    return NotificationOut(id=n.id, kind=n.kind, message=n.message, created_at=n.created_at, read=n.read_at is not None)
+
+
+@router.get("", response_model=list[NotificationOut])
+def list_notifications(unread: bool = Query(False), limit: int = Query(50, ge=1, le=500),
+                       user: User = Depends(current_user), session=Depends(get_session)):
+    return [_out(n) for n in service.for_user(session, user, unread, limit)]
+
+
+@router.post("/{notification_id}/read", response_model=NotificationOut)
+def read(notification_id: int, user: User = Depends(current_user), session=Depends(get_session)):
+    return _out(service.mark_read(session, user, notification_id))

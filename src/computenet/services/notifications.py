@@ -1,0 +1,98 @@
+"""Telling people about their money: low balance, and blocks at the clusters.
+
+Notices are stored per user (the API and `cnet notifications` show them)
+and keyed, so a watch that runs every 30 seconds says each thing once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..billing import funds
+from ..domain.money import MoneyError, to_decimal
+from ..store.models import Account, AccountMember, Notification, User
+from ..store.types import utcnow
+from .errors import InvalidRequest, NotFound
+from .platform import Platform
+
+
+def notify_members(session: Session, account: Account, kind: str, message: str, event: str) -> int:
+    """One notice per member of the account for this event; returns how many were new."""
+    made = 0
+    for user_id in session.scalars(select(AccountMember.user_id).where(AccountMember.account_id == account.id)):
+        try:
+            with session.begin_nested():
+                session.add(Notification(user_id=user_id, account_id=account.id, kind=kind, message=message,
+                                         key=f"{event}:{user_id}"))
+                session.flush()
+                made += 1
+        except IntegrityError:
+            pass  # already told
+    return made
+
+
+def set_threshold(session: Session, account: Account, amount: object | None) -> None:
+    if amount is None:
+        account.low_balance_threshold = None
+        return
+    try:
+        value = to_decimal(amount)
+    except MoneyError as exc:
+        raise InvalidRequest(str(exc)) from None
+    if value < 0 or value != value.quantize(to_decimal("0.01")):
+        raise InvalidRequest("a low-balance threshold is a non-negative amount in cents")
+    account.low_balance_threshold = value
+    account.low_balance_notified = False
+    session.flush()
+
+
+@dataclass
+class WatchReport:
+    notified_accounts: int = 0
+    notices: int = 0
+    rearmed: int = 0
+
+
+class BalanceWatch:
+    """Every pass: accounts that fell below their threshold are told once; recovered ones re-armed."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    def run_once(self) -> WatchReport:
+        report = WatchReport()
+        with self.platform.db.session() as session:
+            for account in session.scalars(select(Account).where(Account.low_balance_threshold.is_not(None))):
+                available = funds.funds(session, account).available
+                if available < account.low_balance_threshold and not account.low_balance_notified:
+                    report.notices += notify_members(
+                        session, account, "low_balance",
+                        f"account {account.name}: {available} {account.currency} available, below the "
+                        f"{account.low_balance_threshold} you asked to hear about. Top up to keep jobs running.",
+                        f"low:{account.id}:{uuid.uuid4().hex[:8]}")
+                    account.low_balance_notified = True
+                    report.notified_accounts += 1
+                elif available >= account.low_balance_threshold and account.low_balance_notified:
+                    account.low_balance_notified = False
+                    report.rearmed += 1
+        return report
+
+
+def for_user(session: Session, user: User, unread_only: bool = False, limit: int = 50) -> list[Notification]:
+    query = select(Notification).where(Notification.user_id == user.id)
+    if unread_only:
+        query = query.where(Notification.read_at.is_(None))
+    return list(session.scalars(query.order_by(Notification.id.desc()).limit(max(1, min(limit, 500)))))
+
+
+def mark_read(session: Session, user: User, notification_id: int) -> Notification:
+    row = session.get(Notification, notification_id)
+    if row is None or row.user_id != user.id:
+        raise NotFound(f"no notification {notification_id}")
+    row.read_at = row.read_at or utcnow()
+    return row
