@@ -156,3 +156,6 @@ def test_usage_and_bill(cli, platform, tmp_path):
     assert as_csv.output.startswith("account,lee-lab,month,") and "closing_balance" in as_csv.output
     assert '"opening_balance": "0.00"' in cli("bill", month, "--format", "json").output
     assert cli("bill", "2026-13").exit_code == 1
+    pdf = tmp_path / "bill.pdf"
+    saved = cli("bill", month, "--format", "pdf", "--out", str(pdf))
+    assert saved.exit_code == 0 and pdf.read_bytes().startswith(b"%PDF-1.4")

@@ -81,3 +81,27 @@ def test_usage_grouped(alice, platform):
     with pytest.raises(ApiError) as err:
         alice.usage("planet")
     assert err.value.status == 400 and "cannot group by" in err.value.detail
+
+
+def test_statement_as_pdf(alice, platform, tmp_path):
+    import io
+
+    from pypdf import PdfReader
+
+    from computenet.billing.pdf import LINES_PER_PAGE, to_pdf
+    from computenet.billing.statements import Line, Statement
+
+    run_jobs(alice, platform, ["#!/bin/bash\n#SBATCH -c 2 -t 5\nsleep 1.2\n"])
+    month = datetime.now(timezone.utc).strftime("%Y-%m")
+    data = alice.statement_file("alice-lab", month, "pdf")
+    text = PdfReader(io.BytesIO(data)).pages[0].extract_text()
+    expected = alice.statement("alice-lab", month)
+    assert data.startswith(b"%PDF-1.4") and f"account alice-lab" in text
+    assert f"Closing balance" in text and expected["closing_balance"] in text and "charge" in text
+    # long statements flow onto more pages; odd characters do not break the file
+    long = Statement(account="big", currency="CNY", month=month, opening_balance=Decimal("0.00"),
+                     closing_balance=Decimal("0.00"), top_ups=Decimal("0.00"), charges=Decimal("0.00"),
+                     lines=[Line("2026-11-01 00:00:00", "post", Decimal("-1.00"), i, "j", "hpc", Decimal("1"),
+                                 Decimal("0"), "memo (with) \\ 分子动力学") for i in range(3 * LINES_PER_PAGE)])
+    reader = PdfReader(io.BytesIO(to_pdf(long)))
+    assert len(reader.pages) == 4 and "memo (with) \\ ?????" in reader.pages[1].extract_text()

@@ -22,6 +22,9 @@ from ..store.models import Account, Charge, ClosedPeriod, Job, LedgerAccount, Tr
 from .ledger import money
 
 _MOVES_MONEY = ("topup", "transfer", "post", "charge", "refund", "adjustment")
+# ledger transfer kinds in the words a customer reads on a bill
+KIND_WORDS = {"topup": "top-up", "hold": "hold", "post": "charge", "void": "release", "charge": "charge",
+              "refund": "refund", "transfer": "transfer", "adjustment": "adjustment"}
 
 
 def month_bounds(month: str) -> tuple[datetime, datetime]:

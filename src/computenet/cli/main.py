@@ -223,7 +223,8 @@ def usage(by: str = typer.Option("cluster", "--by", help="user, account, cluster
 @app.command()
 def bill(month: str = typer.Argument(..., help="YYYY-MM"),
          account: Optional[str] = typer.Option(None, help="default: your default account"),
-         fmt: str = typer.Option("table", "--format", help="table, csv or json")) -> None:
+         fmt: str = typer.Option("table", "--format", help="table, csv, json or pdf"),
+         out: Optional[Path] = typer.Option(None, "--out", help="write the PDF (or CSV) here")) -> None:
     """The monthly statement of an account: opening balance, every charge, closing balance."""
     from rich.table import Table
 
@@ -234,8 +235,15 @@ def bill(month: str = typer.Argument(..., help="YYYY-MM"),
             if not default:
                 fail("you belong to no account")
             account = default[0].name
-        if fmt == "csv":
-            sys.stdout.write(api(lambda: c.statement_csv(account, month)))
+        if fmt in ("csv", "pdf"):
+            data = api(lambda: c.statement_file(account, month, fmt))
+            if out is None and fmt == "pdf":
+                out = Path(f"{account}-{month}.pdf")
+            if out is None:
+                sys.stdout.write(data.decode())
+            else:
+                out.write_bytes(data)
+                console.print(f"statement written to {out}")
             return
         data = api(lambda: c.statement(account, month))
     if fmt == "json":

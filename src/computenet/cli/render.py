@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from rich.table import Table
 
+from ..billing.statements import KIND_WORDS
 from ..schemas import ClusterOut, JobOut
 
 STATE_STYLE = {
@@ -34,9 +35,7 @@ def elapsed(job: JobOut) -> float | None:
     return (end - job.start_time).total_seconds()
 
 
-# ledger transfer kinds in the words a user reads on a bill
-ENTRY_WORDS = {"topup": "top-up", "hold": "hold", "post": "charge", "void": "release", "charge": "charge",
-               "refund": "refund", "transfer": "transfer", "adjustment": "adjustment"}
+ENTRY_WORDS = KIND_WORDS  # ledger transfer kinds in the words a user reads on a bill
 
 
 def money(value: Decimal | None) -> str:

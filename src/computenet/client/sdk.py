@@ -114,11 +114,15 @@ class ComputeNetClient:
     def statement(self, account: str, month: str) -> dict:
         return self._call("GET", f"/accounts/{account}/statements/{month}")
 
-    def statement_csv(self, account: str, month: str) -> str:
-        response = self.http.get(f"/accounts/{account}/statements/{month}", params={"format": "csv"})
+    def statement_file(self, account: str, month: str, fmt: str) -> bytes:
+        """The statement as CSV or PDF bytes."""
+        response = self.http.get(f"/accounts/{account}/statements/{month}", params={"format": fmt})
         if response.status_code >= 400:
             raise ApiError(response.status_code, response.json().get("detail", response.text))
-        return response.text
+        return response.content
+
+    def statement_csv(self, account: str, month: str) -> str:
+        return self.statement_file(account, month, "csv").decode()
 
     def notifications(self, unread: bool = False) -> list[NotificationOut]:
         return [NotificationOut.model_validate(n) for n in self._call("GET", "/notifications", params={"unread": unread})]

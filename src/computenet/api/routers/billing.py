@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy import select
 
+from ...billing.pdf import to_pdf
 from ...billing.statements import month_bounds, statement
 from ...schemas import UsageRowOut
 from ...services import usage as usage_service
@@ -35,7 +36,7 @@ def usage(
 
 
 @router.get("/accounts/{name}/statements/{month}")
-def monthly_statement(name: str, month: str, format: str = Query("json", pattern="^(json|csv)$"),
+def monthly_statement(name: str, month: str, format: str = Query("json", pattern="^(json|csv|pdf)$"),
                       user: User = Depends(current_user), session=Depends(get_session)):
     account = session.scalar(select(Account).where(Account.name == name))
     # an account you may not see is "not found": its existence is not your business
@@ -46,6 +47,9 @@ def monthly_statement(name: str, month: str, format: str = Query("json", pattern
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
     result = statement(session, account, month)
+    if format == "pdf":
+        return Response(to_pdf(result), media_type="application/pdf",
+                        headers={"Content-Disposition": f'attachment; filename="{name}-{month}.pdf"'})
     if format == "csv":
         return PlainTextResponse(result.to_csv(), media_type="text/csv",
                                  headers={"Content-Disposition": f'attachment; filename="{name}-{month}.csv"'})
