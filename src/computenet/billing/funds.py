@@ -111,7 +111,7 @@ def interim(session: Session, job: Job, cost_so_far: Decimal) -> Transfer | None
     return posted
 
 
-def settle(session: Session, job: Job, total: Decimal) -> Transfer | None:
+def settle(session: Session, job: Job, total: Decimal, product_line: str) -> Transfer | None:
     """Charge the job's actual cost: post it against the hold, release the rest.
 
     A cost above the hold (Slurm lets a job run past its limit by KillWait
@@ -123,12 +123,13 @@ def settle(session: Session, job: Job, total: Decimal) -> Transfer | None:
     amount = cents(total) - cents(job.interim_charged)  # what interim charges have not covered
     if amount < 0:
         # interim estimates ran ahead of what accounting says: give it back
-        refund_from = session.get(LedgerAccount, hold.credit_id) if hold else revenue(session, "hpc", account.currency)
+        refund_from = session.get(LedgerAccount, hold.credit_id) if hold else revenue(session, product_line,
+                                                                                       account.currency)
         ledger.transfer(session, f"refund:job:{job.id}", refund_from, customer(session, account), -amount, "refund",
                         job_id=job.id, memo=f"job {job.id}: interim charges above the final cost")
         amount = 0
-    if hold is None:  # a job without a hold (e.g. adopted): a plain charge
-        line_account = revenue(session, "hpc", account.currency)
+    if hold is None:  # a job without a hold (direct sbatch, adopted): a plain charge
+        line_account = revenue(session, product_line, account.currency)
         return ledger.transfer(session, f"charge:job:{job.id}", customer(session, account), line_account, amount,
                                "charge", job_id=job.id, memo=f"job {job.id}")
     posted = ledger.resolve(session, f"settle:{hold.key}", hold, min(amount, hold.amount), job_id=job.id,

@@ -15,9 +15,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..billing import funds
-from ..billing.rating import Usage
+from ..billing.rating import Usage, rate_usage
 from ..config import BillingConfig
-from .pricing import prices_for, quote
+from .pricing import prices_for, rules_for
 from ..store.models import Account, Charge, Cluster, Job, Partition, UsageRecordRow
 from ..store.types import utcnow
 
@@ -26,7 +26,8 @@ def charge_key(cluster: str, row: UsageRecordRow) -> str:
     return f"usage:{cluster}:{row.record_id}:{row.submit_time.isoformat()}"
 
 
-def _partition(session: Session, row: UsageRecordRow, job: Job) -> Partition | None:
+def record_partition(session: Session, row: UsageRecordRow, job: Job) -> Partition | None:
+    """The partition that prices a record: its own, else its job's."""
     for name in (row.partition, job.partition):
         if name:
             part = session.scalar(select(Partition).where(Partition.cluster_id == row.cluster_id, Partition.name == name))
@@ -40,16 +41,15 @@ def charge_record(session: Session, row: UsageRecordRow, billing: BillingConfig 
     job = session.get(Job, row.job_id)
     if job is None or session.scalar(select(Charge.id).where(Charge.usage_record_id == row.id)):
         return None
-    part = _partition(session, row, job)
+    part = record_partition(session, row, job)
     if part is None:
         return None
     at = row.start_time or row.submit_time  # priced as when it started
     tenant_id = session.get(Account, job.account_id).tenant_id
-    rated = quote(session, part, Usage(row.elapsed_seconds, row.cpus, row.gpus, row.mem_mb), at, billing,
-                  gpu_model=row.gpu_type, tenant_id=tenant_id)
-    if rated is None:
-        return None  # no price: left unrated and visible, never free
     prices = prices_for(session, part, at, tenant_id, row.gpu_type)
+    if prices is None:
+        return None  # no price: left unrated and visible, never free
+    rated = rate_usage(Usage(row.elapsed_seconds, row.cpus, row.gpus, row.mem_mb), prices, rules_for(part, billing))
     cluster = session.get(Cluster, row.cluster_id)
     key = charge_key(cluster.name, row)
     try:
@@ -78,8 +78,10 @@ def settle_job(session: Session, job: Job) -> bool:
         return False
     charges = list(session.scalars(select(Charge).where(Charge.job_id == job.id)))
     total = sum((c.amount for c in charges), Decimal("0.00"))
+    part = session.scalar(select(Partition).where(Partition.cluster_id == job.cluster_id,
+                                                  Partition.name == job.partition))
     with session.begin_nested():
-        moved = funds.settle(session, job, total)
+        moved = funds.settle(session, job, total, part.product_line if part else "hpc")
         for c in charges:
             if c.transfer_id is None:
                 c.transfer_id = moved.id if moved is not None else None

@@ -18,11 +18,11 @@ from ..billing import funds, ledger
 from ..billing.rating import Usage
 from ..billing.statements import month_bounds
 from ..config import BillingConfig
-from ..store.models import (Account, Charge, ChargeAdjustment, ClosedPeriod, Job, LedgerAccount, Partition,
-                            UsageRecordRow)
+from ..store.models import Account, Charge, ChargeAdjustment, ClosedPeriod, Job, LedgerAccount, UsageRecordRow
 from ..store.types import utcnow
 from . import audit
 from .errors import Conflict, InvalidRequest, NotFound
+from .charging import record_partition
 from .pricing import quote
 
 
@@ -70,7 +70,7 @@ def reprice(session: Session, job_ids: list[int], reason: str, batch: str, who: 
         raise InvalidRequest("re-pricing needs a reason")
     if not job_ids:
         raise InvalidRequest("name the jobs to re-price")
-    plan: list[tuple[Job, Charge, Decimal, Decimal]] = []
+    plan: list[tuple[Job, Charge, Decimal, Decimal, str]] = []
     for job_id in sorted(set(job_ids)):
         job = session.get(Job, job_id)
         if job is None:
@@ -83,21 +83,20 @@ def reprice(session: Session, job_ids: list[int], reason: str, batch: str, who: 
                 raise InvalidRequest(f"job {job_id} was charged in {charge.created_at:%Y-%m}, whose statements are "
                                      f"closed; book a manual adjustment in the current month instead")
             row = session.get(UsageRecordRow, charge.usage_record_id)
-            part = session.scalar(select(Partition).where(Partition.cluster_id == row.cluster_id,
-                                                          Partition.name == (row.partition or job.partition)))
+            part = record_partition(session, row, job)
             rated = quote(session, part, Usage(row.elapsed_seconds, row.cpus, row.gpus, row.mem_mb),
                           row.start_time or row.submit_time, billing, gpu_model=row.gpu_type, tenant_id=tenant_id)
             if rated is None:
                 raise InvalidRequest(f"job {job_id}: no price in force when it ran")
-            plan.append((job, charge, current_amount(session, charge), rated.amount))
+            plan.append((job, charge, current_amount(session, charge), rated.amount, part.product_line))
     results = []
-    for job, charge, old, new in plan:  # nothing has been written before this point
+    for job, charge, old, new, product_line in plan:  # nothing has been written before this point
         transfer_id = None
         if new != old:
             account = session.get(Account, job.account_id)
             me = funds.customer(session, account)
             line = session.scalar(select(LedgerAccount).where(LedgerAccount.id == _revenue_of(session, charge)))
-            line = line or funds.revenue(session, "hpc", account.currency)
+            line = line or funds.revenue(session, product_line, account.currency)
             debit, credit = (me, line) if new > old else (line, me)
             moved = ledger.transfer(session, f"reprice:{batch}:{charge.id}", debit, credit,
                                     ledger.cents(abs(new - old)), "adjustment", job_id=job.id, actor=who.actor,

@@ -9,7 +9,7 @@ from ...domain.states import JobState
 from ...schemas import JobDetail, JobOut, JobSubmit, OutputChunk
 from ...services import jobs as job_service
 from ...services.platform import Platform
-from ...store.models import User
+from ...store.models import Job, User
 from ..deps import current_user, get_platform, get_session
 from ..views import job_detail, job_out
 
@@ -21,7 +21,7 @@ async def submit(body: JobSubmit, user: User = Depends(current_user), platform: 
     # sbatch is blocking I/O: keep it off the event loop
     job = await run_in_threadpool(job_service.submit_job, platform, user.id, body.script, body.args, body.script_name)
     with platform.db.session() as session:
-        return job_out(session, session.get(type(job), job.id))
+        return job_out(session, session.get(Job, job.id))
 
 
 @router.get("", response_model=list[JobOut])
@@ -44,7 +44,7 @@ def show(job_id: int, user: User = Depends(current_user), session=Depends(get_se
 async def cancel(job_id: int, user: User = Depends(current_user), platform: Platform = Depends(get_platform)):
     job = await run_in_threadpool(job_service.cancel_job, platform, user.id, job_id)
     with platform.db.session() as session:
-        return job_out(session, session.get(type(job), job.id))
+        return job_out(session, session.get(Job, job.id))
 
 
 @router.get("/{job_id}/output", response_model=OutputChunk)
