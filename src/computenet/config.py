@@ -105,6 +105,23 @@ class ClusterConfig(BaseModel):
         return self.prices.get(partition) or self.prices.get("*")
 
 
+class NotificationsConfig(BaseModel):
+    """Where notices go besides the in-app list: e-mail (SMTP) and signed webhooks."""
+
+    smtp_host: str | None = None  # unset: no e-mail is sent (notices wait until it is set)
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_starttls: bool = False
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    mail_from: str = "computenet@localhost"
+    # HMAC-SHA256 of the body with this secret goes in X-ComputeNet-Signature
+    webhook_secret: str | None = None
+    # webhooks to loopback or private addresses are refused unless allowed (no probing inside)
+    webhook_allow_private: bool = False
+    timeout_s: float = Field(10.0, gt=0)
+    max_attempts: int = Field(8, ge=1)
+
+
 class ServerConfig(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8750, ge=1, le=65535)
@@ -126,6 +143,7 @@ class Settings(BaseSettings):
     # long job never runs up an unbounded bill
     interim_charge_seconds: int = Field(900, ge=1)
     billing: BillingConfig = Field(default_factory=BillingConfig)
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     # client side
     url: str | None = None
     token: str | None = None

@@ -12,7 +12,7 @@ from .. import __version__
 from ..services.errors import ServiceError
 from ..services.loops import BackgroundServices
 from ..services.platform import Platform
-from .routers import accounts, billing, clusters, jobs, notifications
+from .routers import accounts, admin, billing, clusters, jobs, notifications
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # a script is at most 1 MiB; JSON escaping can double it
 
@@ -53,6 +53,7 @@ def create_app(platform: Platform, run_services: bool = False) -> FastAPI:
     app.include_router(accounts.router)
     app.include_router(billing.router)
     app.include_router(notifications.router)
+    app.include_router(admin.router)
     return app
 
 

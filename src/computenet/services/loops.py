@@ -7,11 +7,14 @@ import threading
 
 from .platform import Platform
 from .enforcement import Enforcer
+from .delivery import Deliverer
+from .exhaustion import ExhaustionWatch
 from .notifications import BalanceWatch
 from .poller import ClusterPoller
 
 log = logging.getLogger(__name__)
 SYNC_INTERVAL_S = 60.0
+DELIVERY_INTERVAL_S = 10.0
 ENFORCE_INTERVAL_S = 30.0  # how soon a top-up lifts a block, and a lost block returns
 
 
@@ -44,6 +47,12 @@ class BackgroundServices:
         self.threads.append(threading.Thread(target=self._loop, args=("balance watch", ENFORCE_INTERVAL_S,
                                                                       BalanceWatch(self.platform).run_once),
                                              name="balance-watch", daemon=True))
+        self.threads.append(threading.Thread(target=self._loop, args=("exhaustion", ENFORCE_INTERVAL_S,
+                                                                      ExhaustionWatch(self.platform).run_once),
+                                             name="exhaustion", daemon=True))
+        self.threads.append(threading.Thread(target=self._loop, args=("delivery", DELIVERY_INTERVAL_S,
+                                                                      Deliverer(self.platform).run_once),
+                                             name="delivery", daemon=True))
         for thread in self.threads:
             thread.start()
 

@@ -23,12 +23,18 @@ from .platform import Platform
 
 def notify_members(session: Session, account: Account, kind: str, message: str, event: str) -> int:
     """One notice per member of the account for this event; returns how many were new."""
+    from .delivery import enqueue  # e-mail and webhook go out with the notice (an outbox)
+
     made = 0
-    for user_id in session.scalars(select(AccountMember.user_id).where(AccountMember.account_id == account.id)):
+    for user in session.scalars(select(User).join(AccountMember, AccountMember.user_id == User.id)
+                                .where(AccountMember.account_id == account.id).order_by(User.id)):
         try:
             with session.begin_nested():
-                session.add(Notification(user_id=user_id, account_id=account.id, kind=kind, message=message,
-                                         key=f"{event}:{user_id}"))
+                notice = Notification(user_id=user.id, account_id=account.id, kind=kind, message=message,
+                                      key=f"{event}:{user.id}")
+                session.add(notice)
+                session.flush()
+                enqueue(session, notice, user, account, first_of_event=made == 0)
                 session.flush()
                 made += 1
         except IntegrityError:

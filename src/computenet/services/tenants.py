@@ -100,9 +100,25 @@ def spent_this_month(session: Session, user: User, account: Account) -> Decimal:
 
 
 def check_spend_limit(session: Session, user: User, account: Account, cost: Decimal) -> None:
-    member = session.get(AccountMember, (account.id, user.id))
+    """The member's monthly limit and the account's budget, both with the job's maximum cost.
+
+    The rows are locked first (SELECT ... FOR UPDATE on PostgreSQL; SQLite
+    transactions are already serialised by BEGIN IMMEDIATE), so concurrent
+    submissions by one member are checked one after another, in the same
+    transaction that writes the job and its hold.
+    """
+    member = session.scalar(select(AccountMember).where(
+        AccountMember.account_id == account.id, AccountMember.user_id == user.id).with_for_update())
     if member is None:
         raise Forbidden(f"you are not a member of account {account.name}")
+    if account.budget is not None:
+        session.execute(select(Account.id).where(Account.id == account.id).with_for_update())
+        spent = spent_on_account(session, account)
+        if spent + cost > account.budget:
+            period = "this month" if account.budget_period == "month" else "in all"
+            raise InsufficientFunds(
+                f"project budget of {account.name} is {account.budget} {period}: {spent} is spent or held and "
+                f"this job may cost up to {cost}")
     if member.spend_limit is None:
         return
     spent = spent_this_month(session, user, account)
@@ -110,6 +126,38 @@ def check_spend_limit(session: Session, user: User, account: Account, cost: Deci
         raise InsufficientFunds(
             f"your monthly spending limit on {account.name} is {member.spend_limit}: {spent} is spent or held "
             f"this month and this job may cost up to {cost}")
+
+
+BUDGET_PERIODS = ("month", "total")
+
+
+def set_budget(session: Session, account: Account, amount: object | None, period: str = "month") -> None:
+    """A cap on what the account's jobs may cost, apart from the money on it (None: no cap)."""
+    if period not in BUDGET_PERIODS:
+        raise InvalidRequest(f"unknown budget period {period!r} (use {', '.join(BUDGET_PERIODS)})")
+    if amount is None:
+        account.budget = None
+    else:
+        try:
+            value = to_decimal(amount)
+            cents(value)
+        except (MoneyError, LedgerError) as exc:
+            raise InvalidRequest(f"budget: {exc}") from None
+        if value < 0:
+            raise InvalidRequest("a budget cannot be negative")
+        account.budget = value
+    account.budget_period = period
+    session.flush()
+
+
+def spent_on_account(session: Session, account: Account) -> Decimal:
+    """Charged in the budget period for the account's jobs, plus what its unsettled jobs may still cost."""
+    query = select(func.coalesce(func.sum(Charge.amount), 0)).where(Charge.account_id == account.id)
+    if account.budget_period == "month":
+        query = query.where(Charge.created_at >= month_start())
+    pending = session.scalar(select(func.coalesce(func.sum(Job.max_cost), 0)).where(
+        Job.account_id == account.id, Job.settled_at.is_(None)))
+    return Decimal(session.scalar(query) or 0) + Decimal(pending or 0)
 
 
 def move(session: Session, source: Account, target: Account, amount: object, key: str, actor: str,

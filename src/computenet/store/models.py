@@ -153,6 +153,16 @@ class Account(Base):
     # members are told once when available funds drop below this (re-armed above it)
     low_balance_threshold: Mapped[Decimal | None] = mapped_column(Money)
     low_balance_notified: Mapped[bool] = mapped_column(Boolean, default=False)
+    # when available funds go below zero (an overrun, a lowered credit line):
+    # block (new jobs only), hold (suspend running jobs) or cancel, after a grace
+    exhaustion_policy: Mapped[str] = mapped_column(String(8), default="block", server_default="block")
+    exhaustion_grace_minutes: Mapped[int] = mapped_column(Integer, default=60, server_default="60")
+    exhausted_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # a spending cap separate from the money on the account (per month, or in all)
+    budget: Mapped[Decimal | None] = mapped_column(Money)
+    budget_period: Mapped[str] = mapped_column(String(8), default="month", server_default="month")
+    # notices for the account's members are also POSTed here (signed), if set
+    webhook_url: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     tenant: Mapped["Tenant | None"] = relationship()
@@ -274,6 +284,8 @@ class Job(Base):
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # finished but no accounting record after the grace period: for an operator
     needs_reconcile: Mapped[bool] = mapped_column(Boolean, default=False)
+    # suspended (running) or held (pending) because its account ran out of money
+    paused_for_funds_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     owner: Mapped[User] = relationship()
@@ -409,3 +421,20 @@ class Notification(Base):
     key: Mapped[str] = mapped_column(String(200), unique=True)  # one notice per event and user
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Delivery(Base):
+    """A notice on its way out by e-mail or webhook: retried with back-off until delivered."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("notification_id", "channel", "target"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(8))  # email | webhook
+    target: Mapped[str] = mapped_column(Text)  # an address or a URL
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

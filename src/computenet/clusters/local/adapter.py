@@ -191,6 +191,31 @@ class LocalCluster:
                         pass
         sp.schedule(self.spool, self.slots, self.gpus)
 
+    def pause(self, native_id: str) -> None:
+        """Suspend a running job (SIGSTOP, by its runner) or hold a pending one."""
+        self._set_paused(native_id, True)
+
+    def resume(self, native_id: str) -> None:
+        self._set_paused(native_id, False)
+
+    def _set_paused(self, native_id: str, paused: bool) -> None:
+        job_dir = self._job_dir(native_id)
+        if not (job_dir / "state.json").exists():
+            raise LookupError(f"cluster {self.name} has no job {native_id}")
+        with sp.locked(self.spool):
+            state = sp.read_json(job_dir / "state.json")
+            if state["state"] == "PENDING":
+                state["held"] = paused
+                state["reason"] = "JobHeldAdmin" if paused else None
+                sp.write_json(job_dir / "state.json", state)
+        # the runner watches this file (a running job, or one that starts later)
+        flag = job_dir / "suspend"
+        if paused and state["state"] in ("RUNNING", "SUSPENDED"):
+            flag.touch()
+        elif not paused:
+            flag.unlink(missing_ok=True)
+        sp.schedule(self.spool, self.slots, self.gpus)
+
     def accounting(self, since: datetime | None, native_ids: Sequence[str] | None = None) -> list[UsageRecord]:
         wanted = set(native_ids) if native_ids else None
         records = []
@@ -206,8 +231,10 @@ class LocalCluster:
             if wanted is None and since is not None and end is not None and end < since:
                 continue
             start = _dt(state.get("start"))
-            if state["state"] == "RUNNING" and start:
-                elapsed = int((datetime.now(timezone.utc) - start).total_seconds())
+            if state["state"] in ("RUNNING", "SUSPENDED") and start:
+                # the runner records suspended seconds when it resumes (an estimate while suspended)
+                elapsed = max(0, int((datetime.now(timezone.utc) - start).total_seconds())
+                              - int(state.get("suspended_s") or 0))
             else:
                 elapsed = int(state.get("elapsed") or 0)
             ran = start is not None

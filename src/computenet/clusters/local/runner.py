@@ -27,6 +27,10 @@ def _open_output(path: str) -> int:
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGCONT)  # a stopped job must run to hear SIGTERM
+    except ProcessLookupError:
+        return
     for sig, wait in ((signal.SIGTERM, KILL_WAIT_S), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(proc.pid, sig)
@@ -51,6 +55,7 @@ def main(job_dir: Path) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     outcome: dict = {}
+    suspended_for, suspended_at = 0.0, None  # suspended time counts neither to the limit nor as use
     try:
         out_fd = _open_output(request["output"])
         err_fd = out_fd if request["error"] == request["output"] else _open_output(request["error"])
@@ -73,13 +78,29 @@ def main(job_dir: Path) -> int:
         limit = request["time_limit_minutes"] * 60 if request["time_limit_minutes"] else None
         started = time.monotonic()
         while True:
+            wanted = (job_dir / "suspend").exists()
+            if wanted != (suspended_at is not None):
+                try:
+                    os.killpg(proc.pid, signal.SIGSTOP if wanted else signal.SIGCONT)
+                except ProcessLookupError:
+                    pass
+                if wanted:
+                    suspended_at = time.monotonic()
+                else:
+                    suspended_for += time.monotonic() - suspended_at
+                    suspended_at = None
+                with locked(spool):
+                    state = read_json(job_dir / "state.json")
+                    state.update(state="SUSPENDED" if wanted else "RUNNING", suspended_s=int(suspended_for))
+                    write_json(job_dir / "state.json", state)
             if (job_dir / "cancel").exists():
                 cancelled = True
             if cancelled:
                 _kill_group(proc)
                 outcome = {"state": "CANCELLED", "exit_code": 0, "signal": 15}
                 break
-            if limit is not None and time.monotonic() - started >= limit:
+            paused_now = time.monotonic() - suspended_at if suspended_at is not None else 0.0
+            if limit is not None and time.monotonic() - started - suspended_for - paused_now >= limit:
                 _kill_group(proc)
                 outcome = {"state": "TIMEOUT", "exit_code": 0, "signal": 15}
                 break
@@ -103,7 +124,9 @@ def main(job_dir: Path) -> int:
         state = read_json(job_dir / "state.json")
         state.update(outcome, end=now_iso())
         start = datetime.fromisoformat(state["start"])
-        state["elapsed"] = max(0, int((datetime.now(timezone.utc) - start).total_seconds()))
+        suspended = int(suspended_for + (time.monotonic() - suspended_at if suspended_at is not None else 0.0))
+        state["suspended_s"] = suspended
+        state["elapsed"] = max(0, int((datetime.now(timezone.utc) - start).total_seconds()) - suspended)
         write_json(job_dir / "state.json", state)
     (job_dir / "runner.pid").unlink(missing_ok=True)
     schedule(spool, request["slots"], request["gpu_slots"])

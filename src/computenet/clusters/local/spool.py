@@ -92,7 +92,7 @@ def schedule(spool: Path, slots: int, gpus: int) -> list[str]:
             if not state_file.exists():
                 continue
             state = read_json(state_file)
-            if state["state"] == "RUNNING":
+            if state["state"] in ("RUNNING", "SUSPENDED"):  # a suspended job keeps its slots
                 if runner_alive(job_dir, state):
                     request = read_json(job_dir / "request.json")
                     used_cores += request["cores"]
@@ -100,7 +100,7 @@ def schedule(spool: Path, slots: int, gpus: int) -> list[str]:
                 else:
                     state.update(state="NODE_FAIL", end=now_iso(), reason="runner process vanished")
                     write_json(state_file, state)
-            elif state["state"] == "PENDING":
+            elif state["state"] == "PENDING" and not state.get("held"):
                 pending.append((job_dir, state, read_json(job_dir / "request.json")))
         for job_dir, state, request in pending:
             if used_cores + request["cores"] > slots or used_gpus + request["gpus"] > gpus:

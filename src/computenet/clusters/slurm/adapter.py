@@ -22,7 +22,7 @@ from .transport import CommandResult, Transport
 
 # squeue's answer when none of the asked ids is known any more
 _INVALID_ID = "Invalid job id specified"
-_ALREADY_DONE = ("already completing or completed", "Job/step already completing")
+_ALREADY_DONE = ("already completing or completed", "Job/step already completing", "Job has already finished")
 
 
 def _failed(result: CommandResult) -> bool:
@@ -124,6 +124,29 @@ class SlurmCluster:
         if any(text in result.stderr for text in _ALREADY_DONE):
             return  # nothing left to cancel: the outcome the caller wanted
         if _INVALID_ID in result.stderr:
+            raise LookupError(f"cluster {self.name} does not know job {native_id}")
+        raise ClusterError(_message(result))
+
+    def pause(self, native_id: str) -> None:
+        """Stop a job from using (more) resources without ending it: suspend if it
+        runs, hold if it waits. Slurm keeps a suspended job's allocation."""
+        self._job_action("suspend", "hold", native_id, "Job is pending execution")
+
+    def resume(self, native_id: str) -> None:
+        """Undo pause: resume a suspended job, release a held one."""
+        self._job_action("resume", "release", native_id, "Job is not suspended")
+
+    def _job_action(self, first: str, otherwise: str, native_id: str, means_otherwise: str) -> None:
+        result = self._run(commands.scontrol_job_action_argv(first, native_id))
+        if not _failed(result):
+            return
+        if means_otherwise in result.stderr:
+            result = self._run(commands.scontrol_job_action_argv(otherwise, native_id))
+            if not _failed(result):
+                return
+        if any(text in result.stderr for text in _ALREADY_DONE):
+            return
+        if "Invalid job id" in result.stderr or "Unexpected message received" in result.stderr:
             raise LookupError(f"cluster {self.name} does not know job {native_id}")
         raise ClusterError(_message(result))
 

@@ -126,6 +126,13 @@ def scancel_argv(native_id: str) -> list[str]:
     return ["scancel", native_id]
 
 
+def scontrol_job_action_argv(action: str, native_id: str) -> list[str]:
+    """suspend | resume (running jobs), hold | release (pending jobs)."""
+    if action not in ("suspend", "resume", "hold", "release"):
+        raise ValueError(f"unknown job action {action!r}")
+    return ["scontrol", action, native_id]
+
+
 def sinfo_argv() -> list[str]:
     return ["sinfo", "--noheader", "--Node", f"--format={SEP.join(SINFO_FIELDS)}"]
 

@@ -1,0 +1,50 @@
+"""Who may do what to an account: the one place role checks are decided.
+
+Roles: a platform ``operator`` (or an admin user) and ``finance`` act on every
+account; a ``tenant_admin`` on the accounts of their tenant; a project's
+``pi`` on that project. Members only use their accounts.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from ..store.models import Account, AccountMember, User
+from .errors import Forbidden, NotFound
+from .tenants import can_see_account
+
+# money coming in, credit, policy and corrections: the platform's own staff
+STAFF_ONLY = frozenset({"topup", "credit_limit", "exhaustion_policy", "reprice", "close_month", "audit"})
+# the project's own settings: also its tenant's admin and its PI
+PROJECT_SETTINGS = frozenset({"low_balance", "budget", "webhook", "member_set", "member_remove"})
+# moving money between a tenant's accounts: also the tenant's admin
+TENANT_MONEY = frozenset({"move"})
+
+
+def is_staff(user: User) -> bool:
+    return user.is_admin or user.role in ("operator", "finance")
+
+
+def require(session: Session, user: User, action: str, account: Account | None = None) -> None:
+    """Raise Forbidden (or NotFound for an account the user may not even see)."""
+    if account is not None and not can_see_account(session, user, account):
+        raise NotFound(f"no account {account.name!r} of yours")
+    if is_staff(user):
+        return
+    if action in STAFF_ONLY:
+        raise Forbidden(f"{action.replace('_', ' ')} needs the finance or operator role")
+    tenant_admin = (account is not None and user.role == "tenant_admin" and user.tenant_id is not None
+                    and user.tenant_id == account.tenant_id)
+    if action in TENANT_MONEY:
+        if tenant_admin:
+            return
+        raise Forbidden(f"{action} needs the tenant admin, finance or operator role")
+    if action in PROJECT_SETTINGS:
+        if tenant_admin:
+            return
+        member = session.get(AccountMember, (account.id, user.id)) if account is not None else None
+        if member is not None and member.role == "pi":
+            return
+        raise Forbidden(f"{action.replace('_', ' ')} on {account.name if account else 'an account'} needs its PI, "
+                        "its tenant admin, finance or an operator")
+    raise Forbidden(f"unknown action {action!r}")
