@@ -106,13 +106,24 @@ def test_admin_commands_are_audited(tmp_path, db_url, clean_db):
     for args in (["admin", "tenant-add", "uni", "--segment", "university"],
                  ["admin", "user-add", "ann", "--account", "ann-lab", "--balance", "5.00"],
                  ["admin", "topup", "uni", "50", "--key", "pay-7"],
-                 ["admin", "credit-limit", "ann-lab", "10"]):
+                 ["admin", "credit-limit", "ann-lab", "10"],
+                 ["admin", "exhaustion-policy", "ann-lab", "hold", "--grace", "30"],
+                 ["admin", "budget", "ann-lab", "40.00", "--period", "total"],
+                 ["admin", "webhook", "ann-lab", "https://93.184.215.14/hooks"]):
         result = subprocess.run([cnet, *args], env=env, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
     log = subprocess.run([cnet, "admin", "audit"], env=env, capture_output=True, text=True, timeout=60).stdout
-    for action in ("tenant.add", "user.add", "account.add", "topup", "credit_limit.set"):
+    refused = subprocess.run([cnet, "admin", "exhaustion-policy", "ann-lab", "panic"], env=env, capture_output=True,
+                             text=True, timeout=60)
+    assert refused.returncode == 1 and "unknown exhaustion policy 'panic'" in refused.stderr
+    for action in ("tenant.add", "user.add", "account.add", "topup", "credit_limit.set", "exhaustion_policy.set",
+                   "budget.set", "webhook.set"):
         assert action in log
     assert "cli " in log and "@cli" in log  # who and from where
     with clean_db.session() as session:
         topups = session.scalars(select(AuditEvent).where(AuditEvent.action == "topup")).all()
         assert {e.target for e in topups} == {"account:uni", "account:ann-lab"}
+        ann_lab = session.scalar(select(Account).where(Account.name == "ann-lab"))
+        assert (ann_lab.exhaustion_policy, ann_lab.exhaustion_grace_minutes) == ("hold", 30)
+        assert (ann_lab.budget, ann_lab.budget_period) == (Decimal("40.00"), "total")
+        assert ann_lab.webhook_url == "https://93.184.215.14/hooks"

@@ -226,3 +226,37 @@ def test_enforcement_blocks_in_slurm_lifts_on_top_up_and_meters_direct_jobs(bed,
             assert funds.funds(session, session.get(Account, lab.id)).balance == Decimal("10.00") - charge.amount
     finally:
         slurm("sacctmgr", "-i", "modify", "account", "where", "name=cnetenf", "cluster=alpha", "set", "GrpSubmitJobs=-1")
+
+
+def test_exhaustion_hold_suspends_and_holds_in_slurm_and_resumes_on_top_up(bed):
+    from computenet.billing import funds
+    from computenet.services import exhaustion
+    from computenet.services.exhaustion import ExhaustionWatch
+
+    platform, client, step = bed
+    with platform.db.session() as session:
+        account = accounts.get_account(session, "sam-lab")
+        exhaustion.set_policy(session, account, "hold", 0)
+    running = client.submit("#!/bin/bash\n#SBATCH -M alpha -p cpu -c 1 -t 10\nsleep 120\n")
+    waiting = client.submit("#!/bin/bash\n#SBATCH -M alpha -p cpu -c 1 -t 10 --begin=now+600\ntrue\n")
+    poll_until(lambda: client.job(running.id).state == "RUNNING", step=step, what="RUNNING")
+    with platform.db.session() as session:
+        # the balance goes: what is left, and more, is taken by a correction
+        account = accounts.get_account(session, "sam-lab")
+        available = funds.funds(session, account).available
+        from computenet.billing import ledger
+        ledger.transfer(session, "test:correction", funds.customer(session, account),
+                        funds.revenue(session, "hpc", "CNY"), ledger.cents(available) + 100, "adjustment")
+    watch = ExhaustionWatch(platform)
+    assert watch.run_once().exhausted == ["sam-lab"]
+    assert sorted(watch.run_once().paused) == sorted([running.id, waiting.id])
+    poll_until(lambda: client.job(running.id).state == "SUSPENDED", step=step, what="SUSPENDED in Slurm")
+    adapter = platform.adapter("alpha")
+    assert adapter.status([waiting.native_id])[waiting.native_id].reason == "JobHeldAdmin"
+    with platform.db.session() as session:
+        accounts.top_up(session, accounts.get_account(session, "sam-lab"), "50.00", key="sam:pay")
+    assert sorted(watch.run_once().resumed) == sorted([running.id, waiting.id])
+    poll_until(lambda: client.job(running.id).state == "RUNNING", step=step, what="RUNNING again")
+    assert adapter.status([waiting.native_id])[waiting.native_id].reason != "JobHeldAdmin"
+    for job in (running, waiting):
+        client.cancel(job.id)

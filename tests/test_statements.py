@@ -98,10 +98,12 @@ def test_statement_as_pdf(alice, platform, tmp_path):
     expected = alice.statement("alice-lab", month)
     assert data.startswith(b"%PDF-1.4") and f"account alice-lab" in text
     assert f"Closing balance" in text and expected["closing_balance"] in text and "charge" in text
-    # long statements flow onto more pages; odd characters do not break the file
+    # long statements flow onto more pages; Chinese text is set in the CJK font, not lost
     long = Statement(account="big", currency="CNY", month=month, opening_balance=Decimal("0.00"),
                      closing_balance=Decimal("0.00"), top_ups=Decimal("0.00"), charges=Decimal("0.00"),
                      lines=[Line("2026-11-01 00:00:00", "post", Decimal("-1.00"), i, "j", "hpc", Decimal("1"),
                                  Decimal("0"), "memo (with) \\ 分子动力学") for i in range(3 * LINES_PER_PAGE)])
     reader = PdfReader(io.BytesIO(to_pdf(long)))
-    assert len(reader.pages) == 4 and "memo (with) \\ ?????" in reader.pages[1].extract_text()
+    assert len(reader.pages) == 4 and "memo (with) \\ 分子动力学" in reader.pages[1].extract_text()
+    fonts = reader.pages[1]["/Resources"]["/Font"]
+    assert fonts["/F2"]["/BaseFont"] == "/STSong-Light" and fonts["/F2"]["/Encoding"] == "/UniGB-UTF16-H"

@@ -73,6 +73,8 @@ class ClusterConfig(BaseModel):
     prices: dict[str, Price] = Field(default_factory=dict)
     # product line per partition ("*" = the rest): revenue is booked per line
     product_lines: dict[str, str] = Field(default_factory=dict)
+    # list price of one GB kept for one day on this site's storage (workspaces, job files)
+    storage_gb_day: Decimal | None = Field(None, ge=0)
     # billing strategy per partition ("*" = the rest): see billing/rating.py
     billing_strategies: dict[str, Literal["cores", "gpus", "max_cores_memory", "max_gpus_cores"]] = Field(
         default_factory=dict)

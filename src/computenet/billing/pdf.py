@@ -1,11 +1,14 @@
-"""A statement as a PDF: plain text pages in a standard font, no dependencies.
+"""A statement as a PDF: plain text pages, no dependencies.
 
-Standard PDF fonts cover Latin-1 only; other characters (a Chinese job
-name) are printed as "?" until a CJK font is embedded. Amounts and
-numbers are never affected.
+Latin-1 text is set in the standard Courier font. Anything else (a Chinese
+job name or memo) is set in Adobe's predefined CJK font STSong-Light with
+the UniGB-UTF16-H encoding, which PDF readers supply themselves, so no font
+file is embedded. Amounts and numbers are always Latin.
 """
 
 from __future__ import annotations
+
+from itertools import groupby
 
 from .statements import KIND_WORDS, Statement
 
@@ -15,8 +18,24 @@ LINES_PER_PAGE = (PAGE_H - 2 * MARGIN) // LEADING
 
 
 def _escape(text: str) -> str:
-    latin = text.encode("latin-1", errors="replace").decode("latin-1")
-    return latin.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+    return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
+
+def _is_latin(ch: str) -> bool:
+    return ord(ch) < 256
+
+
+def _show(text: str) -> str:
+    """Text operators for one line: Courier runs as (..), CJK runs as UTF-16BE <..>."""
+    ops = []
+    for latin, chars in groupby(text, key=_is_latin):
+        run = "".join(chars)
+        if latin:
+            run = "".join(ch if ch.isprintable() else " " for ch in run)
+            ops.append(f"/F1 {SIZE} Tf ({_escape(run)}) Tj")
+        else:
+            ops.append(f"/F2 {SIZE} Tf <{run.encode('utf-16-be').hex().upper()}> Tj")
+    return " ".join(ops) or "( ) Tj"
 
 
 def statement_lines(st: Statement) -> list[str]:
@@ -51,11 +70,11 @@ def to_pdf(st: Statement) -> bytes:
     for number, page in enumerate(pages, start=1):
         footer = f"page {number} of {len(pages)}"
         body = [f"BT /F1 {SIZE} Tf {LEADING} TL {MARGIN} {PAGE_H - MARGIN} Td"]
-        body += [f"({_escape(text)}) Tj T*" for text in page]
+        body += [f"{_show(text)} T*" for text in page]
         body.append(f"ET BT /F1 {SIZE} Tf {PAGE_W - MARGIN - 60} {MARGIN / 2} Td ({footer}) Tj ET")
         contents.append("\n".join(body).encode("latin-1"))
-    # 1 catalog, 2 pages, 3 font, then (page, content) pairs
-    next_id = 4
+    # 1 catalog, 2 pages, 3 Courier, 4 CJK font, 5 its CID font, then (page, content) pairs
+    next_id = 6
     kids = []
     for content in contents:
         page_ids.append((next_id, next_id + 1))
@@ -64,9 +83,16 @@ def to_pdf(st: Statement) -> bytes:
     objects.append(b"<< /Type /Catalog /Pages 2 0 R >>")
     objects.append(f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {len(kids)} >>".encode())
     objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Courier /Encoding /WinAnsiEncoding >>")
+    objects.append(b"<< /Type /Font /Subtype /Type0 /BaseFont /STSong-Light /Encoding /UniGB-UTF16-H "
+                   b"/DescendantFonts [5 0 R] >>")
+    objects.append(b"<< /Type /Font /Subtype /CIDFontType0 /BaseFont /STSong-Light "
+                   b"/CIDSystemInfo << /Registry (Adobe) /Ordering (GB1) /Supplement 4 >> "
+                   b"/FontDescriptor << /Type /FontDescriptor /FontName /STSong-Light /Flags 6 "
+                   b"/FontBBox [-25 -254 1000 880] /ItalicAngle 0 /Ascent 880 /Descent -120 /CapHeight 880 "
+                   b"/StemV 93 >> /DW 1000 >>")
     for (page_id, content_id), content in zip(page_ids, contents):
         objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {PAGE_W} {PAGE_H}] "
-                       f"/Resources << /Font << /F1 {font_id} 0 R >> >> /Contents {content_id} 0 R >>".encode())
+                       f"/Resources << /Font << /F1 {font_id} 0 R /F2 4 0 R >> >> /Contents {content_id} 0 R >>".encode())
         objects.append(b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream")
     out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
     offsets = []

@@ -19,6 +19,7 @@ from ..store.types import utcnow
 from .rating import Prices
 
 RESOURCES = ("core_hour", "gpu_hour", "mem_gb_hour")
+STORAGE = "storage_gb_day"  # priced per cluster (partition "*"), not per job
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -30,7 +31,7 @@ def set_price(session: Session, cluster_id: int, partition: str, resource: str, 
               effective_from: datetime | None = None, qos: str = "", gpu_model: str = "", actor: str = "",
               reason: str = "") -> PriceItem:
     """Add a new version of a price (never edits an old one)."""
-    if resource not in RESOURCES:
+    if resource not in RESOURCES + (STORAGE,):
         raise PriceError(f"unknown resource {resource!r} (use {', '.join(RESOURCES)})")
     if not isinstance(unit_price, Decimal):
         raise PriceError("a price must be a Decimal")
@@ -74,6 +75,10 @@ def prices_at(session: Session, cluster_id: int, partition: str, at: datetime, q
     gpu = _price(session, cluster_id, partition, "gpu_hour", at, qos, gpu_model or "")
     mem = _price(session, cluster_id, partition, "mem_gb_hour", at, qos, "")
     return Prices(core, gpu or Decimal("0"), mem or Decimal("0"))
+
+
+def storage_price(session: Session, cluster_id: int, at: datetime) -> Decimal | None:
+    return _price(session, cluster_id, "*", STORAGE, at, "", "")
 
 
 def current(session: Session, cluster_id: int, partition: str, resource: str, gpu_model: str = "") -> Decimal | None:

@@ -337,3 +337,57 @@ def low_balance(account: str, amount: Optional[str] = typer.Argument(None, help=
 
     _run(step)
     console.print(f"{account}: low-balance notice {'below ' + amount if amount else 'off'}")
+
+
+@admin_app.command("exhaustion-policy")
+def exhaustion_policy(account: str, policy: str = typer.Argument(..., help="block, hold or cancel"),
+                      grace: Optional[int] = typer.Option(None, help="minutes between the notice and the action")) -> None:
+    """What happens to running jobs when the account goes below zero."""
+    from ..services import exhaustion
+
+    platform = _platform()
+
+    def step():
+        with platform.db.session() as session:
+            acc = accounts.get_account(session, account)
+            exhaustion.set_policy(session, acc, policy, grace)
+            audit.record(session, WHO(), "exhaustion_policy.set", f"account:{account}", policy=policy,
+                         grace_minutes=acc.exhaustion_grace_minutes)
+            return acc.exhaustion_grace_minutes
+
+    minutes = _run(step)
+    console.print(f"{account}: {policy} after {minutes} min in arrears")
+
+
+@admin_app.command("budget")
+def budget(account: str, amount: Optional[str] = typer.Argument(None, help="omit to remove the cap"),
+           period: str = typer.Option("month", help="month or total")) -> None:
+    """Cap what an account's jobs may cost, apart from the money on it."""
+    platform = _platform()
+
+    def step():
+        with platform.db.session() as session:
+            acc = accounts.get_account(session, account)
+            tenants.set_budget(session, acc, amount, period)
+            audit.record(session, WHO(), "budget.set", f"account:{account}", amount=amount, period=period)
+            return tenants.spent_on_account(session, acc)
+
+    spent = _run(step)
+    console.print(f"{account}: budget {amount + ' per ' + period if amount else 'off'}; {spent} spent or held")
+
+
+@admin_app.command("webhook")
+def webhook(account: str, url: Optional[str] = typer.Argument(None, help="omit to switch it off")) -> None:
+    """POST the account's notices (signed with notifications.webhook_secret) to URL."""
+    from ..services import delivery
+
+    platform = _platform()
+
+    def step():
+        with platform.db.session() as session:
+            delivery.set_webhook(session, accounts.get_account(session, account), url,
+                                 platform.settings.notifications)
+            audit.record(session, WHO(), "webhook.set", f"account:{account}", url=url)
+
+    _run(step)
+    console.print(f"{account}: webhook {url or 'off'}")

@@ -84,5 +84,10 @@ def sync_cluster(session: Session, cfg: ClusterConfig, adapter: ClusterAdapter) 
         sync_prices(session, part, price, cfg.billing_strategy(info.name), bootstrap)
     for gone in existing.values():
         gone.available = False  # kept for history; no new jobs
+    if cfg.storage_gb_day is not None and pricebook.current(session, cluster.id, "*", pricebook.STORAGE) \
+            != cfg.storage_gb_day:
+        pricebook.set_price(session, cluster.id, "*", pricebook.STORAGE, cfg.storage_gb_day, actor="config",
+                            effective_from=None if pricebook.storage_price(session, cluster.id, utcnow())
+                            is not None else pricebook.EPOCH, reason="from configuration")
     session.flush()
     return cluster

@@ -137,7 +137,9 @@ class LocalCluster:
             },
         )
         # state.json last: a job directory without it is not a job yet
-        sp.write_json(job_dir / "state.json", {"state": "PENDING", "submit": sp.now_iso(), "reason": "None"})
+        held = "--hold" in opts.passthrough  # sbatch -H: waits until released (resume)
+        sp.write_json(job_dir / "state.json", {"state": "PENDING", "submit": sp.now_iso(),
+                                               "reason": "JobHeldUser" if held else "None", "held": held})
         sp.schedule(self.spool, self.slots, self.gpus)
         return str(job_id)
 

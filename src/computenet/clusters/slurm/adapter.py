@@ -130,17 +130,17 @@ class SlurmCluster:
     def pause(self, native_id: str) -> None:
         """Stop a job from using (more) resources without ending it: suspend if it
         runs, hold if it waits. Slurm keeps a suspended job's allocation."""
-        self._job_action("suspend", "hold", native_id, "Job is pending execution")
+        self._job_action("suspend", "hold", native_id, ("Job is pending execution",))
 
     def resume(self, native_id: str) -> None:
         """Undo pause: resume a suspended job, release a held one."""
-        self._job_action("resume", "release", native_id, "Job is not suspended")
+        self._job_action("resume", "release", native_id, ("Job is not suspended", "Job is pending execution"))
 
-    def _job_action(self, first: str, otherwise: str, native_id: str, means_otherwise: str) -> None:
+    def _job_action(self, first: str, otherwise: str, native_id: str, means_otherwise: tuple[str, ...]) -> None:
         result = self._run(commands.scontrol_job_action_argv(first, native_id))
         if not _failed(result):
             return
-        if means_otherwise in result.stderr:
+        if any(text in result.stderr for text in means_otherwise):
             result = self._run(commands.scontrol_job_action_argv(otherwise, native_id))
             if not _failed(result):
                 return

@@ -14,6 +14,12 @@ depends_on = None
 
 
 def upgrade() -> None:
+    if op.get_bind().dialect.name != "sqlite":
+        # 0001 declared these two with use_alter (they close a cycle), and
+        # create_table leaves such keys out: add them where ALTER can
+        op.create_foreign_key(op.f('fk_users_default_account_id_accounts'), 'users', 'accounts',
+                              ['default_account_id'], ['id'])
+        op.create_foreign_key(op.f('fk_jobs_hold_id_transfers'), 'jobs', 'transfers', ['hold_id'], ['id'])
     with op.batch_alter_table('accounts', schema=None) as batch_op:
         batch_op.add_column(sa.Column('exhaustion_policy', sa.String(length=8), server_default='block', nullable=False))
         batch_op.add_column(sa.Column('exhaustion_grace_minutes', sa.Integer(), server_default='60', nullable=False))
@@ -35,7 +41,7 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['notification_id'], ['notifications.id'], name=op.f('fk_deliveries_notification_id_notifications')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_deliveries')),
-    sa.UniqueConstraint('notification_id', 'channel', 'target', name=op.f('uq_deliveries_notification_id'))
+    sa.UniqueConstraint('notification_id', 'channel', 'target', name=op.f('uq_deliveries_notification_id_channel_target'))
     )
     with op.batch_alter_table('deliveries', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_deliveries_notification_id'), ['notification_id'], unique=False)
@@ -43,6 +49,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name != "sqlite":
+        op.drop_constraint(op.f('fk_jobs_hold_id_transfers'), 'jobs', type_='foreignkey')
+        op.drop_constraint(op.f('fk_users_default_account_id_accounts'), 'users', type_='foreignkey')
     op.drop_table('deliveries')
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.drop_column('paused_for_funds_at')
