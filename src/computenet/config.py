@@ -73,6 +73,16 @@ class ClusterConfig(BaseModel):
     prices: dict[str, Price] = Field(default_factory=dict)
     # product line per partition ("*" = the rest): revenue is booked per line
     product_lines: dict[str, str] = Field(default_factory=dict)
+    # where it is and whose it is: the router's owned-first policy and the margin reports
+    region: str = ""
+    site: str = ""
+    ownership: Literal["owned", "leased", "partner"] = "owned"
+    # what a core-hour / card-hour costs the operator (depreciation and power, or the lease price)
+    cost_core_hour: Decimal | None = Field(None, ge=0)
+    cost_gpu_hour: Decimal | None = Field(None, ge=0)
+    tags: list[str] = Field(default_factory=list)  # software, interconnect, storage ...
+    # partitions reserved for some tenants (by tenant name); others may not be routed there
+    dedicated: dict[str, list[str]] = Field(default_factory=dict)
     # list price of one GB kept for one day on this site's storage (workspaces, job files)
     storage_gb_day: Decimal | None = Field(None, ge=0)
     # billing strategy per partition ("*" = the rest): see billing/rating.py
@@ -124,6 +134,22 @@ class NotificationsConfig(BaseModel):
     max_attempts: int = Field(8, ge=1)
 
 
+class RoutingConfig(BaseModel):
+    """How the network picks a cluster and partition for a job (see routing/policies.py)."""
+
+    policy: Literal["earliest_start", "cheapest", "owned_first", "data_locality", "weighted"] = "earliest_start"
+    owned_first_max_wait_minutes: float = Field(30.0, ge=0)  # owned capacity wins while its wait is within this
+    # weighted: lower score wins; each term is normalised to [0, 1] over the candidates
+    weights: dict[str, float] = Field(default_factory=lambda: {"wait": 1.0, "price": 1.0, "leased": 0.3, "data": 0.5})
+    queue_cache_seconds: float = Field(10.0, ge=0)  # a queue read serves the routing of this many seconds
+    # a job still pending this long after its predicted start is moved (once per decision)
+    reroute_after_minutes: float = Field(30.0, gt=0)
+    max_reroutes: int = Field(1, ge=0)
+    # circuit breaker: this many submission failures in a row keep a cluster out for cooldown
+    breaker_failures: int = Field(3, ge=1)
+    breaker_cooldown_seconds: float = Field(120.0, gt=0)
+
+
 class ServerConfig(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8750, ge=1, le=65535)
@@ -146,6 +172,7 @@ class Settings(BaseSettings):
     interim_charge_seconds: int = Field(900, ge=1)
     billing: BillingConfig = Field(default_factory=BillingConfig)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
     # client side
     url: str | None = None
     token: str | None = None

@@ -51,6 +51,23 @@ class JobStatus:
 
 
 @dataclass(frozen=True)
+class QueueEntry:
+    """A job in a cluster's queue, as the router's wait prediction needs it."""
+
+    native_id: str
+    partition: str
+    state: JobState  # PENDING, RUNNING, SUSPENDED (COMPLETING counts as RUNNING)
+    cpus: int  # in all
+    nodes: int
+    gpus: int  # in all
+    time_limit_s: int | None  # None: unlimited
+    elapsed_s: int
+    priority: int
+    user: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
 class UsageRecord:
     """One accounting row, in the shape sacct gives (one per array task)."""
 
@@ -141,6 +158,9 @@ class ClusterAdapter(Protocol):
     def partitions(self) -> list[PartitionInfo]: ...
 
     def health(self) -> Health: ...
+
+    # optional capabilities (hasattr): queue(), pause(id), resume(id);
+    # Slurm's also account_limits() and set_account_blocked()
 
 
 def aggregate_state(states: Sequence[JobState]) -> JobState:

@@ -47,6 +47,8 @@ def sync_cluster(session: Session, cfg: ClusterConfig, adapter: ClusterAdapter) 
         cluster = Cluster(name=cfg.name, kind=cfg.kind)
         session.add(cluster)
         session.flush()
+    cluster.region, cluster.site, cluster.ownership = cfg.region, cfg.site, cfg.ownership
+    cluster.cost_core_hour, cluster.cost_gpu_hour, cluster.tags = cfg.cost_core_hour, cfg.cost_gpu_hour, list(cfg.tags)
     health = adapter.health()
     cluster.health = health.state.value
     cluster.health_detail = health.detail

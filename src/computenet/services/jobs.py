@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -19,19 +20,15 @@ from ..domain.sbatch import ScriptError, parse_submission
 from ..domain.states import JobState, TERMINAL_STATES
 from ..store.models import Account, AccountMember, Cluster, Job, JobEvent, Partition, User
 from ..store.types import utcnow
-from . import enforcement, paths, tenants
+from ..routing.model import Constraints, Decision
+from ..routing.policies import POLICIES
+from . import enforcement, paths, routing, tenants
 from .errors import Forbidden, InsufficientFunds, InvalidRequest, NotFound, Unavailable
 from .platform import Platform
 from .pricing import quote
 
 _TERMINAL = [s.value for s in TERMINAL_STATES]
 _DEPENDENCY_ITEM = re.compile(r"^(after|afterany|afterok|afternotok|aftercorr|afterburstbuffer)((?::[0-9]+)+)$")
-
-
-@dataclass(frozen=True)
-class Placement:
-    cluster: Cluster
-    partition: Partition
 
 
 def _fail(exc: Exception) -> InvalidRequest:
@@ -52,66 +49,58 @@ def choose_account(session: Session, user: User, name: str | None) -> Account:
     return session.get(Account, user.default_account_id)
 
 
-def place(session: Session, platform: Platform, spec: JobSpec, pinned_cluster: str | None) -> Placement:
-    """Pick the cluster and partition (routing proper comes with the router).
+@dataclass(frozen=True)
+class RoutingRequest:
+    """What a user may add to sbatch's own pins (-M, -p): a region, bounds, a policy."""
 
-    An explicit cluster (-M) wins; otherwise the default cluster if it has
-    the partition, else the first cluster that does.
-    """
-    clusters = {c.name: c for c in session.scalars(select(Cluster))}
-    order = [platform.settings.default_cluster] + [c.name for c in platform.settings.clusters]
-    names = [pinned_cluster] if pinned_cluster else list(dict.fromkeys(order))
+    region: str | None = None
+    max_price: Decimal | None = None
+    max_wait_minutes: float | None = None
+    policy: str | None = None
+    data_at: tuple[str, ...] = ()
+
+
+_AVAILABILITY = ("is offline", "circuit open", "no price")
+
+
+def route(session: Session, platform: Platform, spec: JobSpec, account: Account, pinned_cluster: str | None,
+          wanted: RoutingRequest) -> Decision:
+    """The router's decision for this job, or a refusal that says why nowhere fits."""
+    clusters = set(session.scalars(select(Cluster.name)))
     if pinned_cluster and pinned_cluster not in clusters:
         raise InvalidRequest(f"unknown cluster {pinned_cluster!r} (known: {', '.join(sorted(clusters))})")
-    wanted = spec.resources.partition
-    offered: list[str] = []
-    for name in names:
-        cluster = clusters.get(name)
-        if cluster is None:
-            continue
-        parts = [p for p in cluster.partitions if p.available]
-        offered += [f"{name}/{p.name}" for p in parts]
-        if wanted:
-            match = [p for p in parts if p.name == wanted]
-        else:
-            match = [p for p in parts if p.is_default] or parts[:1]
-        if match:
-            if cluster.health == "offline":
-                if pinned_cluster:
-                    raise Unavailable(f"cluster {name} is offline: {cluster.health_detail}")
-                continue
-            return Placement(cluster, match[0])
-    if wanted:
-        raise InvalidRequest(f"unknown partition {wanted!r} (offered: {', '.join(offered) or 'none'})")
-    raise Unavailable("no cluster is online to take the job")
-
-
-def check_fit(spec: JobSpec, part: Partition) -> int:
-    """Refuse what the partition cannot run; returns the time limit to use."""
-    res = spec.resources
-    where = f"partition {part.name}"
-    if res.nodes > part.nodes:
-        raise InvalidRequest(f"the job asks for {res.nodes} nodes; {where} has {part.nodes}")
-    if res.max_cores_per_node() > part.cores_per_node:
-        raise InvalidRequest(f"the job asks for {res.max_cores_per_node()} cores on a node; nodes of {where} have {part.cores_per_node}")
-    if res.total_cores > part.nodes * part.cores_per_node:
-        raise InvalidRequest(f"the job asks for {res.total_cores} cores; {where} has {part.nodes * part.cores_per_node}")
-    if res.total_gpus:
-        if res.max_gpus_per_node() > part.gpus_per_node:
-            raise InvalidRequest(f"the job asks for {res.max_gpus_per_node()} GPUs on a node; nodes of {where} have {part.gpus_per_node}")
-        if res.gpu_type and part.gpu_type and res.gpu_type != part.gpu_type:
-            raise InvalidRequest(f"{where} has {part.gpu_type} GPUs, not {res.gpu_type}")
-    mem = res.mem_per_node_needed_mb()
-    if mem > part.mem_per_node_mb:
-        raise InvalidRequest(f"the job asks for {mem} MB of memory on a node; nodes of {where} have {part.mem_per_node_mb} MB")
-    limit = res.time_limit_minutes or part.default_time_minutes or part.max_time_minutes
-    if limit is None:
-        raise InvalidRequest(f"{where} has no time limit: give one with --time")
-    if part.max_time_minutes is not None and limit > part.max_time_minutes:
-        raise InvalidRequest(f"time limit {limit} min is above the maximum of {where} ({part.max_time_minutes} min)")
-    if part.price_core_hour is None:
-        raise Unavailable(f"{where} has no price configured; an operator must set one before it takes jobs")
-    return limit
+    partition = spec.resources.partition
+    if partition:
+        offered = session.execute(select(Cluster.name, Partition.name).join(Partition).where(
+            Partition.available.is_(True))).all()
+        if not any(p == partition and (not pinned_cluster or c == pinned_cluster) for c, p in offered):
+            raise InvalidRequest(f"unknown partition {partition!r} (offered: "
+                                 f"{', '.join(f'{c}/{p}' for c, p in sorted(offered)) or 'none'})")
+    if wanted.policy and wanted.policy not in POLICIES:
+        raise InvalidRequest(f"unknown routing policy {wanted.policy!r} (use {', '.join(POLICIES)})")
+    if wanted.max_price is not None and wanted.max_price <= 0:
+        raise InvalidRequest("a maximum price must be positive")
+    if wanted.max_wait_minutes is not None and wanted.max_wait_minutes < 0:
+        raise InvalidRequest("a maximum wait cannot be negative")
+    constraints = Constraints(
+        cluster=pinned_cluster, partition=partition, region=wanted.region, max_price=wanted.max_price,
+        max_wait_s=None if wanted.max_wait_minutes is None else wanted.max_wait_minutes * 60,
+        data_at=tuple(wanted.data_at))
+    decision = routing.decide(session, platform, spec, account, constraints, wanted.policy)
+    if decision.chosen is not None:
+        return decision
+    # nowhere: say why, per candidate that was not ruled out by a pin alone
+    telling = [c for c in decision.rejected if not all(r.startswith("pinned to") or "asks for no GPU" in r
+                                                        for r in c.reasons)]
+    shown = telling or decision.rejected
+    if not shown:
+        raise Unavailable("no cluster is online to take the job")
+    detail = "; ".join(f"{c.target.name}: {', '.join(c.reasons)}" for c in shown[:8])
+    if all(any(a in r for a in _AVAILABILITY) for c in shown for r in c.reasons):
+        raise Unavailable(f"no cluster can take the job now: {detail}")
+    if len(shown) == 1:
+        raise InvalidRequest(f"the job cannot run on {shown[0].target.name}: {', '.join(shown[0].reasons)}")
+    raise InvalidRequest(f"no partition can run this job: {detail}")
 
 
 def job_memory_mb(job: Job) -> int:
@@ -162,16 +151,18 @@ def clean_name(name: str) -> str:
 
 
 def submit_job(platform: Platform, user_id: int, script: bytes | str, flags: list[str] | None = None,
-               script_name: str | None = None) -> Job:
-    """Validate everything first; only then write a row and call the scheduler.
+               script_name: str | None = None, wanted: RoutingRequest | None = None) -> Job:
+    """Validate everything first; then route, write a row, hold the money and call the scheduler.
 
-    Bad input raises before any row or sbatch call exists. If the scheduler
-    refuses, the row is deleted again, so nothing half-written remains.
+    Bad input raises before any row or sbatch call exists. If the chosen
+    cluster cannot take the job, its row and hold go and the next candidate
+    is tried; the decision, with every attempt, is stored with the job.
     """
     try:
         text, spec, script_args = parse_submission(script, flags)
     except (ScriptError, RequestError) as exc:
         raise _fail(exc) from None
+    wanted = wanted or RoutingRequest()
     with platform.db.session() as session:
         user = session.get(User, user_id)
         account = choose_account(session, user, spec.resources.account)
@@ -181,31 +172,76 @@ def submit_job(platform: Platform, user_id: int, script: bytes | str, flags: lis
             if spec.options.dependency == "singleton":
                 dependency = "singleton"
             else:
+                # dependencies only work within one scheduler: the job goes where they are
                 dependency, dep_cluster_id = translate_dependency(session, user, spec.options.dependency)
                 dep_cluster = session.get(Cluster, dep_cluster_id)
                 if pinned and pinned != dep_cluster.name:
                     raise InvalidRequest(f"dependencies are on cluster {dep_cluster.name}, not {pinned}")
                 pinned = dep_cluster.name
-        placement = place(session, platform, spec, pinned)
-        part = placement.partition
-        limit = check_fit(spec, part)
+        decision = route(session, platform, spec, account, pinned, wanted)
+    first_error: Exception | None = None
+    for candidate in list(decision.ranked):
+        job_id, request = _prepare(platform, user_id, account.id, text, spec, script_args, script_name,
+                                   candidate, decision, dependency)
+        cluster_name = candidate.target.cluster
+        # the row is committed before sbatch runs: a crash in between leaves a
+        # SUBMITTING row the poller can match by comment, never an unknown job
+        try:
+            native_id = platform.adapter(cluster_name).submit(request)
+        except (SubmitRejected, ClusterError) as exc:
+            _withdraw(platform, job_id, cluster_name, exc)
+            decision.notes.append(f"{candidate.target.name} failed: {str(exc)[:200]}")
+            first_error = first_error or exc
+            with platform.db.session() as session:
+                if isinstance(exc, ClusterError):
+                    routing.record_failure(session, cluster_name, platform)
+            continue
+        with platform.db.session() as session:
+            routing.record_success(session, cluster_name)
+            job = session.get(Job, job_id)
+            job.native_id = native_id
+            job.routing = decision.to_json() | {"chosen": candidate.target.name}
+            user_name = session.get(User, job.owner_id).name
+            if not spec.options.array:
+                job.stdout_path = patterns.expand(job.stdout_path, native_id, job.name, _unix_user())
+                job.stderr_path = patterns.expand(job.stderr_path, native_id, job.name, _unix_user())
+            apply_state(session, job, JobState.PENDING, f"submitted to {cluster_name} as {native_id} for {user_name}")
+        return job
+    if isinstance(first_error, SubmitRejected):
+        raise InvalidRequest(f"cluster {decision.ranked[0].target.cluster} refused the job: {first_error}")
+    raise Unavailable(f"no cluster could take the job: {'; '.join(decision.notes)}")
+
+
+def _prepare(platform: Platform, user_id: int, account_id: int, text: str, spec: JobSpec, script_args,
+             script_name: str | None, candidate, decision: Decision, dependency: str | None) -> tuple[int, SubmitRequest]:
+    """The job row and its hold for one candidate (one transaction); returns what sbatch gets."""
+    target = candidate.target
+    with platform.db.session() as session:
+        user = session.get(User, user_id)
+        account = session.get(Account, account_id)
+        cluster = session.scalar(select(Cluster).where(Cluster.name == target.cluster))
+        part = session.scalar(select(Partition).where(Partition.cluster_id == cluster.id,
+                                                      Partition.name == target.partition))
+        limit = candidate.time_limit_minutes
         res = spec.resources
         # -A names the platform account; on the cluster the job runs under the
         # Slurm account mapped to it there (or the user's Slurm default)
-        slurm_account = enforcement.slurm_account_for(session, placement.cluster.id, account.id)
+        slurm_account = enforcement.slurm_account_for(session, cluster.id, account.id)
         cluster_spec = spec.model_copy(update={"resources": res.model_copy(update={
             "account": slurm_account, "partition": part.name, "time_limit_minutes": limit})})
         cost = max_cost(session, platform, cluster_spec, limit, part, account)
         tenants.check_spend_limit(session, user, account, cost)
-        cfg = platform.cluster_config(placement.cluster.name)
+        cfg = platform.cluster_config(cluster.name)
         space = paths.user_space(platform.settings.workdir_root(cfg), user.name)
         opts = spec.options
         name = clean_name(opts.job_name or (os.path.basename(script_name) if script_name else "job"))
         job = Job(
-            owner_id=user.id, account_id=account.id, cluster_id=placement.cluster.id, partition=part.name,
+            owner_id=user.id, account_id=account.id, cluster_id=cluster.id, partition=part.name,
             name=name, state=JobState.SUBMITTING.value, spec=cluster_spec.model_dump(mode="json"),
             script=text, script_args=list(script_args), workdir="", stdout_path="", stderr_path="",
             cores=res.total_cores, gpus=res.total_gpus, time_limit_minutes=limit, max_cost=cost,
+            routing=decision.to_json(),
+            predicted_start=None if candidate.wait_s is None else utcnow() + timedelta(seconds=candidate.wait_s),
         )
         session.add(job)
         session.flush()
@@ -215,7 +251,8 @@ def submit_job(platform: Platform, user_id: int, script: bytes | str, flags: lis
             available = funds.funds(session, account).available
             raise InsufficientFunds(
                 f"account {account.name} cannot cover this job: it may cost up to {cost} {account.currency} "
-                f"({res.total_cores} cores, {res.total_gpus} GPUs, {limit} min), and {available} is available"
+                f"({res.total_cores} cores, {res.total_gpus} GPUs, {limit} min on {target.name}), "
+                f"and {available} is available"
             ) from None
         default_dir = f"jobs/{job.id}"
         workdir = paths.resolve_inside(space, space, opts.workdir or default_dir, "working directory")
@@ -224,39 +261,26 @@ def submit_job(platform: Platform, user_id: int, script: bytes | str, flags: lis
         if os.path.isdir(space):  # visible from here: make sure no symlink leads out
             paths.check_real_inside(workdir, space)
         job.workdir, job.stdout_path, job.stderr_path = workdir, output, error
-        session.add(JobEvent(job_id=job.id, from_state=None, to_state=job.state, detail="accepted"))
-        job_id = job.id
+        session.add(JobEvent(job_id=job.id, from_state=None, to_state=job.state,
+                             detail=f"accepted; routed to {target.name} ({decision.policy})"))
         request = SubmitRequest(
             script=text, spec=cluster_spec, job_name=name, workdir=workdir, output=output, error=error,
             comment=f"computenet:{job.id}", script_args=tuple(script_args), dependency=dependency,
             environment={"COMPUTENET_JOB_ID": str(job.id)},
         )
-        cluster_name = placement.cluster.name
-    # the row is committed before sbatch runs: a crash in between leaves a
-    # SUBMITTING row the poller can match by comment, never an unknown job
-    try:
-        native_id = platform.adapter(cluster_name).submit(request)
-    except (SubmitRejected, ClusterError) as exc:
-        with platform.db.session() as session:
-            job = session.get(Job, job_id)
-            # the hold and its void stay in the ledger (immutable); the job row goes
-            funds.release(session, job, f"job {job_id} refused by {cluster_name}: {str(exc)[:200]}")
-            job.hold_id = None
-            session.flush()
-            session.query(JobEvent).filter(JobEvent.job_id == job_id).delete()
-            session.query(Job).filter(Job.id == job_id).delete()
-        if isinstance(exc, SubmitRejected):
-            raise InvalidRequest(f"cluster {cluster_name} refused the job: {exc}") from None
-        raise Unavailable(f"cluster {cluster_name} could not take the job: {exc}") from None
+        return job.id, request
+
+
+def _withdraw(platform: Platform, job_id: int, cluster_name: str, exc: Exception) -> None:
+    """The cluster did not take the job: void its hold, remove its row (nothing half-written)."""
     with platform.db.session() as session:
         job = session.get(Job, job_id)
-        job.native_id = native_id
-        user_name = session.get(User, job.owner_id).name
-        if not spec.options.array:
-            job.stdout_path = patterns.expand(job.stdout_path, native_id, job.name, _unix_user())
-            job.stderr_path = patterns.expand(job.stderr_path, native_id, job.name, _unix_user())
-        apply_state(session, job, JobState.PENDING, f"submitted to {cluster_name} as {native_id} for {user_name}")
-    return job
+        # the hold and its void stay in the ledger (immutable); the job row goes
+        funds.release(session, job, f"job {job_id} refused by {cluster_name}: {str(exc)[:200]}")
+        job.hold_id = None
+        session.flush()
+        session.query(JobEvent).filter(JobEvent.job_id == job_id).delete()
+        session.query(Job).filter(Job.id == job_id).delete()
 
 
 def _unix_user() -> str:

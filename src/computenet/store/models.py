@@ -45,6 +45,15 @@ class Cluster(Base):
     checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # accounting is read from here (minus an overlap) on the next pass
     accounting_cursor: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    region: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    site: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    ownership: Mapped[str] = mapped_column(String(8), default="owned", server_default="owned")
+    cost_core_hour: Mapped[Decimal | None] = mapped_column(Rate)
+    cost_gpu_hour: Mapped[Decimal | None] = mapped_column(Rate)
+    tags: Mapped[list | None] = mapped_column(JSON, default=list)
+    # circuit breaker: consecutive submission failures, and until when it is kept out
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    breaker_open_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     partitions: Mapped[list["Partition"]] = relationship(back_populates="cluster", order_by="Partition.name")
@@ -286,6 +295,10 @@ class Job(Base):
     needs_reconcile: Mapped[bool] = mapped_column(Boolean, default=False)
     # suspended (running) or held (pending) because its account ran out of money
     paused_for_funds_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # the router's decision: policy, every candidate's score and reasons (cnet job ID --why)
+    routing: Mapped[dict | None] = mapped_column(JSON)
+    predicted_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reroutes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     owner: Mapped[User] = relationship()

@@ -16,6 +16,7 @@ from ..base import (
     Health,
     HealthState,
     JobStatus,
+    QueueEntry,
     PartitionInfo,
     SubmitRejected,
     SubmitRequest,
@@ -192,6 +193,26 @@ class LocalCluster:
                     except (ProcessLookupError, ValueError):
                         pass
         sp.schedule(self.spool, self.slots, self.gpus)
+
+    def queue(self) -> list[QueueEntry]:
+        entries = []
+        now = datetime.now(timezone.utc)
+        for job_dir in sp.job_dirs(self.spool):
+            found = self._read(job_dir.name)
+            if found is None:
+                continue
+            request, state = found
+            if state["state"] not in ("PENDING", "RUNNING", "SUSPENDED"):
+                continue
+            start = _dt(state.get("start"))
+            elapsed = int((now - start).total_seconds()) - int(state.get("suspended_s") or 0) if start else 0
+            limit = request["time_limit_minutes"]
+            entries.append(QueueEntry(
+                native_id=job_dir.name, partition=self.partition, state=from_slurm(state["state"]),
+                cpus=request["cores"], nodes=1, gpus=request["gpus"], time_limit_s=limit * 60 if limit else None,
+                elapsed_s=max(0, elapsed), priority=0, user=_user(),
+                reason="JobHeldUser" if state.get("held") else state.get("reason")))
+        return entries
 
     def pause(self, native_id: str) -> None:
         """Suspend a running job (SIGSTOP, by its runner) or hold a pending one."""

@@ -8,6 +8,7 @@ from typing import Sequence
 
 from ..base import (
     ClusterError,
+    QueueEntry,
     Health,
     HealthState,
     JobStatus,
@@ -126,6 +127,13 @@ class SlurmCluster:
         if _INVALID_ID in result.stderr:
             raise LookupError(f"cluster {self.name} does not know job {native_id}")
         raise ClusterError(_message(result))
+
+    def queue(self) -> list[QueueEntry]:
+        """Every live job on the cluster (one squeue call)."""
+        result = self._run(commands.squeue_queue_argv())
+        if _failed(result):
+            raise ClusterError(_message(result))
+        return parsers.parse_queue(result.stdout)
 
     def pause(self, native_id: str) -> None:
         """Stop a job from using (more) resources without ending it: suspend if it

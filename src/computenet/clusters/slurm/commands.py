@@ -20,6 +20,7 @@ SACCT_FIELDS = [
     "Submit", "Start", "End", "ElapsedRaw", "AllocTRES", "NNodes", "AllocCPUS",
     "TimelimitRaw", "Comment", "JobName",
 ]
+QUEUE_FIELDS = ["%i", "%P", "%T", "%C", "%D", "%b", "%l", "%M", "%Q", "%u", "%r"]
 SINFO_FIELDS = ["%N", "%P", "%c", "%m", "%G", "%f", "%T", "%l", "%a", "%L"]
 
 
@@ -89,6 +90,12 @@ def squeue_argv(native_ids: Sequence[str]) -> list[str]:
         f"--jobs={','.join(native_ids)}",
         f"--format={SEP.join(SQUEUE_FIELDS)}",
     ]
+
+
+def squeue_queue_argv() -> list[str]:
+    """Every live job of the cluster (array tasks one per row): what the router plans with."""
+    return ["squeue", "--noheader", "--array", "--states=PENDING,RUNNING,SUSPENDED,CONFIGURING,COMPLETING",
+            f"--format={SEP.join(QUEUE_FIELDS)}"]
 
 
 def _slurm_time(moment: datetime, tz) -> str:

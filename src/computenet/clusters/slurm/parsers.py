@@ -10,9 +10,9 @@ import re
 from datetime import datetime, timezone, tzinfo
 
 from ...domain.resources import RequestError, parse_time_minutes
-from ...domain.states import from_slurm
-from ..base import ClusterError, JobStatus, PartitionInfo, SubmitRejected, UsageRecord
-from .commands import SACCT_FIELDS, SEP, SINFO_FIELDS, SQUEUE_FIELDS
+from ...domain.states import JobState, from_slurm
+from ..base import ClusterError, JobStatus, PartitionInfo, QueueEntry, SubmitRejected, UsageRecord
+from .commands import QUEUE_FIELDS, SACCT_FIELDS, SEP, SINFO_FIELDS, SQUEUE_FIELDS
 
 _NO_TIME = {"", "N/A", "Unknown", "None", "(null)"}
 
@@ -80,6 +80,43 @@ def _split(line: str, expected: int, what: str) -> list[str]:
     if len(parts) > expected:  # the last field (job name) contained the separator
         parts = parts[: expected - 1] + [SEP.join(parts[expected - 1:])]
     return parts
+
+
+_DURATION = re.compile(r"^(?:(?P<d>\d+)-)?(?:(?P<h>\d+):)?(?P<m>\d+):(?P<s>\d+)$")
+
+
+def parse_duration(text: str) -> int | None:
+    """squeue %l/%M: ``[D-][H:]M:S`` in seconds; None for UNLIMITED, N/A, INVALID."""
+    value = text.strip()
+    if value.upper() in ("UNLIMITED", "INFINITE", "N/A", "INVALID", "NOT_SET", ""):
+        return None
+    m = _DURATION.match(value)
+    if not m:
+        raise ParseError(f"unexpected duration {text!r}")
+    return (int(m["d"] or 0) * 86400 + int(m["h"] or 0) * 3600 + int(m["m"]) * 60 + int(m["s"]))
+
+
+def parse_queue(stdout: str) -> list[QueueEntry]:
+    """``squeue --array`` rows of live jobs (see commands.squeue_queue_argv)."""
+    entries = []
+    for line in stdout.splitlines():
+        if not line.strip():
+            continue
+        f = dict(zip(QUEUE_FIELDS, _split(line, len(QUEUE_FIELDS), "squeue queue")))
+        state = from_slurm(f["%T"])
+        if state == JobState.COMPLETING or f["%T"] == "CONFIGURING":
+            state = JobState.RUNNING  # holds its resources either way
+        nodes = int(f["%D"] or 1)
+        per_node, _ = parse_gres_gpus(f["%b"].replace("gres:", "").replace("gres/", ""))
+        try:
+            priority = int(f["%Q"])
+        except ValueError:
+            priority = 0
+        entries.append(QueueEntry(
+            native_id=f["%i"], partition=f["%P"], state=state, cpus=int(f["%C"]), nodes=nodes,
+            gpus=per_node * nodes, time_limit_s=parse_duration(f["%l"]), elapsed_s=parse_duration(f["%M"]) or 0,
+            priority=priority, user=f["%u"] or None, reason=None if f["%r"] in ("None", "") else f["%r"]))
+    return entries
 
 
 def base_job_id(job_id: str) -> str:

@@ -1,0 +1,1 @@
+"""Routing jobs across the network: feasibility, wait prediction, policies."""

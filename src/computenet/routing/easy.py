@@ -1,0 +1,130 @@
+"""EASY backfilling, the way Slurm's backfill scheduler plans: one engine for
+queue-wait prediction (live queue, forward-simulated) and for the simulator.
+
+Resources are a pool per partition: cores and GPUs (node packing is not
+modelled; feasibility has already checked per-node shapes). Plans use time
+limits, as Slurm does; callers may pass shorter expected runtimes to correct
+for jobs that end early.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Need:
+    cores: int
+    gpus: int = 0
+
+    def fits(self, cores: int, gpus: int) -> bool:
+        return self.cores <= cores and self.gpus <= gpus
+
+
+@dataclass
+class Waiting:
+    """A queued job: what it needs and how long it may run (its limit, seconds)."""
+
+    key: object
+    need: Need
+    limit_s: float
+    runtime_s: float | None = None  # expected (or, in the simulator, actual) run time; None = limit
+
+
+@dataclass
+class Pool:
+    cores: int
+    gpus: int = 0
+
+
+def _shadow(now: float, free: Pool, ends: list[tuple[float, Need]], head: Need) -> tuple[float, Pool]:
+    """When the blocked head job can start (by planned ends) and what is spare then."""
+    cores, gpus = free.cores, free.gpus
+    for end, need in sorted(ends, key=lambda e: e[0]):
+        cores, gpus = cores + need.cores, gpus + need.gpus
+        if head.fits(cores, gpus):
+            return max(end, now), Pool(cores - head.cores, gpus - head.gpus)
+    return float("inf"), Pool(0, 0)  # never, with what is running: nothing may delay it
+
+
+def schedule_pass(now: float, free: Pool, planned_ends: list[tuple[float, Need]],
+                  queue: list[Waiting], backfill: bool = True) -> list[Waiting]:
+    """One EASY pass at ``now``: start jobs in order while they fit; when the first
+    one does not, reserve its start (the shadow time) and start later jobs only
+    if they fit now and do not delay it. Mutates ``free``; returns jobs started."""
+    started: list[Waiting] = []
+    while queue and queue[0].need.fits(free.cores, free.gpus):
+        job = queue.pop(0)
+        free.cores, free.gpus = free.cores - job.need.cores, free.gpus - job.need.gpus
+        planned_ends.append((now + job.limit_s, job.need))
+        started.append(job)
+    if not queue or not backfill:  # strict FIFO stops at the first job that does not fit
+        return started
+    shadow, extra = _shadow(now, free, planned_ends, queue[0].need)
+    kept = [queue[0]]
+    for job in queue[1:]:
+        n = job.need
+        if n.fits(free.cores, free.gpus):
+            ends_in_time = now + job.limit_s <= shadow
+            if ends_in_time or n.fits(extra.cores, extra.gpus):
+                free.cores, free.gpus = free.cores - n.cores, free.gpus - n.gpus
+                if not ends_in_time:
+                    extra = Pool(extra.cores - n.cores, extra.gpus - n.gpus)
+                planned_ends.append((now + job.limit_s, n))
+                started.append(job)
+                continue
+        kept.append(job)
+    queue[:] = kept
+    return started
+
+
+@dataclass(frozen=True)
+class Running:
+    need: Need
+    planned_end: float  # start + limit: what the scheduler plans with
+    expected_end: float  # when it is expected to really end (<= planned_end)
+
+
+def predict_starts(now: float, total: Pool, running: list[Running], queue: list[Waiting],
+                   until: object | None = None, horizon_s: float = 30 * 86400,
+                   backfill: bool = True) -> dict[object, float]:
+    """Forward-simulate the queue with EASY; returns the predicted start of each
+    queued job (stops early once ``until`` has a start). Jobs that cannot start
+    within the horizon are left out."""
+    used = Need(sum(r.need.cores for r in running), sum(r.need.gpus for r in running))
+    free = Pool(max(0, total.cores - used.cores), max(0, total.gpus - used.gpus))
+    # (expected end, seq, need, planned end): resources come back at the expected end
+    events: list[tuple[float, int, Need, float]] = []
+    planned: dict[int, tuple[float, Need]] = {}
+    seq = 0
+    for r in running:
+        heapq.heappush(events, (max(r.expected_end, now), seq, r.need, r.planned_end))
+        planned[seq] = (max(r.planned_end, now), r.need)
+        seq += 1
+    waiting = list(queue)
+    starts: dict[object, float] = {}
+    t = now
+    while waiting and t <= now + horizon_s:
+        ends = list(planned.values())
+        before = len(ends)
+        for job in schedule_pass(t, free, ends, waiting, backfill):
+            starts[job.key] = t
+            runtime = job.runtime_s if job.runtime_s is not None else job.limit_s
+            heapq.heappush(events, (t + runtime, seq, job.need, t + job.limit_s))
+            planned[seq] = (t + job.limit_s, job.need)
+            seq += 1
+        del ends[before:]
+        if until is not None and until in starts:
+            break
+        if not events:
+            break  # nothing will ever free resources: the rest never fit
+        t, done, need, _ = heapq.heappop(events)
+        free.cores, free.gpus = free.cores + need.cores, free.gpus + need.gpus
+        planned.pop(done, None)
+        # everything else ending at the same moment frees together
+        while events and events[0][0] <= t:
+            _, other, other_need, _ = heapq.heappop(events)
+            free.cores, free.gpus = free.cores + other_need.cores, free.gpus + other_need.gpus
+            planned.pop(other, None)
+    return starts

@@ -1,0 +1,98 @@
+"""What the router reasons about: targets (cluster + partition), candidates, decisions.
+
+Plain values, no database and no scheduler calls: the live service and the
+simulator build them from their own state and hand them to the same router.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+
+@dataclass(frozen=True)
+class Target:
+    cluster: str
+    partition: str
+    nodes: int
+    cores_per_node: int
+    mem_per_node_mb: int
+    gpus_per_node: int = 0
+    gpu_type: str | None = None
+    max_time_minutes: int | None = None
+    default_time_minutes: int | None = None
+    is_default: bool = False
+    region: str = ""
+    site: str = ""
+    ownership: str = "owned"  # owned | leased | partner
+    health: str = "online"  # online | degraded | offline | unknown
+    breaker_open: bool = False  # too many submission failures lately
+    priced: bool = True
+    backfill: bool = True  # Slurm backfills; the local executor is strict FIFO
+    tags: tuple[str, ...] = ()
+    dedicated_to: tuple[str, ...] = ()  # tenant names; empty = everyone
+
+    @property
+    def name(self) -> str:
+        return f"{self.cluster}/{self.partition}"
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """What the user pinned or bounded (all optional)."""
+
+    cluster: str | None = None
+    partition: str | None = None
+    region: str | None = None
+    max_price: Decimal | None = None
+    max_wait_s: float | None = None
+    tenant: str | None = None
+    data_at: tuple[str, ...] = ()  # clusters (or sites) that already hold the job's input
+
+
+@dataclass
+class Candidate:
+    target: Target
+    feasible: bool = True
+    reasons: list[str] = field(default_factory=list)  # why not, when not feasible
+    time_limit_minutes: int | None = None
+    price: Decimal | None = None  # the most the job can cost there (what is held)
+    wait_s: float | None = None  # predicted wait from now; None = cannot tell
+    has_data: bool = False
+    score: float | None = None
+    explanation: str = ""
+
+    def refuse(self, reason: str) -> None:
+        self.feasible = False
+        self.reasons.append(reason)
+
+    def to_json(self) -> dict:
+        return {"cluster": self.target.cluster, "partition": self.target.partition,
+                "ownership": self.target.ownership, "region": self.target.region, "feasible": self.feasible,
+                "reasons": self.reasons, "time_limit_minutes": self.time_limit_minutes,
+                "price": None if self.price is None else str(self.price),
+                "wait_s": None if self.wait_s is None else round(self.wait_s, 1), "has_data": self.has_data,
+                "score": None if self.score is None else round(self.score, 6), "explanation": self.explanation}
+
+
+@dataclass
+class Decision:
+    policy: str
+    ranked: list[Candidate]  # feasible, best first
+    rejected: list[Candidate]
+    decided_at: datetime | None = None
+    notes: list[str] = field(default_factory=list)  # e.g. failover attempts
+
+    @property
+    def chosen(self) -> Candidate | None:
+        return self.ranked[0] if self.ranked else None
+
+    def to_json(self) -> dict:
+        return {"policy": self.policy, "decided_at": self.decided_at.isoformat() if self.decided_at else None,
+                "chosen": self.chosen.target.name if self.chosen else None,
+                "candidates": [c.to_json() for c in self.ranked + self.rejected], "notes": list(self.notes)}
+
+
+def target_dict(target: Target) -> dict:
+    return asdict(target)

@@ -1,0 +1,167 @@
+"""The live side of routing: targets from the registry, queues from the clusters
+(cached for a few seconds), history from past jobs, prices from the price book.
+The decision itself is routing.Router's, the same code the simulator runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import threading
+import time
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..clusters.base import ClusterError, QueueEntry
+from ..domain.resources import JobSpec
+from ..routing.estimate import History, predict_wait
+from ..routing.model import Constraints, Decision, Target
+from ..routing.router import Router
+from ..store.models import Account, Cluster, Job, Partition, Tenant
+from ..store.types import utcnow
+from .platform import Platform
+
+log = logging.getLogger(__name__)
+HISTORY_JOBS = 200
+
+
+class QueueCache:
+    """One queue read per cluster serves every routing decision for a few seconds."""
+
+    def __init__(self, platform: Platform, ttl_s: float) -> None:
+        self.platform, self.ttl_s = platform, ttl_s
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[float, list[QueueEntry] | None]] = {}
+
+    def get(self, cluster: str) -> list[QueueEntry] | None:
+        """The cluster's live queue, or None when it cannot be read (the wait is then unknown)."""
+        with self._lock:
+            cached = self._entries.get(cluster)
+        if cached and time.monotonic() - cached[0] < self.ttl_s:
+            return cached[1]
+        adapter = self.platform.adapters.get(cluster)
+        entries = None
+        if adapter is not None and hasattr(adapter, "queue"):
+            try:
+                entries = adapter.queue()
+            except ClusterError as exc:
+                log.warning("queue of %s unreadable: %s", cluster, exc)
+        with self._lock:
+            self._entries[cluster] = (time.monotonic(), entries)
+        return entries
+
+    def forget(self, cluster: str | None = None) -> None:
+        with self._lock:
+            if cluster is None:
+                self._entries.clear()
+            else:
+                self._entries.pop(cluster, None)
+
+
+def queues(platform: Platform) -> QueueCache:
+    cache = getattr(platform, "_queue_cache", None)
+    if cache is None:
+        cache = platform._queue_cache = QueueCache(platform, platform.settings.routing.queue_cache_seconds)
+    return cache
+
+
+def targets(session: Session, platform: Platform) -> list[Target]:
+    now = utcnow()
+    out = []
+    for cluster in session.scalars(select(Cluster).order_by(Cluster.name)):
+        try:
+            cfg = platform.cluster_config(cluster.name)
+        except KeyError:
+            continue  # no longer configured
+        for part in cluster.partitions:
+            if not part.available:
+                continue
+            out.append(Target(
+                cluster=cluster.name, partition=part.name, nodes=part.nodes, cores_per_node=part.cores_per_node,
+                mem_per_node_mb=part.mem_per_node_mb, gpus_per_node=part.gpus_per_node, gpu_type=part.gpu_type,
+                max_time_minutes=part.max_time_minutes, default_time_minutes=part.default_time_minutes,
+                is_default=part.is_default, region=cluster.region, site=cluster.site, ownership=cluster.ownership,
+                health=cluster.health, priced=part.price_core_hour is not None,
+                breaker_open=cluster.breaker_open_until is not None and cluster.breaker_open_until > now,
+                backfill=cluster.kind == "slurm", tags=tuple(cluster.tags or ()),
+                dedicated_to=tuple(cfg.dedicated.get(part.name, ()))))
+    return out
+
+
+def history(session: Session, cluster_name: str) -> History:
+    """How long jobs really run against their limits there, and how far off predictions were."""
+    rows = session.execute(
+        select(Job.start_time, Job.end_time, Job.time_limit_minutes, Job.predicted_start, Job.submitted_at,
+               Job.routing)
+        .join(Cluster, Cluster.id == Job.cluster_id)
+        .where(Cluster.name == cluster_name, Job.start_time.is_not(None))
+        .order_by(Job.id.desc()).limit(HISTORY_JOBS)).all()
+    ratios, errors = [], []
+    for start, end, limit, predicted, submitted, routing in rows:
+        if end is not None and limit:
+            ratios.append(min(1.0, max(0.0, (end - start).total_seconds() / (limit * 60))))
+        if predicted is not None and (routing or {}).get("chosen", "").startswith(f"{cluster_name}/"):
+            errors.append((start - predicted).total_seconds())
+    ratio = statistics.median(ratios) if len(ratios) >= 5 else 1.0
+    bias = statistics.median(errors) if len(errors) >= 5 else 0.0
+    return History(runtime_ratio=ratio or 1.0, bias_s=bias)
+
+
+def decide(session: Session, platform: Platform, spec: JobSpec, account: Account,
+           constraints: Constraints, policy: str | None = None, exclude: tuple[str, ...] = ()) -> Decision:
+    """Rank every (cluster, partition) for this job; nothing is written."""
+    from .jobs import max_cost  # jobs imports this module
+
+    cfg = platform.settings.routing
+    router = Router(policy or cfg.policy, {"max_wait_s": cfg.owned_first_max_wait_minutes * 60,
+                                           "weights": cfg.weights})
+    parts = {(p.cluster.name, p.name): p for p in session.scalars(select(Partition))}
+    tenant = session.get(Tenant, account.tenant_id) if account.tenant_id else None
+    constraints = Constraints(**{**constraints.__dict__, "tenant": tenant.name if tenant else None})
+    res = spec.resources
+    histories: dict[str, History] = {}
+
+    def price(target: Target, minutes: int):
+        part = parts[(target.cluster, target.partition)]
+        try:
+            return max_cost(session, platform, spec, minutes, part, account)
+        except Exception:  # unpriced now: the candidate is refused with that reason
+            return None
+
+    def wait(target: Target, minutes: int):
+        entries = queues(platform).get(target.cluster)
+        if entries is None:
+            return None
+        if target.cluster not in histories:
+            histories[target.cluster] = history(session, target.cluster)
+        return predict_wait(target, entries, res.total_cores, res.total_gpus, minutes * 60,
+                            histories[target.cluster])
+
+    candidates = [t for t in targets(session, platform) if t.cluster not in exclude]
+    return router.route(res, candidates, constraints, price, wait, utcnow())
+
+
+def predicted_start(decision: Decision, now: datetime | None = None) -> datetime | None:
+    chosen = decision.chosen
+    if chosen is None or chosen.wait_s is None:
+        return None
+    return (now or decision.decided_at or utcnow()) + timedelta(seconds=chosen.wait_s)
+
+
+def record_failure(session: Session, cluster_name: str, platform: Platform) -> None:
+    """A submission failed: count it; too many in a row open the circuit for a while."""
+    cluster = session.scalar(select(Cluster).where(Cluster.name == cluster_name))
+    cluster.failures += 1
+    cfg = platform.settings.routing
+    if cluster.failures >= cfg.breaker_failures:
+        cluster.breaker_open_until = utcnow() + timedelta(seconds=cfg.breaker_cooldown_seconds)
+        log.warning("cluster %s: %d submission failures in a row; kept out for %.0f s", cluster_name,
+                    cluster.failures, cfg.breaker_cooldown_seconds)
+
+
+def record_success(session: Session, cluster_name: str) -> None:
+    cluster = session.scalar(select(Cluster).where(Cluster.name == cluster_name))
+    if cluster.failures or cluster.breaker_open_until:
+        cluster.failures, cluster.breaker_open_until = 0, None
