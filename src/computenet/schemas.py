@@ -10,11 +10,23 @@ from pydantic import BaseModel, Field
 from .domain.sbatch import MAX_SCRIPT_BYTES
 
 
+class RoutingIn(BaseModel):
+    """Bounds on where the network may put the job (besides sbatch's own -M and -p)."""
+
+    region: str | None = Field(None, max_length=32)
+    max_price: str | None = Field(None, max_length=32, description='the most the job may cost, e.g. "12.50"')
+    max_wait_minutes: float | None = Field(None, ge=0)
+    policy: str | None = Field(None, max_length=32, description="earliest_start, cheapest, owned_first, "
+                                                                "data_locality or weighted")
+    data_at: list[str] = Field(default_factory=list, max_length=64, description="clusters holding the input")
+
+
 class JobSubmit(BaseModel):
     script: str = Field(max_length=MAX_SCRIPT_BYTES, description="the batch script, as sbatch would read it")
     args: list[str] = Field(default_factory=list, max_length=256,
                             description="sbatch flags; after '--', the script's own arguments")
     script_name: str | None = Field(None, max_length=255)
+    routing: RoutingIn = Field(default_factory=RoutingIn)
 
 
 class JobOut(BaseModel):
@@ -55,6 +67,9 @@ class JobDetail(JobOut):
     script_args: list[str]
     spec: dict
     events: list[JobEventOut]
+    routing: dict | None = None  # the router's decision: every candidate with its score and reasons
+    predicted_start: datetime | None = None
+    reroutes: int = 0
 
 
 class OutputChunk(BaseModel):
@@ -88,6 +103,10 @@ class ClusterOut(BaseModel):
     health_detail: str
     checked_at: datetime | None
     partitions: list[PartitionOut]
+    region: str = ""
+    site: str = ""
+    ownership: str = "owned"
+    tags: list[str] = Field(default_factory=list)
 
 
 class LedgerEntryOut(BaseModel):

@@ -30,13 +30,15 @@ def job_detail(session: Session, job: Job) -> JobDetail:
         **job_out(session, job).model_dump(),
         script=job.script, script_args=job.script_args, spec=job.spec,
         events=[JobEventOut(from_state=e.from_state, to_state=e.to_state, detail=e.detail, at=e.at) for e in events],
+        routing=job.routing, predicted_start=job.predicted_start, reroutes=job.reroutes or 0,
     )
 
 
 def cluster_out(cluster: Cluster) -> ClusterOut:
     return ClusterOut(
         name=cluster.name, kind=cluster.kind, health=cluster.health, health_detail=cluster.health_detail,
-        checked_at=cluster.checked_at,
+        checked_at=cluster.checked_at, region=cluster.region, site=cluster.site, ownership=cluster.ownership,
+        tags=list(cluster.tags or []),
         partitions=[
             PartitionOut(
                 name=p.name, nodes=p.nodes, cores_per_node=p.cores_per_node, mem_per_node_mb=p.mem_per_node_mb,

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from ..client import ApiError, ComputeNetClient
+from ..schemas import RoutingIn
 from ..domain.sbatch import ParsedOptions, ScriptError, parse_tokens
 from . import render
 
@@ -59,16 +60,41 @@ def api(call):
         fail(exc.detail)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
-                               "allow_interspersed_args": False})
-def submit(ctx: typer.Context) -> None:
-    """Submit a batch script: [b]cnet submit \\[sbatch options] script.sh \\[args][/b].
+_ROUTING_OPTIONS = {"--region": "region", "--max-price": "max_price", "--max-wait": "max_wait_minutes",
+                    "--policy": "policy", "--data-at": "data_at"}
 
-    The script runs unchanged; its #SBATCH lines are read as sbatch reads
-    them, and options given here override them. Without a script, it is
-    read from standard input.
-    """
-    tokens = list(ctx.args)
+
+def _routing_options(tokens: list[str]) -> tuple[list[str], RoutingIn]:
+    """Take ComputeNet's own options (not sbatch's) out of the command line, up to a '--'."""
+    kept, values, i = [], {}, 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token == "--":
+            kept += tokens[i:]
+            break
+        name, eq, value = token.partition("=")
+        if name in _ROUTING_OPTIONS:
+            if not eq:
+                if i + 1 >= len(tokens):
+                    fail(f"{name} needs a value")
+                value, i = tokens[i + 1], i + 1
+            key = _ROUTING_OPTIONS[name]
+            if key == "data_at":
+                values.setdefault(key, []).extend(v for v in value.split(",") if v)
+            else:
+                values[key] = value
+        else:
+            kept.append(token)
+        i += 1
+    try:
+        return kept, RoutingIn(**values)
+    except ValueError as exc:
+        fail(f"routing options: {exc}")
+
+
+def _read_submission(ctx: typer.Context) -> tuple[str, list[str], str, RoutingIn]:
+    """Script text, sbatch flags (+ '--' script args), the script's name, routing options."""
+    tokens, wanted = _routing_options(list(ctx.args))
     try:
         rest = parse_tokens(tokens, 0, ParsedOptions())
     except ScriptError as exc:
@@ -92,11 +118,39 @@ def submit(ctx: typer.Context) -> None:
     except UnicodeDecodeError as exc:
         fail(f"{name} is not UTF-8 text (invalid byte at offset {exc.start})")
     script_args = rest[1:]
-    args = flags + (["--", *script_args] if script_args else [])
+    return text, flags + (["--", *script_args] if script_args else []), name, wanted
+
+
+_SUBMIT_CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True, "allow_interspersed_args": False}
+
+
+@app.command(context_settings=_SUBMIT_CONTEXT)
+def submit(ctx: typer.Context) -> None:
+    """Submit a batch script: [b]cnet submit \\[sbatch options] script.sh \\[args][/b].
+
+    The script runs unchanged; its #SBATCH lines are read as sbatch reads
+    them, and options given here override them. Without a script, it is
+    read from standard input. The network picks the cluster and partition
+    unless -M / -p pin them; --region R, --max-price X, --max-wait MINUTES,
+    --policy P and --data-at CLUSTER bound or steer that choice.
+    """
+    text, args, name, wanted = _read_submission(ctx)
     with client() as c:
-        job = api(lambda: c.submit(text, args, name))
+        job = api(lambda: c.submit(text, args, name, wanted))
     console.print(f"Submitted batch job {job.id} to {job.cluster}/{job.partition} "
                   f"(may cost up to {render.money(job.max_cost)})", highlight=False)
+
+
+@app.command(context_settings=_SUBMIT_CONTEXT)
+def estimate(ctx: typer.Context) -> None:
+    """Where a script would run and when it would start, per cluster and partition (nothing is submitted).
+
+    Takes the same options as submit.
+    """
+    text, args, _, wanted = _read_submission(ctx)
+    with client() as c:
+        decision = api(lambda: c.estimate(text, args, wanted))
+    console.print(render.decision_table(decision))
 
 
 @app.command()
@@ -110,10 +164,20 @@ def jobs(all: bool = typer.Option(False, "--all", "-a", help="include jobs that 
 
 
 @app.command()
-def job(job_id: int) -> None:
+def job(job_id: int, why: bool = typer.Option(False, "--why", help="why it went where it went")) -> None:
     """One job: resources, placement, times, cost and its history."""
     with client() as c:
         j = api(lambda: c.job(job_id))
+    if why:
+        if not j.routing:
+            fail(f"job {job_id} has no routing decision (it came from outside ComputeNet)")
+        console.print(render.decision_table(j.routing, title=f"job {j.id}: routed to {j.cluster}/{j.partition}"))
+        if j.predicted_start:
+            console.print(f"predicted start {j.predicted_start:%Y-%m-%d %H:%M:%S} UTC"
+                          + (f", started {j.start_time:%Y-%m-%d %H:%M:%S}" if j.start_time else ""), highlight=False)
+        for note in j.routing.get("notes", []):
+            console.print(f"  {note}", highlight=False)
+        return
     console.print(render.jobs_table([j]))
     console.print(f"workdir {j.workdir}\nstdout  {j.stdout_path}\nstderr  {j.stderr_path}\n"
                   f"account {j.account}   may cost up to {render.money(j.max_cost)}   "

@@ -95,3 +95,19 @@ def clusters_table(clusters: list[ClusterOut], currency: str = "CNY") -> Table:
         if not cluster.partitions:
             table.add_row(cluster.name, f"[{health_style}]{cluster.health}[/]", "-", "", "", "", "", "", "", "")
     return table
+
+
+def decision_table(decision: dict, title: str | None = None) -> Table:
+    """The router's view: every candidate, best first, with its predicted start, price and why."""
+    chosen = decision.get("chosen")
+    table = Table(title=title or f"policy {decision.get('policy')}: {chosen or 'nowhere fits'}", title_justify="left")
+    for column in ("", "cluster/partition", "owned", "start", "price", "why"):
+        table.add_column(column, overflow="fold")
+    for c in decision.get("candidates", []):
+        name = f"{c['cluster']}/{c['partition']}"
+        mark = "→" if name == chosen else ("" if c["feasible"] else "✗")
+        start = c.get("predicted_start") or ("in " + duration(c["wait_s"]) if c.get("wait_s") is not None else "-")
+        why = c["explanation"] if c["feasible"] else "; ".join(c["reasons"])
+        table.add_row(mark, name, c["ownership"], start if c["feasible"] else "-",
+                      c["price"] or "-", why, style=None if c["feasible"] else "bright_black")
+    return table

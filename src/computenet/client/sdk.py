@@ -8,7 +8,8 @@ from typing import Iterator
 import httpx
 
 from ..domain.states import JobState
-from ..schemas import ClusterOut, JobDetail, JobOut, JobSubmit, MeOut, NotificationOut, OutputChunk, UsageRowOut
+from ..schemas import (ClusterOut, JobDetail, JobOut, JobSubmit, MeOut, NotificationOut, OutputChunk, RoutingIn,
+                       UsageRowOut)
 
 
 class ApiError(Exception):
@@ -47,9 +48,15 @@ class ComputeNetClient:
         return response.json()
 
     # -- jobs -----------------------------------------------------------------
-    def submit(self, script: str, args: list[str] | None = None, script_name: str | None = None) -> JobOut:
-        body = JobSubmit(script=script, args=args or [], script_name=script_name)
+    def submit(self, script: str, args: list[str] | None = None, script_name: str | None = None,
+               routing: RoutingIn | None = None) -> JobOut:
+        body = JobSubmit(script=script, args=args or [], script_name=script_name, routing=routing or RoutingIn())
         return JobOut.model_validate(self._call("POST", "/jobs", json=body.model_dump()))
+
+    def estimate(self, script: str, args: list[str] | None = None, routing: RoutingIn | None = None) -> dict:
+        """Per candidate: feasible or why not, predicted start, price, ownership (nothing is submitted)."""
+        body = JobSubmit(script=script, args=args or [], routing=routing or RoutingIn())
+        return self._call("POST", "/jobs/estimate", json=body.model_dump())
 
     def jobs(self, active: bool = False, state: str | None = None, limit: int = 100) -> list[JobOut]:
         params: dict[str, object] = {"active": active, "limit": limit}

@@ -65,6 +65,7 @@ class QueueEntry:
     priority: int
     user: str | None = None
     reason: str | None = None
+    node_names: tuple[str, ...] = ()  # where a running job runs
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ class PartitionInfo:
     is_default: bool = False
     available: bool = True
     features: tuple[str, ...] = ()
+    node_names: tuple[str, ...] = ()  # partitions may share nodes (debug inside cpu)
 
     @property
     def total_cores(self) -> int:

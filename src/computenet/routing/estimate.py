@@ -50,10 +50,10 @@ def predict_wait(target: Target, queue: list[QueueEntry], cores: int, gpus: int,
     pending: list[tuple[QueueEntry, Waiting]] = []
     ratio = min(1.0, max(0.05, history.runtime_ratio))
     for entry in queue:
-        if entry.partition != target.partition:
-            continue
         limit = entry.time_limit_s if entry.time_limit_s is not None else UNLIMITED_S
-        need = Need(entry.cpus, entry.gpus)
+        need = _share(entry, target)
+        if need is None:
+            continue
         if entry.state in (JobState.RUNNING, JobState.SUSPENDED):
             left = max(0.0, limit - entry.elapsed_s)
             # a job that already ran past its expected time is expected to end soon, not in the past
@@ -68,6 +68,27 @@ def predict_wait(target: Target, queue: list[QueueEntry], cores: int, gpus: int,
     if _Me not in starts:
         return None
     return max(0.0, starts[_Me] + history.bias_s)
+
+
+def _share(entry: QueueEntry, target: Target) -> Need | None:
+    """What of this job weighs on the target's nodes (None: nothing).
+
+    Partitions can share nodes (debug inside cpu). A running job counts for
+    the cores it holds on the target's nodes; a waiting job of another
+    partition counts only if that partition lies inside the target's nodes.
+    """
+    full = Need(entry.cpus, entry.gpus)
+    if entry.partition == target.partition:
+        return full
+    if entry.state in (JobState.RUNNING, JobState.SUSPENDED):
+        if not entry.node_names or not target.node_names:
+            return None
+        inside = sum(1 for n in entry.node_names if n in target.node_names)
+        if not inside:
+            return None
+        share = inside / len(entry.node_names)
+        return Need(round(entry.cpus * share), round(entry.gpus * share))
+    return full if entry.partition in target.nested_partitions else None
 
 
 class _Me:

@@ -32,6 +32,9 @@ class Target:
     backfill: bool = True  # Slurm backfills; the local executor is strict FIFO
     tags: tuple[str, ...] = ()
     dedicated_to: tuple[str, ...] = ()  # tenant names; empty = everyone
+    node_names: frozenset[str] = frozenset()  # to see jobs of other partitions on the same nodes
+    # partitions of the same cluster whose nodes all lie inside this one's (their waiting jobs compete)
+    nested_partitions: frozenset[str] = frozenset()
 
     @property
     def name(self) -> str:

@@ -64,7 +64,7 @@ _AVAILABILITY = ("is offline", "circuit open", "no price")
 
 
 def route(session: Session, platform: Platform, spec: JobSpec, account: Account, pinned_cluster: str | None,
-          wanted: RoutingRequest) -> Decision:
+          wanted: RoutingRequest, refuse: bool = True) -> Decision:
     """The router's decision for this job, or a refusal that says why nowhere fits."""
     clusters = set(session.scalars(select(Cluster.name)))
     if pinned_cluster and pinned_cluster not in clusters:
@@ -87,7 +87,7 @@ def route(session: Session, platform: Platform, spec: JobSpec, account: Account,
         max_wait_s=None if wanted.max_wait_minutes is None else wanted.max_wait_minutes * 60,
         data_at=tuple(wanted.data_at))
     decision = routing.decide(session, platform, spec, account, constraints, wanted.policy)
-    if decision.chosen is not None:
+    if decision.chosen is not None or not refuse:
         return decision
     # nowhere: say why, per candidate that was not ruled out by a pin alone
     telling = [c for c in decision.rejected if not all(r.startswith("pinned to") or "asks for no GPU" in r
@@ -200,7 +200,10 @@ def submit_job(platform: Platform, user_id: int, script: bytes | str, flags: lis
             routing.record_success(session, cluster_name)
             job = session.get(Job, job_id)
             job.native_id = native_id
-            job.routing = decision.to_json() | {"chosen": candidate.target.name}
+            job.routing = decision.to_json() | {"chosen": candidate.target.name, "constraints": {
+                "cluster": pinned, "partition": spec.resources.partition, "region": wanted.region,
+                "max_price": None if wanted.max_price is None else str(wanted.max_price),
+                "max_wait_minutes": wanted.max_wait_minutes}}
             user_name = session.get(User, job.owner_id).name
             if not spec.options.array:
                 job.stdout_path = patterns.expand(job.stdout_path, native_id, job.name, _unix_user())
@@ -210,6 +213,23 @@ def submit_job(platform: Platform, user_id: int, script: bytes | str, flags: lis
     if isinstance(first_error, SubmitRejected):
         raise InvalidRequest(f"cluster {decision.ranked[0].target.cluster} refused the job: {first_error}")
     raise Unavailable(f"no cluster could take the job: {'; '.join(decision.notes)}")
+
+
+def estimate_job(platform: Platform, user_id: int, script: bytes | str, flags: list[str] | None = None,
+                 wanted: RoutingRequest | None = None) -> Decision:
+    """What submitting would do: every candidate with its predicted start, price and reasons. Writes nothing."""
+    try:
+        _, spec, _ = parse_submission(script, flags)
+    except (ScriptError, RequestError) as exc:
+        raise _fail(exc) from None
+    with platform.db.session() as session:
+        user = session.get(User, user_id)
+        account = choose_account(session, user, spec.resources.account)
+        pinned = spec.options.cluster
+        if spec.options.dependency and spec.options.dependency != "singleton":
+            _, dep_cluster_id = translate_dependency(session, user, spec.options.dependency)
+            pinned = session.get(Cluster, dep_cluster_id).name
+        return route(session, platform, spec, account, pinned, wanted or RoutingRequest(), refuse=False)
 
 
 def _prepare(platform: Platform, user_id: int, account_id: int, text: str, spec: JobSpec, script_args,
@@ -231,8 +251,6 @@ def _prepare(platform: Platform, user_id: int, account_id: int, text: str, spec:
             "account": slurm_account, "partition": part.name, "time_limit_minutes": limit})})
         cost = max_cost(session, platform, cluster_spec, limit, part, account)
         tenants.check_spend_limit(session, user, account, cost)
-        cfg = platform.cluster_config(cluster.name)
-        space = paths.user_space(platform.settings.workdir_root(cfg), user.name)
         opts = spec.options
         name = clean_name(opts.job_name or (os.path.basename(script_name) if script_name else "job"))
         job = Job(
@@ -254,21 +272,30 @@ def _prepare(platform: Platform, user_id: int, account_id: int, text: str, spec:
                 f"({res.total_cores} cores, {res.total_gpus} GPUs, {limit} min on {target.name}), "
                 f"and {available} is available"
             ) from None
-        default_dir = f"jobs/{job.id}"
-        workdir = paths.resolve_inside(space, space, opts.workdir or default_dir, "working directory")
-        output = paths.resolve_inside(space, workdir, opts.output or "slurm-%j.out", "output file")
-        error = paths.resolve_inside(space, workdir, opts.error or opts.output or "slurm-%j.out", "error file")
-        if os.path.isdir(space):  # visible from here: make sure no symlink leads out
-            paths.check_real_inside(workdir, space)
-        job.workdir, job.stdout_path, job.stderr_path = workdir, output, error
+        job.workdir, job.stdout_path, job.stderr_path = job_paths(platform, cluster.name, user.name, job.id, opts)
         session.add(JobEvent(job_id=job.id, from_state=None, to_state=job.state,
                              detail=f"accepted; routed to {target.name} ({decision.policy})"))
-        request = SubmitRequest(
-            script=text, spec=cluster_spec, job_name=name, workdir=workdir, output=output, error=error,
-            comment=f"computenet:{job.id}", script_args=tuple(script_args), dependency=dependency,
-            environment={"COMPUTENET_JOB_ID": str(job.id)},
-        )
-        return job.id, request
+        return job.id, submit_request(job, dependency)
+
+
+def job_paths(platform: Platform, cluster_name: str, user_name: str, job_id: int, opts) -> tuple[str, str, str]:
+    """Working directory, stdout and stderr of a job on a cluster, all inside the user's space there."""
+    space = paths.user_space(platform.settings.workdir_root(platform.cluster_config(cluster_name)), user_name)
+    workdir = paths.resolve_inside(space, space, opts.workdir or f"jobs/{job_id}", "working directory")
+    output = paths.resolve_inside(space, workdir, opts.output or "slurm-%j.out", "output file")
+    error = paths.resolve_inside(space, workdir, opts.error or opts.output or "slurm-%j.out", "error file")
+    if os.path.isdir(space):  # visible from here: make sure no symlink leads out
+        paths.check_real_inside(workdir, space)
+    return workdir, output, error
+
+
+def submit_request(job: Job, dependency: str | None = None) -> SubmitRequest:
+    spec = JobSpec.model_validate(job.spec)
+    return SubmitRequest(
+        script=job.script, spec=spec, job_name=job.name, workdir=job.workdir, output=job.stdout_path,
+        error=job.stderr_path, comment=f"computenet:{job.id}", script_args=tuple(job.script_args),
+        dependency=dependency, environment={"COMPUTENET_JOB_ID": str(job.id)},
+    )
 
 
 def _withdraw(platform: Platform, job_id: int, cluster_name: str, exc: Exception) -> None:

@@ -10,11 +10,13 @@ from .enforcement import Enforcer
 from .delivery import Deliverer
 from .exhaustion import ExhaustionWatch
 from .notifications import BalanceWatch
+from .reroute import Rerouter
 from .poller import ClusterPoller
 
 log = logging.getLogger(__name__)
 SYNC_INTERVAL_S = 60.0
 DELIVERY_INTERVAL_S = 10.0
+REROUTE_INTERVAL_S = 60.0
 ENFORCE_INTERVAL_S = 30.0  # how soon a top-up lifts a block, and a lost block returns
 
 
@@ -53,6 +55,9 @@ class BackgroundServices:
         self.threads.append(threading.Thread(target=self._loop, args=("delivery", DELIVERY_INTERVAL_S,
                                                                       Deliverer(self.platform).run_once),
                                              name="delivery", daemon=True))
+        self.threads.append(threading.Thread(target=self._loop, args=("re-routing", REROUTE_INTERVAL_S,
+                                                                      Rerouter(self.platform).run_once),
+                                             name="re-routing", daemon=True))
         for thread in self.threads:
             thread.start()
 

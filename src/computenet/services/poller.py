@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from decimal import Decimal
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from ..billing import funds
@@ -106,6 +106,7 @@ class ClusterPoller:
     def _states(self, report: PassReport) -> None:
         with self.platform.db.session() as session:
             cluster = self._cluster(session)
+            cluster_id = cluster.id
             active = dict(
                 session.execute(
                     select(Job.native_id, Job.id).where(
@@ -123,6 +124,8 @@ class ClusterPoller:
                 if status is None or status.state == JobState.UNKNOWN:
                     continue  # between squeue and sacct: ask again next pass
                 job = session.get(Job, job_id)
+                if job.native_id != native_id or job.cluster_id != cluster_id:
+                    continue  # moved to another cluster meanwhile (re-routing)
                 if status.start and job.start_time is None:
                     job.start_time = status.start
                 if status.end and status.state.is_terminal:
@@ -265,8 +268,10 @@ class ClusterPoller:
             report.flagged += 1
             log.error("job %s on %s ended %s without an accounting record", job.id, self.name, job.end_time)
         lost = session.scalars(
-            select(Job).where(Job.cluster_id == cluster.id, Job.state == JobState.SUBMITTING.value,
-                              Job.native_id.is_(None), Job.submitted_at < now - SUBMIT_GRACE)
+            select(Job).where(Job.cluster_id == cluster.id, Job.native_id.is_(None), Job.needs_reconcile.is_(False),
+                              or_(and_(Job.state == JobState.SUBMITTING.value, Job.submitted_at < now - SUBMIT_GRACE),
+                                  # a move (re-routing) that never finished
+                                  and_(Job.state == JobState.PENDING.value, Job.updated_at < now - SUBMIT_GRACE)))
         )
         for job in lost:
             job.needs_reconcile = True

@@ -75,9 +75,13 @@ def targets(session: Session, platform: Platform) -> list[Target]:
             cfg = platform.cluster_config(cluster.name)
         except KeyError:
             continue  # no longer configured
+        node_sets = {p.name: frozenset(p.node_names or ()) for p in cluster.partitions}
         for part in cluster.partitions:
             if not part.available:
                 continue
+            mine = node_sets[part.name]
+            nested = frozenset(name for name, nodes in node_sets.items()
+                               if name != part.name and nodes and mine and nodes <= mine)
             out.append(Target(
                 cluster=cluster.name, partition=part.name, nodes=part.nodes, cores_per_node=part.cores_per_node,
                 mem_per_node_mb=part.mem_per_node_mb, gpus_per_node=part.gpus_per_node, gpu_type=part.gpu_type,
@@ -86,7 +90,7 @@ def targets(session: Session, platform: Platform) -> list[Target]:
                 health=cluster.health, priced=part.price_core_hour is not None,
                 breaker_open=cluster.breaker_open_until is not None and cluster.breaker_open_until > now,
                 backfill=cluster.kind == "slurm", tags=tuple(cluster.tags or ()),
-                dedicated_to=tuple(cfg.dedicated.get(part.name, ()))))
+                dedicated_to=tuple(cfg.dedicated.get(part.name, ())), node_names=mine, nested_partitions=nested))
     return out
 
 

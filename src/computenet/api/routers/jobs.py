@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 
 from ...domain.states import JobState
-from ...schemas import JobDetail, JobOut, JobSubmit, OutputChunk
+from ...domain.money import MoneyError, to_decimal
+from ...schemas import JobDetail, JobOut, JobSubmit, OutputChunk, RoutingIn
+from ...services.errors import InvalidRequest
 from ...services import jobs as job_service
 from ...services.platform import Platform
 from ...store.models import Job, User
@@ -16,10 +20,21 @@ from ..views import job_detail, job_out
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
+def routing_request(body: RoutingIn) -> job_service.RoutingRequest:
+    try:
+        max_price = None if body.max_price is None else to_decimal(body.max_price)
+    except MoneyError as exc:
+        raise InvalidRequest(f"max_price: {exc}") from None
+    return job_service.RoutingRequest(region=body.region, max_price=max_price,
+                                      max_wait_minutes=body.max_wait_minutes, policy=body.policy,
+                                      data_at=tuple(body.data_at))
+
+
 @router.post("", status_code=201, response_model=JobOut)
 async def submit(body: JobSubmit, user: User = Depends(current_user), platform: Platform = Depends(get_platform)):
     # sbatch is blocking I/O: keep it off the event loop
-    job = await run_in_threadpool(job_service.submit_job, platform, user.id, body.script, body.args, body.script_name)
+    job = await run_in_threadpool(job_service.submit_job, platform, user.id, body.script, body.args, body.script_name,
+                                  routing_request(body.routing))
     with platform.db.session() as session:
         return job_out(session, session.get(Job, job.id))
 
@@ -60,3 +75,16 @@ def output(
     data, next_offset, exists = job_service.read_output(job, stream, offset, limit)
     return OutputChunk(stream=stream, data=data, offset=offset, next_offset=next_offset, exists=exists,
                        finished=JobState(job.state).is_terminal)
+
+
+@router.post("/estimate")
+async def estimate(body: JobSubmit, user: User = Depends(current_user), platform: Platform = Depends(get_platform)):
+    """Where the job would go and when it would start, per candidate; nothing is submitted."""
+    decision = await run_in_threadpool(job_service.estimate_job, platform, user.id, body.script, body.args,
+                                       routing_request(body.routing))
+    out = decision.to_json()
+    now = decision.decided_at
+    for item in out["candidates"]:
+        item["predicted_start"] = None if item["wait_s"] is None or now is None else \
+            (now + timedelta(seconds=item["wait_s"])).isoformat()
+    return out

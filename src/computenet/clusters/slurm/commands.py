@@ -20,7 +20,7 @@ SACCT_FIELDS = [
     "Submit", "Start", "End", "ElapsedRaw", "AllocTRES", "NNodes", "AllocCPUS",
     "TimelimitRaw", "Comment", "JobName",
 ]
-QUEUE_FIELDS = ["%i", "%P", "%T", "%C", "%D", "%b", "%l", "%M", "%Q", "%u", "%r"]
+QUEUE_FIELDS = ["%i", "%P", "%T", "%C", "%D", "%b", "%l", "%M", "%Q", "%u", "%r", "%N"]
 SINFO_FIELDS = ["%N", "%P", "%c", "%m", "%G", "%f", "%T", "%l", "%a", "%L"]
 
 

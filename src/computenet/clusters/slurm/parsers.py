@@ -115,8 +115,36 @@ def parse_queue(stdout: str) -> list[QueueEntry]:
         entries.append(QueueEntry(
             native_id=f["%i"], partition=f["%P"], state=state, cpus=int(f["%C"]), nodes=nodes,
             gpus=per_node * nodes, time_limit_s=parse_duration(f["%l"]), elapsed_s=parse_duration(f["%M"]) or 0,
-            priority=priority, user=f["%u"] or None, reason=None if f["%r"] in ("None", "") else f["%r"]))
+            priority=priority, user=f["%u"] or None, reason=None if f["%r"] in ("None", "") else f["%r"],
+            node_names=expand_hostlist(f["%N"])))
     return entries
+
+
+_HOSTLIST_ITEM = re.compile(r"([^,\[]+)(?:\[([^\]]+)\])?([^,\[]*)")
+
+
+def expand_hostlist(text: str) -> tuple[str, ...]:
+    """Slurm's compressed host lists: ``alpha-n[1-2,4],beta-g07`` -> each name (zero padding kept)."""
+    text = text.strip()
+    if not text or text in ("(null)", "N/A"):
+        return ()
+    names: list[str] = []
+    for m in _HOSTLIST_ITEM.finditer(text):
+        prefix, ranges, suffix = m.group(1).lstrip(","), m.group(2), m.group(3)
+        if not prefix and not ranges:
+            continue
+        if ranges is None:
+            names.append(prefix + suffix)
+            continue
+        for part in ranges.split(","):
+            low, _, high = part.partition("-")
+            if not high:
+                names.append(f"{prefix}{low}{suffix}")
+                continue
+            width = len(low)
+            for number in range(int(low), int(high) + 1):
+                names.append(f"{prefix}{number:0{width}d}{suffix}")
+    return tuple(names)
 
 
 def base_job_id(job_id: str) -> str:
@@ -288,6 +316,7 @@ def parse_sinfo(stdout: str) -> list[PartitionInfo]:
                 is_default=part in default,
                 available=rows[0]["%a"] == "up",
                 features=tuple(sorted(features)),
+                node_names=tuple(sorted(nodes)),
             )
         )
     return sorted(result, key=lambda p: p.name)

@@ -1,4 +1,4 @@
-"""cluster registry fields (region, site, ownership, costs, tags, circuit breaker) and routing decisions on jobs
+"""partition node names, cluster registry fields (region, site, ownership, costs, tags, circuit breaker) and routing decisions on jobs
 
 Revision ID: 0003
 Revises: 0002
@@ -22,6 +22,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('tags', sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column('failures', sa.Integer(), server_default='0', nullable=False))
         batch_op.add_column(sa.Column('breaker_open_until', sa.DateTime(), nullable=True))
+    with op.batch_alter_table('partitions', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('node_names', sa.JSON(), nullable=True))
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.add_column(sa.Column('routing', sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column('predicted_start', sa.DateTime(), nullable=True))
@@ -29,6 +31,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('partitions', schema=None) as batch_op:
+        batch_op.drop_column('node_names')
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         for column in ('reroutes', 'predicted_start', 'routing'):
             batch_op.drop_column(column)
