@@ -106,7 +106,8 @@ def decision_table(decision: dict, title: str | None = None) -> Table:
     for c in decision.get("candidates", []):
         name = f"{c['cluster']}/{c['partition']}"
         mark = "→" if name == chosen else ("" if c["feasible"] else "✗")
-        start = c.get("predicted_start") or ("in " + duration(c["wait_s"]) if c.get("wait_s") is not None else "-")
+        wait = c.get("wait_s")
+        start = "-" if wait is None else ("now" if wait < 1 else f"in {duration(wait)}")
         why = c["explanation"] if c["feasible"] else "; ".join(c["reasons"])
         table.add_row(mark, name, c["ownership"], start if c["feasible"] else "-",
                       c["price"] or "-", why, style=None if c["feasible"] else "bright_black")

@@ -6,6 +6,7 @@ simulator build them from their own state and hand them to the same router.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -76,7 +77,8 @@ class Candidate:
                 "reasons": self.reasons, "time_limit_minutes": self.time_limit_minutes,
                 "price": None if self.price is None else str(self.price),
                 "wait_s": None if self.wait_s is None else round(self.wait_s, 1), "has_data": self.has_data,
-                "score": None if self.score is None else round(self.score, 6), "explanation": self.explanation}
+                "score": None if self.score is None or not math.isfinite(self.score) else round(self.score, 6),
+                "explanation": self.explanation}
 
 
 @dataclass

@@ -126,6 +126,7 @@ def decide(session: Session, platform: Platform, spec: JobSpec, account: Account
     constraints = Constraints(**{**constraints.__dict__, "tenant": tenant.name if tenant else None})
     res = spec.resources
     histories: dict[str, History] = {}
+    read: dict[str, list[QueueEntry] | None] = {}  # one queue read per cluster per decision
 
     def price(target: Target, minutes: int):
         part = parts[(target.cluster, target.partition)]
@@ -135,7 +136,9 @@ def decide(session: Session, platform: Platform, spec: JobSpec, account: Account
             return None
 
     def wait(target: Target, minutes: int):
-        entries = queues(platform).get(target.cluster)
+        if target.cluster not in read:
+            read[target.cluster] = queues(platform).get(target.cluster)
+        entries = read[target.cluster]
         if entries is None:
             return None
         if target.cluster not in histories:
@@ -144,7 +147,10 @@ def decide(session: Session, platform: Platform, spec: JobSpec, account: Account
                             histories[target.cluster])
 
     candidates = [t for t in targets(session, platform) if t.cluster not in exclude]
-    return router.route(res, candidates, constraints, price, wait, utcnow())
+    decision = router.route(res, candidates, constraints, price, wait, utcnow())
+    decision.notes += [f"{name}: queue unreadable, start unknown (ranked last)"
+                       for name, entries in sorted(read.items()) if entries is None]
+    return decision
 
 
 def predicted_start(decision: Decision, now: datetime | None = None) -> datetime | None:
