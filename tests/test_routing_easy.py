@@ -40,3 +40,32 @@ def test_a_job_that_never_fits_is_left_out_and_stops_nothing_behind_it():
 def test_until_stops_early():
     starts = predict_starts(0, Pool(10), RUNNING, _queue(), until="C")
     assert starts["C"] == 0 and "B" not in starts
+
+
+# -- the plan made once per queue gives the same start as simulating with the job --
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from computenet.routing.easy import QueuePlan  # noqa: E402
+
+shapes = st.tuples(st.integers(1, 12), st.integers(0, 2), st.sampled_from([30, 60, 300, 900, 3600]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(running=st.lists(st.tuples(shapes, st.integers(0, 3000), st.floats(0.1, 1.0)), max_size=6),
+       queue=st.lists(st.tuples(shapes, st.floats(0.1, 1.0)), max_size=12), mine=shapes,
+       backfill=st.booleans())
+def test_queue_plan_equals_the_direct_simulation(running, queue, mine, backfill):
+    total = Pool(16, 2)
+    run = []
+    for (cores, gpus, limit), used, ratio in running:
+        if sum(r.need.cores for r in run) + cores > 16 or sum(r.need.gpus for r in run) + gpus > 2:
+            continue
+        left = max(0, limit - used)
+        run.append(Running(Need(cores, gpus), planned_end=left, expected_end=left * ratio))
+    ahead = [Waiting(i, Need(c, g), limit, limit * ratio) for i, ((c, g, limit), ratio) in enumerate(queue)]
+    me = Waiting("me", Need(mine[0], mine[1]), mine[2])
+    direct = predict_starts(0, total, run, [Waiting(w.key, w.need, w.limit_s, w.runtime_s) for w in ahead] + [me],
+                            until="me", backfill=backfill).get("me")
+    planned = QueuePlan(0, total, run, ahead, backfill=backfill).start(me.need, me.limit_s)
+    assert planned == direct

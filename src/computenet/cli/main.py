@@ -387,5 +387,8 @@ def version() -> None:
 
 
 from .admin import admin_app  # noqa: E402  (registers the admin sub-commands)
+from .sim import sim as _sim  # noqa: E402
+
+app.command("sim")(_sim)
 
 app.add_typer(admin_app, name="admin")

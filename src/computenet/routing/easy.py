@@ -49,10 +49,11 @@ def _shadow(now: float, free: Pool, ends: list[tuple[float, Need]], head: Need) 
 
 
 def schedule_pass(now: float, free: Pool, planned_ends: list[tuple[float, Need]],
-                  queue: list[Waiting], backfill: bool = True) -> list[Waiting]:
+                  queue: list[Waiting], backfill: bool = True, seen: dict | None = None) -> list[Waiting]:
     """One EASY pass at ``now``: start jobs in order while they fit; when the first
     one does not, reserve its start (the shadow time) and start later jobs only
-    if they fit now and do not delay it. Mutates ``free``; returns jobs started."""
+    if they fit now and do not delay it. Mutates ``free``; returns jobs started.
+    ``seen`` receives the head's shadow time and what stays spare past it."""
     started: list[Waiting] = []
     while queue and queue[0].need.fits(free.cores, free.gpus):
         job = queue.pop(0)
@@ -76,6 +77,8 @@ def schedule_pass(now: float, free: Pool, planned_ends: list[tuple[float, Need]]
                 continue
         kept.append(job)
     queue[:] = kept
+    if seen is not None:
+        seen["shadow"], seen["extra"] = shadow, extra
     return started
 
 
@@ -128,3 +131,68 @@ def predict_starts(now: float, total: Pool, running: list[Running], queue: list[
             free.cores, free.gpus = free.cores + other_need.cores, free.gpus + other_need.gpus
             planned.pop(other, None)
     return starts
+
+
+
+@dataclass(frozen=True)
+class _PassState:
+    t: float
+    ahead_left: bool  # jobs ahead still waiting after this pass
+    free: Pool  # after the pass (backfills included)
+    shadow: float  # the blocked head's reserved start
+    extra: Pool  # what a job ending after the shadow may still use
+
+
+class QueuePlan:
+    """The queue ahead simulated once; then any new job's EASY start in O(passes).
+
+    A job appended at the end of the queue changes nothing before it starts
+    (every pass considers it last), so the passes of the queue without it are
+    the passes it would see: it starts at the first pass where, after the jobs
+    ahead, it fits and either nothing waits ahead, or it ends before the head's
+    reservation, or it fits what is spare past it. Equal to predict_starts(until=it).
+    """
+
+    def __init__(self, now: float, total: Pool, running: list[Running], queue: list[Waiting],
+                 backfill: bool = True, horizon_s: float = 30 * 86400) -> None:
+        self.backfill = backfill
+        self.passes: list[_PassState] = []
+        used = Need(sum(r.need.cores for r in running), sum(r.need.gpus for r in running))
+        free = Pool(max(0, total.cores - used.cores), max(0, total.gpus - used.gpus))
+        events: list[tuple[float, int, Need]] = []
+        planned: dict[int, tuple[float, Need]] = {}
+        seq = 0
+        for r in running:
+            heapq.heappush(events, (max(r.expected_end, now), seq, r.need))
+            planned[seq] = (max(r.planned_end, now), r.need)
+            seq += 1
+        waiting = list(queue)
+        t = now
+        while t <= now + horizon_s:
+            seen: dict = {}
+            for job in schedule_pass(t, free, list(planned.values()), waiting, backfill, seen):
+                runtime = job.runtime_s if job.runtime_s is not None else job.limit_s
+                heapq.heappush(events, (t + runtime, seq, job.need))
+                planned[seq] = (t + job.limit_s, job.need)
+                seq += 1
+            self.passes.append(_PassState(t, bool(waiting), Pool(free.cores, free.gpus),
+                                          seen.get("shadow", float("inf")), seen.get("extra", Pool(0, 0))))
+            if not events:
+                break
+            t, done, need = heapq.heappop(events)
+            free.cores, free.gpus = free.cores + need.cores, free.gpus + need.gpus
+            planned.pop(done, None)
+            while events and events[0][0] <= t:
+                _, other, other_need = heapq.heappop(events)
+                free.cores, free.gpus = free.cores + other_need.cores, free.gpus + other_need.gpus
+                planned.pop(other, None)
+
+    def start(self, need: Need, limit_s: float) -> float | None:
+        for p in self.passes:
+            if not need.fits(p.free.cores, p.free.gpus):
+                continue
+            if not p.ahead_left:
+                return p.t
+            if self.backfill and (p.t + limit_s <= p.shadow or need.fits(p.extra.cores, p.extra.gpus)):
+                return p.t
+        return None

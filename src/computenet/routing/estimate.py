@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ..clusters.base import QueueEntry
 from ..domain.states import JobState
-from .easy import Need, Pool, Running, Waiting, predict_starts
+from .easy import Need, Pool, QueuePlan, Running, Waiting
 from .model import Target
 
 # pending jobs that wait for something other than resources do not take any
@@ -45,6 +45,17 @@ def predict_wait(target: Target, queue: list[QueueEntry], cores: int, gpus: int,
                  history: History = History()) -> float | None:
     """Seconds from now until a new job of this shape would start on ``target``;
     None when it cannot start within the planning horizon."""
+    return wait_on(plan(target, queue, history), cores, gpus, limit_s, history)
+
+
+def wait_on(queue_plan: QueuePlan, cores: int, gpus: int, limit_s: float, history: History = History()) -> float | None:
+    """The wait of a new job on a plan made once per queue snapshot (cheap: no simulation)."""
+    start = queue_plan.start(Need(cores, gpus), limit_s)
+    return None if start is None else max(0.0, start + history.bias_s)
+
+
+def plan(target: Target, queue: list[QueueEntry], history: History = History()) -> QueuePlan:
+    """The target's queue ahead, simulated once (see easy.QueuePlan)."""
     total = Pool(target.nodes * target.cores_per_node, target.nodes * target.gpus_per_node)
     running: list[Running] = []
     pending: list[tuple[QueueEntry, Waiting]] = []
@@ -62,12 +73,7 @@ def predict_wait(target: Target, queue: list[QueueEntry], cores: int, gpus: int,
         elif entry.state == JobState.PENDING and _eligible(entry):
             pending.append((entry, Waiting(entry.native_id, need, limit, limit * ratio)))
     pending.sort(key=lambda pair: _order_key(pair[0]))
-    queue_ahead = [w for _, w in pending]
-    me = Waiting(_Me, Need(cores, gpus), limit_s)
-    starts = predict_starts(0.0, total, running, queue_ahead + [me], until=_Me, backfill=target.backfill)
-    if _Me not in starts:
-        return None
-    return max(0.0, starts[_Me] + history.bias_s)
+    return QueuePlan(0.0, total, running, [w for _, w in pending], backfill=target.backfill)
 
 
 def _share(entry: QueueEntry, target: Target) -> Need | None:
@@ -89,8 +95,4 @@ def _share(entry: QueueEntry, target: Target) -> Need | None:
         share = inside / len(entry.node_names)
         return Need(round(entry.cpus * share), round(entry.gpus * share))
     return full if entry.partition in target.nested_partitions else None
-
-
-class _Me:
-    """The key of the job being estimated (never equal to a queue entry's id)."""
 

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from ..clusters.base import ClusterError, QueueEntry
 from ..domain.resources import JobSpec
-from ..routing.estimate import History, predict_wait
+from ..routing.easy import QueuePlan
+from ..routing.estimate import History, plan, wait_on
 from ..routing.model import Constraints, Decision, Target
 from ..routing.router import Router
 from ..store.models import Account, Cluster, Job, Partition, Tenant
@@ -34,6 +35,8 @@ class QueueCache:
         self.platform, self.ttl_s = platform, ttl_s
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[float, list[QueueEntry] | None]] = {}
+        # plans made on a snapshot serve every decision while the snapshot does
+        self._plans: dict[tuple[int, str, History], QueuePlan] = {}
 
     def get(self, cluster: str) -> list[QueueEntry] | None:
         """The cluster's live queue, or None when it cannot be read (the wait is then unknown)."""
@@ -49,8 +52,23 @@ class QueueCache:
             except ClusterError as exc:
                 log.warning("queue of %s unreadable: %s", cluster, exc)
         with self._lock:
+            old = self._entries.get(cluster)
             self._entries[cluster] = (time.monotonic(), entries)
+            if old and old[1] is not None:  # the old snapshot's plans go with it
+                self._plans = {k: v for k, v in self._plans.items() if k[0] != id(old[1])}
         return entries
+
+    def plan(self, target: Target, entries: list[QueueEntry], history: History) -> QueuePlan:
+        key = (id(entries), target.name, history)
+        with self._lock:
+            found = self._plans.get(key)
+        if found is None:
+            found = plan(target, entries, history)
+            with self._lock:
+                if len(self._plans) > 4096:
+                    self._plans.clear()
+                self._plans[key] = found
+        return found
 
     def forget(self, cluster: str | None = None) -> None:
         with self._lock:
@@ -143,8 +161,8 @@ def decide(session: Session, platform: Platform, spec: JobSpec, account: Account
             return None
         if target.cluster not in histories:
             histories[target.cluster] = history(session, target.cluster)
-        return predict_wait(target, entries, res.total_cores, res.total_gpus, minutes * 60,
-                            histories[target.cluster])
+        queue_plan = queues(platform).plan(target, entries, histories[target.cluster])
+        return wait_on(queue_plan, res.total_cores, res.total_gpus, minutes * 60, histories[target.cluster])
 
     candidates = [t for t in targets(session, platform) if t.cluster not in exclude]
     decision = router.route(res, candidates, constraints, price, wait, utcnow())

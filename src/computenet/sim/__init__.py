@@ -1,0 +1,1 @@
+"""Simulating the compute network on workload traces, with the live router."""
