@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from computenet.sim.engine import SimCluster, simulate
+from computenet.sim.engine import Rerouting, SimCluster, simulate
 from computenet.sim.policies import LeastLoaded, RoundRobin, RouterPolicy, Static, pooled
 from computenet.sim.report import plot, summarize
 from computenet.sim.trace import Trace, TraceError, TraceJob, read_alibaba, read_swf
@@ -79,6 +79,9 @@ def test_pooled_equals_one_cluster_and_work_is_conserved_across_policies(tmp_pat
         ("static", Static([0.5, 0.3, 0.2])), ("round_robin", RoundRobin()), ("least_loaded", LeastLoaded()),
         ("earliest_start", RouterPolicy("earliest_start")),
         ("owned_first", RouterPolicy("owned_first", {"max_wait_s": 1800})))}
+    rerouting = Rerouting(every_s=300, margin_s=300, window=32)
+    runs["rerouted"] = simulate(trace, clusters, RouterPolicy("earliest_start"), rerouting=rerouting)
+    assert rerouting.moves > 0 and len(rerouting.moved) == rerouting.moves  # each job moves at most once
     work = {name: sum(r.busy_core_seconds) for name, r in runs.items()}
     expected = sum(int(j.cores * j.run) for j in trace.jobs if j.cores <= max(c.cores for c in clusters))
     assert set(work.values()) == {expected}, work

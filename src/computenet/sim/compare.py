@@ -6,12 +6,13 @@ from decimal import Decimal
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .engine import SimCluster, SimResult, simulate
+from .engine import Rerouting, SimCluster, SimResult, simulate
 from .policies import LeastLoaded, RoundRobin, RouterPolicy, Static, pooled
 from .report import Summary, summarize
 from .trace import Trace
 
-POLICY_NAMES = ("static", "round_robin", "least_loaded", "earliest_start", "cheapest", "owned_first")
+POLICY_NAMES = ("static", "round_robin", "least_loaded", "earliest_start", "cheapest", "owned_first",
+                "earliest_start+reroute")
 
 
 class SpecError(ValueError):
@@ -50,6 +51,8 @@ def parse_clusters(text: str, total_cores: int, total_gpus: int = 0) -> list[Sim
 
 
 def make_policy(name: str, clusters: list[SimCluster], owned_wait_s: float = 1800.0):
+    """A policy by name; "<policy>+reroute" is that policy with waiting jobs moved as the live re-router does."""
+    name = name.removesuffix("+reroute")
     total = sum(c.cores for c in clusters)
     if name == "static":
         return Static([c.cores / total for c in clusters])
@@ -74,7 +77,12 @@ def compare(trace: Trace, clusters: list[SimCluster], policies: list[str], with_
     if len(fitting) != len(trace.jobs):
         trace = Trace(trace.name, fitting, trace.max_cores, trace.skipped + len(trace.jobs) - len(fitting),
                       trace.estimated_limits)
-    runs = [(name, clusters, make_policy(name, clusters)) for name in policies]
+    runs = []
+    for name in policies:
+        policy = make_policy(name, clusters)
+        if name.endswith("+reroute"):
+            policy.name = name
+        runs.append((name, clusters, policy))
     if with_pooled:
         pool = pooled(clusters)
         runs.append(("pooled", pool, RoundRobin(name="pooled")))
@@ -83,7 +91,9 @@ def compare(trace: Trace, clusters: list[SimCluster], policies: list[str], with_
                   disable=not show_progress, transient=False) as progress:
         for name, network, policy in runs:
             task = progress.add_task(name, total=len(trace.jobs))
-            result = simulate(trace, network, policy, progress=lambda n, t=task: progress.advance(t, n))
+            rerouting = Rerouting(every_s=300, margin_s=300, window=32) if name.endswith("+reroute") else None
+            result = simulate(trace, network, policy, progress=lambda n, t=task: progress.advance(t, n),
+                              rerouting=rerouting)
             progress.update(task, completed=len(trace.jobs))
             out.append((result, summarize(result)))
     return out

@@ -13,7 +13,7 @@ from typing import Callable, Protocol
 
 from ..clusters.base import QueueEntry
 from ..domain.states import JobState
-from ..routing.easy import Need, Pool, Waiting, schedule_pass
+from ..routing.easy import Need, Pool, QueuePlan, Running, Waiting, predict_starts, schedule_pass
 from .trace import Trace, TraceJob
 
 
@@ -116,8 +116,67 @@ class SimResult:
     timeline: list[tuple[float, list[int]]] = field(default_factory=list)  # (time, busy cores per cluster)
 
 
+@dataclass
+class Rerouting:
+    """Moving waiting jobs, as the live re-router does: a job moves (once) when another
+    cluster would start it at least ``margin_s`` sooner, by the schedulers' plans."""
+
+    every_s: float = 600.0
+    margin_s: float = 600.0
+    window: int = 16  # the first jobs of each queue (their EASY starts do not depend on later ones)
+    moved: set = field(default_factory=set)
+    moves: int = 0
+
+    def run(self, now: float, states: list["ClusterState"]) -> set[int]:
+        if not any(s.queue for s in states) or not any(s.free.cores > 0 for s in states):
+            return set()
+        touched: set[int] = set()
+        plans: dict[int, QueuePlan] = {}
+        for i, state in enumerate(states):
+            if not state.queue:
+                continue
+            window = state.queue[:self.window]
+            here = predict_starts(now, Pool(state.spec.cores, state.spec.gpus), _planned(state, now),
+                                  [Waiting(w.key, w.need, w.limit_s) for w in window], backfill=state.spec.backfill)
+            for w in window:
+                job: TraceJob = w.key
+                start_here = here.get(job, float("inf"))
+                if job.id in self.moved or start_here - now <= self.margin_s:
+                    continue
+                best, best_start = None, start_here - self.margin_s
+                for j, other in enumerate(states):
+                    # a destination with a long queue of its own is no better: skip it cheaply
+                    if j == i or not other.fits(job) or len(other.queue) > 2 * self.window:
+                        continue
+                    if j not in plans:
+                        plans[j] = QueuePlan(now, Pool(other.spec.cores, other.spec.gpus), _planned(other, now),
+                                             [Waiting(q.key, q.need, q.limit_s) for q in other.queue],
+                                             backfill=other.spec.backfill)
+                    start = plans[j].start(w.need, w.limit_s)
+                    if start is not None and start < best_start:
+                        best, best_start = j, start
+                if best is None:
+                    continue
+                state.queue.remove(w)
+                state.queued_cores -= job.cores
+                states[best].queue.append(w)
+                states[best].queued_cores += job.cores
+                plans.pop(best, None)
+                self.moved.add(job.id)
+                self.moves += 1
+                touched |= {i, best}
+        return touched
+
+
+def _planned(state: "ClusterState", now: float) -> list[Running]:
+    """Running jobs as the scheduler sees them: ending at their limits."""
+    return [Running(Need(j.cores, j.gpus), planned_end=planned, expected_end=planned)
+            for j, _, planned in state.running.values()]
+
+
 def simulate(trace: Trace, clusters: list[SimCluster], policy: Policy,
-             progress: Callable[[int], None] | None = None, sample_every: float = 3600.0) -> SimResult:
+             progress: Callable[[int], None] | None = None, sample_every: float = 3600.0,
+             rerouting: Rerouting | None = None) -> SimResult:
     states = [ClusterState(c) for c in clusters]
     events: list[tuple[float, int, int, object]] = []  # (time, 0 = end / 1 = arrival, seq, payload)
     seq = 0
@@ -130,6 +189,7 @@ def simulate(trace: Trace, clusters: list[SimCluster], policy: Policy,
     last_end = 0.0
     timeline: list[tuple[float, list[int]]] = []
     next_sample = trace.jobs[0].submit if trace.jobs else 0.0
+    next_reroute = next_sample
     done = 0
     while events:
         now, kind, _, payload = heapq.heappop(events)
@@ -168,6 +228,14 @@ def simulate(trace: Trace, clusters: list[SimCluster], policy: Policy,
                 states[index].enqueue(payload2)
                 touched.add(index)
                 done += 1
+        if rerouting is not None and now >= next_reroute:
+            next_reroute = now + rerouting.every_s
+            for index in sorted(touched):  # place what can start now first, then look at the rest
+                for job in states[index].schedule(now):
+                    results.append(JobResult(job, index, now))
+                    seq += 1
+                    heapq.heappush(events, (now + job.run, 0, seq, (index, job)))
+            touched |= rerouting.run(now, states)
         for index in sorted(touched):
             for job in states[index].schedule(now):
                 results.append(JobResult(job, index, now))

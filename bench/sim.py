@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""The simulator on the shared traces: speed, and policies side by side.
+
+1. Speed: jobs simulated per second with EASY on HPC2N (one 240-core cluster).
+2. Quality: each trace split over 3 clusters (50 % owned, 30 % owned, 20 %
+   leased, by cores); mean wait, mean bounded slowdown (tau = 10 s) and
+   utilization for static (users stay on their home cluster), round-robin,
+   least-loaded, earliest-start and owned-first (both the live router), and
+   earliest-start with waiting jobs re-routed (once each) as the live
+   re-router does, next to one pooled cluster of the same size. Jobs larger than the largest of
+   the 3 clusters are left out of every run, pooled included.
+
+    .venv/bin/python bench/sim.py [--traces DIR] [--jobs N] [--plots DIR] [--markdown FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform as host
+import time
+from datetime import date
+from pathlib import Path
+
+from rich.console import Console
+
+from computenet.sim.compare import compare, parse_clusters
+from computenet.sim.engine import SimCluster, simulate
+from computenet.sim.policies import RoundRobin
+from computenet.sim.report import plot
+from computenet.sim.trace import read_alibaba, read_swf
+
+console = Console()
+SPLIT = "own-a:owned:0.5,own-b:owned:0.3,lease-c:leased:0.2"
+POLICIES = ["static", "round_robin", "least_loaded", "earliest_start", "owned_first", "earliest_start+reroute"]
+SWF = ["SDSC-SP2-1998-4.2-cln.swf.gz", "HPC2N-2002-2.2-cln.swf.gz", "KTH-SP2-1996-2.1-cln.swf.gz", "lublin_256.swf"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--traces", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "traces")
+    parser.add_argument("--jobs", type=int, default=None, help="only the first N jobs of each trace")
+    parser.add_argument("--plots", type=Path, default=Path("bench/results"))
+    parser.add_argument("--markdown", type=Path, default=None, help="also write the tables here")
+    args = parser.parse_args()
+    lines = [f"Machine: {host.node()} ({host.machine()}, {host.python_implementation()} {host.python_version()}), "
+             f"{date.today()}", ""]
+
+    hpc2n = read_swf(args.traces / "HPC2N-2002-2.2-cln.swf.gz", limit=args.jobs)
+    start = time.perf_counter()
+    result = simulate(hpc2n, [SimCluster("hpc2n", hpc2n.max_cores)], RoundRobin())
+    seconds = time.perf_counter() - start
+    speed = f"EASY on {hpc2n.name} ({len(result.results):,} jobs, {hpc2n.max_cores} cores): {seconds:.1f} s, " \
+            f"{len(result.results) / seconds:,.0f} jobs/s"
+    console.print(speed)
+    lines += [speed, ""]
+
+    traces = [read_swf(args.traces / name, limit=args.jobs) for name in SWF]
+    traces.append(read_alibaba(args.traces / "alibaba-gpu-v2023-openb_pod_list_default.csv", limit=args.jobs))
+    for trace in traces:
+        network = parse_clusters(SPLIT, trace.max_cores)
+        started = time.perf_counter()
+        runs = compare(trace, network, POLICIES)
+        took = time.perf_counter() - started
+        header = (f"{trace.name}: {runs[0][1].jobs:,} jobs on {', '.join(f'{c.name} {c.cores}' for c in network)} "
+                  f"cores ({took:.0f} s for all runs)")
+        if trace.estimated_limits:
+            header += f"; {trace.estimated_limits:,} jobs have no time limit in the trace: their run time stands in"
+        rows = ["| policy | mean wait (h) | mean bounded slowdown | utilization a / b / c | owned util. | margin |",
+                "|---|---:|---:|---|---:|---:|"]
+        for sim_result, s in runs:
+            util = " / ".join(f"{u * 100:.0f} %" for u in s.utilization.values())
+            margin = "-" if s.margin_pct is None else f"{s.margin_pct:.1f} %"
+            rows.append(f"| {s.policy} | {s.mean_wait_s / 3600:.2f} | {s.mean_bsld:.2f} | {util} | "
+                        f"{s.owned_utilization * 100:.1f} % | {margin} |")
+        by = {s.policy: s for _, s in runs}
+        verdict = (f"earliest-start vs pooled bounded slowdown: {by['earliest_start'].mean_bsld / by['pooled'].mean_bsld:.2f}x; "
+                   f"vs static: {(1 - by['earliest_start'].mean_bsld / by['static'].mean_bsld) * 100:.0f} % lower")
+        console.print(header)
+        for row in rows:
+            console.print(row, highlight=False)
+        console.print(verdict)
+        lines += [header, "", *rows, "", verdict, ""]
+        plot([r for r, _ in runs], args.plots, trace.name)
+    if args.markdown:
+        args.markdown.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
