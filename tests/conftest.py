@@ -187,3 +187,48 @@ def slurm_clusters(testbed: dict[str, str], poll: float = 0.5) -> list[ClusterCo
                       prices={"cpu": Price(core_hour=Decimal("0.06")),
                               "gpu": Price(core_hour=Decimal("0.06"), gpu_hour=Decimal("8.00"))}),
     ]
+
+
+# -- an SSH login node on loopback (for the SSH transport) ---------------------
+
+@pytest.fixture(scope="session")
+def ssh_login(tmp_path_factory):
+    """An OpenSSH server on 127.0.0.1 that lets root in with a fresh key; yields its details."""
+    import shutil
+    import socket
+    import subprocess
+
+    sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+    if not os.path.exists(sshd) or os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but no sshd (openssh-server) or not root: the SSH transport cannot be tested")
+        pytest.skip("no sshd here (apt-get install openssh-server), or not root")
+    base = tmp_path_factory.mktemp("sshd")
+    for key in ("host", "client"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(base / key)], check=True)
+    (base / "authorized_keys").write_text((base / "client.pub").read_text())
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (base / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {base / 'host'}\nAuthorizedKeysFile {base / 'authorized_keys'}\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
+        f"PermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\nPidFile {base / 'sshd.pid'}\n")
+    (base / "known_hosts").write_text(f"[127.0.0.1]:{port} {(base / 'host.pub').read_text().split(' ')[0]} "
+                                      f"{(base / 'host.pub').read_text().split(' ')[1]}\n")
+    os.makedirs("/run/sshd", exist_ok=True)  # privilege separation directory
+    proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(base / "sshd_config")], stdout=subprocess.DEVNULL,
+                            stderr=open(base / "sshd.log", "w"))
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"sshd did not start: {(base / 'sshd.log').read_text()[-2000:]}")
+            time.sleep(0.1)
+    yield {"host": "127.0.0.1", "port": port, "user": "root", "key": str(base / "client"),
+           "known_hosts": str(base / "known_hosts")}
+    proc.terminate()
+    proc.wait(10)

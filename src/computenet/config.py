@@ -96,8 +96,16 @@ class ClusterConfig(BaseModel):
     partition: str = Field("local", pattern=NAME_PATTERN)
     max_time_minutes: int | None = Field(24 * 60, ge=1)
     # slurm
-    slurm_conf: str | None = None
+    slurm_conf: str | None = None  # on the host that runs the commands (this one, or the SSH login node)
     bin_dir: str | None = None
+    # how Slurm commands reach the cluster: on this host, or on a login node over SSH
+    transport: Literal["local", "ssh"] = "local"
+    ssh_host: str | None = None
+    ssh_port: int = Field(22, ge=1, le=65535)
+    ssh_user: str | None = None
+    ssh_key: str | None = None  # private key file of the service account
+    ssh_known_hosts: str | None = None  # required, unless ssh_accept_any_host_key (test beds only)
+    ssh_accept_any_host_key: bool = False
     timezone: str | None = None  # the cluster's wall-clock zone (IANA name)
     slurm_cluster: str | None = None  # ClusterName in its slurm.conf, if not the same as name
 

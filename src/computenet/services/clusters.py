@@ -33,7 +33,18 @@ def make_adapter(cfg: ClusterConfig, settings: Settings) -> ClusterAdapter:
             max_time_minutes=cfg.max_time_minutes,
         )
     tz = ZoneInfo(cfg.timezone) if cfg.timezone else None
-    return SlurmCluster(cfg.name, LocalTransport(cfg.slurm_conf, cfg.bin_dir), tz=tz, slurm_cluster=cfg.slurm_cluster)
+    if cfg.transport == "ssh":
+        from ..clusters.slurm.ssh import SshTransport
+
+        if not cfg.ssh_host:
+            raise ValueError(f"cluster {cfg.name}: transport ssh needs ssh_host")
+        transport = SshTransport(cfg.ssh_host, port=cfg.ssh_port, username=cfg.ssh_user,
+                                 client_keys=[cfg.ssh_key] if cfg.ssh_key else [], known_hosts=cfg.ssh_known_hosts,
+                                 accept_any_host_key=cfg.ssh_accept_any_host_key, slurm_conf=cfg.slurm_conf,
+                                 bin_dir=cfg.bin_dir)
+    else:
+        transport = LocalTransport(cfg.slurm_conf, cfg.bin_dir)
+    return SlurmCluster(cfg.name, transport, tz=tz, slurm_cluster=cfg.slurm_cluster)
 
 
 def sync_cluster(session: Session, cfg: ClusterConfig, adapter: ClusterAdapter) -> Cluster:

@@ -1,0 +1,100 @@
+"""Running Slurm commands on a cluster's login node over SSH (asyncssh).
+
+The argv is quoted for the remote shell with shlex.join and run under
+``env -i`` with a fixed PATH (and the cluster's SLURM_CONF, if given), so
+neither user text nor the login shell's environment can change the command.
+One connection per transport, kept open and reopened when it drops; the
+asyncio loop lives in a background thread, so the adapters stay synchronous.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import threading
+import time
+from typing import Sequence
+
+from ..base import ClusterError
+from .transport import CommandResult
+
+REMOTE_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+
+
+class SshTransport:
+    def __init__(self, host: str, *, port: int = 22, username: str | None = None, client_keys: Sequence[str] = (),
+                 known_hosts: str | None = None, accept_any_host_key: bool = False, slurm_conf: str | None = None,
+                 bin_dir: str | None = None, connect_timeout: float = 15.0) -> None:
+        if known_hosts is None and not accept_any_host_key:
+            raise ValueError(f"ssh to {host}: give a known_hosts file (or accept_any_host_key for a test bed)")
+        self.host, self.port, self.username = host, port, username
+        self.client_keys = list(client_keys)
+        self.known_hosts = known_hosts
+        self.slurm_conf, self.bin_dir = slurm_conf, bin_dir
+        self.connect_timeout = connect_timeout
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name=f"ssh-{host}", daemon=True)
+        self._thread.start()
+        self._conn = None
+        self._lock = threading.Lock()
+
+    def command(self, argv: Sequence[str]) -> str:
+        """The remote command line: every word quoted, a clean environment."""
+        if not argv:
+            raise ValueError("empty argv")
+        words = list(argv)
+        if self.bin_dir:
+            words[0] = f"{self.bin_dir.rstrip('/')}/{words[0]}"
+        env = ["env", "-i", f"PATH={REMOTE_PATH}", "LANG=C.UTF-8"]
+        if self.slurm_conf:
+            env.append(f"SLURM_CONF={self.slurm_conf}")
+        return shlex.join(env + words)
+
+    async def _connection(self):
+        import asyncssh
+
+        if self._conn is None or self._conn.is_closed():
+            self._conn = await asyncio.wait_for(asyncssh.connect(
+                self.host, port=self.port, username=self.username, client_keys=self.client_keys or None,
+                known_hosts=self.known_hosts if self.known_hosts is not None else None,
+                agent_path=None, config=None), self.connect_timeout)
+        return self._conn
+
+    async def _run(self, command: str, stdin: str | None, timeout: float):
+        conn = await self._connection()
+        return await asyncio.wait_for(conn.run(command, input=stdin, check=False), timeout)
+
+    def run(self, argv: Sequence[str], stdin: str | None = None, timeout: float = 60) -> CommandResult:
+        import asyncssh
+
+        command = self.command(argv)
+        started = time.monotonic()
+        with self._lock:  # one command at a time per connection keeps the order of submissions
+            future = asyncio.run_coroutine_threadsafe(self._run(command, stdin, timeout), self._loop)
+            try:
+                result = future.result(timeout + self.connect_timeout + 5)
+            except (asyncssh.Error, OSError) as exc:
+                self._drop()
+                raise ClusterError(f"ssh {self.host}:{self.port}: {exc}") from None
+            except (asyncio.TimeoutError, TimeoutError):
+                self._drop()
+                raise ClusterError(f"ssh {self.host}:{self.port}: {argv[0]} did not answer within {timeout:.0f} s") \
+                    from None
+        if result.exit_status is None:  # killed by a signal on the far side
+            raise ClusterError(f"ssh {self.host}: {argv[0]} ended by signal {result.exit_signal}")
+        return CommandResult(tuple(argv), result.exit_status, result.stdout or "", result.stderr or "",
+                             time.monotonic() - started)
+
+    def ensure_dir(self, path: str) -> None:
+        result = self.run(["mkdir", "-p", "--", path], timeout=30)
+        if result.returncode != 0:
+            raise ClusterError(f"cannot create {path} on {self.host}: {result.stderr.strip()}")
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._loop.call_soon_threadsafe(conn.close)
+
+    def close(self) -> None:
+        self._drop()
+        self._loop.call_soon_threadsafe(self._loop.stop)
