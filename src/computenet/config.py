@@ -106,6 +106,9 @@ class ClusterConfig(BaseModel):
     ssh_key: str | None = None  # private key file of the service account
     ssh_known_hosts: str | None = None  # required, unless ssh_accept_any_host_key (test beds only)
     ssh_accept_any_host_key: bool = False
+    # jobs run as each user's mapped Unix identity (cnet admin map-user), never as the service
+    # account; users without an identity there cannot be routed to this cluster
+    run_as_users: bool = False
     timezone: str | None = None  # the cluster's wall-clock zone (IANA name)
     slurm_cluster: str | None = None  # ClusterName in its slurm.conf, if not the same as name
 

@@ -391,3 +391,19 @@ def webhook(account: str, url: Optional[str] = typer.Argument(None, help="omit t
 
     _run(step)
     console.print(f"{account}: webhook {url or 'off'}")
+
+
+@admin_app.command("map-user")
+def map_user(user: str, unix_user: str,
+             cluster: Optional[str] = typer.Option(None, help="only on this cluster (default: every cluster)")) -> None:
+    """Run USER's jobs as UNIX_USER on clusters with run_as_users (their files belong to that login)."""
+    from ..services import identities
+
+    platform = _platform()
+
+    def step():
+        with platform.db.session() as session:
+            identities.map_user(session, accounts.get_user(session, user), unix_user, cluster, WHO())
+
+    _run(step)
+    console.print(f"{user} runs as {unix_user} on {cluster or 'every cluster'}")

@@ -28,6 +28,8 @@ def check(res: ResourceRequest, target: Target, constraints: Constraints) -> Can
         c.refuse(f"in region {target.region or 'unset'}, not {constraints.region}")
     if target.dedicated_to and constraints.tenant not in target.dedicated_to:
         c.refuse(f"{where} is dedicated to {', '.join(target.dedicated_to)}")
+    if target.cluster in constraints.no_identity:
+        c.refuse(f"you have no Unix identity on cluster {target.cluster} (an operator maps one)")
     if target.health == "offline":
         c.refuse(f"cluster {target.cluster} is offline")
     if target.breaker_open:

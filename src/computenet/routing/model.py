@@ -53,6 +53,7 @@ class Constraints:
     max_wait_s: float | None = None
     tenant: str | None = None
     data_at: tuple[str, ...] = ()  # clusters (or sites) that already hold the job's input
+    no_identity: frozenset[str] = frozenset()  # clusters where the user has no Unix identity
 
 
 @dataclass

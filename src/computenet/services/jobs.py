@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -64,7 +64,7 @@ _AVAILABILITY = ("is offline", "circuit open", "no price")
 
 
 def route(session: Session, platform: Platform, spec: JobSpec, account: Account, pinned_cluster: str | None,
-          wanted: RoutingRequest, refuse: bool = True) -> Decision:
+          wanted: RoutingRequest, refuse: bool = True, user_id: int | None = None) -> Decision:
     """The router's decision for this job, or a refusal that says why nowhere fits."""
     clusters = set(session.scalars(select(Cluster.name)))
     if pinned_cluster and pinned_cluster not in clusters:
@@ -86,7 +86,8 @@ def route(session: Session, platform: Platform, spec: JobSpec, account: Account,
         cluster=pinned_cluster, partition=partition, region=wanted.region, max_price=wanted.max_price,
         max_wait_s=None if wanted.max_wait_minutes is None else wanted.max_wait_minutes * 60,
         data_at=tuple(wanted.data_at))
-    decision = routing.decide(session, platform, spec, account, constraints, wanted.policy)
+    decision = routing.decide(session, platform, spec, account, constraints, wanted.policy,
+                              user_id=user_id)
     if decision.chosen is not None or not refuse:
         return decision
     # nowhere: say why, per candidate that was not ruled out by a pin alone
@@ -178,7 +179,7 @@ def submit_job(platform: Platform, user_id: int, script: bytes | str, flags: lis
                 if pinned and pinned != dep_cluster.name:
                     raise InvalidRequest(f"dependencies are on cluster {dep_cluster.name}, not {pinned}")
                 pinned = dep_cluster.name
-        decision = route(session, platform, spec, account, pinned, wanted)
+        decision = route(session, platform, spec, account, pinned, wanted, user_id=user.id)
     first_error: Exception | None = None
     for candidate in list(decision.ranked):
         job_id, request = _prepare(platform, user_id, account.id, text, spec, script_args, script_name,
@@ -229,7 +230,8 @@ def estimate_job(platform: Platform, user_id: int, script: bytes | str, flags: l
         if spec.options.dependency and spec.options.dependency != "singleton":
             _, dep_cluster_id = translate_dependency(session, user, spec.options.dependency)
             pinned = session.get(Cluster, dep_cluster_id).name
-        return route(session, platform, spec, account, pinned, wanted or RoutingRequest(), refuse=False)
+        return route(session, platform, spec, account, pinned, wanted or RoutingRequest(), refuse=False,
+                     user_id=user.id)
 
 
 def _prepare(platform: Platform, user_id: int, account_id: int, text: str, spec: JobSpec, script_args,
@@ -275,7 +277,24 @@ def _prepare(platform: Platform, user_id: int, account_id: int, text: str, spec:
         job.workdir, job.stdout_path, job.stderr_path = job_paths(platform, cluster.name, user.name, job.id, opts)
         session.add(JobEvent(job_id=job.id, from_state=None, to_state=job.state,
                              detail=f"accepted; routed to {target.name} ({decision.policy})"))
-        return job.id, submit_request(job, dependency)
+        return job.id, request_for(session, platform, job, dependency)
+
+
+def request_for(session: Session, platform: Platform, job: Job, dependency: str | None = None) -> SubmitRequest:
+    """What the adapter gets for this job on its current cluster, as its owner's Unix identity there
+    when the cluster runs jobs as users."""
+    request = submit_request(job, dependency)
+    cluster = session.get(Cluster, job.cluster_id)
+    if not platform.cluster_config(cluster.name).run_as_users:
+        return request
+    from .identities import unix_user_for
+
+    unix_user = unix_user_for(session, job.owner_id, cluster.id)
+    if unix_user is None:  # the router rules this out; a mapping removed meanwhile lands here
+        raise InvalidRequest(f"you have no Unix identity on cluster {cluster.name}")
+    owner = session.get(User, job.owner_id)
+    space = paths.user_space(platform.settings.workdir_root(platform.cluster_config(cluster.name)), owner.name)
+    return replace(request, run_as=unix_user, space=space)
 
 
 def job_paths(platform: Platform, cluster_name: str, user_name: str, job_id: int, opts) -> tuple[str, str, str]:

@@ -25,7 +25,7 @@ from ..routing.model import Constraints
 from ..store.models import Account, Cluster, Job, JobEvent, Partition, Transfer, User
 from ..store.types import utcnow
 from . import routing
-from .jobs import apply_state, job_paths, max_cost, submit_request
+from .jobs import apply_state, job_paths, max_cost, request_for
 from .platform import Platform
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,10 @@ class Rerouter:
             job = session.get(Job, job_id)
             job.spec = moved["spec"].model_dump(mode="json")
             job.workdir, job.stdout_path, job.stderr_path = moved["workdir"], moved["out"], moved["err"]
-            request = submit_request(job)
+            cluster_id = job.cluster_id
+            job.cluster_id = session.scalar(select(Cluster.id).where(Cluster.name == moved["cluster"]))
+            request = request_for(session, platform, job)  # as the owner's identity on the new cluster
+            job.cluster_id = cluster_id  # moved for real once the new cluster has it
         try:
             native_id = platform.adapter(moved["cluster"]).submit(request)
         except (SubmitRejected, ClusterError) as exc:
@@ -182,7 +185,7 @@ class Rerouter:
             old_spec = old_spec.model_copy(update={"resources": old_spec.resources.model_copy(
                 update={"partition": job.partition})})
             job.spec = old_spec.model_dump(mode="json")
-            request = submit_request(job)
+            request = request_for(session, self.platform, job)
         try:
             native_id = self.platform.adapter(old_cluster).submit(request)
         except (SubmitRejected, ClusterError) as exc:

@@ -132,7 +132,8 @@ def history(session: Session, cluster_name: str) -> History:
 
 
 def decide(session: Session, platform: Platform, spec: JobSpec, account: Account,
-           constraints: Constraints, policy: str | None = None, exclude: tuple[str, ...] = ()) -> Decision:
+           constraints: Constraints, policy: str | None = None, exclude: tuple[str, ...] = (),
+           user_id: int | None = None) -> Decision:
     """Rank every (cluster, partition) for this job; nothing is written."""
     from .jobs import max_cost  # jobs imports this module
 
@@ -141,7 +142,14 @@ def decide(session: Session, platform: Platform, spec: JobSpec, account: Account
                                            "weights": cfg.weights})
     parts = {(p.cluster.name, p.name): p for p in session.scalars(select(Partition))}
     tenant = session.get(Tenant, account.tenant_id) if account.tenant_id else None
-    constraints = Constraints(**{**constraints.__dict__, "tenant": tenant.name if tenant else None})
+    missing = frozenset()
+    if user_id is not None:  # clusters that run jobs as the user need the user's identity there
+        from .identities import unix_user_for
+
+        missing = frozenset(c.name for c in session.scalars(select(Cluster))
+                            if _runs_as_users(platform, c.name) and unix_user_for(session, user_id, c.id) is None)
+    constraints = Constraints(**{**constraints.__dict__, "tenant": tenant.name if tenant else None,
+                                 "no_identity": missing})
     res = spec.resources
     histories: dict[str, History] = {}
     read: dict[str, list[QueueEntry] | None] = {}  # one queue read per cluster per decision
@@ -169,6 +177,13 @@ def decide(session: Session, platform: Platform, spec: JobSpec, account: Account
     decision.notes += [f"{name}: queue unreadable, start unknown (ranked last)"
                        for name, entries in sorted(read.items()) if entries is None]
     return decision
+
+
+def _runs_as_users(platform: Platform, cluster_name: str) -> bool:
+    try:
+        return platform.cluster_config(cluster_name).run_as_users
+    except KeyError:
+        return False
 
 
 def predicted_start(decision: Decision, now: datetime | None = None) -> datetime | None:

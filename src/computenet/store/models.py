@@ -452,3 +452,16 @@ class Delivery(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UnixIdentity(Base):
+    """Who a platform user is on a cluster: jobs run as this Unix user (cluster None: every cluster)."""
+
+    __tablename__ = "unix_identities"
+    __table_args__ = (UniqueConstraint("user_id", "cluster_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    cluster_id: Mapped[int | None] = mapped_column(ForeignKey("clusters.id"))
+    unix_user: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

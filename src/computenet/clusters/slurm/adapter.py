@@ -45,13 +45,20 @@ class SlurmCluster:
         self.tz = tz  # the cluster's wall-clock zone; None = this host's
         self.timeout = timeout
 
-    def _run(self, argv: list[str], stdin: str | None = None) -> CommandResult:
+    def _run(self, argv: list[str], stdin: str | None = None, as_user: str | None = None) -> CommandResult:
+        if as_user:
+            return self.transport.run(argv, stdin=stdin, timeout=self.timeout, as_user=as_user)
         return self.transport.run(argv, stdin=stdin, timeout=self.timeout)
 
     def submit(self, request: SubmitRequest) -> str:
         # sbatch does not create --chdir; a job in a missing directory fails
-        self.transport.ensure_dir(request.workdir)
-        result = self._run(commands.sbatch_argv(request), stdin=request.script)
+        if request.run_as:
+            if request.space:
+                self.transport.ensure_dir(request.space, owner=request.run_as)
+            self.transport.ensure_dir(request.workdir, as_user=request.run_as)
+        else:
+            self.transport.ensure_dir(request.workdir)
+        result = self._run(commands.sbatch_argv(request), stdin=request.script, as_user=request.run_as)
         if result.returncode != 0:
             raise parsers.sbatch_error(result.stderr or result.stdout)
         return parsers.parse_sbatch(result.stdout)

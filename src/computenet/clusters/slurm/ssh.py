@@ -64,9 +64,12 @@ class SshTransport:
         conn = await self._connection()
         return await asyncio.wait_for(conn.run(command, input=stdin, check=False), timeout)
 
-    def run(self, argv: Sequence[str], stdin: str | None = None, timeout: float = 60) -> CommandResult:
+    def run(self, argv: Sequence[str], stdin: str | None = None, timeout: float = 60,
+            as_user: str | None = None) -> CommandResult:
         import asyncssh
 
+        if as_user:  # per-user keys are not wired yet: never run a user's job as the service account
+            raise ClusterError(f"ssh {self.host}: running as {as_user} needs per-user keys (not configured)")
         command = self.command(argv)
         started = time.monotonic()
         with self._lock:  # one command at a time per connection keeps the order of submissions
@@ -85,8 +88,8 @@ class SshTransport:
         return CommandResult(tuple(argv), result.exit_status, result.stdout or "", result.stderr or "",
                              time.monotonic() - started)
 
-    def ensure_dir(self, path: str) -> None:
-        result = self.run(["mkdir", "-p", "--", path], timeout=30)
+    def ensure_dir(self, path: str, as_user: str | None = None, owner: str | None = None) -> None:
+        result = self.run(["mkdir", "-p", "--", path], timeout=30, as_user=as_user or owner)
         if result.returncode != 0:
             raise ClusterError(f"cannot create {path} on {self.host}: {result.stderr.strip()}")
 

@@ -7,6 +7,7 @@ login node only has to implement ``run``.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from dataclasses import dataclass
@@ -29,11 +30,22 @@ class CommandResult:
 
 
 class Transport(Protocol):
-    def run(self, argv: Sequence[str], stdin: str | None = None, timeout: float = 60) -> CommandResult: ...
+    def run(self, argv: Sequence[str], stdin: str | None = None, timeout: float = 60,
+            as_user: str | None = None) -> CommandResult: ...
 
-    def ensure_dir(self, path: str) -> None:
-        """Create a directory where the cluster's nodes see it (sbatch won't)."""
+    def ensure_dir(self, path: str, as_user: str | None = None, owner: str | None = None) -> None:
+        """Create a directory where the cluster's nodes see it (sbatch won't): as ``as_user``,
+        or (``owner``) created by the service and handed to that user."""
         ...
+
+
+UNIX_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+
+
+def check_unix_user(name: str) -> str:
+    if not UNIX_USER.match(name) or name == "root":
+        raise ValueError(f"invalid Unix user {name!r} for running jobs (a login name, never root)")
+    return name
 
 
 class LocalTransport:
@@ -51,18 +63,30 @@ class LocalTransport:
             env["SLURM_CONF"] = self.slurm_conf
         return env
 
-    def ensure_dir(self, path: str) -> None:
+    def ensure_dir(self, path: str, as_user: str | None = None, owner: str | None = None) -> None:
+        if as_user or owner:
+            argv = ["mkdir", "-p", "--", path] if as_user else ["install", "-d", "-o", check_unix_user(owner),
+                                                               "-m", "0750", "--", path]
+            result = self.run(argv, as_user=as_user, timeout=30)
+            if result.returncode != 0:
+                raise ClusterError(f"cannot create {path} for {as_user or owner}: {result.stderr.strip()}")
+            return
         try:
             os.makedirs(path, exist_ok=True)
         except OSError as exc:
             raise ClusterError(f"cannot create {path}: {exc.strerror}") from None
 
-    def run(self, argv: Sequence[str], stdin: str | None = None, timeout: float = 60) -> CommandResult:
+    def run(self, argv: Sequence[str], stdin: str | None = None, timeout: float = 60,
+            as_user: str | None = None) -> CommandResult:
         if not argv:
             raise ValueError("empty argv")
         command = list(argv)
-        if self.bin_dir:
+        if self.bin_dir and command[0] not in ("mkdir", "install"):
             command[0] = os.path.join(self.bin_dir, command[0])
+        if as_user:
+            # the job's identity: the service (root) drops to the user; otherwise sudo must allow it
+            who = check_unix_user(as_user)
+            command = (["runuser", "-u", who, "--"] if os.geteuid() == 0 else ["sudo", "-n", "-u", who, "--"]) + command
         started = time.monotonic()
         try:
             proc = subprocess.run(

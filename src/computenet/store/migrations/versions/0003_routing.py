@@ -1,4 +1,4 @@
-"""partition node names, cluster registry fields (region, site, ownership, costs, tags, circuit breaker) and routing decisions on jobs
+"""unix identities, partition node names, cluster registry fields (region, site, ownership, costs, tags, circuit breaker) and routing decisions on jobs
 
 Revision ID: 0003
 Revises: 0002
@@ -30,7 +30,23 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('reroutes', sa.Integer(), server_default='0', nullable=False))
 
 
+    op.create_table('unix_identities',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('cluster_id', sa.Integer(), nullable=True),
+    sa.Column('unix_user', sa.String(length=32), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['cluster_id'], ['clusters.id'], name=op.f('fk_unix_identities_cluster_id_clusters')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_unix_identities_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_unix_identities')),
+    sa.UniqueConstraint('user_id', 'cluster_id', name=op.f('uq_unix_identities_user_id_cluster_id'))
+    )
+    with op.batch_alter_table('unix_identities', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_unix_identities_user_id'), ['user_id'], unique=False)
+
+
 def downgrade() -> None:
+    op.drop_table('unix_identities')
     with op.batch_alter_table('partitions', schema=None) as batch_op:
         batch_op.drop_column('node_names')
     with op.batch_alter_table('jobs', schema=None) as batch_op:
