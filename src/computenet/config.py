@@ -99,7 +99,10 @@ class ClusterConfig(BaseModel):
     slurm_conf: str | None = None  # on the host that runs the commands (this one, or the SSH login node)
     bin_dir: str | None = None
     # how Slurm commands reach the cluster: on this host, or on a login node over SSH
-    transport: Literal["local", "ssh"] = "local"
+    transport: Literal["local", "ssh", "rest"] = "local"
+    rest_url: str | None = None  # slurmrestd, e.g. http://login1:6820
+    rest_user: str = "slurm"  # the service's Slurm user for reads
+    rest_token: str | None = None  # a fixed JWT for rest_user; else tokens are minted with scontrol token
     ssh_host: str | None = None
     ssh_port: int = Field(22, ge=1, le=65535)
     ssh_user: str | None = None

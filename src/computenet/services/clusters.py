@@ -33,6 +33,14 @@ def make_adapter(cfg: ClusterConfig, settings: Settings) -> ClusterAdapter:
             max_time_minutes=cfg.max_time_minutes,
         )
     tz = ZoneInfo(cfg.timezone) if cfg.timezone else None
+    if cfg.transport == "rest":
+        from ..clusters.slurmrest.adapter import RestCluster, TokenSource, scontrol_minter
+
+        if not cfg.rest_url:
+            raise ValueError(f"cluster {cfg.name}: transport rest needs rest_url")
+        tokens = TokenSource(cfg.rest_user, None if cfg.rest_token else scontrol_minter(cfg.slurm_conf),
+                             cfg.rest_token)
+        return RestCluster(cfg.name, cfg.rest_url, tokens, slurm_cluster=cfg.slurm_cluster, tz=tz)
     if cfg.transport == "ssh":
         from ..clusters.slurm.ssh import SshTransport
 
