@@ -35,13 +35,25 @@ class BackgroundServices:
                 log.exception("%s failed", name)
             self.stop_event.wait(interval)
 
+    def sync(self) -> None:
+        """Refresh every cluster, and poll the ones registered since the start."""
+        self.platform.sync_clusters()
+        for cfg in list(self.platform.settings.clusters):
+            if cfg.name not in self.pollers and cfg.name in self.platform.adapters:
+                poller = self.pollers[cfg.name] = ClusterPoller(self.platform, cfg.name)
+                thread = threading.Thread(target=self._loop, args=(f"poller {cfg.name}", cfg.poll_interval_s,
+                                                                   poller.run_once), name=f"poller-{cfg.name}",
+                                          daemon=True)
+                self.threads.append(thread)
+                thread.start()
+
     def start(self) -> None:
         for cfg in self.platform.settings.clusters:
             poller = self.pollers[cfg.name]
             thread = threading.Thread(target=self._loop, args=(f"poller {cfg.name}", cfg.poll_interval_s, poller.run_once),
                                       name=f"poller-{cfg.name}", daemon=True)
             self.threads.append(thread)
-        self.threads.append(threading.Thread(target=self._loop, args=("cluster sync", SYNC_INTERVAL_S, self.platform.sync_clusters),
+        self.threads.append(threading.Thread(target=self._loop, args=("cluster sync", SYNC_INTERVAL_S, self.sync),
                                              name="cluster-sync", daemon=True))
         self.threads.append(threading.Thread(target=self._loop, args=("enforcement", ENFORCE_INTERVAL_S,
                                                                       Enforcer(self.platform).run_once),

@@ -22,8 +22,11 @@ class Platform:
         }
 
     def start(self) -> None:
-        """Migrate the schema and register every configured cluster."""
+        """Migrate the schema, add the clusters registered through the API, sync every cluster."""
+        from .registry import load
+
         self.db.migrate()
+        load(self)
         self.sync_clusters()
 
     def sync_clusters(self) -> None:

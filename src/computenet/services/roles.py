@@ -13,6 +13,8 @@ from ..store.models import Account, AccountMember, User
 from .errors import Forbidden, NotFound
 from .tenants import can_see_account
 
+# the network itself: operators only
+OPERATOR_ONLY = frozenset({"cluster_admin"})
 # money coming in, credit, policy and corrections: the platform's own staff
 STAFF_ONLY = frozenset({"topup", "credit_limit", "exhaustion_policy", "reprice", "close_month", "audit"})
 # the project's own settings: also its tenant's admin and its PI
@@ -29,6 +31,10 @@ def require(session: Session, user: User, action: str, account: Account | None =
     """Raise Forbidden (or NotFound for an account the user may not even see)."""
     if account is not None and not can_see_account(session, user, account):
         raise NotFound(f"no account {account.name!r} of yours")
+    if action in OPERATOR_ONLY:
+        if user.is_admin or user.role == "operator":
+            return
+        raise Forbidden(f"{action.replace('_', ' ')} needs the operator role")
     if is_staff(user):
         return
     if action in STAFF_ONLY:

@@ -465,3 +465,16 @@ class UnixIdentity(Base):
     cluster_id: Mapped[int | None] = mapped_column(ForeignKey("clusters.id"))
     unix_user: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RegisteredCluster(Base):
+    """A cluster an operator registered through the API (file-configured ones live in the config file)."""
+
+    __tablename__ = "registered_clusters"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    config: Mapped[dict] = mapped_column(JSON)  # a ClusterConfig, as JSON (Decimals as strings)
+    actor: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -203,3 +203,50 @@ def get_audit(limit: int = Query(100, ge=1, le=10_000), action: str | None = Non
     roles.require(session, user, "audit")
     return [{"id": e.id, "at": e.at.isoformat(), "actor": e.actor, "source": e.source, "action": e.action,
              "target": e.target, "detail": e.detail} for e in audit.events(session, limit, action, target)]
+
+
+# -- the cluster registry ------------------------------------------------------
+
+@router.get("/admin/clusters")
+def list_clusters(user: User = Depends(current_user), session: Session = Depends(get_session),
+                  platform: Platform = Depends(get_platform)):
+    from ...services import registry
+
+    roles.require(session, user, "cluster_admin")
+    return registry.listing(session, platform)
+
+
+@router.post("/admin/clusters", status_code=201)
+async def register_cluster(body: dict, request: Request, user: User = Depends(current_user),
+                           platform: Platform = Depends(get_platform)):
+    from fastapi.concurrency import run_in_threadpool
+
+    from ...services import registry
+
+    with platform.db.session() as session:
+        roles.require(session, user, "cluster_admin")
+    cluster = await run_in_threadpool(registry.register, platform, body, _who(request, user))
+    return {"name": cluster.name, "health": cluster.health, "detail": cluster.health_detail}
+
+
+@router.patch("/admin/clusters/{name}")
+async def update_cluster(name: str, body: dict, request: Request, user: User = Depends(current_user),
+                         platform: Platform = Depends(get_platform)):
+    from fastapi.concurrency import run_in_threadpool
+
+    from ...services import registry
+
+    with platform.db.session() as session:
+        roles.require(session, user, "cluster_admin")
+    cluster = await run_in_threadpool(registry.update, platform, name, body, _who(request, user))
+    return {"name": cluster.name, "health": cluster.health, "detail": cluster.health_detail}
+
+
+@router.delete("/admin/clusters/{name}", status_code=204)
+def deregister_cluster(name: str, request: Request, user: User = Depends(current_user),
+                       platform: Platform = Depends(get_platform)):
+    from ...services import registry
+
+    with platform.db.session() as session:
+        roles.require(session, user, "cluster_admin")
+    registry.deregister(platform, name, _who(request, user))

@@ -1,4 +1,4 @@
-"""unix identities, partition node names, cluster registry fields (region, site, ownership, costs, tags, circuit breaker) and routing decisions on jobs
+"""clusters registered through the API, unix identities, partition node names, cluster registry fields (region, site, ownership, costs, tags, circuit breaker) and routing decisions on jobs
 
 Revision ID: 0003
 Revises: 0002
@@ -43,9 +43,20 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('unix_identities', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_unix_identities_user_id'), ['user_id'], unique=False)
+    op.create_table('registered_clusters',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('config', sa.JSON(), nullable=False),
+    sa.Column('actor', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_registered_clusters')),
+    sa.UniqueConstraint('name', name=op.f('uq_registered_clusters_name'))
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('registered_clusters')
     op.drop_table('unix_identities')
     with op.batch_alter_table('partitions', schema=None) as batch_op:
         batch_op.drop_column('node_names')
