@@ -68,6 +68,11 @@ def test_wait_prediction_on_the_captured_beta_queue():
     # jobs end early in this cluster's history: resources come back sooner
     assert predict_wait(BETA_CPU, queue, 2, 0, 600, History(runtime_ratio=0.5)) == pytest.approx(299)
     assert predict_wait(BETA_CPU, queue, 2, 0, 600, History(bias_s=30)) == 629
+    # per user: root's jobs (all of them here) end at a tenth of their limits; others' at the limit
+    by_user = History(runtime_ratio=1.0, user_ratios=(("root", 0.1),))
+    # job 16 expected at 600 x 0.1 - 1 = 59 s, but a running job is never expected sooner than in a minute
+    assert predict_wait(BETA_CPU, queue, 2, 0, 600, by_user) == 60
+    assert by_user.ratio_for("someone") == 1.0
 
 
 def test_shared_nodes_count_for_each_partition():

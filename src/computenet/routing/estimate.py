@@ -26,8 +26,17 @@ UNLIMITED_S = 365 * 86400
 
 @dataclass(frozen=True)
 class History:
-    runtime_ratio: float = 1.0  # expected run time / time limit (0 < r <= 1)
+    runtime_ratio: float = 1.0  # expected run time / time limit (0 < r <= 1), the cluster's
     bias_s: float = 0.0  # add to every prediction on this cluster
+    # per user (their login on the cluster, as squeue shows it): some users' jobs run to the
+    # limit, others end in minutes; a tuple so that a History can key a cache
+    user_ratios: tuple[tuple[str, float], ...] = ()
+
+    def ratio_for(self, user: str | None) -> float:
+        for name, ratio in self.user_ratios:
+            if name == user:
+                return ratio
+        return self.runtime_ratio
 
 
 def _order_key(entry: QueueEntry) -> tuple:
@@ -59,8 +68,8 @@ def plan(target: Target, queue: list[QueueEntry], history: History = History()) 
     total = Pool(target.nodes * target.cores_per_node, target.nodes * target.gpus_per_node)
     running: list[Running] = []
     pending: list[tuple[QueueEntry, Waiting]] = []
-    ratio = min(1.0, max(0.05, history.runtime_ratio))
     for entry in queue:
+        ratio = min(1.0, max(0.05, history.ratio_for(entry.user)))
         limit = entry.time_limit_s if entry.time_limit_s is not None else UNLIMITED_S
         need = _share(entry, target)
         if need is None:

@@ -20,7 +20,7 @@ from ..routing.easy import QueuePlan
 from ..routing.estimate import History, plan, wait_on
 from ..routing.model import Constraints, Decision, Target
 from ..routing.router import Router
-from ..store.models import Account, Cluster, Job, Partition, Tenant
+from ..store.models import Account, Cluster, Job, Partition, Tenant, User
 from ..store.types import utcnow
 from .platform import Platform
 
@@ -114,21 +114,33 @@ def targets(session: Session, platform: Platform) -> list[Target]:
 
 def history(session: Session, cluster_name: str) -> History:
     """How long jobs really run against their limits there, and how far off predictions were."""
+    from .identities import unix_user_for
+
+    cluster = session.scalar(select(Cluster).where(Cluster.name == cluster_name))
+    if cluster is None:
+        return History()
     rows = session.execute(
-        select(Job.start_time, Job.end_time, Job.time_limit_minutes, Job.predicted_start, Job.submitted_at,
-               Job.routing)
-        .join(Cluster, Cluster.id == Job.cluster_id)
-        .where(Cluster.name == cluster_name, Job.start_time.is_not(None))
+        select(Job.start_time, Job.end_time, Job.time_limit_minutes, Job.predicted_start, Job.routing,
+               Job.owner_id, User.name)
+        .join(User, User.id == Job.owner_id)
+        .where(Job.cluster_id == cluster.id, Job.start_time.is_not(None))
         .order_by(Job.id.desc()).limit(HISTORY_JOBS)).all()
     ratios, errors = [], []
-    for start, end, limit, predicted, submitted, routing in rows:
+    by_user: dict[str, list[float]] = {}
+    logins: dict[int, str] = {}
+    for start, end, limit, predicted, routing, owner_id, owner_name in rows:
         if end is not None and limit:
-            ratios.append(min(1.0, max(0.0, (end - start).total_seconds() / (limit * 60))))
+            ratio = min(1.0, max(0.0, (end - start).total_seconds() / (limit * 60)))
+            ratios.append(ratio)
+            if owner_id not in logins:  # the name squeue shows: the user's login there, if mapped
+                logins[owner_id] = unix_user_for(session, owner_id, cluster.id) or owner_name
+            by_user.setdefault(logins[owner_id], []).append(ratio)
         if predicted is not None and (routing or {}).get("chosen", "").startswith(f"{cluster_name}/"):
             errors.append((start - predicted).total_seconds())
     ratio = statistics.median(ratios) if len(ratios) >= 5 else 1.0
     bias = statistics.median(errors) if len(errors) >= 5 else 0.0
-    return History(runtime_ratio=ratio or 1.0, bias_s=bias)
+    users = tuple(sorted((name, statistics.median(r) or ratio) for name, r in by_user.items() if len(r) >= 3))
+    return History(runtime_ratio=ratio or 1.0, bias_s=bias, user_ratios=users)
 
 
 def decide(session: Session, platform: Platform, spec: JobSpec, account: Account,
