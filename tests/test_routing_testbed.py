@@ -182,7 +182,13 @@ def test_a_job_pending_past_its_prediction_moves_once(net):
     assert any(e.detail.startswith(f"re-routed from beta (job {old_native}") for e in detail.events)
     beta = platform.adapter("beta").status([old_native]).get(old_native)
     assert beta is None or beta.state.value == "CANCELLED"  # gone from beta
-    poll_until(lambda: client.job(job.id).settled, step=step, timeout=90, what="settled on alpha")
+    try:
+        poll_until(lambda: client.job(job.id).settled, step=step, timeout=90, what="settled on alpha")
+    except AssertionError:
+        late = client.job(job.id)
+        raise AssertionError(f"not settled: {late.state} {late.native_id} {late.cluster} "
+                             f"{[(e.to_state, e.detail) for e in late.events]} "
+                             f"{platform.adapter('alpha').status([late.native_id])}") from None
     with platform.db.session() as session:
         assert session.scalar(select(func.count(Charge.id)).where(Charge.job_id == job.id)) == 1
         open_holds = [t for t in session.scalars(select(Transfer).where(Transfer.kind == "hold"))

@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ..billing import funds, ledger
 from ..clusters.base import ClusterError, SubmitRejected
 from ..domain.resources import JobSpec
 from ..domain.states import JobState
 from ..routing.model import Constraints
-from ..store.models import Account, Cluster, Job, JobEvent, Partition, Transfer, User
+from ..store.models import Account, Cluster, Job, JobEvent, Partition, Transfer, UsageRecordRow, User
 from ..store.types import utcnow
 from . import routing
 from .jobs import apply_state, job_paths, max_cost, request_for
@@ -142,6 +142,10 @@ class Rerouter:
             if old_hold is not None and ledger.open_hold(session, old_hold):
                 ledger.resolve(session, f"void:{old_hold.key}", old_hold, 0, memo=f"job {job_id} moved")
             cluster = session.scalar(select(Cluster).where(Cluster.name == moved["cluster"]))
+            # what accounting said of the copy that waited there (nothing ran) is no longer this job's
+            session.execute(update(UsageRecordRow).where(UsageRecordRow.job_id == job.id,
+                                                         UsageRecordRow.cluster_id == job.cluster_id)
+                            .values(job_id=None))
             detail = (f"re-routed from {old_cluster} (job {old_native}, pending past its predicted start "
                       f"{job.predicted_start:%H:%M:%S}) to {moved['cluster']}/{moved['partition']} as {native_id}")
             job.cluster_id, job.partition, job.native_id = cluster.id, moved["partition"], native_id
@@ -199,5 +203,8 @@ class Rerouter:
         with self.platform.db.session() as session:
             job = session.get(Job, job_id)
             job.native_id, job.reroutes = native_id, job.reroutes + 1
+            session.execute(update(UsageRecordRow).where(UsageRecordRow.job_id == job.id,
+                                                         UsageRecordRow.native_id != native_id)
+                            .values(job_id=None))  # the cancelled copy's record is not this job's
             session.add(JobEvent(job_id=job.id, from_state=job.state, to_state=job.state,
                                  detail=f"re-routing failed ({why}); resubmitted to {old_cluster} as {native_id}"))

@@ -60,7 +60,9 @@ def settle_pass(db: Database, cluster_id: int, billing: BillingConfig = BillingC
             job = session.get(Job, job_id)
             if job.settled_at is not None:
                 continue
-            records = session.scalars(select(UsageRecordRow).where(UsageRecordRow.job_id == job.id)).all()
+            # the records of where it ran (a re-routed job also has the cancelled copy's elsewhere)
+            records = session.scalars(select(UsageRecordRow).where(
+                UsageRecordRow.job_id == job.id, UsageRecordRow.cluster_id == job.cluster_id)).all()
             if not records or len(records) < expected_records(job):
                 continue  # an array task's record may still be on its way
             if not all(r.state in _TERMINAL and r.end_time is not None for r in records):

@@ -53,15 +53,7 @@ def set_member(session: Session, account: Account, user: User, role: str = "memb
                spend_limit: object | None = None) -> AccountMember:
     if role not in MEMBER_ROLES:
         raise InvalidRequest(f"unknown member role {role!r} (use {', '.join(MEMBER_ROLES)})")
-    limit = None
-    if spend_limit is not None:
-        try:
-            limit = to_decimal(spend_limit)
-            cents(limit)
-        except (MoneyError, LedgerError) as exc:
-            raise InvalidRequest(f"spending limit: {exc}") from None
-        if limit < 0:
-            raise InvalidRequest("a spending limit cannot be negative")
+    limit = None if spend_limit is None else cap_amount(spend_limit, "a spending limit")
     member = session.get(AccountMember, (account.id, user.id))
     if member is None:
         member = AccountMember(account_id=account.id, user_id=user.id)
@@ -71,6 +63,18 @@ def set_member(session: Session, account: Account, user: User, role: str = "memb
         user.default_account_id = account.id
     session.flush()
     return member
+
+
+def cap_amount(value: object, what: str) -> Decimal:
+    """A non-negative amount in whole cents (a limit or a budget); a clear error otherwise."""
+    try:
+        amount = to_decimal(value)
+        cents(amount)
+    except (MoneyError, LedgerError) as exc:
+        raise InvalidRequest(f"{what}: {exc}") from None
+    if amount < 0:
+        raise InvalidRequest(f"{what} cannot be negative")
+    return amount
 
 
 def remove_member(session: Session, account: Account, user: User) -> None:
@@ -135,17 +139,7 @@ def set_budget(session: Session, account: Account, amount: object | None, period
     """A cap on what the account's jobs may cost, apart from the money on it (None: no cap)."""
     if period not in BUDGET_PERIODS:
         raise InvalidRequest(f"unknown budget period {period!r} (use {', '.join(BUDGET_PERIODS)})")
-    if amount is None:
-        account.budget = None
-    else:
-        try:
-            value = to_decimal(amount)
-            cents(value)
-        except (MoneyError, LedgerError) as exc:
-            raise InvalidRequest(f"budget: {exc}") from None
-        if value < 0:
-            raise InvalidRequest("a budget cannot be negative")
-        account.budget = value
+    account.budget = None if amount is None else cap_amount(amount, "a budget")
     account.budget_period = period
     session.flush()
 

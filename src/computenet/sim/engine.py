@@ -197,37 +197,27 @@ def simulate(trace: Trace, clusters: list[SimCluster], policy: Policy,
             timeline.append((next_sample, [s.spec.cores - s.free.cores for s in states]))
             next_sample += sample_every
         touched: set[int] = set()
-        if kind == 0:
-            index, job = payload
-            states[index].finish(job)
-            last_end = max(last_end, now)
-            touched.add(index)
-        else:
-            job = payload
-            if not any(s.fits(job) for s in states):
+        # everything at this instant first (ends before arrivals), then schedule once per touched cluster
+        batch = [(kind, payload)]
+        while events and events[0][0] == now:
+            _, kind2, _, payload2 = heapq.heappop(events)
+            batch.append((kind2, payload2))
+        for kind, payload in batch:
+            if kind == 0:
+                index, job = payload
+                states[index].finish(job)
+                last_end = max(last_end, now)
+                touched.add(index)
+                continue
+            if not any(s.fits(payload) for s in states):
                 unrunnable += 1
                 continue
-            index = policy.choose(job, now, states)
-            states[index].enqueue(job)
+            index = policy.choose(payload, now, states)
+            states[index].enqueue(payload)
             touched.add(index)
             done += 1
             if progress is not None and done % 1000 == 0:
                 progress(1000)
-        # everything at this instant first, then schedule once per touched cluster
-        while events and events[0][0] == now:
-            _, kind2, _, payload2 = heapq.heappop(events)
-            if kind2 == 0:
-                index, job = payload2
-                states[index].finish(job)
-                touched.add(index)
-            else:
-                if not any(s.fits(payload2) for s in states):
-                    unrunnable += 1
-                    continue
-                index = policy.choose(payload2, now, states)
-                states[index].enqueue(payload2)
-                touched.add(index)
-                done += 1
         if rerouting is not None and now >= next_reroute:
             next_reroute = now + rerouting.every_s
             for index in sorted(touched):  # place what can start now first, then look at the rest
