@@ -206,12 +206,19 @@ def ssh_login(tmp_path_factory):
     base = tmp_path_factory.mktemp("sshd")
     for key in ("host", "client"):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(base / key)], check=True)
-    (base / "authorized_keys").write_text((base / "client.pub").read_text())
+    # sshd reads authorized_keys as the user logging in: it must be readable by other logins too
+    import tempfile
+
+    keys_dir = Path(tempfile.mkdtemp(prefix="computenet-sshd-", dir="/tmp"))
+    keys_dir.chmod(0o755)
+    authorized = keys_dir / "authorized_keys"
+    authorized.write_text((base / "client.pub").read_text())
+    authorized.chmod(0o644)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     (base / "sshd_config").write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {base / 'host'}\nAuthorizedKeysFile {base / 'authorized_keys'}\n"
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {base / 'host'}\nAuthorizedKeysFile {authorized}\n"
         "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
         f"PermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\nPidFile {base / 'sshd.pid'}\n")
     (base / "known_hosts").write_text(f"[127.0.0.1]:{port} {(base / 'host.pub').read_text().split(' ')[0]} "
@@ -229,6 +236,7 @@ def ssh_login(tmp_path_factory):
                 pytest.fail(f"sshd did not start: {(base / 'sshd.log').read_text()[-2000:]}")
             time.sleep(0.1)
     yield {"host": "127.0.0.1", "port": port, "user": "root", "key": str(base / "client"),
-           "known_hosts": str(base / "known_hosts")}
+           "known_hosts": str(base / "known_hosts"), "authorized_keys": str(authorized)}
     proc.terminate()
     proc.wait(10)
+    shutil.rmtree(keys_dir, ignore_errors=True)

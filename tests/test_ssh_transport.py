@@ -81,3 +81,46 @@ def test_a_job_through_ssh_is_submitted_tracked_and_charged(ssh_login, testbed, 
     with platform.db.session() as session:
         assert len(session.scalars(select(Charge).where(Charge.job_id == job.id)).all()) == 1
     platform.adapter("alpha").transport.close()
+
+
+def test_a_users_job_over_ssh_runs_as_that_user_with_their_key(ssh_login, testbed, make_platform, tmp_path):
+    import os
+    import pwd
+    import subprocess
+    from decimal import Decimal
+    from pathlib import Path
+
+    from computenet.services import accounts, audit, identities
+
+    login = "cnet-sshu"
+    try:
+        pwd.getpwnam(login)
+    except KeyError:  # a login shell, and an account that is not locked: sshd lets it in with a key
+        subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/sh", login], check=True)
+        subprocess.run(["usermod", "-p", "*", login], check=True)
+    subprocess.run(["sacctmgr", "-i", "add", "user", f"name={login}", "account=research", "cluster=alpha"],
+                   env={**os.environ, "SLURM_CONF": testbed["SLURM_CONF_ALPHA"]}, capture_output=True, timeout=60)
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / login)], check=True)
+    with open(ssh_login["authorized_keys"], "a") as handle:
+        handle.write((keys / f"{login}.pub").read_text())
+    work = str(Path(os.environ["COMPUTENET_TESTBED"]) / "work")
+    cfg = ClusterConfig(name="alpha", kind="slurm", transport="ssh", ssh_host=ssh_login["host"],
+                        ssh_port=ssh_login["port"], ssh_user="root", ssh_key=ssh_login["key"],
+                        ssh_known_hosts=ssh_login["known_hosts"], ssh_user_key=str(keys / "{user}"),
+                        run_as_users=True, slurm_conf=testbed["SLURM_CONF_ALPHA"], workdir_root=work,
+                        prices={"*": Price(core_hour=Decimal("0.05"))})
+    platform = make_platform([cfg])
+    user_id, token = add_user(platform, "sue", balance="10.00")
+    with platform.db.session() as session:
+        identities.map_user(session, accounts.get_user(session, "sue"), login, "alpha", audit.SYSTEM)
+    poller = ClusterPoller(platform, "alpha")
+    with EmbeddedServer(platform, run_services=False) as server, ComputeNetClient(server.url, token) as client:
+        job = client.submit("#!/bin/bash\n#SBATCH -c 1 -t 5\nid -un > who.txt\n")
+        done = poll_until(lambda: (lambda j: j if j.settled else None)(client.job(job.id)), step=poller.run_once,
+                          timeout=90, what="settled")
+    who = Path(done.workdir) / "who.txt"
+    assert who.read_text().strip() == login and who.stat().st_uid == pwd.getpwnam(login).pw_uid
+    assert Path(done.workdir).stat().st_uid == pwd.getpwnam(login).pw_uid  # made by the user over their login
+    platform.adapter("alpha").transport.close()

@@ -109,6 +109,8 @@ class ClusterConfig(BaseModel):
     ssh_key: str | None = None  # private key file of the service account
     ssh_known_hosts: str | None = None  # required, unless ssh_accept_any_host_key (test beds only)
     ssh_accept_any_host_key: bool = False
+    # with run_as_users: each user's private key, "{user}" replaced by their login there
+    ssh_user_key: str | None = None
     # jobs run as each user's mapped Unix identity (cnet admin map-user), never as the service
     # account; users without an identity there cannot be routed to this cluster
     run_as_users: bool = False

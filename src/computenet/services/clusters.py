@@ -49,7 +49,7 @@ def make_adapter(cfg: ClusterConfig, settings: Settings) -> ClusterAdapter:
         transport = SshTransport(cfg.ssh_host, port=cfg.ssh_port, username=cfg.ssh_user,
                                  client_keys=[cfg.ssh_key] if cfg.ssh_key else [], known_hosts=cfg.ssh_known_hosts,
                                  accept_any_host_key=cfg.ssh_accept_any_host_key, slurm_conf=cfg.slurm_conf,
-                                 bin_dir=cfg.bin_dir)
+                                 bin_dir=cfg.bin_dir, user_key_template=cfg.ssh_user_key)
     else:
         transport = LocalTransport(cfg.slurm_conf, cfg.bin_dir)
     return SlurmCluster(cfg.name, transport, tz=tz, slurm_cluster=cfg.slurm_cluster)

@@ -16,7 +16,7 @@ import time
 from typing import Sequence
 
 from ..base import ClusterError
-from .transport import CommandResult
+from .transport import CommandResult, check_unix_user
 
 REMOTE_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
 
@@ -24,7 +24,8 @@ REMOTE_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
 class SshTransport:
     def __init__(self, host: str, *, port: int = 22, username: str | None = None, client_keys: Sequence[str] = (),
                  known_hosts: str | None = None, accept_any_host_key: bool = False, slurm_conf: str | None = None,
-                 bin_dir: str | None = None, connect_timeout: float = 15.0) -> None:
+                 bin_dir: str | None = None, connect_timeout: float = 15.0,
+                 user_key_template: str | None = None) -> None:
         if known_hosts is None and not accept_any_host_key:
             raise ValueError(f"ssh to {host}: give a known_hosts file (or accept_any_host_key for a test bed)")
         self.host, self.port, self.username = host, port, username
@@ -35,7 +36,9 @@ class SshTransport:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"ssh-{host}", daemon=True)
         self._thread.start()
-        self._conn = None
+        # a user's jobs go over the user's own connection, with the user's key: "{user}" in the path
+        self.user_key_template = user_key_template
+        self._conns: dict[str | None, object] = {}
         self._lock = threading.Lock()
 
     def command(self, argv: Sequence[str]) -> str:
@@ -43,44 +46,51 @@ class SshTransport:
         if not argv:
             raise ValueError("empty argv")
         words = list(argv)
-        if self.bin_dir:
+        if self.bin_dir and words[0] not in ("mkdir", "install"):
             words[0] = f"{self.bin_dir.rstrip('/')}/{words[0]}"
         env = ["env", "-i", f"PATH={REMOTE_PATH}", "LANG=C.UTF-8"]
         if self.slurm_conf:
             env.append(f"SLURM_CONF={self.slurm_conf}")
         return shlex.join(env + words)
 
-    async def _connection(self):
+    async def _connection(self, as_user: str | None):
         import asyncssh
 
-        if self._conn is None or self._conn.is_closed():
-            self._conn = await asyncio.wait_for(asyncssh.connect(
-                self.host, port=self.port, username=self.username, client_keys=self.client_keys or None,
+        conn = self._conns.get(as_user)
+        if conn is None or conn.is_closed():
+            if as_user is None:
+                username, keys = self.username, self.client_keys or None
+            else:
+                username, keys = as_user, [self.user_key_template.format(user=as_user)]
+            conn = self._conns[as_user] = await asyncio.wait_for(asyncssh.connect(
+                self.host, port=self.port, username=username, client_keys=keys,
                 known_hosts=self.known_hosts if self.known_hosts is not None else None,
                 agent_path=None, config=None), self.connect_timeout)
-        return self._conn
+        return conn
 
-    async def _run(self, command: str, stdin: str | None, timeout: float):
-        conn = await self._connection()
+    async def _run(self, command: str, stdin: str | None, timeout: float, as_user: str | None):
+        conn = await self._connection(as_user)
         return await asyncio.wait_for(conn.run(command, input=stdin, check=False), timeout)
 
     def run(self, argv: Sequence[str], stdin: str | None = None, timeout: float = 60,
             as_user: str | None = None) -> CommandResult:
         import asyncssh
 
-        if as_user:  # per-user keys are not wired yet: never run a user's job as the service account
-            raise ClusterError(f"ssh {self.host}: running as {as_user} needs per-user keys (not configured)")
+        if as_user:  # never a user's job as the service account: their own login, with their own key
+            check_unix_user(as_user)
+            if not self.user_key_template:
+                raise ClusterError(f"ssh {self.host}: running as {as_user} needs per-user keys (ssh_user_key)")
         command = self.command(argv)
         started = time.monotonic()
         with self._lock:  # one command at a time per connection keeps the order of submissions
-            future = asyncio.run_coroutine_threadsafe(self._run(command, stdin, timeout), self._loop)
+            future = asyncio.run_coroutine_threadsafe(self._run(command, stdin, timeout, as_user), self._loop)
             try:
                 result = future.result(timeout + self.connect_timeout + 5)
             except (asyncssh.Error, OSError) as exc:
-                self._drop()
+                self._drop(as_user)
                 raise ClusterError(f"ssh {self.host}:{self.port}: {exc}") from None
             except (asyncio.TimeoutError, TimeoutError):
-                self._drop()
+                self._drop(as_user)
                 raise ClusterError(f"ssh {self.host}:{self.port}: {argv[0]} did not answer within {timeout:.0f} s") \
                     from None
         if result.exit_status is None:  # killed by a signal on the far side
@@ -89,15 +99,19 @@ class SshTransport:
                              time.monotonic() - started)
 
     def ensure_dir(self, path: str, as_user: str | None = None, owner: str | None = None) -> None:
-        result = self.run(["mkdir", "-p", "--", path], timeout=30, as_user=as_user or owner)
+        # the user's own space: made by the service for its owner; inside it, the user makes their own
+        argv = (["install", "-d", "-o", check_unix_user(owner), "-m", "0750", "--", path] if owner and not as_user
+                else ["mkdir", "-p", "--", path])
+        result = self.run(argv, timeout=30, as_user=as_user)
         if result.returncode != 0:
             raise ClusterError(f"cannot create {path} on {self.host}: {result.stderr.strip()}")
 
-    def _drop(self) -> None:
-        conn, self._conn = self._conn, None
+    def _drop(self, as_user: str | None = None) -> None:
+        conn = self._conns.pop(as_user, None)
         if conn is not None:
             self._loop.call_soon_threadsafe(conn.close)
 
     def close(self) -> None:
-        self._drop()
+        for user in list(self._conns):
+            self._drop(user)
         self._loop.call_soon_threadsafe(self._loop.stop)
