@@ -148,3 +148,17 @@ def test_router_applies_bounds_and_keeps_every_candidate():
     assert out["chosen"] == "beta/cpu" and len(out["candidates"]) == 2
     with pytest.raises(ValueError):
         Router("fastest")
+
+
+def test_node_features_rule_out_what_cannot_meet_a_constraint():
+    from computenet.routing.feasibility import missing_features
+
+    skylake = Target("beta", "cpu", 1, 16, 64000, is_default=True, features=frozenset({"cpu", "skylake"}))
+    job = ResourceRequest(time_limit_minutes=5, constraint="icelake")
+    assert feasibility.check(job, skylake, Constraints()).reasons == ["nodes of partition cpu lack feature icelake"]
+    assert feasibility.check(ResourceRequest(time_limit_minutes=5, constraint="cpu&skylake"), skylake,
+                             Constraints()).feasible
+    assert missing_features("icelake|skylake", frozenset({"skylake"})) is None
+    assert missing_features("a&b", frozenset({"a"})) == "b"
+    assert missing_features("[rack1|rack2]", frozenset()) is None  # Slurm's to judge
+    assert missing_features("x", None) is None  # features unknown: Slurm's to judge

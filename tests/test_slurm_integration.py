@@ -139,7 +139,8 @@ def test_refusals_leave_nothing(bed):
         (["-p", "gpu", "--gres=gpu:a100:5"], "5 GPUs on a node"),  # we refuse before sbatch
         (["-c", "1000"], "1000 cores"),  # Slurm would queue this forever
         (["-p", "debug", "-t", "1:00:00"], "above the maximum"),  # and this
-        (["-C", "no-such-feature"], "refused the job"),  # Slurm itself refuses
+        (["-C", "no-such-feature"], "lack feature no-such-feature"),  # nodes do not have it (sinfo %f)
+        (["-C", "[nope1|nope2]"], "refused the job"),  # a form we leave to Slurm, which refuses it
     ]
     for args, fragment in cases:
         with pytest.raises(ApiError) as err:

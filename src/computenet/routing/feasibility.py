@@ -48,6 +48,9 @@ def check(res: ResourceRequest, target: Target, constraints: Constraints) -> Can
                      f"{target.gpus_per_node}")
         elif res.gpu_type and target.gpu_type and res.gpu_type != target.gpu_type:
             c.refuse(f"{where} has {target.gpu_type} GPUs, not {res.gpu_type}")
+    missing = missing_features(res.constraint, target.features)
+    if missing:
+        c.refuse(f"nodes of {where} lack feature {missing}")
     mem = res.mem_per_node_needed_mb()
     if mem > target.mem_per_node_mb:
         c.refuse(f"asks for {mem} MB of memory on a node; nodes of {where} have {target.mem_per_node_mb} MB")
@@ -60,3 +63,17 @@ def check(res: ResourceRequest, target: Target, constraints: Constraints) -> Can
     data = constraints.data_at
     c.has_data = bool(data) and (target.cluster in data or (bool(target.site) and target.site in data))
     return c
+
+
+def missing_features(constraint: str | None, features: frozenset[str] | None) -> str | None:
+    """A -C constraint the partition's nodes cannot meet: "a&b" needs both, "a|b" either.
+    Brackets, counts and node-dependent forms are left to Slurm (None)."""
+    if not constraint or features is None or any(ch in constraint for ch in "[]*()"):
+        return None
+    if "&" in constraint and "|" in constraint:
+        return None
+    if "|" in constraint:
+        options = [f for f in constraint.split("|") if f]
+        return None if any(f in features for f in options) else " or ".join(options)
+    lacking = [f for f in constraint.split("&") if f and f not in features]
+    return " and ".join(lacking) or None

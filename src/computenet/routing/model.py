@@ -34,6 +34,7 @@ class Target:
     tags: tuple[str, ...] = ()
     dedicated_to: tuple[str, ...] = ()  # tenant names; empty = everyone
     node_names: frozenset[str] = frozenset()  # to see jobs of other partitions on the same nodes
+    features: frozenset[str] | None = None  # on every node; None: not known (then Slurm decides)
     # partitions of the same cluster whose nodes all lie inside this one's (their waiting jobs compete)
     nested_partitions: frozenset[str] = frozenset()
 

@@ -94,6 +94,7 @@ def sync_cluster(session: Session, cfg: ClusterConfig, adapter: ClusterAdapter) 
         part.available = info.available
         part.product_line = cfg.product_line(info.name)
         part.node_names = list(info.node_names)
+        part.features = list(info.features)
         price = cfg.price_for(info.name)
         if price is None:
             log.error("cluster %s partition %s has no price: jobs there are refused until one is configured",

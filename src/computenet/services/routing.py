@@ -108,7 +108,8 @@ def targets(session: Session, platform: Platform) -> list[Target]:
                 health=cluster.health, priced=part.price_core_hour is not None,
                 breaker_open=cluster.breaker_open_until is not None and cluster.breaker_open_until > now,
                 backfill=cluster.kind == "slurm", tags=tuple(cluster.tags or ()),
-                dedicated_to=tuple(cfg.dedicated.get(part.name, ())), node_names=mine, nested_partitions=nested))
+                dedicated_to=tuple(cfg.dedicated.get(part.name, ())), node_names=mine, nested_partitions=nested,
+                features=frozenset(part.features) if part.features is not None and part.node_names else None))
     return out
 
 

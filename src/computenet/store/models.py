@@ -81,6 +81,7 @@ class Partition(Base):
     product_line: Mapped[str] = mapped_column(String(32), default="hpc")
     billing_strategy: Mapped[str] = mapped_column(String(24), default="cores")
     node_names: Mapped[list | None] = mapped_column(JSON, default=list)  # partitions may share nodes
+    features: Mapped[list | None] = mapped_column(JSON, default=list)  # on every node (for -C)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     cluster: Mapped[Cluster] = relationship(back_populates="partitions")

@@ -24,6 +24,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('breaker_open_until', sa.DateTime(), nullable=True))
     with op.batch_alter_table('partitions', schema=None) as batch_op:
         batch_op.add_column(sa.Column('node_names', sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column('features', sa.JSON(), nullable=True))
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.add_column(sa.Column('routing', sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column('predicted_start', sa.DateTime(), nullable=True))
@@ -59,6 +60,7 @@ def downgrade() -> None:
     op.drop_table('registered_clusters')
     op.drop_table('unix_identities')
     with op.batch_alter_table('partitions', schema=None) as batch_op:
+        batch_op.drop_column('features')
         batch_op.drop_column('node_names')
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         for column in ('reroutes', 'predicted_start', 'routing'):
