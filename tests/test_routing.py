@@ -162,3 +162,20 @@ def test_node_features_rule_out_what_cannot_meet_a_constraint():
     assert missing_features("a&b", frozenset({"a"})) == "b"
     assert missing_features("[rack1|rack2]", frozenset()) is None  # Slurm's to judge
     assert missing_features("x", None) is None  # features unknown: Slurm's to judge
+
+
+def test_the_circuit_breaker_opens_after_failures_and_closes_on_success(platform):
+    from computenet.services import routing as live
+
+    cfg = platform.settings.routing  # 3 failures in a row keep a cluster out for 120 s
+    with platform.db.session() as session:
+        for _ in range(cfg.breaker_failures - 1):
+            live.record_failure(session, "local", platform)
+        assert not any(t.breaker_open for t in live.targets(session, platform))
+        live.record_failure(session, "local", platform)
+        (target,) = live.targets(session, platform)
+        assert target.breaker_open
+        c = feasibility.check(ResourceRequest(time_limit_minutes=5), target, Constraints())
+        assert c.reasons == ["cluster local failed recent submissions (circuit open)"]
+        live.record_success(session, "local")
+        assert not live.targets(session, platform)[0].breaker_open
