@@ -68,12 +68,27 @@ def _price(session: Session, cluster_id: int, partition: str, resource: str, at:
 
 def prices_at(session: Session, cluster_id: int, partition: str, at: datetime, qos: str = "",
               gpu_model: str | None = None) -> Prices | None:
-    """The prices in force at ``at``; None when the core-hour price is missing."""
-    core = _price(session, cluster_id, partition, "core_hour", at, qos, "")
+    """The prices in force at ``at``; None when the core-hour price is missing (one query for all three)."""
+    rows = session.scalars(
+        select(PriceItem).where(
+            PriceItem.cluster_id == cluster_id, PriceItem.resource.in_(RESOURCES),
+            PriceItem.partition.in_([partition, "*"]), PriceItem.qos.in_([qos, ""]),
+            PriceItem.gpu_model.in_([gpu_model or "", ""]), PriceItem.effective_from <= at,
+        )
+    ).all()
+
+    def best(resource: str, models: tuple[str, ...]) -> Decimal | None:
+        mine = [r for r in rows if r.resource == resource and r.gpu_model in models]
+        if not mine:
+            return None
+        return max(mine, key=lambda r: (r.partition != "*", r.qos != "", r.gpu_model != "", r.effective_from,
+                                        r.version)).unit_price
+
+    core = best("core_hour", ("",))
     if core is None:
         return None
-    gpu = _price(session, cluster_id, partition, "gpu_hour", at, qos, gpu_model or "")
-    mem = _price(session, cluster_id, partition, "mem_gb_hour", at, qos, "")
+    gpu = best("gpu_hour", (gpu_model or "", ""))
+    mem = best("mem_gb_hour", ("",))
     return Prices(core, gpu or Decimal("0"), mem or Decimal("0"))
 
 

@@ -251,7 +251,9 @@ def _prepare(platform: Platform, user_id: int, account_id: int, text: str, spec:
         slurm_account = enforcement.slurm_account_for(session, cluster.id, account.id)
         cluster_spec = spec.model_copy(update={"resources": res.model_copy(update={
             "account": slurm_account, "partition": part.name, "time_limit_minutes": limit})})
-        cost = max_cost(session, platform, cluster_spec, limit, part, account)
+        # the router priced this very job on this partition a moment ago (same limit, same prices)
+        cost = candidate.price if candidate.price is not None else max_cost(session, platform, cluster_spec,
+                                                                              limit, part, account)
         tenants.check_spend_limit(session, user, account, cost)
         opts = spec.options
         name = clean_name(opts.job_name or (os.path.basename(script_name) if script_name else "job"))

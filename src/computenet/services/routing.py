@@ -12,7 +12,7 @@ import time
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from ..clusters.base import ClusterError, QueueEntry
 from ..domain.resources import JobSpec
@@ -26,6 +26,7 @@ from .platform import Platform
 
 log = logging.getLogger(__name__)
 HISTORY_JOBS = 200
+HISTORY_TTL_S = 60.0
 
 
 class QueueCache:
@@ -37,6 +38,7 @@ class QueueCache:
         self._entries: dict[str, tuple[float, list[QueueEntry] | None]] = {}
         # plans made on a snapshot serve every decision while the snapshot does
         self._plans: dict[tuple[int, str, History], QueuePlan] = {}
+        self._history: dict[str, tuple[float, History]] = {}
 
     def get(self, cluster: str) -> list[QueueEntry] | None:
         """The cluster's live queue, or None when it cannot be read (the wait is then unknown)."""
@@ -58,6 +60,17 @@ class QueueCache:
                 self._plans = {k: v for k, v in self._plans.items() if k[0] != id(old[1])}
         return entries
 
+    def history(self, session: Session, cluster: str) -> History:
+        """History changes slowly: computed at most once a minute per cluster."""
+        with self._lock:
+            cached = self._history.get(cluster)
+        if cached and time.monotonic() - cached[0] < HISTORY_TTL_S:
+            return cached[1]
+        value = history(session, cluster)
+        with self._lock:
+            self._history[cluster] = (time.monotonic(), value)
+        return value
+
     def plan(self, target: Target, entries: list[QueueEntry], history: History) -> QueuePlan:
         key = (id(entries), target.name, history)
         with self._lock:
@@ -74,6 +87,7 @@ class QueueCache:
         with self._lock:
             if cluster is None:
                 self._entries.clear()
+                self._history.clear()
             else:
                 self._entries.pop(cluster, None)
 
@@ -88,7 +102,7 @@ def queues(platform: Platform) -> QueueCache:
 def targets(session: Session, platform: Platform) -> list[Target]:
     now = utcnow()
     out = []
-    for cluster in session.scalars(select(Cluster).order_by(Cluster.name)):
+    for cluster in session.scalars(select(Cluster).options(selectinload(Cluster.partitions)).order_by(Cluster.name)):
         try:
             cfg = platform.cluster_config(cluster.name)
         except KeyError:
@@ -153,7 +167,7 @@ def decide(session: Session, platform: Platform, spec: JobSpec, account: Account
     cfg = platform.settings.routing
     router = Router(policy or cfg.policy, {"max_wait_s": cfg.owned_first_max_wait_minutes * 60,
                                            "weights": cfg.weights})
-    parts = {(p.cluster.name, p.name): p for p in session.scalars(select(Partition))}
+    parts = {(name, p.name): p for p, name in session.execute(select(Partition, Cluster.name).join(Cluster))}
     tenant = session.get(Tenant, account.tenant_id) if account.tenant_id else None
     missing = frozenset()
     if user_id is not None:  # clusters that run jobs as the user need the user's identity there
@@ -181,7 +195,7 @@ def decide(session: Session, platform: Platform, spec: JobSpec, account: Account
         if entries is None:
             return None
         if target.cluster not in histories:
-            histories[target.cluster] = history(session, target.cluster)
+            histories[target.cluster] = queues(platform).history(session, target.cluster)
         queue_plan = queues(platform).plan(target, entries, histories[target.cluster])
         return wait_on(queue_plan, res.total_cores, res.total_gpus, minutes * 60, histories[target.cluster])
 
