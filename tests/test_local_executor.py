@@ -135,3 +135,16 @@ def test_partitions_and_health(cluster):
     (part,) = cluster.partitions()
     assert (part.name, part.cores_per_node, part.nodes, part.is_default) == ("local", 2, 1, True)
     assert cluster.health().state.value == "online"
+
+
+def test_a_suspended_job_can_be_resumed_and_cancelled(cluster, tmp_path):
+    job = cluster.submit(request(tmp_path, "#!/bin/bash\nsleep 60\n"))
+    poll_until(lambda: cluster.status([job])[job].state is JobState.RUNNING, what="RUNNING")
+    cluster.pause(job)
+    poll_until(lambda: cluster.status([job])[job].state is JobState.SUSPENDED, what="SUSPENDED")
+    cluster.resume(job)
+    poll_until(lambda: cluster.status([job])[job].state is JobState.RUNNING, what="RUNNING again")
+    cluster.pause(job)
+    poll_until(lambda: cluster.status([job])[job].state is JobState.SUSPENDED, what="SUSPENDED again")
+    cluster.cancel(job)  # a stopped job is woken to hear it
+    assert wait_terminal(cluster, [job])[job].state is JobState.CANCELLED

@@ -175,16 +175,20 @@ class LocalCluster:
             )
         return result
 
-    def cancel(self, native_id: str) -> None:
+    def _known_dir(self, native_id: str):
         job_dir = self._job_dir(native_id)
         if not (job_dir / "state.json").exists():
             raise LookupError(f"cluster {self.name} has no job {native_id}")
+        return job_dir
+
+    def cancel(self, native_id: str) -> None:
+        job_dir = self._known_dir(native_id)
         with sp.locked(self.spool):
             state = sp.read_json(job_dir / "state.json")
             if state["state"] == "PENDING":
                 state.update(state="CANCELLED", end=sp.now_iso(), exit_code=0, signal=15, elapsed=0)
                 sp.write_json(job_dir / "state.json", state)
-            elif state["state"] == "RUNNING":
+            elif state["state"] in ("RUNNING", "SUSPENDED"):  # the runner wakes a stopped job first
                 (job_dir / "cancel").touch()  # seen by the runner even if the signal is lost
                 pid_file = job_dir / "runner.pid"
                 if pid_file.exists():
@@ -222,9 +226,7 @@ class LocalCluster:
         self._set_paused(native_id, False)
 
     def _set_paused(self, native_id: str, paused: bool) -> None:
-        job_dir = self._job_dir(native_id)
-        if not (job_dir / "state.json").exists():
-            raise LookupError(f"cluster {self.name} has no job {native_id}")
+        job_dir = self._known_dir(native_id)
         with sp.locked(self.spool):
             state = sp.read_json(job_dir / "state.json")
             if state["state"] == "PENDING":
