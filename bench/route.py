@@ -37,7 +37,7 @@ def network(n: int, queue: int, rng: random.Random):
     targets, queues = [], {}
     for i in range(n):
         name = f"c{i:02d}"
-        nodes, cores = rng.choice([(16, 32), (64, 64), (128, 48)]), None
+        nodes = rng.choice([(16, 32), (64, 64), (128, 48)])
         cpu = Target(name, "cpu", nodes=nodes[0], cores_per_node=nodes[1], mem_per_node_mb=256_000, is_default=True,
                      max_time_minutes=2880, ownership=rng.choice(["owned", "owned", "leased", "partner"]))
         gpu = Target(name, "gpu", nodes=8, cores_per_node=64, mem_per_node_mb=512_000, gpus_per_node=8,

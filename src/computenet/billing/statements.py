@@ -15,10 +15,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from sqlalchemy import String, and_, cast, func, or_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, aliased
 
-from ..store.models import Account, Charge, ClosedPeriod, Job, LedgerAccount, Transfer
+from ..store.models import Account, Charge, ClosedPeriod, LedgerAccount, Transfer
 from .ledger import money
 
 _MOVES_MONEY = ("topup", "transfer", "post", "charge", "refund", "adjustment")

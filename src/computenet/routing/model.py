@@ -7,7 +7,7 @@ simulator build them from their own state and hand them to the same router.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
@@ -100,6 +100,3 @@ class Decision:
                 "chosen": self.chosen.target.name if self.chosen else None,
                 "candidates": [c.to_json() for c in self.ranked + self.rejected], "notes": list(self.notes)}
 
-
-def target_dict(target: Target) -> dict:
-    return asdict(target)

@@ -23,7 +23,7 @@ from ..store.types import utcnow
 from ..routing.model import Constraints, Decision
 from ..routing.policies import POLICIES
 from . import enforcement, paths, routing, tenants
-from .errors import Forbidden, InsufficientFunds, InvalidRequest, NotFound, Unavailable
+from .errors import InsufficientFunds, InvalidRequest, NotFound, Unavailable
 from .platform import Platform
 from .pricing import quote
 
@@ -282,11 +282,12 @@ def _prepare(platform: Platform, user_id: int, account_id: int, text: str, spec:
         return job.id, request_for(session, platform, job, dependency)
 
 
-def request_for(session: Session, platform: Platform, job: Job, dependency: str | None = None) -> SubmitRequest:
-    """What the adapter gets for this job on its current cluster, as its owner's Unix identity there
-    when the cluster runs jobs as users."""
+def request_for(session: Session, platform: Platform, job: Job, dependency: str | None = None,
+                cluster: Cluster | None = None) -> SubmitRequest:
+    """What the adapter gets for this job on ``cluster`` (default: its own), as its owner's Unix
+    identity there when the cluster runs jobs as users."""
     request = submit_request(job, dependency)
-    cluster = session.get(Cluster, job.cluster_id)
+    cluster = cluster or session.get(Cluster, job.cluster_id)
     if not platform.cluster_config(cluster.name).run_as_users:
         return request
     from .identities import unix_user_for

@@ -13,7 +13,6 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from decimal import Decimal
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError

@@ -126,10 +126,9 @@ class Rerouter:
             job = session.get(Job, job_id)
             job.spec = moved["spec"].model_dump(mode="json")
             job.workdir, job.stdout_path, job.stderr_path = moved["workdir"], moved["out"], moved["err"]
-            cluster_id = job.cluster_id
-            job.cluster_id = session.scalar(select(Cluster.id).where(Cluster.name == moved["cluster"]))
-            request = request_for(session, platform, job)  # as the owner's identity on the new cluster
-            job.cluster_id = cluster_id  # moved for real once the new cluster has it
+            # as the owner's identity on the new cluster; the job moves for real once that cluster has it
+            request = request_for(session, platform, job, cluster=session.scalar(
+                select(Cluster).where(Cluster.name == moved["cluster"])))
         try:
             native_id = platform.adapter(moved["cluster"]).submit(request)
         except (SubmitRejected, ClusterError) as exc:

@@ -9,7 +9,7 @@ import logging
 import statistics
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -211,13 +211,6 @@ def _runs_as_users(platform: Platform, cluster_name: str) -> bool:
         return platform.cluster_config(cluster_name).run_as_users
     except KeyError:
         return False
-
-
-def predicted_start(decision: Decision, now: datetime | None = None) -> datetime | None:
-    chosen = decision.chosen
-    if chosen is None or chosen.wait_s is None:
-        return None
-    return (now or decision.decided_at or utcnow()) + timedelta(seconds=chosen.wait_s)
 
 
 def record_failure(session: Session, cluster_name: str, platform: Platform) -> None:
