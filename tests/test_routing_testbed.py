@@ -167,6 +167,8 @@ def test_a_job_pending_past_its_prediction_moves_once(net):
         client.cancel(filler.id)
     poll_until(lambda: all(client.job(f.id).state == "CANCELLED" for f in alpha_fillers), step=step,
                what="alpha free")
+    # and free in Slurm too: cancelled jobs stay COMPLETING (holding their cores) for KillWait
+    poll_until(lambda: not platform.adapter("alpha").queue(), timeout=60, what="alpha's queue empty")
 
     def overdue():
         with platform.db.session() as session:
