@@ -92,6 +92,7 @@ def create_topup(name: str, body: TopUpIn, request: Request, user: User = Depend
     if entry is not None:
         audit.record(session, who, "topup", f"account:{name}", amount=str(body.amount), key=entry.key,
                      memo=body.memo)
+    session.commit()  # before the response: the next request must see it
     return {"credited": entry is not None, **_funds_out(session, account)}
 
 
@@ -104,6 +105,7 @@ def put_credit_limit(name: str, body: AmountIn, request: Request, user: User = D
     except (LedgerError, MoneyError) as exc:
         raise InvalidRequest(str(exc)) from None
     audit.record(session, _who(request, user), "credit_limit.set", f"account:{name}", amount=str(body.amount))
+    session.commit()  # before the response: the next request must see it
     return _funds_out(session, account)
 
 
@@ -113,6 +115,7 @@ def put_low_balance(name: str, body: AmountIn, request: Request, user: User = De
     account = _account(session, user, name, "low_balance")
     notifications.set_threshold(session, account, body.amount)
     audit.record(session, _who(request, user), "low_balance.set", f"account:{name}", amount=str(body.amount))
+    session.commit()  # before the response: the next request must see it
     return {"account": name, "low_balance_threshold": None if account.low_balance_threshold is None
             else str(account.low_balance_threshold)}
 
@@ -124,6 +127,7 @@ def put_budget(name: str, body: BudgetIn, request: Request, user: User = Depends
     tenants.set_budget(session, account, body.amount, body.period)
     audit.record(session, _who(request, user), "budget.set", f"account:{name}", amount=str(body.amount),
                  period=body.period)
+    session.commit()  # before the response: the next request must see it
     return {"account": name, "budget": None if account.budget is None else str(account.budget),
             "period": account.budget_period, "spent_or_held": str(tenants.spent_on_account(session, account))}
 
@@ -135,6 +139,7 @@ def put_policy(name: str, body: PolicyIn, request: Request, user: User = Depends
     exhaustion.set_policy(session, account, body.policy, body.grace_minutes)
     audit.record(session, _who(request, user), "exhaustion_policy.set", f"account:{name}", policy=body.policy,
                  grace_minutes=account.exhaustion_grace_minutes)
+    session.commit()  # before the response: the next request must see it
     return {"account": name, "policy": account.exhaustion_policy, "grace_minutes": account.exhaustion_grace_minutes}
 
 
@@ -146,6 +151,7 @@ def put_webhook(name: str, body: WebhookIn, request: Request, user: User = Depen
     account = _account(session, user, name, "webhook")
     delivery.set_webhook(session, account, body.url, platform.settings.notifications)
     audit.record(session, _who(request, user), "webhook.set", f"account:{name}", url=body.url)
+    session.commit()  # before the response: the next request must see it
     return {"account": name, "webhook_url": account.webhook_url}
 
 
@@ -156,6 +162,7 @@ def put_member(name: str, user_name: str, body: MemberIn, request: Request, user
     member = tenants.set_member(session, account, get_user(session, user_name), body.role, body.spend_limit)
     audit.record(session, _who(request, user), "member.set", f"account:{name}", user=user_name, role=body.role,
                  spend_limit=str(body.spend_limit))
+    session.commit()  # before the response: the next request must see it
     return {"account": name, "user": user_name, "role": member.role,
             "spend_limit": None if member.spend_limit is None else str(member.spend_limit)}
 
@@ -166,7 +173,7 @@ def delete_member(name: str, user_name: str, request: Request, user: User = Depe
     account = _account(session, user, name, "member_remove")
     tenants.remove_member(session, account, get_user(session, user_name))
     audit.record(session, _who(request, user), "member.remove", f"account:{name}", user=user_name)
-
+    session.commit()  # before the response: the next request must see it
 
 @router.post("/accounts/{name}/moves", status_code=201)
 def create_move(name: str, body: MoveIn, request: Request, user: User = Depends(current_user),
@@ -176,6 +183,7 @@ def create_move(name: str, body: MoveIn, request: Request, user: User = Depends(
     who = _who(request, user)
     row = tenants.move(session, source, target, body.amount, f"move:{body.reference}", who.actor, body.memo)
     audit.record(session, who, "move", f"account:{name}", to=body.to, amount=str(body.amount), key=row.key)
+    session.commit()  # before the response: the next request must see it
     return {"from": _funds_out(session, source), "to": _funds_out(session, target)}
 
 
@@ -185,6 +193,7 @@ def post_reprice(body: RepriceIn, request: Request, user: User = Depends(current
     roles.require(session, user, "reprice")
     done = repricing.reprice(session, body.job_ids, body.reason, body.batch, _who(request, user),
                              platform.settings.billing)
+    session.commit()  # before the response: the next request must see it
     return [{"job_id": r.job_id, "old_amount": str(r.old_amount), "new_amount": str(r.new_amount),
              "difference": str(r.difference)} for r in done]
 
@@ -194,6 +203,7 @@ def post_close_month(month: str, request: Request, user: User = Depends(current_
                      session: Session = Depends(get_session)):
     roles.require(session, user, "close_month")
     repricing.close_month(session, month, _who(request, user))
+    session.commit()  # before the response: the next request must see it
     return {"month": month, "closed": True}
 
 
