@@ -220,7 +220,8 @@ def ssh_login(tmp_path_factory):
     (base / "sshd_config").write_text(
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {base / 'host'}\nAuthorizedKeysFile {authorized}\n"
         "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
-        f"PermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\nPidFile {base / 'sshd.pid'}\n")
+        f"PermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\nPidFile {base / 'sshd.pid'}\n"
+        "Subsystem sftp internal-sftp\n")  # staging files over SFTP
     (base / "known_hosts").write_text(f"[127.0.0.1]:{port} {(base / 'host.pub').read_text().split(' ')[0]} "
                                       f"{(base / 'host.pub').read_text().split(' ')[1]}\n")
     os.makedirs("/run/sshd", exist_ok=True)  # privilege separation directory
