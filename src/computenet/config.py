@@ -166,6 +166,23 @@ class RoutingConfig(BaseModel):
     breaker_cooldown_seconds: float = Field(120.0, gt=0)
 
 
+class FilesConfig(BaseModel):
+    """Platform storage: users' and projects' workspaces, uploads, what is staged to clusters."""
+
+    root: str | None = None  # default: <data dir>/storage
+    user_quota_gb: Decimal = Field(Decimal("50"), gt=0)
+    project_quota_gb: Decimal = Field(Decimal("500"), gt=0)  # per project; an operator may set one per account
+    max_file_gb: Decimal = Field(Decimal("200"), gt=0)  # one upload or one fetched output
+    chunk_mb: int = Field(8, ge=1, le=64)  # upload chunk size offered to clients
+    keep_uploads_hours: float = Field(48.0, gt=0)  # unfinished uploads are dropped after this
+    # the site where platform storage sits: clusters at this site count as holding a job's input
+    site: str = ""
+    # whose storage price (storage_gb_day) meters workspaces; default: the default cluster
+    storage_cluster: str | None = None
+    # largest output file fetched back per job (bigger ones are listed, left on the cluster)
+    max_output_gb: Decimal = Field(Decimal("50"), gt=0)
+
+
 class ServerConfig(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8750, ge=1, le=65535)
@@ -189,6 +206,7 @@ class Settings(BaseSettings):
     billing: BillingConfig = Field(default_factory=BillingConfig)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    files: FilesConfig = Field(default_factory=FilesConfig)
     # client side
     url: str | None = None
     token: str | None = None
@@ -209,7 +227,9 @@ class Settings(BaseSettings):
     def _defaults(self) -> "Settings":
         if not self.clusters:
             self.clusters = [
-                ClusterConfig(name="local", kind="local", prices={"*": Price(core_hour=Decimal("0.05"), gpu_hour=Decimal("2.00"))})
+                # apps run through their stand-ins here: the real codes are not installed
+                ClusterConfig(name="local", kind="local", tags=["stand-in"],
+                              prices={"*": Price(core_hour=Decimal("0.05"), gpu_hour=Decimal("2.00"))})
             ]
         names = [c.name for c in self.clusters]
         if len(set(names)) != len(names):
@@ -229,6 +249,9 @@ class Settings(BaseSettings):
             if cluster.name == name:
                 return cluster
         raise KeyError(name)
+
+    def storage_root(self) -> Path:
+        return Path(self.files.root) if self.files.root else self.data_dir / "storage"
 
     def workdir_root(self, cluster: ClusterConfig) -> str:
         return cluster.workdir_root or str(self.data_dir / "workspaces")

@@ -118,7 +118,7 @@ class User(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     email: Mapped[str | None] = mapped_column(String(255))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)  # platform operator
-    role: Mapped[str] = mapped_column(String(16), default="user")  # user | tenant_admin | finance | operator
+    role: Mapped[str] = mapped_column(String(16), default="user")  # user | tenant_admin | finance | operator | vendor
     tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"))
     default_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", use_alter=True))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -174,6 +174,8 @@ class Account(Base):
     budget_period: Mapped[str] = mapped_column(String(8), default="month", server_default="month")
     # notices for the account's members are also POSTed here (signed), if set
     webhook_url: Mapped[str | None] = mapped_column(Text)
+    # the project workspace's quota (None: the platform default, [files] project_quota_gb)
+    storage_quota_bytes: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     tenant: Mapped["Tenant | None"] = relationship()
@@ -301,6 +303,14 @@ class Job(Base):
     routing: Mapped[dict | None] = mapped_column(JSON)
     predicted_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reroutes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # an application-centre run: {"name", "version", "namespace", "params", "environment"}
+    app: Mapped[dict | None] = mapped_column(JSON)
+    # workspace files staged into the working directory: [{"path", "name", "size", "sha256"}]
+    inputs: Mapped[list | None] = mapped_column(JSON)
+    # what to fetch back when it ends: {"patterns": [...], "dest": "<workspace path>"}
+    outputs: Mapped[dict | None] = mapped_column(JSON)
+    collect_state: Mapped[str | None] = mapped_column(String(8))  # pending | done | failed
+    collected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     owner: Mapped[User] = relationship()
@@ -426,3 +436,4 @@ class SlurmAccount(Base):
 # tables of the operational side, in their own modules; imported here so that every
 # table is on Base.metadata (migrations, create_all) and importable from one place
 from .ops_models import Delivery, Notification, RegisteredCluster, UnixIdentity  # noqa: E402,F401
+from .app_models import App, FileRecord, Upload  # noqa: E402,F401
