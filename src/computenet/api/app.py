@@ -12,9 +12,10 @@ from .. import __version__
 from ..services.errors import ServiceError
 from ..services.loops import BackgroundServices
 from ..services.platform import Platform
-from .routers import accounts, admin, billing, clusters, jobs, notifications
+from .routers import accounts, admin, apps, billing, clusters, files, jobs, notifications
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # a script is at most 1 MiB; JSON escaping can double it
+MAX_CHUNK_BYTES = 64 * 1024 * 1024 + 4096  # an upload chunk (files/uploads.py allows up to 64 MiB)
 
 
 def create_app(platform: Platform, run_services: bool = False) -> FastAPI:
@@ -31,7 +32,7 @@ def create_app(platform: Platform, run_services: bool = False) -> FastAPI:
                   description="One front door over many Slurm clusters.")
     app.state.platform = platform
 
-    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, chunk_limit=MAX_CHUNK_BYTES)
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError):
@@ -54,6 +55,8 @@ def create_app(platform: Platform, run_services: bool = False) -> FastAPI:
     app.include_router(billing.router)
     app.include_router(notifications.router)
     app.include_router(admin.router)
+    app.include_router(files.router)
+    app.include_router(apps.router)
     return app
 
 
@@ -64,16 +67,20 @@ class _TooLarge(Exception):
 class BodyLimit:
     """Refuse oversized bodies before reading them (a 50 MB script gets a 413)."""
 
-    def __init__(self, app, limit: int) -> None:
+    def __init__(self, app, limit: int, chunk_limit: int | None = None) -> None:
         self.app = app
-        self.limit = limit
+        self.default_limit = limit
+        self.chunk_limit = chunk_limit or limit
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        path = scope.get("path", "")
+        # upload chunks are the one place a large body is expected
+        limit = self.chunk_limit if path.startswith("/uploads/") and "/chunks/" in path else self.default_limit
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.limit):
-            return await self._refuse(scope, receive, send)
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            return await self._refuse(scope, receive, send, limit)
         seen = 0
 
         async def counted():
@@ -81,17 +88,17 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     raise _TooLarge
             return message
 
         try:
             await self.app(scope, counted, send)
         except _TooLarge:
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, limit)
 
-    async def _refuse(self, scope, receive, send):
-        response = JSONResponse({"detail": f"request body is larger than {self.limit} bytes"}, status_code=413)
+    async def _refuse(self, scope, receive, send, limit):
+        response = JSONResponse({"detail": f"request body is larger than {limit} bytes"}, status_code=413)
         await response(scope, receive, send)
 
 

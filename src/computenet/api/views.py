@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..schemas import JobDetail, JobEventOut, JobOut, ClusterOut, PartitionOut
-from ..store.models import Charge, Cluster, Job, JobEvent
+from ..store.models import Charge, Cluster, FileRecord, Job, JobEvent
 
 
 def job_out(session: Session, job: Job) -> JobOut:
@@ -21,6 +21,7 @@ def job_out(session: Session, job: Job) -> JobOut:
         exit_code=job.exit_code, workdir=job.workdir, stdout_path=job.stdout_path,
         stderr_path=job.stderr_path, settled=job.settled_at is not None,
         cost=Decimal(cost) if cost is not None else None, needs_reconcile=job.needs_reconcile,
+        app=f"{job.app['name']} {job.app['version']}" if job.app else None, outputs=job.collect_state,
     )
 
 
@@ -31,6 +32,13 @@ def job_detail(session: Session, job: Job) -> JobDetail:
         script=job.script, script_args=job.script_args, spec=job.spec,
         events=[JobEventOut(from_state=e.from_state, to_state=e.to_state, detail=e.detail, at=e.at) for e in events],
         routing=job.routing, predicted_start=job.predicted_start, reroutes=job.reroutes or 0,
+        app_run={k: v for k, v in job.app.items() if k != "scripts"} if job.app else None,
+        inputs=[{k: i.get(k) for k in ("path", "name", "size", "sha256", "cluster", "remote")}
+                for i in job.inputs or []],
+        output_files=[{"path": ("~/" if r.workspace.startswith("user:") else f"@{r.workspace[8:]}/") + r.path,
+                       "size": r.size, "sha256": r.sha256, "cluster": r.cluster, "remote_path": r.remote_path}
+                      for r in session.scalars(select(FileRecord).where(FileRecord.job_id == job.id)
+                                               .order_by(FileRecord.path))],
     )
 
 

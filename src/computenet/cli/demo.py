@@ -39,7 +39,9 @@ def demo_settings(data_dir: Path) -> Settings:
     return Settings(
         _env_prefix="COMPUTENET_DEMO_UNUSED_",
         data_dir=data_dir,
+        # tagged stand-in: the application centre's apps run through their stand-ins here
         clusters=[ClusterConfig(name="local", kind="local", slots=4, mem_mb=8000, poll_interval_s=0.5,
+                                tags=["stand-in"],
                                 prices={"*": Price(core_hour=DEMO_CORE_HOUR, gpu_hour=Decimal("90.00"))})],
     )
 
@@ -77,6 +79,7 @@ def run_demo(console: Console, keep: bool = False) -> int:
             failed = next(j for j in jobs if submitted[j.id] == "fail.sh")
             console.print(Panel(client.output(failed.id, "stderr").data.rstrip() or "(empty)",
                                 title=f"stderr of job {failed.id} (fails on purpose, exit {failed.exit_code})"))
+            ok = _app_run(console, client, data_dir) and ok
             me = client.me(entries=20)
             for acc in me.accounts:
                 console.print(f"[bold]Account {acc.name}[/]")
@@ -107,6 +110,38 @@ def run_demo(console: Console, keep: bool = False) -> int:
             console.print(f"kept {data_dir}")
         else:
             shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _app_run(console: Console, client: ComputeNetClient, data_dir: Path) -> bool:
+    """The application centre: upload an input, run LAMMPS from a form, get the results back."""
+    console.rule("[bold]Application centre")
+    names = [a["name"] for a in client.apps()]
+    console.print(f"{len(names)} apps: {', '.join(names)}")
+    local_input = data_dir / "in.lj"
+    local_input.write_text(resources.files("computenet.samples").joinpath("in.lj").read_text())
+    up = client.upload(local_input, "md/in.lj", overwrite=True)
+    console.print(f"uploaded {up['path']} ({up['size']} B, sha256 {up['sha256'][:12]}) in checksummed chunks")
+    params = {"input": "md/in.lj", "steps": "300", "size": "small"}
+    dry = client.run_app("lammps", params, dry_run=True)
+    console.print(f"lammps, steps=300, input md/in.lj: {dry['resources']['cores']} cores, "
+                  f"{dry['resources']['time_minutes']} min, on {dry['cluster']} ({dry['available_on'][dry['cluster']]})")
+    job = client.run_app("lammps", params)
+    console.print(f"  submitted lammps as job {job.id}; waiting for it and its outputs")
+    deadline = time.monotonic() + DEADLINE_S
+    detail = client.job(job.id)
+    while detail.outputs == "pending" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        detail = client.job(job.id)
+    if detail.state != "COMPLETED" or detail.outputs != "done":
+        console.print(f"[red]the app run ended {detail.state}, outputs {detail.outputs}[/]")
+        return False
+    for f in detail.output_files:
+        console.print(f"  fetched {f['path']:<20} {f['size']:>6} B  sha256 {f['sha256'][:12]}  from {f['cluster']}",
+                      highlight=False)
+    log = client.download(f"jobs/{job.id}/log.lammps", data_dir / "log.lammps")
+    tail = Path(log["local"]).read_text().strip().splitlines()[-6:]
+    console.print(Panel("\n".join(tail), title=f"log.lammps of job {job.id} (checksum verified: {log['verified']})"))
+    return log["verified"]
 
 
 def _watch(console: Console, client: ComputeNetClient, submitted: dict[int, str], long_id: int) -> bool:

@@ -389,6 +389,14 @@ def version() -> None:
 from .admin import admin_app  # noqa: E402  (registers the admin sub-commands)
 from .sim import sim as _sim  # noqa: E402
 
+from .apps import app_app, apps as _apps, run as _run  # noqa: E402
+from .files import files_app, quota as _quota  # noqa: E402
+
 app.command("sim")(_sim)
+app.command("apps")(_apps)
+app.command("run")(_run)
+app.command("quota")(_quota)
+app.add_typer(app_app, name="app")
+app.add_typer(files_app, name="files")
 
 app.add_typer(admin_app, name="admin")

@@ -10,6 +10,7 @@ import httpx
 from ..domain.states import JobState
 from ..schemas import (ClusterOut, JobDetail, JobOut, JobSubmit, MeOut, NotificationOut, OutputChunk, RoutingIn,
                        UsageRowOut)
+from .workspace import WorkspaceApi
 
 
 class ApiError(Exception):
@@ -19,7 +20,7 @@ class ApiError(Exception):
         self.detail = detail
 
 
-class ComputeNetClient:
+class ComputeNetClient(WorkspaceApi):
     def __init__(self, base_url: str, token: str | None = None, timeout: float = 120.0,
                  transport: httpx.BaseTransport | None = None) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}

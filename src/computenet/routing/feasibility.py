@@ -30,6 +30,8 @@ def check(res: ResourceRequest, target: Target, constraints: Constraints) -> Can
         c.refuse(f"{where} is dedicated to {', '.join(target.dedicated_to)}")
     if target.cluster in constraints.no_identity:
         c.refuse(f"you have no Unix identity on cluster {target.cluster} (an operator maps one)")
+    if constraints.only_clusters is not None and target.cluster not in constraints.only_clusters:
+        c.refuse(f"cluster {target.cluster} {constraints.only_reason}")
     if target.health == "offline":
         c.refuse(f"cluster {target.cluster} is offline")
     if target.breaker_open:

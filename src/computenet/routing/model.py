@@ -55,6 +55,9 @@ class Constraints:
     tenant: str | None = None
     data_at: tuple[str, ...] = ()  # clusters (or sites) that already hold the job's input
     no_identity: frozenset[str] = frozenset()  # clusters where the user has no Unix identity
+    # only these clusters can run the job (an app installed there); None: any
+    only_clusters: frozenset[str] | None = None
+    only_reason: str = "cannot run the job"
 
 
 @dataclass

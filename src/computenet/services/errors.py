@@ -27,3 +27,9 @@ class Conflict(ServiceError):
 
 class Unavailable(ServiceError):
     status_code = 503
+
+
+class TooLarge(ServiceError):
+    """Over a quota or a size limit."""
+
+    status_code = 413

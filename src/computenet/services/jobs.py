@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -17,17 +17,16 @@ from ..domain import patterns
 from ..billing.rating import Usage
 from ..domain.resources import JobSpec, RequestError, ResourceRequest
 from ..domain.sbatch import ScriptError, parse_submission
-from ..domain.states import JobState, TERMINAL_STATES
+from ..domain.states import JobState
 from ..store.models import Account, AccountMember, Cluster, Job, JobEvent, Partition, User
 from ..store.types import utcnow
 from ..routing.model import Constraints, Decision
 from ..routing.policies import POLICIES
 from . import enforcement, paths, routing, tenants
-from .errors import InsufficientFunds, InvalidRequest, NotFound, Unavailable
+from .errors import InsufficientFunds, InvalidRequest, Unavailable
 from .platform import Platform
 from .pricing import quote
 
-_TERMINAL = [s.value for s in TERMINAL_STATES]
 _DEPENDENCY_ITEM = re.compile(r"^(after|afterany|afterok|afternotok|aftercorr|afterburstbuffer)((?::[0-9]+)+)$")
 
 
@@ -58,6 +57,18 @@ class RoutingRequest:
     max_wait_minutes: float | None = None
     policy: str | None = None
     data_at: tuple[str, ...] = ()
+    only_clusters: frozenset[str] | None = None  # e.g. where an app is installed
+    only_reason: str = "cannot run the job"
+
+
+@dataclass(frozen=True)
+class JobExtras:
+    """What an app run or a job with workspace files adds to a submission."""
+
+    scripts: dict[str, str] = field(default_factory=dict)  # per cluster (an app renders one for each)
+    app: dict | None = None  # {"name", "version", "namespace", "params", "environments": {cluster: env}}
+    inputs: list[dict] = field(default_factory=list)  # job_files.resolve_inputs
+    outputs: dict | None = None  # {"patterns": [...], "dest": workspace dir}
 
 
 _AVAILABILITY = ("is offline", "circuit open", "no price")
@@ -85,7 +96,7 @@ def route(session: Session, platform: Platform, spec: JobSpec, account: Account,
     constraints = Constraints(
         cluster=pinned_cluster, partition=partition, region=wanted.region, max_price=wanted.max_price,
         max_wait_s=None if wanted.max_wait_minutes is None else wanted.max_wait_minutes * 60,
-        data_at=tuple(wanted.data_at))
+        data_at=tuple(wanted.data_at), only_clusters=wanted.only_clusters, only_reason=wanted.only_reason)
     decision = routing.decide(session, platform, spec, account, constraints, wanted.policy,
                               user_id=user_id)
     if decision.chosen is not None or not refuse:
@@ -152,7 +163,8 @@ def clean_name(name: str) -> str:
 
 
 def submit_job(platform: Platform, user_id: int, script: bytes | str, flags: list[str] | None = None,
-               script_name: str | None = None, wanted: RoutingRequest | None = None) -> Job:
+               script_name: str | None = None, wanted: RoutingRequest | None = None,
+               extras: JobExtras | None = None) -> Job:
     """Validate everything first; then route, write a row, hold the money and call the scheduler.
 
     Bad input raises before any row or sbatch call exists. If the chosen
@@ -164,6 +176,9 @@ def submit_job(platform: Platform, user_id: int, script: bytes | str, flags: lis
     except (ScriptError, RequestError) as exc:
         raise _fail(exc) from None
     wanted = wanted or RoutingRequest()
+    extras = extras or JobExtras()
+    if extras.inputs and platform.settings.files.site:  # clusters beside platform storage hold the inputs
+        wanted = replace(wanted, data_at=tuple(wanted.data_at) + (platform.settings.files.site,))
     with platform.db.session() as session:
         user = session.get(User, user_id)
         account = choose_account(session, user, spec.resources.account)
@@ -182,12 +197,14 @@ def submit_job(platform: Platform, user_id: int, script: bytes | str, flags: lis
         decision = route(session, platform, spec, account, pinned, wanted, user_id=user.id)
     first_error: Exception | None = None
     for candidate in list(decision.ranked):
-        job_id, request = _prepare(platform, user_id, account.id, text, spec, script_args, script_name,
-                                   candidate, decision, dependency)
         cluster_name = candidate.target.cluster
+        job_id, request = _prepare(platform, user_id, account.id, extras.scripts.get(cluster_name, text), spec,
+                                   script_args, script_name, candidate, decision, dependency, extras)
         # the row is committed before sbatch runs: a crash in between leaves a
         # SUBMITTING row the poller can match by comment, never an unknown job
         try:
+            if extras.inputs:
+                _stage(platform, job_id, cluster_name, request)
             native_id = platform.adapter(cluster_name).submit(request)
         except (SubmitRejected, ClusterError) as exc:
             _withdraw(platform, job_id, cluster_name, exc)
@@ -216,6 +233,19 @@ def submit_job(platform: Platform, user_id: int, script: bytes | str, flags: lis
     raise Unavailable(f"no cluster could take the job: {'; '.join(decision.notes)}")
 
 
+def _stage(platform: Platform, job_id: int, cluster_name: str, request: SubmitRequest) -> None:
+    """Inputs into the job's working directory there; a failure leaves no job and no hold."""
+    from .job_files import stage_inputs
+
+    try:
+        stage_inputs(platform, job_id, cluster_name, run_as=request.run_as)
+    except ClusterError:
+        raise  # that cluster's storage: the next candidate may do
+    except Exception as exc:
+        _withdraw(platform, job_id, cluster_name, exc)
+        raise
+
+
 def estimate_job(platform: Platform, user_id: int, script: bytes | str, flags: list[str] | None = None,
                  wanted: RoutingRequest | None = None) -> Decision:
     """What submitting would do: every candidate with its predicted start, price and reasons. Writes nothing."""
@@ -235,7 +265,8 @@ def estimate_job(platform: Platform, user_id: int, script: bytes | str, flags: l
 
 
 def _prepare(platform: Platform, user_id: int, account_id: int, text: str, spec: JobSpec, script_args,
-             script_name: str | None, candidate, decision: Decision, dependency: str | None) -> tuple[int, SubmitRequest]:
+             script_name: str | None, candidate, decision: Decision, dependency: str | None,
+             extras: JobExtras) -> tuple[int, SubmitRequest]:
     """The job row and its hold for one candidate (one transaction); returns what sbatch gets."""
     target = candidate.target
     with platform.db.session() as session:
@@ -264,6 +295,8 @@ def _prepare(platform: Platform, user_id: int, account_id: int, text: str, spec:
             cores=res.total_cores, gpus=res.total_gpus, time_limit_minutes=limit, max_cost=cost,
             routing=decision.to_json(),
             predicted_start=None if candidate.wait_s is None else utcnow() + timedelta(seconds=candidate.wait_s),
+            app=extras.app, inputs=list(extras.inputs) or None, outputs=extras.outputs,
+            collect_state="pending" if extras.outputs else None,
         )
         session.add(job)
         session.flush()
@@ -350,75 +383,8 @@ def apply_state(session: Session, job: Job, new: JobState, detail: str = "") -> 
     return True
 
 
-def get_job(session: Session, user: User, job_id: int) -> Job:
-    job = session.get(Job, job_id)
-    # someone else's job is "not found": its existence is not our business
-    if job is None or (job.owner_id != user.id and not user.is_admin):
-        raise NotFound(f"no job {job_id}")
-    return job
+# reading and cancelling live in job_actions.py (re-exported: the API and CLI use them from here)
+from .job_actions import cancel_job, get_job, list_jobs  # noqa: E402,F401
 
-
-def list_jobs(session: Session, user: User, active_only: bool = False, state: str | None = None,
-              limit: int = 100) -> list[Job]:
-    query = select(Job).where(Job.owner_id == user.id)
-    if active_only:
-        query = query.where(Job.state.not_in(_TERMINAL))
-    if state:
-        try:
-            query = query.where(Job.state == JobState(state.upper()).value)
-        except ValueError:
-            raise InvalidRequest(f"unknown state {state!r}") from None
-    return list(session.scalars(query.order_by(Job.id.desc()).limit(max(1, min(limit, 1000)))))
-
-
-def cancel_job(platform: Platform, user_id: int, job_id: int) -> Job:
-    with platform.db.session() as session:
-        user = session.get(User, user_id)
-        job = get_job(session, user, job_id)
-        if JobState(job.state).is_terminal:
-            return job
-        cluster_name, native_id = job.cluster.name, job.native_id
-    if native_id is None:
-        raise InvalidRequest(f"job {job_id} is still being submitted; try again in a moment")
-    try:
-        platform.adapter(cluster_name).cancel(native_id)
-    except LookupError:
-        pass  # the cluster has forgotten it: the poller settles it from accounting
-    except ClusterError as exc:
-        raise Unavailable(f"cluster {cluster_name} could not cancel job {job_id}: {exc}") from None
-    with platform.db.session() as session:
-        job = session.get(Job, job_id)
-        session.add(JobEvent(job_id=job.id, from_state=job.state, to_state=job.state, detail="cancel requested"))
-        return job
-
-
-MAX_OUTPUT_CHUNK = 1024 * 1024
-
-
-def read_output(job: Job, stream: str, offset: int, limit: int = MAX_OUTPUT_CHUNK) -> tuple[str, int, bool]:
-    """A chunk of the job's stdout/stderr from ``offset``: (text, next offset, exists)."""
-    if stream not in ("stdout", "stderr"):
-        raise InvalidRequest("stream must be stdout or stderr")
-    if offset < 0:
-        raise InvalidRequest("offset must not be negative")
-    path = job.stdout_path if stream == "stdout" else job.stderr_path
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(offset)
-            data = handle.read(max(1, min(limit, MAX_OUTPUT_CHUNK)))
-    except FileNotFoundError:
-        return "", offset, False
-    except OSError as exc:
-        raise Unavailable(f"cannot read {stream} of job {job.id}: {exc}") from None
-    chunk = _whole_utf8(data)
-    return chunk.decode("utf-8", errors="replace"), offset + len(chunk), True
-
-
-def _whole_utf8(data: bytes) -> bytes:
-    """Drop a UTF-8 character cut in half at the end (the next chunk has it)."""
-    for back in range(1, min(4, len(data)) + 1):
-        byte = data[-back]
-        if byte & 0xC0 != 0x80:  # a lead byte or ASCII
-            need = 1 if byte < 0x80 else 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
-            return data if need <= back else data[:-back]
-    return data
+__all__ = ["cancel_job", "get_job", "list_jobs", "submit_job", "estimate_job", "route", "JobExtras",
+           "RoutingRequest"]

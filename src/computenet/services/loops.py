@@ -12,12 +12,16 @@ from .exhaustion import ExhaustionWatch
 from .notifications import BalanceWatch
 from .reroute import Rerouter
 from .poller import ClusterPoller
+from .job_files import OutputCollector
+from .storage_meter import StorageMeter
 
 log = logging.getLogger(__name__)
 SYNC_INTERVAL_S = 60.0
 DELIVERY_INTERVAL_S = 10.0
 REROUTE_INTERVAL_S = 60.0
 ENFORCE_INTERVAL_S = 30.0  # how soon a top-up lifts a block, and a lost block returns
+COLLECT_INTERVAL_S = 2.0  # how soon an ended job's outputs are in the workspace
+METER_INTERVAL_S = 3600.0  # storage is charged per day; an hourly pass catches the new day early
 
 
 class BackgroundServices:
@@ -70,6 +74,12 @@ class BackgroundServices:
         self.threads.append(threading.Thread(target=self._loop, args=("re-routing", REROUTE_INTERVAL_S,
                                                                       Rerouter(self.platform).run_once),
                                              name="re-routing", daemon=True))
+        self.threads.append(threading.Thread(target=self._loop, args=("outputs", COLLECT_INTERVAL_S,
+                                                                      OutputCollector(self.platform).run_once),
+                                             name="outputs", daemon=True))
+        self.threads.append(threading.Thread(target=self._loop, args=("storage meter", METER_INTERVAL_S,
+                                                                      StorageMeter(self.platform).run_once),
+                                             name="storage-meter", daemon=True))
         for thread in self.threads:
             thread.start()
 

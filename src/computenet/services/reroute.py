@@ -25,6 +25,8 @@ from ..routing.model import Constraints
 from ..store.models import Account, Cluster, Job, JobEvent, Partition, Transfer, UsageRecordRow, User
 from ..store.types import utcnow
 from . import routing
+from .errors import InvalidRequest
+from .job_files import stage_inputs
 from .jobs import apply_state, job_paths, max_cost, request_for
 from .platform import Platform
 
@@ -76,7 +78,10 @@ class Rerouter:
             pinned = (job.routing or {}).get("constraints") or {}
             constraints = Constraints(partition=pinned.get("partition"), region=pinned.get("region"),
                                       max_price=None if pinned.get("max_price") is None
-                                      else Decimal(pinned["max_price"]))
+                                      else Decimal(pinned["max_price"]),
+                                      # an app moves only where it is available (its script for there is kept)
+                                      only_clusters=frozenset(job.app["scripts"]) if job.app else None,
+                                      only_reason="does not offer the job's app")
             request_spec = spec.model_copy(update={"resources": spec.resources.model_copy(
                 update={"partition": pinned.get("partition"), "time_limit_minutes": job.time_limit_minutes})})
             routing.queues(platform).forget()
@@ -126,12 +131,17 @@ class Rerouter:
             job = session.get(Job, job_id)
             job.spec = moved["spec"].model_dump(mode="json")
             job.workdir, job.stdout_path, job.stderr_path = moved["workdir"], moved["out"], moved["err"]
+            if job.app:
+                job.script = job.app["scripts"][moved["cluster"]]
             # as the owner's identity on the new cluster; the job moves for real once that cluster has it
             request = request_for(session, platform, job, cluster=session.scalar(
                 select(Cluster).where(Cluster.name == moved["cluster"])))
+            has_inputs = bool(job.inputs)
         try:
+            if has_inputs:  # the inputs follow it (from the workspace, not the old cluster)
+                stage_inputs(platform, job_id, moved["cluster"], run_as=request.run_as)
             native_id = platform.adapter(moved["cluster"]).submit(request)
-        except (SubmitRejected, ClusterError) as exc:
+        except (SubmitRejected, ClusterError, InvalidRequest) as exc:
             self._back_home(job_id, old_cluster, new_hold_id, f"{moved['cluster']} refused: {exc}")
             report.kept.append((job_id, f"{moved['cluster']} refused: {exc}"))
             return
@@ -188,6 +198,8 @@ class Rerouter:
             old_spec = old_spec.model_copy(update={"resources": old_spec.resources.model_copy(
                 update={"partition": job.partition})})
             job.spec = old_spec.model_dump(mode="json")
+            if job.app:
+                job.script = job.app["scripts"][old_cluster]
             request = request_for(session, self.platform, job)
         try:
             native_id = self.platform.adapter(old_cluster).submit(request)

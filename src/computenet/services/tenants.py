@@ -17,7 +17,7 @@ from .accounts import ACCOUNT_NAME, by_name, create_account
 from .errors import Conflict, Forbidden, InsufficientFunds, InvalidRequest, NotFound
 
 SEGMENTS = ("university", "research_institute", "enterprise", "government", "individual")
-ROLES = ("user", "tenant_admin", "finance", "operator")
+ROLES = ("user", "tenant_admin", "finance", "operator", "vendor")  # vendor: publishes apps (an ISV)
 MEMBER_ROLES = ("member", "pi")
 
 

@@ -11,7 +11,7 @@ from ...domain.states import JobState
 from ...domain.money import MoneyError, to_decimal
 from ...schemas import JobDetail, JobOut, JobSubmit, OutputChunk, RoutingIn
 from ...services.errors import InvalidRequest
-from ...services import jobs as job_service
+from ...services import job_output, jobs as job_service
 from ...services.platform import Platform
 from ...store.models import Job, User
 from ..deps import current_user, get_platform, get_session
@@ -67,12 +67,12 @@ def output(
     job_id: int,
     stream: str = Query("stdout", pattern="^(stdout|stderr)$"),
     offset: int = Query(0, ge=0),
-    limit: int = Query(job_service.MAX_OUTPUT_CHUNK, ge=1, le=job_service.MAX_OUTPUT_CHUNK),
+    limit: int = Query(job_output.MAX_OUTPUT_CHUNK, ge=1, le=job_output.MAX_OUTPUT_CHUNK),
     user: User = Depends(current_user),
     session=Depends(get_session),
 ):
     job = job_service.get_job(session, user, job_id)
-    data, next_offset, exists = job_service.read_output(job, stream, offset, limit)
+    data, next_offset, exists = job_output.read_output(job, stream, offset, limit)
     return OutputChunk(stream=stream, data=data, offset=offset, next_offset=next_offset, exists=exists,
                        finished=JobState(job.state).is_terminal)
 

@@ -1,0 +1,103 @@
+"""Running an app from the application centre: a form's values -> checked parameters ->
+resources -> one rendered script per cluster where the app is available -> the router picks ->
+inputs staged -> Slurm. A dry run shows the script and the resources and submits nothing."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from sqlalchemy import select
+
+from .. import catalog
+from ..store.models import Cluster, Job, User
+from . import apps
+from .errors import InvalidRequest
+from .job_files import resolve_inputs
+from .jobs import JobExtras, RoutingRequest, estimate_job, submit_job
+from .platform import Platform
+
+
+def sbatch_flags(res: catalog.Resources, job_name: str, account: str | None = None, cluster: str | None = None,
+                 partition: str | None = None) -> list[str]:
+    """The app's resources as the sbatch options the platform parses like any job's."""
+    flags = ["-J", job_name, "-N", str(res.nodes), "-n", str(res.cores), "-t", str(res.time_minutes)]
+    if res.mem_mb:
+        flags.append(f"--mem={res.mem_mb}M")
+    if res.gpus:
+        per_node = math.ceil(res.gpus / res.nodes)
+        flags.append(f"--gres=gpu:{res.gpu_type}:{per_node}" if res.gpu_type else f"--gres=gpu:{per_node}")
+    for option, value in (("-A", account), ("-M", cluster), ("-p", partition)):
+        if value:
+            flags += [option, value]
+    return flags
+
+
+def prepare(platform: Platform, user_id: int, name: str, params: dict, version: str | None = None,
+            account: str | None = None, cluster: str | None = None, partition: str | None = None):
+    """Everything checked, nothing written: (app ref, values, resources, inputs, scripts, envs, flags)."""
+    if not isinstance(params, dict):
+        raise InvalidRequest("params must be an object of parameter names to values")
+    with platform.db.session() as session:
+        user = session.get(User, user_id)
+        ref = apps.find(session, user, name, version)
+        spec = ref.spec
+        try:
+            values = catalog.validate_params(spec, params)
+            resources = catalog.resources_for(spec, values)
+        except (catalog.ParamError, catalog.SpecError) as exc:
+            raise InvalidRequest(f"{spec.name}: {exc}") from None
+        input_params = [p for p in spec.input_parameters() if values.get(p) not in (None, "")]
+        inputs = resolve_inputs(session, platform, user, [str(values[p]) for p in input_params])
+        for param, item in zip(input_params, inputs):
+            item["param"] = param
+        staged = {item["param"]: item["name"] for item in inputs}
+        scripts, envs = {}, {}
+        for cluster_name in session.scalars(select(Cluster.name).order_by(Cluster.name)):
+            try:
+                tags = platform.cluster_config(cluster_name).tags
+            except KeyError:
+                continue
+            env = spec.environment_for(cluster_name, tags)
+            if env is None:
+                continue
+            try:
+                scripts[cluster_name] = catalog.render(spec, values, env, staged, resources)
+            except catalog.SpecError as exc:
+                raise InvalidRequest(f"{spec.name}: {exc}") from None
+            envs[cluster_name] = env.name
+    if not scripts:
+        raise InvalidRequest(f"app {spec.name} {spec.version} is not available on any cluster of the network")
+    if cluster and cluster not in scripts:
+        raise InvalidRequest(f"app {spec.name} is not available on cluster {cluster} "
+                             f"(available on: {', '.join(sorted(scripts))})")
+    flags = sbatch_flags(resources, spec.name, account, cluster, partition)
+    return ref, values, resources, inputs, scripts, envs, flags
+
+
+def run_app(platform: Platform, user_id: int, name: str, params: dict, version: str | None = None,
+            account: str | None = None, cluster: str | None = None, partition: str | None = None,
+            wanted: RoutingRequest | None = None, dry_run: bool = False) -> Job | dict:
+    ref, values, resources, inputs, scripts, envs, flags = prepare(
+        platform, user_id, name, params, version, account, cluster, partition)
+    spec = ref.spec
+    wanted = replace(wanted or RoutingRequest(), only_clusters=frozenset(scripts),
+                     only_reason=f"does not offer app {spec.name}")
+    any_script = next(iter(scripts.values()))
+    if dry_run:
+        decision = estimate_job(platform, user_id, any_script, flags, wanted)
+        chosen = decision.chosen.target.cluster if decision.chosen else None
+        return {"app": spec.name, "version": spec.version, "params": values, "resources": {
+                    "nodes": resources.nodes, "cores": resources.cores, "gpus": resources.gpus,
+                    "gpu_type": resources.gpu_type, "mem_mb": resources.mem_mb,
+                    "time_minutes": resources.time_minutes},
+                "flags": flags, "inputs": [{"param": i["param"], "path": i["path"], "name": i["name"],
+                                            "size": i["size"]} for i in inputs],
+                "available_on": envs, "cluster": chosen,
+                "script": scripts.get(chosen) if chosen else any_script,
+                "decision": decision.to_json()}
+    extras = JobExtras(
+        scripts=scripts, inputs=inputs, outputs={"patterns": list(spec.outputs), "dest": None},
+        app={"name": spec.name, "version": spec.version, "scope": ref.scope, "params": values,
+             "environments": envs, "scripts": scripts, "runtime_hint_minutes": spec.runtime_hint_minutes})
+    return submit_job(platform, user_id, any_script, flags, script_name=spec.name, wanted=wanted, extras=extras)

@@ -1,0 +1,56 @@
+"""A user's jobs: one, many, and cancelling one."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..clusters.base import ClusterError
+from ..domain.states import JobState, TERMINAL_STATES
+from ..store.models import Job, JobEvent, User
+from .errors import InvalidRequest, NotFound, Unavailable
+from .platform import Platform
+
+_TERMINAL = [s.value for s in TERMINAL_STATES]
+
+
+def get_job(session: Session, user: User, job_id: int) -> Job:
+    job = session.get(Job, job_id)
+    # someone else's job is "not found": its existence is not our business
+    if job is None or (job.owner_id != user.id and not user.is_admin):
+        raise NotFound(f"no job {job_id}")
+    return job
+
+
+def list_jobs(session: Session, user: User, active_only: bool = False, state: str | None = None,
+              limit: int = 100) -> list[Job]:
+    query = select(Job).where(Job.owner_id == user.id)
+    if active_only:
+        query = query.where(Job.state.not_in(_TERMINAL))
+    if state:
+        try:
+            query = query.where(Job.state == JobState(state.upper()).value)
+        except ValueError:
+            raise InvalidRequest(f"unknown state {state!r}") from None
+    return list(session.scalars(query.order_by(Job.id.desc()).limit(max(1, min(limit, 1000)))))
+
+
+def cancel_job(platform: Platform, user_id: int, job_id: int) -> Job:
+    with platform.db.session() as session:
+        user = session.get(User, user_id)
+        job = get_job(session, user, job_id)
+        if JobState(job.state).is_terminal:
+            return job
+        cluster_name, native_id = job.cluster.name, job.native_id
+    if native_id is None:
+        raise InvalidRequest(f"job {job_id} is still being submitted; try again in a moment")
+    try:
+        platform.adapter(cluster_name).cancel(native_id)
+    except LookupError:
+        pass  # the cluster has forgotten it: the poller settles it from accounting
+    except ClusterError as exc:
+        raise Unavailable(f"cluster {cluster_name} could not cancel job {job_id}: {exc}") from None
+    with platform.db.session() as session:
+        job = session.get(Job, job_id)
+        session.add(JobEvent(job_id=job.id, from_state=job.state, to_state=job.state, detail="cancel requested"))
+        return job

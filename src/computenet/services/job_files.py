@@ -1,0 +1,226 @@
+"""Files that follow jobs across clusters: inputs staged from a workspace into the job's working
+directory on the chosen cluster before submission, declared outputs (and stdout/stderr)
+fetched back into the workspace when it ends, each with its checksum and origin.
+
+Local copy when the cluster's filesystem is visible from here (the local executor, a Slurm
+cluster driven on this host), SFTP to the login node for clusters reached over SSH.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+import pwd
+import secrets
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .. import files
+from ..clusters.base import ClusterError
+from ..domain.states import TERMINAL_STATES
+from ..store.models import Job, JobEvent, User
+from ..store.types import utcnow
+from . import workspaces
+from .errors import InvalidRequest
+from .platform import Platform
+
+log = logging.getLogger(__name__)
+STAND_IN = ".cnet-stand-in"
+
+
+class StagingFailed(ClusterError):
+    """The cluster's storage could not take the inputs (the job goes elsewhere or is refused)."""
+
+
+def stager_for(platform: Platform, cluster_name: str) -> files.Stager:
+    cfg = platform.cluster_config(cluster_name)
+    root = platform.settings.workdir_root(cfg)
+    if cfg.kind == "slurm" and cfg.transport == "ssh":
+        return files.SftpStager(cfg.ssh_host, cfg.ssh_port, username=cfg.ssh_user,
+                                client_keys=[cfg.ssh_key] if cfg.ssh_key else (), known_hosts=cfg.ssh_known_hosts,
+                                accept_any_host_key=cfg.ssh_accept_any_host_key, root=root)
+    # local executor, Slurm commands on this host, slurmrestd next to a shared filesystem
+    try:
+        os.makedirs(root, exist_ok=True)  # the first job on a fresh cluster root
+    except OSError as exc:
+        raise StagingFailed(f"cannot create {root} on {cluster_name}: {exc.strerror}") from None
+    return files.LocalStager(root=root)
+
+
+# -- inputs ---------------------------------------------------------------------
+
+def resolve_inputs(session: Session, platform: Platform, user: User, paths: list[str]) -> list[dict]:
+    """Workspace files a job names, checked before anything is routed or written."""
+    out: list[dict] = []
+    names: set[str] = set()
+    for text in paths:
+        space, rel = workspaces.resolve(session, platform, user, text)
+        try:
+            entry = workspaces.workspace(platform, space).stat(rel)
+        except files.FileError as exc:
+            raise workspaces.service_error(exc) from None
+        if entry.kind != "file":
+            raise InvalidRequest(f"input {space.show(rel)} is not a regular file")
+        name = posixpath.basename(rel)
+        if name in names or name == STAND_IN:
+            raise InvalidRequest(f"two inputs are named {name!r} in the working directory: rename one")
+        names.add(name)
+        out.append({"path": space.show(rel), "space": space.id, "rel": rel, "name": name, "size": entry.size})
+    return out
+
+
+def stage_inputs(platform: Platform, job_id: int, cluster_name: str, run_as: str | None = None) -> None:
+    """Copy the job's inputs into its working directory on ``cluster_name``; raises StagingFailed."""
+    with platform.db.session() as session:
+        job = session.get(Job, job_id)
+        if not job.inputs:
+            return
+        owner = session.get(User, job.owner_id)
+        sources = []
+        for item in job.inputs:
+            space = workspaces.space_by_id(session, platform, owner, item["space"])
+            try:
+                sources.append((item, workspaces.workspace(platform, space).real_path(item["rel"])))
+            except files.FileError as exc:
+                raise InvalidRequest(f"input {item['path']}: {exc}") from None
+        workdir = job.workdir
+    staged, total = [], 0
+    stager = stager_for(platform, cluster_name)
+    try:
+        for item, source in sources:
+            remote = posixpath.join(workdir, item["name"])
+            digest = stager.put(source, remote)
+            size = os.path.getsize(source)
+            total += size
+            staged.append(item | {"sha256": digest, "size": size, "cluster": cluster_name, "remote": remote})
+    except (files.FileError, OSError, ClusterError) as exc:
+        raise StagingFailed(f"staging inputs to {cluster_name} failed: {exc}") from None
+    finally:
+        stager.close()
+    if run_as and isinstance(stager, files.LocalStager):
+        _hand_over(platform, cluster_name, workdir, [s["remote"] for s in staged], run_as)
+    with platform.db.session() as session:
+        job = session.get(Job, job_id)
+        job.inputs = staged
+        session.add(JobEvent(job_id=job.id, from_state=job.state, to_state=job.state,
+                             detail=f"staged {len(staged)} input file(s), {total} bytes, to {cluster_name}:{workdir}"))
+
+
+def _hand_over(platform: Platform, cluster_name: str, workdir: str, paths: list[str], unix_user: str) -> None:
+    """Jobs that run as their owner must own what was staged for them (the service copied it)."""
+    entry = pwd.getpwnam(unix_user)
+    root = platform.settings.workdir_root(platform.cluster_config(cluster_name)).rstrip("/")
+    directory = workdir
+    while directory.startswith(root + "/"):  # the user's space, jobs/, jobs/<id>
+        os.chown(directory, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+        directory = posixpath.dirname(directory)
+    for path in paths:
+        os.chown(path, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+
+
+# -- outputs --------------------------------------------------------------------
+
+@dataclass
+class CollectReport:
+    fetched: int = 0
+    bytes: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+
+def collect_outputs(platform: Platform, job_id: int) -> CollectReport:
+    """Fetch the declared outputs and stdout/stderr of an ended job into its owner's workspace."""
+    with platform.db.session() as session:
+        job = session.get(Job, job_id)
+        owner = session.get(User, job.owner_id)
+        cluster_name = job.cluster.name
+        wanted = job.outputs or {}
+        space, dest = workspaces.resolve(session, platform, owner, wanted.get("dest") or f"jobs/{job.id}")
+        workdir, streams = job.workdir, [job.stdout_path, job.stderr_path]
+        staged = {i["name"] for i in job.inputs or []} | {STAND_IN}
+    ws = workspaces.workspace(platform, space)
+    limit = workspaces.gb_bytes(platform.settings.files.max_output_gb)
+    scratch = platform.settings.storage_root() / ".fetch"
+    scratch.mkdir(parents=True, exist_ok=True)
+    report = CollectReport()
+    stager = stager_for(platform, cluster_name)
+    try:
+        found = {f.path: f for f in stager.list(workdir, list(wanted.get("patterns") or []))}
+        for stream in dict.fromkeys(streams):  # stdout and stderr may be one file
+            if stream and stream.startswith(workdir.rstrip("/") + "/"):
+                rel = stream[len(workdir.rstrip("/")) + 1:]
+                if rel not in found:
+                    found.update({f.path: f for f in stager.list(workdir, [_literal(rel)])})
+        fetched = []
+        for rel, remote in sorted(found.items()):
+            if posixpath.basename(rel) in staged and "/" not in rel:
+                continue  # an input staged there, not a result
+            if remote.kind != "file":
+                report.skipped.append(f"{rel} ({'a symbolic link' if remote.kind == 'link' else 'not a file'}: not fetched)")
+                continue
+            if remote.size > limit:
+                report.skipped.append(f"{rel} ({remote.size} bytes, over the {limit}-byte limit: left on the cluster)")
+                continue
+            temp = scratch / f"{job_id}-{secrets.token_hex(8)}"
+            remote_path = posixpath.join(workdir, rel)
+            try:
+                digest = stager.get(remote_path, temp)
+                target = f"{dest}/{rel}" if dest else rel
+                size, kept = ws.adopt(target, temp, overwrite=True)
+            finally:
+                temp.unlink(missing_ok=True)
+            if kept != digest:
+                raise files.ChecksumMismatch(f"{rel}: fetched {digest}, stored {kept}")
+            fetched.append((target, size, kept, remote_path))
+            report.fetched += 1
+            report.bytes += size
+    finally:
+        stager.close()
+    with platform.db.session() as session:
+        for target, size, digest, remote_path in fetched:
+            workspaces.record(session, space, target, size, digest, "job", job.owner_id, job_id=job_id,
+                              cluster=cluster_name, remote_path=remote_path)
+    return report
+
+
+def _literal(name: str) -> str:
+    """A file name as an fnmatch pattern that matches only itself."""
+    return "".join(f"[{ch}]" if ch in "*?[]" else ch for ch in name)
+
+
+class OutputCollector:
+    """Background step: ended jobs with outputs to fetch get them fetched (once)."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    def run_once(self) -> list[tuple[int, str]]:
+        with self.platform.db.session() as session:
+            ids = list(session.scalars(select(Job.id).where(
+                Job.collect_state == "pending", Job.state.in_([s.value for s in TERMINAL_STATES]),
+                Job.native_id.is_not(None)).order_by(Job.id).limit(50)))
+        done = []
+        for job_id in ids:
+            try:
+                report = collect_outputs(self.platform, job_id)
+            except (OSError, ClusterError, files.TransferFailed) as exc:  # the cluster's storage: next pass
+                log.warning("fetching outputs of job %s: %s", job_id, exc)
+                continue
+            except (files.FileError, InvalidRequest, workspaces.ServiceError) as exc:
+                self._finish(job_id, "failed", f"outputs not fetched: {exc}")
+                done.append((job_id, "failed"))
+                continue
+            detail = f"fetched {report.fetched} file(s), {report.bytes} bytes, into the workspace"
+            if report.skipped:
+                detail += "; skipped " + ", ".join(report.skipped[:10])
+            self._finish(job_id, "done", detail)
+            done.append((job_id, "done"))
+        return done
+
+    def _finish(self, job_id: int, state: str, detail: str) -> None:
+        with self.platform.db.session() as session:
+            job = session.get(Job, job_id)
+            job.collect_state, job.collected_at = state, utcnow()
+            session.add(JobEvent(job_id=job.id, from_state=job.state, to_state=job.state, detail=detail[:2000]))
