@@ -53,6 +53,8 @@ class JobOut(BaseModel):
     settled: bool
     cost: Decimal | None = None
     needs_reconcile: bool = False
+    app: str | None = None  # "lammps 2Aug2023" for an application-centre run
+    outputs: str | None = None  # pending | done | failed: fetching outputs back into the workspace
 
 
 class JobEventOut(BaseModel):
@@ -70,6 +72,9 @@ class JobDetail(JobOut):
     routing: dict | None = None  # the router's decision: every candidate with its score and reasons
     predicted_start: datetime | None = None
     reroutes: int = 0
+    app_run: dict | None = None  # name, version, params, environment per cluster
+    inputs: list[dict] = Field(default_factory=list)  # staged workspace files with their checksums
+    output_files: list[dict] = Field(default_factory=list)  # fetched back: path, size, sha256, remote path
 
 
 class OutputChunk(BaseModel):
@@ -149,3 +154,40 @@ class NotificationOut(BaseModel):
     message: str
     created_at: datetime
     read: bool
+
+
+class AppRunIn(BaseModel):
+    params: dict = Field(default_factory=dict, description="parameter name -> value (input files: workspace paths)")
+    version: str | None = Field(None, max_length=32)
+    account: str | None = Field(None, max_length=64)
+    cluster: str | None = Field(None, max_length=64)
+    partition: str | None = Field(None, max_length=64)
+    routing: RoutingIn = Field(default_factory=RoutingIn)
+    dry_run: bool = False
+
+
+class AppPublishIn(BaseModel):
+    source: str = Field(max_length=512 * 1024, description="the app spec, YAML")
+    scope: str = Field("platform", description="platform, tenant or vendor")
+
+
+class AppReviewIn(BaseModel):
+    approve: bool
+    note: str = Field("", max_length=2000)
+
+
+class UploadIn(BaseModel):
+    path: str = Field(max_length=4096)
+    size: int = Field(ge=0)
+    sha256: str = Field(min_length=64, max_length=64)
+    overwrite: bool = False
+
+
+class PathIn(BaseModel):
+    path: str = Field(max_length=4096)
+
+
+class MoveIn(BaseModel):
+    src: str = Field(max_length=4096)
+    dst: str = Field(max_length=4096)
+    overwrite: bool = False
