@@ -5,8 +5,9 @@ Makes a random file (--size-mb, default 1024) in a temporary directory under
 --dir and moves it along each path the file service offers, checking the
 sha256 at the end of each: a Workspace.write from the file; a chunked upload
 (begin, every 8 MiB chunk with its sha256 as a client sends it, finish) then
-Workspace.adopt; LocalStager.put into a cluster directory; with --sftp,
-SftpStager.put over SSH. `cp` is the baseline, in the same rounds as the
+Workspace.adopt; the same through the HTTP API (an in-process server, the
+SDK's upload and verified download); LocalStager.put into a cluster
+directory (staging a job's input); with --sftp, SftpStager.put over SSH. `cp` is the baseline, in the same rounds as the
 others: each figure is the median of --repeat rounds, and each round runs
 every path in turn, so drift on the machine hits all alike. The source stays
 in the page cache and dirty pages are synced before each timing, so these
@@ -113,14 +114,58 @@ def stage_stager(stager, src: Path, remote: Path, want: str) -> float:
     return seconds
 
 
+class HttpPath:
+    """The whole service path: a ComputeNet API server on SQLite in this process, the SDK's chunked,
+    checksummed upload (the client hashes the file first, as `cnet files put` does) and its verified
+    download. The server and its user are made once, outside the timings."""
+
+    def __init__(self, work: Path) -> None:
+        from computenet.cli.embedded import EmbeddedServer
+        from computenet.client import ComputeNetClient
+        from computenet.config import Settings
+        from computenet.services import accounts
+        from computenet.services.platform import Platform
+
+        settings = Settings(_env_prefix="COMPUTENET_BENCH_UNUSED_", data_dir=work / "server")
+        self.platform = Platform(settings)
+        self.platform.start()
+        with self.platform.db.session() as session:
+            user = accounts.create_user(session, "bench")
+            accounts.create_account(session, "bench-lab", owner=user)
+            token = accounts.issue_token(session, user, "bench")
+        self.server = EmbeddedServer(self.platform, run_services=False).__enter__()
+        self.client = ComputeNetClient(self.server.url, token, timeout=600)
+        self.work = work
+
+    def upload(self, src: Path, want: str) -> float:
+        seconds, done = timed(lambda: self.client.upload(src, "bench.bin", overwrite=True))
+        assert done["sha256"] == want, "HTTP upload: sha256 differs"
+        return seconds
+
+    def download(self, src: Path, want: str) -> float:
+        if not self.client.ls(""):
+            self.client.upload(src, "bench.bin", overwrite=True)
+        target = self.work / "downloaded.bin"
+        seconds, done = timed(lambda: self.client.download("bench.bin", target))
+        assert done["sha256"] == want and done["verified"], "HTTP download: sha256 differs"
+        target.unlink()
+        return seconds
+
+    def close(self) -> None:
+        self.client.close()
+        self.server.__exit__(None, None, None)
+        self.platform.db.dispose()
+
+
 def run(size_mb: int = 1024, dir: str = "/tmp", sftp: str | None = None, key: str | None = None,
-        known_hosts: str | None = None, user: str = "root", repeat: int = 3) -> dict:
+        known_hosts: str | None = None, user: str = "root", repeat: int = 3, http: bool = True) -> dict:
     """Seconds (median of ``repeat`` rounds) and MiB/s for each path, and each one's ratio to cp.
 
     Rounds go through every path in turn, so slow spells of the machine hit all of them alike;
     another path is one more entry in ``paths``.
     """
     work = Path(tempfile.mkdtemp(prefix="cnet-bench-transfer-", dir=dir))
+    service = None
     try:
         src, size = work / "source.bin", size_mb * 1024 * 1024
         want, chunk_sums = make_source(src, size)
@@ -131,6 +176,10 @@ def run(size_mb: int = 1024, dir: str = "/tmp", sftp: str | None = None, key: st
             "LocalStager.put": lambda: stage_stager(LocalStager(root=str(work)), src, work / "cluster" / "in.bin",
                                                     want),
         }
+        if http:
+            service = HttpPath(work)
+            paths["HTTP upload (API, chunks)"] = lambda: service.upload(src, want)
+            paths["HTTP download (API)"] = lambda: service.download(src, want)
         if sftp:
             ssh_host, _, port = sftp.rpartition(":")
             paths["SftpStager.put"] = lambda: stage_stager(
@@ -143,6 +192,8 @@ def run(size_mb: int = 1024, dir: str = "/tmp", sftp: str | None = None, key: st
             for name in names[r % len(names):] + names[:r % len(names)]:  # no path always right after cp
                 times[name].append(paths[name]())
     finally:
+        if service is not None:
+            service.close()
         shutil.rmtree(work, ignore_errors=True)
     median = {name: statistics.median(ts) for name, ts in times.items()}
     cp = median["cp (baseline)"]
@@ -166,10 +217,12 @@ def main() -> int:
     parser.add_argument("--known-hosts", default=None, help="known_hosts for --sftp (without: any host key)")
     parser.add_argument("--user", default="root", help="login for --sftp")
     parser.add_argument("--repeat", type=int, default=3, help="rounds; each figure is the median")
+    parser.add_argument("--no-http", action="store_true", help="skip the API server's upload and download")
     args = parser.parse_args()
     if args.size_mb <= 0 or args.repeat <= 0:
         parser.error("--size-mb and --repeat must be positive")
-    results = run(args.size_mb, args.dir, args.sftp, args.key, args.known_hosts, args.user, args.repeat)
+    results = run(args.size_mb, args.dir, args.sftp, args.key, args.known_hosts, args.user, args.repeat,
+                  http=not args.no_http)
     table = Table(title=f"{args.size_mb} MiB of random data in {args.dir}, median of {args.repeat} "
                         "(sha256 checked each time)")
     for column in ("path", "seconds", "MiB/s", "vs cp", "all rounds, s"):

@@ -82,3 +82,37 @@ def test_routing_chooses_a_cluster_for_an_app_and_the_input_follows(net):
     done = poll_until(lambda: (lambda d: d if d.outputs in ("done", "failed") else None)(client.job(job.id)),
                       step=step, timeout=120, what="the routed app run")
     assert done.outputs == "done" and any(f["path"].endswith("log.lammps") for f in done.output_files)
+
+
+def test_over_ssh_inputs_go_up_and_outputs_come_back_by_sftp(ssh_login, testbed, make_platform, tmp_path):
+    from decimal import Decimal
+
+    from computenet.config import ClusterConfig, Price
+    from computenet.files import SftpStager
+    from computenet.services.job_files import stager_for
+
+    root = str(Path(os.environ["COMPUTENET_TESTBED"]) / "work" / "fs-ssh")
+    cfg = ClusterConfig(name="alpha", kind="slurm", transport="ssh", ssh_host=ssh_login["host"],
+                        ssh_port=ssh_login["port"], ssh_user="root", ssh_key=ssh_login["key"],
+                        ssh_known_hosts=ssh_login["known_hosts"], slurm_conf=testbed["SLURM_CONF_ALPHA"],
+                        workdir_root=root, poll_interval_s=0.5, tags=["stand-in"],
+                        prices={"*": Price(core_hour=Decimal("0.05"))})
+    platform = make_platform([cfg])
+    assert isinstance(stager_for(platform, "alpha"), SftpStager)
+    _, token = add_user(platform, "sam", balance="50.00")
+    with EmbeddedServer(platform, run_services=False) as server, ComputeNetClient(server.url, token) as client:
+        poller, collector = ClusterPoller(platform, "alpha"), OutputCollector(platform)
+        uploaded = client.upload(FIXTURES / "apps" / "in.lj", "in.lj")
+        job = client.run_app("lammps", {"input": "in.lj", "steps": 100})
+
+        def step():
+            poller.run_once()
+            collector.run_once()
+        done = poll_until(lambda: (lambda d: d if d.outputs in ("done", "failed") else None)(client.job(job.id)),
+                          step=step, timeout=120, what="the app run over SSH")
+        assert done.state == "COMPLETED" and done.outputs == "done", done.events
+        assert done.inputs[0]["sha256"] == uploaded["sha256"] and done.inputs[0]["remote"].startswith(root)
+        assert any("staged 1 input file(s)" in e.detail for e in done.events)
+        fetched = {Path(f["path"]).name: f for f in done.output_files}
+        assert hashlib.sha256(Path(fetched["log.lammps"]["remote_path"]).read_bytes()).hexdigest() == \
+            fetched["log.lammps"]["sha256"]

@@ -196,3 +196,21 @@ def test_storage_is_metered_once_a_day(make_platform, tmp_path):
         assert len(keys) == 1
         assert funds.funds(session, session.scalar(select(Account).where(
             Account.name == "dora-lab"))).available == Decimal("98.50")
+
+
+def test_an_operator_sets_a_project_quota(platform, server, alice, tmp_path):
+    _, token = add_user(platform, "opal")
+    with platform.db.session() as session:
+        session.scalar(select(User).where(User.name == "opal")).role = "operator"
+    with pytest.raises(ApiError) as exc:  # a member may not raise their own quota
+        alice._call("PUT", "/accounts/alice-lab/storage-quota", json={"amount": "1000"})
+    assert exc.value.status == 403
+    with ComputeNetClient(server.url, token) as opal:
+        out = opal._call("PUT", "/accounts/alice-lab/storage-quota", json={"amount": "0.0001"})
+        assert out["storage_quota_bytes"] == 107374
+    local, _ = _file(tmp_path, "p.bin", 150_000)
+    with pytest.raises(ApiError) as exc:
+        alice.upload(local, "@alice-lab/p.bin")
+    assert exc.value.status == 413 and "@alice-lab" in exc.value.detail
+    alice.upload(local, "p.bin")  # her own workspace keeps the platform default
+    assert {q["workspace"]: q["quota_bytes"] for q in alice.quota()}["@alice-lab"] == 107374

@@ -387,6 +387,7 @@ def version() -> None:
 
 
 from .admin import admin_app  # noqa: E402  (registers the admin sub-commands)
+from . import admin_files  # noqa: E402,F401  (cnet admin storage-quota)
 from .sim import sim as _sim  # noqa: E402
 
 from .apps import app_app, apps as _apps, run as _run  # noqa: E402

@@ -35,13 +35,20 @@ class StagingFailed(ClusterError):
     """The cluster's storage could not take the inputs (the job goes elsewhere or is refused)."""
 
 
-def stager_for(platform: Platform, cluster_name: str) -> files.Stager:
+def stager_for(platform: Platform, cluster_name: str, run_as: str | None = None) -> files.Stager:
+    """How files reach the cluster; over SSH as the job's own Unix user when jobs run as users,
+    so what is staged is theirs and a job's planted symlink cannot make the service read for it."""
     cfg = platform.cluster_config(cluster_name)
     root = platform.settings.workdir_root(cfg)
     if cfg.kind == "slurm" and cfg.transport == "ssh":
-        return files.SftpStager(cfg.ssh_host, cfg.ssh_port, username=cfg.ssh_user,
-                                client_keys=[cfg.ssh_key] if cfg.ssh_key else (), known_hosts=cfg.ssh_known_hosts,
-                                accept_any_host_key=cfg.ssh_accept_any_host_key, root=root)
+        username, keys = cfg.ssh_user, [cfg.ssh_key] if cfg.ssh_key else []
+        if run_as:
+            if not cfg.ssh_user_key:
+                raise StagingFailed(f"{cluster_name}: staging as {run_as} needs per-user keys (ssh_user_key)")
+            username, keys = run_as, [cfg.ssh_user_key.format(user=run_as)]
+        return files.SftpStager(cfg.ssh_host, cfg.ssh_port, username=username, client_keys=keys,
+                                known_hosts=cfg.ssh_known_hosts, accept_any_host_key=cfg.ssh_accept_any_host_key,
+                                root=root)
     # local executor, Slurm commands on this host, slurmrestd next to a shared filesystem
     try:
         os.makedirs(root, exist_ok=True)  # the first job on a fresh cluster root
@@ -88,7 +95,7 @@ def stage_inputs(platform: Platform, job_id: int, cluster_name: str, run_as: str
                 raise InvalidRequest(f"input {item['path']}: {exc}") from None
         workdir = job.workdir
     staged, total = [], 0
-    stager = stager_for(platform, cluster_name)
+    stager = stager_for(platform, cluster_name, run_as)
     try:
         for item, source in sources:
             remote = posixpath.join(workdir, item["name"])
@@ -140,12 +147,17 @@ def collect_outputs(platform: Platform, job_id: int) -> CollectReport:
         space, dest = workspaces.resolve(session, platform, owner, wanted.get("dest") or f"jobs/{job.id}")
         workdir, streams = job.workdir, [job.stdout_path, job.stderr_path]
         staged = {i["name"] for i in job.inputs or []} | {STAND_IN}
+        run_as = None
+        if platform.cluster_config(cluster_name).run_as_users:  # read what the job wrote as its user
+            from .identities import unix_user_for
+
+            run_as = unix_user_for(session, job.owner_id, job.cluster_id)
     ws = workspaces.workspace(platform, space)
     limit = workspaces.gb_bytes(platform.settings.files.max_output_gb)
     scratch = platform.settings.storage_root() / ".fetch"
     scratch.mkdir(parents=True, exist_ok=True)
     report = CollectReport()
-    stager = stager_for(platform, cluster_name)
+    stager = stager_for(platform, cluster_name, run_as)
     try:
         found = {f.path: f for f in stager.list(workdir, list(wanted.get("patterns") or []))}
         for stream in dict.fromkeys(streams):  # stdout and stderr may be one file

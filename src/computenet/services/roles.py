@@ -16,7 +16,8 @@ from .tenants import can_see_account
 # the network itself: operators only
 OPERATOR_ONLY = frozenset({"cluster_admin"})
 # money coming in, credit, policy and corrections: the platform's own staff
-STAFF_ONLY = frozenset({"topup", "credit_limit", "exhaustion_policy", "reprice", "close_month", "audit"})
+STAFF_ONLY = frozenset({"topup", "credit_limit", "exhaustion_policy", "reprice", "close_month", "audit",
+                        "storage_quota"})
 # the project's own settings: also its tenant's admin and its PI
 PROJECT_SETTINGS = frozenset({"low_balance", "budget", "webhook", "member_set", "member_remove"})
 # moving money between a tenant's accounts: also the tenant's admin

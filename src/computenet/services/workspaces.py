@@ -107,6 +107,21 @@ def spaces_of(session: Session, platform: Platform, user: User) -> list[Space]:
     return [own_space(platform, user)] + [project_space(session, platform, user, n) for n in names]
 
 
+def set_project_quota(session: Session, account: Account, gb: str | None) -> int | None:
+    """A project's workspace quota in GB (None: back to the platform default); returns bytes."""
+    if gb is None:
+        account.storage_quota_bytes = None
+        return None
+    try:
+        value = Decimal(str(gb))
+    except ArithmeticError:
+        raise InvalidRequest(f"quota {gb!r} is not a number of GB") from None
+    if not value.is_finite() or value <= 0:
+        raise InvalidRequest(f"a quota must be a positive number of GB, not {gb}")
+    account.storage_quota_bytes = gb_bytes(value)
+    return account.storage_quota_bytes
+
+
 def quota_report(session: Session, platform: Platform, user: User) -> list[dict]:
     out = []
     for space in spaces_of(session, platform, user):

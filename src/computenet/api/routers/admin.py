@@ -132,6 +132,19 @@ def put_budget(name: str, body: BudgetIn, request: Request, user: User = Depends
             "period": account.budget_period, "spent_or_held": str(tenants.spent_on_account(session, account))}
 
 
+@router.put("/accounts/{name}/storage-quota")
+def put_storage_quota(name: str, body: AmountIn, request: Request, user: User = Depends(current_user),
+                      session: Session = Depends(get_session)):
+    """The project workspace's quota in GB (amount null: the platform default)."""
+    from ...services import workspaces
+
+    account = _account(session, user, name, "storage_quota")
+    quota = workspaces.set_project_quota(session, account, body.amount)
+    audit.record(session, _who(request, user), "storage_quota.set", f"account:{name}", gb=str(body.amount))
+    session.commit()  # before the response: the next upload must see it
+    return {"account": name, "storage_quota_bytes": quota}
+
+
 @router.put("/accounts/{name}/exhaustion-policy")
 def put_policy(name: str, body: PolicyIn, request: Request, user: User = Depends(current_user),
                session: Session = Depends(get_session)):
