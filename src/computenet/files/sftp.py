@@ -74,6 +74,8 @@ class SftpStager:
         if parts[:len(self._root)] != self._root:
             raise PathRefused(f"remote path {remote!r} is outside {self.root}")
         path = "/" + "/".join(self._root)
+        if create:  # the root is the operator's (trusted); on a fresh cluster it may not exist yet
+            await sftp.makedirs(path, exist_ok=True)
         for name in parts[len(self._root):]:
             path = f"{path.rstrip('/')}/{name}"
             try:
