@@ -115,26 +115,48 @@ def stage_stager(stager, src: Path, remote: Path, want: str) -> float:
 
 
 class HttpPath:
-    """The whole service path: a ComputeNet API server on SQLite in this process, the SDK's chunked,
-    checksummed upload (the client hashes the file first, as `cnet files put` does) and its verified
-    download. The server and its user are made once, outside the timings."""
+    """The whole service path: `cnet server` in its own process on SQLite (as deployed: the client
+    does not share its interpreter), the SDK's chunked, checksummed upload (the client hashes the
+    file first, as `cnet files put` does) and its verified download. The server and its user are
+    made once, outside the timings."""
 
     def __init__(self, work: Path) -> None:
-        from computenet.cli.embedded import EmbeddedServer
+        import socket
+        import urllib.request
+
         from computenet.client import ComputeNetClient
         from computenet.config import Settings
         from computenet.services import accounts
         from computenet.services.platform import Platform
 
-        settings = Settings(_env_prefix="COMPUTENET_BENCH_UNUSED_", data_dir=work / "server")
-        self.platform = Platform(settings)
-        self.platform.start()
-        with self.platform.db.session() as session:
+        data = work / "server"
+        settings = Settings(_env_prefix="COMPUTENET_BENCH_UNUSED_", data_dir=data)
+        platform = Platform(settings)
+        platform.start()
+        with platform.db.session() as session:
             user = accounts.create_user(session, "bench")
             accounts.create_account(session, "bench-lab", owner=user)
             token = accounts.issue_token(session, user, "bench")
-        self.server = EmbeddedServer(self.platform, run_services=False).__enter__()
-        self.client = ComputeNetClient(self.server.url, token, timeout=600)
+        platform.db.dispose()
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COMPUTENET_")}
+        env["COMPUTENET_DATA_DIR"] = str(data)
+        cnet = Path(sys.executable).with_name("cnet")
+        self.proc = subprocess.Popen([str(cnet), "server", "--port", str(port)], env=env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=1).read()
+                break
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("cnet server did not start for the HTTP stage")
+                time.sleep(0.2)
+        self.client = ComputeNetClient(url, token, timeout=600)
         self.work = work
 
     def upload(self, src: Path, want: str) -> float:
@@ -153,8 +175,8 @@ class HttpPath:
 
     def close(self) -> None:
         self.client.close()
-        self.server.__exit__(None, None, None)
-        self.platform.db.dispose()
+        self.proc.terminate()
+        self.proc.wait(30)
 
 
 def run(size_mb: int = 1024, dir: str = "/tmp", sftp: str | None = None, key: str | None = None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -49,7 +50,7 @@ class WorkspaceApi:
         return self._call("GET", "/files/quota")
 
     def upload(self, local: str | Path, path: str, overwrite: bool = False, progress: Progress | None = None,
-               upload_id: str | None = None) -> dict:
+               upload_id: str | None = None, parallel: int = 3) -> dict:
         """Send a local file into the workspace in chunks; returns path, size and sha256."""
         local = Path(local)
         if not local.is_file():
@@ -63,15 +64,21 @@ class WorkspaceApi:
             state = self._call("POST", "/uploads", json=UploadIn(path=path, size=size, sha256=file_sha256(local),
                                                                  overwrite=overwrite).model_dump())
         chunk = state["chunk_size"]
-        with open(local, "rb") as handle:
-            for index in state["missing"]:
+
+        def send(index: int) -> None:
+            with open(local, "rb") as handle:
                 handle.seek(index * chunk)
                 data = handle.read(chunk)
-                self._call("PUT", f"/uploads/{state['id']}/chunks/{index}", content=data,
-                           headers={"X-Chunk-SHA256": hashlib.sha256(data).hexdigest(),
-                                    "Content-Type": "application/octet-stream"})
-                if progress:
-                    progress(len(data))
+            self._call("PUT", f"/uploads/{state['id']}/chunks/{index}", content=data,
+                       headers={"X-Chunk-SHA256": hashlib.sha256(data).hexdigest(),
+                                "Content-Type": "application/octet-stream"})
+            if progress:
+                progress(len(data))
+
+        # a few chunks in flight: the server checks and writes one while the next is on the wire
+        with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(state["missing"]) or 1))) as pool:
+            for future in [pool.submit(send, index) for index in state["missing"]]:
+                future.result()  # the first failure stops the upload (it resumes from what arrived)
         return self._call("POST", f"/uploads/{state['id']}/complete")
 
     def begin_upload(self, path: str, size: int, sha256: str, overwrite: bool = False) -> dict:

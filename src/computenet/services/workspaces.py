@@ -311,8 +311,9 @@ def finish_upload(session: Session, platform: Platform, user: User, upload_id: s
     row = _upload(session, user, upload_id)
     space = space_by_id(session, platform, user, row.workspace)
     store = upload_store(platform)
-    assembled = _do(store.finish, upload_id)
-    size, digest = _do(workspace(platform, space).adopt, row.path, assembled, overwrite=row.overwrite)
+    assembled = _do(store.finish, upload_id)  # checks the whole file against the declared SHA-256
+    size, digest = _do(workspace(platform, space).adopt, row.path, assembled, overwrite=row.overwrite,
+                       sha256=row.sha256)
     store.discard(upload_id)
     row.completed_at = utcnow()
     record(session, space, row.path, size, digest, "upload", user.id)
