@@ -5,6 +5,7 @@ publishing and approval; refusals."""
 from __future__ import annotations
 
 import hashlib
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -213,3 +214,42 @@ def test_a_bad_spec_is_refused_with_the_field(centre, mutation, where):
             op.publish_app(mutation((APPS / "only-plain.yaml").read_text()), "platform")
         assert exc.value.status == 400 and where in exc.value.detail, exc.value.detail
         assert "only-plain" not in {a["name"] for a in op.apps(all_versions=True)} or where == "name"
+
+
+@pytest.mark.parametrize("planted, says", [("symlink", "leads outside your space"), ("file", "cannot be staged")])
+def test_a_staging_refusal_leaves_no_job_no_hold_and_no_breaker_count(centre, tmp_path, planted, says):
+    from computenet.billing import funds
+    from computenet.store.models import Account, Cluster
+
+    platform, srv = centre
+    with client_for(platform, srv, "hal") as hal:
+        hal.upload(APPS / "in.lj", "in.lj")
+        # the user's own job left something where the platform stages the next job's files:
+        # a link out (refused when the paths are worked out) or a file in the way (refused by staging)
+        space = Path(platform.settings.workdir_root(platform.cluster_config("local"))) / "hal"
+        space.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "elsewhere").mkdir()
+        if planted == "symlink":
+            (space / "jobs").symlink_to(tmp_path / "elsewhere")
+        else:
+            (space / "jobs").write_text("not a directory")
+        with pytest.raises(ApiError) as exc:
+            hal.run_app("lammps", {"input": "in.lj"})
+        assert exc.value.status == 400 and says in exc.value.detail, exc.value.detail
+        assert hal.jobs() == [] and list((tmp_path / "elsewhere").iterdir()) == []
+        with platform.db.session() as session:
+            account = session.scalar(select(Account).where(Account.name == "hal-lab"))
+            state = funds.funds(session, account)
+            assert state.held == 0 and state.available == Decimal("500.00")
+            assert session.scalar(select(Cluster).where(Cluster.name == "local")).failures == 0
+
+
+def test_inputs_from_a_project_you_are_not_in_are_refused(centre):
+    platform, srv = centre
+    with client_for(platform, srv, "owner") as owner, client_for(platform, srv, "intruder") as intruder:
+        owner._call("PUT", "/files/content", params={"path": "@owner-lab/in.lj"},
+                    content=(APPS / "in.lj").read_bytes())
+        with pytest.raises(ApiError) as exc:
+            intruder.run_app("lammps", {"input": "@owner-lab/in.lj"})
+        assert exc.value.status == 404 and "not a member" in exc.value.detail
+        assert intruder.jobs() == []

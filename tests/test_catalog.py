@@ -332,6 +332,25 @@ def test_sandbox_refuses_at_render_time_too():
 
 
 @pytest.mark.parametrize("template", [
+    '{{ "x"|center(2**26) }}', '{{ "%067108864d" % 1 }}', '{{ "x".center(99999999) }}',
+    '{{ range(100000)|join("x"*100000) }}', '{{ "{:099999999}".format(1) }}', '{{ "%0999999999d"|format(1) }}',
+    '{{ "x"|indent(10000000, true) }}', '{{ ("a"*1000)|replace("a", "y"*10000) }}',
+])
+def test_templates_that_would_build_huge_strings_are_refused_before_building_them(template):
+    started = time.monotonic()
+    with pytest.raises(SpecError, match="^template: .*(refused|width)"):
+        spec_with(template=template)
+    assert time.monotonic() - started < 0.5  # refused up front, not after building the string
+
+
+def test_yaml_aliases_are_refused():
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n" \
+           "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+    with pytest.raises(SpecError, match="aliases"):
+        load_spec(bomb)
+
+
+@pytest.mark.parametrize("template", [
     "{% set L = [1] * 99999 %}{% for a in L %}{% for b in L %}{% endfor %}{% endfor %}",
     "{% for a in range(99999) %}{% for b in range(99999) %}{% endfor %}{% endfor %}",
 ])

@@ -206,11 +206,76 @@ def test_an_operator_sets_a_project_quota(platform, server, alice, tmp_path):
         alice._call("PUT", "/accounts/alice-lab/storage-quota", json={"amount": "1000"})
     assert exc.value.status == 403
     with ComputeNetClient(server.url, token) as opal:
-        out = opal._call("PUT", "/accounts/alice-lab/storage-quota", json={"amount": "0.0001"})
-        assert out["storage_quota_bytes"] == 107374
-    local, _ = _file(tmp_path, "p.bin", 150_000)
+        with pytest.raises(ApiError) as exc:
+            opal._call("PUT", "/accounts/alice-lab/storage-quota", json={"amount": "1e-12"})
+        assert exc.value.status == 400 and "at least 1 MiB" in exc.value.detail
+        out = opal._call("PUT", "/accounts/alice-lab/storage-quota", json={"amount": "0.001"})
+        assert out["storage_quota_bytes"] == 1073741
+    local, _ = _file(tmp_path, "p.bin", 1_500_000)
     with pytest.raises(ApiError) as exc:
         alice.upload(local, "@alice-lab/p.bin")
     assert exc.value.status == 413 and "@alice-lab" in exc.value.detail
     alice.upload(local, "p.bin")  # her own workspace keeps the platform default
-    assert {q["workspace"]: q["quota_bytes"] for q in alice.quota()}["@alice-lab"] == 107374
+    assert {q["workspace"]: q["quota_bytes"] for q in alice.quota()}["@alice-lab"] == 1073741
+
+
+def test_another_users_upload_cannot_be_touched(platform, alice, bob, tmp_path):
+    local, digest = _file(tmp_path, "a.bin", 1000)
+    state = alice.begin_upload("a.bin", 1000, digest)
+    data = local.read_bytes()
+    for call in (lambda: bob._call("GET", f"/uploads/{state['id']}"),
+                 lambda: bob._call("PUT", f"/uploads/{state['id']}/chunks/0", content=data,
+                                   headers={"X-Chunk-SHA256": digest}),
+                 lambda: bob._call("POST", f"/uploads/{state['id']}/complete"),
+                 lambda: bob._call("DELETE", f"/uploads/{state['id']}")):
+        with pytest.raises(ApiError) as exc:
+            call()
+        assert exc.value.status == 404
+    assert alice._call("GET", f"/uploads/{state['id']}")["missing"] == [0]  # untouched
+
+
+def test_unfinished_uploads_count_against_the_quota(make_platform, tmp_path):
+    from computenet.cli.embedded import EmbeddedServer
+    from computenet.config import FilesConfig
+
+    platform = make_platform(files=FilesConfig(user_quota_gb=Decimal("0.001")))  # 1,073,741 bytes
+    _, token = add_user(platform, "gus")
+    with EmbeddedServer(platform, run_services=False) as srv, ComputeNetClient(srv.url, token) as gus:
+        gus.begin_upload("one.bin", 600_000, "a" * 64)
+        with pytest.raises(ApiError) as exc:  # alone it fits; with the first still open it does not
+            gus.begin_upload("two.bin", 600_000, "b" * 64)
+        assert exc.value.status == 413 and "unfinished uploads" in exc.value.detail
+
+
+def test_moving_over_a_file_and_names_with_wildcards_keep_records_right(alice):
+    alice._call("PUT", "/files/content", params={"path": "run_1/a.txt"}, content=b"first")
+    alice._call("PUT", "/files/content", params={"path": "run11/a.txt"}, content=b"other")
+    alice._call("PUT", "/files/content", params={"path": "new.txt"}, content=b"newer")
+    alice.mv("new.txt", "run_1/a.txt", overwrite=True)  # replaces a file that has a record
+    entry = alice.ls("run_1")[0]
+    assert entry["sha256"] == hashlib.sha256(b"newer").hexdigest()
+    alice.rm("run_1", recursive=True)  # "_" is a character, not a LIKE wildcard: run11 keeps its record
+    assert alice.ls("run11")[0]["sha256"] == hashlib.sha256(b"other").hexdigest()
+    got = alice.download("run11/a.txt", "/tmp/cnet-test-run11.txt")
+    assert got["verified"]
+    os.unlink("/tmp/cnet-test-run11.txt")
+
+
+def test_storage_meter_charges_a_day_once_even_when_usage_changes(make_platform):
+    from datetime import date
+
+    from computenet.services.storage_meter import StorageMeter
+
+    platform = make_platform([local_cluster(storage_gb_day=Decimal("1.00"))])
+    add_user(platform, "ivy")
+    root = platform.settings.storage_root() / "users" / "ivy"
+    root.mkdir(parents=True)
+    with open(root / "blob", "wb") as handle:
+        handle.truncate(2 * 1024 ** 3)
+    meter = StorageMeter(platform)
+    assert meter.run_once(date(2026, 11, 20)).charged == {"ivy-lab": Decimal("2.00")}
+    with open(root / "blob2", "wb") as handle:  # more data the same day: the day is charged already
+        handle.truncate(1024 ** 3)
+    later = meter.run_once(date(2026, 11, 20))
+    assert later.charged == {} and "charged already" in later.skipped[0]
+    assert meter.run_once(date(2026, 11, 21)).charged == {"ivy-lab": Decimal("3.00")}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import re
 import shlex
 import time
 from types import SimpleNamespace
@@ -53,13 +54,84 @@ def _words(value: Any) -> _Trusted:
 _deadline: contextvars.ContextVar[float] = contextvars.ContextVar("deadline", default=float("inf"))
 
 
+_WIDTH = re.compile(r"\d{6,}")  # a printf/format width of a million characters or more
+
+
+def _check_format(fmt: Any) -> None:
+    if isinstance(fmt, str) and _WIDTH.search(fmt):
+        raise TemplateRuntimeError("format widths this large are refused")
+
+
+def _check_size(estimate: int) -> None:
+    # intermediate strings, not only the output: a filter can build gigabytes before the output check
+    if estimate > MAX_SCRIPT_BYTES:
+        raise TemplateRuntimeError(f"building a string of about {estimate} bytes is refused")
+
+
+def _str_method(name: str, text: str, args: tuple) -> None:
+    """Bound str methods that can make a huge string from a small one."""
+    if name in ("center", "ljust", "rjust", "zfill", "expandtabs"):
+        for arg in args:
+            if isinstance(arg, int) and arg > MAX_REPEAT:
+                raise TemplateRuntimeError(f"str.{name}({arg}) is refused")
+    elif name == "replace" and len(args) >= 2 and isinstance(args[0], str) and isinstance(args[1], str):
+        _check_size(len(text) + (text.count(args[0]) if args[0] else len(text) + 1) * len(args[1]))
+    elif name == "join" and args and hasattr(args[0], "__len__"):
+        _check_size(len(args[0]) * len(text))
+    elif name in ("format", "format_map"):
+        _check_format(text)
+
+
+def _bounded_filters(env) -> None:
+    """Jinja's own filters that can build huge strings, with a size check first."""
+    def wrap(name: str, check) -> None:
+        original = env.filters[name]
+
+        @functools.wraps(original)  # keeps jinja's pass_eval_context / pass_environment marker
+        def bounded(*args, **kwargs):
+            plain = [a for a in args if not hasattr(a, "environment") and not hasattr(a, "autoescape")]
+            check(*plain, **kwargs)
+            return original(*args, **kwargs)
+        env.filters[name] = bounded
+
+    def width_arg(value="", width=80, *rest, **kwargs):
+        if isinstance(width, int) and width > MAX_REPEAT:
+            raise TemplateRuntimeError(f"a width of {width} is refused")
+        if isinstance(width, str):
+            _check_size(len(str(value)) + str(value).count("\n") * len(width))
+
+    def join_arg(value=(), d="", *rest, **kwargs):
+        if hasattr(value, "__len__"):
+            _check_size(len(value) * len(str(d)))
+
+    def replace_arg(value="", old="", new="", *rest, **kwargs):
+        text = str(value)
+        _check_size(len(text) + (text.count(str(old)) if old else len(text) + 1) * len(str(new)))
+
+    def format_arg(value="", *rest, **kwargs):
+        _check_format(value)
+
+    for name, check in (("center", width_arg), ("indent", width_arg), ("join", join_arg),
+                        ("replace", replace_arg), ("format", format_arg)):
+        wrap(name, check)
+
+
 class _Sandbox(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "%"})
 
     def call(self, context, obj, /, *args, **kwargs):  # noqa: D401 - jinja hook
         if time.monotonic() > _deadline.get():
             raise TemplateRuntimeError(f"rendering took longer than {RENDER_SECONDS:g} s")
+        owner = getattr(obj, "__self__", None)
+        if isinstance(owner, str) and callable(obj):
+            _str_method(getattr(obj, "__name__", ""), owner, args)
         return super().call(context, obj, *args, **kwargs)
+
+    def wrap_str_format(self, value):
+        # "...".format(...) is wrapped at attribute access, not in call(): check its widths here
+        if getattr(value, "__name__", "") in ("format", "format_map"):
+            _check_format(getattr(value, "__self__", None))
+        return super().wrap_str_format(value)
 
     def call_binop(self, context, operator, left, right):
         if operator == "**" and isinstance(right, (int, float)) and (abs(right) > 1000 or (
@@ -69,6 +141,8 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             seq, count = (left, right) if isinstance(right, int) else (right, left)
             if isinstance(seq, (str, list, tuple)) and isinstance(count, int) and len(seq) * count > MAX_REPEAT:
                 raise TemplateRuntimeError(f"repeating to more than {MAX_REPEAT} items is refused")
+        if operator == "%":
+            _check_format(left)
         return super().call_binop(context, operator, left, right)
 
 
@@ -88,6 +162,7 @@ def _make_env() -> _Sandbox:
         env.globals.pop(name, None)
     env.filters["words"] = _words
     env.filters["cnet_loop_guard"] = _guard
+    _bounded_filters(env)
     return env
 
 

@@ -106,13 +106,25 @@ def _has_control(text: str) -> bool:
     return any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in text)
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """Safe YAML without anchors and aliases: a few hundred bytes of nested aliases expand to
+    gigabytes ("billion laughs"), and an app spec never needs them."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in an app spec",
+                                              event.start_mark)
+        return super().compose_node(parent, index)
+
+
 def _parse_source(source: str | bytes | dict) -> dict:
     if isinstance(source, dict):
         return source
     if len(source) > MAX_SPEC_BYTES:
         raise SpecError([("<spec>", f"is larger than {MAX_SPEC_BYTES} bytes")])
     try:
-        data = yaml.safe_load(source)  # bytes: YAML detects UTF-8/16 itself
+        data = yaml.load(source, Loader=_NoAliasLoader)  # bytes: YAML detects UTF-8/16 itself
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""

@@ -10,7 +10,8 @@ import threading
 from pathlib import Path
 from typing import Sequence
 
-from .paths import BLOCK, AtomicFile, FileError, NotFound, PathRefused, TransferFailed, kind_of, open_regular
+from .paths import (BLOCK, AtomicFile, FileError, NotFound, PathRefused, TooLarge, TransferFailed, kind_of,
+                    open_regular)
 from .staging import CIPHERS, PART, RemoteFile, _mode_for, _report, matches, remote_parts
 
 
@@ -137,7 +138,7 @@ class SftpStager:
             os.close(src)
         return digest.hexdigest()
 
-    async def _get(self, remote: str, local: Path) -> str:
+    async def _get(self, remote: str, local: Path, max_bytes: int | None = None) -> str:
         sftp = await self._client()
         target = await self._target(sftp, remote)
         attrs = await sftp.lstat(target)
@@ -145,10 +146,16 @@ class SftpStager:
             raise PathRefused(f"remote path {remote!r} is a symlink; it is not followed")
         if not stat.S_ISREG(attrs.permissions):
             raise FileError(f"remote path {remote!r} is not a regular file")
-        digest, out = hashlib.sha256(), AtomicFile(local)
+        if (attrs.nlink or 1) > 1:  # a job's hard link could name any file the login may read
+            raise PathRefused(f"remote path {remote!r} has other hard links; it is not fetched")
+        digest, out, total = hashlib.sha256(), AtomicFile(local), 0
         try:
             async with sftp.open(target, "rb") as f:
                 while block := await f.read(BLOCK):
+                    total += len(block)
+                    if max_bytes is not None and total > max_bytes:
+                        raise TooLarge(f"{remote!r} grew past {max_bytes} bytes while being fetched; "
+                                       "it is left where it is")
                     digest.update(block)
                     out.write(block)
             out.commit()
@@ -184,8 +191,8 @@ class SftpStager:
     def put(self, local: Path, remote: str) -> str:
         return self._call(self._put(Path(local), remote), remote)
 
-    def get(self, remote: str, local: Path) -> str:
-        return self._call(self._get(remote, Path(local)), remote)
+    def get(self, remote: str, local: Path, max_bytes: int | None = None) -> str:
+        return self._call(self._get(remote, Path(local), max_bytes), remote)
 
     def list(self, remote_dir: str, patterns: Sequence[str]) -> list[RemoteFile]:
         return self._call(self._list(remote_dir, list(patterns)), remote_dir)

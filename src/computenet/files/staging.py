@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol, Sequence
 
-from .paths import (AtomicFile, FileError, NotFound, PathRefused, copy_hashed, kind_of,
+from .paths import (AtomicFile, FileError, NotFound, PathRefused, TooLarge, copy_hashed, kind_of,
                     lstat_at, open_dir_at, open_dirs, open_file_at, open_regular, reader, split_path, write_all)
 PART = ".cnet-part"
 MAX_ENTRIES = 100_000
@@ -38,7 +38,7 @@ class RemoteFile:
 
 class Stager(Protocol):
     def put(self, local: Path, remote: str) -> str: ...
-    def get(self, remote: str, local: Path) -> str: ...
+    def get(self, remote: str, local: Path, max_bytes: int | None = None) -> str: ...
     def list(self, remote_dir: str, patterns: Sequence[str]) -> list[RemoteFile]: ...
     def close(self) -> None: ...
 
@@ -60,6 +60,10 @@ def _report(found: list[RemoteFile], entry: RemoteFile, patterns: Sequence[str])
     found.append(entry)
     if len(found) > MAX_ENTRIES:
         raise FileError(f"more than {MAX_ENTRIES} entries match {list(patterns)}; a runaway job?")
+
+
+def _too_large(remote: str, limit: int | None) -> None:
+    raise TooLarge(f"{remote!r} grew past {limit} bytes while being fetched; it is left where it is")
 
 
 def _mode_for(local_mode: int) -> int:
@@ -126,16 +130,20 @@ class LocalStager:
             os.close(src)
         return digest
 
-    def get(self, remote: str, local: Path) -> str:
+    def get(self, remote: str, local: Path, max_bytes: int | None = None) -> str:
+        """Copy a remote regular file here; past ``max_bytes`` (a file still growing) it stops (TooLarge)."""
         parent, name = self._parent(remote)
         try:
             src = open_file_at(parent, name, remote)
         finally:
             os.close(parent)
         try:
+            if os.fstat(src).st_nlink > 1:
+                # a hard link made by a job could name any file of the host the service may read
+                raise PathRefused(f"{remote!r} has other hard links; it is not fetched")
             target = AtomicFile(local)
             try:
-                _, digest = copy_hashed(reader(src), target.write)
+                _, digest = copy_hashed(reader(src), target.write, max_bytes, lambda n: _too_large(remote, max_bytes))
                 target.commit()
             except BaseException:
                 target.abort()

@@ -63,7 +63,7 @@ def prepare(platform: Platform, user_id: int, name: str, params: dict, version: 
                 continue
             try:
                 scripts[cluster_name] = catalog.render(spec, values, env, staged, resources)
-            except catalog.SpecError as exc:
+            except (catalog.SpecError, catalog.ParamError) as exc:
                 raise InvalidRequest(f"{spec.name}: {exc}") from None
             envs[cluster_name] = env.name
     if not scripts:

@@ -8,6 +8,7 @@ the router picks among those, and the inputs follow the job there.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -64,10 +65,16 @@ def _rows_visible(session: Session, user: User) -> list[App]:
     return out
 
 
+@functools.lru_cache(maxsize=512)
+def _stored_spec(row_id: int, source: str) -> AppSpec:
+    # a published version never changes: validate (and trial-render) it once per process, not per listing
+    return catalog.load_spec(source)
+
+
 def _ref(session: Session, row: App) -> AppRef:
     publisher = session.get(User, row.publisher_id)
     tenant = session.get(Tenant, row.tenant_id) if row.tenant_id else None
-    return AppRef(catalog.load_spec(row.spec), row.scope, row.status, row.namespace,
+    return AppRef(_stored_spec(row.id, row.source), row.scope, row.status, row.namespace,
                   publisher.name if publisher else None, tenant.name if tenant else None, row.review_note)
 
 

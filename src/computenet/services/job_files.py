@@ -80,7 +80,12 @@ def resolve_inputs(session: Session, platform: Platform, user: User, paths: list
 
 
 def stage_inputs(platform: Platform, job_id: int, cluster_name: str, run_as: str | None = None) -> None:
-    """Copy the job's inputs into its working directory on ``cluster_name``; raises StagingFailed."""
+    """Copy the job's inputs into its working directory on ``cluster_name``.
+
+    The cluster's storage failing (unreachable, full) raises StagingFailed, so the job may go to
+    another cluster; anything about the files themselves (a symlink planted in the job's directory,
+    a name in the way) is the user's to fix and raises InvalidRequest: it must not count against
+    the cluster, or one user could take a cluster out of everyone's routing."""
     with platform.db.session() as session:
         job = session.get(Job, job_id)
         if not job.inputs:
@@ -103,12 +108,16 @@ def stage_inputs(platform: Platform, job_id: int, cluster_name: str, run_as: str
             size = os.path.getsize(source)
             total += size
             staged.append(item | {"sha256": digest, "size": size, "cluster": cluster_name, "remote": remote})
-    except (files.FileError, OSError, ClusterError) as exc:
+        if run_as and isinstance(stager, files.LocalStager):
+            _hand_over(platform, cluster_name, workdir, [s["name"] for s in staged], run_as)
+    except (files.TransferFailed, ClusterError) as exc:
+        raise StagingFailed(f"staging inputs to {cluster_name} failed: {exc}") from None
+    except files.FileError as exc:
+        raise InvalidRequest(f"your inputs cannot be staged into {workdir} on {cluster_name}: {exc}") from None
+    except OSError as exc:  # the cluster's filesystem (full, read-only, gone)
         raise StagingFailed(f"staging inputs to {cluster_name} failed: {exc}") from None
     finally:
         stager.close()
-    if run_as and isinstance(stager, files.LocalStager):
-        _hand_over(platform, cluster_name, workdir, [s["remote"] for s in staged], run_as)
     with platform.db.session() as session:
         job = session.get(Job, job_id)
         job.inputs = staged
@@ -116,16 +125,38 @@ def stage_inputs(platform: Platform, job_id: int, cluster_name: str, run_as: str
                              detail=f"staged {len(staged)} input file(s), {total} bytes, to {cluster_name}:{workdir}"))
 
 
-def _hand_over(platform: Platform, cluster_name: str, workdir: str, paths: list[str], unix_user: str) -> None:
-    """Jobs that run as their owner must own what was staged for them (the service copied it)."""
+def _hand_over(platform: Platform, cluster_name: str, workdir: str, names: list[str], unix_user: str) -> None:
+    """Jobs that run as their owner must own what was staged for them (the service copied it).
+
+    Ownership changes through directory descriptors opened without following a symlink, one
+    component at a time: the user owns their space and could swap a directory for a link between
+    the copy and the chown, and a chown by path would then hand them a file of the host."""
     entry = pwd.getpwnam(unix_user)
     root = platform.settings.workdir_root(platform.cluster_config(cluster_name)).rstrip("/")
-    directory = workdir
-    while directory.startswith(root + "/"):  # the user's space, jobs/, jobs/<id>
-        os.chown(directory, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
-        directory = posixpath.dirname(directory)
-    for path in paths:
-        os.chown(path, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+    if not workdir.startswith(root + "/"):
+        raise files.PathRefused(f"{workdir} is outside {root}")
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(root, flags)
+    try:
+        for name in workdir[len(root) + 1:].split("/"):  # the user's space, jobs/, jobs/<id>
+            try:
+                child = os.open(name, flags, dir_fd=fd)
+            except OSError as exc:
+                raise files.PathRefused(f"{name!r} in {workdir} is not a plain directory: {exc.strerror}") from None
+            os.close(fd)
+            fd = child
+            os.fchown(fd, entry.pw_uid, entry.pw_gid)
+        for name in names:
+            try:
+                file_fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=fd)
+            except OSError as exc:
+                raise files.PathRefused(f"staged {name!r} is not a plain file: {exc.strerror}") from None
+            try:
+                os.fchown(file_fd, entry.pw_uid, entry.pw_gid)
+            finally:
+                os.close(file_fd)
+    finally:
+        os.close(fd)
 
 
 # -- outputs --------------------------------------------------------------------
@@ -142,7 +173,7 @@ def collect_outputs(platform: Platform, job_id: int) -> CollectReport:
     with platform.db.session() as session:
         job = session.get(Job, job_id)
         owner = session.get(User, job.owner_id)
-        cluster_name = job.cluster.name
+        owner_id, cluster_name = owner.id, job.cluster.name
         wanted = job.outputs or {}
         space, dest = workspaces.resolve(session, platform, owner, wanted.get("dest") or f"jobs/{job.id}")
         workdir, streams = job.workdir, [job.stdout_path, job.stderr_path]
@@ -152,6 +183,8 @@ def collect_outputs(platform: Platform, job_id: int) -> CollectReport:
             from .identities import unix_user_for
 
             run_as = unix_user_for(session, job.owner_id, job.cluster_id)
+            if run_as is None:  # never read a user's directory with the service's rights instead
+                raise InvalidRequest(f"you have no Unix identity on {cluster_name} any more to fetch outputs as")
     ws = workspaces.workspace(platform, space)
     limit = workspaces.gb_bytes(platform.settings.files.max_output_gb)
     scratch = platform.settings.storage_root() / ".fetch"
@@ -165,7 +198,6 @@ def collect_outputs(platform: Platform, job_id: int) -> CollectReport:
                 rel = stream[len(workdir.rstrip("/")) + 1:]
                 if rel not in found:
                     found.update({f.path: f for f in stager.list(workdir, [_literal(rel)])})
-        fetched = []
         for rel, remote in sorted(found.items()):
             if posixpath.basename(rel) in staged and "/" not in rel:
                 continue  # an input staged there, not a result
@@ -177,23 +209,25 @@ def collect_outputs(platform: Platform, job_id: int) -> CollectReport:
                 continue
             temp = scratch / f"{job_id}-{secrets.token_hex(8)}"
             remote_path = posixpath.join(workdir, rel)
+            target = f"{dest}/{rel}" if dest else rel
             try:
-                digest = stager.get(remote_path, temp)
-                target = f"{dest}/{rel}" if dest else rel
-                size, kept = ws.adopt(target, temp, overwrite=True)
+                digest = stager.get(remote_path, temp, max_bytes=limit)
+                size, kept = ws.adopt(target, temp, overwrite=True, sha256=digest)
+            except files.TransferFailed:
+                raise  # the cluster's side: the whole job is tried again later
+            except files.FileError as exc:  # this file (over quota, a planted link, a bad name): the rest go on
+                report.skipped.append(f"{rel} ({exc})")
+                continue
             finally:
                 temp.unlink(missing_ok=True)
-            if kept != digest:
-                raise files.ChecksumMismatch(f"{rel}: fetched {digest}, stored {kept}")
-            fetched.append((target, size, kept, remote_path))
+            # recorded as each lands: a crash later leaves no file without its origin
+            with platform.db.session() as session:
+                workspaces.record(session, space, target, size, kept, "job", owner_id, job_id=job_id,
+                                  cluster=cluster_name, remote_path=remote_path)
             report.fetched += 1
             report.bytes += size
     finally:
         stager.close()
-    with platform.db.session() as session:
-        for target, size, digest, remote_path in fetched:
-            workspaces.record(session, space, target, size, digest, "job", job.owner_id, job_id=job_id,
-                              cluster=cluster_name, remote_path=remote_path)
     return report
 
 
@@ -205,8 +239,11 @@ def _literal(name: str) -> str:
 class OutputCollector:
     """Background step: ended jobs with outputs to fetch get them fetched (once)."""
 
+    MAX_ATTEMPTS = 30  # a cluster whose storage keeps failing: the job is marked, not retried forever
+
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
+        self.attempts: dict[int, int] = {}
 
     def run_once(self) -> list[tuple[int, str]]:
         with self.platform.db.session() as session:
@@ -217,13 +254,18 @@ class OutputCollector:
         for job_id in ids:
             try:
                 report = collect_outputs(self.platform, job_id)
-            except (OSError, ClusterError, files.TransferFailed) as exc:  # the cluster's storage: next pass
-                log.warning("fetching outputs of job %s: %s", job_id, exc)
-                continue
-            except (files.FileError, InvalidRequest, workspaces.ServiceError) as exc:
+            except Exception as exc:  # one job's trouble must not stop the others' outputs
+                transient = isinstance(exc, (files.TransferFailed, OSError, ClusterError))
+                self.attempts[job_id] = self.attempts.get(job_id, 0) + 1
+                if transient and self.attempts[job_id] < self.MAX_ATTEMPTS:
+                    log.warning("fetching outputs of job %s (attempt %s): %s", job_id, self.attempts[job_id], exc)
+                    continue
+                if not isinstance(exc, (files.FileError, workspaces.ServiceError, OSError, ClusterError)):
+                    log.exception("fetching outputs of job %s failed", job_id)
                 self._finish(job_id, "failed", f"outputs not fetched: {exc}")
                 done.append((job_id, "failed"))
                 continue
+            self.attempts.pop(job_id, None)
             detail = f"fetched {report.fetched} file(s), {report.bytes} bytes, into the workspace"
             if report.skipped:
                 detail += "; skipped " + ", ".join(report.skipped[:10])

@@ -136,12 +136,17 @@ class Rerouter:
             # as the owner's identity on the new cluster; the job moves for real once that cluster has it
             request = request_for(session, platform, job, cluster=session.scalar(
                 select(Cluster).where(Cluster.name == moved["cluster"])))
-            has_inputs = bool(job.inputs)
+            old_inputs = job.inputs
         try:
-            if has_inputs:  # the inputs follow it (from the workspace, not the old cluster)
+            if old_inputs:  # the inputs follow it (from the workspace, not the old cluster)
                 stage_inputs(platform, job_id, moved["cluster"], run_as=request.run_as)
             native_id = platform.adapter(moved["cluster"]).submit(request)
-        except (SubmitRejected, ClusterError, InvalidRequest) as exc:
+        except Exception as exc:  # whatever it was, the job must not stay cancelled with two holds
+            if old_inputs:
+                with platform.db.session() as session:
+                    session.get(Job, job_id).inputs = old_inputs  # still staged where it was
+            if not isinstance(exc, (SubmitRejected, ClusterError, InvalidRequest)):
+                log.exception("moving job %s to %s failed", job_id, moved["cluster"])
             self._back_home(job_id, old_cluster, new_hold_id, f"{moved['cluster']} refused: {exc}")
             report.kept.append((job_id, f"{moved['cluster']} refused: {exc}"))
             return

@@ -23,6 +23,8 @@ from .errors import InvalidRequest, NotFound, ServiceError, TooLarge, Unavailabl
 from .platform import Platform
 
 GB = 1024 ** 3
+MAX_PATH_CHARS = 1000  # what the file records can index on both databases
+MAX_OPEN_UPLOADS = 20  # per user: unfinished uploads hold disk until they expire
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,10 @@ def resolve(session: Session, platform: Platform, user: User, text: str) -> tupl
         parts = files.split_path(rel)
     except files.FileError as exc:
         raise service_error(exc) from None
-    return space, "/".join(parts)
+    joined = "/".join(parts)
+    if len(joined) > MAX_PATH_CHARS:
+        raise InvalidRequest(f"path {text[:60]!r}... is longer than {MAX_PATH_CHARS} characters")
+    return space, joined
 
 
 def workspace(platform: Platform, space: Space) -> files.Workspace:
@@ -116,8 +121,8 @@ def set_project_quota(session: Session, account: Account, gb: str | None) -> int
         value = Decimal(str(gb))
     except ArithmeticError:
         raise InvalidRequest(f"quota {gb!r} is not a number of GB") from None
-    if not value.is_finite() or value <= 0:
-        raise InvalidRequest(f"a quota must be a positive number of GB, not {gb}")
+    if not value.is_finite() or value <= 0 or gb_bytes(value) < 1024 * 1024:
+        raise InvalidRequest(f"a quota must be a number of GB of at least 1 MiB, not {gb}")
     account.storage_quota_bytes = gb_bytes(value)
     return account.storage_quota_bytes
 
@@ -152,8 +157,11 @@ def entry_json(space: Space, entry, record: FileRecord | None = None) -> dict:
 def list_dir(session: Session, platform: Platform, user: User, text: str) -> list[dict]:
     space, rel = resolve(session, platform, user, text)
     entries = _do(workspace(platform, space).ls, rel)
-    records = {r.path: r for r in session.scalars(select(FileRecord).where(
-        FileRecord.workspace == space.id, FileRecord.path.in_([e.path for e in entries])))}
+    records: dict[str, FileRecord] = {}
+    paths = [e.path for e in entries]
+    for start in range(0, len(paths), 500):  # big directories: within the databases' parameter limits
+        records.update((r.path, r) for r in session.scalars(select(FileRecord).where(
+            FileRecord.workspace == space.id, FileRecord.path.in_(paths[start:start + 500]))))
     return [entry_json(space, e, records.get(e.path)) for e in entries]
 
 
@@ -170,8 +178,7 @@ def remove(session: Session, platform: Platform, user: User, text: str, recursiv
     if not rel:
         raise InvalidRequest("the workspace itself cannot be removed")
     freed = _do(workspace(platform, space).remove, rel, recursive=recursive)
-    session.execute(delete(FileRecord).where(FileRecord.workspace == space.id,
-                                             (FileRecord.path == rel) | FileRecord.path.startswith(rel + "/")))
+    session.execute(delete(FileRecord).where(FileRecord.workspace == space.id, _at_or_below(rel)))
     return freed
 
 
@@ -191,10 +198,17 @@ def move(session: Session, platform: Platform, user: User, src: str, dst: str, o
         into_dir, dst_rel = False, base
     _do(ws.move, rel, (dst_rel + "/") if into_dir else dst_rel, overwrite=overwrite)
     final = f"{dst_rel}/{base}" if into_dir else dst_rel
-    for record in session.scalars(select(FileRecord).where(
-            FileRecord.workspace == space.id, (FileRecord.path == rel) | FileRecord.path.startswith(rel + "/"))):
+    # what was at the destination is gone (replaced): its records go before the moved ones take its place
+    session.execute(delete(FileRecord).where(FileRecord.workspace == space.id, _at_or_below(final)))
+    session.flush()
+    for record in session.scalars(select(FileRecord).where(FileRecord.workspace == space.id, _at_or_below(rel))):
         record.path = final + record.path[len(rel):]
     return space.show(final)
+
+
+def _at_or_below(rel: str):
+    # autoescape: "_" and "%" in a name are characters, not LIKE wildcards
+    return (FileRecord.path == rel) | FileRecord.path.startswith(rel + "/", autoescape=True)
 
 
 def _is_dir(ws: files.Workspace, rel: str) -> bool:
@@ -262,10 +276,17 @@ def begin_upload(session: Session, platform: Platform, user: User, text: str, si
         raise InvalidRequest(f"{space.show(rel)} exists" + ("" if existing.kind != "file" else
                                                              " (overwrite it with --force / overwrite=true)"))
     freed = existing.size if existing is not None else 0
+    open_uploads = list(session.scalars(select(Upload).where(Upload.user_id == user.id,
+                                                             Upload.completed_at.is_(None))))
+    if len(open_uploads) >= MAX_OPEN_UPLOADS:
+        raise TooLarge(f"you have {len(open_uploads)} unfinished uploads: finish or abort some first "
+                       f"(they expire after {platform.settings.files.keep_uploads_hours:g} h)")
+    # unfinished uploads into the same workspace count: their chunks are on disk and will land there
+    pending = sum(u.size for u in open_uploads if u.workspace == space.id)
     used = ws.usage()
-    if used - freed + size > space.quota_bytes:  # refuse before a byte is sent; checked again at the end
-        raise TooLarge(f"{space.label} would hold {used - freed + size} bytes, over its quota of "
-                       f"{space.quota_bytes} ({used} used)")
+    if used + pending - freed + size > space.quota_bytes:  # refused before a byte is sent; checked at the end
+        raise TooLarge(f"{space.label} would hold {used + pending - freed + size} bytes, over its quota of "
+                       f"{space.quota_bytes} ({used} used, {pending} in unfinished uploads)")
     upload_id = secrets.token_urlsafe(24)
     state = _do(upload_store(platform).begin, upload_id, size, sha256.lower() if isinstance(sha256, str) else sha256,
                 platform.settings.files.chunk_mb * 1024 * 1024)

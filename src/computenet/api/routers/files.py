@@ -6,6 +6,7 @@ from __future__ import annotations
 
 
 from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from ...schemas import MoveIn, PathIn, UploadIn
@@ -72,10 +73,11 @@ async def put_small(request: Request, path: str = Query(..., max_length=4096), o
     data = await request.body()
     if len(data) > SMALL_FILE_BYTES:
         raise InvalidRequest(f"a file over {SMALL_FILE_BYTES} bytes is uploaded in chunks (POST /uploads)")
-    with platform.db.session() as session:
-        out = workspaces.write_small(session, platform, user, path, data, overwrite, sha256)
-        session.commit()  # before the answer: the client may list it at once
-    return out
+
+    def write():  # disk, hashing and the database: off the event loop
+        with platform.db.session() as session:
+            return workspaces.write_small(session, platform, user, path, data, overwrite, sha256)
+    return await run_in_threadpool(write)
 
 
 @router.post("/files/mkdir", status_code=201)
@@ -121,8 +123,11 @@ async def put_chunk(upload_id: str, index: int, request: Request,
                     checksum: str = Header(..., alias="X-Chunk-SHA256", min_length=64, max_length=64),
                     user: User = Depends(current_user), platform: Platform = Depends(get_platform)):
     data = await request.body()
-    with platform.db.session() as session:
-        return workspaces.put_chunk(session, platform, user, upload_id, index, data, checksum)
+
+    def write():
+        with platform.db.session() as session:
+            return workspaces.put_chunk(session, platform, user, upload_id, index, data, checksum)
+    return await run_in_threadpool(write)
 
 
 @router.post("/uploads/{upload_id}/complete", status_code=201)
