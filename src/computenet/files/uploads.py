@@ -129,18 +129,20 @@ class UploadStore:
         except FileNotFoundError:
             raise NotFound(f"upload {upload_id}: its data file is gone (discarded meanwhile?)") from None
         try:
+            # the lock first: a chunk once recorded is never written again, so nothing changes the
+            # data after finish() has checked the whole file (a resend is simply acknowledged)
+            fcntl.flock(fd, fcntl.LOCK_EX)  # released on close
+            state = self.state(upload_id)  # chunks others recorded meanwhile
+            if index in state.received:
+                return state
             view, offset = memoryview(data), index * state.chunk_size
             while view:
                 written = os.pwrite(fd, view, offset)
                 view, offset = view[written:], offset + written
             if self.fsync:
                 os.fsync(fd)
-            fcntl.flock(fd, fcntl.LOCK_EX)  # released on close
-            state = self.state(upload_id)  # chunks others recorded meanwhile
-            if index not in state.received:
-                state = UploadState(upload_id, state.size, state.sha256, state.chunk_size,
-                                    state.received | {index})
-                self._save(state)
+            state = UploadState(upload_id, state.size, state.sha256, state.chunk_size, state.received | {index})
+            self._save(state)
         finally:
             os.close(fd)
         return state

@@ -34,6 +34,11 @@ log = logging.getLogger(__name__)
 _TERMINAL = [s.value for s in TERMINAL_STATES]
 OVERLAP = timedelta(minutes=15)  # sacct rows arrive late; re-read this much
 SUBMIT_GRACE = timedelta(minutes=5)  # SUBMITTING rows older than this lost their sbatch
+SLOWEST_STAGING_BYTES_S = 10 * 1024 * 1024  # a job's inputs may take this long to stage before it counts as lost
+
+
+def staging_allowance(inputs: list[dict]) -> timedelta:
+    return timedelta(seconds=sum(int(i.get("size") or 0) for i in inputs) / SLOWEST_STAGING_BYTES_S)
 
 
 @dataclass
@@ -273,6 +278,9 @@ class ClusterPoller:
                                   and_(Job.state == JobState.PENDING.value, Job.updated_at < now - SUBMIT_GRACE)))
         )
         for job in lost:
+            if job.state == JobState.SUBMITTING.value and job.inputs and \
+                    job.submitted_at > now - SUBMIT_GRACE - staging_allowance(job.inputs):
+                continue  # still copying its inputs to the cluster, most likely
             job.needs_reconcile = True
             report.flagged += 1
 
