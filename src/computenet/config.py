@@ -183,6 +183,14 @@ class FilesConfig(BaseModel):
     max_output_gb: Decimal = Field(Decimal("50"), gt=0)
 
 
+class MonitoringConfig(BaseModel):
+    """The sampling agent every shell batch script gets (see monitoring/inject.py)."""
+
+    enabled: bool = True
+    interval_s: float = Field(10.0, ge=0.2)  # between samples; under 1 % of a core at 10 s
+    collect_every_s: float = Field(60.0, gt=0)  # how often a running job's samples are read in
+
+
 class ServerConfig(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8750, ge=1, le=65535)
@@ -207,6 +215,7 @@ class Settings(BaseSettings):
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     files: FilesConfig = Field(default_factory=FilesConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     # client side
     url: str | None = None
     token: str | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
@@ -12,6 +12,7 @@ from .. import __version__
 from ..services.errors import ServiceError
 from ..services.loops import BackgroundServices
 from ..services.platform import Platform
+from .deps import current_user, get_platform, get_session
 from .routers import accounts, admin, apps, billing, clusters, files, jobs, notifications
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # a script is at most 1 MiB; JSON escaping can double it
@@ -44,6 +45,14 @@ def create_app(platform: Platform, run_services: bool = False) -> FastAPI:
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         return JSONResponse({"detail": f"{where}: {first['msg']}" if where else first["msg"], "errors": jsonable(exc.errors())},
                             status_code=422)
+
+    @app.get("/efficiency", tags=["jobs"])
+    def efficiency(limit: int = 50, user=Depends(current_user), platform: Platform = Depends(get_platform),
+                   session=Depends(get_session)):
+        """Your recent ended jobs: CPU, memory and GPU efficiency and what the waste cost (like seff)."""
+        from ..services import monitoring
+
+        return monitoring.efficiency_report(session, platform, user, max(1, min(limit, 500)))
 
     @app.get("/health", tags=["meta"])
     def health():

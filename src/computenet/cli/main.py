@@ -164,9 +164,15 @@ def jobs(all: bool = typer.Option(False, "--all", "-a", help="include jobs that 
 
 
 @app.command()
-def job(job_id: int, why: bool = typer.Option(False, "--why", help="why it went where it went")) -> None:
+def job(job_id: int, why: bool = typer.Option(False, "--why", help="why it went where it went"),
+        stats: bool = typer.Option(False, "--stats", help="CPU, memory, GPU over time; efficiency; waste")) -> None:
     """One job: resources, placement, times, cost and its history."""
     with client() as c:
+        if stats:
+            from .stats import show_stats
+
+            show_stats(api(lambda: c.stats(job_id)))
+            return
         j = api(lambda: c.job(job_id))
     if why:
         if not j.routing:
@@ -185,6 +191,15 @@ def job(job_id: int, why: bool = typer.Option(False, "--why", help="why it went 
     for e in j.events:
         console.print(f"  {e.at:%Y-%m-%d %H:%M:%S}  {e.from_state or '':>10} -> {e.to_state:<10} {e.detail}",
                       highlight=False)
+
+
+@app.command()
+def efficiency(limit: int = typer.Option(50, help="how many recent ended jobs")) -> None:
+    """Your recent jobs' CPU, memory and GPU efficiency and what the unused share cost."""
+    from .stats import efficiency_table
+
+    with client() as c:
+        console.print(efficiency_table(api(lambda: c.efficiency(limit))))
 
 
 @app.command()

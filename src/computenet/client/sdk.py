@@ -68,6 +68,13 @@ class ComputeNetClient(WorkspaceApi):
     def job(self, job_id: int) -> JobDetail:
         return JobDetail.model_validate(self._call("GET", f"/jobs/{job_id}"))
 
+    def stats(self, job_id: int) -> dict:
+        """Samples over time, efficiency and the findings with their cost."""
+        return self._call("GET", f"/jobs/{job_id}/stats")
+
+    def efficiency(self, limit: int = 50) -> list[dict]:
+        return self._call("GET", "/efficiency", params={"limit": limit})
+
     def cancel(self, job_id: int) -> JobOut:
         return JobOut.model_validate(self._call("POST", f"/jobs/{job_id}/cancel"))
 

@@ -120,6 +120,13 @@ def measure(facts: JobFacts, series: JobSeries) -> Efficiency:
     core_seconds = facts.cores * runtime
     cpu_seconds = series.cpu_seconds()
     known = covered > 0
+    # the CPU counters are cumulative up to the last sample: when the agent died before the job
+    # ended, what came after is unknown (a gap), not idle, so efficiency is over the time observed
+    observed = core_seconds
+    if series.samples and facts.started_at is not None:
+        window = min(runtime, series.samples[-1].t - float(facts.started_at))
+        if window > 0:
+            observed = facts.cores * window
 
     gpu_stats = series.gpu_stats() if facts.gpus > 0 else ()
     utils = [g.mean_util for g in gpu_stats if g.mean_util is not None]
@@ -127,7 +134,7 @@ def measure(facts: JobFacts, series: JobSeries) -> Efficiency:
     top = max(fractions, key=lambda x: x[0], default=None)
 
     return Efficiency(
-        cpu_efficiency=cpu_seconds / core_seconds if known and core_seconds > 0 else None,
+        cpu_efficiency=cpu_seconds / observed if known and observed > 0 else None,
         mem_efficiency=series.peak_rss() / facts.mem_requested_bytes
         if facts.mem_requested_bytes > 0 and series.samples else None,
         gpu_utilisation=sum(utils) / len(utils) if utils else None,

@@ -297,6 +297,7 @@ def _prepare(platform: Platform, user_id: int, account_id: int, text: str, spec:
             predicted_start=None if candidate.wait_s is None else utcnow() + timedelta(seconds=candidate.wait_s),
             app=extras.app, inputs=list(extras.inputs) or None, outputs=extras.outputs,
             collect_state="pending" if extras.outputs else None,
+            monitor_state="on" if platform.settings.monitoring.enabled and _is_shell(text) else None,
         )
         session.add(job)
         session.flush()
@@ -315,11 +316,22 @@ def _prepare(platform: Platform, user_id: int, account_id: int, text: str, spec:
         return job.id, request_for(session, platform, job, dependency)
 
 
+def _is_shell(script: str) -> bool:
+    from ..monitoring.inject import is_shell_script
+
+    return is_shell_script(script)
+
+
 def request_for(session: Session, platform: Platform, job: Job, dependency: str | None = None,
                 cluster: Cluster | None = None) -> SubmitRequest:
     """What the adapter gets for this job on ``cluster`` (default: its own), as its owner's Unix
     identity there when the cluster runs jobs as users."""
     request = submit_request(job, dependency)
+    if job.monitor_state:  # the sampling agent rides in the script (the stored script stays the user's)
+        from ..monitoring.inject import inject
+
+        request = replace(request, script=inject(job.script, platform.settings.monitoring.interval_s)
+                          or job.script)
     cluster = cluster or session.get(Cluster, job.cluster_id)
     if not platform.cluster_config(cluster.name).run_as_users:
         return request

@@ -14,6 +14,7 @@ from .reroute import Rerouter
 from .poller import ClusterPoller
 from .job_files import OutputCollector
 from .storage_meter import StorageMeter
+from .monitoring import SampleCollector
 
 log = logging.getLogger(__name__)
 SYNC_INTERVAL_S = 60.0
@@ -80,6 +81,9 @@ class BackgroundServices:
         self.threads.append(threading.Thread(target=self._loop, args=("storage meter", METER_INTERVAL_S,
                                                                       StorageMeter(self.platform).run_once),
                                              name="storage-meter", daemon=True))
+        self.threads.append(threading.Thread(target=self._loop, args=("samples", COLLECT_INTERVAL_S,
+                                                                      SampleCollector(self.platform).run_once),
+                                             name="samples", daemon=True))
         for thread in self.threads:
             thread.start()
 

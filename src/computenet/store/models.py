@@ -311,6 +311,8 @@ class Job(Base):
     outputs: Mapped[dict | None] = mapped_column(JSON)
     collect_state: Mapped[str | None] = mapped_column(String(8))  # pending | done | failed
     collected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # the sampling agent runs in the job: on (samples to read) | done (all read) | None (not monitored)
+    monitor_state: Mapped[str | None] = mapped_column(String(8))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     owner: Mapped[User] = relationship()
@@ -437,3 +439,4 @@ class SlurmAccount(Base):
 # table is on Base.metadata (migrations, create_all) and importable from one place
 from .ops_models import Delivery, Notification, RegisteredCluster, UnixIdentity  # noqa: E402,F401
 from .app_models import App, FileRecord, Upload  # noqa: E402,F401
+from .monitor_models import JobSample  # noqa: E402,F401

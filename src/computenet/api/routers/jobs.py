@@ -77,6 +77,15 @@ def output(
                        finished=JobState(job.state).is_terminal)
 
 
+@router.get("/{job_id}/stats")
+def stats(job_id: int, user: User = Depends(current_user), platform: Platform = Depends(get_platform),
+          session=Depends(get_session)):
+    """What the job did over time (CPU, memory, GPU), its efficiency, and what its waste cost."""
+    from ...services import monitoring
+
+    return monitoring.analyse(session, platform, job_service.get_job(session, user, job_id))
+
+
 @router.post("/estimate")
 async def estimate(body: JobSubmit, user: User = Depends(current_user), platform: Platform = Depends(get_platform)):
     """Where the job would go and when it would start, per candidate; nothing is submitted."""

@@ -1,0 +1,69 @@
+"""`cnet job ID --stats` (sparklines of what the job did) and `cnet efficiency` (a seff-like table)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float | None], top: float | None = None, width: int = 60) -> str:
+    """Values as block characters (scaled to ``top``), squeezed to ``width``; a gap is a blank."""
+    if not values:
+        return ""
+    if len(values) > width:  # mean of each slice
+        step = len(values) / width
+        squeezed = []
+        for i in range(width):
+            part = [v for v in values[int(i * step):int((i + 1) * step) or None] if v is not None]
+            squeezed.append(sum(part) / len(part) if part else None)
+        values = squeezed
+    known = [v for v in values if v is not None]
+    top = top or (max(known) if known else 0) or 1
+    return "".join(" " if v is None else BARS[min(len(BARS) - 1, max(0, int(v / top * (len(BARS) - 1) + 0.5)))]
+                   for v in values)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.0f}%"
+
+
+def _mib(value: float) -> str:
+    return f"{value / 1024 ** 2:.0f} MiB" if value < 10 * 1024 ** 3 else f"{value / 1024 ** 3:.1f} GiB"
+
+
+def show_stats(stats: dict) -> None:
+    eff, series = stats["efficiency"], stats["series"]
+    if not stats["samples"]:
+        console.print(f"job {stats['job']}: no samples yet"
+                      + (" (not monitored: not a shell script)" if not stats["monitored"] else ""))
+        return
+    gaps = f", {len(stats['gaps'])} gap(s) in the samples" if stats["gaps"] else ""
+    console.print(f"[bold]job {stats['job']}[/]: {stats['samples']} samples every {stats['interval_s']:g} s{gaps}")
+    console.print(f"  CPU  {sparkline(series['cores'], top=stats['cores'])}  "
+                  f"{_pct(eff['cpu_efficiency'])} of {stats['cores']} cores")
+    console.print(f"  mem  {sparkline(series['rss'])}  peak {_mib(eff['peak_rss'])}"
+                  + (f", {_pct(eff['mem_efficiency'])} of the request" if eff["mem_efficiency"] is not None else ""))
+    if any(v is not None for v in series["gpu_util"]):
+        console.print(f"  GPU  {sparkline(series['gpu_util'], top=100)}  {_pct(eff['gpu_utilisation'])} used")
+    if eff["time_limit_efficiency"] is not None:
+        console.print(f"  ran {stats['runtime_s']:.0f} s, {_pct(eff['time_limit_efficiency'])} of its time limit; "
+                      f"paid {stats['price']}")
+    for f in stats["findings"]:
+        money = f" — wasted {f['wasted']}" if f["wasted"] not in ("0", "0.00") else ""
+        console.print(f"  [{'red' if f['severity'] == 'critical' else 'yellow'}]{f['severity']}[/] "
+                      f"{f['title']}{money}\n      {f['recommendation']}", highlight=False)
+
+
+def efficiency_table(rows: list[dict]) -> Table:
+    table = Table(box=None, title="Efficiency of your recent jobs")
+    for column in ("job", "name", "state", "cores", "GPUs", "runtime", "CPU", "mem", "GPU", "paid", "wasted",
+                   "finding"):
+        table.add_column(column, justify="right" if column not in ("name", "state", "finding") else "left")
+    for r in rows:
+        table.add_row(str(r["job"]), r["name"][:20], r["state"], str(r["cores"]), str(r["gpus"]),
+                      f"{r['runtime_s']:.0f}s", _pct(r["cpu_efficiency"]), _pct(r["mem_efficiency"]),
+                      _pct(r["gpu_utilisation"]), r["price"], r["wasted"], r["finding"] or "")
+    return table

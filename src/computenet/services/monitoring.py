@@ -1,0 +1,202 @@
+"""Job monitoring on the platform side: reading the agent's samples from each job's working
+directory into the database (while it runs and once it has ended), and the efficiency
+analysis of a job: metrics, diagnosis findings and what the waste cost.
+
+Samples come back the way outputs do (the cluster's filesystem here, or SFTP), so compute
+nodes need no route to the control plane. A missing stretch of samples stays a gap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import secrets
+import time
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from .. import files
+from ..domain.states import TERMINAL_STATES, JobState
+from ..monitoring.efficiency import JobFacts, measure
+from ..monitoring.inject import SAMPLES_GLOB
+from ..monitoring.rules import diagnose
+from ..monitoring.series import JobSeries, Sample
+from ..store.models import Charge, Job, JobSample, Partition, User
+from ..store.types import utcnow
+from .platform import Platform
+
+log = logging.getLogger(__name__)
+LIVE = (JobState.RUNNING.value, JobState.COMPLETING.value, JobState.SUSPENDED.value)
+MAX_SAMPLE_FILE = 256 * 1024 * 1024  # a day at 1 s is ~20 MB: more is not the agent's
+
+
+def ingest(session: Session, job_id: int, samples: list[Sample]) -> int:
+    """Store samples not stored yet (by time); returns how many were new."""
+    if not samples:
+        return 0
+    known = set(session.scalars(select(JobSample.t).where(JobSample.job_id == job_id,
+                                                          JobSample.t >= min(s.t for s in samples))))
+    new = [s for s in {s.t: s for s in samples}.values() if s.t not in known]
+    session.add_all(JobSample(
+        job_id=job_id, t=s.t, seq=s.seq, cpu_s=s.cpu_s, cores=s.cores, rss=s.rss, read_bytes=s.read,
+        write_bytes=s.write, nproc=s.nproc, nthreads=s.nthreads,
+        gpus=[dataclasses.asdict(g) for g in s.gpus] or None) for s in new)
+    return len(new)
+
+
+def parse_lines(text: str) -> list[Sample]:
+    """The agent's JSON lines; a line cut short by a kill (the last one) or garbage is skipped."""
+    import json
+
+    out = []
+    for line in text.splitlines():
+        try:
+            out.append(Sample.from_json(json.loads(line)))
+        except ValueError:
+            continue
+    return out
+
+
+class SampleCollector:
+    """Background step: samples of running jobs every collect_every_s, and once more when they end."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self.last: dict[int, float] = {}
+
+    def run_once(self) -> dict[int, int]:
+        every = self.platform.settings.monitoring.collect_every_s
+        now = time.monotonic()
+        with self.platform.db.session() as session:
+            rows = session.execute(select(Job.id, Job.state).where(
+                Job.monitor_state == "on", Job.native_id.is_not(None),
+                Job.state.in_(LIVE + tuple(s.value for s in TERMINAL_STATES))).order_by(Job.id).limit(200)).all()
+        read: dict[int, int] = {}
+        for job_id, state in rows:
+            ended = state not in LIVE
+            if not ended and now - self.last.get(job_id, -1e9) < every:
+                continue
+            self.last[job_id] = now
+            try:
+                read[job_id] = self.collect(job_id, final=ended)
+            except Exception as exc:  # one job's trouble must not stop the others
+                log.warning("reading samples of job %s: %s", job_id, exc)
+                if ended:
+                    self._done(job_id)
+        return read
+
+    def collect(self, job_id: int, final: bool = False) -> int:
+        from .job_files import stager_for
+
+        with self.platform.db.session() as session:
+            job = session.get(Job, job_id)
+            cluster_name, workdir = job.cluster.name, job.workdir
+            run_as = None
+            if self.platform.cluster_config(cluster_name).run_as_users:
+                from .identities import unix_user_for
+
+                run_as = unix_user_for(session, job.owner_id, job.cluster_id)
+        scratch = self.platform.settings.storage_root() / ".fetch"
+        scratch.mkdir(parents=True, exist_ok=True)
+        stager = stager_for(self.platform, cluster_name, run_as)
+        new = 0
+        try:
+            for found in stager.list(workdir, [SAMPLES_GLOB]):
+                if found.kind != "file" or "/" in found.path:
+                    continue
+                temp = scratch / f"samples-{job_id}-{secrets.token_hex(6)}"
+                try:
+                    stager.get(f"{workdir.rstrip('/')}/{found.path}", temp, max_bytes=MAX_SAMPLE_FILE)
+                    samples = parse_lines(temp.read_text(encoding="utf-8", errors="replace"))
+                finally:
+                    temp.unlink(missing_ok=True)
+                with self.platform.db.session() as session:
+                    new += ingest(session, job_id, samples)
+        except files.NotFound:
+            pass  # the job has not started writing yet, or its directory is gone
+        finally:
+            stager.close()
+        if final:
+            self._done(job_id)
+        return new
+
+    def _done(self, job_id: int) -> None:
+        with self.platform.db.session() as session:
+            session.get(Job, job_id).monitor_state = "done"
+        self.last.pop(job_id, None)
+
+
+# -- analysis ---------------------------------------------------------------------
+
+def series_of(session: Session, job_id: int, interval_s: float) -> JobSeries:
+    rows = session.scalars(select(JobSample).where(JobSample.job_id == job_id).order_by(JobSample.t))
+    return JobSeries(tuple(Sample.from_json({
+        "t": r.t, "seq": r.seq, "cpu_s": r.cpu_s, "cores": r.cores, "rss": r.rss, "read": r.read_bytes,
+        "write": r.write_bytes, "nproc": r.nproc, "nthreads": r.nthreads, "gpus": r.gpus or []}) for r in rows),
+        interval_s)
+
+
+def facts_of(session: Session, job: Job) -> JobFacts:
+    """What the job was given and what it cost, split into its CPU and GPU parts by list price."""
+    from .jobs import job_memory_mb
+
+    paid = session.scalar(select(func.sum(Charge.amount)).where(Charge.job_id == job.id))
+    price = Decimal(paid) if paid is not None else Decimal("0")
+    part = session.scalar(select(Partition).where(Partition.cluster_id == job.cluster_id,
+                                                  Partition.name == job.partition))
+    core_rate = (part.price_core_hour or Decimal(0)) * job.cores if part else Decimal(0)
+    gpu_rate = (part.price_gpu_hour or Decimal(0)) * job.gpus if part else Decimal(0)
+    gpu_part = (price * gpu_rate / (core_rate + gpu_rate)).quantize(Decimal("0.01")) \
+        if core_rate + gpu_rate > 0 else Decimal(0)
+    start = job.start_time
+    end = job.end_time or (utcnow() if start else None)
+    runtime = (end - start).total_seconds() if start and end else 0.0
+    spec_gpu = ((job.spec or {}).get("resources") or {}).get("gpu_type")
+    return JobFacts(
+        job_id=str(job.id), cores=job.cores, gpus=job.gpus, gpu_type=spec_gpu,
+        mem_requested_bytes=job_memory_mb(job) * 1024 * 1024,
+        time_limit_s=job.time_limit_minutes * 60 if job.time_limit_minutes else None,
+        runtime_s=max(runtime, 0.0), price=price, price_cpu_part=price - gpu_part, price_gpu_part=gpu_part,
+        app=(job.app or {}).get("name"), user=session.get(User, job.owner_id).name, cluster=job.cluster.name,
+        started_at=start.timestamp() if isinstance(start, datetime) else None)
+
+
+def analyse(session: Session, platform: Platform, job: Job) -> dict:
+    """Efficiency, findings with their cost, and the series for charts (JSON-ready)."""
+    series = series_of(session, job.id, platform.settings.monitoring.interval_s)
+    facts = facts_of(session, job)
+    eff = measure(facts, series)
+    findings = diagnose(facts, series) if series.samples else []
+    samples = series.samples
+    return {
+        "job": job.id, "monitored": job.monitor_state, "samples": len(samples),
+        "interval_s": series.interval_s, "gaps": [list(g) for g in series.gaps()],
+        "price": str(facts.price), "runtime_s": facts.runtime_s, "cores": facts.cores, "gpus": facts.gpus,
+        "efficiency": {k: v for k, v in dataclasses.asdict(eff).items()},
+        "findings": [dataclasses.asdict(f) | {"wasted": str(f.wasted)} for f in findings],
+        "wasted": str(sum((f.wasted for f in findings), Decimal("0"))),
+        "series": {"t": [s.t for s in samples], "cores": [s.cores for s in samples],
+                   "rss": [s.rss for s in samples],
+                   "gpu_util": [sum(g.util for g in s.gpus) / len(s.gpus) if s.gpus else None for s in samples]},
+    }
+
+
+def efficiency_report(session: Session, platform: Platform, user: User, limit: int = 50) -> list[dict]:
+    """One row per recent ended job of the user: the seff/reportseff view, with money."""
+    jobs = session.scalars(select(Job).where(Job.owner_id == user.id,
+                                             Job.state.in_([s.value for s in TERMINAL_STATES]),
+                                             Job.start_time.is_not(None))
+                           .order_by(Job.id.desc()).limit(limit))
+    rows = []
+    for job in jobs:
+        result = analyse(session, platform, job)
+        eff, top = result["efficiency"], (result["findings"] or [None])[0]
+        rows.append({"job": job.id, "name": job.name, "state": job.state, "cluster": job.cluster.name,
+                     "cores": job.cores, "gpus": job.gpus, "runtime_s": result["runtime_s"], "samples": result["samples"], "cpu_efficiency": eff["cpu_efficiency"],
+                     "mem_efficiency": eff["mem_efficiency"], "gpu_utilisation": eff["gpu_utilisation"],
+                     "price": result["price"], "wasted": result["wasted"],
+                     "finding": top["code"] if top else None})
+    return rows

@@ -1,0 +1,101 @@
+"""Monitoring real jobs on the embedded local executor: the agent rides in the batch script,
+its samples come back into the database, and the analysis reads them (efficiency, findings, cost)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from typer.testing import CliRunner
+
+from computenet.cli.main import app
+from computenet.config import MonitoringConfig
+from computenet.cli.embedded import EmbeddedServer
+from computenet.client import ComputeNetClient
+from computenet.services.monitoring import SampleCollector
+from computenet.services.poller import ClusterPoller
+from computenet.store.models import Job, JobSample
+
+from conftest import add_user, local_cluster, poll_until
+
+BUSY = "python3 -c 'import time\nt = time.time()\nwhile time.time() - t < {s}: pass'"
+
+
+@pytest.fixture
+def watched(make_platform):
+    platform = make_platform([local_cluster(slots=8)],
+                             monitoring=MonitoringConfig(interval_s=0.5, collect_every_s=0.5))
+    _, token = add_user(platform, "mona", balance="100.00")
+    with EmbeddedServer(platform, run_services=False) as srv, ComputeNetClient(srv.url, token) as client:
+        poller, collector = ClusterPoller(platform, "local"), SampleCollector(platform)
+
+        def run(script: str) -> dict:
+            job = client.submit(script)
+
+            def ended():
+                poller.run_once()
+                collector.run_once()
+                with platform.db.session() as session:
+                    row = session.get(Job, job.id)
+                    return row if row.monitor_state == "done" and row.settled_at else None
+            poll_until(ended, timeout=90, what=f"job {job.id} ended, charged and its samples read")
+            return client.stats(job.id)
+        yield platform, client, run, srv, token
+
+
+def test_one_busy_process_on_four_cores_is_a_quarter_efficient_and_priced(watched):
+    platform, client, run, srv, token = watched
+    stats = run(f"#!/bin/bash\n#SBATCH -c 4 -t 5\n{BUSY.format(s=5)}\n")
+    eff = stats["efficiency"]
+    assert stats["samples"] >= 6 and not stats["gaps"]
+    assert 0.15 <= eff["cpu_efficiency"] <= 0.35, eff
+    codes = {f["code"]: f for f in stats["findings"]}
+    assert "single_threaded" in codes and "idle_cores" not in codes
+    paid = Decimal(stats["price"])
+    assert paid > 0 and Decimal(codes["single_threaded"]["wasted"]) == (paid * 3 / 4).quantize(Decimal("0.01"))
+    assert "-c 1" in codes["single_threaded"]["recommendation"] or "-n 1" in codes["single_threaded"]["recommendation"]
+    shown = CliRunner().invoke(app, ["job", str(stats["job"]), "--stats"],
+                               env={"COMPUTENET_URL": srv.url, "COMPUTENET_TOKEN": token, "COLUMNS": "160"})
+    assert shown.exit_code == 0 and "CPU" in shown.output and "of 4 cores" in shown.output, shown.output
+    table = CliRunner().invoke(app, ["efficiency"], env={"COMPUTENET_URL": srv.url, "COMPUTENET_TOKEN": token,
+                                                         "COLUMNS": "200"})
+    assert table.exit_code == 0 and "single_threaded" in table.output, table.output
+
+
+def test_memory_peak_is_seen(watched):
+    platform, client, run, *_ = watched
+    grab = "python3 -c 'import time\nb = bytearray(2 * 1024 ** 3)\nb[::4096] = bytes(len(b) // 4096)\ntime.sleep(2)'"
+    stats = run(f"#!/bin/bash\n#SBATCH -c 1 --mem=4G -t 5\n{grab}\n")
+    assert stats["efficiency"]["peak_rss"] >= 1.9 * 1024 ** 3
+    assert 0.45 <= stats["efficiency"]["mem_efficiency"] <= 0.6
+
+
+def test_a_sleeping_job_is_idle(watched):
+    platform, client, run, *_ = watched
+    stats = run("#!/bin/bash\n#SBATCH -c 2 -t 5\nsleep 3\n")
+    codes = [f["code"] for f in stats["findings"]]
+    assert "idle_job" in codes and "idle_cores" not in codes
+    assert stats["efficiency"]["cpu_efficiency"] < 0.05
+
+
+def test_a_killed_agent_leaves_a_gap_not_zeros(watched):
+    platform, client, run, *_ = watched
+    script = ("#!/bin/bash\n#SBATCH -c 1 -t 5\n"
+              f"{BUSY.format(s=6)} &\nsleep 2\npkill -KILL -f 'cnet-agent' || true\nwait\n")
+    stats = run(script)
+    eff, times = stats["efficiency"], stats["series"]["t"]
+    with platform.db.session() as session:
+        job = session.get(Job, stats["job"])
+        end = job.end_time.timestamp()
+        assert session.query(JobSample).filter(JobSample.job_id == job.id).count() == len(times)
+    assert end - times[-1] >= 2.5  # nothing recorded after the kill: no zeros were made up
+    assert eff["covered_fraction"] < 0.7
+    assert 0.7 <= eff["cpu_efficiency"] <= 1.3, eff  # over what was seen: one busy core of one
+
+
+def test_a_non_shell_script_runs_unmonitored(watched):
+    platform, client, run, *_ = watched
+    job = client.submit("#!/usr/bin/env python3\n#SBATCH -c 1 -t 5\nprint('hello')\n")
+    with platform.db.session() as session:
+        assert session.get(Job, job.id).monitor_state is None
+    assert client.stats(job.id)["monitored"] is None
