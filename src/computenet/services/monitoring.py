@@ -15,7 +15,7 @@ import time
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from .. import files
@@ -40,10 +40,11 @@ def ingest(session: Session, job_id: int, samples: list[Sample]) -> int:
     known = set(session.scalars(select(JobSample.t).where(JobSample.job_id == job_id,
                                                           JobSample.t >= min(s.t for s in samples))))
     new = [s for s in {s.t: s for s in samples}.values() if s.t not in known]
-    session.add_all(JobSample(
-        job_id=job_id, t=s.t, seq=s.seq, cpu_s=s.cpu_s, cores=s.cores, rss=s.rss, read_bytes=s.read,
-        write_bytes=s.write, nproc=s.nproc, nthreads=s.nthreads,
-        gpus=[dataclasses.asdict(g) for g in s.gpus] or None) for s in new)
+    if new:  # one executemany, not an ORM object per sample (4x the rate)
+        session.execute(insert(JobSample), [dict(
+            job_id=job_id, t=s.t, seq=s.seq, cpu_s=s.cpu_s, cores=s.cores, rss=s.rss, read_bytes=s.read,
+            write_bytes=s.write, nproc=s.nproc, nthreads=s.nthreads,
+            gpus=[dataclasses.asdict(g) for g in s.gpus] or None) for s in new])
     return len(new)
 
 
