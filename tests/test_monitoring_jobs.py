@@ -57,6 +57,12 @@ def test_one_busy_process_on_four_cores_is_a_quarter_efficient_and_priced(watche
     shown = CliRunner().invoke(app, ["job", str(stats["job"]), "--stats"],
                                env={"COMPUTENET_URL": srv.url, "COMPUTENET_TOKEN": token, "COLUMNS": "160"})
     assert shown.exit_code == 0 and "CPU" in shown.output and "of 4 cores" in shown.output, shown.output
+    png = client.stats_png(stats["job"])
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    chart = platform.settings.data_dir / "chart.png"
+    shown = CliRunner().invoke(app, ["job", str(stats["job"]), "--stats", "--png", str(chart)],
+                               env={"COMPUTENET_URL": srv.url, "COMPUTENET_TOKEN": token})
+    assert shown.exit_code == 0 and chart.read_bytes().startswith(b"\x89PNG"), shown.output
     table = CliRunner().invoke(app, ["efficiency"], env={"COMPUTENET_URL": srv.url, "COMPUTENET_TOKEN": token,
                                                          "COLUMNS": "200"})
     assert table.exit_code == 0 and "single_threaded" in table.output, table.output
@@ -99,3 +105,26 @@ def test_a_non_shell_script_runs_unmonitored(watched):
     with platform.db.session() as session:
         assert session.get(Job, job.id).monitor_state is None
     assert client.stats(job.id)["monitored"] is None
+
+
+def test_prometheus_metrics_for_operators(watched):
+    from sqlalchemy import select
+
+    from computenet.store.models import User
+
+    platform, client, run, srv, token = watched
+    run("#!/bin/bash\n#SBATCH -c 2 -t 5\nsleep 1\n")
+    client.submit("#!/bin/bash\n#SBATCH -c 2 -t 5\nsleep 30\n")
+    import httpx
+
+    assert httpx.get(f"{srv.url}/metrics", headers={"Authorization": f"Bearer {token}"}).status_code == 403
+    with platform.db.session() as session:
+        session.scalar(select(User).where(User.name == "mona")).role = "operator"
+    response = httpx.get(f"{srv.url}/metrics", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    lines = dict(line.rsplit(" ", 1) for line in response.text.splitlines() if not line.startswith("#"))
+    assert lines['computenet_jobs{cluster="local",state="COMPLETED"}'] == "1"
+    assert lines['computenet_cluster_cores{cluster="local"}'] == "8"
+    assert lines['computenet_cluster_up{cluster="local",health="online"}'] == "1"
+    assert int(lines["computenet_samples_stored_total"]) >= 2
+    assert 'computenet_queue_depth{cluster="local"}' in lines

@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from .. import __version__
 from ..services.errors import ServiceError
@@ -53,6 +53,16 @@ def create_app(platform: Platform, run_services: bool = False) -> FastAPI:
         from ..services import monitoring
 
         return monitoring.efficiency_report(session, platform, user, max(1, min(limit, 500)))
+
+    @app.get("/metrics", tags=["meta"], response_class=PlainTextResponse)
+    def metrics(user=Depends(current_user), session=Depends(get_session)):
+        """Prometheus gauges: jobs by state, queue depth, utilization, health, samples stored (operators)."""
+        from ..services import metrics as exposition
+        from ..services.errors import Forbidden
+
+        if not (user.is_admin or user.role == "operator"):
+            raise Forbidden("/metrics needs the operator role (give the scraper an operator's token)")
+        return PlainTextResponse(exposition.render(session), media_type="text/plain; version=0.0.4")
 
     @app.get("/health", tags=["meta"])
     def health():

@@ -165,13 +165,17 @@ def jobs(all: bool = typer.Option(False, "--all", "-a", help="include jobs that 
 
 @app.command()
 def job(job_id: int, why: bool = typer.Option(False, "--why", help="why it went where it went"),
-        stats: bool = typer.Option(False, "--stats", help="CPU, memory, GPU over time; efficiency; waste")) -> None:
+        stats: bool = typer.Option(False, "--stats", help="CPU, memory, GPU over time; efficiency; waste"),
+        png: Optional[Path] = typer.Option(None, "--png", help="with --stats: also save the chart here")) -> None:
     """One job: resources, placement, times, cost and its history."""
     with client() as c:
         if stats:
             from .stats import show_stats
 
             show_stats(api(lambda: c.stats(job_id)))
+            if png:
+                png.write_bytes(api(lambda: c.stats_png(job_id)))
+                console.print(f"chart saved to {png}")
             return
         j = api(lambda: c.job(job_id))
     if why:

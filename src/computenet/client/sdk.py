@@ -72,6 +72,12 @@ class ComputeNetClient(WorkspaceApi):
         """Samples over time, efficiency and the findings with their cost."""
         return self._call("GET", f"/jobs/{job_id}/stats")
 
+    def stats_png(self, job_id: int) -> bytes:
+        response = self.http.get(f"/jobs/{job_id}/stats.png")
+        if response.status_code >= 400:
+            raise ApiError(response.status_code, response.json().get("detail", response.text))
+        return response.content
+
     def efficiency(self, limit: int = 50) -> list[dict]:
         return self._call("GET", "/efficiency", params={"limit": limit})
 

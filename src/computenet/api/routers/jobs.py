@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
 from ...domain.states import JobState
 from ...domain.money import MoneyError, to_decimal
 from ...schemas import JobDetail, JobOut, JobSubmit, OutputChunk, RoutingIn
-from ...services.errors import InvalidRequest
+from ...services.errors import InvalidRequest, NotFound
 from ...services import job_output, jobs as job_service
 from ...services.platform import Platform
 from ...store.models import Job, User
@@ -84,6 +84,20 @@ def stats(job_id: int, user: User = Depends(current_user), platform: Platform = 
     from ...services import monitoring
 
     return monitoring.analyse(session, platform, job_service.get_job(session, user, job_id))
+
+
+@router.get("/{job_id}/stats.png", response_class=Response,
+            responses={200: {"content": {"image/png": {}}}})
+def stats_png(job_id: int, user: User = Depends(current_user), platform: Platform = Depends(get_platform),
+              session=Depends(get_session)):
+    """The same as a chart: cores in use, memory and GPU utilisation over time, gaps shaded."""
+    from ...monitoring.charts import job_chart
+    from ...services import monitoring
+
+    stats = monitoring.analyse(session, platform, job_service.get_job(session, user, job_id))
+    if not stats["samples"]:
+        raise NotFound(f"job {job_id} has no samples (yet)")
+    return Response(job_chart(stats), media_type="image/png")
 
 
 @router.post("/estimate")
