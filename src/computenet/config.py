@@ -189,6 +189,10 @@ class MonitoringConfig(BaseModel):
     enabled: bool = True
     interval_s: float = Field(10.0, ge=0.2)  # between samples; under 1 % of a core at 10 s
     collect_every_s: float = Field(60.0, gt=0)  # how often a running job's samples are read in
+    # a running job whose GPUs all stay under 5 % this long: its owner is told, and with
+    # idle_gpu_action = "cancel" the job is cancelled (the card goes back to people who use it)
+    idle_gpu_minutes: float = Field(30.0, gt=0)
+    idle_gpu_action: Literal["notify", "cancel"] = "notify"
 
 
 class ServerConfig(BaseModel):
