@@ -15,6 +15,7 @@ from computenet.cli.embedded import EmbeddedServer
 from computenet.client import ApiError, ComputeNetClient
 from computenet.services import accounts, tenants
 from computenet.services.job_files import OutputCollector
+from computenet.services.monitoring import SampleCollector
 from computenet.services.poller import ClusterPoller
 from computenet.store.models import Job, User
 
@@ -43,14 +44,15 @@ def client_for(platform, srv, name: str, role: str | None = None, tenant: str | 
 
 def finish(platform, job_id: int) -> Job:
     """Poll the cluster, then fetch outputs, until the job ended and its outputs are in."""
-    poller, collector = ClusterPoller(platform, "local"), OutputCollector(platform)
+    poller, collector, samples = ClusterPoller(platform, "local"), OutputCollector(platform), SampleCollector(platform)
 
     def done():
         poller.run_once()
         collector.run_once()
+        samples.run_once()
         with platform.db.session() as session:
             job = session.get(Job, job_id)
-            return job if job.collect_state in ("done", "failed") else None
+            return job if job.collect_state in ("done", "failed") and job.monitor_state != "on" else None
     return poll_until(done, timeout=90, what=f"job {job_id} and its outputs")
 
 
@@ -84,6 +86,9 @@ def test_lammps_app_runs_and_its_outputs_come_back_with_checksums(centre):
         log = ann.download(f"jobs/{job.id}/log.lammps", srv_tmp(platform) / "log.lammps")
         assert log["verified"] and "Step" in Path(log["local"]).read_text()
         assert any(f["path"].endswith(".out") for f in detail.output_files)  # stdout comes back too
+        # the run was monitored: the app page now shows what a typical run does and costs
+        typical = ann.app("lammps")["typical"]
+        assert typical["jobs"] == 1 and typical["runtime_s"]["p50"] > 0 and typical["app"] == "lammps"
 
 
 def srv_tmp(platform) -> Path:

@@ -184,3 +184,20 @@ def test_a_busy_gpu_or_a_gap_is_not_idle():
     assert idle_gpu_minutes(idle[:-1] + [row(990.0, 50)], 10) == 0  # one card busy now
     with_gap = [row(i * 10.0, 0) for i in range(50)] + [row(2000.0 + i * 10, 0) for i in range(30)]
     assert 4.5 <= idle_gpu_minutes(with_gap, 10) <= 5  # only since the gap
+
+
+def test_the_application_characteristics_database(watched):
+    from computenet.services.app_profiles import characteristics, typical_runtime_s
+
+    platform, client, run, *_ = watched
+    for seconds in (1, 3):
+        run(f"#!/bin/bash\n#SBATCH -J busy -c 2 -t 5\n{BUSY.format(s=seconds)}\n")
+    with platform.db.session() as session:
+        (row,) = characteristics(session, app="busy")
+        assert row["jobs"] == 2 and 0.8 <= row["runtime_s"]["p50"] <= 4.5
+        assert 0.2 <= row["cpu_efficiency_p50"] <= 0.6  # one busy process of two cores
+        assert row["runtime_by_cores"].keys() == {"2"}
+        (by_user,) = characteristics(session, app="busy", by="user")
+        assert by_user["user"] == "mona"
+        assert 1 <= typical_runtime_s(session, "busy", cores=2) <= 4.5
+        assert typical_runtime_s(session, "nothing-like-it") is None

@@ -54,8 +54,14 @@ def show(name: str, version: Optional[str] = typer.Option(None, "--version"),
     console.print("resources: " + json.dumps(a["resources"].get("defaults", {})) +
                   ("; maximum " + json.dumps(a["resources"]["maximum"]) if a["resources"].get("maximum") else ""))
     console.print("outputs: " + ", ".join(a["outputs"]))
-    if a.get("runtime_hint_minutes"):
-        console.print(f"typical runtime: about {a['runtime_hint_minutes']} min")
+    typical = a.get("typical")
+    if typical:
+        eff = typical["cpu_efficiency_p50"]
+        console.print(f"typical run ({typical['jobs']} monitored): {typical['runtime_s']['p50'] / 60:.1f} min "
+                      f"(90 % within {typical['runtime_s']['p90'] / 60:.1f} min), cost {typical['cost_p50']}"
+                      + (f", CPU efficiency {100 * eff:.0f} %" if eff is not None else ""))
+    elif a.get("runtime_hint_minutes"):
+        console.print(f"typical runtime: about {a['runtime_hint_minutes']} min (the publisher's estimate)")
     where = ", ".join(f"{c} ({e})" if e else f"[dim]{c}: not available[/]" for c, e in a["available_on"].items())
     console.print(f"available on: {where}")
 

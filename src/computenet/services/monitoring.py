@@ -24,7 +24,7 @@ from ..monitoring.efficiency import JobFacts, measure
 from ..monitoring.inject import SAMPLES_GLOB
 from ..monitoring.rules import diagnose
 from ..monitoring.series import JobSeries, Sample
-from ..store.models import Charge, Job, JobSample, Partition, User
+from ..store.models import Charge, Job, JobProfile, JobSample, Partition, User
 from ..store.types import utcnow
 from .platform import Platform
 
@@ -128,8 +128,29 @@ class SampleCollector:
 
     def _done(self, job_id: int) -> None:
         with self.platform.db.session() as session:
-            session.get(Job, job_id).monitor_state = "done"
+            job = session.get(Job, job_id)
+            job.monitor_state = "done"
+            if job.start_time is not None and job.end_time is not None:
+                record_profile(session, self.platform, job)
         self.last.pop(job_id, None)
+
+
+# -- the application characteristics database ----------------------------------------
+
+def record_profile(session: Session, platform: Platform, job: Job) -> None:
+    """One line per ended monitored job; aggregated by app, user and cluster (services/app_profiles.py)."""
+    result = analyse(session, platform, job)
+    if not result["samples"]:
+        return
+    eff = result["efficiency"]
+    row = session.get(JobProfile, job.id) or JobProfile(job_id=job.id)
+    row.app = (job.app or {}).get("name") or job.name
+    row.user_id, row.cluster_id, row.cores, row.gpus = job.owner_id, job.cluster_id, job.cores, job.gpus
+    row.runtime_s, row.time_limit_s = result["runtime_s"], (job.time_limit_minutes or 0) * 60 or None
+    row.cpu_efficiency, row.peak_rss, row.gpu_utilisation = eff["cpu_efficiency"], eff["peak_rss"], \
+        eff["gpu_utilisation"]
+    row.price, row.wasted, row.finished_at = Decimal(result["price"]), Decimal(result["wasted"]), job.end_time
+    session.add(row)
 
 
 # -- idle GPUs --------------------------------------------------------------------

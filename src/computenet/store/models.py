@@ -439,4 +439,4 @@ class SlurmAccount(Base):
 # table is on Base.metadata (migrations, create_all) and importable from one place
 from .ops_models import Delivery, Notification, RegisteredCluster, UnixIdentity  # noqa: E402,F401
 from .app_models import App, FileRecord, Upload  # noqa: E402,F401
-from .monitor_models import JobSample  # noqa: E402,F401
+from .monitor_models import JobProfile, JobSample  # noqa: E402,F401

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, UniqueConstraint
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .models import Base
+from .types import Money, UTCDateTime
 
 
 class JobSample(Base):
@@ -26,3 +30,24 @@ class JobSample(Base):
     nproc: Mapped[int] = mapped_column(Integer)
     nthreads: Mapped[int] = mapped_column(Integer)
     gpus: Mapped[list | None] = mapped_column(JSON)
+
+
+class JobProfile(Base):
+    """What one ended, monitored job did, in a line: the application characteristics database's rows."""
+
+    __tablename__ = "job_profiles"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), primary_key=True)
+    app: Mapped[str] = mapped_column(String(200), index=True)  # the app-centre name, else the job's name
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"))
+    cores: Mapped[int] = mapped_column(Integer)
+    gpus: Mapped[int] = mapped_column(Integer)
+    runtime_s: Mapped[float] = mapped_column(Float)
+    time_limit_s: Mapped[int | None] = mapped_column(Integer)
+    cpu_efficiency: Mapped[float | None] = mapped_column(Float)
+    peak_rss: Mapped[int] = mapped_column(BigInteger)
+    gpu_utilisation: Mapped[float | None] = mapped_column(Float)
+    price: Mapped[Decimal] = mapped_column(Money)
+    wasted: Mapped[Decimal] = mapped_column(Money)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -25,8 +25,12 @@ def list_apps(all_versions: bool = Query(False), user: User = Depends(current_us
 @router.get("/{name}")
 def show(name: str, version: str | None = None, user: User = Depends(current_user),
          platform: Platform = Depends(get_platform), session=Depends(get_session)):
+    from ...services.app_profiles import characteristics
+
     ref = apps.find(session, user, name, version)
-    return ref.to_json(detail=True) | {"available_on": apps.availability(session, platform, ref.spec)}
+    typical = characteristics(session, app=ref.spec.name)  # what its monitored runs did (issue 6)
+    return ref.to_json(detail=True) | {"available_on": apps.availability(session, platform, ref.spec),
+                                       "typical": typical[0] if typical else None}
 
 
 @router.post("", status_code=201)
