@@ -201,3 +201,49 @@ def test_the_application_characteristics_database(watched):
         assert by_user["user"] == "mona"
         assert 1 <= typical_runtime_s(session, "busy", cores=2) <= 4.5
         assert typical_runtime_s(session, "nothing-like-it") is None
+
+
+def test_wait_prediction_uses_what_an_apps_runs_take(make_platform):
+    from datetime import timedelta
+
+    from computenet.clusters.base import QueueEntry
+    from computenet.domain.states import JobState
+    from computenet.routing.estimate import History, plan, wait_on
+    from computenet.routing.model import Target
+    from computenet.services.routing import app_ratios
+    from computenet.store.models import Account, Cluster, JobProfile, User
+    from computenet.store.types import utcnow
+
+    target = Target(cluster="local", partition="local", nodes=1, cores_per_node=4, mem_per_node_mb=8000)
+    running = [QueueEntry(native_id="101", partition="local", state=JobState.RUNNING, cpus=4, nodes=1, gpus=0,
+                          time_limit_s=3600, elapsed_s=0, priority=1, user="u")]
+    as_limit = wait_on(plan(target, running, History()), 4, 0, 600, History())
+    by_app = History(job_ratios=(("101", 0.1),))
+    assert as_limit == pytest.approx(3600, abs=1)
+    assert wait_on(plan(target, running, by_app), 4, 0, 600, by_app) == pytest.approx(360, abs=1)
+
+    platform = make_platform([local_cluster(slots=4)])
+    user_id, _ = add_user(platform, "ada")
+    with platform.db.session() as session:
+        cluster = session.query(Cluster).filter(Cluster.name == "local").one()
+        account = session.query(Account).filter(Account.name == "ada-lab").one()
+        app = {"name": "lammps", "version": "x", "params": {}}
+        common = dict(owner_id=user_id, account_id=account.id, cluster_id=cluster.id, partition="local",
+                      spec={}, script="", workdir="", stdout_path="", stderr_path="", cores=4, app=app)
+        queued = Job(name="lammps", native_id="101", state="RUNNING", time_limit_minutes=60, **common)
+        plain = Job(name="other", native_id="102", state="RUNNING", time_limit_minutes=60,
+                    **{**common, "app": None})
+        done = [Job(name="lammps", native_id=str(200 + i), state="COMPLETED", time_limit_minutes=60, **common)
+                for i in range(3)]
+        session.add_all([queued, plain, *done])
+        session.flush()
+        for i, job in enumerate(done):  # past lammps runs on 4 cores took 5-7 minutes
+            session.add(JobProfile(job_id=job.id, app="lammps", user_id=user_id, cluster_id=cluster.id, cores=4,
+                                   gpus=0, runtime_s=300 + 60 * i, time_limit_s=3600, cpu_efficiency=0.9,
+                                   peak_rss=10**9, gpu_utilisation=None, price=Decimal("1.00"),
+                                   wasted=Decimal("0"), finished_at=utcnow() - timedelta(hours=i)))
+        session.flush()
+        entries = [running[0], QueueEntry(native_id="102", partition="local", state=JobState.RUNNING, cpus=4,
+                                          nodes=1, gpus=0, time_limit_s=3600, elapsed_s=0, priority=1)]
+        assert app_ratios(session, "local", entries) == (("101", pytest.approx(0.1)),)
+        assert session.get(User, user_id).name == "ada"

@@ -31,6 +31,14 @@ class History:
     # per user (their login on the cluster, as squeue shows it): some users' jobs run to the
     # limit, others end in minutes; a tuple so that a History can key a cache
     user_ratios: tuple[tuple[str, float], ...] = ()
+    # per job in the queue (native id): what the application characteristics say its app runs for
+    job_ratios: tuple[tuple[str, float], ...] = ()
+
+    def ratio_for_entry(self, entry: QueueEntry) -> float:
+        for native_id, ratio in self.job_ratios:
+            if native_id == entry.native_id:
+                return ratio
+        return self.ratio_for(entry.user)
 
     def ratio_for(self, user: str | None) -> float:
         for name, ratio in self.user_ratios:
@@ -69,7 +77,7 @@ def plan(target: Target, queue: list[QueueEntry], history: History = History()) 
     running: list[Running] = []
     pending: list[tuple[QueueEntry, Waiting]] = []
     for entry in queue:
-        ratio = min(1.0, max(0.05, history.ratio_for(entry.user)))
+        ratio = min(1.0, max(0.05, history.ratio_for_entry(entry)))
         limit = entry.time_limit_s if entry.time_limit_s is not None else UNLIMITED_S
         need = _share(entry, target)
         if need is None:

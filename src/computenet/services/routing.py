@@ -9,6 +9,7 @@ import logging
 import statistics
 import threading
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -195,7 +196,9 @@ def decide(session: Session, platform: Platform, spec: JobSpec, account: Account
         if entries is None:
             return None
         if target.cluster not in histories:
-            histories[target.cluster] = queues(platform).history(session, target.cluster)
+            found = queues(platform).history(session, target.cluster)
+            by_app = app_ratios(session, target.cluster, entries)
+            histories[target.cluster] = replace(found, job_ratios=by_app) if by_app else found
         queue_plan = queues(platform).plan(target, entries, histories[target.cluster])
         return wait_on(queue_plan, res.total_cores, res.total_gpus, minutes * 60, histories[target.cluster])
 
@@ -204,6 +207,27 @@ def decide(session: Session, platform: Platform, spec: JobSpec, account: Account
     decision.notes += [f"{name}: queue unreadable, start unknown (ranked last)"
                        for name, entries in sorted(read.items()) if entries is None]
     return decision
+
+
+def app_ratios(session: Session, cluster_name: str, entries: list[QueueEntry]) -> tuple[tuple[str, float], ...]:
+    """For the platform's app jobs in this queue: the app's typical runtime / the job's limit
+    (from the application characteristics), so their end is predicted from what such runs take."""
+    from .app_profiles import typical_runtime_s
+
+    ids = [e.native_id for e in entries]
+    if not ids:
+        return ()
+    jobs = session.execute(select(Job.native_id, Job.app, Job.cores, Job.time_limit_minutes).join(Cluster)
+                           .where(Cluster.name == cluster_name, Job.native_id.in_(ids[:1000]),
+                                  Job.app.is_not(None))).all()
+    out = []
+    for native_id, app, cores, limit in jobs:
+        if not app:  # a JSON null is not SQL NULL
+            continue
+        typical = typical_runtime_s(session, app["name"], cores) or typical_runtime_s(session, app["name"])
+        if typical and limit:
+            out.append((native_id, min(1.0, typical / (limit * 60))))
+    return tuple(sorted(out))
 
 
 def _runs_as_users(platform: Platform, cluster_name: str) -> bool:
