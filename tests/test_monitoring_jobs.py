@@ -247,3 +247,39 @@ def test_wait_prediction_uses_what_an_apps_runs_take(make_platform):
                                           nodes=1, gpus=0, time_limit_s=3600, elapsed_s=0, priority=1)]
         assert app_ratios(session, "local", entries) == (("101", pytest.approx(0.1)),)
         assert session.get(User, user_id).name == "ada"
+
+
+def test_agents_post_their_samples_to_the_control_plane_with_a_per_job_token(make_platform):
+    import socket
+
+    import httpx
+
+    from computenet.services.monitoring import agent_token
+
+    with socket.socket() as probe:  # the server's port, known before the platform (agents need the URL)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    platform = make_platform([local_cluster(slots=4)], monitoring=MonitoringConfig(
+        interval_s=0.5, agent_url=f"http://127.0.0.1:{port}", agent_secret="test-secret"))
+    _, token = add_user(platform, "pia")
+    with EmbeddedServer(platform, port=port, run_services=False) as srv, ComputeNetClient(srv.url, token) as client:
+        job = client.submit(f"#!/bin/bash\n#SBATCH -c 1 -t 5\n{BUSY.format(s=4)}\n")
+        poller = ClusterPoller(platform, "local")
+
+        def posted():  # no SampleCollector runs here: only what the agent sent
+            with platform.db.session() as session:
+                return session.query(JobSample).filter(JobSample.job_id == job.id).count() >= 3
+        poll_until(posted, step=poller.run_once, timeout=60, what="samples posted by the agent")
+        good = agent_token(platform, job.id)
+        sample = {"t": 1.0, "seq": 0, "cpu_s": 0.0, "cores": 0.0, "rss": 1, "read": 0, "write": 0, "nproc": 1,
+                  "nthreads": 1, "gpus": []}
+        for who, status in ((agent_token(platform, job.id + 1), 403), ("x", 403), (token, 403)):
+            answer = httpx.post(f"{srv.url}/monitoring/samples", json={"job": str(job.id), "samples": [sample]},
+                                headers={"Authorization": f"Bearer {who}"})
+            assert answer.status_code == status, answer.text
+        first = httpx.post(f"{srv.url}/monitoring/samples", json={"job": str(job.id), "samples": [sample]},
+                           headers={"Authorization": f"Bearer {good}"})
+        again = httpx.post(f"{srv.url}/monitoring/samples", json={"job": str(job.id), "samples": [sample]},
+                           headers={"Authorization": f"Bearer {good}"})
+        assert first.json() == {"stored": 1} and again.json() == {"stored": 0}  # idempotent
+        client.cancel(job.id)

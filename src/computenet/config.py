@@ -193,6 +193,10 @@ class MonitoringConfig(BaseModel):
     # idle_gpu_action = "cancel" the job is cancelled (the card goes back to people who use it)
     idle_gpu_minutes: float = Field(30.0, gt=0)
     idle_gpu_action: Literal["notify", "cancel"] = "notify"
+    # the API as compute nodes reach it (e.g. http://login1:8750): agents also POST their samples
+    # there as they go; unset, samples are read from the job's directory only
+    agent_url: str | None = None
+    agent_secret: str | None = None  # signs each job's agent token; default: <data dir>/agent.key
 
 
 class ServerConfig(BaseModel):

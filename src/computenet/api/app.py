@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse
 
 from .. import __version__
 from ..services.errors import ServiceError
 from ..services.loops import BackgroundServices
 from ..services.platform import Platform
-from .deps import current_user, get_platform, get_session
-from .routers import accounts, admin, apps, billing, clusters, files, jobs, notifications
+from .routers import accounts, admin, apps, billing, clusters, files, jobs, monitoring, notifications
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # a script is at most 1 MiB; JSON escaping can double it
 MAX_CHUNK_BYTES = 64 * 1024 * 1024 + 4096  # an upload chunk (files/uploads.py allows up to 64 MiB)
@@ -46,24 +45,6 @@ def create_app(platform: Platform, run_services: bool = False) -> FastAPI:
         return JSONResponse({"detail": f"{where}: {first['msg']}" if where else first["msg"], "errors": jsonable(exc.errors())},
                             status_code=422)
 
-    @app.get("/efficiency", tags=["jobs"])
-    def efficiency(limit: int = 50, user=Depends(current_user), platform: Platform = Depends(get_platform),
-                   session=Depends(get_session)):
-        """Your recent ended jobs: CPU, memory and GPU efficiency and what the waste cost (like seff)."""
-        from ..services import monitoring
-
-        return monitoring.efficiency_report(session, platform, user, max(1, min(limit, 500)))
-
-    @app.get("/metrics", tags=["meta"], response_class=PlainTextResponse)
-    def metrics(user=Depends(current_user), session=Depends(get_session)):
-        """Prometheus gauges: jobs by state, queue depth, utilization, health, samples stored (operators)."""
-        from ..services import metrics as exposition
-        from ..services.errors import Forbidden
-
-        if not (user.is_admin or user.role == "operator"):
-            raise Forbidden("/metrics needs the operator role (give the scraper an operator's token)")
-        return PlainTextResponse(exposition.render(session), media_type="text/plain; version=0.0.4")
-
     @app.get("/health", tags=["meta"])
     def health():
         return {"status": "ok", "version": __version__}
@@ -76,6 +57,7 @@ def create_app(platform: Platform, run_services: bool = False) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(files.router)
     app.include_router(apps.router)
+    app.include_router(monitoring.router)
     return app
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
+import shlex
 from importlib import resources
 
 DELIMITER = "__CNET_AGENT_SOURCE__"
@@ -26,8 +27,13 @@ def agent_source() -> str:
     return text
 
 
-def launcher(interval_s: float) -> str:
-    """Shell lines that write the agent, start it detached and stop it when the script exits."""
+def launcher(interval_s: float, url: str | None = None, token: str | None = None) -> str:
+    """Shell lines that write the agent, start it detached and stop it when the script exits.
+    With ``url`` the agent also POSTs its samples there, signed with this job's ``token``."""
+    post = ""
+    if url and token:
+        post = f" --url {shlex.quote(url)}"
+    env = f"COMPUTENET_AGENT_TOKEN={shlex.quote(token)} " if url and token else ""
     return (
         "# --- ComputeNet job monitoring (added by the platform: CPU, memory, I/O, GPU samples) ---\n"
         "__cnet_samples=\".cnet-samples.${SLURM_JOB_ID:-$$}${SLURM_ARRAY_TASK_ID:+.$SLURM_ARRAY_TASK_ID}.jsonl\"\n"
@@ -38,7 +44,8 @@ def launcher(interval_s: float) -> str:
         "__cnet_agent=\"\"\n"
         "if command -v python3 >/dev/null 2>&1; then\n"
         # $( ... & echo $!) runs it in a subshell that exits at once: the agent is not this shell's child
-        f"  __cnet_agent=$(python3 \"$__cnet_agent_py\" --pid $$ --interval {interval_s:g} --out \"$__cnet_samples\" "
+        f"  __cnet_agent=$({env}python3 \"$__cnet_agent_py\" --pid $$ --interval {interval_s:g} "
+        f"--out \"$__cnet_samples\"{post} "
         "--job \"${COMPUTENET_JOB_ID:-}\" </dev/null >/dev/null 2>>.cnet-agent.log & echo $!)\n"
         "fi\n"
         "__cnet_stop() {\n"
@@ -62,7 +69,7 @@ def is_shell_script(script: str) -> bool:
     return bool(_SHELL.match(script.split("\n", 1)[0]))
 
 
-def inject(script: str, interval_s: float) -> str | None:
+def inject(script: str, interval_s: float, url: str | None = None, token: str | None = None) -> str | None:
     """The script with the launcher after its #SBATCH header, or None when it is not a shell script."""
     lines = script.splitlines(keepends=True)
     if not lines or not _SHELL.match(lines[0]):
@@ -73,4 +80,4 @@ def inject(script: str, interval_s: float) -> str | None:
     head = "".join(lines[:end])
     if not head.endswith("\n"):
         head += "\n"
-    return head + launcher(interval_s) + "".join(lines[end:])
+    return head + launcher(interval_s, url, token) + "".join(lines[end:])

@@ -329,8 +329,10 @@ def request_for(session: Session, platform: Platform, job: Job, dependency: str 
     request = submit_request(job, dependency)
     if job.monitor_state:  # the sampling agent rides in the script (the stored script stays the user's)
         from ..monitoring.inject import inject
+        from .monitoring import agent_endpoint
 
-        request = replace(request, script=inject(job.script, platform.settings.monitoring.interval_s)
+        url, token = agent_endpoint(platform, job.id)
+        request = replace(request, script=inject(job.script, platform.settings.monitoring.interval_s, url, token)
                           or job.script)
     cluster = cluster or session.get(Cluster, job.cluster_id)
     if not platform.cluster_config(cluster.name).run_as_users:

@@ -9,7 +9,10 @@ nodes need no route to the control plane. A missing stretch of samples stays a g
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import logging
+import os
 import secrets
 import time
 from datetime import datetime
@@ -31,6 +34,57 @@ from .platform import Platform
 log = logging.getLogger(__name__)
 LIVE = (JobState.RUNNING.value, JobState.COMPLETING.value, JobState.SUSPENDED.value)
 MAX_SAMPLE_FILE = 256 * 1024 * 1024  # a day at 1 s is ~20 MB: more is not the agent's
+
+
+def _agent_secret(platform: Platform) -> bytes:
+    configured = platform.settings.monitoring.agent_secret
+    if configured:
+        return configured.encode()
+    path = platform.settings.data_dir / "agent.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+def agent_token(platform: Platform, job_id: int) -> str:
+    """What lets one job's agent post that job's samples, and nothing else."""
+    return hmac.new(_agent_secret(platform), f"agent:{job_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def agent_endpoint(platform: Platform, job_id: int) -> tuple[str | None, str | None]:
+    url = platform.settings.monitoring.agent_url
+    if not url:
+        return None, None
+    return url.rstrip("/") + "/monitoring/samples", agent_token(platform, job_id)
+
+
+def receive(platform: Platform, token: str, body: dict) -> int:
+    """A batch POSTed by a job's agent: checked against that job's token, stored idempotently."""
+    from .errors import Forbidden, InvalidRequest, NotFound
+
+    job_ref = str(body.get("job") or "")
+    if not job_ref.isdigit():
+        raise InvalidRequest("job: the platform job id the samples belong to")
+    job_id = int(job_ref)
+    if not hmac.compare_digest(token or "", agent_token(platform, job_id)):
+        raise Forbidden(f"this token does not sign samples of job {job_id}")
+    raw = body.get("samples")
+    if not isinstance(raw, list) or len(raw) > 10_000:
+        raise InvalidRequest("samples: a list of at most 10,000 samples")
+    samples = []
+    for item in raw:
+        try:
+            samples.append(Sample.from_json(item))
+        except ValueError:
+            continue  # one bad sample does not lose the batch
+    with platform.db.session() as session:
+        job = session.get(Job, job_id)
+        if job is None or not job.monitor_state:
+            raise NotFound(f"job {job_id} is not monitored")
+        return ingest(session, job_id, samples)
 
 
 def ingest(session: Session, job_id: int, samples: list[Sample]) -> int:

@@ -1,0 +1,48 @@
+"""/efficiency, /metrics and /monitoring/samples: job monitoring over HTTP."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from ...services.platform import Platform
+from ..deps import current_user, get_platform, get_session
+
+router = APIRouter()
+
+
+@router.get("/efficiency", tags=["jobs"])
+def efficiency(limit: int = 50, user=Depends(current_user), platform: Platform = Depends(get_platform),
+               session=Depends(get_session)):
+    """Your recent ended jobs: CPU, memory and GPU efficiency and what the waste cost (like seff)."""
+    from ...services import monitoring
+
+    return monitoring.efficiency_report(session, platform, user, max(1, min(limit, 500)))
+
+
+@router.post("/monitoring/samples", tags=["jobs"])
+async def agent_samples(request: Request, platform: Platform = Depends(get_platform)):
+    """Batches from a job's sampling agent (its own per-job token, not a user's)."""
+    from fastapi.concurrency import run_in_threadpool
+
+    from ...services import monitoring
+
+    header = request.headers.get("authorization", "")
+    token = header[7:] if header.lower().startswith("bearer ") else ""
+    try:
+        body = await request.json()
+    except ValueError:
+        return JSONResponse({"detail": "the body must be JSON"}, status_code=400)
+    if not isinstance(body, dict):
+        return JSONResponse({"detail": "the body must be a JSON object"}, status_code=400)
+    return {"stored": await run_in_threadpool(monitoring.receive, platform, token, body)}
+
+@router.get("/metrics", tags=["meta"], response_class=PlainTextResponse)
+def metrics(user=Depends(current_user), session=Depends(get_session)):
+    """Prometheus gauges: jobs by state, queue depth, utilization, health, samples stored (operators)."""
+    from ...services import metrics as exposition
+    from ...services.errors import Forbidden
+
+    if not (user.is_admin or user.role == "operator"):
+        raise Forbidden("/metrics needs the operator role (give the scraper an operator's token)")
+    return PlainTextResponse(exposition.render(session), media_type="text/plain; version=0.0.4")
