@@ -198,15 +198,6 @@ def job(job_id: int, why: bool = typer.Option(False, "--why", help="why it went 
 
 
 @app.command()
-def efficiency(limit: int = typer.Option(50, help="how many recent ended jobs")) -> None:
-    """Your recent jobs' CPU, memory and GPU efficiency and what the unused share cost."""
-    from .stats import efficiency_table
-
-    with client() as c:
-        console.print(efficiency_table(api(lambda: c.efficiency(limit))))
-
-
-@app.command()
 def cancel(job_ids: list[int]) -> None:
     """Cancel jobs, like scancel."""
     with client() as c:
@@ -411,11 +402,13 @@ from .sim import sim as _sim  # noqa: E402
 
 from .apps import app_app, apps as _apps, run as _run  # noqa: E402
 from .files import files_app, quota as _quota  # noqa: E402
+from .stats import efficiency as _efficiency  # noqa: E402
 
 app.command("sim")(_sim)
 app.command("apps")(_apps)
 app.command("run")(_run)
 app.command("quota")(_quota)
+app.command("efficiency")(_efficiency)
 app.add_typer(app_app, name="app")
 app.add_typer(files_app, name="files")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typer
 from rich.console import Console
 from rich.table import Table
 
@@ -67,3 +68,11 @@ def efficiency_table(rows: list[dict]) -> Table:
                       f"{r['runtime_s']:.0f}s", _pct(r["cpu_efficiency"]), _pct(r["mem_efficiency"]),
                       _pct(r["gpu_utilisation"]), r["price"], r["wasted"], r["finding"] or "")
     return table
+
+
+def efficiency(limit: int = typer.Option(50, help="how many recent ended jobs")) -> None:
+    """Your recent jobs' CPU, memory and GPU efficiency and what the unused share cost."""
+    from .main import api, client
+
+    with client() as c:
+        console.print(efficiency_table(api(lambda: c.efficiency(limit))))
