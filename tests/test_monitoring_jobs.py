@@ -47,8 +47,8 @@ def test_one_busy_process_on_four_cores_is_a_quarter_efficient_and_priced(watche
     platform, client, run, srv, token = watched
     stats = run(f"#!/bin/bash\n#SBATCH -c 4 -t 5\n{BUSY.format(s=5)}\n")
     eff = stats["efficiency"]
-    assert stats["samples"] >= 6 and not stats["gaps"]
-    assert 0.15 <= eff["cpu_efficiency"] <= 0.35, eff
+    assert stats["samples"] >= 6 and len(stats["gaps"]) <= 1  # a loaded machine may stall one sample
+    assert 0.12 <= eff["cpu_efficiency"] <= 0.4, eff
     codes = {f["code"]: f for f in stats["findings"]}
     assert "single_threaded" in codes and "idle_cores" not in codes
     paid = Decimal(stats["price"])
@@ -87,7 +87,7 @@ def test_a_sleeping_job_is_idle(watched):
 def test_a_killed_agent_leaves_a_gap_not_zeros(watched):
     platform, client, run, *_ = watched
     script = ("#!/bin/bash\n#SBATCH -c 1 -t 5\n"
-              f"{BUSY.format(s=6)} &\nsleep 2\npkill -KILL -f 'cnet-agent' || true\nwait\n")
+              f"{BUSY.format(s=6)} &\nsleep 2\nkill -KILL \"$__cnet_agent\"\nwait\n")
     stats = run(script)
     eff, times = stats["efficiency"], stats["series"]["t"]
     with platform.db.session() as session:
@@ -193,13 +193,13 @@ def test_the_application_characteristics_database(watched):
     for seconds in (1, 3):
         run(f"#!/bin/bash\n#SBATCH -J busy -c 2 -t 5\n{BUSY.format(s=seconds)}\n")
     with platform.db.session() as session:
-        (row,) = characteristics(session, app="busy")
+        (row,) = characteristics(session, app="job:busy")  # not an app-centre run: never shown as an app
         assert row["jobs"] == 2 and 0.8 <= row["runtime_s"]["p50"] <= 4.5
         assert 0.2 <= row["cpu_efficiency_p50"] <= 0.6  # one busy process of two cores
         assert row["runtime_by_cores"].keys() == {"2"}
-        (by_user,) = characteristics(session, app="busy", by="user")
+        (by_user,) = characteristics(session, app="job:busy", by="user")
         assert by_user["user"] == "mona"
-        assert 1 <= typical_runtime_s(session, "busy", cores=2) <= 4.5
+        assert 1 <= typical_runtime_s(session, "job:busy", cores=2) <= 4.5
         assert typical_runtime_s(session, "nothing-like-it") is None
 
 
@@ -283,3 +283,31 @@ def test_agents_post_their_samples_to_the_control_plane_with_a_per_job_token(mak
                            headers={"Authorization": f"Bearer {good}"})
         assert first.json() == {"stored": 1} and again.json() == {"stored": 0}  # idempotent
         client.cancel(job.id)
+
+
+@pytest.mark.parametrize("script, state, code", [
+    ("set -euo pipefail\nsleep 1\necho fine\n", "COMPLETED", 0),
+    ("set -euo pipefail\nsleep 1\nexit 3\n", "FAILED", 3),
+    ("set -e\nsleep 1 &\nwait\n", "COMPLETED", 0),  # a bare wait does not wait for the agent
+])
+def test_the_agent_never_changes_how_a_job_ends(watched, script, state, code):
+    platform, client, run, *_ = watched
+    stats = run("#!/bin/bash\n#SBATCH -c 1 -t 5\n" + script)
+    job = client.job(stats["job"])
+    assert (job.state, job.exit_code) == (state, code), job.events
+    assert stats["monitored"] == "done"
+
+
+def test_jobs_sharing_a_directory_keep_their_own_samples(watched):
+    platform, client, run, *_ = watched
+    first = run("#!/bin/bash\n#SBATCH -c 1 -t 5 -D shared\nsleep 2\n")
+    second = run("#!/bin/bash\n#SBATCH -c 1 -t 5 -D shared\nsleep 2\n")
+    assert first["samples"] and second["samples"]
+    assert min(second["series"]["t"]) > max(first["series"]["t"])  # none of the first job's samples
+
+
+def test_work_launched_outside_the_batch_shell_gets_no_cpu_verdict(watched):
+    platform, client, run, *_ = watched
+    stats = run("#!/bin/bash\n#SBATCH -c 2 -t 5\ncommand -v srun >/dev/null || sleep 3\n")
+    assert stats["partial"] and "srun" in stats["partial"]
+    assert not [f for f in stats["findings"] if f["code"] in ("idle_job", "idle_cores", "single_threaded")]

@@ -1,83 +1,69 @@
 """Adding the sampling agent to a job's batch script (zero configuration for the user).
 
-The agent's source travels inside the script (a quoted heredoc written into the job's working
-directory by the job itself, as the job's own user), so nothing has to be installed or staged
-on the cluster. It is started detached from the batch shell (a bare ``wait`` in the user's
-script must not wait for it) and stopped from an EXIT trap so its last sample is written.
+One line goes in after the script's #SBATCH header (so the user's line numbers move by one):
+the agent's source travels compressed inside it and runs with ``python3 -c`` (nothing is
+written into the job's directory, nothing installed on the cluster); it is started detached
+from the batch shell (a bare ``wait`` in the user's script must not wait for it) and stopped
+from an EXIT trap that can never change the job's exit status, even under ``set -euo pipefail``.
 Only shell scripts are changed; a Python or other interpreter script runs unmonitored.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import re
 import shlex
+import zlib
 from importlib import resources
 
-DELIMITER = "__CNET_AGENT_SOURCE__"
-SAMPLES_GLOB = ".cnet-samples.*.jsonl"
+MARKER = "cnet-agent"  # in the agent's command line: the trap only ever signals that process
 _SHELL = re.compile(r"^#!\s*(/usr)?/bin/(env\s+)?(ba|da|k|z)?sh\b")
 
 
+def samples_file(job_id: int) -> str:
+    """The job's own samples file in its working directory (array tasks add .<task>)."""
+    return f".cnet-samples.{job_id}"
+
+
 @functools.lru_cache(maxsize=1)
-def agent_source() -> str:
+def _packed_agent() -> str:
     text = resources.files("computenet.monitoring").joinpath("agent.py").read_text(encoding="utf-8")
-    if any(line.strip() == DELIMITER for line in text.splitlines()):  # would end the heredoc early
-        raise RuntimeError(f"agent.py contains the heredoc delimiter {DELIMITER}")
-    return text
+    return base64.b64encode(zlib.compress(text.encode(), 9)).decode()
 
 
-def launcher(interval_s: float, url: str | None = None, token: str | None = None) -> str:
-    """Shell lines that write the agent, start it detached and stop it when the script exits.
-    With ``url`` the agent also POSTs its samples there, signed with this job's ``token``."""
-    post = ""
+def launcher(job_id: int, interval_s: float, url: str | None = None, token: str | None = None) -> str:
+    """The one line that starts the agent and arranges its stop."""
+    code = f"import base64,zlib;exec(zlib.decompress(base64.b64decode('{_packed_agent()}')))  # {MARKER}"
+    args = f"--pid $$ --interval {interval_s:g} --job {int(job_id)} --out \"$__cnet_out\""
+    env = ""
     if url and token:
-        post = f" --url {shlex.quote(url)}"
-    env = f"COMPUTENET_AGENT_TOKEN={shlex.quote(token)} " if url and token else ""
-    return (
-        "# --- ComputeNet job monitoring (added by the platform: CPU, memory, I/O, GPU samples) ---\n"
-        "__cnet_samples=\".cnet-samples.${SLURM_JOB_ID:-$$}${SLURM_ARRAY_TASK_ID:+.$SLURM_ARRAY_TASK_ID}.jsonl\"\n"
-        "__cnet_agent_py=\".cnet-agent.$$.py\"\n"
-        f"cat > \"$__cnet_agent_py\" <<'{DELIMITER}'\n"
-        f"{agent_source().rstrip()}\n"
-        f"{DELIMITER}\n"
-        "__cnet_agent=\"\"\n"
-        "if command -v python3 >/dev/null 2>&1; then\n"
-        # $( ... & echo $!) runs it in a subshell that exits at once: the agent is not this shell's child
-        f"  __cnet_agent=$({env}python3 \"$__cnet_agent_py\" --pid $$ --interval {interval_s:g} "
-        f"--out \"$__cnet_samples\"{post} "
-        "--job \"${COMPUTENET_JOB_ID:-}\" </dev/null >/dev/null 2>>.cnet-agent.log & echo $!)\n"
-        "fi\n"
-        "__cnet_stop() {\n"
-        "  if [ -n \"$__cnet_agent\" ]; then\n"
-        "    kill -TERM \"$__cnet_agent\" 2>/dev/null\n"
-        # it is not our child: once it has written its last sample it is gone, or a zombie nobody reaps
-        "    for __cnet_i in 1 2 3 4 5 6 7 8 9 10; do\n"
-        "      __cnet_st=$(cut -d' ' -f3 \"/proc/$__cnet_agent/stat\" 2>/dev/null)\n"
-        "      if [ -z \"$__cnet_st\" ] || [ \"$__cnet_st\" = Z ]; then break; fi\n"
-        "      sleep 0.1\n"
-        "    done\n"
-        "  fi\n"
-        "  rm -f \"$__cnet_agent_py\"\n"
-        "}\n"
-        "trap __cnet_stop EXIT\n"
-        "# --- end of ComputeNet job monitoring ---\n"
-    )
+        args += f" --url {shlex.quote(url)}"
+        env = f"COMPUTENET_AGENT_TOKEN={shlex.quote(token)} "
+    start = (f"__cnet_out=\"{samples_file(job_id)}${{SLURM_ARRAY_TASK_ID:+.$SLURM_ARRAY_TASK_ID}}.jsonl\"; "
+             f"__cnet_agent=$({env}python3 -c {shlex.quote(code)} {args} </dev/null >/dev/null 2>&1 & echo $!) "
+             "|| __cnet_agent=; ")
+    # the stop runs in a subshell with errexit off and its status ignored: $? of the job is kept
+    stop = ("__cnet_stop() { __cnet_rc=$?; ( set +eu; p=$__cnet_agent; "
+            f"if [ -n \"$p\" ] && grep -qs {MARKER} /proc/$p/cmdline; then kill -TERM \"$p\"; "
+            "for i in 1 2 3 4 5 6 7 8 9 10; do s=$(cut -d' ' -f3 /proc/$p/stat); "
+            "[ -z \"$s\" ] || [ \"$s\" = Z ] && break; sleep 0.1; done; fi ) >/dev/null 2>&1 || :; "
+            "return $__cnet_rc; }; trap __cnet_stop EXIT")
+    guard = "if command -v python3 >/dev/null 2>&1; then " + start + stop + "; fi"
+    return f"{guard}  # ComputeNet job monitoring (CPU, memory, I/O, GPU samples)\n"
 
 
 def is_shell_script(script: str) -> bool:
     return bool(_SHELL.match(script.split("\n", 1)[0]))
 
 
-def inject(script: str, interval_s: float, url: str | None = None, token: str | None = None) -> str | None:
+def inject(script: str, interval_s: float, url: str | None = None, token: str | None = None,
+           job_id: int = 0) -> str | None:
     """The script with the launcher after its #SBATCH header, or None when it is not a shell script."""
-    lines = script.splitlines(keepends=True)
+    lines = script.split("\n")  # only "\n": a form feed in a comment is not a line break to bash
     if not lines or not _SHELL.match(lines[0]):
         return None
     end = 1
     while end < len(lines) and (not lines[end].strip() or lines[end].lstrip().startswith("#")):
         end += 1  # sbatch reads #SBATCH lines only before the first command
-    head = "".join(lines[:end])
-    if not head.endswith("\n"):
-        head += "\n"
-    return head + launcher(interval_s, url, token) + "".join(lines[end:])
+    return "\n".join(lines[:end]) + "\n" + launcher(job_id, interval_s, url, token) + "\n".join(lines[end:])

@@ -26,8 +26,8 @@ def characteristics(session: Session, app: str | None = None, by: str = "app", l
     query = select(JobProfile).order_by(JobProfile.finished_at.desc()).limit(limit)
     if app:
         query = query.where(JobProfile.app == app)
-    users = dict(session.execute(select(User.id, User.name)).all())
-    clusters = dict(session.execute(select(Cluster.id, Cluster.name)).all())
+    users = dict(session.execute(select(User.id, User.name)).all()) if by == "user" else {}
+    clusters = dict(session.execute(select(Cluster.id, Cluster.name)).all()) if by == "cluster" else {}
     groups: dict[tuple, list[JobProfile]] = defaultdict(list)
     for row in session.scalars(query):
         key = (row.app,) + ((users.get(row.user_id),) if by == "user" else

@@ -332,8 +332,8 @@ def request_for(session: Session, platform: Platform, job: Job, dependency: str 
         from .monitoring import agent_endpoint
 
         url, token = agent_endpoint(platform, job.id)
-        request = replace(request, script=inject(job.script, platform.settings.monitoring.interval_s, url, token)
-                          or job.script)
+        request = replace(request, script=inject(job.script, platform.settings.monitoring.interval_s, url, token,
+                                                 job_id=job.id) or job.script)
     cluster = cluster or session.get(Cluster, job.cluster_id)
     if not platform.cluster_config(cluster.name).run_as_users:
         return request

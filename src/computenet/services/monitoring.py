@@ -13,21 +13,22 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import secrets
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .. import files
 from ..domain.states import TERMINAL_STATES, JobState
 from ..monitoring.efficiency import JobFacts, measure
-from ..monitoring.inject import SAMPLES_GLOB
+from ..monitoring.inject import samples_file
 from ..monitoring.rules import diagnose
 from ..monitoring.series import JobSeries, Sample
-from ..store.models import Charge, Job, JobProfile, JobSample, Partition, User
+from ..store.models import Charge, Job, JobProfile, JobSample, Notification, User
 from ..store.types import utcnow
 from .platform import Platform
 
@@ -41,11 +42,18 @@ def _agent_secret(platform: Platform) -> bytes:
     if configured:
         return configured.encode()
     path = platform.settings.data_dir / "agent.key"
-    if not path.exists():
+    if not path.exists():  # made whole, then linked into place: two first users agree on one key
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        temp = path.with_name(f"agent.key.{secrets.token_hex(6)}")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_hex(32))
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            pass
+        finally:
+            temp.unlink()
     return path.read_text().strip().encode()
 
 
@@ -66,7 +74,7 @@ def receive(platform: Platform, token: str, body: dict) -> int:
     from .errors import Forbidden, InvalidRequest, NotFound
 
     job_ref = str(body.get("job") or "")
-    if not job_ref.isdigit():
+    if not (job_ref.isascii() and job_ref.isdigit()):
         raise InvalidRequest("job: the platform job id the samples belong to")
     job_id = int(job_ref)
     if not hmac.compare_digest(token or "", agent_token(platform, job_id)):
@@ -93,13 +101,28 @@ def ingest(session: Session, job_id: int, samples: list[Sample]) -> int:
         return 0
     known = set(session.scalars(select(JobSample.t).where(JobSample.job_id == job_id,
                                                           JobSample.t >= min(s.t for s in samples))))
-    new = [s for s in {s.t: s for s in samples}.values() if s.t not in known]
-    if new:  # one executemany, not an ORM object per sample (4x the rate)
-        session.execute(insert(JobSample), [dict(
+    new = [s for s in {s.t: s for s in samples}.values() if s.t not in known and _storable(s)]
+    if new:  # one executemany, not an ORM object per sample (4x the rate); a POST racing us is skipped
+        session.execute(_insert_ignoring_duplicates(session), [dict(
             job_id=job_id, t=s.t, seq=s.seq, cpu_s=s.cpu_s, cores=s.cores, rss=s.rss, read_bytes=s.read,
             write_bytes=s.write, nproc=s.nproc, nthreads=s.nthreads,
             gpus=[dataclasses.asdict(g) for g in s.gpus] or None) for s in new])
     return len(new)
+
+
+_BIGINT = 2 ** 63 - 1
+
+
+def _storable(s: Sample) -> bool:
+    return all(0 <= v <= _BIGINT for v in (s.rss, s.read, s.write)) and abs(s.t) < 1e11
+
+
+def _insert_ignoring_duplicates(session: Session):
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(JobSample).on_conflict_do_nothing(index_elements=["job_id", "t"])
 
 
 def parse_lines(text: str) -> list[Sample]:
@@ -126,21 +149,28 @@ class SampleCollector:
         every = self.platform.settings.monitoring.collect_every_s
         now = time.monotonic()
         with self.platform.db.session() as session:
-            rows = session.execute(select(Job.id, Job.state).where(
+            rows = session.execute(select(Job.id, Job.state, Job.settled_at, Job.end_time).where(
                 Job.monitor_state == "on", Job.native_id.is_not(None),
-                Job.state.in_(LIVE + tuple(s.value for s in TERMINAL_STATES))).order_by(Job.id).limit(200)).all()
+                Job.state.in_(LIVE + tuple(s.value for s in TERMINAL_STATES)))).all()
         read: dict[int, int] = {}
-        for job_id, state in rows:
-            ended = state not in LIVE
-            if not ended and now - self.last.get(job_id, -1e9) < every:
+        stale = utcnow() - timedelta(days=1)
+        # settled jobs first (their last read), then whoever waited longest since its last read
+        rows.sort(key=lambda r: (r.settled_at is None, self.last.get(r.id, -1e9)))
+        for job_id, state, settled_at, end_time in rows[:500]:
+            # the last read waits for the charge, so the profile has the price (or a day, if it never comes)
+            final = state not in LIVE and (settled_at is not None or (end_time is not None and end_time < stale))
+            if not final and now - self.last.get(job_id, -1e9) < every:
                 continue
             self.last[job_id] = now
             try:
-                read[job_id] = self.collect(job_id, final=ended)
+                read[job_id] = self.collect(job_id, final=final)
             except Exception as exc:  # one job's trouble must not stop the others
                 log.warning("reading samples of job %s: %s", job_id, exc)
-                if ended:
-                    self._done(job_id)
+                if final:
+                    try:
+                        self._done(job_id)
+                    except Exception:
+                        log.exception("closing the samples of job %s", job_id)
         return read
 
     def collect(self, job_id: int, final: bool = False) -> int:
@@ -157,14 +187,16 @@ class SampleCollector:
         scratch = self.platform.settings.storage_root() / ".fetch"
         scratch.mkdir(parents=True, exist_ok=True)
         stager = stager_for(self.platform, cluster_name, run_as)
-        new = 0
+        new, budget = 0, MAX_SAMPLE_FILE
+        own = samples_file(job_id)  # this job's files only: jobs may share a working directory
         try:
-            for found in stager.list(workdir, [SAMPLES_GLOB]):
-                if found.kind != "file" or "/" in found.path:
+            for found in stager.list(workdir, [f"{own}.jsonl", f"{own}.*.jsonl"]):
+                if found.kind != "file" or "/" in found.path or found.size > budget:
                     continue
+                budget -= found.size
                 temp = scratch / f"samples-{job_id}-{secrets.token_hex(6)}"
                 try:
-                    stager.get(f"{workdir.rstrip('/')}/{found.path}", temp, max_bytes=MAX_SAMPLE_FILE)
+                    stager.get(f"{workdir.rstrip('/')}/{found.path}", temp, max_bytes=found.size + 65536)
                     samples = parse_lines(temp.read_text(encoding="utf-8", errors="replace"))
                 finally:
                     temp.unlink(missing_ok=True)
@@ -176,7 +208,7 @@ class SampleCollector:
             stager.close()
         if final:
             self._done(job_id)
-        elif new:
+        else:  # samples may also have come by POST: look at the GPUs on every pass
             watch_idle_gpus(self.platform, job_id)
         return new
 
@@ -184,8 +216,8 @@ class SampleCollector:
         with self.platform.db.session() as session:
             job = session.get(Job, job_id)
             job.monitor_state = "done"
-            if job.start_time is not None and job.end_time is not None:
-                record_profile(session, self.platform, job)
+            if job.start_time is not None and job.end_time is not None and job.state == JobState.COMPLETED.value:
+                record_profile(session, self.platform, job)  # typical runs: the ones that ended well
         self.last.pop(job_id, None)
 
 
@@ -198,7 +230,8 @@ def record_profile(session: Session, platform: Platform, job: Job) -> None:
         return
     eff = result["efficiency"]
     row = session.get(JobProfile, job.id) or JobProfile(job_id=job.id)
-    row.app = (job.app or {}).get("name") or job.name
+    # app-centre runs under their app's name; other jobs under "job:<name>", never mistaken for an app
+    row.app = (job.app or {}).get("name") or f"job:{job.name}"[:200]
     row.user_id, row.cluster_id, row.cores, row.gpus = job.owner_id, job.cluster_id, job.cores, job.gpus
     row.runtime_s, row.time_limit_s = result["runtime_s"], (job.time_limit_minutes or 0) * 60 or None
     row.cpu_efficiency, row.peak_rss, row.gpu_utilisation = eff["cpu_efficiency"], eff["peak_rss"], \
@@ -229,7 +262,7 @@ def watch_idle_gpus(platform: Platform, job_id: int) -> str | None:
     """Tell the owner of a running job whose GPUs sit idle (once), and cancel it if the policy says so."""
     from sqlalchemy.exc import IntegrityError
 
-    from ..store.models import Account, JobEvent, Notification
+    from ..store.models import Account, JobEvent
     from .delivery import enqueue
 
     cfg = platform.settings.monitoring
@@ -237,16 +270,34 @@ def watch_idle_gpus(platform: Platform, job_id: int) -> str | None:
         job = session.get(Job, job_id)
         if not job.gpus or job.state not in LIVE:
             return None
-        since = time.time() - (cfg.idle_gpu_minutes * 60 + 4 * cfg.interval_s)
+        if session.scalar(select(Notification.id).where(Notification.key == f"idle_gpu:{job.id}:{job.owner_id}")):
+            return None  # told (and acted) already
+        last = session.scalar(select(func.max(JobSample.t)).where(JobSample.job_id == job_id))
+        if last is None:
+            return None
+        since = last - (cfg.idle_gpu_minutes * 60 + 4 * cfg.interval_s)  # node time, not ours
         samples = list(session.scalars(select(JobSample).where(JobSample.job_id == job_id, JobSample.t >= since)
                                        .order_by(JobSample.t)))
+        # every card of the job must be seen (the agent sees the first node's only): otherwise no verdict
+        if not samples or len(samples[-1].gpus or []) < job.gpus:
+            return None
         minutes = idle_gpu_minutes(samples, cfg.interval_s)
         if minutes < cfg.idle_gpu_minutes:
             return None
+        action, owner_id = cfg.idle_gpu_action, job.owner_id
+    if action == "cancel":
+        from .jobs import cancel_job
+
+        try:  # cancelled first: a notice saying so is only written once it is true
+            cancel_job(platform, owner_id, job_id)
+        except Exception as exc:
+            log.warning("cancelling idle-GPU job %s: %s (next pass tries again)", job_id, exc)
+            return None
+    with platform.db.session() as session:
+        job = session.get(Job, job_id)
         owner, account = session.get(User, job.owner_id), session.get(Account, job.account_id)
-        action = cfg.idle_gpu_action
         message = (f"job {job.id} ({job.name}) on {job.cluster.name} has kept its {job.gpus} GPU(s) idle for "
-                   f"{minutes:.0f} minutes" + (": it is being cancelled, as the platform's policy says"
+                   f"{minutes:.0f} minutes" + (": it was cancelled, as the platform's policy says"
                                               if action == "cancel" else "; cancel it if it is stuck"))
         try:
             with session.begin_nested():
@@ -258,13 +309,7 @@ def watch_idle_gpus(platform: Platform, job_id: int) -> str | None:
                 session.add(JobEvent(job_id=job.id, from_state=job.state, to_state=job.state, detail=message))
         except IntegrityError:
             return None  # told already
-        owner_id = owner.id
-    if action == "cancel":
-        from .jobs import cancel_job
-
-        cancel_job(platform, owner_id, job_id)
-        return "cancelled"
-    return "notified"
+    return "cancelled" if action == "cancel" else "notified"
 
 
 # -- analysis ---------------------------------------------------------------------
@@ -277,18 +322,39 @@ def series_of(session: Session, job_id: int, interval_s: float) -> JobSeries:
         interval_s)
 
 
+def _charged(session: Session, charge: Charge) -> Decimal:
+    from ..store.models import ChargeAdjustment
+
+    latest = session.scalar(select(ChargeAdjustment.new_amount).where(ChargeAdjustment.charge_id == charge.id)
+                            .order_by(ChargeAdjustment.id.desc()).limit(1))
+    return Decimal(latest if latest is not None else charge.amount)
+
+
+_PARALLEL_LAUNCH = re.compile(r"(^|[\s;&|(`])(srun|mpirun|mpiexec|mpiexec\.hydra|prun|aprun)\b", re.M)
+
+
+def partial_view(job: Job) -> str | None:
+    """Why the agent cannot see all of the job's work: it samples the batch shell's processes on the
+    first node; srun/MPI tasks run under Slurm's step daemons and on the other nodes."""
+    nodes = ((job.spec or {}).get("resources") or {}).get("nodes") or 1
+    if nodes > 1:
+        return f"the job spans {nodes} nodes; only the first node's batch processes are sampled"
+    if _PARALLEL_LAUNCH.search(job.script or ""):
+        return "the job launches tasks with srun/mpirun, which run outside the sampled batch processes"
+    return None
+
+
 def facts_of(session: Session, job: Job) -> JobFacts:
     """What the job was given and what it cost, split into its CPU and GPU parts by list price."""
     from .jobs import job_memory_mb
 
-    paid = session.scalar(select(func.sum(Charge.amount)).where(Charge.job_id == job.id))
-    price = Decimal(paid) if paid is not None else Decimal("0")
-    part = session.scalar(select(Partition).where(Partition.cluster_id == job.cluster_id,
-                                                  Partition.name == job.partition))
-    core_rate = (part.price_core_hour or Decimal(0)) * job.cores if part else Decimal(0)
-    gpu_rate = (part.price_gpu_hour or Decimal(0)) * job.gpus if part else Decimal(0)
-    gpu_part = (price * gpu_rate / (core_rate + gpu_rate)).quantize(Decimal("0.01")) \
-        if core_rate + gpu_rate > 0 else Decimal(0)
+    charges = list(session.scalars(select(Charge).where(Charge.job_id == job.id)))
+    # what was charged (re-pricing included), split in the proportion the charges' own rates give
+    price = sum((_charged(session, c) for c in charges), Decimal("0"))
+    core_value = sum((c.price_core_hour * c.core_seconds for c in charges), Decimal("0"))
+    gpu_value = sum((c.price_gpu_hour * c.gpu_seconds for c in charges), Decimal("0"))
+    gpu_part = (price * gpu_value / (core_value + gpu_value)).quantize(Decimal("0.01")) \
+        if core_value + gpu_value > 0 else Decimal(0)
     start = job.start_time
     end = job.end_time or (utcnow() if start else None)
     runtime = (end - start).total_seconds() if start and end else 0.0
@@ -308,9 +374,13 @@ def analyse(session: Session, platform: Platform, job: Job) -> dict:
     facts = facts_of(session, job)
     eff = measure(facts, series)
     findings = diagnose(facts, series) if series.samples else []
+    partial = partial_view(job)
+    if partial:  # what the agent did not see is not idle: no CPU or memory verdicts, no waste from them
+        findings = [f for f in findings if f.code.startswith("gpu") or f.code in ("smaller_gpu", "time_limit_too_long",
+                                                                                     "short_job")]
     samples = series.samples
     return {
-        "job": job.id, "monitored": job.monitor_state, "samples": len(samples),
+        "job": job.id, "monitored": job.monitor_state, "samples": len(samples), "partial": partial,
         "interval_s": series.interval_s, "gaps": [list(g) for g in series.gaps()],
         "price": str(facts.price), "runtime_s": facts.runtime_s, "cores": facts.cores, "gpus": facts.gpus,
         "efficiency": {k: v for k, v in dataclasses.asdict(eff).items()},

@@ -15,6 +15,7 @@ from ..views import job_out
 from .jobs import routing_request
 
 router = APIRouter(prefix="/apps", tags=["apps"])
+PUBLIC_MIN_RUNS = 3
 
 
 @router.get("")
@@ -29,8 +30,10 @@ def show(name: str, version: str | None = None, user: User = Depends(current_use
 
     ref = apps.find(session, user, name, version)
     typical = characteristics(session, app=ref.spec.name)  # what its monitored runs did (issue 6)
+    # shown from three runs on: one run's figures would be one person's job and bill
+    shown = typical[0] if typical and (typical[0]["jobs"] >= PUBLIC_MIN_RUNS or user.is_admin) else None
     return ref.to_json(detail=True) | {"available_on": apps.availability(session, platform, ref.spec),
-                                       "typical": typical[0] if typical else None}
+                                       "typical": shown}
 
 
 @router.post("", status_code=201)
