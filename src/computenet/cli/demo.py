@@ -19,7 +19,7 @@ from rich.live import Live
 from rich.panel import Panel
 
 from ..client import ComputeNetClient
-from ..config import ClusterConfig, Price, Settings
+from ..config import ClusterConfig, MonitoringConfig, Price, Settings
 from ..domain.states import JobState
 from ..services import accounts
 from ..services.platform import Platform
@@ -39,6 +39,8 @@ def demo_settings(data_dir: Path) -> Settings:
     return Settings(
         _env_prefix="COMPUTENET_DEMO_UNUSED_",
         data_dir=data_dir,
+        # seconds-long jobs: sample every half second so the efficiency table has something to show
+        monitoring=MonitoringConfig(interval_s=0.5, collect_every_s=1.0),
         # tagged stand-in: the application centre's apps run through their stand-ins here
         clusters=[ClusterConfig(name="local", kind="local", slots=4, mem_mb=8000, poll_interval_s=0.5,
                                 tags=["stand-in"],
@@ -80,6 +82,7 @@ def run_demo(console: Console, keep: bool = False) -> int:
             console.print(Panel(client.output(failed.id, "stderr").data.rstrip() or "(empty)",
                                 title=f"stderr of job {failed.id} (fails on purpose, exit {failed.exit_code})"))
             ok = _app_run(console, client, data_dir) and ok
+            _efficiency(console, client, len(submitted) + 1)
             me = client.me(entries=20)
             for acc in me.accounts:
                 console.print(f"[bold]Account {acc.name}[/]")
@@ -142,6 +145,18 @@ def _app_run(console: Console, client: ComputeNetClient, data_dir: Path) -> bool
     tail = Path(log["local"]).read_text().strip().splitlines()[-6:]
     console.print(Panel("\n".join(tail), title=f"log.lammps of job {job.id} (checksum verified: {log['verified']})"))
     return log["verified"]
+
+
+def _efficiency(console: Console, client: ComputeNetClient, jobs: int) -> None:
+    """What each job did with what it was given (the samples of the last ones may still be on their way)."""
+    from .stats import efficiency_table
+
+    deadline = time.monotonic() + 10
+    rows = client.efficiency(jobs)
+    while time.monotonic() < deadline and sum(1 for r in rows if r["samples"]) < len(rows):
+        time.sleep(0.5)
+        rows = client.efficiency(jobs)
+    console.print(efficiency_table(rows))
 
 
 def _watch(console: Console, client: ComputeNetClient, submitted: dict[int, str], long_id: int) -> bool:
