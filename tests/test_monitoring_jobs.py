@@ -135,7 +135,7 @@ def test_prometheus_metrics_for_operators(watched):
 def test_a_job_keeping_its_gpu_idle_is_reported_once_or_cancelled(make_platform, action):
     import time as clock
 
-    from computenet.services.monitoring import watch_idle_gpus
+    from computenet.services.idle_gpus import watch_idle_gpus
     from computenet.store.models import Notification
 
     platform = make_platform([local_cluster(slots=4, gpus=2)], monitoring=MonitoringConfig(
@@ -174,7 +174,7 @@ def test_a_job_keeping_its_gpu_idle_is_reported_once_or_cancelled(make_platform,
 
 
 def test_a_busy_gpu_or_a_gap_is_not_idle():
-    from computenet.services.monitoring import idle_gpu_minutes
+    from computenet.services.idle_gpus import idle_gpu_minutes
 
     def row(t, util):
         return JobSample(job_id=1, t=t, seq=0, cpu_s=0, cores=0, rss=0, read_bytes=0, write_bytes=0, nproc=1,

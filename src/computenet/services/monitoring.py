@@ -19,7 +19,7 @@ import time
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import files
@@ -28,7 +28,7 @@ from ..monitoring.efficiency import JobFacts, measure
 from ..monitoring.inject import samples_file
 from ..monitoring.rules import diagnose
 from ..monitoring.series import JobSeries, Sample
-from ..store.models import Charge, Job, JobProfile, JobSample, Notification, User
+from ..store.models import Charge, Job, JobProfile, JobSample, User
 from ..store.types import utcnow
 from .platform import Platform
 
@@ -209,6 +209,8 @@ class SampleCollector:
         if final:
             self._done(job_id)
         else:  # samples may also have come by POST: look at the GPUs on every pass
+            from .idle_gpus import watch_idle_gpus
+
             watch_idle_gpus(self.platform, job_id)
         return new
 
@@ -238,78 +240,6 @@ def record_profile(session: Session, platform: Platform, job: Job) -> None:
         eff["gpu_utilisation"]
     row.price, row.wasted, row.finished_at = Decimal(result["price"]), Decimal(result["wasted"]), job.end_time
     session.add(row)
-
-
-# -- idle GPUs --------------------------------------------------------------------
-
-IDLE_GPU_UTIL = 5  # percent: under this on every card the GPUs are idle
-
-
-def idle_gpu_minutes(samples: list[JobSample], interval_s: float) -> float:
-    """How long every GPU of the job has been under IDLE_GPU_UTIL, up to the last sample (a gap ends it)."""
-    stretch_start = None
-    previous = None
-    for s in reversed(samples):
-        if not s.gpus or any(g.get("util", 0) >= IDLE_GPU_UTIL for g in s.gpus):
-            break
-        if previous is not None and previous.t - s.t > 2 * interval_s:
-            break  # unknown in between: not counted as idle
-        stretch_start, previous = s, s
-    return 0.0 if stretch_start is None else (samples[-1].t - stretch_start.t) / 60
-
-
-def watch_idle_gpus(platform: Platform, job_id: int) -> str | None:
-    """Tell the owner of a running job whose GPUs sit idle (once), and cancel it if the policy says so."""
-    from sqlalchemy.exc import IntegrityError
-
-    from ..store.models import Account, JobEvent
-    from .delivery import enqueue
-
-    cfg = platform.settings.monitoring
-    with platform.db.session() as session:
-        job = session.get(Job, job_id)
-        if not job.gpus or job.state not in LIVE:
-            return None
-        if session.scalar(select(Notification.id).where(Notification.key == f"idle_gpu:{job.id}:{job.owner_id}")):
-            return None  # told (and acted) already
-        last = session.scalar(select(func.max(JobSample.t)).where(JobSample.job_id == job_id))
-        if last is None:
-            return None
-        since = last - (cfg.idle_gpu_minutes * 60 + 4 * cfg.interval_s)  # node time, not ours
-        samples = list(session.scalars(select(JobSample).where(JobSample.job_id == job_id, JobSample.t >= since)
-                                       .order_by(JobSample.t)))
-        # every card of the job must be seen (the agent sees the first node's only): otherwise no verdict
-        if not samples or len(samples[-1].gpus or []) < job.gpus:
-            return None
-        minutes = idle_gpu_minutes(samples, cfg.interval_s)
-        if minutes < cfg.idle_gpu_minutes:
-            return None
-        action, owner_id = cfg.idle_gpu_action, job.owner_id
-    if action == "cancel":
-        from .jobs import cancel_job
-
-        try:  # cancelled first: a notice saying so is only written once it is true
-            cancel_job(platform, owner_id, job_id)
-        except Exception as exc:
-            log.warning("cancelling idle-GPU job %s: %s (next pass tries again)", job_id, exc)
-            return None
-    with platform.db.session() as session:
-        job = session.get(Job, job_id)
-        owner, account = session.get(User, job.owner_id), session.get(Account, job.account_id)
-        message = (f"job {job.id} ({job.name}) on {job.cluster.name} has kept its {job.gpus} GPU(s) idle for "
-                   f"{minutes:.0f} minutes" + (": it was cancelled, as the platform's policy says"
-                                              if action == "cancel" else "; cancel it if it is stuck"))
-        try:
-            with session.begin_nested():
-                notice = Notification(user_id=owner.id, account_id=account.id, kind="idle_gpu", message=message,
-                                      key=f"idle_gpu:{job.id}:{owner.id}")
-                session.add(notice)
-                session.flush()
-                enqueue(session, notice, owner, account, first_of_event=True)
-                session.add(JobEvent(job_id=job.id, from_state=job.state, to_state=job.state, detail=message))
-        except IntegrityError:
-            return None  # told already
-    return "cancelled" if action == "cancel" else "notified"
 
 
 # -- analysis ---------------------------------------------------------------------
