@@ -9,7 +9,8 @@ interval that is cpu / samples x 360. Baseline in the same run: sampling the sam
 
 Ingest: --samples samples (a day of a job at 10 s is 8,640) stored through the platform's ingest()
 in batches of --batch on SQLite (and PostgreSQL with --pg URL), next to a plain executemany INSERT of
-the same rows in the same database (the baseline).
+the same rows in the same database (the baseline); then the same POSTed to `cnet server` in its own
+process, as agents send them.
 
     .venv/bin/python bench/agent.py [--seconds 60] [--procs 20] [--samples 100000] [--pg URL]
 """
@@ -115,12 +116,78 @@ def ingest_rate(url: str, n: int, batch: int) -> dict:
             "ratio": raw_s / platform_s}
 
 
+def http_ingest_rate(n: int, batch: int) -> dict:
+    """POST /monitoring/samples to `cnet server` in its own process (SQLite), as agents do."""
+    import socket
+    import urllib.request
+
+    import httpx
+
+    from computenet.config import Settings
+    from computenet.services import accounts
+    from computenet.services.monitoring import agent_token
+    from computenet.services.platform import Platform
+    from computenet.store.models import Cluster, Job
+
+    work = Path(tempfile.mkdtemp(prefix="cnet-bench-ingest-"))
+    settings = Settings(_env_prefix="COMPUTENET_BENCH_UNUSED_", data_dir=work, monitoring={"agent_secret": "bench"})
+    platform = Platform(settings)
+    platform.start()
+    with platform.db.session() as session:
+        user = accounts.create_user(session, "bench")
+        acc = accounts.create_account(session, "bench-lab", owner=user)
+        cluster = session.query(Cluster).first()
+        job = Job(owner_id=user.id, account_id=acc.id, cluster_id=cluster.id, partition="local", name="bench",
+                  state="RUNNING", spec={}, script="", workdir="", stdout_path="", stderr_path="", cores=1,
+                  monitor_state="on")
+        session.add(job)
+        session.flush()
+        job_id = job.id
+    token = agent_token(platform, job_id)
+    platform.db.dispose()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPUTENET_")}
+    env.update(COMPUTENET_DATA_DIR=str(work), COMPUTENET_MONITORING__AGENT_SECRET="bench")
+    server = subprocess.Popen([str(Path(sys.executable).with_name("cnet")), "server", "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("cnet server did not start")
+                time.sleep(0.2)
+        batches = [[{"t": 1.8e9 + i * 10, "seq": i, "cpu_s": i * 9.5, "cores": 0.95, "rss": 10**9, "read": 0,
+                     "write": 0, "nproc": 3, "nthreads": 5, "gpus": []} for i in range(start, min(n, start + batch))]
+                   for start in range(0, n, batch)]
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"},
+                          timeout=60) as client:
+            started = time.perf_counter()
+            stored = 0
+            for samples in batches:
+                answer = client.post("/monitoring/samples", json={"job": str(job_id), "samples": samples})
+                answer.raise_for_status()
+                stored += answer.json()["stored"]
+            seconds = time.perf_counter() - started
+    finally:
+        server.terminate()
+        server.wait(30)
+    assert stored == n, f"stored {stored} of {n}"
+    return {"samples": n, "batch": batch, "http_per_s": n / seconds}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--procs", type=int, default=20)
     parser.add_argument("--samples", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=360)
+    parser.add_argument("--no-http", action="store_true", help="skip the HTTP ingest through cnet server")
     parser.add_argument("--pg", default=None, help="also PostgreSQL at this URL (e.g. postgresql://postgres@127.0.0.1/test)")
     args = parser.parse_args()
     console.print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {host.node()}, {os.cpu_count()} cores, "
@@ -144,6 +211,11 @@ def main() -> int:
             r = ingest_rate(url, args.samples, args.batch)
             table.add_row(name, f"{r['platform_per_s']:,.0f}", f"{r['raw_insert_per_s']:,.0f}", f"{r['ratio']:.2f}")
         console.print(table)
+    if not args.no_http:
+        r = http_ingest_rate(args.samples, args.batch)
+        console.print(f"HTTP: POST /monitoring/samples to `cnet server` (own process, SQLite), batches of "
+                      f"{args.batch}: {r['http_per_s']:,.0f} samples/s "
+                      f"(= {r['http_per_s'] * 10:,.0f} jobs sampled every 10 s)")
     return 0
 
 
