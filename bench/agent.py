@@ -118,10 +118,9 @@ def ingest_rate(url: str, n: int, batch: int) -> dict:
 
 def http_ingest_rate(n: int, batch: int) -> dict:
     """POST /monitoring/samples to `cnet server` in its own process (SQLite), as agents do."""
-    import socket
-    import urllib.request
-
     import httpx
+
+    import server_process
 
     from computenet.config import Settings
     from computenet.services import accounts
@@ -145,27 +144,12 @@ def http_ingest_rate(n: int, batch: int) -> dict:
         job_id = job.id
     token = agent_token(platform, job_id)
     platform.db.dispose()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPUTENET_")}
-    env.update(COMPUTENET_DATA_DIR=str(work), COMPUTENET_MONITORING__AGENT_SECRET="bench")
-    server = subprocess.Popen([str(Path(sys.executable).with_name("cnet")), "server", "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, url = server_process.start(work, {"COMPUTENET_MONITORING__AGENT_SECRET": "bench"})
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("cnet server did not start")
-                time.sleep(0.2)
         batches = [[{"t": 1.8e9 + i * 10, "seq": i, "cpu_s": i * 9.5, "cores": 0.95, "rss": 10**9, "read": 0,
                      "write": 0, "nproc": 3, "nthreads": 5, "gpus": []} for i in range(start, min(n, start + batch))]
                    for start in range(0, n, batch)]
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"},
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"},
                           timeout=60) as client:
             started = time.perf_counter()
             stored = 0
@@ -175,8 +159,7 @@ def http_ingest_rate(n: int, batch: int) -> dict:
                 stored += answer.json()["stored"]
             seconds = time.perf_counter() - started
     finally:
-        server.terminate()
-        server.wait(30)
+        server_process.stop(server)
     assert stored == n, f"stored {stored} of {n}"
     return {"samples": n, "batch": batch, "http_per_s": n / seconds}
 

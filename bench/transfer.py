@@ -37,6 +37,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+import server_process  # noqa: E402  (bench/, beside this file)
 from computenet.files import LocalStager, SftpStager, UploadStore, Workspace
 
 CHUNK = 8 * 1024 * 1024
@@ -121,9 +122,6 @@ class HttpPath:
     made once, outside the timings."""
 
     def __init__(self, work: Path) -> None:
-        import socket
-        import urllib.request
-
         from computenet.client import ComputeNetClient
         from computenet.config import Settings
         from computenet.services import accounts
@@ -138,24 +136,7 @@ class HttpPath:
             accounts.create_account(session, "bench-lab", owner=user)
             token = accounts.issue_token(session, user, "bench")
         platform.db.dispose()
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("COMPUTENET_")}
-        env["COMPUTENET_DATA_DIR"] = str(data)
-        cnet = Path(sys.executable).with_name("cnet")
-        self.proc = subprocess.Popen([str(cnet), "server", "--port", str(port)], env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=1).read()
-                break
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("cnet server did not start for the HTTP stage")
-                time.sleep(0.2)
+        self.proc, url = server_process.start(data)
         self.client = ComputeNetClient(url, token, timeout=600)
         self.work = work
 
@@ -175,8 +156,7 @@ class HttpPath:
 
     def close(self) -> None:
         self.client.close()
-        self.proc.terminate()
-        self.proc.wait(30)
+        server_process.stop(self.proc)
 
 
 def run(size_mb: int = 1024, dir: str = "/tmp", sftp: str | None = None, key: str | None = None,
