@@ -80,6 +80,14 @@ class ClusterConfig(BaseModel):
     # what a core-hour / card-hour costs the operator (depreciation and power, or the lease price)
     cost_core_hour: Decimal | None = Field(None, ge=0)
     cost_gpu_hour: Decimal | None = Field(None, ge=0)
+    # owned capacity costs every hour, used or not (operator reports): a node's purchase price
+    # written off over depreciation_years, its average draw x PUE x power price, other opex per node-hour
+    node_capex: Decimal | None = Field(None, ge=0)
+    depreciation_years: Decimal | None = Field(None, gt=0)
+    node_watts: int | None = Field(None, ge=0)
+    power_price_kwh: Decimal | None = Field(None, ge=0)
+    pue: Decimal | None = Field(None, ge=1)
+    node_opex_hour: Decimal | None = Field(None, ge=0)
     tags: list[str] = Field(default_factory=list)  # software, interconnect, storage ...
     # partitions reserved for some tenants (by tenant name); others may not be routed there
     dedicated: dict[str, list[str]] = Field(default_factory=dict)
@@ -121,6 +129,10 @@ class ClusterConfig(BaseModel):
     def _needs(self) -> "ClusterConfig":
         if self.kind == "slurm" and not self.workdir_root:
             raise ValueError(f"cluster {self.name}: slurm clusters need workdir_root (a directory the nodes share)")
+        # half a cost model would report a made-up margin: each pair comes together
+        for first, second in (("node_capex", "depreciation_years"), ("node_watts", "power_price_kwh")):
+            if (getattr(self, first) is None) != (getattr(self, second) is None):
+                raise ValueError(f"cluster {self.name}: {first} and {second} are set together")
         return self
 
     def billing_strategy(self, partition: str) -> str:

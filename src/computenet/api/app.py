@@ -13,6 +13,7 @@ from ..services.errors import ServiceError
 from ..services.loops import BackgroundServices
 from ..services.platform import Platform
 from .routers import accounts, admin, apps, billing, clusters, files, jobs, monitoring, notifications
+from .routers import reports as report_routes
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # a script is at most 1 MiB; JSON escaping can double it
 MAX_CHUNK_BYTES = 64 * 1024 * 1024 + 4096  # an upload chunk (files/uploads.py allows up to 64 MiB)
@@ -58,6 +59,7 @@ def create_app(platform: Platform, run_services: bool = False) -> FastAPI:
     app.include_router(files.router)
     app.include_router(apps.router)
     app.include_router(monitoring.router)
+    app.include_router(report_routes.router)
     return app
 
 

@@ -411,5 +411,7 @@ app.command("quota")(_quota)
 app.command("efficiency")(_efficiency)
 app.add_typer(app_app, name="app")
 app.add_typer(files_app, name="files")
+from .report import report_app  # noqa: E402
+app.add_typer(report_app, name="report")
 
 app.add_typer(admin_app, name="admin")

@@ -18,6 +18,9 @@ from ..store.types import utcnow
 from ..billing import pricebook
 from .pricing import sync_prices
 
+# ClusterConfig fields copied onto the clusters table: owned capacity's cost per node-hour
+OWNED_COSTS = ("node_capex", "depreciation_years", "node_watts", "power_price_kwh", "pue", "node_opex_hour")
+
 log = logging.getLogger(__name__)
 
 
@@ -68,6 +71,8 @@ def sync_cluster(session: Session, cfg: ClusterConfig, adapter: ClusterAdapter) 
         session.flush()
     cluster.region, cluster.site, cluster.ownership = cfg.region, cfg.site, cfg.ownership
     cluster.cost_core_hour, cluster.cost_gpu_hour, cluster.tags = cfg.cost_core_hour, cfg.cost_gpu_hour, list(cfg.tags)
+    for name in OWNED_COSTS:  # what owned capacity costs every hour (operator reports)
+        setattr(cluster, name, getattr(cfg, name))
     health = adapter.health()
     cluster.health = health.state.value
     cluster.health_detail = health.detail

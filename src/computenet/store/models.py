@@ -50,6 +50,14 @@ class Cluster(Base):
     ownership: Mapped[str] = mapped_column(String(8), default="owned", server_default="owned")
     cost_core_hour: Mapped[Decimal | None] = mapped_column(Rate)
     cost_gpu_hour: Mapped[Decimal | None] = mapped_column(Rate)
+    # what owned capacity costs every hour, used or not (analytics/costs.py): one node's purchase
+    # price written off over depreciation_years, its power (watts x PUE x price per kWh), other opex
+    node_capex: Mapped[Decimal | None] = mapped_column(Money)
+    depreciation_years: Mapped[Decimal | None] = mapped_column(Rate)
+    node_watts: Mapped[int | None] = mapped_column(Integer)
+    power_price_kwh: Mapped[Decimal | None] = mapped_column(Rate)
+    pue: Mapped[Decimal | None] = mapped_column(Rate)
+    node_opex_hour: Mapped[Decimal | None] = mapped_column(Rate)
     tags: Mapped[list | None] = mapped_column(JSON, default=list)
     # circuit breaker: consecutive submission failures, and until when it is kept out
     failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -1,0 +1,1 @@
+"""Analytics: growth, finance and operator reports built on the platform's own figures."""

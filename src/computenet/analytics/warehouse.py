@@ -1,0 +1,178 @@
+"""The warehouse: the operational tables in DuckDB, for the operator reports.
+
+A ``Warehouse`` holds a DuckDB connection (``.con``) in which the tables in
+TABLES are visible under their own names and column names. It is built
+
+* ``Warehouse.from_database(database)``: read from the operational database
+  (SQLite or PostgreSQL) through SQLAlchemy into Arrow, then into DuckDB.
+  No DuckDB extension is needed (sqlite_scanner/postgres_scanner are
+  downloads, and CI cannot reach extensions.duckdb.org);
+* ``Warehouse.from_parquet(directory)``: one ``<table>.parquet`` per table,
+  as ``cnet report export --format parquet`` writes them (and as the
+  synthetic-data generator writes a large network directly).
+
+Values are as the database stores them, so no figure passes through a float:
+Money columns (amounts) are integer cents, Rate columns (prices, costs per
+hour) integer millionths, times naive UTC timestamps (microseconds), JSON
+columns JSON text, booleans booleans. A Parquet file may leave out columns no
+report reads; the ones they read are REPORT_COLUMNS (checked on load).
+
+What the reports read: usage (utilization, segment shares, leased cost) from
+usage_records; money from the ledger (transfers into and out of the revenue
+ledger accounts, see analytics/revenue.py); capacity from partitions; owned
+capacity costs from the clusters' cost columns.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+from sqlalchemy import Boolean, DateTime, Float, Integer, Table, select, type_coerce
+from sqlalchemy.types import JSON, TypeDecorator
+
+from ..store.models import Base
+
+TABLES = ("clusters", "partitions", "tenants", "accounts", "users", "jobs", "usage_records", "charges",
+          "ledger_accounts", "transfers")
+# large or private, and read by no report: never copied out of the operational database
+LEFT_OUT = {"jobs": {"script", "script_args", "spec", "routing", "inputs", "outputs", "app", "workdir",
+                     "stdout_path", "stderr_path", "reason"},
+            "users": {"email"}}
+REPORT_COLUMNS = {
+    "clusters": ("id", "name", "ownership", "cost_core_hour", "cost_gpu_hour", "node_capex", "depreciation_years",
+                 "node_watts", "power_price_kwh", "pue", "node_opex_hour"),
+    "partitions": ("cluster_id", "name", "nodes", "cores_per_node", "gpus_per_node", "product_line", "node_names"),
+    "tenants": ("id", "name", "segment"),
+    "accounts": ("id", "name", "tenant_id"),
+    "users": ("id", "name", "created_at"),
+    "jobs": ("id", "owner_id", "account_id", "cluster_id", "partition", "start_time", "end_time"),
+    "usage_records": ("cluster_id", "job_id", "partition", "start_time", "end_time", "cpus", "gpus"),
+    "ledger_accounts": ("id", "code", "account_id", "product_line", "credit_limit"),
+    "transfers": ("debit_id", "credit_id", "amount", "pending", "job_id", "created_at"),
+}
+BATCH_ROWS = 50_000
+
+
+class WarehouseError(ValueError):
+    pass
+
+
+def arrow_type(column) -> pa.DataType:
+    """The Arrow type a column is kept as: its stored form (cents, millionths, UTC)."""
+    kind = column.type
+    if isinstance(kind, TypeDecorator):
+        kind = kind.impl
+    if isinstance(kind, DateTime):
+        return pa.timestamp("us")
+    if isinstance(kind, Boolean):
+        return pa.bool_()
+    if isinstance(kind, Float):
+        return pa.float64()
+    if isinstance(kind, Integer):  # BigInteger too; Money and Rate are stored as integers
+        return pa.int64()
+    return pa.string()  # String, Text, JSON (as text)
+
+
+def table_schema(name: str) -> tuple[list, pa.Schema]:
+    table: Table = Base.metadata.tables[name]
+    columns = [c for c in table.columns if c.name not in LEFT_OUT.get(name, ())]
+    return columns, pa.schema([pa.field(c.name, arrow_type(c)) for c in columns])
+
+
+def _raw(column):
+    """Select a column as stored: without the Decimal / aware-datetime conversion."""
+    kind = column.type
+    if isinstance(kind, JSON):
+        return column  # decoded by the driver; written back as JSON text below
+    if isinstance(kind, TypeDecorator):
+        return type_coerce(column, kind.impl)
+    return column
+
+
+def _as_text(value):
+    return value if value is None or isinstance(value, str) else json.dumps(value)
+
+
+def read_table(engine, name: str) -> pa.Table:
+    """One operational table as Arrow, streamed in batches."""
+    columns, schema = table_schema(name)
+    json_columns = {i for i, c in enumerate(columns) if isinstance(c.type, JSON)}
+    batches = []
+    with engine.connect() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).execute(
+            select(*[_raw(c) for c in columns]))
+        for chunk in result.partitions(BATCH_ROWS):
+            values = list(zip(*chunk)) if chunk else [[] for _ in columns]
+            arrays = [pa.array([_as_text(v) for v in col] if i in json_columns else col, type=schema.field(i).type)
+                      for i, col in enumerate(values)]
+            batches.append(pa.RecordBatch.from_arrays(arrays, schema=schema))
+    return pa.Table.from_batches(batches, schema=schema)
+
+
+def _connect() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")  # timestamps are UTC: never shifted to the host's zone
+    return con
+
+
+class Warehouse:
+    def __init__(self, con: duckdb.DuckDBPyConnection, source: str) -> None:
+        self.con = con
+        self.source = source  # where the data came from, for messages
+
+    @classmethod
+    def from_database(cls, database) -> "Warehouse":
+        """Copy the report tables of a ``store.db.Database`` (or an SQLAlchemy engine) into DuckDB."""
+        engine = getattr(database, "engine", database)
+        con = _connect()
+        for name in TABLES:
+            data = read_table(engine, name)
+            con.register("_incoming", data)
+            con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _incoming')  # names are our constants
+            con.unregister("_incoming")
+        return cls(con, engine.url.render_as_string(hide_password=True))
+
+    @classmethod
+    def from_parquet(cls, directory: str | Path) -> "Warehouse":
+        """Views over ``<directory>/<table>.parquet``; every table the reports read must be there."""
+        folder = Path(directory)
+        if not folder.is_dir():
+            raise WarehouseError(f"{folder} is not a directory of Parquet files")
+        con = _connect()
+        for name in TABLES:
+            path = folder / f"{name}.parquet"
+            if not path.exists():
+                if name in REPORT_COLUMNS:
+                    raise WarehouseError(f"{path} is missing: the reports read the {name} table")
+                continue
+            con.read_parquet(str(path)).create_view(name)  # the path is a value, never spliced into SQL
+        warehouse = cls(con, str(folder))
+        warehouse.check_columns()
+        return warehouse
+
+    def columns(self, table: str) -> list[str]:
+        return [row[0] for row in self.con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+            [table]).fetchall()]
+
+    def check_columns(self) -> None:
+        for table, needed in REPORT_COLUMNS.items():
+            missing = [c for c in needed if c not in set(self.columns(table))]
+            if missing:
+                raise WarehouseError(f"{self.source}: table {table} lacks column(s) {', '.join(missing)}")
+
+    def tables(self) -> list[str]:
+        present = {row[0] for row in self.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        return [t for t in TABLES if t in present]
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> "Warehouse":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,166 @@
+"""`cnet report`: the operator's figures (utilization, revenue, margin, customers, growth) from the
+operational database on this host, or from a directory of Parquet exports (--data)."""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+from sqlalchemy.exc import SQLAlchemyError
+from rich.console import Console
+from rich.table import Table
+
+from ..analytics import charts, export, reports
+from ..analytics.periods import ReportError
+from ..analytics.report_model import Report
+from ..analytics.warehouse import Warehouse, WarehouseError
+
+report_app = typer.Typer(no_args_is_help=True, help="Operator reports: utilization, revenue, margin, customers, "
+                                                    "growth (run on the server host, or on Parquet exports).")
+console = Console()
+RATIOS = ("utilization", "share", "margin", "yoy", "cagr")
+
+FROM = typer.Option(..., "--from", help="first day, YYYY-MM-DD")
+TO = typer.Option(..., "--to", help="last day (included), YYYY-MM-DD")
+BY = typer.Option("month", "--by", help="day, month, quarter or year")
+DATA = typer.Option(None, "--data", help="a directory of <table>.parquet files instead of the database")
+JSON = typer.Option(False, "--json", help="print JSON (exact decimals as strings)")
+CSV = typer.Option(None, "--csv", help="also write the rows to this CSV file")
+
+
+def _fail(message: str) -> None:
+    Console(stderr=True).print(f"[red]error:[/] {message}", highlight=False)
+    raise typer.Exit(1)
+
+
+@contextmanager
+def _warehouse(data: Optional[Path]) -> Iterator[Warehouse]:
+    try:
+        if data is not None:
+            warehouse = Warehouse.from_parquet(data)
+        else:
+            from ..config import load_settings
+            from ..store.db import Database
+
+            settings = load_settings()
+            database = Database(settings.db_url)
+            try:
+                warehouse = reports.operational_warehouse(database, settings)
+            finally:
+                database.dispose()
+    except WarehouseError as exc:
+        _fail(str(exc))
+    except SQLAlchemyError as exc:  # not created yet (cnet admin init), or not reachable
+        _fail(f"cannot read the operational database: {exc.__class__.__name__}: {str(exc).splitlines()[0]}")
+    try:
+        yield warehouse
+    finally:
+        warehouse.close()
+
+
+def _cell(column: str, value) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, Decimal) and any(column.endswith(r) or column.startswith(r) for r in RATIOS):
+        return f"{value * 100:.1f}%"
+    return str(value)
+
+
+def show(report: Report, as_json: bool, csv_file: Optional[Path]) -> None:
+    if csv_file is not None:
+        report.write_csv(csv_file)
+    if as_json:
+        console.print_json(json.dumps(report.as_json()))
+        return
+    if report.empty:
+        console.print(f"[yellow]{report.name}: {report.empty}[/]", highlight=False)
+        return
+    table = Table(title=f"{report.name}, {report.period.describe()}", title_justify="left", box=None)
+    for column in report.columns:
+        table.add_column(column, justify="left" if column in ("bucket", "level", "name", "key", "dimension",
+                                                              "customer", "segment", "line", "note", "basis",
+                                                              "ownership") else "right")
+    for row in report.rows:
+        table.add_row(*[_cell(c, row.get(c)) for c in report.columns])
+    console.print(table)
+    for row in report.summary:
+        console.print("  " + ", ".join(f"{k} {_cell(k, v)}" for k, v in row.items()), highlight=False)
+    for note in report.notes:
+        console.print(f"  [dim]note: {note}[/]", highlight=False)
+    if csv_file is not None:
+        console.print(f"rows written to {csv_file}")
+
+
+def _run(name: str, first: str, last: str, by: str, data: Optional[Path], as_json: bool,
+         csv_file: Optional[Path], **options) -> None:
+    with _warehouse(data) as warehouse:
+        try:
+            report = reports.run(name, warehouse, first, last, by, **options)
+        except ReportError as exc:
+            _fail(str(exc))
+        show(report, as_json, csv_file)
+
+
+def _simple(name: str, doc: str):
+    def command(first: str = FROM, last: str = TO, by: str = BY, data: Optional[Path] = DATA,
+                as_json: bool = JSON, csv_file: Optional[Path] = CSV) -> None:
+        _run(name, first, last, by, data, as_json, csv_file)
+
+    command.__doc__ = doc
+    report_app.command(name)(command)
+
+
+_simple("utilization", "Allocated core-hours and card-hours / capacity per cluster and partition; owned vs leased.")
+_simple("margin", "Revenue, cost of capacity and gross margin per cluster, product line and in all.")
+_simple("segments", "Each customer segment's share of CPU core-hours, GPU card-hours and revenue.")
+_simple("users", "Active users (ran a job) and new users (signed up) per bucket.")
+_simple("growth", "Revenue per bucket, in all and per product line, year on year and CAGR (whole buckets).")
+
+
+@report_app.command("revenue")
+def revenue(first: str = FROM, last: str = TO, by: str = BY, data: Optional[Path] = DATA, as_json: bool = JSON,
+            csv_file: Optional[Path] = CSV,
+            dimension: Optional[str] = typer.Option(None, help="product_line, cluster, segment, customer or "
+                                                               "billing (prepaid/postpaid); default all")) -> None:
+    """Revenue (from the ledger) by product line, cluster, segment, customer and prepaid/postpaid."""
+    _run("revenue", first, last, by, data, as_json, csv_file, dimension=dimension)
+
+
+@report_app.command("customers")
+def customers(first: str = FROM, last: str = TO, by: str = BY, data: Optional[Path] = DATA, as_json: bool = JSON,
+              csv_file: Optional[Path] = CSV, top: int = typer.Option(5, help="how many top customers")) -> None:
+    """The top-N customers by revenue and their share (revenue concentration)."""
+    _run("customers", first, last, by, data, as_json, csv_file, top=top)
+
+
+@report_app.command("export")
+def export_command(fmt: str = typer.Option("parquet", "--format", help="csv or parquet"),
+                   out: Path = typer.Option(..., "--out", help="directory to write <table>.<format> into"),
+                   data: Optional[Path] = DATA) -> None:
+    """Write the report tables (clusters, jobs, usage, ledger ...) as CSV or Parquet files."""
+    with _warehouse(data) as warehouse:
+        try:
+            written = export.export_tables(warehouse, out, fmt)
+        except ReportError as exc:
+            _fail(str(exc))
+    console.print(f"{len(written)} tables written to {out}")
+
+
+@report_app.command("chart")
+def chart(kind: str = typer.Argument(..., help="utilization, revenue or margin"),
+          out: Path = typer.Option(..., "--out", help="the PNG file to write"),
+          first: str = FROM, last: str = TO, by: str = BY, data: Optional[Path] = DATA) -> None:
+    """Draw utilization over time per cluster, revenue by product line (stacked) or margin per cluster."""
+    with _warehouse(data) as warehouse:
+        try:
+            if kind not in charts.CHARTS:
+                raise ReportError(f"unknown chart {kind!r}: use one of {', '.join(charts.CHARTS)}")
+            report = reports.run(charts.CHARTS[kind], warehouse, first, last, by)
+            path = charts.draw(kind, report, out)
+        except ReportError as exc:
+            _fail(str(exc))
+    console.print(f"chart written to {path}")
