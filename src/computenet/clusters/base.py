@@ -111,6 +111,20 @@ class UsageRecord:
 
 
 @dataclass(frozen=True)
+class StepUsage:
+    """What one running step has used so far, over all its tasks and nodes (Slurm's sstat)."""
+
+    native_id: str  # the job (array tasks: base_task)
+    step: str  # "batch", "extern", "0", "1"...
+    ntasks: int
+    nodes: tuple[str, ...]
+    cpu_seconds: float  # summed over the step's tasks
+    rss_bytes: int  # the tasks' peak resident memory, summed (an upper bound of the step's peak)
+    read_bytes: int
+    write_bytes: int
+
+
+@dataclass(frozen=True)
 class PartitionInfo:
     name: str
     nodes: int
@@ -164,7 +178,7 @@ class ClusterAdapter(Protocol):
     def health(self) -> Health: ...
 
     # optional capabilities (hasattr): queue(), pause(id), resume(id);
-    # Slurm's also account_limits() and set_account_blocked()
+    # Slurm's also account_limits(), set_account_blocked() and step_usage(ids)
 
 
 def aggregate_state(states: Sequence[JobState]) -> JobState:

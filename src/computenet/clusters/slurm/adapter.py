@@ -13,12 +13,13 @@ from ..base import (
     HealthState,
     JobStatus,
     PartitionInfo,
+    StepUsage,
     SubmitRequest,
     UsageRecord,
     aggregate_state,
 )
 from ...domain.states import JobState
-from . import commands, parsers
+from . import commands, parsers, sstat
 from .transport import CommandResult, Transport
 
 # squeue's answer when none of the asked ids is known any more
@@ -170,6 +171,18 @@ class SlurmCluster:
         if _failed(result):
             raise ClusterError(_message(result))
         return parsers.parse_sacct(result.stdout, self.name, self.tz)
+
+    def step_usage(self, native_ids: Sequence[str]) -> dict[str, list[StepUsage]]:
+        """sstat for many running jobs in one call; a job with no running step is left out."""
+        if not native_ids:
+            return {}
+        result = self._run(commands.sstat_argv(native_ids))
+        if result.returncode != 0:  # unknown/ended jobs only print to stderr, rc stays 0
+            raise ClusterError(_message(result))
+        usage: dict[str, list[StepUsage]] = {}
+        for step in sstat.parse_sstat(result.stdout):
+            usage.setdefault(step.native_id, []).append(step)
+        return usage
 
     def partitions(self) -> list[PartitionInfo]:
         result = self._run(commands.sinfo_argv())

@@ -21,6 +21,8 @@ SACCT_FIELDS = [
     "TimelimitRaw", "Comment", "JobName",
 ]
 QUEUE_FIELDS = ["%i", "%P", "%T", "%C", "%D", "%b", "%l", "%M", "%Q", "%u", "%r", "%N"]
+# sstat has no --delimiter: "|" (parsable2) separates fields, "," the TRES inside one
+SSTAT_FIELDS = ["JobID", "NTasks", "Nodelist", "TRESUsageInTot", "TRESUsageOutTot"]
 SINFO_FIELDS = ["%N", "%P", "%c", "%m", "%G", "%f", "%T", "%l", "%a", "%L"]
 
 
@@ -127,6 +129,14 @@ def sacct_argv(since: datetime | None = None, native_ids: Sequence[str] | None =
         argv += [f"--starttime={_slurm_time(since, tz)}", "--endtime=now"]
     argv.append(f"--format={','.join(SACCT_FIELDS)}")
     return argv
+
+
+def sstat_argv(native_ids: Sequence[str]) -> list[str]:
+    """What the running steps of these jobs have used so far (every step: batch, srun, MPI)."""
+    if not native_ids:
+        raise ValueError("sstat needs job ids")
+    return ["sstat", "--noheader", "--parsable2", "--allsteps", f"--jobs={','.join(native_ids)}",
+            f"--format={','.join(SSTAT_FIELDS)}"]
 
 
 def scancel_argv(native_id: str) -> list[str]:
