@@ -127,7 +127,7 @@ def test_prometheus_metrics_for_operators(watched):
     assert lines['computenet_jobs{cluster="local",state="COMPLETED"}'] == "1"
     assert lines['computenet_cluster_cores{cluster="local"}'] == "8"
     assert lines['computenet_cluster_up{cluster="local",health="online"}'] == "1"
-    assert int(lines["computenet_samples_stored_total"]) >= 2
+    assert int(lines["computenet_samples_stored_total"]) >= 2 and "computenet_step_snapshots_total" in lines
     assert 'computenet_queue_depth{cluster="local"}' in lines
 
 

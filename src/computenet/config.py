@@ -209,6 +209,11 @@ class MonitoringConfig(BaseModel):
     # there as they go; unset, samples are read from the job's directory only
     agent_url: str | None = None
     agent_secret: str | None = None  # signs each job's agent token; default: <data dir>/agent.key
+    # Slurm's sstat for running jobs' steps (every node and task; what srun/MPI work used)
+    step_usage: bool = True
+    # samples of jobs ended longer ago than this are downsampled to one per downsample_s
+    keep_full_days: float = Field(30.0, ge=0)
+    downsample_s: float = Field(300.0, gt=0)
 
 
 class ServerConfig(BaseModel):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -58,21 +60,34 @@ def show_stats(stats: dict) -> None:
                       f"{f['title']}{money}\n      {f['recommendation']}", highlight=False)
 
 
-def efficiency_table(rows: list[dict]) -> Table:
-    table = Table(box=None, title="Efficiency of your recent jobs")
-    for column in ("job", "name", "state", "cores", "GPUs", "runtime", "CPU", "mem", "GPU", "paid", "wasted",
-                   "finding"):
-        table.add_column(column, justify="right" if column not in ("name", "state", "finding") else "left")
+def efficiency_table(rows: list[dict], title: str = "Efficiency of your recent jobs") -> Table:
+    table = Table(box=None, title=title)
+    many_users = len({r.get("user") for r in rows}) > 1
+    columns = ["job", "name"] + (["user"] if many_users else []) + ["state", "cores", "GPUs", "runtime", "CPU",
+                                                                     "mem", "GPU", "paid", "wasted", "finding"]
+    for column in columns:
+        table.add_column(column, justify="right" if column not in ("name", "user", "state", "finding") else "left")
     for r in rows:
-        table.add_row(str(r["job"]), r["name"][:20], r["state"], str(r["cores"]), str(r["gpus"]),
-                      f"{r['runtime_s']:.0f}s", _pct(r["cpu_efficiency"]), _pct(r["mem_efficiency"]),
-                      _pct(r["gpu_utilisation"]), r["price"], r["wasted"], r["finding"] or "")
+        table.add_row(str(r["job"]), r["name"][:20], *([r["user"]] if many_users else []), r["state"],
+                      str(r["cores"]), str(r["gpus"]), f"{r['runtime_s']:.0f}s", _pct(r["cpu_efficiency"]),
+                      _pct(r["mem_efficiency"]), _pct(r["gpu_utilisation"]), r["price"], r["wasted"],
+                      r["finding"] or "")
     return table
 
 
-def efficiency(limit: int = typer.Option(50, help="how many recent ended jobs")) -> None:
-    """Your recent jobs' CPU, memory and GPU efficiency and what the unused share cost."""
+def efficiency(limit: int = typer.Option(50, help="how many ended jobs, newest first"),
+               user: Optional[str] = typer.Option(None, "--user", help="another user's jobs (tenant admin, finance, "
+                                                                          "operator)"),
+               project: Optional[str] = typer.Option(None, "--project", help="a project's jobs (all of them for its "
+                                                                                "PI and admins)"),
+               since: Optional[str] = typer.Option(None, "--from", help="jobs that ended at or after (ISO date)"),
+               until: Optional[str] = typer.Option(None, "--to", help="jobs that ended before (ISO date)")) -> None:
+    """Ended jobs' CPU, memory and GPU efficiency and what the unused share cost (like seff/reportseff)."""
     from .main import api, client
 
+    whose = f"{user}'s" if user else "your"
+    title = f"Efficiency of {whose} jobs" + (f" in {project}" if project else "") + \
+        (f" from {since}" if since else "") + (f" to {until}" if until else "")
     with client() as c:
-        console.print(efficiency_table(api(lambda: c.efficiency(limit))))
+        rows = api(lambda: c.efficiency(limit, user=user, project=project, since=since, until=until))
+        console.print(efficiency_table(rows, title) if rows else f"{title}: no ended jobs")

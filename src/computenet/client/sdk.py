@@ -78,8 +78,10 @@ class ComputeNetClient(WorkspaceApi):
             raise ApiError(response.status_code, response.json().get("detail", response.text))
         return response.content
 
-    def efficiency(self, limit: int = 50) -> list[dict]:
-        return self._call("GET", "/efficiency", params={"limit": limit})
+    def efficiency(self, limit: int = 50, user: str | None = None, project: str | None = None,
+                   since: str | None = None, until: str | None = None) -> list[dict]:
+        params = {"limit": limit, "user": user, "project": project, "from": since, "to": until}
+        return self._call("GET", "/efficiency", params={k: v for k, v in params.items() if v is not None})
 
     def cancel(self, job_id: int) -> JobOut:
         return JobOut.model_validate(self._call("POST", f"/jobs/{job_id}/cancel"))

@@ -63,3 +63,24 @@ def typical_runtime_s(session: Session, app: str, cores: int | None = None) -> f
         query = query.where(JobProfile.cores == cores)
     values = list(session.scalars(query.order_by(JobProfile.finished_at.desc()).limit(200)))
     return statistics.median(values) if values else None
+
+
+MIN_RUNS = 3  # fewer runs than this say little about the next one
+
+
+def typical_runtimes(session: Session, keys: set[tuple[str, int | None]], per_key: int = 200) -> dict:
+    """Median runtimes for many (app, owner) keys in one query (owner None: anyone's runs), as
+    {(app, owner, cores): s} and {(app, owner, None): s over all core counts}; keys with fewer
+    than MIN_RUNS recent runs are left out."""
+    if not keys:
+        return {}
+    apps = {app for app, _ in keys}
+    rows = session.execute(select(JobProfile.app, JobProfile.user_id, JobProfile.cores, JobProfile.runtime_s)
+                           .where(JobProfile.app.in_(apps)).order_by(JobProfile.finished_at.desc())).all()
+    runs: dict[tuple, list[float]] = defaultdict(list)
+    for app, user_id, cores, runtime in rows:
+        for owner in (None, user_id):
+            if (app, owner) in keys and len(runs[(app, owner, None)]) < per_key:
+                runs[(app, owner, None)].append(runtime)
+                runs[(app, owner, cores)].append(runtime)
+    return {key: statistics.median(values) for key, values in runs.items() if len(values) >= MIN_RUNS}

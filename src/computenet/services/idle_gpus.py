@@ -46,13 +46,14 @@ def watch_idle_gpus(platform: Platform, job_id: int) -> str | None:
         last = session.scalar(select(func.max(JobSample.t)).where(JobSample.job_id == job_id))
         if last is None:
             return None
-        since = last - (cfg.idle_gpu_minutes * 60 + 4 * cfg.interval_s)  # node time, not ours
+        interval = job.sample_interval_s or cfg.interval_s
+        since = last - (cfg.idle_gpu_minutes * 60 + 4 * interval)  # node time, not ours
         samples = list(session.scalars(select(JobSample).where(JobSample.job_id == job_id, JobSample.t >= since)
                                        .order_by(JobSample.t)))
         # every card of the job must be seen (the agent sees the first node's only): otherwise no verdict
         if not samples or len(samples[-1].gpus or []) < job.gpus:
             return None
-        minutes = idle_gpu_minutes(samples, cfg.interval_s)
+        minutes = idle_gpu_minutes(samples, interval)
         if minutes < cfg.idle_gpu_minutes:
             return None
         action, owner_id = cfg.idle_gpu_action, job.owner_id

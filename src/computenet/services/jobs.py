@@ -299,6 +299,8 @@ def _prepare(platform: Platform, user_id: int, account_id: int, text: str, spec:
             collect_state="pending" if extras.outputs else None,
             monitor_state="on" if platform.settings.monitoring.enabled and _is_shell(text) else None,
         )
+        if job.monitor_state:
+            job.sample_interval_s = platform.settings.monitoring.interval_s
         session.add(job)
         session.flush()
         try:
@@ -332,7 +334,7 @@ def request_for(session: Session, platform: Platform, job: Job, dependency: str 
         from .monitoring import agent_endpoint
 
         url, token = agent_endpoint(platform, job.id)
-        request = replace(request, script=inject(job.script, platform.settings.monitoring.interval_s, url, token,
+        request = replace(request, script=inject(job.script, job.sample_interval_s or platform.settings.monitoring.interval_s, url, token,
                                                  job_id=job.id) or job.script)
     cluster = cluster or session.get(Cluster, job.cluster_id)
     if not platform.cluster_config(cluster.name).run_as_users:

@@ -15,6 +15,8 @@ from .poller import ClusterPoller
 from .job_files import OutputCollector
 from .storage_meter import StorageMeter
 from .monitoring import SampleCollector
+from .sample_retention import SampleCompactor
+from .step_usage import StepUsageCollector
 
 log = logging.getLogger(__name__)
 SYNC_INTERVAL_S = 60.0
@@ -84,6 +86,14 @@ class BackgroundServices:
         self.threads.append(threading.Thread(target=self._loop, args=("samples", COLLECT_INTERVAL_S,
                                                                       SampleCollector(self.platform).run_once),
                                              name="samples", daemon=True))
+        monitoring = self.platform.settings.monitoring
+        if monitoring.step_usage:
+            self.threads.append(threading.Thread(target=self._loop, args=("sstat", monitoring.collect_every_s,
+                                                                          StepUsageCollector(self.platform).run_once),
+                                                 name="step-usage", daemon=True))
+        self.threads.append(threading.Thread(target=self._loop, args=("sample retention", METER_INTERVAL_S,
+                                                                      SampleCompactor(self.platform).run_once),
+                                             name="sample-retention", daemon=True))
         for thread in self.threads:
             thread.start()
 

@@ -26,14 +26,15 @@ from .. import files
 from ..domain.states import TERMINAL_STATES, JobState
 from ..monitoring.efficiency import JobFacts, measure
 from ..monitoring.inject import samples_file
-from ..monitoring.rules import diagnose
-from ..monitoring.series import JobSeries, Sample
+from ..monitoring.rules import IdleCores, diagnose
+from ..monitoring.series import JobSeries, Sample, downsample
 from ..store.models import Charge, Job, JobProfile, JobSample, User
 from ..store.types import utcnow
 from .platform import Platform
 
 log = logging.getLogger(__name__)
 LIVE = (JobState.RUNNING.value, JobState.COMPLETING.value, JobState.SUSPENDED.value)
+MAX_POINTS = 2000  # samples in an analysis's series before it is downsampled for display
 MAX_SAMPLE_FILE = 256 * 1024 * 1024  # a day at 1 s is ~20 MB: more is not the agent's
 
 
@@ -225,15 +226,22 @@ class SampleCollector:
 
 # -- the application characteristics database ----------------------------------------
 
+def profile_key(app: dict | None, script: str | None, name: str) -> str:
+    """App-centre runs under their app's name; a plain script under the app its executable names
+    (monitoring/infer.py); anything else under "job:<name>", never mistaken for an app."""
+    from ..monitoring.infer import infer_app
+
+    return ((app or {}).get("name") or infer_app(script or "") or f"job:{name}")[:200]
+
+
 def record_profile(session: Session, platform: Platform, job: Job) -> None:
     """One line per ended monitored job; aggregated by app, user and cluster (services/app_profiles.py)."""
     result = analyse(session, platform, job)
-    if not result["samples"]:
+    if not result["samples"] and not result["steps"]:
         return
     eff = result["efficiency"]
     row = session.get(JobProfile, job.id) or JobProfile(job_id=job.id)
-    # app-centre runs under their app's name; other jobs under "job:<name>", never mistaken for an app
-    row.app = (job.app or {}).get("name") or f"job:{job.name}"[:200]
+    row.app = profile_key(job.app, job.script, job.name)
     row.user_id, row.cluster_id, row.cores, row.gpus = job.owner_id, job.cluster_id, job.cores, job.gpus
     row.runtime_s, row.time_limit_s = result["runtime_s"], (job.time_limit_minutes or 0) * 60 or None
     row.cpu_efficiency, row.peak_rss, row.gpu_utilisation = eff["cpu_efficiency"], eff["peak_rss"], \
@@ -244,12 +252,14 @@ def record_profile(session: Session, platform: Platform, job: Job) -> None:
 
 # -- analysis ---------------------------------------------------------------------
 
-def series_of(session: Session, job_id: int, interval_s: float) -> JobSeries:
-    rows = session.scalars(select(JobSample).where(JobSample.job_id == job_id).order_by(JobSample.t))
+def series_of(session: Session, job: Job, default_interval_s: float) -> JobSeries:
+    """The stored series at its own interval (downsampled old jobs keep their gaps)."""
+    rows = session.scalars(select(JobSample).where(JobSample.job_id == job.id).order_by(JobSample.t))
     return JobSeries(tuple(Sample.from_json({
         "t": r.t, "seq": r.seq, "cpu_s": r.cpu_s, "cores": r.cores, "rss": r.rss, "read": r.read_bytes,
         "write": r.write_bytes, "nproc": r.nproc, "nthreads": r.nthreads, "gpus": r.gpus or []}) for r in rows),
-        interval_s)
+        job.sample_interval_s or default_interval_s,
+        known_gaps=tuple(tuple(g) for g in job.sample_gaps or ()))
 
 
 def _charged(session: Session, charge: Charge) -> Decimal:
@@ -300,17 +310,31 @@ def facts_of(session: Session, job: Job) -> JobFacts:
 
 def analyse(session: Session, platform: Platform, job: Job) -> dict:
     """Efficiency, findings with their cost, and the series for charts (JSON-ready)."""
-    series = series_of(session, job.id, platform.settings.monitoring.interval_s)
+    from .step_usage import steps_of
+
+    series = series_of(session, job, platform.settings.monitoring.interval_s)
     facts = facts_of(session, job)
     eff = measure(facts, series)
     findings = diagnose(facts, series) if series.samples else []
     partial = partial_view(job)
+    steps = steps_of(session, job)
     if partial:  # what the agent did not see is not idle: no CPU or memory verdicts, no waste from them
         findings = [f for f in findings if f.code.startswith("gpu") or f.code in ("smaller_gpu", "time_limit_too_long",
                                                                                      "short_job")]
+        if steps and steps.cpu_efficiency is not None:  # Slurm saw every step and node: its CPU figure holds
+            runtime = facts.runtime_s or steps.window_s
+            eff = dataclasses.replace(eff, cpu_efficiency=steps.cpu_efficiency, cpu_seconds=steps.cpu_seconds,
+                                      peak_rss=max(eff.peak_rss, steps.peak_rss),
+                                      covered_fraction=min(steps.window_s / runtime, 1.0) if runtime > 0 else 0.0)
+            idle = IdleCores().check(facts, eff, series)
+            findings = sorted(findings + ([idle] if idle else []), key=lambda f: -f.wasted)
     samples = series.samples
+    if len(samples) > MAX_POINTS:  # a week at 10 s is 60,480 points: charts and sparklines need ~1,000
+        bucket = max(series.span_seconds() / (MAX_POINTS // 2), 2 * series.interval_s)
+        samples = downsample(series, bucket).samples
     return {
-        "job": job.id, "monitored": job.monitor_state, "samples": len(samples), "partial": partial,
+        "job": job.id, "monitored": job.monitor_state, "samples": len(series.samples), "partial": partial,
+        "steps": steps.to_json() if steps else None,
         "interval_s": series.interval_s, "gaps": [list(g) for g in series.gaps()],
         "price": str(facts.price), "runtime_s": facts.runtime_s, "cores": facts.cores, "gpus": facts.gpus,
         "efficiency": {k: v for k, v in dataclasses.asdict(eff).items()},
@@ -320,21 +344,3 @@ def analyse(session: Session, platform: Platform, job: Job) -> dict:
                    "rss": [s.rss for s in samples],
                    "gpu_util": [sum(g.util for g in s.gpus) / len(s.gpus) if s.gpus else None for s in samples]},
     }
-
-
-def efficiency_report(session: Session, platform: Platform, user: User, limit: int = 50) -> list[dict]:
-    """One row per recent ended job of the user: the seff/reportseff view, with money."""
-    jobs = session.scalars(select(Job).where(Job.owner_id == user.id,
-                                             Job.state.in_([s.value for s in TERMINAL_STATES]),
-                                             Job.start_time.is_not(None))
-                           .order_by(Job.id.desc()).limit(limit))
-    rows = []
-    for job in jobs:
-        result = analyse(session, platform, job)
-        eff, top = result["efficiency"], (result["findings"] or [None])[0]
-        rows.append({"job": job.id, "name": job.name, "state": job.state, "cluster": job.cluster.name,
-                     "cores": job.cores, "gpus": job.gpus, "runtime_s": result["runtime_s"], "samples": result["samples"], "cpu_efficiency": eff["cpu_efficiency"],
-                     "mem_efficiency": eff["mem_efficiency"], "gpu_utilisation": eff["gpu_utilisation"],
-                     "price": result["price"], "wasted": result["wasted"],
-                     "finding": top["code"] if top else None})
-    return rows

@@ -210,23 +210,28 @@ def decide(session: Session, platform: Platform, spec: JobSpec, account: Account
 
 
 def app_ratios(session: Session, cluster_name: str, entries: list[QueueEntry]) -> tuple[tuple[str, float], ...]:
-    """For the platform's app jobs in this queue: the app's typical runtime / the job's limit
-    (from the application characteristics), so their end is predicted from what such runs take."""
-    from .app_profiles import typical_runtime_s
+    """For the platform's jobs in this queue: their typical runtime / their limit, from the application
+    characteristics, so their end is predicted from what such runs take. App-centre jobs go by their
+    app (on that many cores when known); other jobs by their owner's earlier runs of the same
+    application (inferred from the executable) or job name, once there are MIN_RUNS of them."""
+    from .app_profiles import typical_runtimes
 
     ids = [e.native_id for e in entries]
     if not ids:
         return ()
-    jobs = session.execute(select(Job.native_id, Job.app, Job.cores, Job.time_limit_minutes).join(Cluster)
-                           .where(Cluster.name == cluster_name, Job.native_id.in_(ids[:1000]),
-                                  Job.app.is_not(None))).all()
+    from .monitoring import profile_key
+
+    jobs = session.execute(select(Job.native_id, Job.app, Job.script, Job.name, Job.owner_id, Job.cores,
+                                  Job.time_limit_minutes).join(Cluster)
+                           .where(Cluster.name == cluster_name, Job.native_id.in_(ids[:1000]))).all()
+    keys = {native_id: (profile_key(app, script, name), None if app else owner, cores, limit)
+            for native_id, app, script, name, owner, cores, limit in jobs if limit}
+    typical = typical_runtimes(session, {(key, owner) for key, owner, _, _ in keys.values()})
     out = []
-    for native_id, app, cores, limit in jobs:
-        if not app:  # a JSON null is not SQL NULL
-            continue
-        typical = typical_runtime_s(session, app["name"], cores) or typical_runtime_s(session, app["name"])
-        if typical and limit:
-            out.append((native_id, min(1.0, typical / (limit * 60))))
+    for native_id, (key, owner, cores, limit) in keys.items():
+        runtime = typical.get((key, owner, cores)) or typical.get((key, owner, None))
+        if runtime:
+            out.append((native_id, min(1.0, runtime / (limit * 60))))
     return tuple(sorted(out))
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -319,8 +320,13 @@ class Job(Base):
     outputs: Mapped[dict | None] = mapped_column(JSON)
     collect_state: Mapped[str | None] = mapped_column(String(8))  # pending | done | failed
     collected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # the sampling agent runs in the job: on (samples to read) | done (all read) | None (not monitored)
+    # the sampling agent runs in the job: on (samples to read) | done (all read) |
+    # compacted (downsampled, old) | None (not monitored)
     monitor_state: Mapped[str | None] = mapped_column(String(8))
+    # the stored series' interval (the agent's, or the bucket once downsampled) and the gaps
+    # a downsampled series keeps (shorter ones would vanish at the coarser interval)
+    sample_interval_s: Mapped[float | None] = mapped_column(Float)
+    sample_gaps: Mapped[list | None] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     owner: Mapped[User] = relationship()
@@ -447,4 +453,4 @@ class SlurmAccount(Base):
 # table is on Base.metadata (migrations, create_all) and importable from one place
 from .ops_models import Delivery, Notification, RegisteredCluster, UnixIdentity  # noqa: E402,F401
 from .app_models import App, FileRecord, Upload  # noqa: E402,F401
-from .monitor_models import JobProfile, JobSample  # noqa: E402,F401
+from .monitor_models import JobProfile, JobSample, JobStepSample  # noqa: E402,F401

@@ -32,6 +32,24 @@ class JobSample(Base):
     gpus: Mapped[list | None] = mapped_column(JSON)
 
 
+class JobStepSample(Base):
+    """What Slurm's sstat said one running step had used so far (every node, every task)."""
+
+    __tablename__ = "job_step_samples"
+    __table_args__ = (UniqueConstraint("job_id", "t", "step"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
+    t: Mapped[float] = mapped_column(Float)  # unix seconds, control-plane clock
+    step: Mapped[str] = mapped_column(String(32))
+    ntasks: Mapped[int] = mapped_column(Integer)
+    nodes: Mapped[int] = mapped_column(Integer)
+    cpu_s: Mapped[float] = mapped_column(Float)
+    rss: Mapped[int] = mapped_column(BigInteger)
+    read_bytes: Mapped[int] = mapped_column(BigInteger)
+    write_bytes: Mapped[int] = mapped_column(BigInteger)
+
+
 class JobProfile(Base):
     """What one ended, monitored job did, in a line: the application characteristics database's rows."""
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from datetime import datetime, timezone
+
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from ...services.platform import Platform
@@ -12,12 +14,18 @@ router = APIRouter()
 
 
 @router.get("/efficiency", tags=["jobs"])
-def efficiency(limit: int = 50, user=Depends(current_user), platform: Platform = Depends(get_platform),
-               session=Depends(get_session)):
-    """Your recent ended jobs: CPU, memory and GPU efficiency and what the waste cost (like seff)."""
-    from ...services import monitoring
+def efficiency(limit: int = 50, user_name: str | None = Query(None, alias="user"), project: str | None = None,
+               since: datetime | None = Query(None, alias="from"), until: datetime | None = Query(None, alias="to"),
+               user=Depends(current_user), platform: Platform = Depends(get_platform), session=Depends(get_session)):
+    """Ended jobs' CPU, memory and GPU efficiency and what the waste cost (like seff): yours, or a
+    project's or another user's where your role allows; ``from``/``to`` bound the jobs' end time."""
+    from ...services.efficiency_report import efficiency_report
 
-    return monitoring.efficiency_report(session, platform, user, max(1, min(limit, 500)))
+    def utc(value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+
+    return efficiency_report(session, platform, user, user=user_name, project=project, since=utc(since),
+                             until=utc(until), limit=max(1, min(limit, 500)))
 
 
 @router.post("/monitoring/samples", tags=["jobs"])
