@@ -403,6 +403,7 @@ from .sim import sim as _sim  # noqa: E402
 from .apps import app_app, apps as _apps, run as _run  # noqa: E402
 from .files import files_app, quota as _quota  # noqa: E402
 from .stats import efficiency as _efficiency  # noqa: E402
+from .finance import finance_app  # noqa: E402
 
 app.command("sim")(_sim)
 app.command("apps")(_apps)
@@ -411,6 +412,7 @@ app.command("quota")(_quota)
 app.command("efficiency")(_efficiency)
 app.add_typer(app_app, name="app")
 app.add_typer(files_app, name="files")
+app.add_typer(finance_app, name="finance")
 from .report import report_app  # noqa: E402
 app.add_typer(report_app, name="report")
 
