@@ -415,5 +415,7 @@ app.add_typer(files_app, name="files")
 app.add_typer(finance_app, name="finance")
 from .report import report_app  # noqa: E402
 app.add_typer(report_app, name="report")
+from .seed_data import seed_data as _seed_data  # noqa: E402
+app.command("seed-data")(_seed_data)
 
 app.add_typer(admin_app, name="admin")
