@@ -18,7 +18,7 @@ from computenet.services import accounts, tenants
 from computenet.services.monitoring import SampleCollector, analyse
 from computenet.services.poller import ClusterPoller
 from computenet.services.sample_retention import SampleCompactor
-from computenet.store.models import Job, JobSample, JobStepSample, User
+from computenet.store.models import Job, JobSample, JobStepSample
 from computenet.store.types import utcnow
 
 from conftest import local_cluster, poll_until
