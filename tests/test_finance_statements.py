@@ -53,6 +53,8 @@ def test_a_unit_per_figure_in_yuan_wan_and_yi():
     (statement_json(unit="dollars"), "unknown unit"),
     # a yuan figure dropped into a 亿元 file without saying so
     (statement_json(years={"2017": {"revenue": "2.60"}, "2018": {"revenue": "338000000"}}), "mixes units"),
+    # 亿 then 万 (2.86 亿, then 26,000 万 = 2.6 亿, down 9 %): x9,091, under the x10,000 of 万 vs 亿
+    (statement_json(years={"2016": {"revenue": "2.86"}, "2017": {"revenue": "26000"}}), "revenue jumps x9,091"),
     (statement_json(years={"2018": {"revenue": "3.38", "net_profit": "50000000"}}), "mixes units"),
     (statement_json(years={}), "no years"),
     (statement_json(years={"2018": {}}), "year 2018 has no figures"),

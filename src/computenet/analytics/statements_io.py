@@ -4,7 +4,8 @@ Every figure must have a unit: its own ("2.86 亿元"), its row's (a ``unit``
 column), or the file's (``# unit: 100m-yuan`` / ``"unit": ...``). Mixed units are
 converted exactly (Decimal) and each conversion is noted. A file whose figures
 jump by a factor of 10,000 or more while relying on one declared unit looks
-like it mixes units without saying so, and is refused rather than guessed at.
+like it mixes units without saying so (revenue: 1,000-fold from one year to the next), and is
+refused rather than guessed at.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ ITEM_ALIASES = {"营业收入": "revenue", "营业成本": "cost_of_revenue", "�
                 "研发费用": "rd_expense", "研发投入": "rd_expense", "经营活动现金流量净额": "operating_cash_flow"}
 FACTS = ("state_approval", "large_market_space", "phased_results")  # STAR standard 5, not figures
 SCALE_JUMP = Decimal(10_000)  # 万 vs 元, 亿 vs 万: no real series moves this much silently
+# revenue never grows or shrinks 1,000-fold in a year, while a 亿/万 mix with growth does look like
+# x1,000..x100,000 (2.86 亿 then 46,300 万); profits can cross zero, so they keep SCALE_JUMP
+REVENUE_JUMP = Decimal(1_000)
 _AMOUNT = re.compile(r"^\s*([-+]?[0-9][0-9,]*(?:\.[0-9]+)?|[-+]?\.[0-9]+)\s*(.*?)\s*$")
 
 
@@ -170,7 +174,7 @@ def _check_scales(company: str, figures: dict[int, dict[str, Amount]]) -> None:
         series = [(y, figures[y][item]) for y in sorted(figures) if item in figures[y] and figures[y][item].yuan]
         for (y1, a), (y2, b) in zip(series, series[1:]):
             big, small = max(abs(a.yuan), abs(b.yuan)), min(abs(a.yuan), abs(b.yuan))
-            if big / small >= SCALE_JUMP and not (a.labelled and b.labelled):
+            if big / small >= (REVENUE_JUMP if item == "revenue" else SCALE_JUMP) and not (a.labelled and b.labelled):
                 raise StatementError(
                     f"{company}: {item} jumps x{big / small:,.0f} from {y1} ({a.written()}) to {y2} ({b.written()}); "
                     "the file looks like it mixes units without saying so: give these figures their own unit")
