@@ -22,7 +22,8 @@ from computenet.monitoring.rules import (
     bundle_advice,
     diagnose,
 )
-from computenet.monitoring.series import GpuSample, JobSeries, Sample, downsample
+from computenet.monitoring.downsample import downsample
+from computenet.monitoring.series import GpuSample, JobSeries, Sample
 
 FIXTURES = Path(__file__).parent / "fixtures" / "monitoring"
 GiB = 1024**3

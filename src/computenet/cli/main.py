@@ -241,104 +241,6 @@ def clusters() -> None:
 
 
 @app.command()
-def balance() -> None:
-    """Your accounts: balance, what running jobs may still cost, recent charges."""
-    with client() as c:
-        me = api(lambda: c.me(entries=10))
-    for acc in me.accounts:
-        credit = f", credit limit {render.money(acc.credit_limit)}" if acc.credit_limit else ""
-        console.print(f"[bold]{acc.name}[/]{' (default)' if acc.is_default else ''}: balance "
-                      f"{render.money(acc.balance)} {acc.currency}, held for running jobs {render.money(acc.reserved)}"
-                      f"{credit}, available {render.money(acc.available)}")
-        for e in acc.entries:
-            amount = f"({render.money(-e.amount)})" if e.pending else render.money(e.amount)
-            word = render.ENTRY_WORDS.get(e.kind, e.kind)
-            console.print(f"  {e.created_at:%Y-%m-%d %H:%M:%S} {word:<10} {amount:>12}  {e.memo}", highlight=False)
-    if not me.accounts:
-        console.print("you belong to no account yet")
-
-
-def _utc(text: Optional[str], option: str) -> Optional[str]:
-    """A day or a time; a bare date means midnight UTC."""
-    if not text:
-        return None
-    from datetime import datetime, timezone
-
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        fail(f"{option} {text!r} is not a date (YYYY-MM-DD) or time")
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.isoformat()
-
-
-@app.command()
-def usage(by: str = typer.Option("cluster", "--by", help="user, account, cluster, partition or day"),
-          start: Optional[str] = typer.Option(None, "--from", help="from this day (UTC)"),
-          end: Optional[str] = typer.Option(None, "--to", help="up to this day (UTC, exclusive)")) -> None:
-    """Core-hours, GPU-hours and cost in your accounts, grouped."""
-    from rich.table import Table
-
-    with client() as c:
-        rows = api(lambda: c.usage(by, _utc(start, "--from"), _utc(end, "--to")))
-    table = Table(header_style="bold")
-    for column, justify in ((by.upper(), "left"), ("JOBS", "right"), ("CORE-H", "right"), ("GPU-H", "right"),
-                            ("COST", "right")):
-        table.add_column(column, justify=justify)
-    for r in rows:
-        table.add_row(r.key, str(r.jobs), f"{r.core_hours:,.2f}", f"{r.gpu_hours:,.2f}", render.money(r.cost))
-    if rows:
-        table.add_row("[bold]total", str(sum(r.jobs for r in rows)), f"{sum(r.core_hours for r in rows):,.2f}",
-                      f"{sum(r.gpu_hours for r in rows):,.2f}", render.money(sum(r.cost for r in rows)))
-    console.print(table)
-
-
-@app.command()
-def bill(month: str = typer.Argument(..., help="YYYY-MM"),
-         account: Optional[str] = typer.Option(None, help="default: your default account"),
-         fmt: str = typer.Option("table", "--format", help="table, csv, json or pdf"),
-         out: Optional[Path] = typer.Option(None, "--out", help="write the PDF (or CSV) here")) -> None:
-    """The monthly statement of an account: opening balance, every charge, closing balance."""
-    from rich.table import Table
-
-    with client() as c:
-        if account is None:
-            accounts = api(c.me).accounts
-            default = [a for a in accounts if a.is_default] or accounts
-            if not default:
-                fail("you belong to no account")
-            account = default[0].name
-        if fmt in ("csv", "pdf"):
-            data = api(lambda: c.statement_file(account, month, fmt))
-            if out is None and fmt == "pdf":
-                out = Path(f"{account}-{month}.pdf")
-            if out is None:
-                sys.stdout.write(data.decode())
-            else:
-                out.write_bytes(data)
-                console.print(f"statement written to {out}")
-            return
-        data = api(lambda: c.statement(account, month))
-    if fmt == "json":
-        sys.stdout.write(json.dumps(data, indent=2) + "\n")
-        return
-    console.print(f"[bold]Statement {data['month']} for {data['account']}[/] ({data['currency']})")
-    console.print(f"opening balance {data['opening_balance']}")
-    table = Table(header_style="bold")
-    for column, justify in (("DATE", "left"), ("WHAT", "left"), ("JOB", "right"), ("CORE-H", "right"),
-                            ("GPU-H", "right"), ("AMOUNT", "right"), ("DETAIL", "left")):
-        table.add_column(column, justify=justify)
-    for line in data["lines"]:
-        table.add_row(line["date"], render.ENTRY_WORDS.get(line["kind"], line["kind"]), str(line["job_id"] or ""),
-                      line["core_hours"], line["gpu_hours"], line["amount"], line["memo"])
-    console.print(table)
-    lines = ", ".join(f"{k} {v}" for k, v in sorted(data["by_product_line"].items())) or "none"
-    console.print(f"top-ups {data['top_ups']}, charges {data['charges']} (by product line: {lines})\n"
-                  f"closing balance {data['closing_balance']}; held for running jobs {data['held_at_close']}")
-
-
-@app.command()
 def notifications(all: bool = typer.Option(False, "--all", help="also those already read")) -> None:
     """What the platform has told you (low balance, blocked accounts); shown ones are marked read."""
     with client() as c:
@@ -404,7 +306,11 @@ from .apps import app_app, apps as _apps, run as _run  # noqa: E402
 from .files import files_app, quota as _quota  # noqa: E402
 from .stats import efficiency as _efficiency  # noqa: E402
 from .finance import finance_app  # noqa: E402
+from .money import balance as _balance, bill as _bill, usage as _usage  # noqa: E402
 
+app.command("balance")(_balance)
+app.command("usage")(_usage)
+app.command("bill")(_bill)
 app.command("sim")(_sim)
 app.command("apps")(_apps)
 app.command("run")(_run)

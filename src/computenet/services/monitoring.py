@@ -27,7 +27,8 @@ from ..domain.states import TERMINAL_STATES, JobState
 from ..monitoring.efficiency import JobFacts, measure
 from ..monitoring.inject import samples_file
 from ..monitoring.rules import IdleCores, diagnose
-from ..monitoring.series import JobSeries, Sample, downsample
+from ..monitoring.downsample import downsample
+from ..monitoring.series import JobSeries, Sample
 from ..store.models import Charge, Job, JobProfile, JobSample, User
 from ..store.types import utcnow
 from .platform import Platform

@@ -1,5 +1,5 @@
 """Old jobs' series, downsampled: one sample per [monitoring] downsample_s once a job ended more
-than keep_full_days ago. Totals, peaks, means and gaps stay what they were (series.downsample);
+than keep_full_days ago. Totals, peaks, means and gaps stay what they were (monitoring/downsample.py);
 the rows shrink by downsample_s / interval_s (30x at the defaults)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete, func, select
 
-from ..monitoring.series import downsample
+from ..monitoring.downsample import downsample
 from ..store.models import Job, JobSample, JobStepSample
 from ..store.types import utcnow
 from .monitoring import series_of

@@ -394,63 +394,9 @@ class Charge(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class AuditEvent(Base):
-    """Who did what, when, from where: every admin action and money movement a person started."""
-
-    __tablename__ = "audit_events"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
-    actor: Mapped[str] = mapped_column(String(64))  # a user name, or "system"
-    source: Mapped[str] = mapped_column(String(128))  # "api 10.1.2.3", "cli root@host", "service"
-    action: Mapped[str] = mapped_column(String(48), index=True)  # e.g. topup, move, price.set, reprice
-    target: Mapped[str] = mapped_column(String(128))  # e.g. account:md-lab
-    detail: Mapped[dict] = mapped_column(JSON, default=dict)
-
-
-class ClosedPeriod(Base):
-    """A month whose statements are issued: its charges are final, re-pricing is refused."""
-
-    __tablename__ = "closed_periods"
-
-    month: Mapped[str] = mapped_column(String(7), primary_key=True)  # YYYY-MM
-    closed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    actor: Mapped[str] = mapped_column(String(64))
-
-
-class ChargeAdjustment(Base):
-    """A re-pricing of one charge: the charge stays as it was, the difference moves."""
-
-    __tablename__ = "charge_adjustments"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    charge_id: Mapped[int] = mapped_column(ForeignKey("charges.id"), index=True)
-    batch: Mapped[str] = mapped_column(String(64))
-    old_amount: Mapped[Decimal] = mapped_column(Money)
-    new_amount: Mapped[Decimal] = mapped_column(Money)
-    transfer_id: Mapped[int | None] = mapped_column(ForeignKey("transfers.id"))
-    reason: Mapped[str] = mapped_column(Text)
-    actor: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class SlurmAccount(Base):
-    """A platform account's Slurm account on one cluster: jobs under it are charged to the account,
-    and the account is blocked there when its funds run out."""
-
-    __tablename__ = "slurm_accounts"
-    __table_args__ = (UniqueConstraint("cluster_id", "slurm_account"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"))
-    slurm_account: Mapped[str] = mapped_column(String(64))
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
-    blocked: Mapped[bool] = mapped_column(Boolean, default=False)  # as last applied
-    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-
 # tables of the operational side, in their own modules; imported here so that every
 # table is on Base.metadata (migrations, create_all) and importable from one place
 from .ops_models import Delivery, Notification, RegisteredCluster, UnixIdentity  # noqa: E402,F401
 from .app_models import App, FileRecord, Upload  # noqa: E402,F401
 from .monitor_models import JobProfile, JobSample, JobStepSample  # noqa: E402,F401
+from .admin_models import AuditEvent, ChargeAdjustment, ClosedPeriod, SlurmAccount  # noqa: E402,F401
