@@ -98,3 +98,19 @@ def test_owned_costs_in_the_configuration_are_kept_on_the_cluster(make_platform)
         assert (row.node_capex, row.depreciation_years, row.node_watts) == (Decimal("120000.00"), Decimal("5"), 800)
         assert (row.power_price_kwh, row.pue, row.node_opex_hour) == (Decimal("0.65"), Decimal("1.35"),
                                                                       Decimal("0.40"))
+
+
+def test_reports_over_http_share_a_snapshot_until_refreshed(platform, server):
+    """A dashboard's several requests read one copy of the tables (at most a minute old, and it says
+    when it was read); refresh=true reads them again."""
+    reports_network.build(platform.db)
+    operator = _token(platform, "ops", "operator")
+    period = {"from": "2023-01-01", "to": "2030-12-31", "by": "year"}
+    first = _get(server, operator, "/reports/users", **period)
+    assert first.status_code == 200 and first.headers["X-Data-As-Of"] == first.json()["as_of"]
+    before = sum(r["new_users"] for r in first.json()["rows"])
+    _token(platform, "newcomer", "user")  # a user signs up
+    again = _get(server, operator, "/reports/users", **period).json()
+    assert again["as_of"] == first.json()["as_of"] and sum(r["new_users"] for r in again["rows"]) == before
+    fresh = _get(server, operator, "/reports/users", refresh="true", **period).json()
+    assert fresh["as_of"] > first.json()["as_of"] and sum(r["new_users"] for r in fresh["rows"]) == before + 1

@@ -134,9 +134,10 @@ def run(name: str, warehouse: Warehouse, first, last, by: str = "month", **optio
     return REPORTS[name](warehouse, period, **options)
 
 
-def operational_warehouse(database, settings=None) -> Warehouse:
-    """The operational database as a warehouse, with the configured cluster costs applied."""
-    warehouse = Warehouse.from_database(database)
+def operational_warehouse(database, settings=None, reports_only: bool = True) -> Warehouse:
+    """The operational database as a warehouse, with the configured cluster costs applied
+    (``reports_only``: just the columns reports read; an export wants them all)."""
+    warehouse = Warehouse.from_database(database, reports_only=reports_only)
     if settings is not None:
         apply_settings(warehouse, settings)
     return warehouse

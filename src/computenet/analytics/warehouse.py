@@ -19,7 +19,7 @@ report reads; the ones they read are REPORT_COLUMNS (checked on load).
 
 What the reports read: usage (utilization, segment shares, leased cost) from
 usage_records; money from the ledger (transfers into and out of the revenue
-ledger accounts, see analytics/revenue.py); capacity from partitions; owned
+ledger accounts, see analytics/queries.py); capacity from partitions; owned
 capacity costs from the clusters' cost columns.
 """
 
@@ -50,7 +50,7 @@ REPORT_COLUMNS = {
     "users": ("id", "name", "created_at"),
     "jobs": ("id", "owner_id", "account_id", "cluster_id", "partition", "start_time", "end_time"),
     "usage_records": ("cluster_id", "job_id", "partition", "start_time", "end_time", "cpus", "gpus"),
-    "ledger_accounts": ("id", "code", "account_id", "product_line", "credit_limit"),
+    "ledger_accounts": ("id", "code", "account_id", "product_line", "credit_limit", "currency"),
     "transfers": ("debit_id", "credit_id", "amount", "pending", "job_id", "created_at"),
 }
 BATCH_ROWS = 50_000
@@ -76,9 +76,9 @@ def arrow_type(column) -> pa.DataType:
     return pa.string()  # String, Text, JSON (as text)
 
 
-def table_schema(name: str) -> tuple[list, pa.Schema]:
+def table_schema(name: str, only: tuple[str, ...] | None = None) -> tuple[list, pa.Schema]:
     table: Table = Base.metadata.tables[name]
-    columns = [c for c in table.columns if c.name not in LEFT_OUT.get(name, ())]
+    columns = [c for c in table.columns if c.name not in LEFT_OUT.get(name, ()) and (only is None or c.name in only)]
     return columns, pa.schema([pa.field(c.name, arrow_type(c)) for c in columns])
 
 
@@ -96,9 +96,9 @@ def _as_text(value):
     return value if value is None or isinstance(value, str) else json.dumps(value)
 
 
-def read_table(engine, name: str) -> pa.Table:
-    """One operational table as Arrow, streamed in batches."""
-    columns, schema = table_schema(name)
+def read_table(engine, name: str, only: tuple[str, ...] | None = None) -> pa.Table:
+    """One operational table (or only some of its columns) as Arrow, streamed in batches."""
+    columns, schema = table_schema(name, only)
     json_columns = {i for i, c in enumerate(columns) if isinstance(c.type, JSON)}
     batches = []
     with engine.connect() as conn:
@@ -124,12 +124,14 @@ class Warehouse:
         self.source = source  # where the data came from, for messages
 
     @classmethod
-    def from_database(cls, database) -> "Warehouse":
-        """Copy the report tables of a ``store.db.Database`` (or an SQLAlchemy engine) into DuckDB."""
+    def from_database(cls, database, reports_only: bool = False) -> "Warehouse":
+        """Copy the report tables of a ``store.db.Database`` (or an SQLAlchemy engine) into DuckDB;
+        with ``reports_only``, only the columns the reports read (REPORT_COLUMNS): less to copy for
+        every report, everything for an export."""
         engine = getattr(database, "engine", database)
         con = _connect()
         for name in TABLES:
-            data = read_table(engine, name)
+            data = read_table(engine, name, REPORT_COLUMNS.get(name) if reports_only else None)
             con.register("_incoming", data)
             con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _incoming')  # names are our constants
             con.unregister("_incoming")

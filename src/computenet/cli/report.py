@@ -38,7 +38,7 @@ def _fail(message: str) -> None:
 
 
 @contextmanager
-def _warehouse(data: Optional[Path]) -> Iterator[Warehouse]:
+def _warehouse(data: Optional[Path], everything: bool = False) -> Iterator[Warehouse]:
     try:
         if data is not None:
             warehouse = Warehouse.from_parquet(data)
@@ -49,7 +49,7 @@ def _warehouse(data: Optional[Path]) -> Iterator[Warehouse]:
             settings = load_settings()
             database = Database(settings.db_url)
             try:
-                warehouse = reports.operational_warehouse(database, settings)
+                warehouse = reports.operational_warehouse(database, settings, reports_only=not everything)
             finally:
                 database.dispose()
     except WarehouseError as exc:
@@ -142,7 +142,7 @@ def export_command(fmt: str = typer.Option("parquet", "--format", help="csv or p
                    out: Path = typer.Option(..., "--out", help="directory to write <table>.<format> into"),
                    data: Optional[Path] = DATA) -> None:
     """Write the report tables (clusters, jobs, usage, ledger ...) as CSV or Parquet files."""
-    with _warehouse(data) as warehouse:
+    with _warehouse(data, everything=True) as warehouse:
         try:
             written = export.export_tables(warehouse, out, fmt)
         except ReportError as exc:

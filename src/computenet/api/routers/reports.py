@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import io
 import tempfile
+import threading
+import time
+import weakref
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from ...analytics import charts, reports
 from ...analytics.periods import ReportError
+from ...analytics.warehouse import Warehouse
 from ...services.errors import Forbidden, InvalidRequest
 from ...services.platform import Platform
 from ...services.roles import is_staff
@@ -26,12 +31,30 @@ def _staff(user=Depends(current_user)):
     return user
 
 
-def _report(platform: Platform, name: str, first: str, last: str, by: str, **options):
-    with reports.operational_warehouse(platform.db, platform.settings) as warehouse:
-        try:
-            return reports.run(name, warehouse, first, last, by, **options)
-        except ReportError as exc:
-            raise InvalidRequest(str(exc)) from None
+SNAPSHOT_S = 60.0  # reports over HTTP share one copy of the tables this long (a dashboard asks several)
+_snapshots: "weakref.WeakKeyDictionary[Platform, tuple[float, datetime, Warehouse]]" = weakref.WeakKeyDictionary()
+_snapshot_lock = threading.Lock()
+
+
+def _snapshot(platform: Platform, refresh: bool) -> tuple[datetime, Warehouse]:
+    """The platform's tables as of at most SNAPSHOT_S ago (or now, with refresh). Built under the lock,
+    so concurrent requests wait for one copy instead of each making their own; an old snapshot is
+    dropped, not closed, because a request may still be reading it (each query has its own cursor)."""
+    with _snapshot_lock:
+        found = _snapshots.get(platform)
+        if refresh or found is None or time.monotonic() - found[0] > SNAPSHOT_S:
+            found = (time.monotonic(), datetime.now(timezone.utc),
+                     reports.operational_warehouse(platform.db, platform.settings))
+            _snapshots[platform] = found
+        return found[1], found[2]
+
+
+def _report(platform: Platform, name: str, first: str, last: str, by: str, refresh: bool = False, **options):
+    as_of, warehouse = _snapshot(platform, refresh)
+    try:
+        return as_of, reports.run(name, warehouse, first, last, by, **options)
+    except ReportError as exc:
+        raise InvalidRequest(str(exc)) from None
 
 
 @router.get("/reports/{name}")
@@ -41,17 +64,19 @@ def report(name: str, first: str = Query(..., alias="from", description="first d
            dimension: Optional[str] = Query(None, description="revenue: one dimension only"),
            top: int = Query(5, description="customers: how many"),
            format: str = Query("json", description="json or csv"),
+           refresh: bool = Query(False, description=f"read the tables now (else a copy at most {SNAPSHOT_S:g} s old)"),
            user=Depends(_staff), platform: Platform = Depends(get_platform)):
-    """One report (utilization, revenue, margin, segments, customers, users, growth); money as decimal strings."""
+    """One report (utilization, revenue, margin, segments, customers, users, growth); money as decimal strings.
+    ``as_of`` (and the X-Data-As-Of header) says when the tables were read."""
     options = {"dimension": dimension} if name == "revenue" else {"top": top} if name == "customers" else {}
-    result = _report(platform, name, first, last, by, **options)
+    as_of, result = _report(platform, name, first, last, by, refresh, **options)
     if format == "csv":
         text = io.StringIO()
         result.write_rows(text)
-        return Response(text.getvalue(), media_type="text/csv")
+        return Response(text.getvalue(), media_type="text/csv", headers={"X-Data-As-Of": as_of.isoformat()})
     if format != "json":
         raise InvalidRequest(f"unknown format {format!r}: use json or csv")
-    return result.as_json()
+    return JSONResponse(result.as_json() | {"as_of": as_of.isoformat()}, headers={"X-Data-As-Of": as_of.isoformat()})
 
 
 @router.get("/reports/{name}/chart.png")
@@ -60,7 +85,7 @@ def chart(name: str, first: str = Query(..., alias="from"), last: str = Query(..
     """A PNG: utilization over time, revenue by product line (stacked) or margin per cluster."""
     if name not in charts.CHARTS:
         raise InvalidRequest(f"unknown chart {name!r}: use one of {', '.join(charts.CHARTS)}")
-    result = _report(platform, charts.CHARTS[name], first, last, by)
+    _, result = _report(platform, charts.CHARTS[name], first, last, by)
     with tempfile.TemporaryDirectory() as folder:
         try:
             data = charts.draw(name, result, Path(folder) / "chart.png").read_bytes()
