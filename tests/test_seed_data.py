@@ -160,3 +160,24 @@ def test_replace_regenerates_the_year_exactly(seeded, small):
                                  .where(LedgerAccount.code == "revenue"))
     assert tuple(after) == tuple(before)
     assert Decimal(revenue) / 100 == after[1]  # the old year's revenue left the shared accounts with it
+
+
+def test_a_database_with_real_jobs_is_never_seeded(platform, small):
+    """Synthetic charges would mix into a real operator's revenue and statements: refused, and
+    nothing is written."""
+    from conftest import add_user
+
+    from computenet.store.models import Cluster
+
+    user_id, _ = add_user(platform, "real")
+    with platform.db.session() as session:
+        account = session.scalar(select(Account).where(Account.name == "real-lab"))
+        cluster = session.scalar(select(Cluster))
+        session.add(Job(owner_id=user_id, account_id=account.id,
+                        cluster_id=cluster.id, partition="local", name="real", state="COMPLETED", spec={},
+                        script="", workdir="", stdout_path="", stderr_path="", cores=1))
+    with pytest.raises(SeedError, match="1 jobs that are not seed data"):
+        seed_db.write(platform.db, small)
+    with platform.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Job)) == 1
+        assert session.scalar(select(func.count()).select_from(Transfer)) == 1  # the real top-up, nothing more

@@ -50,6 +50,13 @@ def seeded(session, prefix: str) -> dict[str, int]:
             "clusters": session.scalar(select(func.count()).where(Cluster.name.startswith(f"{prefix}-"))) or 0}
 
 
+def real_jobs(session) -> int:
+    """Jobs on clusters no seed year made (seed clusters are named s<year>-...)."""
+    seed_cluster = Cluster.name.like("s____-%")
+    return session.scalar(select(func.count()).select_from(Job).join(Cluster, Cluster.id == Job.cluster_id)
+                          .where(~seed_cluster)) or 0
+
+
 def remove(session, prefix: str) -> None:
     """Delete a seed year: its rows, and its transfers' part of the shared ledger accounts' sums."""
     accounts = select(Account.id).where(Account.name.startswith(f"{prefix}-")).scalar_subquery()
@@ -123,6 +130,10 @@ def write(database, data: SeedTables, *, replace: bool = False, batch: int = 20_
         raise SeedError("the batch size must be positive")
     step = progress or (lambda done, total: None)
     with database.session() as session:
+        real = real_jobs(session)
+        if real:  # synthetic money in a real ledger would show in its reports and statements for good
+            raise SeedError(f"the database holds {real:,} jobs that are not seed data: seed a database of its own "
+                            "(--db sqlite:///demo.db), never a real operator's")
         found = seeded(session, data.prefix)
         if any(found.values()):
             if not replace:
