@@ -146,7 +146,7 @@ def test_old_jobs_are_downsampled_keeping_totals_peaks_and_gaps(org):
         after = analyse(session, platform, job)
         rows = session.scalar(select(func.count()).select_from(JobSample).where(JobSample.job_id == job_id))
         steps = sorted(session.scalars(select(JobStepSample.cpu_s).where(JobStepSample.job_id == job_id)))
-        assert job.monitor_state == "compacted" and session.get(Job, fresh).monitor_state == "done"
+        assert job.monitor_state == "archived" and session.get(Job, fresh).monitor_state == "done"
     assert rows <= 8640 * 10 / 60 + 5  # one row a minute instead of one per 10 s
     assert steps == [50.0, 900.0]  # each step's last snapshot holds its total
     b, a = before["efficiency"], after["efficiency"]
@@ -221,3 +221,25 @@ def test_the_application_is_inferred_from_the_executable(script, app):
     assert infer_app(script) == app
     assert profile_key(None, script, "run.sh") == (app or "job:run.sh")
     assert profile_key({"name": "lammps"}, script, "x") == "lammps"  # the app centre's name comes first
+
+
+def test_samples_older_than_the_job_are_not_its_own(org):
+    """A samples file left in a reused job directory by an earlier job with the same id (the
+    platform's database was reset, the cluster's filesystem was not) must not be read as this
+    job's: its CPU would be counted on top of this job's."""
+    from computenet.monitoring.series import Sample
+    from computenet.services.monitoring import ingest
+
+    platform, c, jobs, srv = org
+    job_id = jobs["pi"]
+
+    def sample(t, cpu):
+        return Sample.from_json({"t": t, "seq": 0, "cpu_s": cpu, "cores": 1.0, "rss": 1, "read": 0, "write": 0,
+                                 "nproc": 1, "nthreads": 1, "gpus": []})
+    with platform.db.session() as session:
+        submitted = session.get(Job, job_id).submitted_at.timestamp()
+        stored = session.scalar(select(func.count()).select_from(JobSample).where(JobSample.job_id == job_id))
+        assert ingest(session, job_id, [sample(submitted - 3600, 500.0), sample(submitted - 900, 900.0)]) == 0
+        assert ingest(session, job_id, [sample(submitted - 60, 1.0)]) == 1  # a node clock a minute behind is fine
+        assert session.scalar(select(func.count()).select_from(JobSample)
+                              .where(JobSample.job_id == job_id)) == stored + 1

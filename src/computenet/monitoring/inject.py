@@ -40,7 +40,10 @@ def launcher(job_id: int, interval_s: float, url: str | None = None, token: str 
     if url and token:
         args += f" --url {shlex.quote(url)}"
         env = f"COMPUTENET_AGENT_TOKEN={shlex.quote(token)} "
+    # the file starts empty: one left in a reused directory by an earlier job with the same id
+    # (a platform whose database was reset) is not this job's; a requeued run's were read while it ran
     start = (f"__cnet_out=\"{samples_file(job_id)}${{SLURM_ARRAY_TASK_ID:+.$SLURM_ARRAY_TASK_ID}}.jsonl\"; "
+             "{ : > \"$__cnet_out\"; } 2>/dev/null || :; "
              f"__cnet_agent=$({env}python3 -c {shlex.quote(code)} {args} </dev/null >/dev/null 2>&1 & echo $!) "
              "|| __cnet_agent=; ")
     # the stop runs in a subshell with errexit off and its status ignored: $? of the job is kept

@@ -35,6 +35,7 @@ from .platform import Platform
 
 log = logging.getLogger(__name__)
 LIVE = (JobState.RUNNING.value, JobState.COMPLETING.value, JobState.SUSPENDED.value)
+CLOCK_SKEW_S = 300.0  # how far a node's clock may be behind ours before its samples look older than the job
 MAX_POINTS = 2000  # samples in an analysis's series before it is downsampled for display
 MAX_SAMPLE_FILE = 256 * 1024 * 1024  # a day at 1 s is ~20 MB: more is not the agent's
 
@@ -98,7 +99,13 @@ def receive(platform: Platform, token: str, body: dict) -> int:
 
 
 def ingest(session: Session, job_id: int, samples: list[Sample]) -> int:
-    """Store samples not stored yet (by time); returns how many were new."""
+    """Store samples not stored yet (by time); returns how many were new. Samples from before the
+    job was submitted are not its own (a samples file left in a reused directory by an earlier job
+    with the same id, after the platform's database was reset) and are dropped."""
+    submitted = session.scalar(select(Job.submitted_at).where(Job.id == job_id))
+    if submitted is not None:
+        earliest = submitted.timestamp() - CLOCK_SKEW_S
+        samples = [s for s in samples if s.t >= earliest]
     if not samples:
         return 0
     known = set(session.scalars(select(JobSample.t).where(JobSample.job_id == job_id,

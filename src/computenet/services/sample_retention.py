@@ -65,5 +65,5 @@ class SampleCompactor:
                 .where(JobStepSample.job_id == job_id)
             session.execute(delete(JobStepSample).where(JobStepSample.job_id == job_id,
                                                         JobStepSample.id.not_in(keep)))
-            job.monitor_state = "compacted"
+            job.monitor_state = "archived"  # fits String(8): PostgreSQL refuses longer, SQLite would not say
         return before, after

@@ -321,7 +321,7 @@ class Job(Base):
     collect_state: Mapped[str | None] = mapped_column(String(8))  # pending | done | failed
     collected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # the sampling agent runs in the job: on (samples to read) | done (all read) |
-    # compacted (downsampled, old) | None (not monitored)
+    # archived (old, downsampled) | None (not monitored)
     monitor_state: Mapped[str | None] = mapped_column(String(8))
     # the stored series' interval (the agent's, or the bucket once downsampled) and the gaps
     # a downsampled series keeps (shorter ones would vanish at the coarser interval)
