@@ -3,6 +3,7 @@ its samples come back into the database, and the analysis reads them (efficiency
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 import pytest
@@ -271,8 +272,8 @@ def test_agents_post_their_samples_to_the_control_plane_with_a_per_job_token(mak
                 return session.query(JobSample).filter(JobSample.job_id == job.id).count() >= 3
         poll_until(posted, step=poller.run_once, timeout=60, what="samples posted by the agent")
         good = agent_token(platform, job.id)
-        sample = {"t": 1.0, "seq": 0, "cpu_s": 0.0, "cores": 0.0, "rss": 1, "read": 0, "write": 0, "nproc": 1,
-                  "nthreads": 1, "gpus": []}
+        sample = {"t": round(time.time(), 3) + 0.0005, "seq": 0, "cpu_s": 0.0, "cores": 0.0, "rss": 1,
+                  "read": 0, "write": 0, "nproc": 1, "nthreads": 1, "gpus": []}  # not older than the job
         for who, status in ((agent_token(platform, job.id + 1), 403), ("x", 403), (token, 403)):
             answer = httpx.post(f"{srv.url}/monitoring/samples", json={"job": str(job.id), "samples": [sample]},
                                 headers={"Authorization": f"Bearer {who}"})
