@@ -63,6 +63,10 @@ class BillingConfig(BaseModel):
     minimum_charge: Decimal = Field(Decimal("0"), ge=0)
 
 
+# the ClusterConfig fields that price owned capacity per node-hour (kept on the clusters table)
+OWNED_COST_FIELDS = ("node_capex", "depreciation_years", "node_watts", "power_price_kwh", "pue", "node_opex_hour")
+
+
 class ClusterConfig(BaseModel):
     name: str = Field(pattern=NAME_PATTERN)
     kind: Literal["local", "slurm"]

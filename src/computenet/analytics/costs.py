@@ -22,13 +22,12 @@ import json
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
-from ..config import Settings
+from ..config import OWNED_COST_FIELDS, Settings
 
 CENT = Decimal("0.01")
 HOURS_PER_YEAR = Decimal(8760)
 MILLIONTH = Decimal(1_000_000)
-COST_COLUMNS = ("node_capex", "depreciation_years", "node_watts", "power_price_kwh", "pue", "node_opex_hour")
-NODE_SETTINGS = COST_COLUMNS
+COST_COLUMNS = OWNED_COST_FIELDS  # stored on the clusters table under the same names
 
 
 def rate(stored: int | None) -> Decimal | None:
@@ -82,7 +81,7 @@ class ClusterModel:
     def node_hour(self) -> tuple[Decimal | None, dict[str, Decimal]]:
         """The cost of one node-hour from the node settings, and its parts; None when none is set."""
         r = self.row
-        if all(r.get(c) is None for c in NODE_SETTINGS):
+        if all(r.get(c) is None for c in COST_COLUMNS):
             return None, {}
         parts = {}
         if r.get("node_capex") is not None:

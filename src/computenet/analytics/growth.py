@@ -74,17 +74,24 @@ def to_decimal(value: Optional[Number], what: str = "value") -> Optional[Decimal
     return result
 
 
+def _undefined(base: Optional[Decimal], value: Optional[Decimal], names: tuple[str, str], what: str) -> Optional[str]:
+    """Why growth from base to value is undefined (a missing figure, a zero or negative base), or None."""
+    if base is None or value is None:
+        return f"missing year: no {names[0] if base is None else names[1]} value"
+    if base == 0:
+        return f"zero base: {what} from 0 is undefined"
+    if base < 0:
+        return f"negative base ({base}): {what} from a loss is undefined"
+    return None
+
+
 def yoy(previous: Optional[Number], current: Optional[Number]) -> Growth:
     """Year-on-year growth (current - previous) / previous."""
     prev = to_decimal(previous, "previous")
     curr = to_decimal(current, "current")
-    if prev is None or curr is None:
-        missing = "previous" if prev is None else "current"
-        return Growth(None, f"missing year: no {missing} value")
-    if prev == 0:
-        return Growth(None, "zero base: growth from 0 is undefined")
-    if prev < 0:
-        return Growth(None, f"negative base ({prev}): growth from a loss is undefined")
+    problem = _undefined(prev, curr, ("previous", "current"), "growth")
+    if problem:
+        return Growth(None, problem)
     with localcontext() as ctx:
         ctx.prec = _PRECISION
         return Growth((curr - prev) / prev)
@@ -100,13 +107,9 @@ def cagr(first: Optional[Number], last: Optional[Number], periods: Number) -> Gr
     steps = to_decimal(periods, "periods")
     if steps is None or steps <= 0:
         raise ValueError(f"periods must be positive, got {periods!r}")
-    if start is None or end is None:
-        missing = "first" if start is None else "last"
-        return Growth(None, f"missing year: no {missing} value")
-    if start == 0:
-        return Growth(None, "zero base: compound growth from 0 is undefined")
-    if start < 0:
-        return Growth(None, f"negative base ({start}): compound growth from a loss is undefined")
+    problem = _undefined(start, end, ("first", "last"), "compound growth")
+    if problem:
+        return Growth(None, problem)
     if end < 0:
         return Growth(None, f"sign change ({start} -> {end}): compound growth is undefined")
     if end == 0:

@@ -12,14 +12,11 @@ from ..clusters.base import ClusterAdapter, ClusterError, HealthState
 from ..clusters.local.adapter import LocalCluster
 from ..clusters.slurm.adapter import SlurmCluster
 from ..clusters.slurm.transport import LocalTransport
-from ..config import ClusterConfig, Settings
+from ..config import OWNED_COST_FIELDS, ClusterConfig, Settings
 from ..store.models import Cluster, Partition
 from ..store.types import utcnow
 from ..billing import pricebook
 from .pricing import sync_prices
-
-# ClusterConfig fields copied onto the clusters table: owned capacity's cost per node-hour
-OWNED_COSTS = ("node_capex", "depreciation_years", "node_watts", "power_price_kwh", "pue", "node_opex_hour")
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +68,7 @@ def sync_cluster(session: Session, cfg: ClusterConfig, adapter: ClusterAdapter) 
         session.flush()
     cluster.region, cluster.site, cluster.ownership = cfg.region, cfg.site, cfg.ownership
     cluster.cost_core_hour, cluster.cost_gpu_hour, cluster.tags = cfg.cost_core_hour, cfg.cost_gpu_hour, list(cfg.tags)
-    for name in OWNED_COSTS:  # what owned capacity costs every hour (operator reports)
+    for name in OWNED_COST_FIELDS:  # what owned capacity costs every hour (operator reports)
         setattr(cluster, name, getattr(cfg, name))
     health = adapter.health()
     cluster.health = health.state.value
