@@ -205,3 +205,21 @@ def test_parquet_export_reads_back_to_the_same_reports(warehouse, tmp_path):
     warehouse.con.table("bare").write_parquet(str(tmp_path / "pq" / "users.parquet"))
     with pytest.raises(WarehouseError, match="users lacks column"):
         Warehouse.from_parquet(tmp_path / "pq")
+
+
+def test_one_warehouse_serves_concurrent_reports(warehouse):
+    """The API shares one snapshot between request threads: every read has its own cursor, so no
+    thread ever gets another's rows."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from computenet.analytics import queries
+
+    alone = (queries.clusters(warehouse), queries.partitions(warehouse),
+             two_days(warehouse, "margin").as_json()["rows"])
+
+    def read(_):
+        return (queries.clusters(warehouse), queries.partitions(warehouse),
+                two_days(warehouse, "margin").as_json()["rows"])
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(read, range(40)))
+    assert all(result == alone for result in results)

@@ -28,12 +28,12 @@ WHERE a.code = 'revenue' AND NOT t.pending
 def operator_statement(warehouse: Warehouse, currency: str = "CNY", name: str = "platform operator",
                        today: date | None = None) -> Statement:
     """The operator as a company: revenue and cost of capacity per calendar year (UTC), in yuan."""
-    currencies = sorted(c for (c,) in warehouse.con.execute(
-        "SELECT DISTINCT currency FROM ledger_accounts WHERE code = 'revenue'").fetchall())
+    currencies = sorted(c for (c,) in warehouse.query(
+        "SELECT DISTINCT currency FROM ledger_accounts WHERE code = 'revenue'")[1])
     if currencies and currencies != [currency]:
         raise StatementError(f"the ledger holds revenue in {', '.join(currencies)}; this view adds amounts without "
                              f"converting them, so it reports a ledger in one currency only ({currency} asked)")
-    first, last = warehouse.con.execute(_REVENUE_SPAN).fetchone()
+    first, last = warehouse.query(_REVENUE_SPAN)[1][0]
     if first is None:
         raise StatementError(f"no {currency} revenue in the ledger yet (a period with no data)")
     today = today or datetime.now(timezone.utc).date()

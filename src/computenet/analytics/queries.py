@@ -114,16 +114,14 @@ def new_users(warehouse: Warehouse, period: Period) -> dict[str, int]:
 
 
 def clusters(warehouse: Warehouse) -> list[dict]:
-    cur = warehouse.con.execute("SELECT * FROM clusters ORDER BY name")
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row)) for row in cur.fetchall()]
+    names, rows = warehouse.query("SELECT * FROM clusters ORDER BY name")
+    return [dict(zip(names, row)) for row in rows]
 
 
 def partitions(warehouse: Warehouse) -> list[dict]:
-    cur = warehouse.con.execute("SELECT cluster_id, name, nodes, cores_per_node, gpus_per_node, product_line, "
+    names, rows = warehouse.query("SELECT cluster_id, name, nodes, cores_per_node, gpus_per_node, product_line, "
                                 "node_names FROM partitions ORDER BY cluster_id, name")
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row)) for row in cur.fetchall()]
+    return [dict(zip(names, row)) for row in rows]
 
 
 def core_hours(microseconds: int | None) -> Decimal:

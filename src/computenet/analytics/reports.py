@@ -126,11 +126,16 @@ REPORTS = {
 }
 
 
-def run(name: str, warehouse: Warehouse, first, last, by: str = "month", **options) -> Report:
-    """Build one report; ReportError names bad input (unknown report, bad dates or grouping)."""
+def check(name: str, first, last, by: str = "month"):
+    """The report's period; ReportError names bad input (unknown report, bad dates or grouping)."""
     if name not in REPORTS:
         raise ReportError(f"unknown report {name!r}: use one of {', '.join(REPORTS)}")
-    period = make_period(first, last, by)
+    return make_period(first, last, by)
+
+
+def run(name: str, warehouse: Warehouse, first, last, by: str = "month", **options) -> Report:
+    """Build one report; ReportError names bad input (unknown report, bad dates or grouping)."""
+    period = check(name, first, last, by)
     return REPORTS[name](warehouse, period, **options)
 
 

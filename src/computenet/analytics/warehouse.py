@@ -130,8 +130,8 @@ class Warehouse:
         every report, everything for an export."""
         engine = getattr(database, "engine", database)
         con = _connect()
-        for name in TABLES:
-            data = read_table(engine, name, REPORT_COLUMNS.get(name) if reports_only else None)
+        for name in (REPORT_COLUMNS if reports_only else TABLES):
+            data = read_table(engine, name, REPORT_COLUMNS[name] if reports_only else None)
             con.register("_incoming", data)
             con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _incoming')  # names are our constants
             con.unregister("_incoming")
@@ -155,10 +155,20 @@ class Warehouse:
         warehouse.check_columns()
         return warehouse
 
+    def query(self, sql: str, params=None) -> tuple[list[str], list[tuple]]:
+        """(column names, rows) through a cursor of its own: one warehouse serves concurrent requests,
+        and results read straight off the shared connection could be another thread's."""
+        cur = self.con.cursor()
+        try:
+            cur.execute(sql, params) if params is not None else cur.execute(sql)
+            return [d[0] for d in cur.description], cur.fetchall()
+        finally:
+            cur.close()
+
     def columns(self, table: str) -> list[str]:
-        return [row[0] for row in self.con.execute(
+        return [row[0] for row in self.query(
             "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
-            [table]).fetchall()]
+            [table])[1]]
 
     def check_columns(self) -> None:
         for table, needed in REPORT_COLUMNS.items():
@@ -167,7 +177,7 @@ class Warehouse:
                 raise WarehouseError(f"{self.source}: table {table} lacks column(s) {', '.join(missing)}")
 
     def tables(self) -> list[str]:
-        present = {row[0] for row in self.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        present = {row[0] for row in self.query("SELECT table_name FROM information_schema.tables")[1]}
         return [t for t in TABLES if t in present]
 
     def close(self) -> None:

@@ -50,8 +50,9 @@ def _snapshot(platform: Platform, refresh: bool) -> tuple[datetime, Warehouse]:
 
 
 def _report(platform: Platform, name: str, first: str, last: str, by: str, refresh: bool = False, **options):
-    as_of, warehouse = _snapshot(platform, refresh)
     try:
+        reports.check(name, first, last, by)  # a bad request never costs a copy of the tables
+        as_of, warehouse = _snapshot(platform, refresh)
         return as_of, reports.run(name, warehouse, first, last, by, **options)
     except ReportError as exc:
         raise InvalidRequest(str(exc)) from None
