@@ -178,6 +178,10 @@ def test_a_database_with_real_jobs_is_never_seeded(platform, small):
                         script="", workdir="", stdout_path="", stderr_path="", cores=1))
     with pytest.raises(SeedError, match="1 jobs that are not seed data"):
         seed_db.write(platform.db, small)
+    with platform.db.session() as session:  # a real cluster whose name merely looks like a seed one
+        session.scalar(select(Cluster)).name = "sugon-east"
+    with pytest.raises(SeedError, match="1 jobs that are not seed data"):
+        seed_db.write(platform.db, small)
     with platform.db.session() as session:
         assert session.scalar(select(func.count()).select_from(Job)) == 1
         assert session.scalar(select(func.count()).select_from(Transfer)) == 1  # the real top-up, nothing more

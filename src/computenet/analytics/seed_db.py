@@ -15,6 +15,8 @@ taken as max(id) + 1 when it starts).
 
 from __future__ import annotations
 
+import re
+
 from collections import defaultdict
 
 import numpy as np
@@ -50,11 +52,15 @@ def seeded(session, prefix: str) -> dict[str, int]:
             "clusters": session.scalar(select(func.count()).where(Cluster.name.startswith(f"{prefix}-"))) or 0}
 
 
+SEED_NAME = re.compile(r"s\d{4}-.+")  # what every seed year names its clusters (SQL LIKE's _ is any character)
+
+
 def real_jobs(session) -> int:
-    """Jobs on clusters no seed year made (seed clusters are named s<year>-...)."""
-    seed_cluster = Cluster.name.like("s____-%")
-    return session.scalar(select(func.count()).select_from(Job).join(Cluster, Cluster.id == Job.cluster_id)
-                          .where(~seed_cluster)) or 0
+    """Jobs on clusters no seed year made (seed clusters are named s<year>-..., exactly)."""
+    real = [cid for cid, name in session.execute(select(Cluster.id, Cluster.name)) if not SEED_NAME.fullmatch(name)]
+    if not real:
+        return 0
+    return session.scalar(select(func.count()).select_from(Job).where(Job.cluster_id.in_(real))) or 0
 
 
 def remove(session, prefix: str) -> None:
