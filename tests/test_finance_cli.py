@@ -4,6 +4,7 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from computenet.cli.main import app
@@ -84,3 +85,23 @@ def test_scenario_checks_follow_the_options_given():
     data = json.loads(result.output)
     assert data["scenario"]["sector_pe"] == "50" and len(data["scenario"]["rows"]) == 4
     assert {c["verdict"] for c in data["table_checks"] if "market cap" in c["what"]} == {"contradiction"}
+
+
+@pytest.mark.parametrize("args, files, message", [
+    (["show", "{d}/trailing.csv"], {"trailing.csv": "# unit: 100m-yuan\nyear,revenue\n2017,1,\n"},
+     "more cells than the header"),
+    (["show", "{d}/unit.json"], {"unit.json": '{"unit": 5, "years": {"2018": {"revenue": "1"}}}'},
+     "unit must be text"),
+    (["peers", "{d}/missing.csv"], {}, "no such file"),
+    (["peers", "{d}/printed.csv", "--unit", "100m-yuan"],
+     {"printed.csv": "company,revenue_2016,revenue_2018,reported_revenue_cagr\nA,1.0,2.0,n/a\n"},
+     "is not a number"),
+    (["show", "{d}/latin1.csv"], {"latin1.csv": b"# unit: 100m-yuan\nyear,revenue\n2017,1\n# caf\xe9\n"},
+     "cannot be read"),
+])
+def test_bad_files_get_a_message_not_a_traceback(tmp_path, args, files, message):
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    result = CliRunner().invoke(app, ["finance", *[a.format(d=tmp_path) for a in args]])
+    said = " ".join(result.output.split())  # Rich wraps long paths
+    assert result.exit_code == 1 and message in said, (result.output, result.exception)

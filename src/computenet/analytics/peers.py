@@ -20,7 +20,7 @@ from .finance import ratio
 from .growth import Figure, cagr, yoy
 from .reconcile import AGREES, CONTRADICTION, HUNDRED, ROUNDING, Check, compare, half_of_last_digit, printed_percent
 from .star import StandardResult, evaluate_standard
-from .statements_io import UNIT_FACTORS, Amount, Statement, StatementError, parse_amount, unit_name
+from .statements_io import UNIT_FACTORS, Amount, Statement, StatementError, parse_amount, read_text, unit_name
 
 _UNIT_WORDS = {"100m-yuan": r"亿元|100 ?million|100m-yuan", "10k-yuan": r"万元|10 ?thousand|10k-yuan"}
 _MONEY = re.compile(r"^(revenue|net_profit)_(\d{4})$")
@@ -57,7 +57,7 @@ def detect_unit(comments: list[str]) -> str:
 
 
 def read_peers(path: Path, unit: Optional[str] = None) -> list[Peer]:
-    text = Path(path).read_text(encoding="utf-8-sig")
+    text = read_text(path)
     comments = [line for line in text.splitlines() if line.startswith("#")]
     unit = unit_name(unit) if unit else detect_unit(comments)
     rows = list(csv.DictReader(io.StringIO("\n".join(l for l in text.splitlines() if l and not l.startswith("#")))))
@@ -72,6 +72,8 @@ def read_peers(path: Path, unit: Optional[str] = None) -> list[Peer]:
 
 
 def _peer(row: dict[str, str], unit: str) -> Peer:
+    if None in row or not (row.get("company") or "").strip():
+        raise StatementError(f"a row has no company or more cells than the header has columns: {row}")
     company = row["company"].strip()
     figures: dict[int, dict[str, Amount]] = {}
     rd: dict[int, Amount] = {}

@@ -11,12 +11,12 @@ inputs allow (contradiction).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from itertools import product
 from typing import Callable, Optional, Sequence
 
 from .growth import Figure, plain
-from .statements_io import Amount
+from .statements_io import Amount, StatementError
 
 TOLERANCE_PP = Decimal("0.5")  # percentage points
 HUNDRED = Decimal(100)
@@ -49,7 +49,12 @@ class Check:
 
 def printed_percent(text: Optional[str]) -> Optional[Decimal]:
     text = (text or "").strip().rstrip("%")
-    return Decimal(text) if text else None
+    if not text:
+        return None
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        raise StatementError(f"printed percentage {text!r} is not a number") from None
 
 
 def half_of_last_digit(value: Decimal) -> Decimal:

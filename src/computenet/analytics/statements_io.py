@@ -197,6 +197,8 @@ def read_json(text: str, name: str = "statement") -> Statement:
     if not isinstance(data, dict):
         raise StatementError(f"{name}: expected a JSON object with company, unit, years")
     company = str(data.get("company") or name)
+    if data.get("unit") is not None and not isinstance(data["unit"], str):
+        raise StatementError(f"{name}: unit must be text such as \"100m-yuan\", not {data['unit']!r}")
     file_unit = unit_name(data["unit"]) if data.get("unit") else None
 
     def amount(raw: object, where: str) -> Amount:
@@ -243,6 +245,8 @@ def read_csv(text: str, name: str = "statement") -> Statement:
         raise StatementError(f"{company}: the CSV needs a 'year' column")
     figures: dict[int, dict[str, Amount]] = {}
     for row in rows:
+        if None in row:  # csv puts cells beyond the header under None
+            raise StatementError(f"{company}: a row has more cells than the header has columns: {row[None]}")
         year = _year(row.get("year"), company)
         if year in figures:
             raise StatementError(f"{company}: year {year} appears twice")
@@ -257,11 +261,19 @@ def read_csv(text: str, name: str = "statement") -> Statement:
     return _finish(company, file_unit, figures, market_cap, facts)
 
 
+def read_text(path: Path) -> str:
+    """A UTF-8 file's text, or a StatementError saying why it cannot be read."""
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise StatementError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StatementError(f"{path}: cannot be read ({exc})") from None
+
+
 def read_statement(path: Path) -> Statement:
     path = Path(path)
-    if not path.exists():
-        raise StatementError(f"{path}: no such file")
-    text = path.read_text(encoding="utf-8-sig")
+    text = read_text(path)
     if path.suffix.lower() == ".json":
         return read_json(text, path.stem)
     if path.suffix.lower() == ".csv":
