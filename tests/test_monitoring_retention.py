@@ -140,12 +140,15 @@ def test_old_jobs_are_downsampled_keeping_totals_peaks_and_gaps(org):
         before = analyse(session, platform, job)
     assert before["samples"] > 8000 and len(before["series"]["t"]) <= 2000  # charts get a readable series
 
+    with platform.db.session() as session:
+        top = session.scalar(select(func.max(JobSample.id)))
     assert SampleCompactor(platform).run_once() == 1  # the job that ended today is left alone
     with platform.db.session() as session:
         job = session.get(Job, job_id)
         after = analyse(session, platform, job)
         rows = session.scalar(select(func.count()).select_from(JobSample).where(JobSample.job_id == job_id))
         steps = sorted(session.scalars(select(JobStepSample.cpu_s).where(JobStepSample.job_id == job_id)))
+        assert session.scalar(select(func.max(JobSample.id))) == top  # rows rewritten in place: no new ids
         assert job.monitor_state == "archived" and session.get(Job, fresh).monitor_state == "done"
     assert rows <= 8640 * 10 / 60 + 5  # one row a minute instead of one per 10 s
     assert steps == [50.0, 900.0]  # each step's last snapshot holds its total

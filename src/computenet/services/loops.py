@@ -87,7 +87,7 @@ class BackgroundServices:
                                                                       SampleCollector(self.platform).run_once),
                                              name="samples", daemon=True))
         monitoring = self.platform.settings.monitoring
-        if monitoring.step_usage:
+        if monitoring.enabled and monitoring.step_usage:
             self.threads.append(threading.Thread(target=self._loop, args=("sstat", monitoring.collect_every_s,
                                                                           StepUsageCollector(self.platform).run_once),
                                                  name="step-usage", daemon=True))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 
 from ..monitoring.downsample import downsample
 from ..store.models import Job, JobSample, JobStepSample
@@ -49,11 +49,16 @@ class SampleCompactor:
             bucket = cfg.downsample_s
             if before > 2 and bucket >= 2 * series.interval_s:
                 coarse = downsample(series, bucket)
-                session.execute(delete(JobSample).where(JobSample.job_id == job_id))
-                session.add_all(JobSample(job_id=job_id, t=s.t, seq=s.seq, cpu_s=s.cpu_s, cores=s.cores, rss=s.rss,
-                                          read_bytes=s.read, write_bytes=s.write, nproc=s.nproc,
-                                          nthreads=s.nthreads, gpus=s.to_json()["gpus"] or None)
-                                for s in coarse.samples)
+                # every coarse sample stands at the time of a stored one: those rows are rewritten in place
+                # and the rest deleted, so row ids (the ingest counter in /metrics) never move
+                ids = dict(session.execute(select(JobSample.t, JobSample.id).where(JobSample.job_id == job_id)).all())
+                session.execute(update(JobSample), [dict(  # ORM bulk update by primary key
+                    id=ids[s.t], seq=s.seq, cpu_s=s.cpu_s, cores=s.cores, rss=s.rss, read_bytes=s.read,
+                    write_bytes=s.write, nproc=s.nproc, nthreads=s.nthreads, gpus=s.to_json()["gpus"] or None)
+                    for s in coarse.samples])
+                kept = {ids[s.t] for s in coarse.samples}
+                session.execute(delete(JobSample).where(JobSample.id.in_([i for i in ids.values() if i not in kept]))
+                                .execution_options(synchronize_session=False))
                 job.sample_interval_s, job.sample_gaps = coarse.interval_s, [list(g) for g in coarse.known_gaps]
                 after = len(coarse.samples)
             else:  # already coarse enough (or nearly empty): nothing to gain

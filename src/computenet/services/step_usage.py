@@ -32,7 +32,8 @@ class StepUsageCollector:
         taken = 0
         with self.platform.db.session() as session:
             rows = session.execute(select(Cluster.name, Job.id, Job.native_id).join(Cluster, Job.cluster_id == Cluster.id)
-                                   .where(Job.state == JobState.RUNNING.value, Job.native_id.is_not(None))).all()
+                                   .where(Job.state == JobState.RUNNING.value, Job.native_id.is_not(None),
+                                          Job.monitor_state == "on")).all()
         by_cluster: dict[str, dict[str, int]] = {}
         for cluster, job_id, native_id in rows:
             by_cluster.setdefault(cluster, {})[native_id] = job_id
