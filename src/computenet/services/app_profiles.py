@@ -8,7 +8,7 @@ import statistics
 from collections import defaultdict
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from ..store.models import Cluster, JobProfile, User
@@ -70,17 +70,26 @@ MIN_RUNS = 3  # fewer runs than this say little about the next one
 
 def typical_runtimes(session: Session, keys: set[tuple[str, int | None]], per_key: int = 200) -> dict:
     """Median runtimes for many (app, owner) keys in one query (owner None: anyone's runs), as
-    {(app, owner, cores): s} and {(app, owner, None): s over all core counts}; keys with fewer
-    than MIN_RUNS recent runs are left out."""
+    {(app, owner, cores): s} and {(app, owner, None): s over all core counts}, each over its newest
+    per_key runs; keys with fewer than MIN_RUNS runs are left out."""
     if not keys:
         return {}
-    apps = {app for app, _ in keys}
-    rows = session.execute(select(JobProfile.app, JobProfile.user_id, JobProfile.cores, JobProfile.runtime_s)
-                           .where(JobProfile.app.in_(apps)).order_by(JobProfile.finished_at.desc())).all()
+    newest = JobProfile.finished_at.desc()
+    ranks = [func.row_number().over(partition_by=parts, order_by=newest) for parts in (
+        [JobProfile.app], [JobProfile.app, JobProfile.cores], [JobProfile.app, JobProfile.user_id],
+        [JobProfile.app, JobProfile.user_id, JobProfile.cores])]
+    ranked = (select(JobProfile.app, JobProfile.user_id, JobProfile.cores, JobProfile.runtime_s,
+                     JobProfile.finished_at, *[r.label(f"r{i}") for i, r in enumerate(ranks)])
+              .where(JobProfile.app.in_({app for app, _ in keys})).subquery())
+    # only rows that are among the newest per_key of some bucket travel (the table may hold years of runs)
+    rows = session.execute(select(ranked.c.app, ranked.c.user_id, ranked.c.cores, ranked.c.runtime_s)
+                           .where(or_(*[ranked.c[f"r{i}"] <= per_key for i in range(len(ranks))]))
+                           .order_by(ranked.c.finished_at.desc())).all()
     runs: dict[tuple, list[float]] = defaultdict(list)
     for app, user_id, cores, runtime in rows:
         for owner in (None, user_id):
-            if (app, owner) in keys and len(runs[(app, owner, None)]) < per_key:
-                runs[(app, owner, None)].append(runtime)
-                runs[(app, owner, cores)].append(runtime)
+            if (app, owner) in keys:
+                for bucket in ((app, owner, None), (app, owner, cores)):
+                    if len(runs[bucket]) < per_key:
+                        runs[bucket].append(runtime)
     return {key: statistics.median(values) for key, values in runs.items() if len(values) >= MIN_RUNS}

@@ -209,6 +209,9 @@ def decide(session: Session, platform: Platform, spec: JobSpec, account: Account
     return decision
 
 
+_PROFILE_KEYS: dict[tuple, str] = {}  # (job id, submitted) -> its characteristics key (monitoring.profile_key)
+
+
 def app_ratios(session: Session, cluster_name: str, entries: list[QueueEntry]) -> tuple[tuple[str, float], ...]:
     """For the platform's jobs in this queue: their typical runtime / their limit, from the application
     characteristics, so their end is predicted from what such runs take. App-centre jobs go by their
@@ -221,11 +224,21 @@ def app_ratios(session: Session, cluster_name: str, entries: list[QueueEntry]) -
         return ()
     from .monitoring import profile_key
 
-    jobs = session.execute(select(Job.native_id, Job.app, Job.script, Job.name, Job.owner_id, Job.cores,
+    jobs = session.execute(select(Job.id, Job.submitted_at, Job.native_id, Job.app, Job.owner_id, Job.cores,
                                   Job.time_limit_minutes).join(Cluster)
-                           .where(Cluster.name == cluster_name, Job.native_id.in_(ids[:1000]))).all()
-    keys = {native_id: (profile_key(app, script, name), None if app else owner, cores, limit)
-            for native_id, app, script, name, owner, cores, limit in jobs if limit}
+                           .where(Cluster.name == cluster_name, Job.native_id.in_(ids[:1000]),
+                                  Job.time_limit_minutes.is_not(None))).all()
+    # a job's key never changes: scripts are read (and searched) once per job, not per routing decision
+    # (id, submitted_at): an id SQLite hands out again after a refused job's row was removed is another job
+    unknown = [row.id for row in jobs if (row.id, row.submitted_at) not in _PROFILE_KEYS]
+    if unknown:
+        if len(_PROFILE_KEYS) > 50_000:
+            _PROFILE_KEYS.clear()
+        for job_id, submitted, app, script, name in session.execute(
+                select(Job.id, Job.submitted_at, Job.app, Job.script, Job.name).where(Job.id.in_(unknown))):
+            _PROFILE_KEYS[(job_id, submitted)] = profile_key(app, script, name)
+    keys = {row.native_id: (_PROFILE_KEYS[(row.id, row.submitted_at)], None if row.app else row.owner_id,
+                            row.cores, row.time_limit_minutes) for row in jobs}
     typical = typical_runtimes(session, {(key, owner) for key, owner, _, _ in keys.values()})
     out = []
     for native_id, (key, owner, cores, limit) in keys.items():
