@@ -16,16 +16,13 @@ from ..analytics.reconcile import Check
 from ..analytics.statements_io import StatementError, read_statement
 from ..analytics.valuation import ScenarioError, scenario as make_scenario
 from . import finance_render as render
+from .main import fail
 
 finance_app = typer.Typer(no_args_is_help=True, help="Finance view: statements, STAR standards, valuation scenarios.")
 console = Console()
 JSON_HELP = "print JSON (for scripts) instead of tables"
 DEFAULT_PREMIUMS = ["1.2", "1.3", "1.5", "1.8"]
 
-
-def _fail(exc: Exception) -> None:
-    Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False)
-    raise typer.Exit(1)
 
 
 def _json(data: object) -> None:
@@ -51,7 +48,7 @@ def show(file: Path = typer.Argument(..., help="statement: .csv (a row per year)
     try:
         report = finance.analyse(read_statement(file), first, last)
     except StatementError as exc:
-        _fail(exc)
+        fail(str(exc))
     _show_report(report, as_json)
 
 
@@ -62,7 +59,7 @@ def star_cmd(file: Path = typer.Argument(..., help="statement with market cap (a
     try:
         results = star.evaluate(read_statement(file))
     except StatementError as exc:
-        _fail(exc)
+        fail(str(exc))
     if as_json:
         return _json([r.as_dict() for r in results])
     console.print(render.star_table(results))
@@ -101,7 +98,7 @@ def scenario(pe: Optional[str] = typer.Option(None, help="sector P/E (e.g. the s
         if claims is not None and peers is not None:
             sums, base_notes = printed_claims.check_peer_totals(claims, peer_table.read_peers(peers))
     except (StatementError, ScenarioError) as exc:
-        _fail(exc)
+        fail(str(exc))
     implied = printed_claims.implied_base(table, claims) if claims else None
     if as_json:
         return _json({"scenario": table.as_dict(), "table_checks": [c.as_dict() for c in table_checks],
@@ -134,7 +131,7 @@ def peers(file: Path = typer.Argument(..., help="a peer table (CSV) with printed
                 for column in ("reported_revenue_cagr", "reported_profit_cagr")}
         method = peer_table.rd_method(rows)
     except (StatementError, ValueError) as exc:
-        _fail(exc)
+        fail(str(exc))
     if as_json:
         return _json({"peers": [{"company": p.company, "standard": p.standard,
                                  "listing": None if p.listing is None else p.listing.as_dict(),
@@ -183,13 +180,13 @@ def operator(db: Optional[str] = typer.Option(None, help="database URL (default:
     try:
         database = Database(db or settings.db_url)
     except (SQLAlchemyError, ValueError) as exc:
-        _fail(f"cannot open the database: {exc}")
+        fail(f"cannot open the database: {exc}")
     try:
         report = finance.analyse(operator_statement(operational_warehouse(database, settings), currency))
     except StatementError as exc:
-        _fail(exc)
+        fail(str(exc))
     except SQLAlchemyError as exc:  # no such database, or not yet created with `cnet admin init`
-        _fail(f"cannot read the ledger: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+        fail(f"cannot read the ledger: {type(exc).__name__}: {str(exc).splitlines()[0]}")
     finally:
         database.dispose()
     _show_report(report, as_json)

@@ -53,6 +53,21 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def utc_option(text: Optional[str], option: str) -> Optional[str]:
+    """A day or a time; a bare date means midnight UTC."""
+    if not text:
+        return None
+    from datetime import datetime, timezone
+
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"{option} {text!r} is not a date (YYYY-MM-DD) or time")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.isoformat()
+
+
 def api(call):
     try:
         return call()

@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from . import render
-from .main import api, client, console, fail
+from .main import api, client, console, fail, utc_option
 
 
 def balance() -> None:
@@ -30,21 +30,6 @@ def balance() -> None:
         console.print("you belong to no account yet")
 
 
-def _utc(text: Optional[str], option: str) -> Optional[str]:
-    """A day or a time; a bare date means midnight UTC."""
-    if not text:
-        return None
-    from datetime import datetime, timezone
-
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        fail(f"{option} {text!r} is not a date (YYYY-MM-DD) or time")
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.isoformat()
-
-
 def usage(by: str = typer.Option("cluster", "--by", help="user, account, cluster, partition or day"),
           start: Optional[str] = typer.Option(None, "--from", help="from this day (UTC)"),
           end: Optional[str] = typer.Option(None, "--to", help="up to this day (UTC, exclusive)")) -> None:
@@ -52,7 +37,7 @@ def usage(by: str = typer.Option("cluster", "--by", help="user, account, cluster
     from rich.table import Table
 
     with client() as c:
-        rows = api(lambda: c.usage(by, _utc(start, "--from"), _utc(end, "--to")))
+        rows = api(lambda: c.usage(by, utc_option(start, "--from"), utc_option(end, "--to")))
     table = Table(header_style="bold")
     for column, justify in ((by.upper(), "left"), ("JOBS", "right"), ("CORE-H", "right"), ("GPU-H", "right"),
                             ("COST", "right")):

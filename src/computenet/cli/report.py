@@ -18,6 +18,7 @@ from ..analytics import charts, export, reports
 from ..analytics.periods import ReportError
 from ..analytics.report_model import Report
 from ..analytics.warehouse import Warehouse, WarehouseError
+from .main import fail
 
 report_app = typer.Typer(no_args_is_help=True, help="Operator reports: utilization, revenue, margin, customers, "
                                                     "growth (run on the server host, or on Parquet exports).")
@@ -31,10 +32,6 @@ DATA = typer.Option(None, "--data", help="a directory of <table>.parquet files i
 JSON = typer.Option(False, "--json", help="print JSON (exact decimals as strings)")
 CSV = typer.Option(None, "--csv", help="also write the rows to this CSV file")
 
-
-def _fail(message: str) -> None:
-    Console(stderr=True).print(f"[red]error:[/] {message}", highlight=False)
-    raise typer.Exit(1)
 
 
 @contextmanager
@@ -53,9 +50,9 @@ def _warehouse(data: Optional[Path], everything: bool = False) -> Iterator[Wareh
             finally:
                 database.dispose()
     except WarehouseError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except SQLAlchemyError as exc:  # not created yet (cnet admin init), or not reachable
-        _fail(f"cannot read the operational database: {exc.__class__.__name__}: {str(exc).splitlines()[0]}")
+        fail(f"cannot read the operational database: {exc.__class__.__name__}: {str(exc).splitlines()[0]}")
     try:
         yield warehouse
     finally:
@@ -101,7 +98,7 @@ def _run(name: str, first: str, last: str, by: str, data: Optional[Path], as_jso
         try:
             report = reports.run(name, warehouse, first, last, by, **options)
         except ReportError as exc:
-            _fail(str(exc))
+            fail(str(exc))
         show(report, as_json, csv_file)
 
 
@@ -146,7 +143,7 @@ def export_command(fmt: str = typer.Option("parquet", "--format", help="csv or p
         try:
             written = export.export_tables(warehouse, out, fmt)
         except ReportError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     console.print(f"{len(written)} tables written to {out}")
 
 
@@ -162,5 +159,5 @@ def chart(kind: str = typer.Argument(..., help="utilization, revenue or margin")
             report = reports.run(charts.CHARTS[kind], warehouse, first, last, by)
             path = charts.draw(kind, report, out)
         except ReportError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     console.print(f"chart written to {path}")

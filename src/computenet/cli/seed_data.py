@@ -9,12 +9,10 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from .main import fail
+
 console = Console()
 
-
-def _fail(message: str) -> None:
-    Console(stderr=True).print(f"[red]error:[/] {message}", highlight=False)
-    raise typer.Exit(1)
 
 
 def seed_data(
@@ -35,7 +33,7 @@ def seed_data(
     from ..analytics.seed_data import SeedError, SeedSpec, generate
 
     if year is None:
-        _fail("--year is required (e.g. --year 2022)")
+        fail("--year is required (e.g. --year 2022)")
     spec = SeedSpec(year=year, jobs=jobs, scale=scale, tenants=tenants, seed=seed)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
@@ -60,7 +58,7 @@ def seed_data(
                 finally:
                     database.dispose()
     except SeedError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     where = str(parquet) if parquet is not None else "the database"
     console.print(f"seed data for {spec.year} (seed {spec.seed}) written to {where}: "
                   + ", ".join(f"{rows:,} {table}" for table, rows in written.items()), highlight=False)

@@ -83,11 +83,12 @@ def efficiency(limit: int = typer.Option(50, help="how many ended jobs, newest f
                since: Optional[str] = typer.Option(None, "--from", help="jobs that ended at or after (ISO date)"),
                until: Optional[str] = typer.Option(None, "--to", help="jobs that ended before (ISO date)")) -> None:
     """Ended jobs' CPU, memory and GPU efficiency and what the unused share cost (like seff/reportseff)."""
-    from .main import api, client
+    from .main import api, client, utc_option
 
     whose = f"{user}'s" if user else "your"
     title = f"Efficiency of {whose} jobs" + (f" in {project}" if project else "") + \
         (f" from {since}" if since else "") + (f" to {until}" if until else "")
+    start, end = utc_option(since, "--from"), utc_option(until, "--to")  # a bad date is refused here
     with client() as c:
-        rows = api(lambda: c.efficiency(limit, user=user, project=project, since=since, until=until))
+        rows = api(lambda: c.efficiency(limit, user=user, project=project, since=start, until=end))
         console.print(efficiency_table(rows, title) if rows else f"{title}: no ended jobs")
