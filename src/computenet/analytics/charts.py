@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+# a Figure of its own, never pyplot: pyplot's global figure registry is not safe in the API's
+# request threads, and no display is needed to draw a PNG
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # no display on a server
-import matplotlib.pyplot as plt  # noqa: E402
-
-from .periods import ReportError  # noqa: E402
-from .report_model import Report  # noqa: E402
+from .periods import ReportError
+from .report_model import Report
 
 CHARTS = {"utilization": "utilization", "revenue": "revenue", "margin": "margin"}  # chart -> report it draws
 
@@ -69,17 +68,17 @@ def draw(chart: str, report: Report, out: str | Path) -> Path:
         raise ReportError(f"unknown chart {chart!r}: use one of {', '.join(CHARTS)}")
     if report.empty:
         raise ReportError(f"nothing to draw: {report.empty}")
-    fig, ax = plt.subplots(figsize=(10, 5))
-    try:
-        {"utilization": _utilization, "revenue": _revenue, "margin": _margin}[chart](report, ax)
-        ax.set_title(f"{chart}, {report.period.describe()}")
-        ax.legend(fontsize=8)
-        if len(_buckets(report)) > 8:
-            plt.setp(ax.get_xticklabels(), rotation=45, ha="right")
-        fig.tight_layout()
-        path = Path(out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=100)
-    finally:
-        plt.close(fig)
+    fig = Figure(figsize=(10, 5))
+    ax = fig.subplots()
+    {"utilization": _utilization, "revenue": _revenue, "margin": _margin}[chart](report, ax)
+    ax.set_title(f"{chart}, {report.period.describe()}")
+    ax.legend(fontsize=8)
+    if len(_buckets(report)) > 8:
+        for label in ax.get_xticklabels():
+            label.set_rotation(45)
+            label.set_horizontalalignment("right")
+    fig.tight_layout()
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
     return path

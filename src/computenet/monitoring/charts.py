@@ -8,10 +8,7 @@ import math
 
 def job_chart(stats: dict) -> bytes:
     """``stats`` is services.monitoring.analyse()'s result; gaps show as breaks in the lines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: its global state is unsafe in request threads
 
     series = stats["series"]
     t0 = series["t"][0] if series["t"] else 0.0
@@ -29,7 +26,8 @@ def job_chart(stats: dict) -> bytes:
 
     has_gpu = any(v is not None for v in series["gpu_util"])
     rows = 3 if has_gpu else 2
-    fig, axes = plt.subplots(rows, 1, figsize=(8, 2.2 * rows), sharex=True)
+    fig = Figure(figsize=(8, 2.2 * rows))
+    axes = fig.subplots(rows, 1, sharex=True)
     eff = stats["efficiency"]
     cpu = axes[0]
     cpu.plot(*with_breaks(series["cores"]), color="tab:blue")
@@ -59,5 +57,4 @@ def job_chart(stats: dict) -> bytes:
     fig.tight_layout()
     out = io.BytesIO()
     fig.savefig(out, format="png", dpi=100)
-    plt.close(fig)
     return out.getvalue()
