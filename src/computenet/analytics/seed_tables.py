@@ -66,22 +66,27 @@ def _micro(value: Decimal | None):
     return None if value is None else int(value * MICRO)
 
 
+PEAK_MONTH_UTILIZATION = 0.9  # the busiest month stays under this: no month may use more than the nodes have
+
+
 def size_partitions(net: Network, jobs: dict, year: int) -> np.ndarray:
-    """Nodes per partition: the work it ran over the year at its cluster's target utilization,
-    and at least enough for its largest job."""
-    start, end = month_starts(year)[[0, 12]]
-    hours = (end - start) / 3600
+    """Nodes per partition: the work it ran over the year at its cluster's target utilization, but
+    enough for its busiest month (seasonality puts December at ~1.5x January) and its largest job."""
+    months = month_starts(year)
+    month_hours = np.diff(months) / 3600
+    hours = month_hours.sum()
     nodes = []
     for i, plan in enumerate(net.partitions):
         mine = jobs["partition"] == i
         util = net.clusters[net.cluster_of[i]].utilization
-        if plan.gpus_per_node:
-            used, per_node, biggest = (jobs["gpus"][mine] * jobs["elapsed"][mine]).sum(), plan.gpus_per_node, \
-                jobs["gpus"][mine].max(initial=1)
-        else:
-            used, per_node, biggest = (jobs["cores"][mine] * jobs["elapsed"][mine]).sum(), plan.cores_per_node, \
-                jobs["cores"][mine].max(initial=1)
-        nodes.append(max(int(np.ceil(used / 3600 / (util * per_node * hours))), int(np.ceil(biggest / per_node)), 1))
+        units = jobs["gpus"][mine] if plan.gpus_per_node else jobs["cores"][mine]
+        per_node = plan.gpus_per_node or plan.cores_per_node
+        work = units * jobs["elapsed"][mine]  # unit-seconds
+        month = np.clip(np.searchsorted(months, jobs["start"][mine], side="right") - 1, 0, 11)
+        busiest = (np.bincount(month, weights=work, minlength=12)[:12] / 3600 / month_hours).max(initial=0)
+        nodes.append(max(int(np.ceil(work.sum() / 3600 / (util * per_node * hours))),
+                         int(np.ceil(busiest / (PEAK_MONTH_UTILIZATION * per_node))),
+                         int(np.ceil(units.max(initial=1) / per_node)), 1))
     return np.asarray(nodes, dtype=np.int64)
 
 
