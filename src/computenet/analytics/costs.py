@@ -20,27 +20,27 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from ..config import OWNED_COST_FIELDS, Settings
+from ..domain.money import round_money
+from ..store.types import Money, Rate
 
-CENT = Decimal("0.01")
 HOURS_PER_YEAR = Decimal(8760)
-MILLIONTH = Decimal(1_000_000)
 COST_COLUMNS = OWNED_COST_FIELDS  # stored on the clusters table under the same names
+
+
+# the warehouse keeps columns in their stored form; the store's own types read and write them
+_RATE, _MONEY = Rate(), Money()
 
 
 def rate(stored: int | None) -> Decimal | None:
     """A Rate column's stored millionths as a Decimal."""
-    return None if stored is None else Decimal(int(stored)) / MILLIONTH
+    return _RATE.process_result_value(stored, None)
 
 
 def cents_to_money(stored: int | None) -> Decimal | None:
-    return None if stored is None else (Decimal(int(stored)) / 100).quantize(CENT)
-
-
-def to_cents(amount: Decimal) -> Decimal:
-    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+    return _MONEY.process_result_value(stored, None)
 
 
 @dataclass
@@ -113,7 +113,7 @@ class ClusterModel:
             total += amount
             for line in node.lines:
                 by_line[line] = by_line.get(line, Decimal(0)) + amount / len(node.lines)
-        return Cost(to_cents(total), {k: to_cents(v) for k, v in by_line.items()}, basis=basis)
+        return Cost(round_money(total), {k: round_money(v) for k, v in by_line.items()}, basis=basis)
 
     def used_cost(self, core_hours: dict[str, Decimal], card_hours: dict[str, Decimal]) -> Cost:
         """What leased capacity cost for what was used (per product line)."""
@@ -125,7 +125,7 @@ class ClusterModel:
         by_line = {}
         for line in set(core_hours) | set(card_hours):
             by_line[line] = (core_hours.get(line, 0) * (core_rate or 0) + card_hours.get(line, 0) * (gpu_rate or 0))
-        return Cost(to_cents(sum(by_line.values(), Decimal(0))), {k: to_cents(v) for k, v in by_line.items()},
+        return Cost(round_money(sum(by_line.values(), Decimal(0))), {k: round_money(v) for k, v in by_line.items()},
                     basis="used hours x cost_core_hour/cost_gpu_hour")
 
 
@@ -157,13 +157,9 @@ def configured_costs(settings: Settings) -> dict[str, dict[str, int | None]]:
     for cfg in settings.clusters:
         values = {"cost_core_hour": cfg.cost_core_hour, "cost_gpu_hour": cfg.cost_gpu_hour,
                   **{c: getattr(cfg, c) for c in COST_COLUMNS}}
-        stored = {}
-        for column, value in values.items():
-            if value is None or column == "node_watts":
-                stored[column] = value
-            else:
-                stored[column] = int(Decimal(value) * (100 if column == "node_capex" else MILLIONTH))
-        out[cfg.name] = stored
+        out[cfg.name] = {column: value if column == "node_watts" else
+                         (_MONEY if column == "node_capex" else _RATE).process_bind_param(value, None)
+                         for column, value in values.items()}
     return out
 
 

@@ -12,7 +12,8 @@ from decimal import Decimal
 
 from . import growth as growth_math
 from . import queries
-from .costs import CENT, Cost, cluster_models
+from ..billing.ledger import money
+from .costs import Cost, cluster_models
 from .periods import Period, ReportError, months_between
 from .report_model import RATIO, Report, ratio
 from .warehouse import Warehouse
@@ -22,7 +23,7 @@ NO_CLUSTER = "(no cluster)"  # storage and other revenue that no job carries
 
 
 def _money(cents: int) -> Decimal:
-    return (Decimal(int(cents)) / 100).quantize(CENT)
+    return money(int(cents))  # DuckDB sums come back as HUGEINT-sized ints
 
 
 def _no_revenue(period: Period) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from decimal import Decimal
 
+from ..billing.ledger import money as ledger_money
 from . import money_reports, queries
 from .costs import apply_settings, cluster_models
 from .periods import Period, ReportError, make_period
@@ -87,7 +88,7 @@ def segments(warehouse: Warehouse, period: Period) -> Report:
         cores[(row.label, row.segment)] += queries.core_hours(row.core_us)
         cards[(row.label, row.segment)] += queries.core_hours(row.card_us)
     for row in revenue:
-        money[(row.label, row.segment)] += Decimal(int(row.cents)) / 100
+        money[(row.label, row.segment)] += ledger_money(int(row.cents))
     for bucket in period.buckets():
         names = sorted({s for (label, s) in (*cores, *money) if label == bucket.label})
         totals = [sum(v for (label, _), v in d.items() if label == bucket.label) for d in (cores, cards, money)]
@@ -95,7 +96,7 @@ def segments(warehouse: Warehouse, period: Period) -> Report:
             key = (bucket.label, name)
             report.rows.append({"bucket": bucket.label, "segment": name, "core_hours": hours(cores[key]),
                                 "cpu_share": ratio(cores[key], totals[0]), "card_hours": hours(cards[key]),
-                                "gpu_share": ratio(cards[key], totals[1]), "revenue": money[key].quantize(Decimal("0.01")),
+                                "gpu_share": ratio(cards[key], totals[1]), "revenue": money[key],
                                 "revenue_share": ratio(money[key], totals[2])})
         if names and not totals[1]:
             report.note(f"{bucket.label}: no card-hours were used, so GPU shares are undefined")

@@ -44,7 +44,7 @@ def _snapshot(platform: Platform, refresh: bool) -> tuple[datetime, Warehouse]:
         found = _snapshots.get(platform)
         if refresh or found is None or time.monotonic() - found[0] > SNAPSHOT_S:
             found = (time.monotonic(), datetime.now(timezone.utc),
-                     reports.operational_warehouse(platform.db, platform.settings))
+                     reports.operational_warehouse(platform.db))  # the server keeps the costs synced
             _snapshots[platform] = found
         return found[1], found[2]
 
