@@ -10,35 +10,24 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from ..domain.states import TERMINAL_STATES
-from ..store.models import Account, AccountMember, Job, User
+from ..store.models import Account, Job, User
 from .errors import Forbidden, InvalidRequest, NotFound
 from .monitoring import analyse
 from .platform import Platform
-from .roles import is_staff
+from .roles import manages_project, sees_user
 from .tenants import can_see_account
-
-
-def _sees_whole_project(session: Session, viewer: User, account: Account) -> bool:
-    if is_staff(viewer):
-        return True
-    if viewer.role == "tenant_admin" and viewer.tenant_id is not None and viewer.tenant_id == account.tenant_id:
-        return True
-    member = session.get(AccountMember, (account.id, viewer.id))
-    return member is not None and member.role == "pi"
 
 
 def _user_in_view(session: Session, viewer: User, name: str) -> User:
     other = session.scalar(select(User).where(User.name == name))
     if other is None:
         raise NotFound(f"no user {name!r}")
-    if other.id == viewer.id or is_staff(viewer):
-        return other
-    if viewer.role == "tenant_admin" and viewer.tenant_id is not None and viewer.tenant_id == other.tenant_id:
-        return other
-    raise Forbidden(f"the jobs of {name} are not yours to see (their tenant's admin, finance or an operator may)")
+    if not sees_user(viewer, other):
+        raise Forbidden(f"the jobs of {name} are not yours to see (their tenant's admin, finance or an operator may)")
+    return other
 
 
 def efficiency_report(session: Session, platform: Platform, viewer: User, *, user: str | None = None,
@@ -53,11 +42,11 @@ def efficiency_report(session: Session, platform: Platform, viewer: User, *, use
         if account is None or not can_see_account(session, viewer, account):
             raise NotFound(f"no project {project!r} of yours")
         query = query.where(Job.account_id == account.id)
-        if not _sees_whole_project(session, viewer, account) and user is None:
+        if not manages_project(session, viewer, account) and user is None:
             query = query.where(Job.owner_id == viewer.id)  # a plain member: their own jobs in it
     if user is not None:
         owner = _user_in_view(session, viewer, user)
-        if project is not None and owner.id != viewer.id and not _sees_whole_project(session, viewer, account):
+        if project is not None and owner.id != viewer.id and not manages_project(session, viewer, account):
             raise Forbidden(f"the jobs of {user} in {project} are not yours to see")
         query = query.where(Job.owner_id == owner.id)
     elif project is None:
@@ -67,7 +56,8 @@ def efficiency_report(session: Session, platform: Platform, viewer: User, *, use
     if until is not None:
         query = query.where(Job.end_time < until)
     rows = []
-    for job in session.scalars(query.order_by(Job.id.desc()).limit(limit)):
+    related = (selectinload(Job.owner), selectinload(Job.account), selectinload(Job.cluster))  # not one query a row
+    for job in session.scalars(query.options(*related).order_by(Job.id.desc()).limit(limit)):
         result = analyse(session, platform, job)
         eff, top = result["efficiency"], (result["findings"] or [None])[0]
         rows.append({"job": job.id, "name": job.name, "user": job.owner.name, "project": job.account.name,

@@ -47,11 +47,25 @@ def require(session: Session, user: User, action: str, account: Account | None =
             return
         raise Forbidden(f"{action} needs the tenant admin, finance or operator role")
     if action in PROJECT_SETTINGS:
-        if tenant_admin:
-            return
-        member = session.get(AccountMember, (account.id, user.id)) if account is not None else None
-        if member is not None and member.role == "pi":
+        if account is not None and manages_project(session, user, account):
             return
         raise Forbidden(f"{action.replace('_', ' ')} on {account.name if account else 'an account'} needs its PI, "
                         "its tenant admin, finance or an operator")
     raise Forbidden(f"unknown action {action!r}")
+
+
+def manages_project(session: Session, user: User, account: Account) -> bool:
+    """Finance and operators, the account's tenant admin, or its PI: who sets and sees all of a project."""
+    if is_staff(user):
+        return True
+    if user.role == "tenant_admin" and user.tenant_id is not None and user.tenant_id == account.tenant_id:
+        return True
+    member = session.get(AccountMember, (account.id, user.id))
+    return member is not None and member.role == "pi"
+
+
+def sees_user(viewer: User, other: User) -> bool:
+    """Whose jobs one may look at: one's own; a tenant admin their tenant's users; finance and operators all."""
+    if other.id == viewer.id or is_staff(viewer):
+        return True
+    return viewer.role == "tenant_admin" and viewer.tenant_id is not None and viewer.tenant_id == other.tenant_id
