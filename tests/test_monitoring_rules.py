@@ -482,3 +482,18 @@ def test_fixture_idle_a100s_with_an_agent_restart():
     assert found["gpu_idle"].wasted == Decimal("88.20")
     assert found["gpu_idle"].confidence == pytest.approx(0.867, abs=0.01)
     assert "idle_job" not in found
+
+
+def test_what_is_known_of_a_job_decides_which_rules_run():
+    """An srun/MPI job the agent saw only partly: no verdict from the batch shell's processes; with
+    Slurm's total CPU (view "cpu_total") the idle-cores verdict comes from that figure alone."""
+    from dataclasses import replace
+
+    series = make_series([0.1] * 60, rss=50 * 1024**2)  # what the batch shell did: almost nothing
+    facts = make_facts(cores=8, price="8.00")
+    assert by_code(diagnose(facts, series))["idle_cores"].wasted == Decimal("7.90")  # as if the shell were all
+    assert not {f.code for f in diagnose(facts, series, view="any")} - {"time_limit_too_long", "short_job"}
+    slurm_saw = replace(measure(facts, series), cpu_efficiency=0.125)  # one core of eight, over every node
+    found = by_code(diagnose(facts, series, eff=slurm_saw, view="cpu_total"))
+    assert set(found) - {"time_limit_too_long", "short_job"} == {"idle_cores"}
+    assert found["idle_cores"].wasted == Decimal("7.00")

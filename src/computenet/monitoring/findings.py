@@ -85,6 +85,10 @@ class Rule:
     code: ClassVar[str]
     pool: ClassVar[Literal["cpu", "gpu", "mem", "job", "none"]] = "none"
     supersedes: ClassVar[frozenset[str]] = frozenset()
+    # what the rule needs to be fair: "full" (every process the job ran, as the agent sees a batch-only
+    # job), "cpu_total" (only the job's total CPU seconds, which Slurm's step accounting also gives),
+    # or "any" (GPUs, times: right even when the agent saw only the first node's batch processes)
+    needs: ClassVar[Literal["full", "cpu_total", "any"]] = "full"
 
     def check(self, facts: JobFacts, eff: Efficiency, series: JobSeries) -> Finding | None:
         raise NotImplementedError

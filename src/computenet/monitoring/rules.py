@@ -49,6 +49,7 @@ class IdleCores(Rule):
     Suggests the cores actually used x HEADROOM, rounded up."""
 
     code = "idle_cores"
+    needs = "cpu_total"
     pool = "cpu"
     MAX_EFFICIENCY = 0.2
     MIN_CORES = 2
@@ -212,6 +213,7 @@ class TimeLimitTooLong(Rule):
     the balance at submission, which is returned at the end."""
 
     code = "time_limit_too_long"
+    needs = "any"
     MAX_RATIO = 0.1
     MIN_LIMIT_S = 2 * 3600
     HEADROOM = 1.5
@@ -242,6 +244,7 @@ class ShortJob(Rule):
     weigh as much as the work. Wasted 0 (billing is for the time used)."""
 
     code = "short_job"
+    needs = "any"
     MAX_RUNTIME_S = 60
 
     def check(self, facts, eff, series):
@@ -266,13 +269,19 @@ RULES: tuple[Rule, ...] = (
 _SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 
 
-def diagnose(facts: JobFacts, series: JobSeries, rules: Iterable[Rule] = RULES) -> list[Finding]:
+VIEWS = {"full": ("full", "cpu_total", "any"), "cpu_total": ("cpu_total", "any"), "any": ("any",)}
+
+
+def diagnose(facts: JobFacts, series: JobSeries, rules: Iterable[Rule] = RULES, *, eff: Efficiency | None = None,
+             view: str = "full") -> list[Finding]:
     """Every finding for one job, largest waste first (then by severity).
 
-    Superseded findings are dropped, and what is left is capped per price
-    part so that no money is counted twice (see the module doc)."""
-    rules = tuple(rules)
-    eff = measure(facts, series)
+    ``view`` is what is known of the job: "full" (the agent saw all its work), "cpu_total" (only its
+    total CPU, from Slurm's step accounting; ``eff`` then carries that figure) or "any" (neither):
+    rules that need more than that are not run. Superseded findings are dropped, and what is left is
+    capped per price part so that no money is counted twice (see the module doc)."""
+    rules = tuple(r for r in rules if r.needs in VIEWS[view])
+    eff = eff if eff is not None else measure(facts, series)
     fired: list[tuple[Rule, Finding]] = []
     for rule in rules:
         finding = rule.check(facts, eff, series)

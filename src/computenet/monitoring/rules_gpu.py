@@ -19,6 +19,7 @@ class GpuIdle(Rule):
     is to drop the GPU, not to change it."""
 
     code = "gpu_idle"
+    needs = "any"
     pool = "gpu"
     supersedes = frozenset({"gpu_underused", "smaller_gpu"})
     MAX_UTIL = 0.05
@@ -51,6 +52,7 @@ class GpuUnderused(Rule):
     headroom, not waste."""
 
     code = "gpu_underused"
+    needs = "any"
     pool = "gpu"
     LOW = 0.05
     HIGH = 0.4
@@ -83,6 +85,7 @@ class SmallerGpu(Rule):
     have cost for the same GPU-hours, never negative."""
 
     code = "smaller_gpu"
+    needs = "any"
     pool = "gpu"
     MAX_MEM_FRACTION = 0.25
     MAX_UTIL = 0.5

@@ -26,7 +26,7 @@ from .. import files
 from ..domain.states import TERMINAL_STATES, JobState
 from ..monitoring.efficiency import JobFacts, measure
 from ..monitoring.inject import samples_file
-from ..monitoring.rules import IdleCores, diagnose
+from ..monitoring.rules import diagnose
 from ..monitoring.downsample import downsample
 from ..monitoring.series import JobSeries, Sample
 from ..store.models import Charge, Job, JobProfile, JobSample, User
@@ -323,19 +323,18 @@ def analyse(session: Session, platform: Platform, job: Job) -> dict:
     series = series_of(session, job, platform.settings.monitoring.interval_s)
     facts = facts_of(session, job)
     eff = measure(facts, series)
-    findings = diagnose(facts, series) if series.samples else []
     partial = partial_view(job)
     steps = steps_of(session, job)
-    if partial:  # what the agent did not see is not idle: no CPU or memory verdicts, no waste from them
-        findings = [f for f in findings if f.code.startswith("gpu") or f.code in ("smaller_gpu", "time_limit_too_long",
-                                                                                     "short_job")]
+    view = "full"
+    if partial:  # what the agent did not see is not idle: only rules that need no more than is known
+        view = "any"
         if steps and steps.cpu_efficiency is not None:  # Slurm saw every step and node: its CPU figure holds
             runtime = facts.runtime_s or steps.window_s
             eff = dataclasses.replace(eff, cpu_efficiency=steps.cpu_efficiency, cpu_seconds=steps.cpu_seconds,
                                       peak_rss=max(eff.peak_rss, steps.peak_rss),
                                       covered_fraction=min(steps.window_s / runtime, 1.0) if runtime > 0 else 0.0)
-            idle = IdleCores().check(facts, eff, series)
-            findings = sorted(findings + ([idle] if idle else []), key=lambda f: -f.wasted)
+            view = "cpu_total"
+    findings = diagnose(facts, series, eff=eff, view=view) if series.samples or view == "cpu_total" else []
     samples = series.samples
     if len(samples) > MAX_POINTS:  # a week at 10 s is 60,480 points: charts and sparklines need ~1,000
         bucket = max(series.span_seconds() / (MAX_POINTS // 2), 2 * series.interval_s)
