@@ -36,10 +36,13 @@ TABLES_IN_DELETE_ORDER = [
 
 
 def _pg_schema_url(url: str) -> str:
-    """Run PostgreSQL tests in their own schema, emptied at the start of the run."""
+    """Run PostgreSQL tests in their own schema, emptied at the start of the run
+    (COMPUTENET_TEST_PG_SCHEMA lets two runs share one PostgreSQL)."""
     import sqlalchemy
 
-    schema = "cnet_test"
+    schema = os.environ.get("COMPUTENET_TEST_PG_SCHEMA", "cnet_test")
+    if not schema.isidentifier():
+        raise ValueError(f"COMPUTENET_TEST_PG_SCHEMA={schema!r} is not a plain identifier")
     engine = sqlalchemy.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     with engine.begin() as conn:
         conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
