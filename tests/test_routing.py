@@ -179,3 +179,35 @@ def test_the_circuit_breaker_opens_after_failures_and_closes_on_success(platform
         assert c.reasons == ["cluster local failed recent submissions (circuit open)"]
         live.record_success(session, "local")
         assert not live.targets(session, platform)[0].breaker_open
+
+
+def test_an_open_circuit_goes_half_open_as_soon_as_a_probe_answers(platform):
+    """Issue 13 item 13: no fixed cooldown; the API says when the cluster is tried again."""
+    from computenet.api.views import cluster_out
+    from computenet.services import routing as live
+    from computenet.services.cluster_probe import ClusterProbe
+    from computenet.store.models import Cluster
+    from sqlalchemy import select
+
+    cfg = platform.settings.routing
+    assert cfg.breaker_cooldown_seconds >= 60  # the probe, not the cooldown, brings it back
+    with platform.db.session() as session:
+        for _ in range(cfg.breaker_failures):
+            live.record_failure(session, "local", platform)
+        cluster = session.scalar(select(Cluster).where(Cluster.name == "local"))
+        shown = cluster_out(cluster, cfg.probe_interval_seconds)
+        assert shown.retry_at is not None and shown.retry_at <= cluster.breaker_open_until
+    assert ClusterProbe(platform).run_once() == ["local"]  # the local executor answers at once
+    with platform.db.session() as session:
+        (target,) = live.targets(session, platform)
+        assert not target.breaker_open
+        cluster = session.scalar(select(Cluster).where(Cluster.name == "local"))
+        assert cluster_out(cluster, cfg.probe_interval_seconds).retry_at is None
+        live.record_failure(session, "local", platform)  # half-open: one failure opens it again
+        assert live.targets(session, platform)[0].breaker_open
+    assert ClusterProbe(platform).run_once() == ["local"]
+    with platform.db.session() as session:
+        live.record_success(session, "local")  # a success closes it for good
+        cluster = session.scalar(select(Cluster).where(Cluster.name == "local"))
+        assert cluster.failures == 0 and cluster.breaker_open_until is None
+    assert ClusterProbe(platform).run_once() == []  # nothing out of service: nothing probed

@@ -21,6 +21,7 @@ from computenet.cli.main import app
 from computenet.client import ApiError, ComputeNetClient
 from computenet.config import RoutingConfig
 from computenet.services import routing
+from computenet.services.cluster_probe import ClusterProbe
 from computenet.services.poller import ClusterPoller
 from computenet.services.reroute import Rerouter
 from computenet.store.models import Charge, Cluster, Job, Transfer
@@ -143,10 +144,15 @@ def test_a_stopped_controller_is_failed_over_and_marked_offline(net):
         with pytest.raises(ApiError) as err:
             client.submit("#!/bin/bash\n#SBATCH -M alpha -t 5\ntrue\n")
         assert err.value.status == 503 and "offline" in err.value.detail
+        shown = {c.name: c for c in client.clusters()}
+        assert shown["alpha"].retry_at is not None and shown["beta"].retry_at is None
     finally:
         _testbed("start-controller", "alpha")
-    platform.sync_clusters()
-    assert {c.name: c.health for c in client.clusters()}["alpha"] == "online"
+    # back as soon as it answers (issue 13 item 13): probed, not left offline until the next sync
+    probe = ClusterProbe(platform)
+    poll_until(lambda: "alpha" in probe.run_once(), interval=1.0, timeout=30, what="alpha answers again")
+    shown = {c.name: c for c in client.clusters()}
+    assert shown["alpha"].health == "online" and shown["alpha"].retry_at is None
     # its jobs were never lost: the one running through the outage finishes and is charged
     poll_until(lambda: client.job(survivor.id).settled, step=step, timeout=90, what="survivor settled")
     assert client.job(survivor.id).state == "COMPLETED"

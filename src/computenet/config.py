@@ -180,6 +180,8 @@ class RoutingConfig(BaseModel):
     # circuit breaker: this many submission failures in a row keep a cluster out for cooldown
     breaker_failures: int = Field(3, ge=1)
     breaker_cooldown_seconds: float = Field(120.0, gt=0)
+    # a cluster out of service (offline, degraded, circuit open) is probed this often and back when it answers
+    probe_interval_seconds: float = Field(5.0, gt=0)
 
 
 class FilesConfig(BaseModel):

@@ -108,6 +108,7 @@ class ClusterOut(BaseModel):
     health_detail: str
     checked_at: datetime | None
     partitions: list[PartitionOut]
+    retry_at: datetime | None = Field(None, description="out of service: when the network next tries it")
     region: str = ""
     site: str = ""
     ownership: str = "owned"

@@ -42,8 +42,11 @@ def job_detail(session: Session, job: Job) -> JobDetail:
     )
 
 
-def cluster_out(cluster: Cluster) -> ClusterOut:
+def cluster_out(cluster: Cluster, probe_interval_s: float = 5.0) -> ClusterOut:
+    from ..services.cluster_probe import retry_at
+
     return ClusterOut(
+        retry_at=retry_at(cluster, probe_interval_s),
         name=cluster.name, kind=cluster.kind, health=cluster.health, health_detail=cluster.health_detail,
         checked_at=cluster.checked_at, region=cluster.region, site=cluster.site, ownership=cluster.ownership,
         tags=list(cluster.tags or []),

@@ -82,10 +82,13 @@ def clusters_table(clusters: list[ClusterOut], currency: str = "CNY") -> Table:
         table.add_column(column)
     for cluster in clusters:
         health_style = {"online": "green", "degraded": "yellow", "offline": "red"}.get(cluster.health, "")
+        health = f"[{health_style}]{cluster.health}[/]"
+        if cluster.retry_at is not None:  # out of service: when the network tries it again
+            health += f"\nretry {cluster.retry_at.astimezone():%H:%M:%S}"
         for i, p in enumerate(cluster.partitions or []):
             gpus = f"{p.gpus_per_node} {p.gpu_type or ''}".strip() if p.gpus_per_node else "-"
             table.add_row(
-                cluster.name if i == 0 else "", f"[{health_style}]{cluster.health}[/]" if i == 0 else "",
+                cluster.name if i == 0 else "", health if i == 0 else "",
                 p.name + ("*" if p.is_default else ""), str(p.nodes), str(p.cores_per_node),
                 f"{p.mem_per_node_mb // 1024} GB", gpus,
                 duration(p.max_time_minutes * 60) if p.max_time_minutes else "unlimited",
@@ -93,7 +96,7 @@ def clusters_table(clusters: list[ClusterOut], currency: str = "CNY") -> Table:
                 price(p.price_gpu_hour) if p.gpus_per_node and p.price_gpu_hour is not None else "-",
             )
         if not cluster.partitions:
-            table.add_row(cluster.name, f"[{health_style}]{cluster.health}[/]", "-", "", "", "", "", "", "", "")
+            table.add_row(cluster.name, health, "-", "", "", "", "", "", "", "")
     return table
 
 

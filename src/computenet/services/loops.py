@@ -17,6 +17,7 @@ from .storage_meter import StorageMeter
 from .monitoring import SampleCollector
 from .sample_retention import SampleCompactor
 from .step_usage import StepUsageCollector
+from .cluster_probe import ClusterProbe
 
 log = logging.getLogger(__name__)
 SYNC_INTERVAL_S = 60.0
@@ -62,6 +63,9 @@ class BackgroundServices:
             self.threads.append(thread)
         self.threads.append(threading.Thread(target=self._loop, args=("cluster sync", SYNC_INTERVAL_S, self.sync),
                                              name="cluster-sync", daemon=True))
+        self.threads.append(threading.Thread(target=self._loop, args=(
+            "cluster probe", self.platform.settings.routing.probe_interval_seconds,
+            ClusterProbe(self.platform).run_once), name="cluster-probe", daemon=True))
         self.threads.append(threading.Thread(target=self._loop, args=("enforcement", ENFORCE_INTERVAL_S,
                                                                       Enforcer(self.platform).run_once),
                                              name="enforcement", daemon=True))
