@@ -20,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from .types import Money, Rate, UTCDateTime, utcnow
+from .types import FineMoney, Money, Rate, UTCDateTime, utcnow
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -144,6 +144,8 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)  # every token expires (auth.token_max_days)
+    scope: Mapped[str] = mapped_column(String(8), default="full")  # full | read (GET/HEAD/OPTIONS only)
 
     user: Mapped[User] = relationship()
 
@@ -236,6 +238,9 @@ class LedgerAccount(Base):
     credits_posted: Mapped[int] = mapped_column(BigInteger, default=0)
     debits_pending: Mapped[int] = mapped_column(BigInteger, default=0)
     credits_pending: Mapped[int] = mapped_column(BigInteger, default=0)
+    # usage charged but not yet posted as a whole cent, in billionths (|carry| < one cent):
+    # always the sum of its transfers' ``subcent`` (billing/ledger.py usage_cents)
+    subcent_carry: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -259,12 +264,16 @@ class Transfer(Base):
     memo: Mapped[str] = mapped_column(Text, default="")
     actor: Mapped[str] = mapped_column(String(64), default="system")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)  # statements by month
+    # billionths this charge adds to (or, when a cent was posted for it, takes from) the debit
+    # account's sub-cent carry: cents x 10^7 + subcent is the exact usage it stands for
+    subcent: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
-        UniqueConstraint("cluster_id", "native_id"),
+        # Slurm hands a lost job's id to a new one: the id alone is not a job's identity
+        UniqueConstraint("cluster_id", "native_id", "submitted_at"),
         Index("ix_jobs_owner_state", "owner_id", "state"),
         Index("ix_jobs_cluster_state", "cluster_id", "state"),
     )
@@ -306,6 +315,9 @@ class Job(Base):
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # finished but no accounting record after the grace period: for an operator
     needs_reconcile: Mapped[bool] = mapped_column(Boolean, default=False)
+    # since when the scheduler has not shown this live job (out of its queue, accounting not
+    # final, or its id on someone else's job); long enough and the job is LOST
+    missing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # suspended (running) or held (pending) because its account ran out of money
     paused_for_funds_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # the router's decision: policy, every candidate's score and reasons (cnet job ID --why)
@@ -369,6 +381,9 @@ class UsageRecordRow(Base):
     exit_code: Mapped[int | None] = mapped_column(Integer)
     partition: Mapped[str | None] = mapped_column(String(64))
     alloc_tres: Mapped[str] = mapped_column(Text, default="")
+    # the array tasks the record stands for ("2", "0-3" for tasks cancelled before they
+    # started); None for a plain job or a scheduler that does not say
+    array_tasks: Mapped[str | None] = mapped_column(Text)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -386,7 +401,9 @@ class Charge(Base):
     gpu_seconds: Mapped[int] = mapped_column(BigInteger)
     price_core_hour: Mapped[Decimal] = mapped_column(Rate)
     price_gpu_hour: Mapped[Decimal] = mapped_column(Rate)
-    amount: Mapped[Decimal] = mapped_column(Money)
+    amount: Mapped[Decimal] = mapped_column(Money)  # rounded to the cent by the configured rule, for display
+    # the exact rated amount (billionths): what settlement charges, sub-cent usage included
+    exact_amount: Mapped[Decimal | None] = mapped_column(FineMoney)
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
     # the transfer that moved this money: the job's settlement, or its own
     # charge for a record that arrived after the job was settled

@@ -49,6 +49,13 @@ class Rate(_ScaledDecimal):
     cache_ok = True
 
 
+class FineMoney(_ScaledDecimal):
+    """An exact rated amount in billionths of the currency: usage below a cent is kept, not rounded away."""
+
+    scale = Decimal(1_000_000_000)
+    cache_ok = True
+
+
 class UTCDateTime(TypeDecorator):
     """Aware UTC datetimes in, aware UTC datetimes out (SQLite drops zones)."""
 
