@@ -139,7 +139,7 @@ BAD_INPUT = [
     ("#!/bin/bash\ntrue\n", ["-A", "someone-elses"], 400, "not a member"),
     ("#!/bin/bash\ntrue\n", ["-M", "atlantis"], 400, "unknown cluster"),
     ("#!/bin/bash\ntrue\n", ["--uid=0"], 400, "not allowed"),
-    ("#!/bin/bash\ntrue\n", ["--array=0-3"], 400, "arrays"),  # refused by the local cluster itself
+    ("#!/bin/bash\ntrue\n", ["--array=0-3", "-t", "1"], 400, "arrays"),  # refused by the local cluster itself
     ("#!/bin/bash\ntrue\n", ["-d", "afterok:99999"], 400, "no such job"),
 ]
 

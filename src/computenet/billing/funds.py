@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_UP, Decimal
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from ..domain.money import to_decimal
+from ..domain.money import CENT, to_decimal
 from ..store.models import Account, Job, LedgerAccount, Transfer
 from . import ledger
 from .ledger import CASH, CUSTOMER, REVENUE, LedgerError, cents, money
@@ -71,10 +71,12 @@ def set_credit_limit(session: Session, account: Account, amount: object) -> None
 
 
 def hold_for_job(session: Session, job: Job, account: Account, amount: Decimal, product_line: str) -> Transfer:
-    """Reserve the job's maximum cost; raises ledger.InsufficientFunds."""
+    """Reserve the job's maximum cost (a sub-cent part rounds up: the hold covers the charge);
+    raises ledger.InsufficientFunds."""
     key = f"hold:job:{job.id}:{uuid.uuid4().hex[:12]}"  # row ids can be reused after a refusal
+    held = cents(to_decimal(amount).quantize(CENT, rounding=ROUND_UP))
     hold = ledger.transfer(session, key, customer(session, account), revenue(session, product_line, account.currency),
-                           cents(amount), "hold", pending=True, check_funds=True,
+                           held, "hold", pending=True, check_funds=True,
                            memo=f"hold for job {job.id} (at most {amount} {account.currency})")
     job.hold_id = hold.id
     return hold
@@ -111,16 +113,24 @@ def interim(session: Session, job: Job, cost_so_far: Decimal) -> Transfer | None
     return posted
 
 
-def settle(session: Session, job: Job, total: Decimal, product_line: str) -> Transfer | None:
+def settle(session: Session, job: Job, total: Decimal, product_line: str, rounding: str = "half_up") -> Transfer | None:
     """Charge the job's actual cost: post it against the hold, release the rest.
 
-    A cost above the hold (Slurm lets a job run past its limit by KillWait
-    seconds) is posted as an overrun on top: usage that happened is charged.
-    Returns the transfer that carries the charge.
+    ``total`` is exact (sub-cent usage included): the cents posted are those
+    of the account's sub-cent carry plus it (ledger.usage_cents), and the
+    transfer that carries the charge records the carry's change. A cost above
+    the hold (Slurm lets a job run past its limit by KillWait seconds) is
+    posted as an overrun on top: usage that happened is charged. Returns the
+    transfer that carries the charge.
     """
     hold = session.get(Transfer, job.hold_id) if job.hold_id else None
     account = session.get(Account, job.account_id)
-    amount = cents(total) - cents(job.interim_charged)  # what interim charges have not covered
+    me = customer(session, account)
+    done = ledger.find_transfer(session, f"settle:{hold.key}" if hold is not None else f"charge:job:{job.id}")
+    if done is not None:  # settled before: the same answer, and the carry moved only then
+        return done
+    job_cents, subcent = ledger.usage_cents(session, me, total, rounding)
+    amount = job_cents - cents(job.interim_charged)  # what interim charges have not covered
     if amount < 0:
         # interim estimates ran ahead of what accounting says: give it back
         refund_from = session.get(LedgerAccount, hold.credit_id) if hold else revenue(session, product_line,
@@ -130,10 +140,10 @@ def settle(session: Session, job: Job, total: Decimal, product_line: str) -> Tra
         amount = 0
     if hold is None:  # a job without a hold (direct sbatch, adopted): a plain charge
         line_account = revenue(session, product_line, account.currency)
-        return ledger.transfer(session, f"charge:job:{job.id}", customer(session, account), line_account, amount,
-                               "charge", job_id=job.id, memo=f"job {job.id}")
+        return ledger.transfer(session, f"charge:job:{job.id}", me, line_account, amount,
+                               "charge", job_id=job.id, memo=f"job {job.id}", subcent=subcent)
     posted = ledger.resolve(session, f"settle:{hold.key}", hold, min(amount, hold.amount), job_id=job.id,
-                            memo=f"job {job.id} ({job.name}): {total} {account.currency}")
+                            memo=f"job {job.id} ({job.name}): {_shown(total)} {account.currency}", subcent=subcent)
     if amount > hold.amount:
         credit = session.get(LedgerAccount, hold.credit_id)
         ledger.transfer(session, f"overrun:{hold.key}", session.get(LedgerAccount, hold.debit_id), credit,
@@ -142,11 +152,25 @@ def settle(session: Session, job: Job, total: Decimal, product_line: str) -> Tra
     return posted
 
 
-def charge(session: Session, job: Job, amount: Decimal, key: str, memo: str, product_line: str) -> Transfer:
-    """A charge outside settlement (a record that came after the job was settled)."""
+def charge(session: Session, job: Job, amount: Decimal, key: str, memo: str, product_line: str,
+           rounding: str = "half_up") -> Transfer:
+    """A charge outside settlement (a record that came after the job was settled); ``amount``
+    may have sub-cent usage, carried as in settle()."""
     account = session.get(Account, job.account_id)
-    return ledger.transfer(session, key, customer(session, account), revenue(session, product_line, account.currency),
-                           cents(amount), "charge", job_id=job.id, memo=memo)
+    me = customer(session, account)
+    existing = ledger.find_transfer(session, key)
+    if existing is not None:  # idempotent: the carry moved with the first one
+        return ledger.transfer(session, key, me, revenue(session, product_line, account.currency), existing.amount,
+                               "charge", job_id=job.id, memo=memo)
+    posted, subcent = ledger.usage_cents(session, me, to_decimal(amount), rounding)
+    return ledger.transfer(session, key, me, revenue(session, product_line, account.currency),
+                           posted, "charge", job_id=job.id, memo=memo, subcent=subcent)
+
+
+def _shown(total: Decimal) -> Decimal:
+    """An exact amount as a memo shows it: to the cent when it is whole cents, else as exact as it is."""
+    value = to_decimal(total)
+    return value.quantize(CENT) if value == value.quantize(CENT) else value.normalize()
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,15 @@ Customer money is a credit balance: top-ups credit it, charges debit it.
 A hold is admitted by one conditional UPDATE (available >= amount), which
 is atomic on SQLite and PostgreSQL alike; concurrent submissions cannot
 overdraw an account. This module imports nothing from clusters/.
+
+Usage is rated exactly (billionths of the currency), but the ledger moves
+whole cents. No usage is rounded away: each customer account carries the
+part of its usage not yet posted (``subcent_carry``, under a cent either
+way), and a charge posts the cents of carry + its exact amount, by the
+configured rounding rule, leaving the rest in the carry. Over any number of
+charges the posted total is the exact total rounded once. Each charge
+transfer records what it moved into or out of the carry (``subcent``), so
+the carry is always the sum of immutable transfers (see invariant()).
 """
 
 from __future__ import annotations
@@ -45,6 +54,35 @@ CUSTOMER = "customer"  # what a customer account holds (credit balance)
 CASH = "cash"  # money received (top-ups)
 REVENUE = "revenue"  # earned, one per product line
 ADJUSTMENT = "adjustment"  # corrections and re-pricing
+
+
+NANO_PER_CENT = 10_000_000  # billionths of the currency in a cent
+
+
+def usage_cents(session: Session, account: LedgerAccount, exact: Decimal, rounding: str = "half_up") -> tuple[int, int]:
+    """(cents to post, sub-cent change of the carry) for ``exact`` worth of usage on ``account``.
+
+    The account's row is locked first, so concurrent charges see each other's
+    carry; the carry itself changes only with the transfer that records it
+    (``transfer``/``resolve`` with ``subcent``). Rounding is floor-based, so it
+    is the same at any carry: half_up posts when the carry reaches half a cent,
+    up at once, down only at a whole cent. Never a negative number of cents.
+    """
+    nano = to_decimal(exact) * NANO_PER_CENT * 100
+    if nano != nano.to_integral_value() or nano < 0:
+        raise LedgerError(f"{exact} is not a non-negative amount in billionths")
+    session.execute(update(LedgerAccount).where(LedgerAccount.id == account.id)
+                    .values(subcent_carry=LedgerAccount.subcent_carry))  # takes the row lock
+    carry = session.scalar(select(LedgerAccount.subcent_carry).where(LedgerAccount.id == account.id)) or 0
+    total = carry + int(nano)
+    if rounding == "up":
+        posted = -(-total // NANO_PER_CENT)
+    elif rounding == "down":
+        posted = total // NANO_PER_CENT
+    else:
+        posted = (total + NANO_PER_CENT // 2) // NANO_PER_CENT
+    posted = max(posted, 0)
+    return posted, int(nano) - posted * NANO_PER_CENT
 
 
 def cents(amount: Decimal | str | int) -> int:
@@ -96,6 +134,9 @@ def _existing(session: Session, key: str) -> Transfer | None:
     return session.scalar(select(Transfer).where(Transfer.key == key))
 
 
+find_transfer = _existing  # the transfer made with this idempotency key, if any
+
+
 def _same(existing: Transfer, debit: LedgerAccount, credit: LedgerAccount, amount: int, kind: str) -> Transfer:
     if (existing.debit_id, existing.credit_id, existing.amount, existing.kind) != (debit.id, credit.id, amount, kind):
         raise LedgerError(f"idempotency key {existing.key!r} was used for a different transfer")
@@ -104,7 +145,7 @@ def _same(existing: Transfer, debit: LedgerAccount, credit: LedgerAccount, amoun
 
 def transfer(session: Session, key: str, debit: LedgerAccount, credit: LedgerAccount, amount: int, kind: str, *,
              pending: bool = False, check_funds: bool = False, job_id: int | None = None, memo: str = "",
-             actor: str = "system") -> Transfer:
+             actor: str = "system", subcent: int | None = None) -> Transfer:
     """Post (or hold, when ``pending``) ``amount`` cents from debit to credit.
 
     Idempotent: the same key returns the first transfer. ``check_funds``
@@ -134,8 +175,10 @@ def transfer(session: Session, key: str, debit: LedgerAccount, credit: LedgerAcc
                 raise InsufficientFunds(f"available funds do not cover {money(amount)} {debit.currency}")
             session.execute(update(LedgerAccount).where(LedgerAccount.id == credit.id)
                             .values({credit_col: credit_col + amount}))
+            _carry(session, debit.id, subcent)
             row = Transfer(key=key, debit_id=debit.id, credit_id=credit.id, amount=amount, kind=kind,
-                           pending=pending, job_id=job_id, memo=memo, actor=actor, created_at=utcnow())
+                           pending=pending, job_id=job_id, memo=memo, actor=actor, created_at=utcnow(),
+                           subcent=subcent or None)
             session.add(row)
             session.flush()
     except IntegrityError:
@@ -146,8 +189,17 @@ def transfer(session: Session, key: str, debit: LedgerAccount, credit: LedgerAcc
     return row
 
 
+def _carry(session: Session, account_id: int, subcent: int | None) -> None:
+    """Move the account's sub-cent carry with the transfer that records it (same transaction)."""
+    if subcent:
+        if abs(subcent) >= 2 * NANO_PER_CENT:
+            raise LedgerError(f"a sub-cent change of {subcent} billionths is not below a cent")
+        session.execute(update(LedgerAccount).where(LedgerAccount.id == account_id)
+                        .values(subcent_carry=LedgerAccount.subcent_carry + subcent))
+
+
 def resolve(session: Session, key: str, hold: Transfer, amount: int, *, memo: str = "",
-            actor: str = "system", job_id: int | None = None) -> Transfer:
+            actor: str = "system", job_id: int | None = None, subcent: int | None = None) -> Transfer:
     """Post ``amount`` (<= the hold) of a pending transfer; 0 voids it. The rest is released.
 
     A hold resolves once: a second post or void (another key) raises
@@ -169,9 +221,10 @@ def resolve(session: Session, key: str, hold: Transfer, amount: int, *, memo: st
             session.execute(update(LedgerAccount).where(LedgerAccount.id == hold.credit_id).values(
                 credits_pending=LedgerAccount.credits_pending - hold.amount,
                 credits_posted=LedgerAccount.credits_posted + amount))
+            _carry(session, hold.debit_id, subcent)
             row = Transfer(key=key, debit_id=hold.debit_id, credit_id=hold.credit_id, amount=amount, kind=kind,
                            pending=False, pending_id=hold.id, job_id=job_id or hold.job_id, memo=memo, actor=actor,
-                           created_at=utcnow())
+                           created_at=utcnow(), subcent=subcent or None)
             session.add(row)
             session.flush()
     except IntegrityError:
@@ -216,10 +269,20 @@ def invariant(session: Session) -> list[Violation]:
         for label, condition in (("posted", posted), ("pending", open_pending)):
             sums[(side, label)] = dict(session.execute(
                 select(column, func.sum(Transfer.amount)).where(condition).group_by(column)).all())
+    carried = dict(session.execute(select(Transfer.debit_id, func.sum(Transfer.subcent))
+                                   .where(Transfer.subcent.is_not(None)).group_by(Transfer.debit_id)).all())
     for account in session.scalars(select(LedgerAccount)):
         for side, label in sums:
             found = getattr(account, f"{side}s_{label}")
             expected = int(sums[(side, label)].get(account.id, 0) or 0)
             if found != expected:
                 problems.append(Violation(f"account {account.id} ({account.code}) {side}s {label}", expected, found))
+        # the sub-cent carry is what its transfers put there, and stays under a cent
+        expected = int(carried.get(account.id, 0) or 0)
+        if account.subcent_carry != expected:
+            problems.append(Violation(f"account {account.id} ({account.code}) sub-cent carry", expected,
+                                      account.subcent_carry))
+        elif abs(account.subcent_carry) >= NANO_PER_CENT:
+            problems.append(Violation(f"account {account.id} ({account.code}) sub-cent carry under a cent",
+                                      NANO_PER_CENT - 1, account.subcent_carry))
     return problems

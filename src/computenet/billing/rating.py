@@ -7,21 +7,24 @@ Strategies (what a job is billed for, per second of wall time):
                     a job that takes a node's memory pays for the cores it blocks
   max_gpus_cores    max(GPUs, cores / cores-per-GPU) at the GPU price: a CPU-heavy job
                     on a GPU node pays for the GPUs it blocks
-Memory GB-hours are added when the price book has a memory price. The amount
-is rounded once, to the cent, by the configured rule, then raised to the
-minimum charge (for jobs that ran at all).
+Memory GB-hours are added when the price book has a memory price. ``exact``
+is the amount to a billionth (what the ledger charges: sub-cent usage is
+carried per account, never rounded away, see ledger.usage_cents); ``amount``
+is it rounded once, to the cent, by the configured rule (what a single charge
+shows). Both are raised to the minimum charge for jobs that ran at all.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal, localcontext
 from enum import Enum
 
 from ..domain.money import CENT
 
 ROUNDING = {"half_up": ROUND_HALF_UP, "up": ROUND_UP, "down": ROUND_DOWN}
 HOUR = Decimal(3600)
+NANO = Decimal("0.000000001")  # what an exact amount keeps: a billion jobs drift less than half a unit
 
 
 class Strategy(str, Enum):
@@ -65,7 +68,12 @@ class Rules:
 class Rated:
     core_seconds: int  # billed core(-equivalent) seconds
     gpu_seconds: int  # billed GPU(-equivalent) seconds
-    amount: Decimal
+    amount: Decimal  # to the cent
+    exact: Decimal | None = None  # to a billionth; None only where built by hand
+
+    @property
+    def exact_amount(self) -> Decimal:
+        return self.amount if self.exact is None else self.exact
 
     @property
     def core_hours(self) -> Decimal:
@@ -93,15 +101,24 @@ def billed_units(usage: Usage, rules: Rules) -> tuple[Decimal, Decimal]:
 def rate_usage(usage: Usage, prices: Prices, rules: Rules = Rules()) -> Rated:
     if min(usage.elapsed_seconds, usage.cpus, usage.gpus, usage.mem_mb) < 0:
         raise ValueError("usage cannot be negative")
+    with localcontext() as ctx:
+        ctx.prec = 60  # exact to a billionth for any usage a request can name
+        return _rate(usage, prices, rules)
+
+
+def _rate(usage: Usage, prices: Prices, rules: Rules) -> Rated:
     core_units, gpu_units = billed_units(usage, rules)
     seconds = Decimal(usage.elapsed_seconds)
     raw = (seconds * core_units * prices.core_hour + seconds * gpu_units * prices.gpu_hour
            + seconds * Decimal(usage.mem_mb) / Decimal(1024) * prices.mem_gb_hour) / HOUR
     amount = raw.quantize(CENT, rounding=ROUNDING[rules.rounding])
+    exact = raw.quantize(NANO, rounding=ROUND_HALF_UP)
     if usage.elapsed_seconds > 0 and amount < rules.minimum_charge:
         amount = rules.minimum_charge.quantize(CENT)
+    if usage.elapsed_seconds > 0 and exact < rules.minimum_charge:
+        exact = rules.minimum_charge.quantize(CENT)
     return Rated(int((seconds * core_units).to_integral_value(ROUND_UP)),
-                 int((seconds * gpu_units).to_integral_value(ROUND_UP)), amount)
+                 int((seconds * gpu_units).to_integral_value(ROUND_UP)), amount, exact)
 
 
 def rate(elapsed_seconds: int, cpus: int, gpus: int, price_core_hour: Decimal, price_gpu_hour: Decimal) -> Rated:

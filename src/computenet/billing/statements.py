@@ -19,7 +19,9 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, aliased
 
 from ..store.models import Account, Charge, ClosedPeriod, LedgerAccount, Transfer
-from .ledger import money
+from .ledger import NANO_PER_CENT, money
+
+NANO_PER_UNIT = NANO_PER_CENT * 100
 
 _MOVES_MONEY = ("topup", "transfer", "post", "charge", "refund", "adjustment")
 # ledger transfer kinds in the words a customer reads on a bill
@@ -64,6 +66,9 @@ class Statement:
     lines: list[Line] = field(default_factory=list)
     held_at_close: Decimal = Decimal("0.00")
     closed: bool = False  # issued: final, no re-pricing
+    # usage charged but under a cent at the close (the ledger posts it once it reaches one):
+    # opening + lines = closing to the cent, and charges + this = the usage exactly
+    usage_carried: Decimal = Decimal("0")
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -82,6 +87,8 @@ class Statement:
         writer.writerow(["closing_balance", self.closing_balance])
         for name, total in sorted(self.by_product_line.items()):
             writer.writerow(["product_line_total", name, total])
+        if self.usage_carried:  # below a cent, not yet posted (nothing is rounded away)
+            writer.writerow(["usage_carried", self.usage_carried])
         return out.getvalue()
 
 
@@ -168,8 +175,16 @@ def statements_for_month(session: Session, month: str, account_ids: list[int] | 
             .group_by(Transfer.debit_id)):
         if lid in customers:
             held[lid] = int(total)
+    carried: dict[int, int] = defaultdict(int)
+    for lid, total in session.execute(select(Transfer.debit_id, func.sum(Transfer.subcent)).where(
+            Transfer.subcent.is_not(None), *scoped(Transfer.debit_id), Transfer.created_at < end)
+            .group_by(Transfer.debit_id)):
+        if lid in customers:
+            carried[lid] = int(total)
     closed = session.get(ClosedPeriod, month) is not None
     for lid, st in result.items():
+        if carried[lid]:
+            st.usage_carried = (Decimal(carried[lid]) / NANO_PER_UNIT).quantize(Decimal("0.000000001"))
         closing, top_ups, charges = cents_of[lid]
         st.closing_balance, st.top_ups, st.charges = money(closing), money(top_ups), money(charges)
         st.by_product_line = {k: money(v) for k, v in by_line[lid].items()}

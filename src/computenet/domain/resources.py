@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -139,6 +140,11 @@ class ResourceRequest(BaseModel):
     qos: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     constraint: str | None = Field(None, pattern=r"^[A-Za-z0-9_.&|\[\]*:,()-]{1,256}$")
     exclusive: bool = False
+    # GPU-bound shapes (sbatch gets them as written, in the passthrough options;
+    # they are modelled here so that quotes, holds and feasibility see them)
+    gpus_per_task: int = Field(0, ge=0, le=MAX_GPUS)
+    cpus_per_gpu: int | None = Field(None, ge=1, le=MAX_CPUS_PER_TASK)
+    mem_per_gpu_mb: int | None = Field(None, ge=1, le=MAX_MEM_MB)
 
     @model_validator(mode="after")
     def _consistent(self) -> "ResourceRequest":
@@ -151,6 +157,13 @@ class ResourceRequest(BaseModel):
                 raise ValueError("--ntasks is more than --nodes x --ntasks-per-node")
         if self.gpus_total and self.gpus_total < self.nodes:
             raise ValueError("--gpus must be at least one per node")
+        # as sbatch itself refuses them (Slurm 22.05)
+        if self.gpus_per_task and self.ntasks is None and self.ntasks_per_node is None and not self.gpus_total:
+            raise ValueError("--gpus-per-task needs --ntasks (-n) or --gpus")
+        if self.mem_per_gpu_mb is not None and (self.mem_per_node_mb is not None or self.mem_per_cpu_mb is not None):
+            raise ValueError("--mem, --mem-per-cpu and --mem-per-gpu are mutually exclusive")
+        if self.mem_per_gpu_mb is not None and not self.total_gpus:
+            raise ValueError("--mem-per-gpu needs GPUs (--gpus, --gpus-per-node, --gpus-per-task or --gres)")
         return self
 
     @property
@@ -159,28 +172,103 @@ class ResourceRequest(BaseModel):
             return self.ntasks
         if self.ntasks_per_node is not None:
             return self.nodes * self.ntasks_per_node
+        if self.gpus_per_task and self.gpus_total:  # sbatch: --gpus=8 --gpus-per-task=2 is 4 tasks
+            return max(self.nodes, -(-self.gpus_total // self.gpus_per_task))
         return self.nodes
 
     @property
-    def total_cores(self) -> int:
-        return self.tasks * self.cpus_per_task
+    def total_gpus(self) -> int:
+        """GPUs Slurm allocates to one job (array task): the largest of the forms given."""
+        return max(self.gpus_total, self.gpus_per_node * self.nodes, self.gpus_per_task * self.tasks)
 
     @property
-    def total_gpus(self) -> int:
-        return self.gpus_total or self.gpus_per_node * self.nodes
+    def total_cores(self) -> int:
+        """Cores Slurm allocates: --cpus-per-gpu replaces --cpus-per-task, but a task gets one at least."""
+        if self.cpus_per_gpu and self.total_gpus:
+            return max(self.tasks, self.total_gpus * self.cpus_per_gpu)
+        return self.tasks * self.cpus_per_task
+
+    def max_gpus_per_node(self) -> int:
+        per_node_tasks = self.ntasks_per_node or -(-self.tasks // self.nodes)
+        return max(self.gpus_per_node, -(-self.gpus_total // self.nodes), per_node_tasks * self.gpus_per_task)
 
     def max_cores_per_node(self) -> int:
         per_node_tasks = self.ntasks_per_node or -(-self.tasks // self.nodes)
+        if self.cpus_per_gpu and self.total_gpus:
+            return max(per_node_tasks, self.max_gpus_per_node() * self.cpus_per_gpu)
         return per_node_tasks * self.cpus_per_task
-
-    def max_gpus_per_node(self) -> int:
-        return self.gpus_per_node or -(-self.gpus_total // self.nodes)
 
     def mem_per_node_needed_mb(self, default_mem_per_cpu_mb: int = 0) -> int:
         if self.mem_per_node_mb is not None:
             return self.mem_per_node_mb
+        if self.mem_per_gpu_mb is not None:
+            return self.mem_per_gpu_mb * self.max_gpus_per_node()
         per_cpu = self.mem_per_cpu_mb if self.mem_per_cpu_mb is not None else default_mem_per_cpu_mb
         return per_cpu * self.max_cores_per_node()
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """What Slurm allocates to one job (one array task) on a partition's nodes."""
+
+    nodes: int
+    cores: int
+    gpus: int
+    mem_mb: int
+
+
+def allocation(res: ResourceRequest, *, cores_per_node: int, mem_per_node_mb: int, gpus_per_node: int,
+               default_mem_per_cpu_mb: int = 0) -> Allocation:
+    """The allocation of ``res`` on nodes of this size, as Slurm makes it.
+
+    ``--exclusive`` takes whole nodes: all their cores, memory and GPUs, on as
+    many nodes as the job's cores and GPUs need (never fewer than -N).
+    """
+    cores, gpus = res.total_cores, res.total_gpus
+    mem = res.mem_per_node_needed_mb(default_mem_per_cpu_mb)
+    if res.mem_per_node_mb == 0:  # sbatch --mem=0: all the memory of each node
+        mem = mem_per_node_mb
+    if not res.exclusive:
+        return Allocation(res.nodes, cores, gpus, mem * res.nodes)
+    nodes = res.nodes
+    if cores_per_node > 0:
+        nodes = max(nodes, -(-cores // cores_per_node))
+    if gpus_per_node > 0:
+        nodes = max(nodes, -(-gpus // gpus_per_node))
+    return Allocation(nodes, max(cores, nodes * cores_per_node), max(gpus, nodes * gpus_per_node),
+                      max(mem, mem_per_node_mb) * nodes)
+
+
+MAX_ARRAY_INDEX = 4_000_000  # Slurm's MaxArraySize cannot exceed 4000001
+_ARRAY_ITEM = re.compile(r"^(\d+)(?:-(\d+)(?::(\d+))?)?$")
+
+
+def array_task_count(text: str | None) -> int:
+    """How many jobs ``--array`` makes (1 without one). Each task is billed as a job;
+    the ``%N`` limit only caps how many run at once."""
+    if not text:
+        return 1
+    indexes, _, _limit = text.partition("%")
+    ranges = []
+    for item in indexes.split(","):
+        m = _ARRAY_ITEM.match(item)
+        if not m:
+            raise RequestError(f"invalid --array item {item!r} (use N, N-M or N-M:S, separated by commas)")
+        start = int(m.group(1))
+        end = int(m.group(2)) if m.group(2) is not None else start
+        step = int(m.group(3)) if m.group(3) is not None else 1
+        if end < start:
+            raise RequestError(f"--array range {item!r} ends before it starts")
+        if step < 1:
+            raise RequestError(f"--array range {item!r} needs a step of at least 1")
+        if end > MAX_ARRAY_INDEX:
+            raise RequestError(f"--array index {end} is above the largest Slurm allows ({MAX_ARRAY_INDEX})")
+        ranges.append((start, end, step))
+    # indexes given twice are one task (Slurm keeps a bitmap); 4 MB at most
+    seen = bytearray(max(end for _, end, _ in ranges) + 1)
+    for start, end, step in ranges:
+        seen[start:end + 1:step] = b"\x01" * len(range(start, end + 1, step))
+    return seen.count(1)
 
 
 class JobOptions(BaseModel):
@@ -195,6 +283,16 @@ class JobOptions(BaseModel):
     array: str | None = Field(None, pattern=r"^[0-9]+(-[0-9]+(:[0-9]+)?)?(,[0-9]+(-[0-9]+(:[0-9]+)?)?)*(%[0-9]+)?$")
     dependency: str | None = Field(None, pattern=r"^[a-z_]+(:[0-9_+]+)+([,?][a-z_]+(:[0-9_+]+)+)*$|^singleton$")
     cluster: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+
+    @model_validator(mode="after")
+    def _array_size(self) -> "JobOptions":
+        array_task_count(self.array)  # nonsense ranges are refused here, not by sbatch
+        return self
+
+    @property
+    def array_tasks(self) -> int:
+        return array_task_count(self.array)
+
     # options we do not model but hand to sbatch unchanged (already validated)
     passthrough: tuple[str, ...] = ()
 

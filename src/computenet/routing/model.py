@@ -9,7 +9,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_UP, Decimal
+
+from ..domain.money import CENT
 
 
 @dataclass(frozen=True)
@@ -66,11 +68,16 @@ class Candidate:
     feasible: bool = True
     reasons: list[str] = field(default_factory=list)  # why not, when not feasible
     time_limit_minutes: int | None = None
-    price: Decimal | None = None  # the most the job can cost there (what is held)
+    price: Decimal | None = None  # the most the job can cost there, exactly (ranks candidates)
     wait_s: float | None = None  # predicted wait from now; None = cannot tell
     has_data: bool = False
     score: float | None = None
     explanation: str = ""
+
+    @property
+    def held(self) -> Decimal | None:
+        """What is held for the job there: its price rounded up to the cent, so the hold covers the charge."""
+        return None if self.price is None else self.price.quantize(CENT, rounding=ROUND_UP)
 
     def refuse(self, reason: str) -> None:
         self.feasible = False
@@ -80,7 +87,7 @@ class Candidate:
         return {"cluster": self.target.cluster, "partition": self.target.partition,
                 "ownership": self.target.ownership, "region": self.target.region, "feasible": self.feasible,
                 "reasons": self.reasons, "time_limit_minutes": self.time_limit_minutes,
-                "price": None if self.price is None else str(self.price),
+                "price": None if self.price is None else str(self.held),
                 "wait_s": None if self.wait_s is None else round(self.wait_s, 1), "has_data": self.has_data,
                 "score": None if self.score is None or not math.isfinite(self.score) else round(self.score, 6),
                 "explanation": self.explanation}

@@ -38,7 +38,7 @@ def human_wait(seconds: float | None) -> str:
 
 
 def _describe(c: Candidate) -> str:
-    price = f"at most {c.price}" if c.price is not None else "unpriced"
+    price = f"at most {c.held}" if c.price is not None else "unpriced"
     return f"{human_wait(c.wait_s)}, {price}, {c.target.ownership}"
 
 

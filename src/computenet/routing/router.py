@@ -39,7 +39,7 @@ class Router:
                 if c.price is None:
                     c.refuse(f"partition {target.partition} has no price in force")
                 elif constraints.max_price is not None and c.price > constraints.max_price:
-                    c.refuse(f"may cost up to {c.price}, above your maximum of {constraints.max_price}")
+                    c.refuse(f"may cost up to {c.held}, above your maximum of {constraints.max_price}")
             if c.feasible:
                 c.wait_s = wait(target, c.time_limit_minutes)
                 if constraints.max_wait_s is not None and (c.wait_s is None or c.wait_s > constraints.max_wait_s):

@@ -58,30 +58,33 @@ def charge_record(session: Session, row: UsageRecordRow, billing: BillingConfig 
                 usage_record_id=row.id, job_id=job.id, account_id=job.account_id,
                 core_seconds=rated.core_seconds, gpu_seconds=rated.gpu_seconds,
                 price_core_hour=prices.core_hour, price_gpu_hour=prices.gpu_hour,
-                amount=rated.amount, idempotency_key=key,
+                amount=rated.amount, exact_amount=rated.exact_amount, idempotency_key=key,
             )
             session.add(charge)
             session.flush()
             if job.settled_at is not None:  # late: the job's hold is gone
-                moved = funds.charge(session, job, rated.amount, f"charge:{key}",
+                moved = funds.charge(session, job, rated.exact_amount, f"charge:{key}",
                                      f"job {job.id} ({cluster.name} {row.record_id}), after settlement",
-                                     part.product_line)
+                                     part.product_line, billing.rounding)
                 charge.transfer_id = moved.id
     except IntegrityError:
         return None
     return charge
 
 
-def settle_job(session: Session, job: Job) -> bool:
-    """Post the job's rated charges against its hold and release the rest."""
+def settle_job(session: Session, job: Job, billing: BillingConfig = BillingConfig()) -> bool:
+    """Post the job's rated charges against its hold and release the rest.
+
+    The charges are summed exactly (sub-cent usage included, rated before it
+    was kept: to the cent) and the ledger carries what is below a cent."""
     if job.settled_at is not None:
         return False
     charges = list(session.scalars(select(Charge).where(Charge.job_id == job.id)))
-    total = sum((c.amount for c in charges), Decimal("0.00"))
+    total = sum((c.amount if c.exact_amount is None else c.exact_amount for c in charges), Decimal("0.00"))
     part = session.scalar(select(Partition).where(Partition.cluster_id == job.cluster_id,
                                                   Partition.name == job.partition))
     with session.begin_nested():
-        moved = funds.settle(session, job, total, part.product_line if part else "hpc")
+        moved = funds.settle(session, job, total, part.product_line if part else "hpc", billing.rounding)
         for c in charges:
             if c.transfer_id is None:
                 c.transfer_id = moved.id if moved is not None else None
