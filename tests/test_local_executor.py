@@ -104,8 +104,22 @@ def test_usage_in_sacct_shape(cluster, tmp_path):
     assert record.is_final
 
 
+def _alive_with(marker: str) -> list[int]:
+    found = []
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{name}/cmdline").read_bytes()
+            zombie = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        except OSError:
+            continue
+        if marker.encode() in cmdline and not zombie:
+            found.append(int(name))
+    return found
+
+
 def test_vanished_runner_is_node_fail(cluster, tmp_path):
-    job = cluster.submit(request(tmp_path, "#!/bin/bash\nsleep 60\n"))
+    marker = f"61.{os.getpid()}{time.monotonic_ns() % 10**6}"
+    job = cluster.submit(request(tmp_path, f"#!/bin/bash\nsleep {marker}\n"))
     pid_file = tmp_path / "spool" / "jobs" / job / "runner.pid"
     poll_until(pid_file.exists, what="runner pid file")
     pid = int(pid_file.read_text())
@@ -113,6 +127,12 @@ def test_vanished_runner_is_node_fail(cluster, tmp_path):
     states = poll_until(lambda: (lambda s: s if s[job].state.is_terminal else None)(cluster.status([job])),
                         what="node failure to be noticed")
     assert states[job].state is JobState.NODE_FAIL
+    if os.geteuid() == 0:  # in its own PID namespace: the job does not run on, unmetered, without its runner
+        try:
+            poll_until(lambda: not _alive_with(marker), timeout=10, what="the job's processes to end")
+        finally:
+            for pid in _alive_with(marker):
+                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.mark.parametrize("flags,fragment", [
@@ -148,3 +168,12 @@ def test_a_suspended_job_can_be_resumed_and_cancelled(cluster, tmp_path):
     poll_until(lambda: cluster.status([job])[job].state is JobState.SUSPENDED, what="SUSPENDED again")
     cluster.cancel(job)  # a stopped job is woken to hear it
     assert wait_terminal(cluster, [job])[job].state is JobState.CANCELLED
+
+
+def test_a_single_tenant_executor_says_so(tmp_path):
+    """Without a data directory and workspace root to isolate users in, it serves one tenant and says so."""
+    cluster = LocalCluster("solo", tmp_path / "spool", slots=1)
+    assert "single tenant" in cluster.health().detail
+    assert oct((tmp_path / "spool").stat().st_mode & 0o777) == "0o700"  # the runner's bookkeeping is the server's
+    with pytest.raises(ValueError, match="isolation is required"):
+        LocalCluster("strict", tmp_path / "spool2", slots=1, isolation_mode="required")

@@ -97,6 +97,12 @@ def clusters_table(clusters: list[ClusterOut], currency: str = "CNY") -> Table:
             )
         if not cluster.partitions:
             table.add_row(cluster.name, health, "-", "", "", "", "", "", "", "")
+    # why a cluster is out of service, and what a single-tenant local executor does not isolate
+    notes = [f"{c.name}: {c.health_detail}" for c in clusters
+             if c.health_detail and (c.health != "online" or "single tenant" in c.health_detail)]
+    if notes:
+        table.caption = "\n".join(notes)
+        table.caption_justify = "left"
     return table
 
 

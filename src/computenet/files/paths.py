@@ -20,6 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, Callable
 
+from ..fsutil import fsync_dir
+
 MAX_NAME_BYTES = 255
 MAX_PATH_BYTES = 4096
 DIR_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC
@@ -278,9 +280,11 @@ class AtomicFile:
         write_all(self.fd, memoryview(data))
 
     def commit(self) -> None:
+        os.fsync(self.fd)  # whole on disk before it takes the name
         os.close(self.fd)
         self.fd = -1
         os.replace(self.tmp, self.path)
+        fsync_dir(Path(self.path).parent)
 
     def abort(self) -> None:
         if self.fd >= 0:

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import json
 import os
 import re
-import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..fsutil import atomic_write_json, read_json_or
 from .paths import AlreadyExists, ChecksumMismatch, FileError, NotFound, TooLarge, check_sha256, hash_fd
 
 UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
@@ -65,10 +64,8 @@ class UploadStore:
 
     def _save(self, state: UploadState) -> None:
         _, meta = self._paths(state.upload_id)
-        tmp = meta.with_name(f"{meta.name}.{secrets.token_hex(6)}.tmp")
-        tmp.write_text(json.dumps({"upload_id": state.upload_id, "size": state.size, "sha256": state.sha256,
-                                   "chunk_size": state.chunk_size, "received": sorted(state.received)}))
-        os.replace(tmp, meta)
+        atomic_write_json(meta, {"upload_id": state.upload_id, "size": state.size, "sha256": state.sha256,
+                                 "chunk_size": state.chunk_size, "received": sorted(state.received)})
 
     def begin(self, upload_id: str, size: int, sha256: str, chunk_size: int = 8 * 1024 * 1024) -> UploadState:
         part, meta = self._paths(upload_id)
@@ -104,12 +101,14 @@ class UploadStore:
 
     def state(self, upload_id: str) -> UploadState:
         _, meta = self._paths(upload_id)
+        if not meta.exists():
+            raise NotFound(f"upload {upload_id} does not exist (never begun, finished or expired)")
+        data = read_json_or(meta)
         try:
-            data = json.loads(meta.read_text())
-        except FileNotFoundError:
-            raise NotFound(f"upload {upload_id} does not exist (never begun, finished or expired)") from None
-        return UploadState(data["upload_id"], data["size"], data["sha256"], data["chunk_size"],
-                           frozenset(data["received"]))
+            return UploadState(data["upload_id"], data["size"], data["sha256"], data["chunk_size"],
+                               frozenset(data["received"]))
+        except (TypeError, KeyError):  # a damaged state file: the chunks cannot be trusted either
+            raise FileError(f"upload {upload_id}: its state is damaged; begin the upload again") from None
 
     def write_chunk(self, upload_id: str, index: int, data: bytes, sha256: str) -> UploadState:
         part, _ = self._paths(upload_id)

@@ -31,6 +31,10 @@ def make_adapter(cfg: ClusterConfig, settings: Settings) -> ClusterAdapter:
             gpus=cfg.gpus,
             partition=cfg.partition,
             max_time_minutes=cfg.max_time_minutes,
+            data_dir=settings.data_dir,
+            workdir_root=settings.workdir_root(cfg),
+            isolation_mode=cfg.isolation,
+            job_uids=(cfg.job_uid_min, cfg.job_uid_max),
         )
     tz = ZoneInfo(cfg.timezone) if cfg.timezone else None
     if cfg.transport == "rest":

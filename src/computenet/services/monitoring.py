@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import files
+from ..fsutil import fsync_dir
 from ..domain.states import TERMINAL_STATES, JobState
 from ..monitoring.efficiency import JobFacts, measure
 from ..monitoring.inject import samples_file
@@ -51,13 +52,19 @@ def _agent_secret(platform: Platform) -> bytes:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_hex(32))
+            handle.flush()
+            os.fsync(handle.fileno())  # whole on disk before it has its name
         try:
             os.link(temp, path)
         except FileExistsError:
             pass
         finally:
             temp.unlink()
-    return path.read_text().strip().encode()
+        fsync_dir(path.parent)
+    key = path.read_text().strip()
+    if len(key) < 32:  # an empty or cut key would sign anyone's samples
+        raise RuntimeError(f"{path} holds no usable agent key: remove it and a new one is made")
+    return key.encode()
 
 
 def agent_token(platform: Platform, job_id: int) -> str:

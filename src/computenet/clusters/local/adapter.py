@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 import signal
 import socket
@@ -12,7 +13,9 @@ from typing import Sequence
 
 from ...domain import patterns
 from ...domain.states import from_slurm
+from ... import fsutil
 from ..base import (
+    ClusterError,
     Health,
     HealthState,
     JobStatus,
@@ -22,9 +25,13 @@ from ..base import (
     SubmitRequest,
     UsageRecord,
 )
+from . import isolation
 from . import spool as sp
 
-# what a job gets in its environment besides the SLURM_* variables
+log = logging.getLogger(__name__)
+
+# what a job of a single-tenant executor gets from the server's environment besides the SLURM_*
+# variables (an isolating executor passes none of it)
 _BASE_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "HOME", "USER", "LOGNAME")
 
 
@@ -41,6 +48,11 @@ class LocalCluster:
 
     One partition (``partition``), one node: the host. Memory is accounted
     (request or ``default_mem_per_cpu_mb`` per core), not enforced.
+
+    Jobs are isolated from the server and from each other when the server
+    runs as root and ``data_dir`` and ``workdir_root`` are given and reachable
+    (``isolation`` "auto" or "required"); otherwise the executor serves one
+    tenant and says so in its health and the log (see isolation.py).
     """
 
     def __init__(
@@ -54,6 +66,10 @@ class LocalCluster:
         max_time_minutes: int | None = 24 * 60,
         default_time_minutes: int = 60,
         default_mem_per_cpu_mb: int = 1024,
+        data_dir: str | Path | None = None,
+        workdir_root: str | None = None,
+        isolation_mode: str = "auto",
+        job_uids: tuple[int, int] = isolation.DEFAULT_UID_RANGE,
     ) -> None:
         if slots < 1:
             raise ValueError("a local cluster needs at least one CPU slot")
@@ -66,7 +82,63 @@ class LocalCluster:
         self.max_time_minutes = max_time_minutes
         self.default_time_minutes = default_time_minutes
         self.default_mem_per_cpu_mb = default_mem_per_cpu_mb
+        self.data_dir = Path(data_dir).resolve() if data_dir is not None else None
+        self.workdir_root = os.path.normpath(workdir_root) if workdir_root else None
+        self.job_uids = job_uids
+        self.mode = isolation.choose(isolation_mode, self.data_dir, self.workdir_root)
+        if isolation_mode == "required" and self.mode.single_tenant:
+            raise ValueError(f"cluster {name}: isolation is required but not possible: {self.mode.detail}")
         (self.spool / "jobs").mkdir(parents=True, exist_ok=True)
+        if self.isolated:
+            # job users pass through to their script and their space, and read nothing else
+            isolation.open_path(self.data_dir, [self.spool / "jobs", Path(self.workdir_root)])
+            self._harden()
+            log.info("local cluster %s: %s", name, self.mode.detail)
+        else:
+            for path in (self.spool, self.spool / "jobs"):
+                os.chmod(path, 0o700)
+            log.warning("local cluster %s: %s", name, self.mode.detail)
+
+    @property
+    def isolated(self) -> bool:
+        return self.mode.name == isolation.USERS
+
+    def _harden(self) -> None:
+        isolation.harden(self.data_dir, [self.spool, Path(self.workdir_root)])
+
+    def _job_user(self, request: SubmitRequest) -> isolation.JobUser:
+        """Whom the job runs as: the owner's mapped login, or their own uid from the range."""
+        root, workdir = self.workdir_root, os.path.normpath(request.workdir)
+        if not workdir.startswith(root + "/"):
+            raise SubmitRejected(f"working directory {workdir} is outside {root}")
+        space_name = workdir[len(root) + 1:].split("/")[0]
+        try:
+            if request.run_as:
+                return isolation.mapped_login(request.run_as)
+            return isolation.dynamic_user(self.data_dir, space_name, os.path.join(root, space_name), self.job_uids)
+        except isolation.IsolationError as exc:
+            raise ClusterError(f"cluster {self.name}: {exc}") from None
+
+    def _environment(self, user: isolation.JobUser | None) -> dict[str, str]:
+        if user is None:
+            env = {k: os.environ[k] for k in _BASE_ENV if k in os.environ}
+            env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+            return env
+        # nothing of the server's own environment (its secrets, its HOME) reaches the job
+        return {"PATH": isolation.PATH, "LANG": "C.UTF-8", "HOME": user.home, "USER": user.name,
+                "LOGNAME": user.name, "SHELL": "/bin/sh"}
+
+    def _check_paths(self, request: SubmitRequest) -> None:
+        """The last word before the runner opens the outputs: the platform filled in %x and %u and
+        checked them; what is left (ids, the node name) cannot lead out of the user's space."""
+        space = request.space
+        workdir = os.path.normpath(request.workdir)
+        if space is None and self.workdir_root and workdir.startswith(self.workdir_root + "/"):
+            space = os.path.join(self.workdir_root, workdir[len(self.workdir_root) + 1:].split("/")[0])
+        for what, path in (("output", request.output), ("error", request.error)):
+            why = patterns.leaves(path, space)
+            if why:
+                raise SubmitRejected(f"the {what} path {path!r} {why}")
 
     # -- protocol -----------------------------------------------------------
     def submit(self, request: SubmitRequest) -> str:
@@ -74,6 +146,7 @@ class LocalCluster:
         opts = request.spec.options
         if opts.array:
             raise SubmitRejected("the local executor does not run job arrays; submit to a Slurm cluster")
+        self._check_paths(request)
         if request.dependency:
             raise SubmitRejected("the local executor does not support --dependency; submit to a Slurm cluster")
         if res.partition and res.partition != self.partition:
@@ -91,18 +164,27 @@ class LocalCluster:
         if self.max_time_minutes is not None and limit > self.max_time_minutes:
             raise SubmitRejected(f"time limit {limit} min is above the partition's maximum of {self.max_time_minutes} min")
 
-        os.makedirs(request.workdir, exist_ok=True)
+        user = None
+        if self.isolated:
+            user = self._job_user(request)
+            self._harden()  # a key or database file made since start-up is closed before the job runs
+            try:
+                isolation.prepare_space(self.workdir_root, request.workdir, user)
+            except isolation.IsolationError as exc:
+                raise SubmitRejected(str(exc)) from None
+        else:
+            os.makedirs(request.workdir, exist_ok=True)
         with sp.locked(self.spool):
-            counter = self.spool / "next_id"
-            job_id = int(counter.read_text()) if counter.exists() else 1
-            counter.write_text(str(job_id + 1))
-            job_dir = self.spool / "jobs" / str(job_id)
-            job_dir.mkdir()
+            job_id, job_dir = sp.allocate_id(self.spool)
         script = job_dir / "script"
-        script.write_text(request.script)
-        script.chmod(0o700)
-        env = {k: os.environ[k] for k in _BASE_ENV if k in os.environ}
-        env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+        if user is not None:
+            os.chmod(job_dir, 0o711)  # the job reaches its script, and lists nothing here
+            fsutil.atomic_write(script, request.script, 0o500)
+            os.chown(script, user.uid, user.gid)
+        else:
+            fsutil.atomic_write(script, request.script, 0o700)
+        unix_user = user.name if user is not None else _user()
+        env = self._environment(user)
         env.update(
             SLURM_JOB_ID=str(job_id),
             SLURM_JOBID=str(job_id),
@@ -119,6 +201,9 @@ class LocalCluster:
             SLURM_MEM_PER_NODE=str(mem),
         )
         env.update(request.environment)
+        run = {"mode": self.mode.name}
+        if user is not None:
+            run.update(uid=user.uid, gid=user.gid, login=user.name if user.login else None)
         sp.write_json(
             job_dir / "request.json",
             {
@@ -128,6 +213,7 @@ class LocalCluster:
                 "mem_mb": mem,
                 "time_limit_minutes": limit,
                 "workdir": request.workdir,
+                # %u as the service expands it for the paths it records (the server's user)
                 "output": patterns.expand(request.output, str(job_id), request.job_name, _user(), socket.gethostname()),
                 "error": patterns.expand(request.error, str(job_id), request.job_name, _user(), socket.gethostname()),
                 "script_args": list(request.script_args),
@@ -135,6 +221,8 @@ class LocalCluster:
                 "comment": request.comment,
                 "slots": self.slots,
                 "gpu_slots": self.gpus,
+                "user": unix_user,
+                "run": run,
             },
         )
         # state.json last: a job directory without it is not a job yet
@@ -151,10 +239,10 @@ class LocalCluster:
 
     def _read(self, native_id: str) -> tuple[dict, dict] | None:
         job_dir = self._job_dir(native_id)
-        try:
-            return sp.read_json(job_dir / "request.json"), sp.read_json(job_dir / "state.json")
-        except FileNotFoundError:
+        request, state = sp.read_json(job_dir / "request.json"), sp.read_json(job_dir / "state.json")
+        if request is None or state is None:  # not a job yet (or damaged: left out, never a 500)
             return None
+        return request, state
 
     def status(self, native_ids: Sequence[str]) -> dict[str, JobStatus]:
         sp.schedule(self.spool, self.slots, self.gpus)  # progress even after a restart
@@ -177,24 +265,24 @@ class LocalCluster:
 
     def _known_dir(self, native_id: str):
         job_dir = self._job_dir(native_id)
-        if not (job_dir / "state.json").exists():
+        if sp.read_json(job_dir / "state.json") is None:
             raise LookupError(f"cluster {self.name} has no job {native_id}")
         return job_dir
 
     def cancel(self, native_id: str) -> None:
         job_dir = self._known_dir(native_id)
         with sp.locked(self.spool):
-            state = sp.read_json(job_dir / "state.json")
-            if state["state"] == "PENDING":
+            state = sp.read_json(job_dir / "state.json") or {}
+            if state.get("state") == "PENDING":
                 state.update(state="CANCELLED", end=sp.now_iso(), exit_code=0, signal=15, elapsed=0)
                 sp.write_json(job_dir / "state.json", state)
-            elif state["state"] in ("RUNNING", "SUSPENDED"):  # the runner wakes a stopped job first
+            elif state.get("state") in ("RUNNING", "SUSPENDED"):  # the runner wakes a stopped job first
                 (job_dir / "cancel").touch()  # seen by the runner even if the signal is lost
-                pid_file = job_dir / "runner.pid"
-                if pid_file.exists():
+                pid = fsutil.read_int_or(job_dir / "runner.pid")
+                if pid and sp.runner_alive(job_dir, state):  # never a reused pid
                     try:
-                        os.kill(int(pid_file.read_text()), signal.SIGTERM)
-                    except (ProcessLookupError, ValueError):
+                        os.kill(pid, signal.SIGTERM)
+                    except ProcessLookupError:
                         pass
         sp.schedule(self.spool, self.slots, self.gpus)
 
@@ -214,7 +302,7 @@ class LocalCluster:
             entries.append(QueueEntry(
                 native_id=job_dir.name, partition=self.partition, state=from_slurm(state["state"]),
                 cpus=request["cores"], nodes=1, gpus=request["gpus"], time_limit_s=limit * 60 if limit else None,
-                elapsed_s=max(0, elapsed), priority=0, user=_user(),
+                elapsed_s=max(0, elapsed), priority=0, user=request.get("user") or _user(),
                 reason="JobHeldUser" if state.get("held") else state.get("reason")))
         return entries
 
@@ -228,14 +316,14 @@ class LocalCluster:
     def _set_paused(self, native_id: str, paused: bool) -> None:
         job_dir = self._known_dir(native_id)
         with sp.locked(self.spool):
-            state = sp.read_json(job_dir / "state.json")
-            if state["state"] == "PENDING":
+            state = sp.read_json(job_dir / "state.json") or {}
+            if state.get("state") == "PENDING":
                 state["held"] = paused
                 state["reason"] = "JobHeldAdmin" if paused else None
                 sp.write_json(job_dir / "state.json", state)
         # the runner watches this file (a running job, or one that starts later)
         flag = job_dir / "suspend"
-        if paused and state["state"] in ("RUNNING", "SUSPENDED"):
+        if paused and state.get("state") in ("RUNNING", "SUSPENDED"):
             flag.touch()
         elif not paused:
             flag.unlink(missing_ok=True)
@@ -312,4 +400,4 @@ class LocalCluster:
     def health(self) -> Health:
         if not os.access(self.spool, os.W_OK):
             return Health(HealthState.OFFLINE, f"spool {self.spool} is not writable")
-        return Health(HealthState.ONLINE, f"{self.slots} slots on this host", 0.0)
+        return Health(HealthState.ONLINE, f"{self.slots} slots on this host; {self.mode.detail}", 0.0)

@@ -1,13 +1,17 @@
 """Runs one local job: ``python -m computenet.clusters.local.runner JOB_DIR``.
 
 Started detached by the scheduler, it runs the script with the job's
-environment and files, enforces the time limit, turns SIGTERM into a
-cancellation, records the outcome, then lets the next pending jobs start.
-Stdlib only, so it starts fast.
+environment and files (in its own PID namespace and as its own user where
+the executor isolates jobs: see isolation.py), enforces the time limit,
+turns SIGTERM into a cancellation, records the outcome, then lets the next
+pending jobs start. The elapsed time it records is its own measurement from
+the start the scheduler wrote before the job ran, never something the job
+could have rewritten. Stdlib only, so it starts fast.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -16,8 +20,11 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ... import fsutil
+from . import isolation
 from .spool import locked, now_iso, read_json, schedule, write_json
 
+PR_SET_PDEATHSIG = 1  # prctl(2)
 KILL_WAIT_S = 5.0  # SIGTERM, then SIGKILL after this, as Slurm's KillWait
 
 
@@ -26,27 +33,98 @@ def _open_output(path: str) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+class _Job:
+    """The started job: its process group and, once ``unshare`` made it, its PID namespace."""
+
+    def __init__(self, proc: subprocess.Popen, namespaced: bool) -> None:
+        self.proc = proc
+        self.namespaced = namespaced
+        self._namespace: str | None = None
+
+    @property
+    def namespace(self) -> str | None:
+        if self.namespaced and self._namespace is None:
+            self._namespace = isolation.namespace_of(self.proc.pid)
+        return self._namespace
+
+    def signal(self, sig: int) -> None:
+        isolation.signal_job(self.proc.pid, self.namespace, sig)
+
+    def kill(self) -> None:
+        """SIGTERM to every process of the job, SIGKILL after KILL_WAIT_S, as Slurm does."""
+        self.signal(signal.SIGCONT)  # a stopped job must run to hear SIGTERM
+        for sig, wait in ((signal.SIGTERM, KILL_WAIT_S), (signal.SIGKILL, 5.0)):
+            self.signal(sig)
+            try:
+                self.proc.wait(timeout=wait)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+
+def _die_with_runner() -> None:
+    """In the child before exec: if the runner dies (kill -9, the job is then NODE_FAIL), ``unshare``
+    gets SIGKILL and with --kill-child takes the job's whole namespace with it: nothing runs unmetered."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _start(job_dir: Path, request: dict) -> _Job:
+    run = request.get("run") or {"mode": isolation.NONE}
+    script = str(job_dir / "script")
+    if run["mode"] == isolation.NONE:
+        out_fd = _open_output(request["output"])
+        err_fd = out_fd if request["error"] == request["output"] else _open_output(request["error"])
+        try:
+            proc = subprocess.Popen([script, *request["script_args"]], cwd=request["workdir"],
+                                    stdin=subprocess.DEVNULL, stdout=out_fd, stderr=err_fd,
+                                    env=request["environment"], start_new_session=True)
+        finally:
+            os.close(out_fd)
+            if err_fd != out_fd:
+                os.close(err_fd)
+        return _Job(proc, False)
+    # the job's init opens its outputs itself, as the job's user; only its own start-up errors come here
+    init_err = os.open(job_dir / "init.err", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
-        os.killpg(proc.pid, signal.SIGCONT)  # a stopped job must run to hear SIGTERM
-    except ProcessLookupError:
-        return
-    for sig, wait in ((signal.SIGTERM, KILL_WAIT_S), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+        argv = isolation.job_argv(run, script, list(request["script_args"]), request["workdir"],
+                                  request["output"], request["error"])
+        proc = subprocess.Popen(argv, cwd="/", stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=init_err, env=request["environment"], start_new_session=True,
+                                preexec_fn=_die_with_runner)
+    finally:
+        os.close(init_err)
+    return _Job(proc, True)
+
+
+def _outcome(job_dir: Path, job: _Job, code: int) -> dict:
+    if job.namespaced and code > 0:
+        problem = (fsutil.read_text_or(job_dir / "init.err") or "").strip()
+        if problem:
+            return {"state": "FAILED", "exit_code": code, "signal": 0, "reason": f"could not start: {problem[:500]}"}
+        if code > 128:  # the init's shell reports a signal as 128+N
+            return {"state": "FAILED", "exit_code": 0, "signal": code - 128}
+    if code == 0:
+        return {"state": "COMPLETED", "exit_code": 0, "signal": 0}
+    if code > 0:
+        return {"state": "FAILED", "exit_code": code, "signal": 0}
+    return {"state": "FAILED", "exit_code": 0, "signal": -code}
 
 
 def main(job_dir: Path) -> int:
-    (job_dir / "runner.pid").write_text(str(os.getpid()))
+    fsutil.atomic_write(job_dir / "runner.pid", str(os.getpid()))
     request = read_json(job_dir / "request.json")
     spool = job_dir.parent.parent
+    if request is None:
+        with locked(spool):
+            state = read_json(job_dir / "state.json") or {"submit": now_iso()}
+            state.update(state="FAILED", end=now_iso(), reason="request.json is damaged", elapsed=0)
+            write_json(job_dir / "state.json", state)
+        (job_dir / "runner.pid").unlink(missing_ok=True)
+        return 1
+    # read before the job runs, and kept here: what the job might write later changes nothing
+    with locked(spool):  # the scheduler writes the start under the lock, after starting us
+        start_text = (read_json(job_dir / "state.json") or {}).get("start") or now_iso()
+    start = datetime.fromisoformat(start_text)
     cancelled = False
 
     def on_term(signum, frame):  # cancellation: the scheduler signals us
@@ -57,73 +135,50 @@ def main(job_dir: Path) -> int:
     outcome: dict = {}
     suspended_for, suspended_at = 0.0, None  # suspended time counts neither to the limit nor as use
     try:
-        out_fd = _open_output(request["output"])
-        err_fd = out_fd if request["error"] == request["output"] else _open_output(request["error"])
-        script = job_dir / "script"
-        proc = subprocess.Popen(
-            [str(script), *request["script_args"]],
-            cwd=request["workdir"],
-            stdin=subprocess.DEVNULL,
-            stdout=out_fd,
-            stderr=err_fd,
-            env=request["environment"],
-            start_new_session=True,
-        )
-        os.close(out_fd)
-        if err_fd != out_fd:
-            os.close(err_fd)
+        job = _start(job_dir, request)
     except OSError as exc:
         outcome = {"state": "FAILED", "exit_code": 1, "signal": 0, "reason": f"could not start: {exc}"}
     else:
+        proc = job.proc
         limit = request["time_limit_minutes"] * 60 if request["time_limit_minutes"] else None
         started = time.monotonic()
         while True:
             wanted = (job_dir / "suspend").exists()
             if wanted != (suspended_at is not None):
-                try:
-                    os.killpg(proc.pid, signal.SIGSTOP if wanted else signal.SIGCONT)
-                except ProcessLookupError:
-                    pass
+                job.signal(signal.SIGSTOP if wanted else signal.SIGCONT)
                 if wanted:
                     suspended_at = time.monotonic()
                 else:
                     suspended_for += time.monotonic() - suspended_at
                     suspended_at = None
                 with locked(spool):
-                    state = read_json(job_dir / "state.json")
+                    state = read_json(job_dir / "state.json") or {}
                     state.update(state="SUSPENDED" if wanted else "RUNNING", suspended_s=int(suspended_for))
                     write_json(job_dir / "state.json", state)
             if (job_dir / "cancel").exists():
                 cancelled = True
             if cancelled:
-                _kill_group(proc)
+                job.kill()
                 outcome = {"state": "CANCELLED", "exit_code": 0, "signal": 15}
                 break
             paused_now = time.monotonic() - suspended_at if suspended_at is not None else 0.0
             if limit is not None and time.monotonic() - started - suspended_for - paused_now >= limit:
-                _kill_group(proc)
+                job.kill()
                 outcome = {"state": "TIMEOUT", "exit_code": 0, "signal": 15}
                 break
+            _ = job.namespace  # learn it while the job lives, to reach processes that left the group
             try:
                 code = proc.wait(timeout=0.2)
             except subprocess.TimeoutExpired:
                 continue
-            if code == 0:
-                outcome = {"state": "COMPLETED", "exit_code": 0, "signal": 0}
-            elif code > 0:
-                outcome = {"state": "FAILED", "exit_code": code, "signal": 0}
-            else:
-                outcome = {"state": "FAILED", "exit_code": 0, "signal": -code}
+            outcome = _outcome(job_dir, job, code)
             break
-        # reap what the script left behind in its process group
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        # what the script left behind: in its process group and, in a namespace, the rest
+        # (the kernel also ends a namespace whose first process has exited)
+        job.signal(signal.SIGKILL)
     with locked(spool):
-        state = read_json(job_dir / "state.json")
-        state.update(outcome, end=now_iso())
-        start = datetime.fromisoformat(state["start"])
+        state = read_json(job_dir / "state.json") or {}
+        state.update(outcome, end=now_iso(), start=start_text)
         suspended = int(suspended_for + (time.monotonic() - suspended_at if suspended_at is not None else 0.0))
         state["suspended_s"] = suspended
         state["elapsed"] = max(0, int((datetime.now(timezone.utc) - start).total_seconds()) - suspended)
