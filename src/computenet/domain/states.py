@@ -26,6 +26,9 @@ class JobState(str, Enum):
     DEADLINE = "DEADLINE"
     PREEMPTED = "PREEMPTED"
     UNKNOWN = "UNKNOWN"  # scheduler no longer knows the job and no record yet
+    # the scheduler forgot the job (e.g. a controller that lost its state): out of its
+    # queue with accounting that never ends; a platform state, Slurm never prints it
+    LOST = "LOST"
 
     @property
     def is_terminal(self) -> bool:
@@ -50,6 +53,7 @@ TERMINAL_STATES = frozenset(
         JobState.BOOT_FAIL,
         JobState.DEADLINE,
         JobState.PREEMPTED,
+        JobState.LOST,
     }
 )
 

@@ -26,7 +26,7 @@ from ..store.types import utcnow
 from .pricing import quote
 from .settlement import settle_pass
 from .jobs import apply_state, job_memory_mb
-from . import enforcement
+from . import enforcement, reconcile
 from .platform import Platform
 
 log = logging.getLogger(__name__)
@@ -111,25 +111,49 @@ class ClusterPoller:
         with self.platform.db.session() as session:
             cluster = self._cluster(session)
             cluster_id = cluster.id
-            active = dict(
-                session.execute(
-                    select(Job.native_id, Job.id).where(
-                        Job.cluster_id == cluster.id, Job.state.not_in(_TERMINAL), Job.native_id.is_not(None)
-                    )
-                ).all()
-            )
+            rows = session.execute(
+                select(Job.native_id, Job.submitted_at, Job.id).where(
+                    Job.cluster_id == cluster.id, Job.state.not_in(_TERMINAL), Job.native_id.is_not(None)
+                ).order_by(Job.submitted_at, Job.id)
+            ).all()
+        # Slurm reuses the ids of jobs it lost: the latest job with an id is the one it
+        # means; an earlier live one with the same id is gone from the scheduler
+        active: dict[str, int] = {}
+        superseded: list[tuple[int, str, int]] = []
+        for native_id, _, job_id in rows:
+            if native_id in active:
+                superseded.append((active[native_id], native_id, job_id))
+            active[native_id] = job_id
         if not active:
             return
         statuses = self.adapter.status(list(active))  # one call for all of them
         report.polled = len(active)
+        now = utcnow()
         with self.platform.db.session() as session:
+            for job_id, native_id, newer_id in superseded:
+                job = session.get(Job, job_id)
+                if job.native_id == native_id and job.cluster_id == cluster_id and job.settled_at is None:
+                    reconcile.mark_lost(session, job, f"cluster {self.name} gave its id {native_id} to job "
+                                                      f"{newer_id}, submitted later")
+                    report.transitions += 1
+                    report.changed_jobs.append(job.id)
             for native_id, job_id in active.items():
                 status = statuses.get(native_id)
-                if status is None or status.state == JobState.UNKNOWN:
-                    continue  # between squeue and sacct: ask again next pass
                 job = session.get(Job, job_id)
                 if job.native_id != native_id or job.cluster_id != cluster_id:
                     continue  # moved to another cluster meanwhile (re-routing)
+                if status is None or status.state == JobState.UNKNOWN:
+                    # between squeue and sacct for seconds, or forgotten by the scheduler for good
+                    if job.missing_since is None:
+                        job.missing_since = now
+                    elif now - job.missing_since >= reconcile.LOST_AFTER:
+                        why = status.reason if status is not None else "not known to it any more"
+                        reconcile.mark_lost(session, job, f"out of the queue since {job.missing_since:%H:%M:%S} "
+                                                          f"UTC and its accounting never ended ({why})")
+                        report.transitions += 1
+                        report.changed_jobs.append(job.id)
+                    continue
+                job.missing_since = None
                 if status.start and job.start_time is None:
                     job.start_time = status.start
                 if status.end and status.state.is_terminal:
@@ -218,6 +242,7 @@ class ClusterPoller:
             end_time=record.end, elapsed_seconds=record.elapsed_seconds, cpus=record.cpus,
             mem_mb=record.mem_mb, gpus=record.gpus, gpu_type=record.gpu_type, nodes=record.nodes,
             exit_code=record.exit_code, partition=record.partition, alloc_tres=record.alloc_tres,
+            array_tasks=getattr(record, "array_tasks", None),  # Slurm's records say which tasks they stand for
         )
         if row is None:
             try:
@@ -233,29 +258,42 @@ class ClusterPoller:
         changed = any(getattr(row, k) != v for k, v in values.items()) or (job_id and row.job_id != job_id)
         for key, value in values.items():
             setattr(row, key, value)
-        row.job_id = row.job_id or job_id
+        # a final record carries its comment: that decides whose it is, whatever a live one suggested
+        row.job_id = job_id if record.state.is_terminal else (row.job_id or job_id)
         return bool(changed)
 
     @staticmethod
     def _job_for(session, cluster: Cluster, record: UsageRecord) -> int | None:
-        job = session.scalar(select(Job).where(Job.cluster_id == cluster.id, Job.native_id == record.native_id))
-        # a native id reused after a scheduler reset is not our old job
-        if job is not None and record.submit >= job.submitted_at - timedelta(minutes=5):
+        """The job a record belongs to: by the ``computenet:<id>`` comment the platform sets,
+        never by the native id alone (Slurm reuses the ids of jobs it lost)."""
+        ref = (record.comment or "").removeprefix("computenet:") if (record.comment or "").startswith(
+            "computenet:") else None
+        if ref is None:
+            # the latest job with this id, submitted before the record (an id reused later is
+            # another job's); Slurm stores the comment only once a job starts or ends, so a
+            # live record without it may still be a platform job's, a final one never is
+            latest = session.scalar(select(Job).where(
+                Job.cluster_id == cluster.id, Job.native_id == record.native_id,
+            ).order_by(Job.submitted_at.desc(), Job.id.desc()).limit(1))
+            if latest is not None and record.submit >= latest.submitted_at - timedelta(minutes=5) and (
+                    latest.origin == "direct" or not record.state.is_terminal):
+                return latest.id
+            if record.account and (latest is None or latest.origin != "direct"):
+                direct = adopt_direct_job(session, cluster, record)
+                return direct.id if direct is not None else None
+            return None
+        job = session.get(Job, int(ref)) if ref.isdigit() and len(ref) < 19 else None
+        if job is None or job.cluster_id != cluster.id:
+            return None
+        if job.native_id == record.native_id:
             return job.id
-        if job is None and record.account and (not record.comment or not record.comment.startswith("computenet:")):
-            direct = adopt_direct_job(session, cluster, record)
-            if direct is not None:
-                return direct.id
-        if record.comment and record.comment.startswith("computenet:"):
+        allowance = SUBMIT_GRACE + staging_allowance(job.inputs or [])
+        if job.native_id is None and job.settled_at is None and abs(record.submit - job.submitted_at) < allowance:
             # our sbatch ran but we never heard its answer: adopt the job
-            ref = record.comment.removeprefix("computenet:")
-            job = session.get(Job, int(ref)) if ref.isdigit() else None
-            if (job is not None and job.cluster_id == cluster.id and job.native_id is None
-                    and abs(record.submit - job.submitted_at) < SUBMIT_GRACE):
-                job.native_id = record.native_id
-                apply_state(session, job, JobState.PENDING, "adopted from accounting")
-                return job.id
-        return None
+            job.native_id = record.native_id
+            apply_state(session, job, JobState.PENDING, "adopted from accounting")
+            return job.id
+        return None  # our comment on an id the job no longer has: an earlier copy Slurm lost
 
     def _flag_missing(self, session, cluster: Cluster, report: PassReport) -> None:
         grace = timedelta(minutes=self.platform.settings.accounting_grace_minutes)
@@ -264,25 +302,56 @@ class ClusterPoller:
             select(Job).where(
                 Job.cluster_id == cluster.id, Job.state.in_(_TERMINAL), Job.settled_at.is_(None),
                 Job.needs_reconcile.is_(False), Job.end_time < now - grace,
-                ~select(UsageRecordRow.id).where(UsageRecordRow.job_id == Job.id).exists(),
             )
         )
-        for job in stale:
+        for job in stale:  # no record, or not every array task's, or one that cannot be priced
             job.needs_reconcile = True  # an operator decides; never silently free
             report.flagged += 1
-            log.error("job %s on %s ended %s without an accounting record", job.id, self.name, job.end_time)
+            log.error("job %s on %s ended %s and its accounting is still incomplete", job.id, self.name,
+                      job.end_time)
         lost = session.scalars(
             select(Job).where(Job.cluster_id == cluster.id, Job.native_id.is_(None), Job.needs_reconcile.is_(False),
                               or_(and_(Job.state == JobState.SUBMITTING.value, Job.submitted_at < now - SUBMIT_GRACE),
                                   # a move (re-routing) that never finished
                                   and_(Job.state == JobState.PENDING.value, Job.updated_at < now - SUBMIT_GRACE)))
         )
+        in_queue: dict[str, list] | None = None
         for job in lost:
             if job.state == JobState.SUBMITTING.value and job.inputs and \
                     job.submitted_at > now - SUBMIT_GRACE - staging_allowance(job.inputs):
                 continue  # still copying its inputs to the cluster, most likely
-            job.needs_reconcile = True
+            if job.state == JobState.SUBMITTING.value:
+                # no record with its comment in the accounting just read; a scheduler that can
+                # list its queue by comment is asked too (Slurm keeps a pending job's comment there)
+                if in_queue is None:
+                    in_queue = self._queue_by_comment()
+                    if in_queue is None:
+                        return  # the cluster did not answer: decide next pass
+                allowance = SUBMIT_GRACE + staging_allowance(job.inputs or [])
+                near = sorted((abs(submit - job.submitted_at), native) for native, submit in
+                              in_queue.get(f"computenet:{job.id}", []) if submit is not None
+                              and abs(submit - job.submitted_at) < allowance)
+                native_id = near[0][1] if near else None
+                if native_id is not None:
+                    job.native_id = native_id
+                    apply_state(session, job, JobState.PENDING, "adopted from the queue by its comment")
+                else:
+                    reconcile.withdraw(session, job, f"the submission was interrupted and never reached {self.name}")
+                report.transitions += 1
+                continue
+            job.needs_reconcile = True  # a move that never finished: an operator decides
             report.flagged += 1
+
+    def _queue_by_comment(self) -> dict[str, list] | None:
+        """{comment: [(native id, submit)]} from the scheduler's queue; {} where it cannot say, None if it failed."""
+        finder = getattr(self.adapter, "jobs_by_comment", None)
+        if finder is None:
+            return {}
+        try:
+            return finder()
+        except ClusterError as exc:
+            log.warning("listing %s's queue by comment failed: %s", self.name, exc)
+            return None
 
     def _charge(self, report: PassReport) -> None:
         with self.platform.db.session() as session:

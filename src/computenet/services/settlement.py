@@ -19,17 +19,43 @@ from .charging import charge_record, settle_job
 _TERMINAL = [s.value for s in TERMINAL_STATES]
 
 
-def expected_records(job: Job) -> int:
-    """One accounting record per array task, one for a plain job."""
-    array = (job.spec.get("options") or {}).get("array")
-    if not array:
-        return 1
-    count = 0
-    for item in array.split("%")[0].split(","):
+def task_ids(text: str) -> set[int]:
+    """``0-9:2,15`` (Slurm's array syntax, a ``%`` limit left out) -> the task ids."""
+    ids: set[int] = set()
+    for item in text.split(","):
         bounds, _, step = item.partition(":")
         low, _, high = bounds.partition("-")
-        count += len(range(int(low), int(high or low) + 1, int(step or 1)))
-    return count
+        ids.update(range(int(low), int(high or low) + 1, int(step or 1)))
+    return ids
+
+
+def expected_tasks(job: Job) -> set[int] | None:
+    """The array's task ids (the ``%N`` limit changes concurrency, not the tasks); None for a plain job."""
+    array = (job.spec.get("options") or {}).get("array")
+    return task_ids(array.split("%")[0]) if array else None
+
+
+def expected_records(job: Job) -> int:
+    """One accounting record per array task that ran, one for a plain job."""
+    tasks = expected_tasks(job)
+    return len(tasks) if tasks is not None else 1
+
+
+def covers_all(job: Job, records: list[UsageRecordRow]) -> bool:
+    """Whether the records account for every task: Slurm's records name their tasks (one
+    row stands for all the tasks still pending when an array was cancelled); a record
+    that names none, from a scheduler that does not say, counts as one task."""
+    wanted = expected_tasks(job)
+    if wanted is None:
+        return bool(records)
+    seen: set[int] = set()
+    unnamed = 0
+    for record in records:
+        if record.array_tasks:
+            seen |= task_ids(record.array_tasks)
+        else:
+            unnamed += 1
+    return len(wanted - seen) <= unnamed
 
 
 def _unrated(cluster_id: int):
@@ -63,7 +89,7 @@ def settle_pass(db: Database, cluster_id: int, billing: BillingConfig = BillingC
             # the records of where it ran (a re-routed job also has the cancelled copy's elsewhere)
             records = session.scalars(select(UsageRecordRow).where(
                 UsageRecordRow.job_id == job.id, UsageRecordRow.cluster_id == job.cluster_id)).all()
-            if not records or len(records) < expected_records(job):
+            if not covers_all(job, records):
                 continue  # an array task's record may still be on its way
             if not all(r.state in _TERMINAL and r.end_time is not None for r in records):
                 continue
@@ -72,6 +98,6 @@ def settle_pass(db: Database, cluster_id: int, billing: BillingConfig = BillingC
             if job.exit_code is None:
                 codes = [r.exit_code for r in records if r.exit_code is not None]
                 job.exit_code = max(codes) if codes else None
-            if settle_job(session, job):
+            if settle_job(session, job, billing):
                 settled += 1
     return rated, settled

@@ -7,6 +7,7 @@ on output captured from the real test bed (tests/fixtures/slurm/).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
 
 from ...domain.resources import RequestError, parse_time_minutes
@@ -176,6 +177,19 @@ def parse_squeue(stdout: str, tz: tzinfo | None) -> list[JobStatus]:
     return rows
 
 
+def parse_squeue_comments(stdout: str, tz: tzinfo | None) -> dict[str, list[tuple[str, datetime | None]]]:
+    """``squeue_comments_argv`` rows -> {comment: [(job id, submit time)]} (no comment: left out)."""
+    found: dict[str, list[tuple[str, datetime | None]]] = {}
+    for line in stdout.splitlines():
+        if not line.strip():
+            continue
+        job_id, submit, comment = _split(line, 3, "squeue comments")
+        comment = comment.strip()
+        if comment and comment != "(null)":
+            found.setdefault(comment, []).append((job_id.strip(), parse_slurm_time(submit, tz)))
+    return found
+
+
 _TRES_MEM = re.compile(r"^(\d+(?:\.\d+)?)([KMGTP]?)$")
 _MEM_MB = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024**2, "P": 1024**3, "": 1}
 
@@ -210,6 +224,23 @@ def tres_gpus(tres: dict[str, str]) -> tuple[int, str | None]:
     return count, gpu_type
 
 
+@dataclass(frozen=True)
+class SlurmUsageRecord(UsageRecord):
+    """A sacct row that also says which array tasks it stands for: ``2`` for one task,
+    ``0-3`` for tasks that never started (an array cancelled while pending has one row)."""
+
+    array_tasks: str | None = None
+
+
+_ARRAY_TASKS = re.compile(r"^\d+_\[?([0-9,\-:]+)(?:%\d+)?\]?$")
+
+
+def array_tasks(job_id: str) -> str | None:
+    """sacct's JobID -> the task list: ``7_2`` -> ``2``, ``9_[0-3%2]`` -> ``0-3``, ``12`` -> None."""
+    m = _ARRAY_TASKS.match(job_id.strip())
+    return m.group(1) if m else None
+
+
 def parse_sacct(stdout: str, cluster: str, tz: tzinfo | None) -> list[UsageRecord]:
     records = []
     for line in stdout.splitlines():
@@ -224,7 +255,8 @@ def parse_sacct(stdout: str, cluster: str, tz: tzinfo | None) -> list[UsageRecor
         exit_code, signal = parse_exit_code(f["ExitCode"])
         limit = f["TimelimitRaw"].strip()
         records.append(
-            UsageRecord(
+            SlurmUsageRecord(
+                array_tasks=array_tasks(f["JobID"]),
                 cluster=f["Cluster"] or cluster,
                 record_id=f["JobIDRaw"],
                 native_id=base_job_id(f["JobID"]),
