@@ -6,16 +6,16 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from decimal import Decimal
+from decimal import ROUND_UP, Decimal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..billing import funds, ledger
 from ..clusters.base import ClusterError, SubmitRejected, SubmitRequest
-from ..domain import patterns
 from ..billing.rating import Usage
-from ..domain.resources import JobSpec, RequestError, ResourceRequest
+from ..domain.money import CENT
+from ..domain.resources import JobSpec, RequestError, ResourceRequest, allocation
 from ..domain.sbatch import ScriptError, parse_submission
 from ..domain.states import JobState
 from ..store.models import Account, AccountMember, Cluster, Job, JobEvent, Partition, User
@@ -121,16 +121,27 @@ def job_memory_mb(job: Job) -> int:
     return res.mem_per_node_needed_mb() * res.nodes
 
 
+MAX_QUOTE = Decimal(10) ** 12  # far above any account, far below what the ledger's integers hold
+
+
 def max_cost(session: Session, platform: Platform, spec: JobSpec, minutes: int, part: Partition,
-             account: Account) -> Decimal:
-    """What the job costs if it runs to its time limit, at today's prices for this account."""
+             account: Account, exact: bool = False) -> Decimal:
+    """What the job costs if it runs to its time limit, at today's prices for this account: what
+    Slurm allocates on this partition's nodes (whole nodes for --exclusive, GPUs however they are
+    asked for), for every array task, rounded up to the cent so that the hold covers the charge."""
     res = spec.resources
-    usage = Usage(minutes * 60, res.total_cores, res.total_gpus, res.mem_per_node_needed_mb() * res.nodes)
+    alloc = allocation(res, cores_per_node=part.cores_per_node, mem_per_node_mb=part.mem_per_node_mb,
+                       gpus_per_node=part.gpus_per_node)
+    usage = Usage(minutes * 60, alloc.cores, alloc.gpus, alloc.mem_mb)
     rated = quote(session, part, usage, utcnow(), platform.settings.billing, gpu_model=res.gpu_type,
                   tenant_id=account.tenant_id)
     if rated is None:
         raise Unavailable(f"partition {part.name} has no price in force; an operator must set one")
-    return rated.amount
+    cost = rated.exact_amount * spec.options.array_tasks
+    if cost > MAX_QUOTE:
+        raise InvalidRequest(f"the job may cost {cost.quantize(CENT)} {account.currency} on {part.name}: more "
+                             f"than any account can hold; ask for fewer resources, tasks or time")
+    return cost if exact else cost.quantize(CENT, rounding=ROUND_UP)
 
 
 def translate_dependency(session: Session, user: User, text: str) -> tuple[str, int | None]:
@@ -214,6 +225,13 @@ def submit_job(platform: Platform, user_id: int, script: bytes | str, flags: lis
                 if isinstance(exc, ClusterError):
                     routing.record_failure(session, cluster_name, platform)
             continue
+        except Exception as exc:
+            # anything else (a path the executor cannot make, a bug): no row and no hold stay behind
+            _withdraw(platform, job_id, cluster_name, exc)
+            if isinstance(exc, (FileExistsError, NotADirectoryError, IsADirectoryError)):
+                raise InvalidRequest(f"cluster {cluster_name} cannot use the job's paths: {exc.strerror}: "
+                                     f"{exc.filename}") from None
+            raise
         with platform.db.session() as session:
             routing.record_success(session, cluster_name)
             job = session.get(Job, job_id)
@@ -223,9 +241,11 @@ def submit_job(platform: Platform, user_id: int, script: bytes | str, flags: lis
                 "max_price": None if wanted.max_price is None else str(wanted.max_price),
                 "max_wait_minutes": wanted.max_wait_minutes}}
             user_name = session.get(User, job.owner_id).name
-            if not spec.options.array:
-                job.stdout_path = patterns.expand(job.stdout_path, native_id, job.name, _unix_user())
-                job.stderr_path = patterns.expand(job.stderr_path, native_id, job.name, _unix_user())
+            if not spec.options.array:  # an array's tasks each write their own %A_%a file
+                space = paths.user_space(platform.settings.workdir_root(platform.cluster_config(cluster_name)),
+                                         user_name)
+                job.stdout_path = paths.submitted_path(job.stdout_path, native_id, space)
+                job.stderr_path = paths.submitted_path(job.stderr_path, native_id, space)
             apply_state(session, job, JobState.PENDING, f"submitted to {cluster_name} as {native_id} for {user_name}")
         return job
     if isinstance(first_error, SubmitRejected):
@@ -234,16 +254,11 @@ def submit_job(platform: Platform, user_id: int, script: bytes | str, flags: lis
 
 
 def _stage(platform: Platform, job_id: int, cluster_name: str, request: SubmitRequest) -> None:
-    """Inputs into the job's working directory there; a failure leaves no job and no hold."""
+    """Inputs into the job's working directory there; a failure leaves no job and no hold
+    (submit_job withdraws it; a ClusterError lets the next candidate try)."""
     from .job_files import stage_inputs
 
-    try:
-        stage_inputs(platform, job_id, cluster_name, run_as=request.run_as)
-    except ClusterError:
-        raise  # that cluster's storage: the next candidate may do
-    except Exception as exc:
-        _withdraw(platform, job_id, cluster_name, exc)
-        raise
+    stage_inputs(platform, job_id, cluster_name, run_as=request.run_as)
 
 
 def estimate_job(platform: Platform, user_id: int, script: bytes | str, flags: list[str] | None = None,
@@ -283,16 +298,19 @@ def _prepare(platform: Platform, user_id: int, account_id: int, text: str, spec:
         cluster_spec = spec.model_copy(update={"resources": res.model_copy(update={
             "account": slurm_account, "partition": part.name, "time_limit_minutes": limit})})
         # the router priced this very job on this partition a moment ago (same limit, same prices)
-        cost = candidate.price if candidate.price is not None else max_cost(session, platform, cluster_spec,
+        cost = candidate.held if candidate.price is not None else max_cost(session, platform, cluster_spec,
                                                                               limit, part, account)
         tenants.check_spend_limit(session, user, account, cost)
         opts = spec.options
         name = clean_name(opts.job_name or (os.path.basename(script_name) if script_name else "job"))
+        # what Slurm allocates per task (whole nodes for --exclusive), for interim charges and wait estimates
+        shape = allocation(res, cores_per_node=part.cores_per_node, mem_per_node_mb=part.mem_per_node_mb,
+                           gpus_per_node=part.gpus_per_node or 0)
         job = Job(
             owner_id=user.id, account_id=account.id, cluster_id=cluster.id, partition=part.name,
             name=name, state=JobState.SUBMITTING.value, spec=cluster_spec.model_dump(mode="json"),
             script=text, script_args=list(script_args), workdir="", stdout_path="", stderr_path="",
-            cores=res.total_cores, gpus=res.total_gpus, time_limit_minutes=limit, max_cost=cost,
+            cores=shape.cores, gpus=shape.gpus, time_limit_minutes=limit, max_cost=cost,
             routing=decision.to_json(),
             predicted_start=None if candidate.wait_s is None else utcnow() + timedelta(seconds=candidate.wait_s),
             app=extras.app, inputs=list(extras.inputs) or None, outputs=extras.outputs,
@@ -312,7 +330,9 @@ def _prepare(platform: Platform, user_id: int, account_id: int, text: str, spec:
                 f"({res.total_cores} cores, {res.total_gpus} GPUs, {limit} min on {target.name}), "
                 f"and {available} is available"
             ) from None
-        job.workdir, job.stdout_path, job.stderr_path = job_paths(platform, cluster.name, user.name, job.id, opts)
+        job.workdir, job.stdout_path, job.stderr_path = job_paths(
+            platform, cluster.name, user.name, job.id, opts, job_name=name,
+            unix_user=path_unix_user(session, platform, cluster, user.id))
         session.add(JobEvent(job_id=job.id, from_state=None, to_state=job.state,
                              detail=f"accepted; routed to {target.name} ({decision.policy})"))
         return job.id, request_for(session, platform, job, dependency)
@@ -349,12 +369,16 @@ def request_for(session: Session, platform: Platform, job: Job, dependency: str 
     return replace(request, run_as=unix_user, space=space)
 
 
-def job_paths(platform: Platform, cluster_name: str, user_name: str, job_id: int, opts) -> tuple[str, str, str]:
-    """Working directory, stdout and stderr of a job on a cluster, all inside the user's space there."""
+def job_paths(platform: Platform, cluster_name: str, user_name: str, job_id: int, opts,
+              job_name: str | None = None, unix_user: str | None = None) -> tuple[str, str, str]:
+    """Working directory, stdout and stderr of a job on a cluster, all inside the user's space there.
+
+    Output and error come back with %x (``job_name``) and %u (``unix_user``) expanded and checked;
+    the scheduler fills in only ids and node names, which cannot lead out of the space."""
     space = paths.user_space(platform.settings.workdir_root(platform.cluster_config(cluster_name)), user_name)
-    workdir = paths.resolve_inside(space, space, opts.workdir or f"jobs/{job_id}", "working directory")
-    output = paths.resolve_inside(space, workdir, opts.output or "slurm-%j.out", "output file")
-    error = paths.resolve_inside(space, workdir, opts.error or opts.output or "slurm-%j.out", "error file")
+    workdir, output, error = paths.expand_job_paths(
+        space, opts, job_id, job_name if job_name is not None else clean_name(opts.job_name or "job"),
+        unix_user if unix_user is not None else _unix_user())
     if os.path.isdir(space):  # visible from here: make sure no symlink leads out
         paths.check_real_inside(workdir, space)
     return workdir, output, error
@@ -373,12 +397,30 @@ def _withdraw(platform: Platform, job_id: int, cluster_name: str, exc: Exception
     """The cluster did not take the job: void its hold, remove its row (nothing half-written)."""
     with platform.db.session() as session:
         job = session.get(Job, job_id)
+        if job is None:
+            return  # withdrawn already
         # the hold and its void stay in the ledger (immutable); the job row goes
         funds.release(session, job, f"job {job_id} refused by {cluster_name}: {str(exc)[:200]}")
         job.hold_id = None
         session.flush()
         session.query(JobEvent).filter(JobEvent.job_id == job_id).delete()
         session.query(Job).filter(Job.id == job_id).delete()
+
+
+def path_unix_user(session: Session, platform: Platform, cluster: Cluster, owner_id: int) -> str:
+    """Who %u is: the Unix login the job runs as on ``cluster``."""
+    cfg = platform.cluster_config(cluster.name)
+    if cfg.run_as_users:
+        from .identities import unix_user_for
+
+        login = unix_user_for(session, owner_id, cluster.id)
+        if login:
+            return login
+    elif cfg.kind == "slurm" and cfg.transport == "ssh" and cfg.ssh_user:
+        return cfg.ssh_user
+    elif cfg.kind == "slurm" and cfg.transport == "rest":
+        return cfg.rest_user
+    return _unix_user()
 
 
 def _unix_user() -> str:

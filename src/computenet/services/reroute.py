@@ -27,7 +27,7 @@ from ..store.types import utcnow
 from . import routing
 from .errors import InvalidRequest
 from .job_files import stage_inputs
-from .jobs import apply_state, job_paths, max_cost, request_for
+from .jobs import apply_state, job_paths, max_cost, path_unix_user, request_for
 from .platform import Platform
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,10 @@ class Rerouter:
             old_native, old_hold_id = job.native_id, job.hold_id
             new_hold_id = new_hold.id
             user_name = session.get(User, job.owner_id).name
-            workdir, out, err = job_paths(platform, better.target.cluster, user_name, job.id, spec.options)
+            new_cluster = session.scalar(select(Cluster).where(Cluster.name == better.target.cluster))
+            workdir, out, err = job_paths(platform, better.target.cluster, user_name, job.id, spec.options,
+                                          job_name=job.name,
+                                          unix_user=path_unix_user(session, platform, new_cluster, job.owner_id))
             moved = dict(cluster=better.target.cluster, partition=new_part.name, spec=new_spec, cost=cost,
                          workdir=workdir, out=out, err=err, wait=better.wait_s, decision=decision)
             # out of the pollers' sight while it moves (they poll jobs by native id); a crash
@@ -198,8 +201,10 @@ class Rerouter:
             job = session.get(Job, job_id)
             old_spec = JobSpec.model_validate(job.spec).model_copy()
             user_name = session.get(User, job.owner_id).name
-            job.workdir, job.stdout_path, job.stderr_path = job_paths(self.platform, old_cluster, user_name, job.id,
-                                                                      old_spec.options)
+            home = session.scalar(select(Cluster).where(Cluster.name == old_cluster))
+            job.workdir, job.stdout_path, job.stderr_path = job_paths(
+                self.platform, old_cluster, user_name, job.id, old_spec.options, job_name=job.name,
+                unix_user=path_unix_user(session, self.platform, home, job.owner_id))
             old_spec = old_spec.model_copy(update={"resources": old_spec.resources.model_copy(
                 update={"partition": job.partition})})
             job.spec = old_spec.model_dump(mode="json")

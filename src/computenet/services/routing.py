@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from ..clusters.base import ClusterError, QueueEntry
 from ..domain.resources import JobSpec
+from ..domain.states import TERMINAL_STATES
 from ..routing.easy import QueuePlan
 from ..routing.estimate import History, plan, wait_on
 from ..routing.model import Constraints, Decision, Target
@@ -163,6 +164,7 @@ def decide(session: Session, platform: Platform, spec: JobSpec, account: Account
            constraints: Constraints, policy: str | None = None, exclude: tuple[str, ...] = (),
            user_id: int | None = None) -> Decision:
     """Rank every (cluster, partition) for this job; nothing is written."""
+    from .errors import InvalidRequest
     from .jobs import max_cost  # jobs imports this module
 
     cfg = platform.settings.routing
@@ -185,7 +187,10 @@ def decide(session: Session, platform: Platform, spec: JobSpec, account: Account
     def price(target: Target, minutes: int):
         part = parts[(target.cluster, target.partition)]
         try:
-            return max_cost(session, platform, spec, minutes, part, account)
+            # exact, not rounded to the cent: two cheap jobs a fraction of a cent apart still rank right
+            return max_cost(session, platform, spec, minutes, part, account, exact=True)
+        except InvalidRequest:
+            raise  # the job itself cannot be held anywhere (its cost is beyond any account)
         except Exception:  # unpriced now: the candidate is refused with that reason
             return None
 
@@ -227,6 +232,8 @@ def app_ratios(session: Session, cluster_name: str, entries: list[QueueEntry]) -
     jobs = session.execute(select(Job.id, Job.submitted_at, Job.native_id, Job.app, Job.owner_id, Job.cores,
                                   Job.time_limit_minutes).join(Cluster)
                            .where(Cluster.name == cluster_name, Job.native_id.in_(ids[:1000]),
+                                  # Slurm reuses ids after losing state: only live rows are in its queue
+                                  Job.state.not_in([s.value for s in TERMINAL_STATES]),
                                   Job.time_limit_minutes.is_not(None))).all()
     # a job's key never changes: scripts are read (and searched) once per job, not per routing decision
     # (id, submitted_at): an id SQLite hands out again after a refused job's row was removed is another job

@@ -52,6 +52,7 @@ class SlurmCluster:
         return self.transport.run(argv, stdin=stdin, timeout=self.timeout)
 
     def submit(self, request: SubmitRequest) -> str:
+        commands.check_output_paths(request)
         # sbatch does not create --chdir; a job in a missing directory fails
         if request.run_as:
             if request.space:
@@ -110,6 +111,14 @@ class SlurmCluster:
                     exit_code=max(exit_codes) if exit_codes else None,
                 )
         return statuses
+
+    def jobs_by_comment(self) -> dict[str, list[tuple[str, datetime | None]]]:
+        """{comment: [(job id, submit time)]} of every job slurmctld knows now: finds a job whose
+        sbatch answer was lost even while it is pending (sacct has no comment for it yet)."""
+        result = self._run(commands.squeue_comments_argv())
+        if _failed(result):
+            raise ClusterError(_message(result))
+        return parsers.parse_squeue_comments(result.stdout, self.tz)
 
     @staticmethod
     def _combine(job: str, parts: list[JobStatus]) -> JobStatus:

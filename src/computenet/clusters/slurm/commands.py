@@ -9,8 +9,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Sequence
 
+from ...domain import patterns
 from ...domain.resources import format_time_minutes
-from ..base import SubmitRequest
+from ..base import SubmitRejected, SubmitRequest
 
 SEP = "\x1f"
 
@@ -24,6 +25,15 @@ QUEUE_FIELDS = ["%i", "%P", "%T", "%C", "%D", "%b", "%l", "%M", "%Q", "%u", "%r"
 # sstat has no --delimiter: "|" (parsable2) separates fields, "," the TRES inside one
 SSTAT_FIELDS = ["JobID", "NTasks", "Nodelist", "TRESUsageInTot", "TRESUsageOutTot"]
 SINFO_FIELDS = ["%N", "%P", "%c", "%m", "%G", "%f", "%T", "%l", "%a", "%L"]
+
+
+def check_output_paths(request: SubmitRequest) -> None:
+    """The last word before Slurm expands --output/--error: the platform has filled in %x and %u
+    and checked the result; what reaches here holds only ids and node names to fill in."""
+    for what, path in (("output", request.output), ("error", request.error)):
+        why = patterns.leaves(path, request.space)
+        if why:
+            raise SubmitRejected(f"the {what} path {path!r} {why}")
 
 
 def sbatch_argv(request: SubmitRequest) -> list[str]:
@@ -92,6 +102,12 @@ def squeue_argv(native_ids: Sequence[str]) -> list[str]:
         f"--jobs={','.join(native_ids)}",
         f"--format={SEP.join(SQUEUE_FIELDS)}",
     ]
+
+
+def squeue_comments_argv() -> list[str]:
+    """Every job slurmctld knows (finished ones for MinJobAge too): id, comment, submit time.
+    sacct stores a comment only once a job starts, so a pending job is found here."""
+    return ["squeue", "--noheader", "--states=all", f"--format=%A{SEP}%V{SEP}%k"]
 
 
 def squeue_queue_argv() -> list[str]:

@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 import httpx
 
 from ..base import ClusterError, Health, HealthState, JobStatus, PartitionInfo, QueueEntry, SubmitRequest, UsageRecord
+from ..slurm.commands import check_output_paths
 from ..slurm.transport import check_unix_user
 from . import api
 
@@ -91,6 +92,7 @@ class RestCluster:
         return answer, seconds
 
     def submit(self, request: SubmitRequest) -> str:
+        check_output_paths(request)  # slurmctld expands the patterns as sbatch's would be
         self._ensure_dirs(request)
         answer, _ = self._call("POST", f"/slurm/{api.VERSION}/job/submit", user=request.run_as,
                                json=api.submit_body(request))
