@@ -86,9 +86,9 @@ def test_who_sees_whose_efficiency(org):
     assert _seen(c["auditor"], project="md-lab") == [pi_job, student_job]
     rows = c["pi"].efficiency(project="md-lab")
     assert {r["user"] for r in rows} == {"pi", "student"} and {r["project"] for r in rows} == {"md-lab"}
-    for who, filters, status in (("student", {"user": "pi"}, 403), ("outsider", {"user": "student"}, 403),
+    for who, filters, status in (("student", {"user": "pi"}, 404), ("outsider", {"user": "student"}, 404),
                                  ("outsider", {"project": "md-lab"}, 404), ("pi", {"user": "nobody"}, 404),
-                                 ("student", {"project": "md-lab", "user": "pi"}, 403)):
+                                 ("student", {"project": "md-lab", "user": "pi"}, 404)):
         with pytest.raises(ApiError) as refused:
             c[who].efficiency(**filters)
         assert refused.value.status == status, (who, filters, refused.value)

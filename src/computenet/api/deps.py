@@ -8,7 +8,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from ..services.accounts import authenticate
+from ..services import tokens
 from ..services.platform import Platform
 from ..store.models import User
 
@@ -25,6 +25,7 @@ def get_session(platform: Platform = Depends(get_platform)) -> Iterator[Session]
 
 
 def current_user(
+    request: Request,
     credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
     platform: Platform = Depends(get_platform),
 ) -> User:
@@ -32,8 +33,14 @@ def current_user(
         raise HTTPException(401, "missing API token (Authorization: Bearer <token>)",
                             headers={"WWW-Authenticate": "Bearer"})
     with platform.db.session() as session:
-        user = authenticate(session, credentials.credentials)
-        if user is None:
-            raise HTTPException(401, "invalid or revoked API token", headers={"WWW-Authenticate": "Bearer"})
+        try:
+            token = tokens.check(session, credentials.credentials)
+        except tokens.TokenRefused as exc:
+            raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+        user = token.user
+        request.state.token_id = token.id
         session.expunge(user)
+    if not tokens.allows(token, request.method):
+        raise HTTPException(403, f"this API token is read-only: {request.method} changes state "
+                                 "(use a token with scope full)")
     return user

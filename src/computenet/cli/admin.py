@@ -60,7 +60,7 @@ def user_add(name: str,
                 if balance:
                     accounts.top_up(session, acc, balance, key=f"initial:{acc.name}", actor=WHO().actor)
                     audit.record(session, WHO(), "topup", f"account:{account}", amount=balance)
-            return accounts.issue_token(session, user, "cli")
+            return accounts.issue_token(session, user, "cli", policy=platform.settings.auth)
 
     token = _run(step)
     console.print(f"user {name} created; API token (shown once):\n{token}")
@@ -79,7 +79,8 @@ def token(name: str) -> None:
     def step():
         with platform.db.session() as session:
             audit.record(session, WHO(), "token.issue", f"user:{name}")
-            return accounts.issue_token(session, accounts.get_user(session, name), "cli")
+            return accounts.issue_token(session, accounts.get_user(session, name), "cli",
+                                        policy=platform.settings.auth)
 
     console.print(_run(step))
 
@@ -407,3 +408,6 @@ def map_user(user: str, unix_user: str,
 
     _run(step)
     console.print(f"{user} runs as {unix_user} on {cluster or 'every cluster'}")
+
+
+from . import reconcile as _reconcile  # noqa: E402,F401  (registers `cnet admin reconcile`)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import secrets
-from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -13,14 +11,12 @@ from sqlalchemy.orm import Session
 from ..billing import funds, ledger
 from ..billing.ledger import LedgerError
 from ..domain.money import MoneyError
-from ..store.models import Account, AccountMember, ApiToken, User
-from ..store.types import utcnow
+from ..store.models import Account, AccountMember, User
 from .errors import Conflict, InvalidRequest, NotFound
 
 USER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 TOKEN_PREFIX = "cnet_"
-LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 def hash_token(token: str) -> str:
@@ -38,25 +34,22 @@ def create_user(session: Session, name: str, email: str | None = None, is_admin:
     return user
 
 
-def issue_token(session: Session, user: User, name: str = "") -> str:
-    """A new API token; only its hash is stored, so it is shown once."""
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiToken(user_id=user.id, token_hash=hash_token(token), prefix=token[:12], name=name))
-    session.flush()
-    return token
+def issue_token(session: Session, user: User, name: str = "", scope: str = "full", days: int | None = None,
+                policy=None) -> str:
+    """A new API token (see services/tokens.py: expiry, scope); only its hash is stored, so it is shown once."""
+    from .tokens import issue
+
+    return issue(session, user, name, scope, days, policy)[1]
 
 
 def authenticate(session: Session, token: str) -> User | None:
-    row = session.scalar(
-        select(ApiToken).where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None))
-    )
-    if row is None:
+    """The user of a live token (not revoked, not expired), or None."""
+    from .tokens import TokenRefused, check
+
+    try:
+        return check(session, token).user
+    except TokenRefused:
         return None
-    now = utcnow()
-    # a write per request would serialise every API call on SQLite's lock
-    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
-        row.last_used_at = now
-    return row.user
 
 
 def by_name(session: Session, model, name: str, what: str):

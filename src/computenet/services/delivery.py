@@ -34,23 +34,71 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(hours=6)
 
 
-def check_webhook_url(url: str, cfg: NotificationsConfig) -> None:
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries (mapped, 6to4, Teredo, NAT64): it is where packets go."""
+    if address.version != 6:
+        return None
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def _allowed(address: IPAddress, cfg: NotificationsConfig) -> bool:
+    if cfg.webhook_allow_private:
+        return True
+    if any(address in ipaddress.ip_network(n, strict=False) for n in cfg.webhook_allow_networks):
+        return True
+    inner = _embedded_ipv4(address)
+    return address.is_global and (inner is None or _allowed(inner, cfg))
+
+
+def check_webhook_url(url: str, cfg: NotificationsConfig) -> list[IPAddress]:
+    """The addresses the URL's host resolves to, every one allowed; else InvalidRequest naming why."""
     parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        raise InvalidRequest(f"webhook URL {url!r} has an invalid port") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidRequest(f"webhook URL {url!r} must be http(s)://host/...")
     if parts.username or parts.password:
         raise InvalidRequest("a webhook URL must not carry a user or password (the body is signed instead)")
-    if cfg.webhook_allow_private:
-        return
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
-    except socket.gaierror:
+        infos = socket.getaddrinfo(parts.hostname, port or (443 if parts.scheme == "https" else 80),
+                                   type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
         raise InvalidRequest(f"webhook host {parts.hostname!r} does not resolve") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if address.is_private or address.is_loopback or address.is_link_local or address.is_reserved:
-            raise InvalidRequest(f"webhook host {parts.hostname!r} is a private address ({address}); "
-                                 "an operator can allow that with notifications.webhook_allow_private")
+    addresses = list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos))
+    for address in addresses:
+        if not _allowed(address, cfg):
+            raise InvalidRequest(
+                f"webhook host {parts.hostname!r} is a private address ({address}): only globally routable "
+                "addresses are allowed; an operator can allow more with notifications.webhook_allow_networks "
+                "(or webhook_allow_private)")
+    if not addresses:
+        raise InvalidRequest(f"webhook host {parts.hostname!r} does not resolve")
+    return addresses
+
+
+def _pinned(url: str, address: IPAddress) -> tuple[str, dict, dict]:
+    """The URL aimed at the checked address (DNS is not asked twice), the Host header and TLS name."""
+    parts = urlsplit(url)
+    host = f"[{address}]" if address.version == 6 else str(address)
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    name = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname  # an IPv6 literal
+    headers = {"Host": name + (f":{parts.port}" if parts.port else "")}
+    extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
+    return parts._replace(netloc=netloc).geturl(), headers, extensions
 
 
 def set_webhook(session: Session, account: Account, url: str | None, cfg: NotificationsConfig) -> None:
@@ -146,15 +194,16 @@ class Deliverer:
             smtp.send_message(msg)
 
     def _webhook(self, item: _Due) -> None:
-        check_webhook_url(item.target, self.cfg)  # again at send time: DNS may have changed
+        # again at send time (the rules or DNS may have changed), and sent to the address checked
+        target, host_header, extensions = _pinned(item.target, check_webhook_url(item.target, self.cfg)[0])
         body = json.dumps({"delivery": item.id, "notification": item.notification_id, "kind": item.kind,
                            "account": item.account, "message": item.message, "created_at": item.created_at},
                           ensure_ascii=False).encode()
         headers = {"Content-Type": "application/json", "User-Agent": "ComputeNet",
-                   "X-ComputeNet-Event": item.kind, "X-ComputeNet-Delivery": str(item.id)}
+                   "X-ComputeNet-Event": item.kind, "X-ComputeNet-Delivery": str(item.id), **host_header}
         if self.cfg.webhook_secret:
             headers["X-ComputeNet-Signature"] = sign(self.cfg.webhook_secret, body)
-        response = httpx.post(item.target, content=body, headers=headers, timeout=self.cfg.timeout_s,
-                              follow_redirects=False)
+        with httpx.Client(timeout=self.cfg.timeout_s, follow_redirects=False, trust_env=False) as client:
+            response = client.post(target, content=body, headers=headers, extensions=extensions)
         if not 200 <= response.status_code < 300:
             raise RuntimeError(f"HTTP {response.status_code}")

@@ -23,10 +23,10 @@ from .tenants import can_see_account
 
 def _user_in_view(session: Session, viewer: User, name: str) -> User:
     other = session.scalar(select(User).where(User.name == name))
-    if other is None:
-        raise NotFound(f"no user {name!r}")
-    if not sees_user(viewer, other):
-        raise Forbidden(f"the jobs of {name} are not yours to see (their tenant's admin, finance or an operator may)")
+    # a user one may not see answers as a missing one: which names exist is not told
+    if other is None or not sees_user(viewer, other):
+        raise NotFound(f"no user {name!r} whose jobs you may see (your own; your tenant's as its admin; "
+                       "everyone's as finance or an operator)")
     return other
 
 

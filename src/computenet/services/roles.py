@@ -31,7 +31,8 @@ def is_staff(user: User) -> bool:
 def require(session: Session, user: User, action: str, account: Account | None = None) -> None:
     """Raise Forbidden (or NotFound for an account the user may not even see)."""
     if account is not None and not can_see_account(session, user, account):
-        raise NotFound(f"no account {account.name!r} of yours")
+        # the very words a missing account gets (accounts.get_account): which names exist is not told
+        raise NotFound(f"no account {account.name!r}")
     if action in OPERATOR_ONLY:
         if user.is_admin or user.role == "operator":
             return
