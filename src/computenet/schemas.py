@@ -3,11 +3,41 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from .domain.sbatch import MAX_SCRIPT_BYTES
+
+# Bounds on what a request may carry, so that hostile input is a 422 naming the field and never
+# an overflow deep in the store (issue 13): ids and counts fit a signed 64-bit column, money and
+# quotas fit their columns with room for sums.
+MAX_ROW_ID = 2 ** 63 - 1
+MAX_AMOUNT = Decimal(10) ** 11  # a hundred billion: no single top-up, limit or budget comes near it
+MAX_QUOTA_GB = Decimal(10) ** 9  # an exabyte, in GB; its bytes still fit a BIGINT
+
+
+def _bounded(limit: Decimal, unit: str):
+    def check(value: str) -> str:
+        try:
+            number = Decimal(value.strip())
+        except (InvalidOperation, ValueError):
+            return value  # not a number at all: the service says so (400, "not an amount")
+        if not number.is_finite():
+            raise ValueError(f"{value!r} is not a finite {unit}")
+        if abs(number) >= limit:
+            raise ValueError(f"{value!r} is out of range: an {unit} must be less than {limit:,} in magnitude")
+        return value
+    return check
+
+
+# money on the wire is a decimal string: a JSON number would pass through a binary float on the way
+Amount = Annotated[str, Field(max_length=64, examples=["100.00"]), AfterValidator(_bounded(MAX_AMOUNT, "amount"))]
+Gigabytes = Annotated[str, Field(max_length=64, examples=["500"]),
+                      AfterValidator(_bounded(MAX_QUOTA_GB, "amount of GB"))]
+RowId = Annotated[int, Field(ge=1, le=MAX_ROW_ID)]
+MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"  # one spelling per month: "+2026-01" or "2026-1" is not one
 
 
 class RoutingIn(BaseModel):
@@ -15,7 +45,7 @@ class RoutingIn(BaseModel):
 
     region: str | None = Field(None, max_length=32)
     max_price: str | None = Field(None, max_length=32, description='the most the job may cost, e.g. "12.50"')
-    max_wait_minutes: float | None = Field(None, ge=0)
+    max_wait_minutes: float | None = Field(None, ge=0, le=10 ** 7, allow_inf_nan=False)
     policy: str | None = Field(None, max_length=32, description="earliest_start, cheapest, owned_first, "
                                                                 "data_locality or weighted")
     data_at: list[str] = Field(default_factory=list, max_length=64, description="clusters holding the input")
@@ -179,7 +209,7 @@ class AppReviewIn(BaseModel):
 
 class UploadIn(BaseModel):
     path: str = Field(max_length=4096)
-    size: int = Field(ge=0)
+    size: int = Field(ge=0, le=MAX_ROW_ID)
     sha256: str = Field(min_length=64, max_length=64)
     overwrite: bool = False
 

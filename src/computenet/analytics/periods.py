@@ -12,6 +12,9 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 GRAINS = ("day", "month", "quarter", "year")
+# rows a report may have: ten years by day, or centuries by month. Beyond it a request is refused
+# before any work (0001-01-01..9999-12-31 by day once ran for minutes and took gigabytes).
+MAX_BUCKETS = 4000
 
 
 class ReportError(ValueError):
@@ -80,7 +83,24 @@ def make_period(first: date | str | None, last: date | str | None, by: str = "mo
         raise ReportError(f"unknown grouping {by!r}: use one of {', '.join(GRAINS)}")
     if start > end:
         raise ReportError(f"--from ({start}) is after --to ({end})")
+    count = bucket_count(start, end, by)
+    if count > MAX_BUCKETS:
+        raise ReportError(f"{start} to {end} by {by} is {count:,} periods; a report has at most {MAX_BUCKETS:,}: "
+                          "narrow the range or group by a longer period")
+    if end >= date.max:  # the period ends the day after --to, which must exist
+        raise ReportError(f"--to ({end}) is the last day a date can hold: end the period a day earlier")
     return Period(start, end, by)
+
+
+def bucket_count(first: date, last: date, by: str) -> int:
+    """How many buckets first..last has, counted without making them."""
+    if by == "day":
+        return (last - first).days + 1
+    if by == "month":
+        return (last.year - first.year) * 12 + last.month - first.month + 1
+    if by == "quarter":
+        return (last.year * 4 + (last.month - 1) // 3) - (first.year * 4 + (first.month - 1) // 3) + 1
+    return last.year - first.year + 1
 
 
 def _floor(moment: datetime, by: str) -> datetime:

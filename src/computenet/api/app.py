@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -14,6 +16,7 @@ from ..services.loops import BackgroundServices
 from ..services.platform import Platform
 from .routers import accounts, admin, apps, billing, clusters, files, jobs, monitoring, notifications
 from .routers import reports as report_routes
+from .routers import tokens as token_routes
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # a script is at most 1 MiB; JSON escaping can double it
 MAX_CHUNK_BYTES = 64 * 1024 * 1024 + 4096  # an upload chunk (files/uploads.py allows up to 64 MiB)
@@ -29,7 +32,7 @@ def create_app(platform: Platform, run_services: bool = False) -> FastAPI:
         if services:
             services.stop()
 
-    app = FastAPI(title="ComputeNet", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="ComputeNet", version=__version__, lifespan=lifespan, default_response_class=SafeJSONResponse,
                   description="One front door over many Slurm clusters.")
     app.state.platform = platform
 
@@ -37,14 +40,14 @@ def create_app(platform: Platform, run_services: bool = False) -> FastAPI:
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError):
-        return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
+        return SafeJSONResponse({"detail": str(exc)}, status_code=exc.status_code)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        return JSONResponse({"detail": f"{where}: {first['msg']}" if where else first["msg"], "errors": jsonable(exc.errors())},
-                            status_code=422)
+        return SafeJSONResponse({"detail": f"{where}: {first['msg']}" if where else first["msg"],
+                                 "errors": jsonable(exc.errors())}, status_code=422)
 
     @app.get("/health", tags=["meta"])
     def health():
@@ -60,6 +63,7 @@ def create_app(platform: Platform, run_services: bool = False) -> FastAPI:
     app.include_router(apps.router)
     app.include_router(monitoring.router)
     app.include_router(report_routes.router)
+    app.include_router(token_routes.router)
     return app
 
 
@@ -106,5 +110,29 @@ class BodyLimit:
 
 
 def jsonable(errors: list) -> list:
-    return [{k: (v if isinstance(v, (str, int, float, list, tuple, type(None))) else str(v)) for k, v in e.items()}
-            for e in errors]
+    return [{k: _plain(v) for k, v in e.items()} for e in errors]
+
+
+def _plain(value):
+    """A validation error's parts as JSON can carry them: the input that failed may be NaN, a huge
+    number, bytes or an exception; echoing it back must not fail in its turn."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, (str, int, float, bool, type(None))):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return str(value)
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON that a lone surrogate echoed from the request (a name in a "not found" message) cannot
+    break: such text is escaped (\\udXXX) instead of failing to encode as UTF-8."""
+
+    def render(self, content) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -30,9 +29,9 @@ def login_file() -> Path:
 def save_login(url: str, token: str) -> Path:
     path = login_file()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the token is a secret
-    with os.fdopen(fd, "w") as handle:
-        json.dump({"url": url, "token": token}, handle)
+    from ..fsutil import atomic_write_json
+
+    atomic_write_json(path, {"url": url, "token": token}, 0o600)  # the token is a secret; never half-written
     return path
 
 
@@ -41,7 +40,11 @@ def client() -> ComputeNetClient:
     token = os.environ.get("COMPUTENET_TOKEN")
     path = login_file()
     if (not url or not token) and path.exists():
-        saved = json.loads(path.read_text())
+        from ..fsutil import read_json_or
+
+        saved = read_json_or(path, {})
+        if not isinstance(saved, dict):
+            saved = {}
         url, token = url or saved.get("url"), token or saved.get("token")
     if not url or not token:
         fail("not logged in: set COMPUTENET_URL and COMPUTENET_TOKEN, or run `cnet login URL TOKEN`")
@@ -281,9 +284,8 @@ def login(url: str, token: str) -> None:
 def server(host: Optional[str] = typer.Option(None, help="address to listen on"),
            port: Optional[int] = typer.Option(None, help="port to listen on")) -> None:
     """Run the API server with the cluster pollers."""
-    import uvicorn
-
     from ..api.app import create_app
+    from ..api.serve import serve
     from ..config import load_settings
     from ..services.platform import Platform
 
@@ -293,8 +295,8 @@ def server(host: Optional[str] = typer.Option(None, help="address to listen on")
     console.print(f"ComputeNet on http://{host or settings.server.host}:{port or settings.server.port} "
                   f"(database {platform.db.engine.url.render_as_string(hide_password=True)}, "
                   f"clusters {', '.join(platform.adapters)})", highlight=False)
-    uvicorn.run(create_app(platform, run_services=True), host=host or settings.server.host,
-                port=port or settings.server.port, log_level="info")
+    serve(create_app(platform, run_services=True), host=host or settings.server.host,
+          port=port or settings.server.port)  # stops promptly on SIGTERM, requests in flight or not
 
 
 @app.command()
@@ -340,3 +342,5 @@ from .seed_data import seed_data as _seed_data  # noqa: E402
 app.command("seed-data")(_seed_data)
 
 app.add_typer(admin_app, name="admin")
+from .tokens import tokens_app  # noqa: E402  (also adds `cnet admin tokens`)
+app.add_typer(tokens_app, name="tokens")

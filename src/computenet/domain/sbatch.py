@@ -78,6 +78,8 @@ _PASSTHROUGH_VALUE = {
     "export", "kill-on-invalid-dep", "comment", "priority", "deadline", "delay-boot",
     "tmp", "gpu-freq", "cpu-freq", "profile", "acctg-freq", "network",
 }
+# passthrough options that change what Slurm allocates: read as well, to price and place the job
+_PRICED_PASSTHROUGH = {"gpus-per-task": "gpus_per_task", "cpus-per-gpu": "cpus_per_gpu", "mem-per-gpu": "mem_per_gpu"}
 _PASSTHROUGH_FLAG = {"requeue", "no-requeue", "overcommit", "contiguous", "spread-job", "oversubscribe", "hold"}
 _SHORT_FLAGS = {"H": "hold", "O": "overcommit", "s": "oversubscribe"}
 # Options that would change who the job runs as, how we talk to sbatch, or
@@ -124,6 +126,7 @@ def read_script(data: bytes | str) -> str:
         raise ScriptError("script is empty")
     if "\x00" in text:
         raise ScriptError("script contains NUL bytes")
+    _check_unicode(text, "script")
     if "\r\n" in text:
         # sbatch refuses DOS line breaks too; say so before the cluster does
         raise ScriptError("script has DOS line breaks (\\r\\n); convert it with dos2unix")
@@ -193,6 +196,13 @@ def parse_tokens(tokens: list[str], line: int, into: ParsedOptions) -> list[str]
                 if name in _PASSTHROUGH_VALUE:
                     value, i = _long_value(tokens, i, inline if eq else None, name, line)
                     into.passthrough.append(f"--{name}={value}")
+                    if name in _PRICED_PASSTHROUGH:  # sbatch gets it as written; quotes and holds must see it
+                        try:
+                            into.values[_PRICED_PASSTHROUGH[name]] = _priced(name, value)
+                        except RequestError as exc:
+                            raise ScriptError(f"{_where(line)}: {exc}") from None
+                        lines = into.values.setdefault("_lines", {})
+                        lines[_PRICED_PASSTHROUGH[name]] = line  # type: ignore[index]
                     i += 1
                     continue
                 raise ScriptError(f"{_where(line)}: unknown sbatch option --{name}")
@@ -260,6 +270,19 @@ def _convert(option: Option, value: str | None) -> object:
     return value
 
 
+def _priced(name: str, value: str) -> object:
+    if name == "mem-per-gpu":
+        return parse_memory_mb(value)
+    if name == "gpus-per-task":
+        gpu_type, count = parse_gpu_spec(value, "--gpus-per-task")
+        if count < 1:
+            raise RequestError("--gpus-per-task needs at least 1")
+        return gpu_type, count
+    if not value.strip().isdigit() or not 1 <= int(value) <= 4096:
+        raise RequestError(f"--{name} needs a whole number from 1 to 4096, got {value!r}")
+    return int(value)
+
+
 def build_spec(values: dict[str, object], passthrough: list[str]) -> JobSpec:
     lines: dict[str, int] = values.get("_lines", {})  # type: ignore[assignment]
     res: dict[str, object] = {}
@@ -285,6 +308,15 @@ def build_spec(values: dict[str, object], passthrough: list[str]) -> JobSpec:
             res["gpus_total"], res["gpus_per_node"] = n, 0
         else:
             res["gpus_per_node"], res["gpus_total"] = n, 0
+    if "gpus_per_task" in values:
+        t, res["gpus_per_task"] = values["gpus_per_task"]  # type: ignore[misc]
+        gpu_type = gpu_type or t
+    if "cpus_per_gpu" in values:
+        if "cpus_per_task" in values:
+            raise ScriptError("--cpus-per-gpu and --cpus-per-task are mutually exclusive")
+        res["cpus_per_gpu"] = values["cpus_per_gpu"]
+    if "mem_per_gpu" in values:
+        res["mem_per_gpu_mb"] = values["mem_per_gpu"]
     if gpu_type:
         res["gpu_type"] = gpu_type
     for key in ("job_name", "output", "error", "workdir", "array", "dependency", "cluster"):
@@ -302,6 +334,21 @@ def build_spec(values: dict[str, object], passthrough: list[str]) -> JobSpec:
         raise ScriptError(f"{where}invalid {loc}: {msg}") from None
 
 
+def _check_flag(index: int, flag: str) -> None:
+    """A flag, its value, an --export variable or a script argument: all become C strings in a
+    process's argv or environment, where a NUL cuts them short and a lone surrogate cannot go."""
+    if "\x00" in flag:
+        raise ScriptError(f"argument {index + 1} contains a NUL byte")
+    _check_unicode(flag, f"argument {index + 1}")
+
+
+def _check_unicode(text: str, what: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a JSON "\ud800" arrives as a lone surrogate
+        raise ScriptError(f"{what} contains a lone surrogate at character {exc.start} (not valid Unicode)") from None
+
+
 def parse_submission(script: bytes | str, flags: list[str] | None = None) -> tuple[str, JobSpec, list[str]]:
     """Script text and sbatch flags -> (script text, JobSpec, script args).
 
@@ -314,5 +361,7 @@ def parse_submission(script: bytes | str, flags: list[str] | None = None) -> tup
         rest = parse_tokens(directive.tokens, directive.line, parsed)
         if rest:
             raise ScriptError(f"line {directive.line}: unexpected text in #SBATCH directive: {' '.join(rest)!r}")
+    for index, flag in enumerate(flags or []):
+        _check_flag(index, flag)
     script_args = parse_tokens(list(flags or []), 0, parsed)
     return text, build_spec(parsed.values, parsed.passthrough), script_args

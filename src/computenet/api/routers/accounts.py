@@ -9,8 +9,9 @@ from ...schemas import AccountOut, LedgerEntryOut, MeOut
 from ...services.accounts import accounts_of
 from ...store.models import User
 from ..deps import current_user, get_session
+from ..responses import errors
 
-router = APIRouter(prefix="/accounts", tags=["accounts"])
+router = APIRouter(prefix="/accounts", tags=["accounts"], responses=errors(401, 422))
 
 
 @router.get("/me", response_model=MeOut)

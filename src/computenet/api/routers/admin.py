@@ -8,21 +8,23 @@ from __future__ import annotations
 
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as ApiPath
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from ...billing import funds
 from ...billing.ledger import LedgerError
 from ...domain.money import MoneyError
+from ...schemas import MONTH_PATTERN, Amount, Gigabytes, RowId
 from ...services import audit, exhaustion, notifications, repricing, roles, tenants
 from ...services.accounts import get_account, get_user, top_up
 from ...services.errors import InvalidRequest
 from ...services.platform import Platform
 from ...store.models import Account, User
 from ..deps import current_user, get_platform, get_session
+from ..responses import errors
 
-router = APIRouter(tags=["admin"])
-Amount = str  # "100.00": a JSON number would pass through a binary float on the way
+router = APIRouter(tags=["admin"], responses=errors(400, 401, 402, 403, 404, 409, 413, 422, 503))
 
 
 class TopUpIn(BaseModel):
@@ -35,6 +37,10 @@ class AmountIn(BaseModel):
     amount: Amount | None = None
 
 
+class QuotaIn(BaseModel):
+    amount: Gigabytes | None = None
+
+
 class BudgetIn(BaseModel):
     amount: Amount | None = None
     period: str = "month"
@@ -42,7 +48,7 @@ class BudgetIn(BaseModel):
 
 class PolicyIn(BaseModel):
     policy: str
-    grace_minutes: int | None = None
+    grace_minutes: int | None = Field(None, ge=0, le=10 ** 7)
 
 
 class WebhookIn(BaseModel):
@@ -62,7 +68,7 @@ class MoveIn(BaseModel):
 
 
 class RepriceIn(BaseModel):
-    job_ids: list[int] = Field(min_length=1, max_length=10_000)
+    job_ids: list[RowId] = Field(min_length=1, max_length=10_000)
     reason: str = Field(min_length=1, max_length=1000)
     batch: str = Field(min_length=1, max_length=100)
 
@@ -133,7 +139,7 @@ def put_budget(name: str, body: BudgetIn, request: Request, user: User = Depends
 
 
 @router.put("/accounts/{name}/storage-quota")
-def put_storage_quota(name: str, body: AmountIn, request: Request, user: User = Depends(current_user),
+def put_storage_quota(name: str, body: QuotaIn, request: Request, user: User = Depends(current_user),
                       session: Session = Depends(get_session)):
     """The project workspace's quota in GB (amount null: the platform default)."""
     from ...services import workspaces
@@ -212,12 +218,42 @@ def post_reprice(body: RepriceIn, request: Request, user: User = Depends(current
 
 
 @router.post("/admin/months/{month}/close", status_code=201)
-def post_close_month(month: str, request: Request, user: User = Depends(current_user),
+def post_close_month(request: Request, month: str = ApiPath(pattern=MONTH_PATTERN, description="YYYY-MM"),
+                     user: User = Depends(current_user),
                      session: Session = Depends(get_session)):
     roles.require(session, user, "close_month")
     repricing.close_month(session, month, _who(request, user))
     session.commit()  # before the response: the next request must see it
     return {"month": month, "closed": True}
+
+
+class ReconcileIn(BaseModel):
+    action: str = Field(max_length=16, description="adopt, withdraw, release or charge")
+    native_id: str | None = Field(None, max_length=20, description="adopt: the job's id on the cluster")
+    amount: Amount | None = Field(None, max_length=40, description="charge: what to charge, at most its max cost")
+    note: str = Field("", max_length=500)
+
+
+@router.get("/admin/reconcile")
+def get_reconcile(user: User = Depends(current_user), session: Session = Depends(get_session)):
+    """Jobs holding money that need an operator's decision (issue 13 item 4)."""
+    from ...services import reconcile
+
+    roles.require(session, user, "cluster_admin")
+    return [p.to_json() for p in reconcile.needing(session)]
+
+
+@router.post("/admin/reconcile/{job_id}")
+def post_reconcile(body: ReconcileIn, request: Request, job_id: int = ApiPath(ge=1, le=2**63 - 1),
+                   user: User = Depends(current_user), session: Session = Depends(get_session)):
+    from ...services import reconcile
+
+    roles.require(session, user, "cluster_admin")
+    job = reconcile.resolve(session, job_id, body.action, _who(request, user), body.native_id, body.amount,
+                            body.note)
+    session.commit()  # before the response: the next request must see it
+    return {"id": job.id, "state": job.state, "native_id": job.native_id, "settled": job.settled_at is not None,
+            "needs_reconcile": job.needs_reconcile}
 
 
 @router.get("/admin/audit")

@@ -11,10 +11,11 @@ from ...services import app_runs, apps
 from ...services.platform import Platform
 from ...store.models import Job, User
 from ..deps import current_user, get_platform, get_session
+from ..responses import errors
 from ..views import job_out
 from .jobs import routing_request
 
-router = APIRouter(prefix="/apps", tags=["apps"])
+router = APIRouter(prefix="/apps", tags=["apps"], responses=errors(400, 401, 402, 403, 404, 409, 413, 422, 503))
 PUBLIC_MIN_RUNS = 3
 
 

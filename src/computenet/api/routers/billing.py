@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy import select
 
 from ...billing.pdf import to_pdf
 from ...billing.statements import month_bounds, statement
-from ...schemas import UsageRowOut
+from ...schemas import MONTH_PATTERN, UsageRowOut
 from ...services import usage as usage_service
 from ...services.errors import InvalidRequest, NotFound
 from ...services.tenants import can_see_account
 from ...store.models import Account, User
 from ..deps import current_user, get_session
+from ..responses import errors
 
-router = APIRouter(tags=["billing"])
+router = APIRouter(tags=["billing"], responses=errors(400, 401, 404, 422))
 
 
 @router.get("/usage", response_model=list[UsageRowOut])
@@ -36,7 +37,8 @@ def usage(
 
 
 @router.get("/accounts/{name}/statements/{month}")
-def monthly_statement(name: str, month: str, format: str = Query("json", pattern="^(json|csv|pdf)$"),
+def monthly_statement(name: str, month: str = Path(pattern=MONTH_PATTERN, description="YYYY-MM"),
+                      format: str = Query("json", pattern="^(json|csv|pdf)$"),
                       user: User = Depends(current_user), session=Depends(get_session)):
     account = session.scalar(select(Account).where(Account.name == name))
     # an account you may not see is "not found": its existence is not your business

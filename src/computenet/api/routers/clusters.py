@@ -8,9 +8,10 @@ from sqlalchemy import select
 from ...schemas import ClusterOut
 from ...store.models import Cluster, User
 from ..deps import current_user, get_platform, get_session
+from ..responses import errors
 from ..views import cluster_out
 
-router = APIRouter(prefix="/clusters", tags=["clusters"])
+router = APIRouter(prefix="/clusters", tags=["clusters"], responses=errors(401))
 
 
 @router.get("", response_model=list[ClusterOut])

@@ -15,8 +15,9 @@ from ...services.errors import InvalidRequest
 from ...services.platform import Platform
 from ...store.models import User
 from ..deps import current_user, get_platform, get_session
+from ..responses import errors
 
-router = APIRouter(tags=["files"])
+router = APIRouter(tags=["files"], responses=errors(400, 401, 403, 404, 409, 413, 422))
 SMALL_FILE_BYTES = 1024 * 1024  # one request; bigger files go through /uploads
 
 

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
 from ...domain.states import JobState
 from ...domain.money import MoneyError, to_decimal
-from ...schemas import JobDetail, JobOut, JobSubmit, OutputChunk, RoutingIn
+from ...schemas import MAX_ROW_ID, JobDetail, JobOut, JobSubmit, OutputChunk, RoutingIn
 from ...services.errors import InvalidRequest, NotFound
 from ...services import job_output, jobs as job_service
 from ...services.platform import Platform
 from ...store.models import Job, User
 from ..deps import current_user, get_platform, get_session
+from ..responses import errors
 from ..views import job_detail, job_out
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(prefix="/jobs", tags=["jobs"], responses=errors(400, 401, 402, 403, 404, 409, 413, 422, 503))
+JobId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="the platform's job id")]
 
 
 def routing_request(body: RoutingIn) -> job_service.RoutingRequest:
@@ -51,12 +54,12 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobDetail)
-def show(job_id: int, user: User = Depends(current_user), session=Depends(get_session)):
+def show(job_id: JobId, user: User = Depends(current_user), session=Depends(get_session)):
     return job_detail(session, job_service.get_job(session, user, job_id))
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut)
-async def cancel(job_id: int, user: User = Depends(current_user), platform: Platform = Depends(get_platform)):
+async def cancel(job_id: JobId, user: User = Depends(current_user), platform: Platform = Depends(get_platform)):
     job = await run_in_threadpool(job_service.cancel_job, platform, user.id, job_id)
     with platform.db.session() as session:
         return job_out(session, session.get(Job, job.id))
@@ -64,21 +67,23 @@ async def cancel(job_id: int, user: User = Depends(current_user), platform: Plat
 
 @router.get("/{job_id}/output", response_model=OutputChunk)
 def output(
-    job_id: int,
+    job_id: JobId,
     stream: str = Query("stdout", pattern="^(stdout|stderr)$"),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_ROW_ID),
     limit: int = Query(job_output.MAX_OUTPUT_CHUNK, ge=1, le=job_output.MAX_OUTPUT_CHUNK),
     user: User = Depends(current_user),
     session=Depends(get_session),
+    platform: Platform = Depends(get_platform),
 ):
     job = job_service.get_job(session, user, job_id)
-    data, next_offset, exists = job_output.read_output(job, stream, offset, limit)
+    # walked from the cluster's workdir root without following links, and only inside the owner's space
+    data, next_offset, exists = job_output.read_output(job, stream, offset, limit, platform=platform)
     return OutputChunk(stream=stream, data=data, offset=offset, next_offset=next_offset, exists=exists,
                        finished=JobState(job.state).is_terminal)
 
 
 @router.get("/{job_id}/stats")
-def stats(job_id: int, user: User = Depends(current_user), platform: Platform = Depends(get_platform),
+def stats(job_id: JobId, user: User = Depends(current_user), platform: Platform = Depends(get_platform),
           session=Depends(get_session)):
     """What the job did over time (CPU, memory, GPU), its efficiency, and what its waste cost."""
     from ...services import monitoring
@@ -88,7 +93,7 @@ def stats(job_id: int, user: User = Depends(current_user), platform: Platform = 
 
 @router.get("/{job_id}/stats.png", response_class=Response,
             responses={200: {"content": {"image/png": {}}}})
-def stats_png(job_id: int, user: User = Depends(current_user), platform: Platform = Depends(get_platform),
+def stats_png(job_id: JobId, user: User = Depends(current_user), platform: Platform = Depends(get_platform),
               session=Depends(get_session)):
     """The same as a chart: cores in use, memory and GPU utilisation over time, gaps shaded."""
     from ...monitoring.charts import job_chart

@@ -9,8 +9,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from ...services.platform import Platform
 from ..deps import current_user, get_platform, get_session
+from ..responses import errors
 
-router = APIRouter()
+router = APIRouter(responses=errors(400, 401, 403, 404, 413, 422))
 
 
 @router.get("/efficiency", tags=["jobs"])

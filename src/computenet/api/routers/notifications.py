@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 
-from ...schemas import NotificationOut
+from ...schemas import MAX_ROW_ID, NotificationOut
 from ...services import notifications as service
 from ...store.models import User
 from ..deps import current_user, get_session
+from ..responses import errors
 
-router = APIRouter(prefix="/notifications", tags=["notifications"])
+router = APIRouter(prefix="/notifications", tags=["notifications"], responses=errors(401, 404, 422))
 
 
 def _out(n) -> NotificationOut:
@@ -23,5 +24,6 @@ def list_notifications(unread: bool = Query(False), limit: int = Query(50, ge=1,
 
 
 @router.post("/{notification_id}/read", response_model=NotificationOut)
-def read(notification_id: int, user: User = Depends(current_user), session=Depends(get_session)):
+def read(notification_id: int = Path(ge=1, le=MAX_ROW_ID), user: User = Depends(current_user),
+         session=Depends(get_session)):
     return _out(service.mark_read(session, user, notification_id))

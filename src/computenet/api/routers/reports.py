@@ -17,12 +17,13 @@ from fastapi.responses import JSONResponse, Response
 from ...analytics import charts, reports
 from ...analytics.periods import ReportError
 from ...analytics.warehouse import Warehouse
-from ...services.errors import Forbidden, InvalidRequest
+from ...services.errors import Forbidden, InvalidRequest, Unavailable
 from ...services.platform import Platform
 from ...services.roles import is_staff
 from ..deps import current_user, get_platform
+from ..responses import errors
 
-router = APIRouter(tags=["reports"])
+router = APIRouter(tags=["reports"], responses=errors(400, 401, 403, 422, 503))
 
 
 def _staff(user=Depends(current_user)):
@@ -31,6 +32,7 @@ def _staff(user=Depends(current_user)):
     return user
 
 
+REPORT_TIME_LIMIT_S = 60.0  # a report over HTTP answers within this or is refused (503)
 SNAPSHOT_S = 60.0  # reports over HTTP share one copy of the tables this long (a dashboard asks several)
 _snapshots: "weakref.WeakKeyDictionary[Platform, tuple[float, datetime, Warehouse]]" = weakref.WeakKeyDictionary()
 _snapshot_lock = threading.Lock()
@@ -52,10 +54,39 @@ def _snapshot(platform: Platform, refresh: bool) -> tuple[datetime, Warehouse]:
 def _report(platform: Platform, name: str, first: str, last: str, by: str, refresh: bool = False, **options):
     try:
         reports.check(name, first, last, by)  # a bad request never costs a copy of the tables
+    except ReportError as exc:
+        raise InvalidRequest(str(exc)) from None
+    return _within_limit(lambda: _build(platform, name, first, last, by, refresh, **options), name)
+
+
+def _build(platform: Platform, name: str, first: str, last: str, by: str, refresh: bool, **options):
+    try:
         as_of, warehouse = _snapshot(platform, refresh)
         return as_of, reports.run(name, warehouse, first, last, by, **options)
     except ReportError as exc:
         raise InvalidRequest(str(exc)) from None
+
+
+def _within_limit(work, name: str):
+    """Run ``work`` in a daemon thread and wait at most REPORT_TIME_LIMIT_S: the request is answered
+    (503) when the limit passes, and a report still running never holds up the server's exit."""
+    done, outcome = threading.Event(), {}
+
+    def target():
+        try:
+            outcome["value"] = work()
+        except BaseException as exc:  # handed to the request's thread, raised there
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name=f"report-{name}", daemon=True).start()
+    if not done.wait(REPORT_TIME_LIMIT_S):
+        raise Unavailable(f"the {name} report did not finish within its time limit of {REPORT_TIME_LIMIT_S:g} s: "
+                          "narrow the range or group by a longer period")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 @router.get("/reports/{name}")
@@ -63,7 +94,7 @@ def report(name: str, first: str = Query(..., alias="from", description="first d
            last: str = Query(..., alias="to", description="last day (included), YYYY-MM-DD"),
            by: str = Query("month", description="day, month, quarter or year"),
            dimension: Optional[str] = Query(None, description="revenue: one dimension only"),
-           top: int = Query(5, description="customers: how many"),
+           top: int = Query(5, ge=1, le=1000, description="customers: how many"),
            format: str = Query("json", description="json or csv"),
            refresh: bool = Query(False, description=f"read the tables now (else a copy at most {SNAPSHOT_S:g} s old)"),
            user=Depends(_staff), platform: Platform = Depends(get_platform)):
