@@ -21,8 +21,13 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
 def default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(base) / "computenet"
+    """~/.local/share/computenet; /var/lib/computenet for root, as a system service keeps its state
+    (a data directory under /root, 0700, is one the local executor's job users could not reach)."""
+    if os.environ.get("XDG_DATA_HOME"):
+        return Path(os.environ["XDG_DATA_HOME"]) / "computenet"
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return Path("/var/lib/computenet")
+    return Path(os.path.expanduser("~"), ".local", "share", "computenet")
 
 
 class Price(BaseModel):
@@ -107,6 +112,12 @@ class ClusterConfig(BaseModel):
     gpus: int = Field(0, ge=0)
     partition: str = Field("local", pattern=NAME_PATTERN)
     max_time_minutes: int | None = Field(24 * 60, ge=1)
+    # local: "auto" isolates jobs (own uid per user, PID namespace) when the server is root and can,
+    # else serves one tenant and says so; "required" refuses to start without; "off": one tenant
+    isolation: Literal["auto", "required", "off"] = "auto"
+    # local: the dedicated uids of users without a mapped Unix login (no /etc/passwd entries needed)
+    job_uid_min: int = Field(70000, ge=1000)
+    job_uid_max: int = Field(79999, ge=1000)
     # slurm
     slurm_conf: str | None = None  # on the host that runs the commands (this one, or the SSH login node)
     bin_dir: str | None = None
@@ -160,10 +171,24 @@ class NotificationsConfig(BaseModel):
     mail_from: str = "computenet@localhost"
     # HMAC-SHA256 of the body with this secret goes in X-ComputeNet-Signature
     webhook_secret: str | None = None
-    # webhooks to loopback or private addresses are refused unless allowed (no probing inside)
+    # webhooks go only to globally routable addresses (ipaddress' is_global), checked when set and
+    # again when sent; webhook_allow_networks adds CIDRs (e.g. "10.20.0.0/16"), webhook_allow_private all
     webhook_allow_private: bool = False
+    webhook_allow_networks: list[str] = Field(default_factory=list)
     timeout_s: float = Field(10.0, gt=0)
     max_attempts: int = Field(8, ge=1)
+
+    @field_validator("webhook_allow_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"webhook_allow_networks: {exc}") from None
+        return value
 
 
 class RoutingConfig(BaseModel):
@@ -222,6 +247,20 @@ class MonitoringConfig(BaseModel):
     downsample_s: float = Field(300.0, gt=0)
 
 
+class AuthConfig(BaseModel):
+    """API tokens: every token expires; read-only tokens may only read (see services/tokens.py)."""
+
+    token_default_days: int = Field(90, ge=1)  # a new token's life when none is asked for
+    token_max_days: int = Field(365, ge=1)  # the longest anyone may ask for (operators included)
+
+    @model_validator(mode="after")
+    def _default_within_max(self) -> "AuthConfig":
+        if self.token_default_days > self.token_max_days:
+            raise ValueError(f"auth.token_default_days ({self.token_default_days}) exceeds "
+                             f"auth.token_max_days ({self.token_max_days})")
+        return self
+
+
 class ServerConfig(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8750, ge=1, le=65535)
@@ -247,6 +286,7 @@ class Settings(BaseSettings):
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     files: FilesConfig = Field(default_factory=FilesConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
     # client side
     url: str | None = None
     token: str | None = None
