@@ -21,24 +21,30 @@ from .errors import InvalidRequest, NotFound
 from .platform import Platform
 
 
-def notify_members(session: Session, account: Account, kind: str, message: str, event: str) -> int:
-    """One notice per member of the account for this event; returns how many were new."""
+def notify_user(session: Session, user: User, account: Account, kind: str, message: str, key: str,
+                first_of_event: bool = True) -> bool:
+    """One notice to one user, said once per ``key``; False when it was said already."""
     from .delivery import enqueue  # e-mail and webhook go out with the notice (an outbox)
 
+    try:
+        with session.begin_nested():
+            notice = Notification(user_id=user.id, account_id=account.id, kind=kind, message=message, key=key)
+            session.add(notice)
+            session.flush()
+            enqueue(session, notice, user, account, first_of_event=first_of_event)
+            session.flush()
+        return True
+    except IntegrityError:
+        return False  # already told
+
+
+def notify_members(session: Session, account: Account, kind: str, message: str, event: str) -> int:
+    """One notice per member of the account for this event; returns how many were new."""
     made = 0
     for user in session.scalars(select(User).join(AccountMember, AccountMember.user_id == User.id)
                                 .where(AccountMember.account_id == account.id).order_by(User.id)):
-        try:
-            with session.begin_nested():
-                notice = Notification(user_id=user.id, account_id=account.id, kind=kind, message=message,
-                                      key=f"{event}:{user.id}")
-                session.add(notice)
-                session.flush()
-                enqueue(session, notice, user, account, first_of_event=made == 0)
-                session.flush()
-                made += 1
-        except IntegrityError:
-            pass  # already told
+        if notify_user(session, user, account, kind, message, f"{event}:{user.id}", first_of_event=made == 0):
+            made += 1
     return made
 
 

@@ -14,14 +14,13 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..billing import funds
 from ..billing.ledger import money, open_hold
 from ..domain.money import MoneyError, to_decimal
 from ..domain.states import JobState
-from ..store.models import Account, Cluster, Job, JobEvent, Notification, Partition, Transfer, User
+from ..store.models import Account, Cluster, Job, JobEvent, Partition, Transfer, User
 from ..store.types import utcnow
 from . import audit
 from .errors import Conflict, InvalidRequest, NotFound
@@ -50,18 +49,10 @@ def _settle(session: Session, job: Job, amount: Decimal) -> None:
 
 def tell_owner(session: Session, job: Job, kind: str, message: str) -> None:
     """One notice to the job's owner (e-mail and webhook go out with it); said once per job and kind."""
-    from .delivery import enqueue
+    from .notifications import notify_user
 
     owner, account = session.get(User, job.owner_id), session.get(Account, job.account_id)
-    try:
-        with session.begin_nested():
-            notice = Notification(user_id=owner.id, account_id=account.id, kind=kind, message=message,
-                                  key=f"{kind}:{job.id}:{owner.id}")
-            session.add(notice)
-            session.flush()
-            enqueue(session, notice, owner, account, first_of_event=True)
-    except IntegrityError:
-        pass  # told already
+    notify_user(session, owner, account, kind, message, f"{kind}:{job.id}:{owner.id}")
 
 
 def _end(session: Session, job: Job, state: JobState, detail: str) -> None:
