@@ -55,7 +55,7 @@ def clear_refusal(response, *fragments: str) -> None:
     ("GET", "/jobs/{n}"), ("POST", "/jobs/{n}/cancel"), ("GET", "/jobs/{n}/stats"),
     ("GET", "/jobs/{n}/stats.png"), ("GET", "/jobs/{n}/output"), ("POST", "/notifications/{n}/read"),
 ])
-@pytest.mark.parametrize("number", [HUGE, INT64_OVER, -1, 0])
+@pytest.mark.parametrize("number", [HUGE, INT64_OVER, 2 ** 31, -1, 0])  # 2**31: past PostgreSQL's INTEGER keys
 def test_ids_beyond_64_bits_are_refused_not_500(http, method, path, number):
     with http("alice") as alice:
         response = alice.request(method, path.format(n=number))
@@ -277,3 +277,10 @@ def test_nul_in_a_file_path_is_refused(http, path):
                    alice.post("/uploads", json={"path": path, "size": 1, "sha256": "0" * 64})]
     for response in answers:
         assert 400 <= response.status_code < 500, (response.request.url, response.status_code, response.text)
+
+
+def test_nul_in_a_query_or_stored_text_is_refused_not_500(http):
+    """PostgreSQL text cannot hold a NUL (SQLite can): either way the answer is a 4xx."""
+    with http("alice") as alice:
+        clear_refusal(alice.get("/notifications", params={"limit": "5\x00"}), "NUL")
+        clear_refusal(alice.get("/jobs", params={"state": "RUN\x00NING"}))

@@ -11,7 +11,6 @@ It tests the HTTP layer, not the store, so it runs once (on SQLite).
 
 from __future__ import annotations
 
-import os
 
 import hypothesis
 import pytest
@@ -29,10 +28,6 @@ from computenet.api.app import create_app
 from computenet.services import accounts, tenants
 
 from conftest import add_user
-
-pytestmark = pytest.mark.skipif(
-    os.environ.get("COMPUTENET_TEST_DATABASE_URL", "").startswith("postgresql"),
-    reason="tests the HTTP layer against its OpenAPI document: one database is enough")
 
 SEED = 20261207
 EXAMPLES = {GenerationMode.POSITIVE: 25, GenerationMode.NEGATIVE: 15}  # per operation: ~3 minutes on 2 busy cores

@@ -11,9 +11,10 @@ from pydantic import AfterValidator, BaseModel, Field
 from .domain.sbatch import MAX_SCRIPT_BYTES
 
 # Bounds on what a request may carry, so that hostile input is a 422 naming the field and never
-# an overflow deep in the store (issue 13): ids and counts fit a signed 64-bit column, money and
-# quotas fit their columns with room for sums.
-MAX_ROW_ID = 2 ** 63 - 1
+# an overflow deep in the store (issue 13): row ids fit the primary keys (INTEGER, 32 bits on
+# PostgreSQL), offsets and sizes a signed 64-bit column, money and quotas their columns with room for sums.
+MAX_ROW_ID = 2 ** 31 - 1
+MAX_OFFSET = 2 ** 63 - 1
 MAX_AMOUNT = Decimal(10) ** 11  # a hundred billion: no single top-up, limit or budget comes near it
 MAX_QUOTA_GB = Decimal(10) ** 9  # an exabyte, in GB; its bytes still fit a BIGINT
 
@@ -209,7 +210,7 @@ class AppReviewIn(BaseModel):
 
 class UploadIn(BaseModel):
     path: str = Field(max_length=4096)
-    size: int = Field(ge=0, le=MAX_ROW_ID)
+    size: int = Field(ge=0, le=MAX_OFFSET)
     sha256: str = Field(min_length=64, max_length=64)
     overwrite: bool = False
 

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 
 from .. import __version__
 from ..services.errors import ServiceError
@@ -37,10 +38,18 @@ def create_app(platform: Platform, run_services: bool = False) -> FastAPI:
     app.state.platform = platform
 
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, chunk_limit=MAX_CHUNK_BYTES)
+    app.add_middleware(NoNulInUrl)
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError):
         return SafeJSONResponse({"detail": str(exc)}, status_code=exc.status_code)
+
+    @app.exception_handler(DataError)
+    async def unstorable(request: Request, exc: DataError):
+        # the database's own word that a value cannot be stored or compared (a NUL in text on
+        # PostgreSQL, a number beyond its column): the request's fault, and nothing was written
+        why = str(getattr(exc, "orig", exc)).splitlines()[0][:200]
+        return SafeJSONResponse({"detail": f"a value in the request cannot be stored: {why}"}, status_code=422)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
@@ -69,6 +78,21 @@ def create_app(platform: Platform, run_services: bool = False) -> FastAPI:
 
 class _TooLarge(Exception):
     pass
+
+
+class NoNulInUrl:
+    """A NUL byte in the path or query is refused up front (PostgreSQL text cannot hold one)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            query = scope.get("query_string", b"").lower()
+            if "\x00" in scope.get("path", "") or b"%00" in query or b"\x00" in query:
+                response = JSONResponse({"detail": "the URL contains a NUL byte"}, status_code=422)
+                return await response(scope, receive, send)
+        return await self.app(scope, receive, send)
 
 
 class BodyLimit:

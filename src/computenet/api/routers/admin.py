@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from ...billing import funds
 from ...billing.ledger import LedgerError
 from ...domain.money import MoneyError
-from ...schemas import MONTH_PATTERN, Amount, Gigabytes, RowId
+from ...schemas import MAX_ROW_ID, MONTH_PATTERN, Amount, Gigabytes, RowId
 from ...services import audit, exhaustion, notifications, repricing, roles, tenants
 from ...services.accounts import get_account, get_user, top_up
 from ...services.errors import InvalidRequest
@@ -244,7 +244,7 @@ def get_reconcile(user: User = Depends(current_user), session: Session = Depends
 
 
 @router.post("/admin/reconcile/{job_id}")
-def post_reconcile(body: ReconcileIn, request: Request, job_id: int = ApiPath(ge=1, le=2**63 - 1),
+def post_reconcile(body: ReconcileIn, request: Request, job_id: int = ApiPath(ge=1, le=MAX_ROW_ID),
                    user: User = Depends(current_user), session: Session = Depends(get_session)):
     from ...services import reconcile
 

@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from ...domain.states import JobState
 from ...domain.money import MoneyError, to_decimal
-from ...schemas import MAX_ROW_ID, JobDetail, JobOut, JobSubmit, OutputChunk, RoutingIn
+from ...schemas import MAX_OFFSET, MAX_ROW_ID, JobDetail, JobOut, JobSubmit, OutputChunk, RoutingIn
 from ...services.errors import InvalidRequest, NotFound
 from ...services import job_output, jobs as job_service
 from ...services.platform import Platform
@@ -69,7 +69,7 @@ async def cancel(job_id: JobId, user: User = Depends(current_user), platform: Pl
 def output(
     job_id: JobId,
     stream: str = Query("stdout", pattern="^(stdout|stderr)$"),
-    offset: int = Query(0, ge=0, le=MAX_ROW_ID),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     limit: int = Query(job_output.MAX_OUTPUT_CHUNK, ge=1, le=job_output.MAX_OUTPUT_CHUNK),
     user: User = Depends(current_user),
     session=Depends(get_session),

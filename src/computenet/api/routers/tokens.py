@@ -14,10 +14,11 @@ from ...services.errors import Forbidden
 from ...services.platform import Platform
 from ...store.models import User
 from ..deps import current_user, get_platform, get_session
+from ...schemas import MAX_ROW_ID
 from ..responses import errors
 
 router = APIRouter(tags=["tokens"], responses=errors(400, 401, 403, 404, 413, 422))
-TokenId = Path(ge=1, le=2**63 - 1)
+TokenId = Path(ge=1, le=MAX_ROW_ID)
 
 
 class TokenIn(BaseModel):
