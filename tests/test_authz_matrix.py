@@ -20,7 +20,7 @@ from sqlalchemy import select, text
 
 from computenet import catalog
 from computenet.api.app import create_app
-from computenet.services import accounts, apps, notifications, tenants, tokens, workspaces
+from computenet.services import accounts, apps, audit, grants, notifications, tenants, tokens, workspaces
 from computenet.services.platform import Platform
 from computenet.store.models import Upload, User
 
@@ -102,6 +102,18 @@ REQUESTS: dict[tuple[str, str], tuple[str, object, str]] = {
     ("DELETE", "/tokens/{token_id}"): ("/tokens/{token}", None, "token"),
     ("GET", "/admin/tokens"): ("/admin/tokens", None, ""),
     ("DELETE", "/admin/tokens/{token_id}"): ("/admin/tokens/{token}", None, "token"),
+    ("GET", "/admin/users"): ("/admin/users", None, ""),
+    ("POST", "/admin/users"): ("/admin/users", {"name": "n{unique}", "tenant": "{wallet}"}, ""),
+    ("GET", "/admin/users/{name}"): ("/admin/users/{guest}", None, ""),
+    ("PATCH", "/admin/users/{name}"): ("/admin/users/{guest}", {"display_name": "Guest"}, ""),
+    ("POST", "/admin/users/{name}/suspend"): ("/admin/users/{person}/suspend", {"reason": "matrix"}, "person"),
+    ("POST", "/admin/users/{name}/reinstate"): ("/admin/users/{person}/reinstate", {"reason": "matrix"},
+                                                "suspended person"),
+    ("POST", "/admin/users/{name}/delete"): ("/admin/users/{person}/delete", {"reason": "matrix"}, "person"),
+    ("POST", "/admin/users/{name}/roles"): ("/admin/users/{person}/roles",
+                                            {"role": "tenant_admin", "reason": "matrix"}, "person"),
+    ("DELETE", "/admin/users/{name}/roles/{role}"): ("/admin/users/{person}/roles/tenant_admin?reason=matrix", None,
+                                                     "admin person"),
 }
 
 # What each role gets, own tenant/other tenant, in the order of ROLES:
@@ -173,6 +185,17 @@ EXPECTED: dict[tuple[str, str], str] = {
     ('DELETE', '/tokens/{token_id}'): "404/404 404/404 404/404 404/404 200/404 404/404 404/404",
     ('GET', '/admin/tokens'): "200/200 403/403 403/403 403/403 403/403 403/403 403/403",
     ('DELETE', '/admin/tokens/{token_id}'): "200/200 403/403 403/403 403/403 403/403 403/403 403/403",
+    # people: operators all, a tenant admin their tenant's (another's as missing), finance only sees them
+    ('GET', '/admin/users'): "200/200 200/200 200/200 403/403 403/403 403/403 403/403",
+    ('POST', '/admin/users'): "201/201 403/403 201/404 403/403 403/403 403/403 403/403",
+    ('GET', '/admin/users/{name}'): "200/200 200/200 200/404 403/403 403/403 403/403 403/403",
+    ('PATCH', '/admin/users/{name}'): "200/200 403/403 200/404 403/403 403/403 403/403 403/403",
+    ('POST', '/admin/users/{name}/suspend'): "200/200 403/403 200/404 403/403 403/403 403/403 403/403",
+    ('POST', '/admin/users/{name}/reinstate'): "200/200 403/403 200/404 403/403 403/403 403/403 403/403",
+    ('POST', '/admin/users/{name}/delete'): "200/200 403/403 200/404 403/403 403/403 403/403 403/403",
+    # granting the tenant admin role of the person's tenant
+    ('POST', '/admin/users/{name}/roles'): "201/201 403/403 201/404 403/403 403/403 403/403 403/403",
+    ('DELETE', '/admin/users/{name}/roles/{role}'): "200/200 403/403 200/404 403/403 403/403 403/403 403/403",
 }
 
 
@@ -245,6 +268,13 @@ class World:
                 return {"token": tokens.issue(session, member, "spare")[0].id}
             if what == "file":
                 workspaces.write_small(session, self.platform, member, f"@{ids['acct']}/f.txt", DATA, True, None)
+            if what.endswith("person"):  # someone of the tenant to suspend, delete, grant a role to
+                person = accounts.create_user(session, f"{ids['wallet']}-p{uuid.uuid4().hex[:8]}")
+                person.tenant_id = tenants.get_tenant(session, str(ids["wallet"])).id
+                person.status = "suspended" if what == "suspended person" else "active"
+                if what == "admin person":
+                    grants.grant(session, None, audit.SYSTEM, person, "tenant_admin", "matrix")
+                return {"person": person.name}
             if what == "guest":
                 tenants.set_member(session, accounts.get_account(session, str(ids["acct"])),
                                    accounts.get_user(session, str(ids["guest"])))

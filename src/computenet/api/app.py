@@ -18,6 +18,7 @@ from ..services.platform import Platform
 from .routers import accounts, admin, apps, billing, clusters, files, jobs, monitoring, notifications
 from .routers import reports as report_routes
 from .routers import tokens as token_routes
+from .routers import users as user_routes
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # a script is at most 1 MiB; JSON escaping can double it
 MAX_CHUNK_BYTES = 64 * 1024 * 1024 + 4096  # an upload chunk (files/uploads.py allows up to 64 MiB)
@@ -73,6 +74,7 @@ def create_app(platform: Platform, run_services: bool = False) -> FastAPI:
     app.include_router(monitoring.router)
     app.include_router(report_routes.router)
     app.include_router(token_routes.router)
+    app.include_router(user_routes.router)
     return app
 
 

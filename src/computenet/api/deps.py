@@ -38,6 +38,7 @@ def current_user(
         except tokens.TokenRefused as exc:
             raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
         user = token.user
+        len(user.grants)  # loaded now, while in the session: services/roles.py reads them after
         request.state.token_id = token.id
         session.expunge(user)
     if not tokens.allows(token, request.method):

@@ -411,3 +411,4 @@ def map_user(user: str, unix_user: str,
 
 
 from . import reconcile as _reconcile  # noqa: E402,F401  (registers `cnet admin reconcile`)
+from . import admin_users as _admin_users  # noqa: E402,F401  (registers `cnet admin user|role|permissions`)

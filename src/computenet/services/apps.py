@@ -19,6 +19,7 @@ from ..catalog import AppSpec
 from ..store.models import App, Cluster, Tenant, User
 from ..store.types import utcnow
 from .errors import Conflict, Forbidden, InvalidRequest, NotFound
+from . import roles
 from .platform import Platform
 
 SCOPES = ("platform", "tenant", "vendor")
@@ -50,7 +51,7 @@ class AppRef:
 
 
 def _is_operator(user: User) -> bool:
-    return user.is_admin or user.role == "operator"
+    return roles.is_operator(user)
 
 
 def _rows_visible(session: Session, user: User) -> list[App]:
@@ -127,11 +128,11 @@ def publish(session: Session, user: User, source: str, scope: str) -> AppRef:
         raise InvalidRequest(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
     if len(source.encode()) > 512 * 1024:
         raise InvalidRequest("an app spec may be at most 512 KiB")
-    if scope == "platform" and not _is_operator(user):
+    if scope == "platform" and not roles.allowed(session, user, "app_publish_platform"):
         raise Forbidden("publishing a platform app needs the operator role (vendors publish with scope vendor)")
-    if scope == "tenant" and not (user.tenant_id and (user.role == "tenant_admin" or _is_operator(user))):
+    if scope == "tenant" and not roles.allowed(session, user, "app_publish_tenant", tenant_id=user.tenant_id):
         raise Forbidden("publishing a tenant app needs the tenant admin role in a tenant")
-    if scope == "vendor" and not (user.role == "vendor" or _is_operator(user)):
+    if scope == "vendor" and not roles.allowed(session, user, "app_publish_vendor"):
         raise Forbidden("publishing a vendor app needs a vendor account (an operator grants the vendor role)")
     try:
         spec = catalog.load_spec(source)
@@ -157,7 +158,7 @@ def publish(session: Session, user: User, source: str, scope: str) -> AppRef:
 
 def review(session: Session, user: User, name: str, version: str, approve: bool, note: str = "") -> AppRef:
     """An operator approves or rejects a vendor's version (or withdraws any published one)."""
-    if not _is_operator(user):
+    if not roles.allowed(session, user, "app_review"):
         raise Forbidden("reviewing apps needs the operator role")
     row = session.scalar(select(App).where(App.namespace == "", App.name == name, App.version == version))
     if row is None:

@@ -18,7 +18,7 @@ from ..config import AuthConfig
 from ..store.models import ApiToken, User
 from ..store.types import utcnow
 from .accounts import TOKEN_PREFIX, hash_token
-from .errors import InvalidRequest, NotFound
+from .errors import Conflict, InvalidRequest, NotFound
 
 SCOPES = ("full", "read")
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -45,6 +45,8 @@ def issue(session: Session, user: User, name: str = "", scope: str = "full", day
         raise InvalidRequest(f"unknown token scope {scope!r} (use {' or '.join(SCOPES)})")
     if len(name) > MAX_NAME or not name.isprintable():
         raise InvalidRequest(f"a token name is at most {MAX_NAME} printable characters")
+    if (user.status or "active") != "active":
+        raise Conflict(f"user {user.name} is {user.status}: no tokens until reinstated")
     expires = utcnow() + lifetime(policy or AuthConfig(), days)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(user_id=user.id, token_hash=hash_token(token), prefix=token[:12], name=name, scope=scope,
@@ -64,6 +66,8 @@ def check(session: Session, token: str) -> ApiToken:
         raise TokenRefused(f"API token {row.prefix}... was revoked")
     if row.expires_at <= now:
         raise TokenRefused(f"API token {row.prefix}... expired at {row.expires_at.isoformat(timespec='seconds')}")
+    if row.user.status != "active":  # suspended or deleted: no token of theirs works (services/users.py)
+        raise TokenRefused(f"user {row.user.name} is {row.user.status}")
     if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
         row.last_used_at = now
     return row

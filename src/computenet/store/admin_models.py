@@ -66,3 +66,22 @@ class SlurmAccount(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     blocked: Mapped[bool] = mapped_column(Boolean, default=False)  # as last applied
     checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RoleGrant(Base):
+    """A platform role held by a user: operator, finance, vendor, or tenant_admin (of ``tenant_id``).
+
+    Granted and revoked with a reason (services/roles.py; the audit log keeps both). Project roles
+    (PI, member) are account memberships (AccountMember), not rows here.
+    """
+
+    __tablename__ = "role_grants"
+    __table_args__ = (UniqueConstraint("user_id", "role", "tenant_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"))
+    granted_by: Mapped[str] = mapped_column(String(64), default="")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

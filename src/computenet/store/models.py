@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -126,11 +127,25 @@ class User(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     email: Mapped[str | None] = mapped_column(String(255))
-    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)  # platform operator
-    role: Mapped[str] = mapped_column(String(16), default="user")  # user | tenant_admin | finance | operator | vendor
+    # the superuser made by `cnet admin user-add --admin`: the operator role, and sees every job and workspace
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    # an older, single role (user | tenant_admin | finance | operator | vendor): still honoured as one
+    # more grant by services/roles.py (tenant_admin for the user's own tenant); new roles are RoleGrant rows
+    role: Mapped[str] = mapped_column(String(16), default="user")
     tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"))
     default_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", use_alter=True))
+    display_name: Mapped[str] = mapped_column(String(128), default="", server_default="")
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    language: Mapped[str] = mapped_column(String(8), default="en", server_default="en")  # en | zh-CN
+    # active | suspended (no sign-in, no tokens, until reinstated) | deleted (the same, for good;
+    # the row stays for the ledger's history)
+    status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
+    status_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    # loaded with the user (a detached user still knows its roles): services/roles.py reads them
+    grants: Mapped[list["RoleGrant"]] = relationship(lazy="selectin", cascade="all, delete-orphan",
+                                                     order_by="RoleGrant.id")
 
 
 class ApiToken(Base):
@@ -416,4 +431,4 @@ class Charge(Base):
 from .ops_models import Delivery, Notification, RegisteredCluster, UnixIdentity  # noqa: E402,F401
 from .app_models import App, FileRecord, Upload  # noqa: E402,F401
 from .monitor_models import JobProfile, JobSample, JobStepSample  # noqa: E402,F401
-from .admin_models import AuditEvent, ChargeAdjustment, ClosedPeriod, SlurmAccount  # noqa: E402,F401
+from .admin_models import AuditEvent, ChargeAdjustment, ClosedPeriod, RoleGrant, SlurmAccount  # noqa: E402,F401

@@ -50,8 +50,9 @@ async def agent_samples(request: Request, platform: Platform = Depends(get_platf
 def metrics(user=Depends(current_user), session=Depends(get_session)):
     """Prometheus gauges: jobs by state, queue depth, utilization, health, samples stored (operators)."""
     from ...services import metrics as exposition
+    from ...services import roles
     from ...services.errors import Forbidden
 
-    if not (user.is_admin or user.role == "operator"):
+    if not roles.allowed(None, user, "cluster_admin"):
         raise Forbidden("/metrics needs the operator role (give the scraper an operator's token)")
     return PlainTextResponse(exposition.render(session), media_type="text/plain; version=0.0.4")

@@ -19,7 +19,7 @@ from ...analytics.periods import ReportError
 from ...analytics.warehouse import Warehouse
 from ...services.errors import Forbidden, InvalidRequest, Unavailable
 from ...services.platform import Platform
-from ...services.roles import is_staff
+from ...services import roles
 from ..deps import current_user, get_platform
 from ..responses import errors
 
@@ -27,7 +27,7 @@ router = APIRouter(tags=["reports"], responses=errors(400, 401, 403, 422, 503))
 
 
 def _staff(user=Depends(current_user)):
-    if not is_staff(user):
+    if not roles.allowed(None, user, "reports"):
         raise Forbidden("reports need the operator or finance role")
     return user
 

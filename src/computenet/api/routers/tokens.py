@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from ...services import audit, tokens
+from ...services import audit, roles, tokens
 from ...services.accounts import get_user
 from ...services.errors import Forbidden
 from ...services.platform import Platform
@@ -32,7 +32,7 @@ def _who(request: Request, user: User) -> audit.Who:
 
 
 def _operator(user: User) -> None:
-    if not (user.is_admin or user.role == "operator"):
+    if not roles.allowed(None, user, "token_admin"):
         raise Forbidden("other users' tokens are managed by operators")
 
 
