@@ -52,7 +52,7 @@ def world(platform) -> World:
 
 def _audit(platform, action: str) -> list[AuditEvent]:
     with platform.db.session() as session:
-        rows = list(session.scalars(select(AuditEvent).where(AuditEvent.action == action)))
+        rows = list(session.scalars(select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)))
         session.expunge_all()
         return rows
 
