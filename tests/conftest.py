@@ -244,3 +244,18 @@ def ssh_login(tmp_path_factory):
     proc.terminate()
     proc.wait(10)
     shutil.rmtree(keys_dir, ignore_errors=True)
+
+
+def database_at(path, revision: str):
+    """A SQLite database migrated only to ``revision``: rows written there as an older release
+    would, then ``migrate()`` shows what a migration does to them."""
+    from alembic import command
+
+    from computenet.store.db import Database, alembic_config
+
+    db = Database(f"sqlite:///{path / 'old.db'}")
+    cfg = alembic_config(db.url)
+    with db.engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, revision)
+    return db

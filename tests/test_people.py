@@ -250,15 +250,10 @@ def test_the_cli_manages_people_and_roles(tmp_path, db_url, clean_db):
 
 def test_the_migration_carries_the_older_role_column_into_grants(tmp_path):
     import sqlalchemy
-    from alembic import command
 
-    from computenet.store.db import Database, alembic_config
+    from conftest import database_at
 
-    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
-    cfg = alembic_config(db.url)
-    with db.engine.begin() as connection:
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "0010")
+    db = database_at(tmp_path, "0010")
     with db.engine.begin() as conn:
         conn.execute(sqlalchemy.text("INSERT INTO tenants (id, name, segment, created_at) "
                                      "VALUES (7, 'uni', 'university', '2025-01-01 00:00:00')"))

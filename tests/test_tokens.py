@@ -185,15 +185,9 @@ def test_users_manage_their_tokens_from_the_cli(alice, tmp_path):
 
 def test_the_migration_keeps_existing_tokens_working_for_a_year(tmp_path):
     """Tokens issued before expiry existed get scope full and 365 days from the upgrade (0008's policy)."""
-    from alembic import command
+    from conftest import database_at
 
-    from computenet.store.db import Database, alembic_config
-
-    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
-    cfg = alembic_config(db.url)
-    with db.engine.begin() as connection:
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "0007")
+    db = database_at(tmp_path, "0007")
     with db.engine.begin() as conn:
         conn.execute(sqlalchemy.text("INSERT INTO users (name, is_admin, role, created_at) "
                                      "VALUES ('old', 0, 'user', '2025-01-01 00:00:00')"))
