@@ -1,7 +1,6 @@
 """Notices by e-mail (a real SMTP conversation) and signed webhooks (a real HTTP server), with retries."""
 
 import json
-import socketserver
 import threading
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -18,6 +17,7 @@ from computenet.store.models import Delivery
 from computenet.store.types import utcnow
 
 from conftest import local_cluster
+from mail_server import smtp_server  # noqa: F401 (a fixture)
 
 
 class _Hook(BaseHTTPRequestHandler):
@@ -31,36 +31,6 @@ class _Hook(BaseHTTPRequestHandler):
         pass
 
 
-class _Smtp(socketserver.StreamRequestHandler):
-    """Just enough SMTP for smtplib: greet, accept everything, keep the DATA."""
-
-    def handle(self):
-        def say(text):
-            self.wfile.write((text + "\r\n").encode())
-
-        say("220 test ESMTP")
-        data, lines = False, []
-        for raw in self.rfile:
-            line = raw.decode().rstrip("\r\n")
-            if data:
-                if line == ".":
-                    self.server.messages.append("\n".join(lines))
-                    data, lines = False, []
-                    say("250 queued")
-                else:
-                    lines.append(line[1:] if line.startswith("..") else line)
-                continue
-            verb = line.split(" ")[0].upper()
-            if verb == "DATA":
-                data = True
-                say("354 go ahead")
-            elif verb == "QUIT":
-                say("221 bye")
-                return
-            else:
-                say("250 ok")
-
-
 @pytest.fixture
 def hook_server():
     server = HTTPServer(("127.0.0.1", 0), _Hook)
@@ -68,17 +38,6 @@ def hook_server():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield server
     server.shutdown()
-
-
-@pytest.fixture
-def smtp_server():
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Smtp)
-    server.daemon_threads = True
-    server.messages = []
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 def _low_balance_notice(platform, webhook: str | None = None) -> None:

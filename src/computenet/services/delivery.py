@@ -141,6 +141,21 @@ class DeliveryReport:
     waiting: int = 0  # e-mail with no SMTP server configured
 
 
+def send_email(cfg: NotificationsConfig, to: str, subject: str, body: str, headers: dict | None = None) -> None:
+    """One message through the configured SMTP server, now (errors are the caller's to handle)."""
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = cfg.mail_from, to, subject
+    for name, value in (headers or {}).items():
+        msg[name] = value
+    msg.set_content(body + "\n")
+    with smtplib.SMTP(cfg.smtp_host, cfg.smtp_port, timeout=cfg.timeout_s) as smtp:
+        if cfg.smtp_starttls:
+            smtp.starttls()
+        if cfg.smtp_user:
+            smtp.login(cfg.smtp_user, cfg.smtp_password or "")
+        smtp.send_message(msg)
+
+
 class Deliverer:
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
@@ -181,17 +196,8 @@ class Deliverer:
         return report
 
     def _email(self, item: _Due) -> None:
-        msg = EmailMessage()
-        msg["From"], msg["To"] = self.cfg.mail_from, item.target
-        msg["Subject"] = f"[ComputeNet] {item.kind.replace('_', ' ')}" + (f": {item.account}" if item.account else "")
-        msg["X-ComputeNet-Delivery"] = str(item.id)
-        msg.set_content(item.message + "\n")
-        with smtplib.SMTP(self.cfg.smtp_host, self.cfg.smtp_port, timeout=self.cfg.timeout_s) as smtp:
-            if self.cfg.smtp_starttls:
-                smtp.starttls()
-            if self.cfg.smtp_user:
-                smtp.login(self.cfg.smtp_user, self.cfg.smtp_password or "")
-            smtp.send_message(msg)
+        subject = f"[ComputeNet] {item.kind.replace('_', ' ')}" + (f": {item.account}" if item.account else "")
+        send_email(self.cfg, item.target, subject, item.message, {"X-ComputeNet-Delivery": str(item.id)})
 
     def _webhook(self, item: _Due) -> None:
         # again at send time (the rules or DNS may have changed), and sent to the address checked
