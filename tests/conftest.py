@@ -29,6 +29,7 @@ from computenet.store.db import Database
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TABLES_IN_DELETE_ORDER = [
+    "oidc_logins", "external_identities", "password_resets", "refresh_tokens", "web_sessions", "signin_attempts", "password_credentials",
     "job_step_samples", "job_profiles", "job_samples", "file_records", "uploads", "apps", "registered_clusters", "role_grants", "unix_identities", "deliveries", "notifications", "charge_adjustments", "audit_events", "closed_periods", "slurm_accounts",
     "charges", "transfers", "ledger_accounts", "usage_records", "job_events", "jobs", "api_tokens",
     "account_members", "users", "accounts", "contracts", "tenants", "price_items", "partitions", "clusters",
@@ -244,6 +245,16 @@ def ssh_login(tmp_path_factory):
     proc.terminate()
     proc.wait(10)
     shutil.rmtree(keys_dir, ignore_errors=True)
+
+
+# -- a real OpenLDAP directory (tests/ldap_server.py) ---------------------------
+
+@pytest.fixture(scope="session")
+def slapd(tmp_path_factory):
+    """A slapd on 127.0.0.1 serving tests/ldap_server.py's small directory (an ldap_server.Slapd)."""
+    from ldap_server import slapd_fixture
+
+    yield from slapd_fixture(tmp_path_factory)
 
 
 def database_at(path, revision: str):

@@ -28,7 +28,13 @@ from conftest import TABLES_IN_DELETE_ORDER, local_cluster, make_settings
 
 ROLES = ("operator", "finance", "tenant_admin", "pi", "member", "user", "vendor")
 TENANTS = ("own", "other")  # the caller's tenant (A) or another (B); staff and vendors belong to none
-UNAUTHENTICATED_OK = {("GET", "/health"): 200, ("POST", "/monitoring/samples"): 400}
+UNAUTHENTICATED_OK = {("GET", "/health"): 200, ("POST", "/monitoring/samples"): 400,
+                      ("POST", "/auth/login"): 422, ("POST", "/auth/token"): 401, ("POST", "/auth/password"): 422,
+                      ("POST", "/auth/password/forgot"): 202, ("POST", "/auth/password/reset"): 400,
+                      ("POST", "/auth/email/confirm"): 400, ("GET", "/auth/methods"): 200}
+# OIDC sign-in is for people without a token yet (no provider is configured here: a name is unknown)
+UNAUTHENTICATED_OK |= {("GET", "/auth/oidc"): 200, ("GET", "/auth/oidc/{name}/start"): 404,
+                       ("GET", "/auth/oidc/{name}/callback"): 404}
 DATA = b"matrix"
 TENANT_APP = (Path(catalog.__file__).parent / "builtin" / "generic-shell.yaml").read_text()  # as each tenant's own
 SHA = hashlib.sha256(DATA).hexdigest()
@@ -114,6 +120,24 @@ REQUESTS: dict[tuple[str, str], tuple[str, object, str]] = {
                                             {"role": "tenant_admin", "reason": "matrix"}, "person"),
     ("DELETE", "/admin/users/{name}/roles/{role}"): ("/admin/users/{person}/roles/tenant_admin?reason=matrix", None,
                                                      "admin person"),
+    ("POST", "/auth/login"): ("/auth/login", {"login": "", "password": "x"}, ""),
+    ("POST", "/auth/token"): ("/auth/token", {"grant_type": "refresh_token", "refresh_token": "cnr_matrix"}, ""),
+    ("GET", "/auth/session"): ("/auth/session", None, ""),
+    ("GET", "/auth/sessions"): ("/auth/sessions", None, ""),
+    ("DELETE", "/auth/sessions/{session_id}"): ("/auth/sessions/999999", None, ""),
+    ("POST", "/auth/logout"): ("/auth/logout", None, ""),
+    ("POST", "/auth/logout-everywhere"): ("/auth/logout-everywhere", None, ""),
+    ("POST", "/auth/password"): ("/auth/password", {"login": "", "current_password": "x", "new_password": "y"}, ""),
+    ("POST", "/auth/password/forgot"): ("/auth/password/forgot", {"login": "nobody"}, ""),
+    ("POST", "/auth/password/reset"): ("/auth/password/reset", {"token": "matrix", "new_password": "x"}, ""),
+    ("POST", "/auth/email/verify"): ("/auth/email/verify", None, ""),
+    ("POST", "/auth/email/confirm"): ("/auth/email/confirm", {"token": "matrix"}, ""),
+    ("GET", "/auth/methods"): ("/auth/methods", None, ""),
+    ("POST", "/admin/users/{name}/password"): ("/admin/users/{person}/password", {"how": "temporary"}, "person"),
+    ("POST", "/admin/users/{name}/unlock"): ("/admin/users/{person}/unlock", None, "person"),
+    ("GET", "/auth/oidc"): ("/auth/oidc", None, ""),
+    ("GET", "/auth/oidc/{name}/start"): ("/auth/oidc/nosuch/start?next=/", None, ""),
+    ("GET", "/auth/oidc/{name}/callback"): ("/auth/oidc/nosuch/callback?state=x&code=y", None, ""),
 }
 
 # What each role gets, own tenant/other tenant, in the order of ROLES:
@@ -196,6 +220,27 @@ EXPECTED: dict[tuple[str, str], str] = {
     # granting the tenant admin role of the person's tenant
     ('POST', '/admin/users/{name}/roles'): "201/201 403/403 201/404 403/403 403/403 403/403 403/403",
     ('DELETE', '/admin/users/{name}/roles/{role}'): "200/200 403/403 200/404 403/403 403/403 403/403 403/403",
+    # OIDC sign-in: the same for everyone, token or not (no provider configured: an unknown name)
+    # signing in needs no token: the same answer for everyone (the bodies here are refused)
+    ('POST', '/auth/login'): "422/422 422/422 422/422 422/422 422/422 422/422 422/422",
+    ('POST', '/auth/token'): "401/401 401/401 401/401 401/401 401/401 401/401 401/401",
+    ('POST', '/auth/password'): "422/422 422/422 422/422 422/422 422/422 422/422 422/422",
+    ('POST', '/auth/password/forgot'): "202/202 202/202 202/202 202/202 202/202 202/202 202/202",
+    ('POST', '/auth/password/reset'): "400/400 400/400 400/400 400/400 400/400 400/400 400/400",
+    ('POST', '/auth/email/confirm'): "400/400 400/400 400/400 400/400 400/400 400/400 400/400",
+    ('GET', '/auth/methods'): "200/200 200/200 200/200 200/200 200/200 200/200 200/200",
+    # one's own sign-ins (a token's caller has no browser session: nothing to end, no CSRF token)
+    ('GET', '/auth/session'): "200/200 200/200 200/200 200/200 200/200 200/200 200/200",
+    ('GET', '/auth/sessions'): "200/200 200/200 200/200 200/200 200/200 200/200 200/200",
+    ('DELETE', '/auth/sessions/{session_id}'): "404/404 404/404 404/404 404/404 404/404 404/404 404/404",
+    ('POST', '/auth/logout'): "200/200 200/200 200/200 200/200 200/200 200/200 200/200",
+    ('POST', '/auth/logout-everywhere'): "200/200 200/200 200/200 200/200 200/200 200/200 200/200",
+    ('POST', '/auth/email/verify'): "409/409 409/409 409/409 409/409 409/409 409/409 409/409",
+    ('POST', '/admin/users/{name}/password'): "200/200 403/403 200/404 403/403 403/403 403/403 403/403",
+    ('POST', '/admin/users/{name}/unlock'): "200/200 403/403 200/404 403/403 403/403 403/403 403/403",
+    ('GET', '/auth/oidc'): "200/200 200/200 200/200 200/200 200/200 200/200 200/200",
+    ('GET', '/auth/oidc/{name}/start'): "404/404 404/404 404/404 404/404 404/404 404/404 404/404",
+    ('GET', '/auth/oidc/{name}/callback'): "404/404 404/404 404/404 404/404 404/404 404/404 404/404",
 }
 
 

@@ -121,7 +121,7 @@ def test_login_saves_credentials_privately(cli, tmp_path):
 def test_not_logged_in(tmp_path):
     result = runner.invoke(app, ["jobs"], env={"XDG_CONFIG_HOME": str(tmp_path), "COMPUTENET_URL": "",
                                                "COMPUTENET_TOKEN": ""})
-    assert result.exit_code == 1 and "not logged in" in result.output
+    assert result.exit_code == 1 and "not signed in" in result.output
 
 
 def test_demo_runs_on_a_fresh_home(tmp_path):

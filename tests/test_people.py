@@ -204,14 +204,14 @@ def test_suspended_and_deleted_people_cannot_use_their_tokens(world):
     assert world.call("ops", "DELETE", "/admin/users/ops/roles/operator?reason=x").status_code == 400
 
 
-def _cnet(tmp_path, db_url, *args):
+def _cnet(tmp_path, db_url, *args, input=None):
     from typer.testing import CliRunner
 
     from computenet.cli.main import app
 
     env = {k: None for k in os.environ if k.startswith("COMPUTENET_")}
     env.update(COMPUTENET_DATA_DIR=str(tmp_path), COMPUTENET_DATABASE_URL=db_url, COLUMNS="200")
-    return CliRunner().invoke(app, list(args), env=env)
+    return CliRunner().invoke(app, list(args), env=env, input=input)
 
 
 def test_the_cli_manages_people_and_roles(tmp_path, db_url, clean_db):

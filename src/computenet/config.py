@@ -247,17 +247,106 @@ class MonitoringConfig(BaseModel):
     downsample_s: float = Field(300.0, gt=0)
 
 
-class AuthConfig(BaseModel):
-    """API tokens: every token expires; read-only tokens may only read (see services/tokens.py)."""
+class GroupMapping(BaseModel):
+    """A directory group or OIDC group claim value: the tenant its members join and the roles they hold.
 
+    Roles are platform-wide (operator, finance, vendor) or tenant_admin of the mapped tenant. A
+    mapping naming a tenant that does not exist stops `cnet server` at start-up, naming the line.
+    """
+
+    group: str = Field(min_length=1, max_length=255)
+    tenant: str | None = Field(None, pattern=NAME_PATTERN)
+    roles: list[Literal["operator", "finance", "vendor", "tenant_admin"]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _tenant_admin_needs_tenant(self) -> "GroupMapping":
+        if "tenant_admin" in self.roles and self.tenant is None:
+            raise ValueError(f"group {self.group!r}: role tenant_admin needs a tenant")
+        return self
+
+
+class LdapConfig(BaseModel):
+    """Sign-in by a bind against the centre's directory (OpenLDAP, FreeIPA, Active Directory).
+
+    The user's entry is found with ``user_filter`` under ``user_base`` (as ``bind_dn``, or anonymously),
+    then bound to with the password typed; their groups are the entries under ``group_base`` that
+    ``group_filter`` finds. ``{login}`` and ``{dn}`` are filled in LDAP-escaped.
+    """
+
+    url: str  # ldap://host:389 or ldaps://host:636 (several, space-separated: tried in turn)
+    bind_dn: str | None = None  # a service account for the search; unset: anonymous search
+    bind_password: str | None = None
+    user_base: str
+    user_filter: str = "(uid={login})"
+    group_base: str | None = None
+    group_filter: str = "(|(member={dn})(memberUid={login}))"
+    group_name_attribute: str = "cn"
+    display_name_attribute: str = "cn"
+    email_attribute: str = "mail"
+    start_tls: bool = False
+    ca_file: str | None = None  # trusted CA for ldaps:// or StartTLS; unset: the system's
+    timeout_s: float = Field(5.0, gt=0)
+    create_users: bool = True  # just-in-time: a directory user signing in for the first time gets an account
+    default_tenant: str | None = Field(None, pattern=NAME_PATTERN)  # for users no mapped group places
+    groups: list[GroupMapping] = Field(default_factory=list)
+
+
+class OidcConfig(BaseModel):
+    """Sign-in with an OpenID Connect provider (Keycloak, campus SSO, CARSI): authorization code + PKCE."""
+
+    name: str = Field("sso", pattern=NAME_PATTERN)  # in URLs (/auth/oidc/<name>/...) and identities
+    title: str = ""  # on the sign-in button; default: the name
+    issuer: str  # discovery at <issuer>/.well-known/openid-configuration; tokens must name it exactly
+    client_id: str
+    client_secret: str | None = None  # unset: a public client (PKCE only)
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email"])
+    login_claim: str = "preferred_username"  # the platform login name; falls back to "sub"
+    groups_claim: str = "groups"
+    timeout_s: float = Field(5.0, gt=0)
+    create_users: bool = True
+    default_tenant: str | None = Field(None, pattern=NAME_PATTERN)
+    groups: list[GroupMapping] = Field(default_factory=list)
+
+
+class AuthConfig(BaseModel):
+    """How people sign in and how long what they get lasts (see services/signin/)."""
+
+    # API tokens: every token expires; read-only tokens may only read (services/tokens.py)
     token_default_days: int = Field(90, ge=1)  # a new token's life when none is asked for
     token_max_days: int = Field(365, ge=1)  # the longest anyone may ask for (operators included)
+    # local passwords: at least this long, with characters of this many classes (lower, upper,
+    # digit, other) unless at least passphrase_length long; never containing the login name
+    password_min_length: int = Field(10, ge=8, le=128)
+    password_min_classes: int = Field(3, ge=1, le=4)
+    passphrase_length: int = Field(20, ge=8)
+    # lockout: this many failures in lockout_window_minutes lock the login (or the client address,
+    # for client_lockout_failures) for lockout_minutes; an operator can unlock earlier
+    lockout_failures: int = Field(5, ge=1)
+    client_lockout_failures: int = Field(20, ge=1)
+    lockout_window_minutes: float = Field(15.0, gt=0)
+    lockout_minutes: float = Field(15.0, gt=0)
+    # browser sessions: signed out after this long idle, and after session_absolute_hours in any case
+    session_idle_minutes: float = Field(30.0, gt=0)
+    session_absolute_hours: float = Field(12.0, gt=0)
+    # the Secure cookie attribute: auto = when the request came over https (or X-Forwarded-Proto says so)
+    cookie_secure: Literal["auto", "always", "never"] = "auto"
+    # `cnet login`: a short-lived API token plus a refresh token, rotated on each use
+    login_token_minutes: int = Field(60, ge=1)
+    refresh_days: int = Field(30, ge=1)
+    reset_link_minutes: int = Field(60, ge=5)  # e-mailed password-reset and e-mail verification links
+    # the portal's address as people reach it, for links in e-mails (default http://<server.host>:<port>)
+    public_url: str | None = None
+    ldap: LdapConfig | None = None
+    oidc: list[OidcConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _default_within_max(self) -> "AuthConfig":
         if self.token_default_days > self.token_max_days:
             raise ValueError(f"auth.token_default_days ({self.token_default_days}) exceeds "
                              f"auth.token_max_days ({self.token_max_days})")
+        names = [provider.name for provider in self.oidc]
+        if len(set(names)) != len(names):
+            raise ValueError(f"auth.oidc provider names must be unique: {names}")
         return self
 
 
@@ -337,13 +426,19 @@ class Settings(BaseSettings):
         return cluster.workdir_root or str(self.data_dir / "workspaces")
 
 
-def load_settings(config_file: str | Path | None = None, **overrides: object) -> Settings:
+def config_path(config_file: str | Path | None = None) -> Path | None:
+    """The configuration file load_settings reads, if any."""
     path = config_file or os.environ.get("COMPUTENET_CONFIG")
-    data: dict = {}
     if path is None:
         data_dir = Path(os.environ.get("COMPUTENET_DATA_DIR") or default_data_dir())
         candidate = data_dir / "config.toml"
-        path = candidate if candidate.exists() else None
+        return candidate if candidate.exists() else None
+    return Path(path)
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: object) -> Settings:
+    path = config_path(config_file)
+    data: dict = {}
     if path is not None:
         try:
             with open(path, "rb") as handle:

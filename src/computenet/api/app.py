@@ -19,6 +19,8 @@ from .routers import accounts, admin, apps, billing, clusters, files, jobs, moni
 from .routers import reports as report_routes
 from .routers import tokens as token_routes
 from .routers import users as user_routes
+from .routers import auth as auth_routes
+from .routers import oidc as oidc_routes
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # a script is at most 1 MiB; JSON escaping can double it
 MAX_CHUNK_BYTES = 64 * 1024 * 1024 + 4096  # an upload chunk (files/uploads.py allows up to 64 MiB)
@@ -75,6 +77,8 @@ def create_app(platform: Platform, run_services: bool = False) -> FastAPI:
     app.include_router(report_routes.router)
     app.include_router(token_routes.router)
     app.include_router(user_routes.router)
+    app.include_router(auth_routes.router)
+    app.include_router(oidc_routes.router)
     return app
 
 

@@ -31,6 +31,7 @@ MEANINGS = {
     409: "it conflicts with the current state (already exists, already ended, in use)",
     413: "the request body is too large",
     422: "a parameter or the body is malformed or out of range",
+    429: "too many tries: wait (the detail says until when)",
     503: "a cluster or the platform cannot answer now, or a report ran past its time limit",
 }
 

@@ -103,6 +103,46 @@ _status("reinstate", "Let a suspended person sign in and use their tokens again.
 _status("delete", "For good: tokens revoked, memberships ended; the ledger keeps their history.")
 
 
+@user_app.command("password")
+def password(name: str, prompt: bool = typer.Option(False, "--prompt", help="type the password (kept as it is) "
+                                                    "instead of a temporary one to be changed at first sign-in")) -> None:
+    """Give someone a local password: a temporary one (shown once; they change it when they first sign
+    in) or, with --prompt, one you type. Their browser sessions end."""
+    from ..services.signin import passwords, web_sessions
+
+    typed = typer.prompt("new password", hide_input=True, confirmation_prompt=True) if prompt else None
+    secret = typed or passwords.temporary_password()
+    platform = admin._platform()
+
+    def run(session):
+        user = users.find(session, None, name, "user_manage")
+        passwords.set_password(session, WHO(), user, secret, platform.settings.auth, must_change=typed is None)
+        web_sessions.revoke_all(session, user)
+        return user.name
+
+    who = _in_session(run)
+    if typed is None:
+        console.print(f"temporary password for {who} (shown once; to be changed at first sign-in with "
+                      f"`cnet passwd` or in the portal): {secret}", highlight=False, soft_wrap=True)
+    else:
+        console.print(f"password of {who} set")
+
+
+@user_app.command("unlock")
+def unlock(name: str) -> None:
+    """End a lockout after too many failed sign-ins."""
+    from ..services import audit
+    from ..services.signin import attempts
+
+    def run(session):
+        user = users.find(session, None, name, "user_manage")
+        attempts.unlock(session, user.name)
+        audit.record(session, WHO(), "user.unlock", f"user:{user.name}")
+        return user.name
+
+    console.print(f"{_in_session(run)} may sign in again")
+
+
 @role_app.command("grant")
 def grant(user: str, role: str, reason: str = typer.Option(..., help="why (kept in the audit log)"),
           tenant: Optional[str] = typer.Option(None, help="tenant_admin: the tenant (default: the user's)"),

@@ -26,12 +26,13 @@ def login_file() -> Path:
     return Path(base) / "computenet" / "login.json"
 
 
-def save_login(url: str, token: str) -> Path:
+def save_login(url: str, token: str, **more: str) -> Path:
+    """``more``: what `cnet login` adds (refresh_token, expires_at, user)."""
     path = login_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     from ..fsutil import atomic_write_json
 
-    atomic_write_json(path, {"url": url, "token": token}, 0o600)  # the token is a secret; never half-written
+    atomic_write_json(path, {"url": url, "token": token, **more}, 0o600)  # secrets; never half-written
     return path
 
 
@@ -45,9 +46,13 @@ def client() -> ComputeNetClient:
         saved = read_json_or(path, {})
         if not isinstance(saved, dict):
             saved = {}
+        if not token and saved.get("refresh_token"):
+            from .login import refreshed
+
+            saved = refreshed(saved)  # a `cnet login` token about to expire is renewed first
         url, token = url or saved.get("url"), token or saved.get("token")
     if not url or not token:
-        fail("not logged in: set COMPUTENET_URL and COMPUTENET_TOKEN, or run `cnet login URL TOKEN`")
+        fail("not signed in: run `cnet login URL` (or set COMPUTENET_URL and COMPUTENET_TOKEN)")
     return ComputeNetClient(url, token)
 
 
@@ -271,13 +276,21 @@ def notifications(all: bool = typer.Option(False, "--all", help="also those alre
         console.print("nothing new")
 
 
-@app.command()
-def login(url: str, token: str) -> None:
-    """Remember the server and your API token (in ~/.config/computenet, mode 0600)."""
-    with ComputeNetClient(url, token) as c:
-        me = api(c.me)
-    path = save_login(url, token)
-    console.print(f"logged in to {url} as {me.user}; saved in {path}")
+def _check_sign_in_config(platform) -> None:
+    """Group mappings naming tenants that do not exist stop the server here, naming the line."""
+    from ..config import config_path
+    from ..services.signin.identity import check_mappings, configured_mappings
+
+    sections = configured_mappings(platform.settings.auth)
+    if not sections:
+        return
+    path = config_path()
+    text = path.read_text() if path is not None and path.exists() else None
+    try:
+        with platform.db.session() as session:
+            check_mappings(session, text, sections)
+    except ValueError as exc:
+        fail(f"{path or 'configuration'}: {exc}")
 
 
 @app.command()
@@ -292,6 +305,7 @@ def server(host: Optional[str] = typer.Option(None, help="address to listen on")
     settings = load_settings()
     platform = Platform(settings)
     platform.start()
+    _check_sign_in_config(platform)
     console.print(f"ComputeNet on http://{host or settings.server.host}:{port or settings.server.port} "
                   f"(database {platform.db.engine.url.render_as_string(hide_password=True)}, "
                   f"clusters {', '.join(platform.adapters)})", highlight=False)
@@ -344,3 +358,4 @@ app.command("seed-data")(_seed_data)
 app.add_typer(admin_app, name="admin")
 from .tokens import tokens_app  # noqa: E402  (also adds `cnet admin tokens`)
 app.add_typer(tokens_app, name="tokens")
+from . import login as _login  # noqa: E402,F401  (cnet login, logout, passwd)

@@ -39,15 +39,15 @@ def lifetime(policy: AuthConfig, days: int | None) -> timedelta:
 
 
 def issue(session: Session, user: User, name: str = "", scope: str = "full", days: int | None = None,
-          policy: AuthConfig | None = None) -> tuple[ApiToken, str]:
-    """A new token row and the token itself (shown once)."""
+          policy: AuthConfig | None = None, life: timedelta | None = None) -> tuple[ApiToken, str]:
+    """A new token row and the token itself (shown once); ``life`` (for `cnet login`) overrides days."""
     if scope not in SCOPES:
         raise InvalidRequest(f"unknown token scope {scope!r} (use {' or '.join(SCOPES)})")
     if len(name) > MAX_NAME or not name.isprintable():
         raise InvalidRequest(f"a token name is at most {MAX_NAME} printable characters")
     if (user.status or "active") != "active":
         raise Conflict(f"user {user.name} is {user.status}: no tokens until reinstated")
-    expires = utcnow() + lifetime(policy or AuthConfig(), days)
+    expires = utcnow() + (life if life is not None else lifetime(policy or AuthConfig(), days))
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(user_id=user.id, token_hash=hash_token(token), prefix=token[:12], name=name, scope=scope,
                    expires_at=expires)
