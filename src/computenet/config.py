@@ -364,6 +364,8 @@ class Settings(BaseSettings):
     default_cluster: str | None = None
     server: ServerConfig = Field(default_factory=ServerConfig)
     currency: str = "CNY"
+    # the portal shows times in this zone (an IANA name); the API and the database keep UTC
+    display_timezone: str = "Asia/Shanghai"
     # hours a finished job may wait for its accounting record before an
     # operator is told (sacct lags; a lost record must not go unnoticed)
     accounting_grace_minutes: int = Field(10, ge=1)
@@ -391,6 +393,17 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # the environment overrides what the file (passed as init) says
         return (env_settings, init_settings)
+
+    @field_validator("display_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"display_timezone: unknown time zone {value!r} (e.g. Asia/Shanghai, UTC)") from None
+        return value
 
     @model_validator(mode="after")
     def _defaults(self) -> "Settings":

@@ -37,7 +37,7 @@ def create_app(platform: Platform, run_services: bool = False) -> FastAPI:
             services.stop()
 
     app = FastAPI(title="ComputeNet", version=__version__, lifespan=lifespan, default_response_class=SafeJSONResponse,
-                  description="One front door over many Slurm clusters.")
+                  description="One front door over many Slurm clusters.", docs_url=None, redoc_url=None)
     app.state.platform = platform
 
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, chunk_limit=MAX_CHUNK_BYTES)
@@ -79,6 +79,9 @@ def create_app(platform: Platform, run_services: bool = False) -> FastAPI:
     app.include_router(user_routes.router)
     app.include_router(auth_routes.router)
     app.include_router(oidc_routes.router)
+    from ..web import mount as mount_portal
+
+    mount_portal(app)  # the portal at / (and /docs with local assets)
     return app
 
 

@@ -20,7 +20,7 @@ from ...services.delivery import send_email
 from ...services.platform import Platform
 from ...services.signin import attempts, login_tokens, passwords, web_sessions
 from ...services.signin.identity import ProviderDown, SignInRefused
-from ...services.signin.login import with_password
+from ...services.signin.login import change_password, with_password
 from ...store.auth_models import PasswordReset
 from ...store.models import User
 from ...store.types import utcnow
@@ -201,21 +201,15 @@ def logout_everywhere(request: Request, response: Response, user: User = Depends
 
 
 @router.post("/auth/password")
-def change_password(body: PasswordChangeIn, request: Request, platform: Platform = Depends(get_platform)):
+def change_own_password(body: PasswordChangeIn, request: Request, platform: Platform = Depends(get_platform)):
     """Change a local password (also one an operator set, which must be changed before signing in);
     the current password is checked like a sign-in, lockout included. Other sessions are signed out."""
-    policy, client = platform.settings.auth, client_address(request)
     refused = None
     with platform.db.session() as session:
         try:
-            signed_in = with_password(session, policy, body.login, body.current_password, client)
-            if signed_in.method != "password":
-                raise HTTPException(409, "this account signs in with the centre's directory: change the "
-                                         "password there")
-            passwords.set_password(session, audit.Who.api(signed_in.user.name, client), signed_in.user,
-                                   body.new_password, policy)
-            web_sessions.revoke_all(session, signed_in.user)
-            return {"user": signed_in.user.name, "changed": True}
+            user = change_password(session, platform.settings.auth, body.login, body.current_password,
+                                   body.new_password, client_address(request), "api")
+            return {"user": user.name, "changed": True}
         except (SignInRefused, ProviderDown) as exc:
             refused = exc
     raise _refuse(refused)

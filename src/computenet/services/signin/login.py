@@ -15,7 +15,9 @@ from sqlalchemy.orm import Session
 
 from ...config import AuthConfig
 from ...store.models import User
-from . import attempts, passwords
+from .. import audit
+from ..errors import Conflict
+from . import attempts, passwords, web_sessions
 from .identity import ProviderDown, SignInRefused, provision
 
 WRONG = "unknown user or wrong password"
@@ -67,3 +69,16 @@ def with_password(session: Session, policy: AuthConfig, login: str, password: st
         raise
     attempts.record(session, login, client, method, True)
     return result
+
+
+def change_password(session: Session, policy: AuthConfig, login: str, current: str, new: str, client: str,
+                    source: str) -> User:
+    """A user's own change of their local password: the current one is checked as a sign-in (lockout
+    included), the new one against the policy; every session of theirs ends."""
+    signed_in = with_password(session, policy, login, current, client)
+    if signed_in.method != "password":
+        raise Conflict("this account signs in with the centre's directory: change the password there")
+    passwords.set_password(session, audit.Who(signed_in.user.name, f"{source} {client}".strip()), signed_in.user,
+                           new, policy)
+    web_sessions.revoke_all(session, signed_in.user)
+    return signed_in.user

@@ -1,0 +1,56 @@
+"""Rendering portal pages: one Jinja2 environment per language (autoescaped, gettext installed), the
+viewer (who is signed in, in which language, with which CSRF token) and the security headers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from . import i18n
+
+TEMPLATES = Path(__file__).parent / "templates"
+# no inline script or style anywhere: every script is a file the server serves itself
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin",
+                    "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+
+
+@lru_cache(maxsize=None)
+def environment(language: str) -> Environment:
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True),
+                      extensions=["jinja2.ext.i18n"], trim_blocks=True, lstrip_blocks=True)
+    env.install_gettext_translations(i18n.translations(language), newstyle=True)
+    return env
+
+
+@dataclass
+class Viewer:
+    """Who looks at the page: the user (None before sign-in), language, CSRF token, formats."""
+
+    language: str
+    user: object | None = None
+    csrf_token: str = ""
+    session_id: int | None = None
+    formats: i18n.Formats | None = None
+    nav: list[tuple[str, str]] = field(default_factory=list)  # (path, label id) the user may open
+
+    def gettext(self, message: str, **values) -> str:
+        """``message`` in the viewer's language, with %(name)s filled in (as templates' gettext)."""
+        text = i18n.translations(self.language).gettext(message)
+        return text % values if values else text
+
+
+def page(request: Request, viewer: Viewer, template: str, status: int = 200, **context) -> HTMLResponse:
+    env = environment(viewer.language)
+    html = env.get_template(template).render(request=request, viewer=viewer, fmt=viewer.formats,
+                                             languages=i18n.LANGUAGES, path=request.url.path, **context)
+    response = HTMLResponse(html, status_code=status)
+    response.headers.update(SECURITY_HEADERS)
+    response.headers["Content-Language"] = viewer.language
+    return response
