@@ -124,14 +124,38 @@ def test_not_logged_in(tmp_path):
     assert result.exit_code == 1 and "not signed in" in result.output
 
 
-def test_demo_runs_on_a_fresh_home(tmp_path):
-    """`cnet demo`: in-process server, SQLite, local cluster, real jobs, charges."""
+def test_demo_runs_on_a_fresh_home_and_serves_the_portal(tmp_path):
+    """`cnet demo --serve`: in-process server, SQLite, local cluster, real jobs, charges; then the portal
+    stays up with a sign-in for the demo user, until SIGTERM."""
+    import signal
+    import time
+
+    import httpx
+
+    from computenet.cli.embedded import free_port
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMPUTENET_")}
     env.update(HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "data"), COLUMNS="160", TMPDIR=str(tmp_path))
     cnet = Path(sys.executable).with_name("cnet")
-    proc = subprocess.run([str(cnet), "demo"], capture_output=True, text=True, env=env, timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    out = proc.stdout
+    port = free_port()
+    proc = subprocess.Popen([str(cnet), "demo", "--serve", "--port", str(port)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+    out = ""
+    try:
+        deadline = time.monotonic() + 150
+        while "Ctrl-C stops the server" not in out and time.monotonic() < deadline and proc.poll() is None:
+            out += proc.stdout.readline()
+        assert "Ctrl-C stops the server" in out, out
+        password = re.search(r"password (Try-\S+)", out).group(1)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", follow_redirects=False, timeout=10) as browser:
+            signed = browser.post("/login", data={"login": "demo", "password": password, "next": "/"})
+            assert signed.status_code == 303, signed.text
+            assert "demo-lab" in browser.get("/").text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=60)
+        out += rest
+    assert proc.returncode == 0, out
     assert "demo finished" in out and "problems" not in out
     assert "pi ~= 3.14159" in out and "fails on purpose, exit 3" in out
     assert "CANCELLED" in out and "FAILED" in out and "COMPLETED" in out

@@ -48,7 +48,8 @@ def demo_settings(data_dir: Path) -> Settings:
     )
 
 
-def run_demo(console: Console, keep: bool = False) -> int:
+def run_demo(console: Console, keep: bool = False, serve_port: int | None = None) -> int:
+    """``serve_port``: afterwards keep the server (portal and API) up on that port until Ctrl-C."""
     started = time.monotonic()
     data_dir = Path(tempfile.mkdtemp(prefix="cnet-demo-"))
     console.rule("[bold]ComputeNet demo")
@@ -61,7 +62,8 @@ def run_demo(console: Console, keep: bool = False) -> int:
             account = accounts.create_account(session, "demo-lab", owner=user)
             accounts.top_up(session, account, "100.00", key="demo:initial")
             token = accounts.issue_token(session, user, "demo")
-        with EmbeddedServer(platform) as server, ComputeNetClient(server.url, token) as client:
+            password = _demo_password(session, platform, user) if serve_port else None
+        with EmbeddedServer(platform, port=serve_port) as server, ComputeNetClient(server.url, token) as client:
             console.print(f"API server on {server.url} (OpenAPI at {server.url}/docs); "
                           f"user demo, account demo-lab with 100.00 CNY prepaid; "
                           f"demo price {DEMO_CORE_HOUR} CNY per core-hour\n")
@@ -99,6 +101,8 @@ def run_demo(console: Console, keep: bool = False) -> int:
                     console.print(f"[red]job {job.id} ({submitted[job.id]}) ended {job.state}, "
                                   f"settled={job.settled}; expected {expected.value}, settled[/]")
                     ok = False
+            if serve_port:
+                _serve(console, server.url, password)
         with platform.db.session() as session:
             mismatches = accounts.ledger_problems(session)
         if mismatches:
@@ -113,6 +117,35 @@ def run_demo(console: Console, keep: bool = False) -> int:
             console.print(f"kept {data_dir}")
         else:
             shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _demo_password(session, platform: Platform, user) -> str:
+    """A password for the demo user, to sign in to the portal (shown once, like any first password)."""
+    import secrets
+
+    from ..services import audit
+    from ..services.signin import passwords
+
+    password = f"Try-{secrets.token_urlsafe(9)}-7"  # never containing the login name (the policy)
+    passwords.set_password(session, audit.SYSTEM, user, password, platform.settings.auth)
+    return password
+
+
+def _serve(console: Console, url: str, password: str) -> None:
+    """Keep the portal and the API up until Ctrl-C (or SIGTERM)."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    console.print(Panel(f"Portal: [bold]{url}/[/]   API: {url}/docs\nSign in as [bold]demo[/], password "
+                        f"[bold]{password}[/]\nCtrl-C stops the server.", title="Open the portal"))
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    console.print("server stopped")
 
 
 def _app_run(console: Console, client: ComputeNetClient, data_dir: Path) -> bool:

@@ -314,11 +314,13 @@ def server(host: Optional[str] = typer.Option(None, help="address to listen on")
 
 
 @app.command()
-def demo(keep: bool = typer.Option(False, help="keep the demo's data directory")) -> None:
+def demo(keep: bool = typer.Option(False, help="keep the demo's data directory"),
+         serve: bool = typer.Option(False, "--serve", help="afterwards keep the portal and API up (Ctrl-C stops)"),
+         port: int = typer.Option(8750, help="the port --serve listens on", min=1, max=65535)) -> None:
     """Start everything in-process on SQLite and run a handful of real jobs."""
     from .demo import run_demo
 
-    raise typer.Exit(run_demo(console, keep=keep))
+    raise typer.Exit(run_demo(console, keep=keep, serve_port=port if serve else None))
 
 
 @app.command()
