@@ -314,3 +314,12 @@ def test_slurm_refuses_the_name_escape_and_runs_a_normal_pattern(testbed, make_p
         poll_until(lambda: all(f.exists() and f.read_text() for f in files), step=poller.run_once, timeout=90,
                    what="array task outputs")
         assert [f.read_text() for f in files] == ["task 0\n", "task 1\n"]
+
+
+def test_output_of_a_job_on_a_cluster_no_longer_configured_is_absent_not_an_error(alice, platform):
+    """A cluster taken out of the configuration keeps its jobs' history; their output is not reachable."""
+    job = alice.submit("#!/bin/bash\necho hi\n", ["-t", "1"])
+    with platform.db.session() as session:
+        session.get(Job, job.id).cluster.name = "retired"
+    chunk = alice.output(job.id)
+    assert chunk.exists is False and chunk.data == ""

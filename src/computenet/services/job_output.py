@@ -57,7 +57,11 @@ def _open_output(job: Job, path: str, platform) -> int:
     if not path or not posixpath.isabs(path) or posixpath.normpath(path) != path:
         raise fpaths.PathRefused(f"{path!r} is not an absolute, normalised path")
     if platform is not None:
-        root = posixpath.normpath(platform.settings.workdir_root(platform.cluster_config(job.cluster.name)))
+        try:
+            config = platform.cluster_config(job.cluster.name)
+        except KeyError:  # the cluster was taken out of the configuration: its files are not reachable here
+            raise fpaths.NotFound(f"cluster {job.cluster.name} is no longer configured") from None
+        root = posixpath.normpath(platform.settings.workdir_root(config))
         space = user_space(root, job.owner.name)
         if not is_inside(path, space):
             raise fpaths.PathRefused(f"{path!r} is outside the owner's space {space}")
