@@ -247,6 +247,24 @@ def ssh_login(tmp_path_factory):
     shutil.rmtree(keys_dir, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True)
+def cheaper_argon2(request, monkeypatch):
+    """Passwords are still argon2id in tests, at a lower cost (sign-ins are many and hashing is not what
+    most tests are about); tests marked real_argon2 keep the production parameters."""
+    if request.node.get_closest_marker("real_argon2"):
+        return
+    from argon2 import PasswordHasher
+
+    from computenet.services.signin import passwords
+
+    monkeypatch.setattr(passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1))
+
+
+# -- a real browser (tests/browser.py): Debian's Chromium through Playwright --------
+
+from browser import chromium  # noqa: E402,F401  (a session fixture, for every portal test)
+
+
 # -- a real OpenLDAP directory (tests/ldap_server.py) ---------------------------
 
 @pytest.fixture(scope="session")

@@ -46,6 +46,8 @@ REQUESTS: dict[tuple[str, str], tuple[str, object, str]] = {
     ("GET", "/jobs"): ("/jobs", None, ""),
     ("GET", "/jobs/{job_id}"): ("/jobs/{job}", None, ""),
     ("POST", "/jobs/{job_id}/cancel"): ("/jobs/{job}/cancel", None, ""),
+    ("POST", "/jobs/{job_id}/hold"): ("/jobs/{job}/hold", None, ""),
+    ("POST", "/jobs/{job_id}/release"): ("/jobs/{job}/release", None, ""),
     ("GET", "/jobs/{job_id}/output"): ("/jobs/{job}/output", None, ""),
     ("GET", "/jobs/{job_id}/stats"): ("/jobs/{job}/stats", None, ""),
     ("GET", "/jobs/{job_id}/stats.png"): ("/jobs/{job}/stats.png", None, ""),
@@ -149,6 +151,8 @@ EXPECTED: dict[tuple[str, str], str] = {
     # a job is its owner's (and an is_admin user's): not its PI's, not an operator role's
     ('GET', '/jobs/{job_id}'): "404/404 404/404 404/404 404/404 200/404 404/404 404/404",
     ('POST', '/jobs/{job_id}/cancel'): "404/404 404/404 404/404 404/404 200/404 404/404 404/404",
+    ('POST', '/jobs/{job_id}/hold'): "404/404 404/404 404/404 404/404 200/404 404/404 404/404",
+    ('POST', '/jobs/{job_id}/release'): "404/404 404/404 404/404 404/404 200/404 404/404 404/404",
     ('GET', '/jobs/{job_id}/output'): "404/404 404/404 404/404 404/404 200/404 404/404 404/404",
     ('GET', '/jobs/{job_id}/stats'): "404/404 404/404 404/404 404/404 200/404 404/404 404/404",
     ('GET', '/jobs/{job_id}/stats.png'): "404/404 404/404 404/404 404/404 404/404 404/404 404/404",

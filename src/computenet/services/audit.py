@@ -48,3 +48,16 @@ def events(session: Session, limit: int = 100, action: str | None = None, target
     if target:
         query = query.where(AuditEvent.target == target)
     return list(session.scalars(query))
+
+
+def events_before(session: Session, before: int | None, limit: int = 50, action: str | None = None,
+                  target: str | None = None) -> list[AuditEvent]:
+    """A page of events, newest first, older than the event ``before`` (keyset: no OFFSET scans)."""
+    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(max(1, min(limit, 1000)))
+    if before is not None:
+        query = query.where(AuditEvent.id < before)
+    if action:
+        query = query.where(AuditEvent.action == action)
+    if target:
+        query = query.where(AuditEvent.target == target)
+    return list(session.scalars(query))

@@ -28,6 +28,23 @@ def _cluster_cores(partitions: list[Partition]) -> int:
     return sum(per_node.values()) or anonymous
 
 
+def cluster_load(session: Session) -> dict[str, dict]:
+    """Per cluster: platform jobs waiting (queue depth), cores busy with running jobs, cores, and
+    their ratio (the same figures as the gauges below, for the portal's clusters page)."""
+    pending = dict(session.execute(select(Cluster.name, func.count()).select_from(Job)
+                                   .join(Cluster, Job.cluster_id == Cluster.id)
+                                   .where(Job.state == JobState.PENDING.value).group_by(Cluster.name)).all())
+    busy = dict(session.execute(select(Cluster.name, func.coalesce(func.sum(Job.cores), 0))
+                                .join(Cluster, Job.cluster_id == Cluster.id)
+                                .where(Job.state.in_(LIVE)).group_by(Cluster.name)).all())
+    out = {}
+    for c in session.scalars(select(Cluster).order_by(Cluster.name)):
+        total = _cluster_cores(list(c.partitions))
+        out[c.name] = {"queue_depth": int(pending.get(c.name, 0)), "busy_cores": int(busy.get(c.name, 0) or 0),
+                       "cores": total, "utilization": round(busy.get(c.name, 0) / total, 4) if total else 0}
+    return out
+
+
 def render(session: Session) -> str:
     out: list[str] = []
 

@@ -65,6 +65,26 @@ async def cancel(job_id: JobId, user: User = Depends(current_user), platform: Pl
         return job_out(session, session.get(Job, job.id))
 
 
+@router.post("/{job_id}/hold", response_model=JobOut)
+async def hold(job_id: JobId, user: User = Depends(current_user), platform: Platform = Depends(get_platform)):
+    """Keep a waiting job from starting until released (a running job cannot be held: 409)."""
+    from ...services.job_hold import hold_job
+
+    job = await run_in_threadpool(hold_job, platform, user.id, job_id)
+    with platform.db.session() as session:
+        return job_out(session, session.get(Job, job.id))
+
+
+@router.post("/{job_id}/release", response_model=JobOut)
+async def release(job_id: JobId, user: User = Depends(current_user), platform: Platform = Depends(get_platform)):
+    """Let a job you held start (a job held for lack of funds is released by a top-up, not here)."""
+    from ...services.job_hold import release_job
+
+    job = await run_in_threadpool(release_job, platform, user.id, job_id)
+    with platform.db.session() as session:
+        return job_out(session, session.get(Job, job.id))
+
+
 @router.get("/{job_id}/output", response_model=OutputChunk)
 def output(
     job_id: JobId,

@@ -1,0 +1,52 @@
+"""Holding a waiting job (it stays queued but does not start) and releasing it, by its owner.
+
+Only a PENDING job: the adapters' pause() would suspend a running one, which keeps its allocation
+(and its charge running). A job held because its account ran out of money is released by the
+money coming back (services/enforcement.py), not by its owner.
+"""
+
+from __future__ import annotations
+
+from ..clusters.base import ClusterError
+from ..domain.states import JobState
+from ..store.models import Job, JobEvent, User
+from .errors import Conflict, InvalidRequest, Unavailable
+from .job_actions import get_job
+from .platform import Platform
+
+
+def hold_job(platform: Platform, user_id: int, job_id: int) -> Job:
+    return _set_held(platform, user_id, job_id, True)
+
+
+def release_job(platform: Platform, user_id: int, job_id: int) -> Job:
+    return _set_held(platform, user_id, job_id, False)
+
+
+def _set_held(platform: Platform, user_id: int, job_id: int, held: bool) -> Job:
+    with platform.db.session() as session:
+        job = get_job(session, session.get(User, user_id), job_id)
+        if job.state != JobState.PENDING.value:
+            raise Conflict(f"job {job_id} is {job.state}: only a waiting (PENDING) job can be "
+                           f"{'held' if held else 'released'}")
+        if not held and job.paused_for_funds_at is not None:
+            raise Conflict(f"job {job_id} is held because its account ran out of money; it is released "
+                           "when the account is topped up")
+        if job.native_id is None:
+            raise InvalidRequest(f"job {job_id} is still being submitted; try again in a moment")
+        cluster_name, native_id = job.cluster.name, job.native_id
+    adapter = platform.adapter(cluster_name)
+    if not hasattr(adapter, "pause"):
+        raise Unavailable(f"cluster {cluster_name} cannot hold or release jobs")
+    try:
+        (adapter.pause if held else adapter.resume)(native_id)
+    except LookupError:
+        raise Conflict(f"cluster {cluster_name} no longer has job {job_id}") from None
+    except ClusterError as exc:
+        raise Unavailable(f"cluster {cluster_name} could not {'hold' if held else 'release'} job {job_id}: "
+                          f"{exc}") from None
+    with platform.db.session() as session:
+        job = session.get(Job, job_id)
+        session.add(JobEvent(job_id=job.id, from_state=job.state, to_state=job.state,
+                             detail="held by its owner" if held else "released by its owner"))
+        return job
