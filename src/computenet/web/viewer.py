@@ -35,6 +35,8 @@ def _nav(user) -> list[tuple[str, str]]:
     items = [("/", "Dashboard"), ("/portal/jobs", "Jobs"), ("/portal/submit", "Submit"),
              ("/portal/apps", "Applications"), ("/portal/files", "Files"), ("/portal/billing", "Billing"),
              ("/portal/projects", "Projects")]  # (labels translated in the template; marked in words.py)
+    if roles.allowed(None, user, "topup"):
+        items.append(("/portal/finance", "Finance"))
     if roles.is_staff(user):
         items.append(("/portal/operations", "Operations"))
     return items

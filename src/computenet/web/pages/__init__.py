@@ -1,5 +1,12 @@
 """The portal's pages, one module per area; each area adds its router here."""
 
+from .billing import router as billing
+from .files import router as files
+from .finance import router as finance
 from .home import router as home
+from .jobs import router as jobs
+from .operations import router as operations
+from .projects import router as projects
+from .submit import router as submit
 
-ROUTERS = [home]
+ROUTERS = [billing, files, finance, home, jobs, operations, projects, submit]
