@@ -241,7 +241,10 @@ def test_hold_and_release_a_waiting_job(make_platform):
     client = _signed_in(platform, "li")
     token = _csrf(client.get(f"/portal/jobs/{waiting.id}").text)
     assert client.post(f"/portal/jobs/{waiting.id}/hold", data={}).status_code == 403
+    assert 'action="/portal/jobs/%d/release"' % waiting.id not in client.get(f"/portal/jobs/{waiting.id}").text
     assert client.post(f"/portal/jobs/{waiting.id}/hold", data={"csrf_token": token}).status_code == 303
+    page = client.get(f"/portal/jobs/{waiting.id}").text  # held: Release is offered, Hold is not
+    assert 'action="/portal/jobs/%d/release"' % waiting.id in page and '/%d/hold"' % waiting.id not in page
     # a running job is not held (pause would suspend it): a 409 that says why
     refused = client.post(f"/portal/jobs/{busy.id}/hold", data={"csrf_token": token})
     assert refused.status_code == 409 and "only a waiting (PENDING) job" in refused.text

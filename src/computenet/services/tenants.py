@@ -103,6 +103,12 @@ def spent_this_month(session: Session, user: User, account: Account) -> Decimal:
     return Decimal(charged or 0) + Decimal(pending or 0)
 
 
+def _cents(amount) -> str:
+    """An amount as people read money: two places at least ("0.00", not "0")."""
+    value = Decimal(amount)
+    return str(value.quantize(Decimal("0.01"))) if value == value.quantize(Decimal("0.01")) else str(value)
+
+
 def check_spend_limit(session: Session, user: User, account: Account, cost: Decimal) -> None:
     """The member's monthly limit and the account's budget, both with the job's maximum cost.
 
@@ -121,14 +127,14 @@ def check_spend_limit(session: Session, user: User, account: Account, cost: Deci
         if spent + cost > account.budget:
             period = "this month" if account.budget_period == "month" else "in all"
             raise InsufficientFunds(
-                f"project budget of {account.name} is {account.budget} {period}: {spent} is spent or held and "
+                f"project budget of {account.name} is {account.budget} {period}: {_cents(spent)} is spent or held and "
                 f"this job may cost up to {cost}")
     if member.spend_limit is None:
         return
     spent = spent_this_month(session, user, account)
     if spent + cost > member.spend_limit:
         raise InsufficientFunds(
-            f"your monthly spending limit on {account.name} is {member.spend_limit}: {spent} is spent or held "
+            f"your monthly spending limit on {account.name} is {member.spend_limit}: {_cents(spent)} is spent or held "
             f"this month and this job may cost up to {cost}")
 
 

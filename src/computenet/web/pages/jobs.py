@@ -159,7 +159,9 @@ def _log(job: Job, stream: str, offset: int, platform: Platform) -> dict:
 def _status_context(session, job: Job) -> dict:
     detail = job_detail(session, job)
     ended = JobState(job.state).is_terminal
+    owner_holds = [e.detail for e in detail.events if e.detail in ("held by its owner", "released by its owner")]
     return {"job": job, "detail": detail, "ended": ended,
+            "held_by_owner": bool(owner_holds) and owner_holds[-1] == "held by its owner",
             "live": not ended or (not detail.settled and not job.needs_reconcile),
             "resubmittable": job.origin == "platform" and bool(job.script) and not job.inputs}
 
