@@ -17,7 +17,7 @@ from importlib import resources
 import pytest
 
 from computenet.cli.embedded import EmbeddedServer
-from computenet.config import MonitoringConfig
+from computenet.config import MonitoringConfig, Price
 from computenet.services import accounts, audit
 from computenet.services.signin import passwords
 
@@ -51,16 +51,39 @@ def _no_serious_problems(page, where: str) -> None:
     assert problems == [], f"{where}: {problems}"
 
 
+@pytest.fixture
+def slurm_site(testbed, make_platform):
+    """The same on the two-cluster Slurm test bed (both run the apps' stand-ins)."""
+    from conftest import slurm_clusters
+
+    clusters = slurm_clusters(testbed)
+    for cluster in clusters:  # at the local test price: a few seconds' run costs cents, not a fraction
+        cluster.tags = ["stand-in"]
+        cluster.prices = {"*": Price(core_hour=Decimal("36.00"))}
+    platform = make_platform(clusters, monitoring=MonitoringConfig(interval_s=0.5, collect_every_s=1.0))
+    with EmbeddedServer(platform, run_services=True) as server:
+        yield platform, server
+
+
 @pytest.mark.parametrize("language", ["en", "zh-CN"])
 def test_a_new_user_runs_lammps_from_the_portal_and_finds_the_charge_on_the_statement(site, chromium, tmp_path,
                                                                                       language):
     platform, server = site
-    name = "newbie" if language == "en" else "xinren"
+    _journey(platform, server, chromium, tmp_path, language, "newbie" if language == "en" else "xinren")
+
+
+@pytest.mark.slurm
+def test_the_same_journey_on_the_slurm_test_bed(slurm_site, chromium, tmp_path):
+    platform, server = slurm_site
+    _journey(platform, server, chromium, tmp_path, "en", "slurmer", suffix="-slurm")
+
+
+def _journey(platform, server, chromium, tmp_path, language: str, name: str, suffix: str = "") -> None:
     _newcomer(platform, name, language)
     words = WORDS[language]
     page = new_page(chromium, server.url, locale=language)
     sign_in(page, name, PASSWORD)
-    shot(page, f"journey1-dashboard-{language}")
+    shot(page, f"journey1{suffix}-dashboard-{language}")
 
     # 1. upload the input into the own workspace
     local_input = tmp_path / "in.lj"
@@ -68,7 +91,7 @@ def test_a_new_user_runs_lammps_from_the_portal_and_finds_the_charge_on_the_stat
     page.goto("/portal/files?path=~")
     page.set_input_files("#upload-files", str(local_input))
     page.locator("table").get_by_text("in.lj", exact=True).wait_for(timeout=30_000)
-    shot(page, f"journey1-files-{language}")
+    shot(page, f"journey1{suffix}-files-{language}")
 
     # 2. run LAMMPS from the application centre's form
     page.goto("/portal/apps/lammps")
@@ -76,7 +99,7 @@ def test_a_new_user_runs_lammps_from_the_portal_and_finds_the_charge_on_the_stat
     page.fill("#p_input", "in.lj")
     page.fill("#p_steps", "5000")  # a few seconds: long enough to be sampled
     page.select_option("#p_size", "small")
-    shot(page, f"journey1-app-{language}")
+    shot(page, f"journey1{suffix}-app-{language}")
     page.click("#run-button")
     page.wait_for_url(re.compile(r"/portal/jobs/\d+"))
     job_id = int(re.search(r"/portal/jobs/(\d+)", page.url).group(1))
@@ -87,7 +110,7 @@ def test_a_new_user_runs_lammps_from_the_portal_and_finds_the_charge_on_the_stat
     page.locator("pre.log").first.wait_for()
     assert page.evaluate("() => window.__stillTheSamePage === true"), "the page was reloaded"
     assert page.locator("pre.log").first.inner_text().strip(), "no output shown"
-    shot(page, f"journey1-job-{language}")
+    shot(page, f"journey1{suffix}-job-{language}")
 
     # 4. its efficiency (samples come in as the job runs) and the files it produced (fetched back into
     # the workspace after it ends), on the job page once they are in
@@ -100,18 +123,19 @@ def test_a_new_user_runs_lammps_from_the_portal_and_finds_the_charge_on_the_stat
     poll_until(efficiency_and_files_shown, timeout=60, interval=1.0, what="the job's efficiency and files")
     assert page.locator("#eff-h").inner_text() == words["Efficiency"]
     _no_serious_problems(page, "job page")
-    shot(page, f"journey1-efficiency-{language}")
+    shot(page, f"journey1{suffix}-efficiency-{language}")
 
     # 5. the charge on this month's statement, and the statement as a PDF
     poll_until(lambda: _settled(platform, job_id), timeout=60, what="the job's settlement")
     month = datetime.now(timezone.utc).strftime("%Y-%m")
     page.goto(f"/portal/billing/statements/{name}-lab/{month}")
-    statement = page.locator("main").inner_text()
     charge = _charge(platform, job_id)
     assert charge > 0
-    assert str(job_id) in statement, "the job is not on the statement"
+    line = page.locator("tr", has=page.locator(f"a[href='/portal/jobs/{job_id}']"))
+    assert line.count() == 1, "the job is not on the statement"
+    assert f"-{charge}" in line.inner_text().replace("CN¥", "").replace("¥", ""), line.inner_text()
     _no_serious_problems(page, "statement")
-    shot(page, f"journey1-statement-{language}")
+    shot(page, f"journey1{suffix}-statement-{language}")
     with page.expect_download() as download:
         page.locator(f"a[href$='/statements/{month}?format=pdf']").first.click()
     pdf = download.value.path()
@@ -124,7 +148,7 @@ def test_a_new_user_runs_lammps_from_the_portal_and_finds_the_charge_on_the_stat
         phone.goto(url)
         width = phone.evaluate("() => document.documentElement.scrollWidth")
         assert width <= 390 + 1, f"{what} page scrolls sideways on a phone ({width} px)"
-        shot(phone, f"journey1-phone-{what}-{language}")
+        shot(phone, f"journey1{suffix}-phone-{what}-{language}")
 
 
 def _settled(platform, job_id: int) -> bool:
