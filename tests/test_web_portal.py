@@ -132,3 +132,14 @@ def test_the_api_page_serves_its_assets_itself(portal):
     assert "/static/vendor/swagger-ui-bundle.js" in page and "cdn" not in page.lower()
     assert portal.get("/static/vendor/swagger-ui-bundle.js").status_code == 200
     assert portal.get("/static/vendor/htmx.min.js").status_code == 200
+
+
+@pytest.mark.parametrize("headers", [{"Origin": "https://evil.example"}, {"Origin": "null"},
+                                     {"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"}])
+def test_a_sign_in_form_sent_from_another_site_is_refused(portal, headers):
+    """Login CSRF: another site may not sign a visitor in to an account of its choosing."""
+    answer = portal.post("/login", data={"login": "li", "password": GOOD, "next": "/"}, headers=headers)
+    assert answer.status_code == 403 and "set-cookie" not in answer.headers
+    same = portal.post("/login", data={"login": "li", "password": GOOD, "next": "/"},
+                       headers={"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"})
+    assert same.status_code == 303 and "cnet_session=" in same.headers["set-cookie"]

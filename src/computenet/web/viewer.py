@@ -67,6 +67,23 @@ def viewer(request: Request, required: bool = True) -> Viewer:
                   nav=_nav(user) if user is not None else [])
 
 
+def check_same_site(request: Request) -> None:
+    """For the forms used before signing in (sign-in, password change and reset), which have no session
+    to hold a CSRF token: a browser says where a form was sent from (Sec-Fetch-Site, Origin), and one
+    sent from another site is refused, so nobody can sign a visitor in to an account of theirs."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        raise BadCsrf()
+    origin = request.headers.get("origin")
+    if origin is not None and origin != "null":
+        own = f"{request.url.scheme}://{request.headers.get('host', request.url.netloc)}"
+        public = request.app.state.platform.settings.auth.public_url
+        if origin.rstrip("/") not in {own, (public or "").rstrip("/")}:
+            raise BadCsrf()
+    elif origin == "null":
+        raise BadCsrf()
+
+
 def check_csrf(viewer: Viewer, presented: str | None) -> None:
     if not viewer.csrf_token or not presented or not secrets.compare_digest(
             viewer.csrf_token.encode(), str(presented).encode()):

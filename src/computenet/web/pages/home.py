@@ -23,7 +23,7 @@ from ...store.models import User
 from .. import i18n
 from ..i18n import N_
 from ..render import page
-from ..viewer import LANGUAGE_COOKIE, check_csrf, safe_next, viewer
+from ..viewer import LANGUAGE_COOKIE, check_csrf, check_same_site, safe_next, viewer
 
 router = APIRouter(include_in_schema=False)
 
@@ -59,6 +59,7 @@ def login_page(request: Request, next: str = "/"):
 def login(request: Request, login: str = Form("", max_length=255), password: str = Form("", max_length=256),
           next: str = Form("/", max_length=512)):
     """The sign-in form: the same check, lockout and record as POST /auth/login."""
+    check_same_site(request)
     platform, who = _platform(request), viewer(request, required=False)
     client = request.client.host if request.client else ""
     refused = error = None
@@ -224,6 +225,7 @@ def change_page(request: Request, login: str = ""):
 def change(request: Request, login: str = Form("", max_length=255), current_password: str = Form("", max_length=256),
            new_password: str = Form("", max_length=256)):
     """Also for a password an operator set: the current password is the proof, as for signing in."""
+    check_same_site(request)
     who, platform = viewer(request, required=False), _platform(request)
     error = None
     with platform.db.session() as session:
@@ -247,6 +249,7 @@ def reset_page(request: Request, token: str = ""):
 @router.post("/password/reset")
 def reset(request: Request, token: str = Form("", max_length=200), new_password: str = Form("", max_length=256)):
     """The mailed link's form: the token is the proof, so no session (and no CSRF token) is needed."""
+    check_same_site(request)
     who, platform = viewer(request, required=False), _platform(request)
     try:
         with platform.db.session() as session:
