@@ -15,7 +15,7 @@ from computenet.api.app import create_app
 from computenet.billing import funds
 from computenet.services import accounts, audit, grants, tenants
 from computenet.services.signin import passwords
-from computenet.store.models import AccountMember, AuditEvent, User
+from computenet.store.models import AccountMember, AuditEvent, Tenant, User
 
 
 GOOD = "Correct-Horse-7"
@@ -352,15 +352,22 @@ def test_projects_in_a_browser(org, ran_job, chromium):
 
 
 def test_finance_in_a_browser(org, ran_job, chromium):
+    with org.db.session() as session:  # a contract to list
+        tenants.add_contract(session, tenants.get_tenant(session, "uni"), discount_percent=Decimal("12.5"),
+                             actor="op", reason="academic rate")
     _pages_in_both_languages(org, chromium, "fin", [
         ("/portal/finance", "admin-finance", None),
         ("/portal/finance/reports?name=revenue", "admin-finance-revenue", ".chart svg")])
 
 
 def test_operations_in_a_browser(org, ran_job, chromium):
+    flagged_job(org, "pi")  # a row in the reconcile queue
     _pages_in_both_languages(org, chromium, "op", [
         ("/portal/operations", "admin-clusters", None),
         ("/portal/operations/users", "admin-users", None),
+        ("/portal/operations/people", "admin-people", None),
+        ("/portal/operations/prices", "admin-prices", None),
+        ("/portal/operations/reconcile", "admin-reconcile", None),
         ("/portal/operations/audit", "admin-audit", None),
         ("/portal/operations/reports?name=utilization", "admin-utilization", ".chart svg")])
 
@@ -393,3 +400,221 @@ def test_a_vendor_app_waits_in_the_review_queue_until_an_operator_approves_it(or
     again = op.post(f"/portal/operations/apps/vendor-tool/{version}/review",
                     data={"decision": "approve", "csrf_token": token})
     assert again.status_code == 409 and "not pending" in again.text
+
+
+# -- operations: people and tenants, price book, reconcile queue; finance: contracts ----------
+
+def audit_rows(platform, action: str, target: str) -> list[AuditEvent]:
+    with platform.db.session() as session:
+        rows = list(session.scalars(select(AuditEvent).where(AuditEvent.action == action, AuditEvent.target == target)))
+        session.expunge_all()
+        return rows
+
+
+def test_an_operator_adds_a_user_and_a_tenant_and_both_are_audited(org):
+    op = browser(org, "op")
+    token = csrf(op, "/portal/operations/people")
+    added = op.post("/portal/operations/people/users", data={
+        "name": "newbie", "display_name": "New Bie", "email": "newbie@example.org", "language": "zh-CN",
+        "tenant": "uni", "csrf_token": token})
+    assert added.headers["location"] == "/portal/operations/people?done=user"
+    assert "The user was added." in op.get(added.headers["location"]).text
+    tenant = op.post("/portal/operations/people/tenants", data={"name": "labco", "segment": "enterprise",
+                                                                "csrf_token": token})
+    assert tenant.headers["location"] == "/portal/operations/people?done=tenant"
+    with org.db.session() as session:
+        user = accounts.get_user(session, "newbie")
+        assert (user.display_name, user.email, user.language) == ("New Bie", "newbie@example.org", "zh-CN")
+        assert user.tenant_id == tenants.get_tenant(session, "uni").id
+        assert tenants.get_tenant(session, "labco").segment == "enterprise"
+        assert accounts.get_account(session, "labco").kind == "tenant"  # its wallet
+    (event,) = audit_rows(org, "user.add", "user:newbie")
+    assert event.actor == "op" and event.source.startswith("portal") and event.detail["tenant"] == "uni"
+    (event,) = audit_rows(org, "tenant.add", "tenant:labco")
+    assert event.actor == "op" and event.detail["segment"] == "enterprise"
+
+
+@pytest.mark.parametrize("form, data, status, problem", [
+    ("users", {"name": "Bad Name!", "language": "en"}, 400, "invalid user name"),
+    ("users", {"name": "okname", "email": "not-an-address", "language": "en"}, 400, "invalid e-mail address"),
+    ("users", {"name": "okname", "language": "fr"}, 400, "unknown language"),
+    ("users", {"name": "okname", "language": "en", "tenant": "nope"}, 404, "no tenant"),
+    ("users", {"name": "mem", "language": "en"}, 409, "exists"),
+    ("tenants", {"name": "okname", "segment": "pirates"}, 400, "unknown segment"),
+    ("tenants", {"name": "Bad Name!", "segment": "enterprise"}, 400, "invalid tenant name"),
+    ("tenants", {"name": "uni", "segment": "enterprise"}, 409, "exists"),
+])
+def test_bad_people_and_tenant_input_is_a_4xx_naming_it_and_writes_nothing(org, form, data, status, problem):
+    op = browser(org, "op")
+    answer = op.post(f"/portal/operations/people/{form}", data=data | {"csrf_token": csrf(op)})
+    assert answer.status_code == status and problem in answer.text
+    with org.db.session() as session:
+        assert session.scalar(select(User).where(User.name == "okname")) is None
+        assert [t.name for t in session.scalars(select(Tenant).order_by(Tenant.name))] == ["corp", "uni"]
+    assert audit_rows(org, "user.add", "user:okname") == [] and audit_rows(org, "tenant.add", "tenant:okname") == []
+
+
+def test_tenant_admins_add_people_to_their_own_tenant_only_and_others_are_refused(org):
+    ta = browser(org, "ta")
+    page = ta.get("/portal/operations/people")
+    assert page.status_code == 200 and "/portal/operations/people/tenants" not in page.text
+    token = csrf(ta, "/portal/operations/people")
+    assert ta.post("/portal/operations/people/users", data={"name": "unikid", "language": "en", "tenant": "uni",
+                                                            "csrf_token": token}).status_code == 303
+    assert ta.post("/portal/operations/people/users", data={"name": "corpkid", "language": "en", "tenant": "corp",
+                                                            "csrf_token": token}).status_code == 404
+    refused = ta.post("/portal/operations/people/tenants", data={"name": "tafirm", "segment": "enterprise",
+                                                                 "csrf_token": token})
+    assert refused.status_code == 403 and "adding a tenant" in refused.text
+    for name in ("fin", "pi", "plain"):
+        client = browser(org, name)
+        assert client.get("/portal/operations/people").status_code == 403, name
+        assert client.post("/portal/operations/people/users", data={"name": "sneaky", "language": "en",
+                                                                    "csrf_token": csrf(client)}).status_code == 403
+        assert client.post("/portal/operations/people/tenants", data={"name": "sneakco", "segment": "enterprise",
+                                                                      "csrf_token": csrf(client)}).status_code == 403
+    with org.db.session() as session:
+        names = set(session.scalars(select(User.name)))
+        assert "unikid" in names and not {"corpkid", "sneaky"} & names
+        assert session.scalar(select(Tenant).where(Tenant.name.in_(["tafirm", "sneakco"]))) is None
+
+
+def test_people_forms_without_the_csrf_token_change_nothing(org):
+    op = browser(org, "op")
+    assert op.post("/portal/operations/people/users", data={"name": "forged", "language": "en"}).status_code == 403
+    assert op.post("/portal/operations/people/tenants", data={"name": "forgedco", "segment": "enterprise",
+                                                              "csrf_token": "x" * 43}).status_code == 403
+    assert op.post("/portal/operations/people/password", data={"user": "mem"}).status_code == 403
+    with org.db.session() as session:
+        assert session.scalar(select(User).where(User.name == "forged")) is None
+    assert all(e.actor != "op" for e in audit_rows(org, "password.set", "user:mem"))
+    assert browser(org, "mem").get("/").status_code == 200  # mem's password still works
+
+
+def test_a_temporary_password_is_shown_once_works_and_is_audited(org):
+    op = browser(org, "op")
+    answer = op.post("/portal/operations/people/password", data={"user": "mem", "csrf_token": csrf(op)})
+    assert answer.status_code == 200 and answer.headers["cache-control"] == "no-store"
+    secret = re.search(r'<code class="secret">([^<]+)</code>', answer.text).group(1)
+    assert secret not in op.get("/portal/operations/people").text  # shown in that answer only
+    fresh = TestClient(create_app(org), follow_redirects=False)
+    assert fresh.post("/login", data={"login": "mem", "password": GOOD, "next": "/"}).status_code == 401
+    first = fresh.post("/login", data={"login": "mem", "password": secret, "next": "/"})
+    assert first.status_code == 403 and "choose your own first" in first.text  # right, and to be changed
+    (event,) = [e for e in audit_rows(org, "password.set", "user:mem") if e.actor == "op"]
+    assert event.detail["must_change"] is True and event.source.startswith("portal")
+    ta = browser(org, "ta")  # another tenant's user is not found
+    assert ta.post("/portal/operations/people/password", data={"user": "other",
+                                                               "csrf_token": csrf(ta)}).status_code == 404
+    token = csrf(op, "/portal/operations/users")
+    op.post("/portal/operations/users/plain/status", data={"change": "suspend", "reason": "gone", "csrf_token": token})
+    suspended = op.post("/portal/operations/people/password", data={"user": "plain", "csrf_token": token})
+    assert suspended.status_code == 409 and "is suspended" in suspended.text and "secret" not in suspended.text
+    missing = op.post("/portal/operations/people/password", data={"user": "nobody", "csrf_token": token})
+    assert missing.status_code == 404 and "no user" in missing.text
+
+
+def test_an_operator_ends_a_lockout(org):
+    from computenet.services.signin import attempts
+
+    policy = org.settings.auth
+    with org.db.session() as session:
+        for _ in range(policy.lockout_failures):
+            attempts.record(session, "mem", "", "password", False, "bad password")
+        assert attempts.locked_until(session, "mem", "", policy) is not None
+    ta = browser(org, "ta")
+    assert ta.post("/portal/operations/people/unlock", data={"user": "other",
+                                                             "csrf_token": csrf(ta)}).status_code == 404
+    assert browser(org, "plain").post("/portal/operations/people/unlock", data={
+        "user": "mem", "csrf_token": csrf(ta)}).status_code == 403
+    with org.db.session() as session:
+        assert attempts.locked_until(session, "mem", "", policy) is not None
+    op = browser(org, "op")
+    done = op.post("/portal/operations/people/unlock", data={"user": "mem", "csrf_token": csrf(op)})
+    assert done.headers["location"] == "/portal/operations/people?done=unlock"
+    with org.db.session() as session:
+        assert attempts.locked_until(session, "mem", "", policy) is None
+    assert [e.actor for e in audit_rows(org, "user.unlock", "user:mem")] == ["op"]
+
+
+def test_the_price_book_shows_each_partitions_list_prices_to_staff_only(org):
+    op = browser(org, "op")
+    page = op.get("/portal/operations/prices")
+    assert page.status_code == 200
+    text = page.text.replace("\n", "")
+    assert re.search(r'data-label="Core-hour">36<', text) and re.search(r'data-label="GPU-hour">90<', text)
+    assert browser(org, "fin").get("/portal/operations/prices").status_code == 200
+    for name in ("pi", "ta", "plain"):
+        assert browser(org, name).get("/portal/operations/prices").status_code == 403, name
+
+
+def flagged_job(platform, owner: str = "mem") -> int:
+    """A submission interrupted before the cluster answered, flagged for an operator (a held amount)."""
+    from computenet.services.jobs import submit_job
+    from computenet.store.models import Job
+
+    class Crash(BaseException):
+        pass
+
+    adapter = platform.adapters["local"]
+    real_submit = adapter.submit
+
+    def crash(request):
+        raise Crash()
+
+    adapter.submit = crash
+    try:
+        with platform.db.session() as session:
+            user_id = accounts.get_user(session, owner).id
+        with pytest.raises(Crash):
+            submit_job(platform, user_id, "#!/bin/bash\ntrue\n", ["-t", "5", "-A", "md"])
+    finally:
+        adapter.submit = real_submit
+    with platform.db.session() as session:
+        job = session.scalars(select(Job).where(Job.owner_id == user_id)).one()
+        job.needs_reconcile = True
+        return job.id
+
+
+def test_an_operator_resolves_a_flagged_job_once_and_others_are_refused(org):
+    job_id = flagged_job(org)
+    before = available(org, "md")
+    op = browser(org, "op")
+    queue = op.get("/portal/operations/reconcile")
+    assert queue.status_code == 200 and f"/portal/operations/reconcile/{job_id}" in queue.text
+    fin = browser(org, "fin")
+    assert fin.get("/portal/operations/reconcile").status_code == 403
+    assert fin.post(f"/portal/operations/reconcile/{job_id}", data={"action": "withdraw",
+                                                                    "csrf_token": csrf(fin)}).status_code == 403
+    token = csrf(op, "/portal/operations/reconcile")
+    assert op.post(f"/portal/operations/reconcile/{job_id}", data={"action": "withdraw"}).status_code == 403
+    for data, status, problem in (({"action": "charge", "amount": "1.00"}, 400, "can be resolved with adopt or withdraw"),
+                                  ({"action": "adopt", "native_id": "12ab"}, 400, "digits"),
+                                  ({"action": "explode"}, 400, "unknown action")):
+        answer = op.post(f"/portal/operations/reconcile/{job_id}", data=data | {"csrf_token": token})
+        assert answer.status_code == status and problem in answer.text, data
+    assert op.post("/portal/operations/reconcile/999999", data={"action": "withdraw",
+                                                                "csrf_token": token}).status_code == 404
+    assert op.post(f"/portal/operations/reconcile/{2**70}", data={"action": "withdraw",
+                                                                 "csrf_token": token}).status_code == 400
+    assert available(org, "md") == before and audit_rows(org, "reconcile", f"job {job_id}") == []
+    done = op.post(f"/portal/operations/reconcile/{job_id}", data={"action": "withdraw", "note": "never ran",
+                                                                   "csrf_token": token})
+    assert done.headers["location"] == "/portal/operations/reconcile?done=1"
+    assert f"/portal/operations/reconcile/{job_id}" not in op.get(done.headers["location"]).text
+    assert available(org, "md") > before  # the hold was voided: nothing charged
+    (event,) = audit_rows(org, "reconcile", f"job {job_id}")
+    assert event.actor == "op" and event.detail["decision"] == "withdraw" and event.detail["note"] == "never ran"
+    again = op.post(f"/portal/operations/reconcile/{job_id}", data={"action": "withdraw", "csrf_token": token})
+    assert again.status_code == 409 and "does not need reconciling" in again.text
+
+
+def test_finance_lists_the_tenants_contracts(org):
+    with org.db.session() as session:
+        tenants.add_contract(session, tenants.get_tenant(session, "uni"), discount_percent=Decimal("12.5"),
+                             actor="op", reason="academic rate")
+        tenants.add_contract(session, tenants.get_tenant(session, "corp"), resource="gpu_hour",
+                             unit_price=Decimal("70"), actor="op", reason="volume deal")
+    page = browser(org, "fin").get("/portal/finance").text
+    assert "12.5% off" in page and "academic rate" in page and "unit price 70" in page and "volume deal" in page
+    assert browser(org, "pi").get("/portal/finance").status_code == 403

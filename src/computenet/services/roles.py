@@ -70,6 +70,7 @@ ACTIONS: dict[str, Rule] = {
     "user_view": Rule("seeing people's accounts (profile, status, roles)", STAFF + (("tenant_admin", "tenant"),)),
     "user_manage": Rule("adding, changing, suspending, reinstating and deleting people",
                         (("operator", "any"), ("tenant_admin", "tenant"))),
+    "tenant_add": Rule("adding a tenant (a customer organisation with its wallet)", (("operator", "any"),)),
     "role_grant": Rule("granting and revoking roles (tenant admins: the tenant admin role of their tenant)",
                        (("operator", "any"), ("tenant_admin", "tenant"))),
     "app_publish_platform": Rule("publishing a platform app", (("operator", "any"),)),

@@ -1,5 +1,6 @@
 """Finance: top-ups (idempotent by payment reference), credit lines, month closing, statements of
-every account, and the revenue and margin reports with charts.
+every account, tenants' contracts (listed; added with `cnet admin contract-add`), and the revenue
+and margin reports with charts.
 
 Each change is its API route's (api/routers/admin.py): roles.require, the same service call, an
 audit row. A top-up's key is ``topup:<reference>`` as POST /accounts/{name}/topups makes it, so a
@@ -21,7 +22,7 @@ from ...services import audit, repricing, roles
 from ...services.accounts import get_account, top_up
 from ...services.errors import Forbidden, InvalidRequest, NotFound, ServiceError
 from ...services.visible_projects import visible_projects
-from ...store.models import ClosedPeriod, Tenant
+from ...store.models import ClosedPeriod, Cluster, Contract, Tenant
 from ..i18n import N_
 from ..render import page
 from ..viewer import check_csrf, viewer
@@ -45,10 +46,15 @@ def _finance_page(request: Request, who, status: int = 200, error: str | None = 
         accounts = [{"account": a, "tenant": names.get(a.tenant_id), "funds": funds.funds(session, a)}
                     for a in visible_projects(session, me, limit=5000)]
         closed = list(session.scalars(select(ClosedPeriod).order_by(ClosedPeriod.month.desc()).limit(24)))
+        clusters = dict(session.execute(select(Cluster.id, Cluster.name)).all())
+        contracts = [{"contract": c, "tenant": names.get(c.tenant_id), "cluster": clusters.get(c.cluster_id)}
+                     for c in session.scalars(select(Contract).order_by(Contract.tenant_id, Contract.effective_from)
+                                              .limit(1000))]
         today = date.today()
         last_month = f"{today.year - (today.month == 1)}-{(today.month - 2) % 12 + 1:02d}"
         return page(request, who, "finance/index.html", status=status, error=error,
                     done=who.gettext(DONE[done]) if done in DONE else None, accounts=accounts, closed=closed,
+                    contracts=contracts,
                     month=request.query_params.get("month", last_month)[:7], last_month=last_month)
 
 

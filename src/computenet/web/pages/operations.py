@@ -5,6 +5,7 @@ queue, and the operator reports with charts (also used by the finance area).
 Every check is the services' or roles.py's: users.find/listing/set_status, grants.grant/revoke,
 apps.review, roles.require("audit" | "reports" | "app_review" | "cluster_admin"); reports are the
 same queries as GET /reports/{name} and ``cnet report`` (api/routers/reports.py ``_report``).
+People and tenants are in operations_people.py; the price book and reconcile queue in operations_money.py.
 """
 
 from __future__ import annotations
@@ -54,12 +55,17 @@ def _sections(session, me) -> list[tuple[str, str]]:
     out = [("/portal/operations", N_("Clusters"))] if roles.allowed(session, me, "reports") else []
     if any(roles.allowed(session, me, "user_view", tenant_id=t) for t in {None, *roles.admin_tenants(me)}):
         out.append(("/portal/operations/users", N_("Users and roles")))
+    if any(roles.allowed(session, me, "user_manage", tenant_id=t) for t in {None, *roles.admin_tenants(me)}):
+        out.append(("/portal/operations/people", N_("People and tenants")))
     if roles.allowed(session, me, "audit"):
         out.append(("/portal/operations/audit", N_("Audit log")))
     if roles.allowed(session, me, "app_review"):
         out.append(("/portal/operations/apps", N_("App review")))
     if roles.allowed(session, me, "reports"):
         out.append(("/portal/operations/reports", N_("Reports")))
+        out.append(("/portal/operations/prices", N_("Price book")))
+    if roles.allowed(session, me, "cluster_admin"):
+        out.append(("/portal/operations/reconcile", N_("Reconcile queue")))
     return out
 
 
