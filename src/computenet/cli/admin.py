@@ -7,30 +7,40 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from ..config import load_settings
-from ..billing import funds
-from ..billing.ledger import LedgerError
-from ..services import accounts, audit, tenants
-from ..services.errors import InvalidRequest, ServiceError
-from ..services.platform import Platform
+from .lazy import lazy
 
-WHO = audit.Who.cli  # every admin command is recorded as the shell user on this host
+# the database side is imported by the command that runs (see lazy.py), not by `cnet version`
+funds = lazy("computenet.billing.funds")
+accounts = lazy("computenet.services.accounts")
+audit = lazy("computenet.services.audit")
+tenants = lazy("computenet.services.tenants")
+
 admin_app = typer.Typer(no_args_is_help=True, help="Operator commands (run on the server host).")
-console = Console()
+console = Console(emoji=False)
 
 
-def _platform() -> Platform:
+def WHO():  # noqa: N802  (was audit.Who.cli; every admin command is recorded as the shell user on this host)
+    return audit.Who.cli()
+
+
+def _platform():
+    from ..config import load_settings
+    from ..services.platform import Platform
+
     platform = Platform(load_settings())
     platform.start()
     return platform
 
 
 def _run(step):
+    from ..services.errors import ServiceError
+
     try:
         return step()
     except ServiceError as exc:
-        Console(stderr=True).print(f"[red]error:[/] {exc}")
+        Console(stderr=True, emoji=False).print(f"[red]error:[/] {escape(str(exc))}")  # errors quote user data
         raise typer.Exit(1)
 
 
@@ -107,6 +117,9 @@ def topup(account: str, amount: str,
 @admin_app.command("credit-limit")
 def credit_limit(account: str, amount: str) -> None:
     """Let a postpaid account go this far below zero."""
+    from ..billing.ledger import LedgerError
+    from ..services.errors import InvalidRequest
+
     platform = _platform()
 
     def step():
@@ -224,6 +237,7 @@ def contract_add(tenant: str,
 
     from sqlalchemy import select
 
+    from ..services.errors import InvalidRequest
     from ..store.models import Cluster
 
     platform = _platform()

@@ -7,22 +7,29 @@ import json
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 from rich.console import Console
 from rich.table import Table
 
-from ..analytics import charts, export, reports
 from ..analytics.periods import ReportError
-from ..analytics.report_model import Report
-from ..analytics.warehouse import Warehouse, WarehouseError
+from .lazy import lazy
 from .main import fail
+
+if TYPE_CHECKING:
+    from ..analytics.report_model import Report
+    from ..analytics.warehouse import Warehouse
+
+# DuckDB, pyarrow, SQLAlchemy and matplotlib load when a report runs, not when `cnet` starts
+charts = lazy("computenet.analytics.charts")
+export = lazy("computenet.analytics.export")
+reports = lazy("computenet.analytics.reports")
+analytics_warehouse = lazy("computenet.analytics.warehouse")
 
 report_app = typer.Typer(no_args_is_help=True, help="Operator reports: utilization, revenue, margin, customers, "
                                                     "growth (run on the server host, or on Parquet exports).")
-console = Console()
+console = Console(emoji=False)
 RATIOS = ("utilization", "share", "margin", "yoy", "cagr")
 
 FROM = typer.Option(..., "--from", help="first day, YYYY-MM-DD")
@@ -35,10 +42,12 @@ CSV = typer.Option(None, "--csv", help="also write the rows to this CSV file")
 
 
 @contextmanager
-def _warehouse(data: Optional[Path], everything: bool = False) -> Iterator[Warehouse]:
+def _warehouse(data: Optional[Path], everything: bool = False) -> Iterator["Warehouse"]:
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         if data is not None:
-            warehouse = Warehouse.from_parquet(data)
+            warehouse = analytics_warehouse.Warehouse.from_parquet(data)
         else:
             from ..config import load_settings
             from ..store.db import Database
@@ -49,7 +58,7 @@ def _warehouse(data: Optional[Path], everything: bool = False) -> Iterator[Wareh
                 warehouse = reports.operational_warehouse(database, settings, reports_only=not everything)
             finally:
                 database.dispose()
-    except WarehouseError as exc:
+    except analytics_warehouse.WarehouseError as exc:
         fail(str(exc))
     except SQLAlchemyError as exc:  # not created yet (cnet admin init), or not reachable
         fail(f"cannot read the operational database: {exc.__class__.__name__}: {str(exc).splitlines()[0]}")
