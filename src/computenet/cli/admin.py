@@ -18,7 +18,8 @@ audit = lazy("computenet.services.audit")
 tenants = lazy("computenet.services.tenants")
 
 admin_app = typer.Typer(no_args_is_help=True, help="Operator commands (run on the server host).")
-console = Console(emoji=False)
+# names, keys, URLs and audit details print as typed: no markup, no emoji codes (colour via style=)
+console = Console(emoji=False, markup=False)
 
 
 def WHO():  # noqa: N802  (was audit.Who.cli; every admin command is recorded as the shell user on this host)
@@ -144,7 +145,7 @@ def check_ledger() -> None:
         bad = accounts.ledger_problems(session)
     if bad:
         for v in bad:
-            console.print(f"[red]{v.what}: expected {v.expected}, found {v.found}[/]")
+            console.print(f"{v.what}: expected {v.expected}, found {v.found}", style="red")
         raise typer.Exit(1)
     console.print("ledger consistent: debits equal credits, every balance equals its transfers")
 
@@ -333,7 +334,7 @@ def enforce() -> None:
     report = Enforcer(_platform()).run_once()
     console.print(f"checked {report.checked}; blocked {report.blocked or 'none'}; unblocked {report.unblocked or 'none'}")
     for error in report.errors:
-        console.print(f"[red]{error}[/]")
+        console.print(str(error), style="red")
     if report.errors:
         raise typer.Exit(1)
 

@@ -44,7 +44,7 @@ def _show_report(report: "FinanceReport", as_json: bool) -> None:
     for table in tables:
         console.print(table)
     for number, note in enumerate(notes, 1):
-        console.print(f"[{number}] {note}", highlight=False)
+        console.print(f"[{number}] {note}", highlight=False, markup=False)
 
 
 @finance_app.command("show")
@@ -124,7 +124,7 @@ def scenario(pe: Optional[str] = typer.Option(None, help="sector P/E (e.g. the s
     for total in sums:
         console.print(f"{total.what}: {render.verdict(total.verdict)}: {total.reason}", highlight=False)
     for note in base_notes:
-        console.print(note, highlight=False)
+        console.print(note, highlight=False, markup=False)
 
 
 @finance_app.command("peers")
@@ -157,17 +157,17 @@ def peers(file: Path = typer.Argument(..., help="a peer table (CSV) with printed
     console.print(f"R&D 3-year ratio: the printed figure is the mean of the yearly ratios for {method.mean_matches} "
                   f"of {method.firms} firms, cumulative R&D / cumulative revenue (the STAR standard 2 definition) "
                   f"for {method.cumulative_matches}; largest gap {company}: {printed} % vs {cumulative:.2f} %",
-                  highlight=False)
+                  highlight=False, markup=False)
     for company, printed, cumulative in method.flips:
         console.print(f"  {company}: the printed {printed} % is {'at or over' if printed >= 15 else 'under'} 15 %, "
                       f"the cumulative {cumulative:.2f} % is not: standard 2's threshold reads differently",
-                      highlight=False)
+                      highlight=False, markup=False)
     for column, why in peer_table.NOT_RECOMPUTABLE.items():
-        console.print(f"{column}: {why}", highlight=False)
+        console.print(f"{column}: {why}", highlight=False, markup=False)
     for peer in rows:
         if peer.listing is None and peer.standard:
             console.print(f"{peer.company}: standard {peer.standard!r} is not one of the five; not evaluated",
-                          highlight=False)
+                          highlight=False, markup=False)
 
 
 def _named(peer: "Peer", check: "Check") -> "Check":

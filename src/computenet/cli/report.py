@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Iterator, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..analytics.periods import ReportError
@@ -83,22 +84,22 @@ def show(report: Report, as_json: bool, csv_file: Optional[Path]) -> None:
         console.print_json(json.dumps(report.as_json()))
         return
     if report.empty:
-        console.print(f"[yellow]{report.name}: {report.empty}[/]", highlight=False)
+        console.print(f"{report.name}: {report.empty}", style="yellow", highlight=False, markup=False)
         return
-    table = Table(title=f"{report.name}, {report.period.describe()}", title_justify="left", box=None)
+    table = Table(title=escape(f"{report.name}, {report.period.describe()}"), title_justify="left", box=None)
     for column in report.columns:
         table.add_column(column, justify="left" if column in ("bucket", "level", "name", "key", "dimension",
                                                               "customer", "segment", "line", "note", "basis",
                                                               "ownership") else "right")
     for row in report.rows:
-        table.add_row(*[_cell(c, row.get(c)) for c in report.columns])
+        table.add_row(*[escape(_cell(c, row.get(c))) for c in report.columns])  # customer names are user data
     console.print(table)
     for row in report.summary:
-        console.print("  " + ", ".join(f"{k} {_cell(k, v)}" for k, v in row.items()), highlight=False)
+        console.print("  " + ", ".join(f"{k} {_cell(k, v)}" for k, v in row.items()), highlight=False, markup=False)
     for note in report.notes:
-        console.print(f"  [dim]note: {note}[/]", highlight=False)
+        console.print(f"  note: {note}", style="dim", highlight=False, markup=False)
     if csv_file is not None:
-        console.print(f"rows written to {csv_file}")
+        console.print(f"rows written to {csv_file}", markup=False)
 
 
 def _run(name: str, first: str, last: str, by: str, data: Optional[Path], as_json: bool,
@@ -153,7 +154,7 @@ def export_command(fmt: str = typer.Option("parquet", "--format", help="csv or p
             written = export.export_tables(warehouse, out, fmt)
         except ReportError as exc:
             fail(str(exc))
-    console.print(f"{len(written)} tables written to {out}")
+    console.print(f"{len(written)} tables written to {out}", markup=False)
 
 
 @report_app.command("chart")
@@ -169,4 +170,4 @@ def chart(kind: str = typer.Argument(..., help="utilization, revenue or margin")
             path = charts.draw(kind, report, out)
         except ReportError as exc:
             fail(str(exc))
-    console.print(f"chart written to {path}")
+    console.print(f"chart written to {path}", markup=False)
