@@ -102,3 +102,28 @@ def test_the_time_format_hint_prints_colons_not_emoji(cli, tmp_path):
     script.write_text("#!/bin/bash\ntrue\n")
     refused = cli("submit", "-t", "1:2:3:4", str(script), code=1)
     assert "H:M:S" in refused and "D-H:M:S" in refused and "Ⓜ" not in refused
+
+
+def _every_command(command, path=()):
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _every_command(sub, (*path, name))
+
+
+def test_help_texts_show_their_brackets():
+    # help is Rich markup (rich_markup_mode="rich"): an unescaped "[auth]" or "[param=]" vanishes from it
+    import re
+
+    from typer.main import get_command
+
+    styles = {"b", "bold", "i", "dim", "red", "green", "yellow", "cyan"}
+    mangled = []
+    for path, command in _every_command(get_command(app)):
+        texts = [command.help or ""] + [getattr(p, "help", None) or "" for p in command.params]
+        for text in texts:
+            for tag in re.findall(r"(?<!\\)\[([a-z#/@][^\[]*?)\]", text):  # what Rich reads as a tag
+                if tag.lstrip("/") not in styles and tag != "/":
+                    mangled.append(f"cnet {' '.join(path)}: [{tag}]")
+    assert not mangled, mangled
+    shown = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "300"})
+    assert "[param=]FILE" in shown.output

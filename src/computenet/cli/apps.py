@@ -104,7 +104,7 @@ def _params(pairs: list[str]) -> dict:
 
 def run(name: str = typer.Argument(..., help="the app (see `cnet apps`)"),
         param: list[str] = typer.Option([], "--param", "-P", help="name=value, repeatable"),
-        input: list[str] = typer.Option([], "--input", "-i", help="[param=]FILE: a local file is uploaded first "
+        input: list[str] = typer.Option([], "--input", "-i", help="\\[param=]FILE: a local file is uploaded first "
                                                                    "(to inputs/), otherwise a workspace path"),
         version: Optional[str] = typer.Option(None, "--version"),
         account: Optional[str] = typer.Option(None, "-A", "--account"),

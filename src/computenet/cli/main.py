@@ -66,7 +66,7 @@ def client() -> "ComputeNetClient":
 
 
 def fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/] {escape(message)}", highlight=False)  # messages quote user data
+    err.print(f"[red]error:[/] {escape(str(message))}", highlight=False)  # messages quote user data
     raise typer.Exit(code)
 
 

@@ -49,7 +49,7 @@ def list_own(all_: bool = typer.Option(False, "--all", help="revoked ones too"))
 @tokens_app.command("create")
 def create(name: str = typer.Option("", help="what it is for"),
            scope: str = typer.Option("full", help=SCOPE_HELP),
-           days: Optional[int] = typer.Option(None, help="lifetime (default, maximum: server [auth])")) -> None:
+           days: Optional[int] = typer.Option(None, help="lifetime (default, maximum: server \\[auth])")) -> None:
     """Issue yourself another token (shown once)."""
     out = _api("POST", "/tokens", json={"name": name, "scope": scope, "expires_in_days": days})
     console.print(f"token {out['id']} ({out['scope']}, expires {out['expires_at'][:16]}), shown once:", markup=False)
