@@ -20,13 +20,12 @@ from sqlalchemy.orm import Session, aliased
 
 from ..store.models import Account, Charge, ClosedPeriod, LedgerAccount, Transfer
 from .ledger import NANO_PER_CENT, money
+from .words import KIND_WORDS  # noqa: F401  (re-exported: pdf.py and the portal import it from here)
 
 NANO_PER_UNIT = NANO_PER_CENT * 100
 
 _MOVES_MONEY = ("topup", "transfer", "post", "charge", "refund", "adjustment")
 # ledger transfer kinds in the words a customer reads on a bill
-KIND_WORDS = {"topup": "top-up", "hold": "hold", "post": "charge", "void": "release", "charge": "charge",
-              "refund": "refund", "transfer": "transfer", "adjustment": "adjustment"}
 
 
 def month_bounds(month: str) -> tuple[datetime, datetime]:

@@ -7,30 +7,41 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from ..config import load_settings
-from ..billing import funds
-from ..billing.ledger import LedgerError
-from ..services import accounts, audit, tenants
-from ..services.errors import InvalidRequest, ServiceError
-from ..services.platform import Platform
+from .lazy import lazy
 
-WHO = audit.Who.cli  # every admin command is recorded as the shell user on this host
+# the database side is imported by the command that runs (see lazy.py), not by `cnet version`
+funds = lazy("computenet.billing.funds")
+accounts = lazy("computenet.services.accounts")
+audit = lazy("computenet.services.audit")
+tenants = lazy("computenet.services.tenants")
+
 admin_app = typer.Typer(no_args_is_help=True, help="Operator commands (run on the server host).")
-console = Console()
+# names, keys, URLs and audit details print as typed: no markup, no emoji codes (colour via style=)
+console = Console(emoji=False, markup=False)
 
 
-def _platform() -> Platform:
+def WHO():  # noqa: N802  (was audit.Who.cli; every admin command is recorded as the shell user on this host)
+    return audit.Who.cli()
+
+
+def _platform():
+    from ..config import load_settings
+    from ..services.platform import Platform
+
     platform = Platform(load_settings())
     platform.start()
     return platform
 
 
 def _run(step):
+    from ..services.errors import ServiceError
+
     try:
         return step()
     except ServiceError as exc:
-        Console(stderr=True).print(f"[red]error:[/] {exc}")
+        Console(stderr=True, emoji=False).print(f"[red]error:[/] {escape(str(exc))}")  # errors quote user data
         raise typer.Exit(1)
 
 
@@ -107,6 +118,9 @@ def topup(account: str, amount: str,
 @admin_app.command("credit-limit")
 def credit_limit(account: str, amount: str) -> None:
     """Let a postpaid account go this far below zero."""
+    from ..billing.ledger import LedgerError
+    from ..services.errors import InvalidRequest
+
     platform = _platform()
 
     def step():
@@ -131,7 +145,7 @@ def check_ledger() -> None:
         bad = accounts.ledger_problems(session)
     if bad:
         for v in bad:
-            console.print(f"[red]{v.what}: expected {v.expected}, found {v.found}[/]")
+            console.print(f"{v.what}: expected {v.expected}, found {v.found}", style="red")
         raise typer.Exit(1)
     console.print("ledger consistent: debits equal credits, every balance equals its transfers")
 
@@ -224,6 +238,7 @@ def contract_add(tenant: str,
 
     from sqlalchemy import select
 
+    from ..services.errors import InvalidRequest
     from ..store.models import Cluster
 
     platform = _platform()
@@ -319,7 +334,7 @@ def enforce() -> None:
     report = Enforcer(_platform()).run_once()
     console.print(f"checked {report.checked}; blocked {report.blocked or 'none'}; unblocked {report.unblocked or 'none'}")
     for error in report.errors:
-        console.print(f"[red]{error}[/]")
+        console.print(str(error), style="red")
     if report.errors:
         raise typer.Exit(1)
 

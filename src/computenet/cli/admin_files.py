@@ -6,8 +6,10 @@ from typing import Optional
 
 import typer
 
-from ..services import accounts, audit, workspaces
-from .admin import WHO, _platform, _run, admin_app, console
+from .admin import WHO, _platform, _run, accounts, admin_app, audit, console
+from .lazy import lazy
+
+workspaces = lazy("computenet.services.workspaces")
 
 
 @admin_app.command("storage-quota")

@@ -11,15 +11,19 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from ..services import grants, roles, users
 from . import admin
+from .lazy import lazy
+
+grants = lazy("computenet.services.grants")
+roles = lazy("computenet.services.roles")
+users = lazy("computenet.services.users")
 
 user_app = typer.Typer(no_args_is_help=True, help="People's accounts: add, show, list, set, suspend, reinstate, "
                                                   "delete.")
 role_app = typer.Typer(no_args_is_help=True, help="Grant and revoke roles (with a reason, audited).")
 admin.admin_app.add_typer(user_app, name="user")
 admin.admin_app.add_typer(role_app, name="role")
-console = Console()
+console = Console(emoji=False)
 WHO = admin.WHO
 
 
@@ -39,11 +43,11 @@ def _print(data: dict) -> None:
                   f"{' (verified)' if data['email_verified'] else ''}  {data['language']}  "
                   f"tenant {data['tenant'] or '-'}  {data['status']}"
                   + (f" ({data['status_reason']})" if data['status_reason'] else "")
-                  + f"  roles: {roles_text or 'user'}", highlight=False)
+                  + f"  roles: {roles_text or 'user'}", highlight=False, markup=False)
     for p in data["projects"]:
-        console.print(f"  {p['role']} of {p['account']}", highlight=False)
+        console.print(f"  {p['role']} of {p['account']}", highlight=False, markup=False)
     for i in data["unix_identities"]:
-        console.print(f"  runs as {i['unix_user']} on {i['cluster']}", highlight=False)
+        console.print(f"  runs as {i['unix_user']} on {i['cluster']}", highlight=False, markup=False)
 
 
 @user_app.command("add")
@@ -123,9 +127,9 @@ def password(name: str, prompt: bool = typer.Option(False, "--prompt", help="typ
     who = _in_session(run)
     if typed is None:
         console.print(f"temporary password for {who} (shown once; to be changed at first sign-in with "
-                      f"`cnet passwd` or in the portal): {secret}", highlight=False, soft_wrap=True)
+                      f"`cnet passwd` or in the portal): {secret}", highlight=False, soft_wrap=True, markup=False)
     else:
-        console.print(f"password of {who} set")
+        console.print(f"password of {who} set", markup=False)
 
 
 @user_app.command("unlock")
@@ -140,7 +144,7 @@ def unlock(name: str) -> None:
         audit.record(session, WHO(), "user.unlock", f"user:{user.name}")
         return user.name
 
-    console.print(f"{_in_session(run)} may sign in again")
+    console.print(f"{_in_session(run)} may sign in again", markup=False)
 
 
 @role_app.command("grant")
@@ -150,7 +154,7 @@ def grant(user: str, role: str, reason: str = typer.Option(..., help="why (kept 
     """Grant ROLE (operator, finance, vendor, tenant_admin, pi, member) to USER."""
     out = _in_session(lambda s: grants.grant(s, None, WHO(), users.find(s, None, user), role, reason, tenant, project))
     console.print(f"{out['user']} is {out['role']}" + (f" of {out['tenant'] or out['project']}"
-                                                        if out['tenant'] or out['project'] else ""))
+                                                        if out['tenant'] or out['project'] else ""), markup=False)
 
 
 @role_app.command("revoke")
@@ -160,7 +164,8 @@ def revoke(user: str, role: str, reason: str = typer.Option(..., help="why (kept
     out = _in_session(lambda s: grants.revoke(s, None, WHO(), users.find(s, None, user), role, reason, tenant,
                                               project))
     console.print(f"{out['user']} is no longer {out['role']}" + (f" of {out['tenant'] or out['project']}"
-                                                                  if out['tenant'] or out['project'] else ""))
+                                                                  if out['tenant'] or out['project'] else ""),
+                  markup=False)
 
 
 @admin.admin_app.command("permissions")

@@ -8,11 +8,11 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.syntax import Syntax
+from rich.markup import escape
 from rich.table import Table
 
 app_app = typer.Typer(no_args_is_help=True, help="One app of the application centre: show, publish, review.")
-console = Console()
+console = Console(emoji=False)
 
 
 def apps(all_versions: bool = typer.Option(False, "--all", help="every version, pending ones included"),
@@ -24,8 +24,8 @@ def apps(all_versions: bool = typer.Option(False, "--all", help="every version, 
     for column in ("name", "version", "category", "title", "scope", "status"):
         table.add_column(column)
     for a in api(lambda: client().apps(all_versions)):
-        table.add_row(a["name"], a["version"], a["category"], a["title"].get(lang) or a["title"]["en"], a["scope"],
-                      a["status"])
+        table.add_row(*map(escape, (a["name"], a["version"], a["category"], a["title"].get(lang) or a["title"]["en"],
+                                    a["scope"], a["status"])))
     console.print(table)
 
 
@@ -36,9 +36,10 @@ def show(name: str, version: Optional[str] = typer.Option(None, "--version"),
     from .main import api, client
 
     a = api(lambda: client().app(name, version))
-    console.print(f"[bold]{a['name']} {a['version']}[/] ({a['category']}, {a['scope']}, {a['status']})")
-    console.print(a["title"].get(lang) or a["title"]["en"])
-    console.print(a["description"].get(lang) or a["description"]["en"], highlight=False)
+    console.print(f"[bold]{escape(a['name'])} {escape(a['version'])}[/] "
+                  + escape(f"({a['category']}, {a['scope']}, {a['status']})"))
+    console.print(a["title"].get(lang) or a["title"]["en"], markup=False)
+    console.print(a["description"].get(lang) or a["description"]["en"], highlight=False, markup=False)
     table = Table(title="parameters", box=None)
     for column in ("name", "type", "default", "allowed", "help"):
         table.add_column(column)
@@ -48,12 +49,13 @@ def show(name: str, version: Optional[str] = typer.Option(None, "--version"),
         allowed = ", ".join(map(str, prop["enum"])) if "enum" in prop else " .. ".join(
             str(prop[k]) if k in prop else "" for k in ("minimum", "maximum")).strip(" .")
         help_text = (prop.get("x-help") or {}).get(lang) if lang != "en" else None
-        table.add_row(pname, kind, json.dumps(prop["default"]) if "default" in prop else "", allowed,
-                      help_text or prop.get("description", ""))
+        table.add_row(*map(escape, (pname, kind, json.dumps(prop["default"]) if "default" in prop else "", allowed,
+                                    help_text or prop.get("description", ""))))
     console.print(table)
     console.print("resources: " + json.dumps(a["resources"].get("defaults", {})) +
-                  ("; maximum " + json.dumps(a["resources"]["maximum"]) if a["resources"].get("maximum") else ""))
-    console.print("outputs: " + ", ".join(a["outputs"]))
+                  ("; maximum " + json.dumps(a["resources"]["maximum"]) if a["resources"].get("maximum") else ""),
+                  markup=False)
+    console.print("outputs: " + ", ".join(a["outputs"]), markup=False)
     typical = a.get("typical")
     if typical:
         eff = typical["cpu_efficiency_p50"]
@@ -62,7 +64,8 @@ def show(name: str, version: Optional[str] = typer.Option(None, "--version"),
                       + (f", CPU efficiency {100 * eff:.0f} %" if eff is not None else ""))
     elif a.get("runtime_hint_minutes"):
         console.print(f"typical runtime: about {a['runtime_hint_minutes']} min (the publisher's estimate)")
-    where = ", ".join(f"{c} ({e})" if e else f"[dim]{c}: not available[/]" for c, e in a["available_on"].items())
+    where = ", ".join(escape(f"{c} ({e})") if e else f"[dim]{escape(c)}: not available[/]"
+                      for c, e in a["available_on"].items())
     console.print(f"available on: {where}")
 
 
@@ -74,7 +77,7 @@ def publish(spec: Path = typer.Argument(..., exists=True, dir_okay=False, help="
     from .main import api, client
 
     a = api(lambda: client().publish_app(spec.read_text(encoding="utf-8"), scope))
-    console.print(f"{a['name']} {a['version']} published ({a['scope']}): {a['status']}")
+    console.print(f"{a['name']} {a['version']} published ({a['scope']}): {a['status']}", markup=False)
 
 
 @app_app.command("review")
@@ -84,7 +87,7 @@ def review(name: str, version: str, approve: bool = typer.Option(..., "--approve
     from .main import api, client
 
     a = api(lambda: client().review_app(name, version, approve, note))
-    console.print(f"{a['name']} {a['version']}: {a['status']}")
+    console.print(f"{a['name']} {a['version']}: {a['status']}", markup=False)
 
 
 def _params(pairs: list[str]) -> dict:
@@ -101,7 +104,7 @@ def _params(pairs: list[str]) -> dict:
 
 def run(name: str = typer.Argument(..., help="the app (see `cnet apps`)"),
         param: list[str] = typer.Option([], "--param", "-P", help="name=value, repeatable"),
-        input: list[str] = typer.Option([], "--input", "-i", help="[param=]FILE: a local file is uploaded first "
+        input: list[str] = typer.Option([], "--input", "-i", help="\\[param=]FILE: a local file is uploaded first "
                                                                    "(to inputs/), otherwise a workspace path"),
         version: Optional[str] = typer.Option(None, "--version"),
         account: Optional[str] = typer.Option(None, "-A", "--account"),
@@ -130,12 +133,15 @@ def run(name: str = typer.Argument(..., help="the app (see `cnet apps`)"),
         values[key] = path
     result = api(lambda: cli.run_app(name, values, version, account, cluster, partition, dry_run=dry_run))
     if dry_run:
-        console.print(f"[bold]{result['app']} {result['version']}[/] would go to {result['cluster'] or 'no cluster'}"
-                      f" with {json.dumps(result['resources'])}")
-        console.print("sbatch " + " ".join(result["flags"]), highlight=False)
+        from rich.syntax import Syntax
+
+        console.print(f"[bold]{escape(result['app'])} {escape(result['version'])}[/] "
+                      + escape(f"would go to {result['cluster'] or 'no cluster'} "
+                               f"with {json.dumps(result['resources'])}"))
+        console.print("sbatch " + " ".join(result["flags"]), highlight=False, markup=False)
         console.print(Syntax(result["script"], "bash", theme="ansi_dark"))
         return
-    console.print(f"Submitted {name} as job {result.id} on {result.cluster}/{result.partition}")
+    console.print(f"Submitted {name} as job {result.id} on {result.cluster}/{result.partition}", markup=False)
     if wait:
         import time
 
@@ -145,6 +151,7 @@ def run(name: str = typer.Argument(..., help="the app (see `cnet apps`)"),
         while detail.outputs == "pending" and time.monotonic() < stop:
             time.sleep(0.5)
             detail = api(lambda: cli.job(result.id))
-        console.print(f"job {job.id} {job.state}; outputs {detail.outputs}")
+        console.print(f"job {job.id} {job.state}; outputs {detail.outputs}", markup=False)
         for f in detail.output_files:
-            console.print(f"  {f['path']}  {f['size']} bytes  sha256 {f['sha256'][:16]}  from {f['cluster']}")
+            console.print(f"  {f['path']}  {f['size']} bytes  sha256 {f['sha256'][:16]}  from {f['cluster']}",
+                          markup=False)

@@ -8,14 +8,18 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.markup import escape
 from rich.table import Table
 
 files_app = typer.Typer(no_args_is_help=True, help="Your workspace (paths) and your projects' (@project/paths).")
-console = Console()
+console = Console(emoji=False)
 
 
-def _bar() -> Progress:
+def _bar():
+    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                               TransferSpeedColumn)
+
+    # the description is markup: file names in it are escaped by the callers
     return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                     TimeRemainingColumn(), console=console, transient=False)
 
@@ -30,7 +34,7 @@ def _human(size: int) -> str:
 
 def upload_with_bar(cli, local: Path, path: str, overwrite: bool) -> dict:
     with _bar() as bar:
-        task = bar.add_task(f"up {local.name}", total=local.stat().st_size)
+        task = bar.add_task(escape(f"up {local.name}"), total=local.stat().st_size)
         return cli.upload(local, path, overwrite=overwrite, progress=lambda n: bar.advance(task, n))
 
 
@@ -44,8 +48,9 @@ def ls(path: str = typer.Argument("", help="a directory or file (default: your w
     for column in ("name", "size", "kind", "origin", "sha256"):
         table.add_column(column, justify="right" if column == "size" else "left")
     for e in entries:
-        table.add_row(e["name"] + ("/" if e["kind"] == "dir" else ""), "" if e["kind"] == "dir" else _human(e["size"]),
-                      e["kind"], e.get("origin", ""), (e.get("sha256") or "")[:16])
+        table.add_row(escape(e["name"] + ("/" if e["kind"] == "dir" else "")),
+                      "" if e["kind"] == "dir" else _human(e["size"]),
+                      e["kind"], escape(e.get("origin", "")), (e.get("sha256") or "")[:16])
     console.print(table if entries else "(empty)")
 
 
@@ -60,7 +65,7 @@ def put(local: Path = typer.Argument(..., exists=True, dir_okay=False, help="a f
     if target.endswith("/"):
         target += local.name
     done = api(lambda: upload_with_bar(client(), local, target, force))
-    console.print(f"{done['path']}: {done['size']} bytes, sha256 {done['sha256']}")
+    console.print(f"{done['path']}: {done['size']} bytes, sha256 {done['sha256']}", markup=False)
 
 
 @files_app.command("get")
@@ -75,10 +80,10 @@ def get(path: str = typer.Argument(..., help="a workspace file"),
     cli = client()
     size = next((e["size"] for e in api(lambda: cli.ls(path)) if e["kind"] == "file"), None)
     with _bar() as bar:
-        task = bar.add_task(f"down {target.name}", total=size)
+        task = bar.add_task(escape(f"down {target.name}"), total=size)
         done = api(lambda: cli.download(path, target, progress=lambda n: bar.advance(task, n)))
     console.print(f"{done['local']}: {done['size']} bytes, sha256 {done['sha256']}"
-                  + (" (verified)" if done["verified"] else ""))
+                  + (" (verified)" if done["verified"] else ""), markup=False)
 
 
 @files_app.command("rm")
@@ -87,7 +92,7 @@ def rm(path: str, recursive: bool = typer.Option(False, "-r", "--recursive", hel
     from .main import api, client
 
     freed = api(lambda: client().rm(path, recursive))
-    console.print(f"removed {path} ({_human(freed)} freed)")
+    console.print(f"removed {path} ({_human(freed)} freed)", markup=False)
 
 
 @files_app.command("mv")
@@ -95,7 +100,7 @@ def mv(src: str, dst: str, force: bool = typer.Option(False, "--force", "-f")) -
     """Move or rename inside one workspace."""
     from .main import api, client
 
-    console.print(f"moved to {api(lambda: client().mv(src, dst, force))}")
+    console.print(f"moved to {api(lambda: client().mv(src, dst, force))}", markup=False)
 
 
 @files_app.command("mkdir")
@@ -103,7 +108,7 @@ def mkdir(path: str) -> None:
     """Make a directory (and its parents)."""
     from .main import api, client
 
-    console.print(f"made {api(lambda: client().mkdir(path))}")
+    console.print(f"made {api(lambda: client().mkdir(path))}", markup=False)
 
 
 def quota() -> None:
@@ -114,6 +119,6 @@ def quota() -> None:
     for column in ("workspace", "used", "quota", "used %"):
         table.add_column(column, justify="left" if column == "workspace" else "right")
     for row in api(lambda: client().quota()):
-        table.add_row(row["workspace"], _human(row["used_bytes"]), _human(row["quota_bytes"]),
+        table.add_row(escape(row["workspace"]), _human(row["used_bytes"]), _human(row["quota_bytes"]),
                       f"{row['used_percent']:.2f}")
     console.print(table)

@@ -5,21 +5,29 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
-from sqlalchemy.exc import SQLAlchemyError
-
-from ..analytics import finance, peers as peer_table, printed_claims, star
-from ..analytics.reconcile import Check
-from ..analytics.statements_io import StatementError, read_statement
-from ..analytics.valuation import ScenarioError, scenario as make_scenario
-from . import finance_render as render
+from .lazy import lazy
 from .main import fail
 
+# imported when a finance command runs, not when `cnet` starts (see lazy.py)
+finance = lazy("computenet.analytics.finance")
+peer_table = lazy("computenet.analytics.peers")
+printed_claims = lazy("computenet.analytics.printed_claims")
+star = lazy("computenet.analytics.star")
+statements_io = lazy("computenet.analytics.statements_io")
+valuation = lazy("computenet.analytics.valuation")
+render = lazy("computenet.cli.finance_render")
+
+if TYPE_CHECKING:
+    from ..analytics.finance import FinanceReport
+    from ..analytics.peers import Peer
+    from ..analytics.reconcile import Check
+
 finance_app = typer.Typer(no_args_is_help=True, help="Finance view: statements, STAR standards, valuation scenarios.")
-console = Console()
+console = Console(emoji=False)
 JSON_HELP = "print JSON (for scripts) instead of tables"
 DEFAULT_PREMIUMS = ["1.2", "1.3", "1.5", "1.8"]
 
@@ -29,14 +37,14 @@ def _json(data: object) -> None:
     typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
 
-def _show_report(report: finance.FinanceReport, as_json: bool) -> None:
+def _show_report(report: "FinanceReport", as_json: bool) -> None:
     if as_json:
         return _json(report.as_dict())
     tables, notes = render.statement_tables(report)
     for table in tables:
         console.print(table)
     for number, note in enumerate(notes, 1):
-        console.print(f"[{number}] {note}", highlight=False)
+        console.print(f"[{number}] {note}", highlight=False, markup=False)
 
 
 @finance_app.command("show")
@@ -46,8 +54,8 @@ def show(file: Path = typer.Argument(..., help="statement: .csv (a row per year)
          as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Growth (yoy, CAGR), gross and net margin, R&D ratio, P/E, P/S, market cap / (net profit + R&D)."""
     try:
-        report = finance.analyse(read_statement(file), first, last)
-    except StatementError as exc:
+        report = finance.analyse(statements_io.read_statement(file), first, last)
+    except statements_io.StatementError as exc:
         fail(str(exc))
     _show_report(report, as_json)
 
@@ -57,8 +65,8 @@ def star_cmd(file: Path = typer.Argument(..., help="statement with market cap (a
              as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Each of the five STAR listing standards: met, not met or cannot judge, and why."""
     try:
-        results = star.evaluate(read_statement(file))
-    except StatementError as exc:
+        results = star.evaluate(statements_io.read_statement(file))
+    except statements_io.StatementError as exc:
         fail(str(exc))
     if as_json:
         return _json([r.as_dict() for r in results])
@@ -89,15 +97,15 @@ def scenario(pe: Optional[str] = typer.Option(None, help="sector P/E (e.g. the s
             sector_cap = sector_cap or claims.sector_cap
             premiums = _premiums(premium) if premium else claims.premiums
         if pe is None or base is None:
-            raise ScenarioError("give --pe and --base (or --check with a claims file)")
-        table = make_scenario(pe, premiums, base, sector_cap, unit)
+            raise valuation.ScenarioError("give --pe and --base (or --check with a claims file)")
+        table = valuation.scenario(pe, premiums, base, sector_cap, unit)
         table_checks = text_checks = []
         if claims is not None:
             _, table_checks, text_checks = printed_claims.check_scenario(claims, table)
         sums, base_notes = [], []
         if claims is not None and peers is not None:
             sums, base_notes = printed_claims.check_peer_totals(claims, peer_table.read_peers(peers))
-    except (StatementError, ScenarioError) as exc:
+    except (statements_io.StatementError, valuation.ScenarioError) as exc:
         fail(str(exc))
     implied = printed_claims.implied_base(table, claims) if claims else None
     if as_json:
@@ -116,7 +124,7 @@ def scenario(pe: Optional[str] = typer.Option(None, help="sector P/E (e.g. the s
     for total in sums:
         console.print(f"{total.what}: {render.verdict(total.verdict)}: {total.reason}", highlight=False)
     for note in base_notes:
-        console.print(note, highlight=False)
+        console.print(note, highlight=False, markup=False)
 
 
 @finance_app.command("peers")
@@ -130,7 +138,7 @@ def peers(file: Path = typer.Argument(..., help="a peer table (CSV) with printed
         fits = {column: peer_table.period_fit(rows, column)
                 for column in ("reported_revenue_cagr", "reported_profit_cagr")}
         method = peer_table.rd_method(rows)
-    except (StatementError, ValueError) as exc:
+    except (statements_io.StatementError, ValueError) as exc:
         fail(str(exc))
     if as_json:
         return _json({"peers": [{"company": p.company, "standard": p.standard,
@@ -149,20 +157,20 @@ def peers(file: Path = typer.Argument(..., help="a peer table (CSV) with printed
     console.print(f"R&D 3-year ratio: the printed figure is the mean of the yearly ratios for {method.mean_matches} "
                   f"of {method.firms} firms, cumulative R&D / cumulative revenue (the STAR standard 2 definition) "
                   f"for {method.cumulative_matches}; largest gap {company}: {printed} % vs {cumulative:.2f} %",
-                  highlight=False)
+                  highlight=False, markup=False)
     for company, printed, cumulative in method.flips:
         console.print(f"  {company}: the printed {printed} % is {'at or over' if printed >= 15 else 'under'} 15 %, "
                       f"the cumulative {cumulative:.2f} % is not: standard 2's threshold reads differently",
-                      highlight=False)
+                      highlight=False, markup=False)
     for column, why in peer_table.NOT_RECOMPUTABLE.items():
-        console.print(f"{column}: {why}", highlight=False)
+        console.print(f"{column}: {why}", highlight=False, markup=False)
     for peer in rows:
         if peer.listing is None and peer.standard:
             console.print(f"{peer.company}: standard {peer.standard!r} is not one of the five; not evaluated",
-                          highlight=False)
+                          highlight=False, markup=False)
 
 
-def _named(peer: peer_table.Peer, check: Check) -> Check:
+def _named(peer: "Peer", check: "Check") -> "Check":
     return replace(check, what=f"{peer.company} {check.what}")
 
 
@@ -175,6 +183,7 @@ def operator(db: Optional[str] = typer.Option(None, help="database URL (default:
     from ..analytics.reports import operational_warehouse
     from ..config import load_settings
     from ..store.db import Database
+    from sqlalchemy.exc import SQLAlchemyError
 
     settings = load_settings() if db is None else None  # its cluster costs apply to its own database
     try:
@@ -183,7 +192,7 @@ def operator(db: Optional[str] = typer.Option(None, help="database URL (default:
         fail(f"cannot open the database: {exc}")
     try:
         report = finance.analyse(operator_statement(operational_warehouse(database, settings), currency))
-    except StatementError as exc:
+    except statements_io.StatementError as exc:
         fail(str(exc))
     except SQLAlchemyError as exc:  # no such database, or not yet created with `cnet admin init`
         fail(f"cannot read the ledger: {type(exc).__name__}: {str(exc).splitlines()[0]}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Optional
 
+from rich.markup import escape
 from rich.table import Table
 
 from ..analytics.finance import FinanceReport
@@ -42,7 +43,7 @@ def verdict(text: str) -> str:
 def statement_tables(report: FinanceReport) -> tuple[list[Table], list[str]]:
     s, notes = report.statement, []
     items = [i for i in LABELS if any(y.amounts.get(i) is not None for y in report.years)]
-    figures = Table(title=f"{s.company}: statement ({s.unit})")
+    figures = Table(title=escape(f"{s.company}: statement ({s.unit})"))  # company names come from the user's file
     figures.add_column("year")
     for item in items:
         figures.add_column(LABELS[item], justify="right")
@@ -80,7 +81,7 @@ def star_table(results: list[StandardResult]) -> Table:
     table.add_column("verdict")
     table.add_column("why")
     for result in results:
-        table.add_row(str(result.number), verdict(result.verdict), result.reason)
+        table.add_row(str(result.number), verdict(result.verdict), escape(result.reason))
     return table
 
 
@@ -103,8 +104,9 @@ def checks_table(title: str, checks: list[Check]) -> Table:
     for name in ("figure", "printed", "computed", "verdict", "why"):
         table.add_column(name)
     for check in checks:
-        table.add_row(check.what, "—" if check.printed is None else str(check.printed),
-                      "—" if check.computed is None else f"{check.computed:.2f}", verdict(check.verdict), check.reason)
+        table.add_row(escape(check.what), "—" if check.printed is None else str(check.printed),
+                      "—" if check.computed is None else f"{check.computed:.2f}", verdict(check.verdict),
+                      escape(check.reason))
     return table
 
 
@@ -125,9 +127,9 @@ def peers_table(peers: list[Peer]) -> Table:
         yoy = [k for k in by_kind if k.startswith("reported_revenue_yoy")]
         pyoy = [k for k in by_kind if k.startswith("reported_profit_yoy")]
         listing = peer.standard + ("" if peer.listing is None else f": {peer.listing.verdict}")
-        table.add_row(peer.company, cell(yoy[0]) if yoy else "—", cell("reported_revenue_cagr"),
+        table.add_row(escape(peer.company), cell(yoy[0]) if yoy else "—", cell("reported_revenue_cagr"),
                       cell(pyoy[0]) if pyoy else "—", cell("reported_profit_cagr"), cell("net_margin"),
-                      cell("rd_ratio_3y_avg"), listing)
+                      cell("rd_ratio_3y_avg"), escape(listing))
     return table
 
 

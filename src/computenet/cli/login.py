@@ -112,12 +112,12 @@ def login(url: str = typer.Argument(..., help="the server, e.g. https://hpc.exam
         with ComputeNetClient(url, token) as c:
             me = api(c.me)
         path = save_login(url, token)
-        console.print(f"logged in to {url} as {me.user}; saved in {path}")
+        console.print(f"logged in to {url} as {me.user}; saved in {path}", markup=False)
         return
     if sso == "list":
         with ComputeNetClient(url) as c:
             for p in api(lambda: c._call("GET", "/auth/methods"))["oidc"]:
-                console.print(f"{p['name']}  {p['title']}")
+                console.print(f"{p['name']}  {p['title']}", markup=False)
         return
     if sso:
         code, verifier = _browser_code(url, sso, browser)
@@ -128,7 +128,7 @@ def login(url: str = typer.Argument(..., help="the server, e.g. https://hpc.exam
         pair = _post_token(url, {"grant_type": "password", "login": name, "password": password})
     _save_pair(url, pair)
     console.print(f"signed in to {url} as {pair['user']}; saved in {login_file()} (the token is renewed as "
-                  "you go until the sign-in ends: `cnet logout`)", highlight=False)
+                  "you go until the sign-in ends: `cnet logout`)", highlight=False, markup=False)
 
 
 @app.command()
@@ -147,9 +147,9 @@ def logout() -> None:
             with ComputeNetClient(saved["url"], saved.get("token")) as c:
                 c._call("POST", "/auth/logout", json={"refresh_token": saved["refresh_token"]})
         except ApiError as exc:  # an expired token: the refresh token ends with the file anyway
-            err.print(f"the server said: {exc.detail}", highlight=False)
+            err.print(f"the server said: {exc.detail}", highlight=False, markup=False)
     path.unlink(missing_ok=True)
-    console.print(f"signed out of {saved['url']}", highlight=False)
+    console.print(f"signed out of {saved['url']}", highlight=False, markup=False)
 
 
 @app.command()

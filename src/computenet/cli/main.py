@@ -5,20 +5,27 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from ..client import ApiError, ComputeNetClient
-from ..schemas import RoutingIn
-from ..domain.sbatch import ParsedOptions, ScriptError, parse_tokens
 from . import render
+
+if TYPE_CHECKING:
+    from ..client import ComputeNetClient
+    from ..schemas import RoutingIn
+
+# Start-up time matters (`cnet version` must feel like a Slurm command): modules that pull in httpx,
+# pydantic, SQLAlchemy, DuckDB, numpy or matplotlib are imported inside the commands that use them.
+# tests/test_cli_fast.py checks the heavy ones stay out.
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
                   help="ComputeNet: one front door over many Slurm clusters.")
-console = Console()
-err = Console(stderr=True)
+# emoji off: user data and times ("H:M:S") must print as typed, not as emoji codes
+console = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
 
 
 def login_file() -> Path:
@@ -36,7 +43,9 @@ def save_login(url: str, token: str, **more: str) -> Path:
     return path
 
 
-def client() -> ComputeNetClient:
+def client() -> "ComputeNetClient":
+    from ..client import ComputeNetClient
+
     url = os.environ.get("COMPUTENET_URL")
     token = os.environ.get("COMPUTENET_TOKEN")
     path = login_file()
@@ -57,7 +66,7 @@ def client() -> ComputeNetClient:
 
 
 def fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/] {message}", highlight=False)
+    err.print(f"[red]error:[/] {escape(str(message))}", highlight=False)  # messages quote user data
     raise typer.Exit(code)
 
 
@@ -77,6 +86,8 @@ def utc_option(text: Optional[str], option: str) -> Optional[str]:
 
 
 def api(call):
+    from ..client import ApiError
+
     try:
         return call()
     except ApiError as exc:
@@ -87,8 +98,10 @@ _ROUTING_OPTIONS = {"--region": "region", "--max-price": "max_price", "--max-wai
                     "--policy": "policy", "--data-at": "data_at"}
 
 
-def _routing_options(tokens: list[str]) -> tuple[list[str], RoutingIn]:
+def _routing_options(tokens: list[str]) -> tuple[list[str], "RoutingIn"]:
     """Take ComputeNet's own options (not sbatch's) out of the command line, up to a '--'."""
+    from ..schemas import RoutingIn
+
     kept, values, i = [], {}, 0
     while i < len(tokens):
         token = tokens[i]
@@ -115,8 +128,10 @@ def _routing_options(tokens: list[str]) -> tuple[list[str], RoutingIn]:
         fail(f"routing options: {exc}")
 
 
-def _read_submission(ctx: typer.Context) -> tuple[str, list[str], str, RoutingIn]:
+def _read_submission(ctx: typer.Context) -> tuple[str, list[str], str, "RoutingIn"]:
     """Script text, sbatch flags (+ '--' script args), the script's name, routing options."""
+    from ..domain.sbatch import ParsedOptions, ScriptError, parse_tokens
+
     tokens, wanted = _routing_options(list(ctx.args))
     try:
         rest = parse_tokens(tokens, 0, ParsedOptions())
@@ -161,7 +176,7 @@ def submit(ctx: typer.Context) -> None:
     with client() as c:
         job = api(lambda: c.submit(text, args, name, wanted))
     console.print(f"Submitted batch job {job.id} to {job.cluster}/{job.partition} "
-                  f"(may cost up to {render.money(job.max_cost)})", highlight=False)
+                  f"(may cost up to {render.money(job.max_cost)})", highlight=False, markup=False)
 
 
 @app.command(context_settings=_SUBMIT_CONTEXT)
@@ -198,7 +213,7 @@ def job(job_id: int, why: bool = typer.Option(False, "--why", help="why it went 
             show_stats(api(lambda: c.stats(job_id)))
             if png:
                 png.write_bytes(api(lambda: c.stats_png(job_id)))
-                console.print(f"chart saved to {png}")
+                console.print(f"chart saved to {png}", markup=False)
             return
         j = api(lambda: c.job(job_id))
     if why:
@@ -209,15 +224,16 @@ def job(job_id: int, why: bool = typer.Option(False, "--why", help="why it went 
             console.print(f"predicted start {j.predicted_start:%Y-%m-%d %H:%M:%S} UTC"
                           + (f", started {j.start_time:%Y-%m-%d %H:%M:%S}" if j.start_time else ""), highlight=False)
         for note in j.routing.get("notes", []):
-            console.print(f"  {note}", highlight=False)
+            console.print(f"  {note}", highlight=False, markup=False)
         return
     console.print(render.jobs_table([j]))
     console.print(f"workdir {j.workdir}\nstdout  {j.stdout_path}\nstderr  {j.stderr_path}\n"
                   f"account {j.account}   may cost up to {render.money(j.max_cost)}   "
-                  f"charged {render.money(j.cost)}{'' if j.settled else ' (not settled yet)'}", highlight=False)
+                  f"charged {render.money(j.cost)}{'' if j.settled else ' (not settled yet)'}", highlight=False,
+                  markup=False)
     for e in j.events:
         console.print(f"  {e.at:%Y-%m-%d %H:%M:%S}  {e.from_state or '':>10} -> {e.to_state:<10} {e.detail}",
-                      highlight=False)
+                      highlight=False, markup=False)
 
 
 @app.command()
@@ -269,7 +285,8 @@ def notifications(all: bool = typer.Option(False, "--all", help="also those alre
     with client() as c:
         rows = api(lambda: c.notifications(unread=not all))
         for n in reversed(rows):
-            console.print(f"{n.created_at:%Y-%m-%d %H:%M}  [bold]{n.kind}[/]  {n.message}", highlight=False)
+            console.print(f"{n.created_at:%Y-%m-%d %H:%M}  [bold]{escape(n.kind)}[/]  {escape(n.message)}",
+                          highlight=False)
             if not n.read:
                 api(lambda: c.mark_read(n.id))
     if not rows:

@@ -9,6 +9,8 @@ from typing import Optional
 
 import typer
 
+from rich.markup import escape
+
 from . import render
 from .main import api, client, console, fail, utc_option
 
@@ -19,13 +21,14 @@ def balance() -> None:
         me = api(lambda: c.me(entries=10))
     for acc in me.accounts:
         credit = f", credit limit {render.money(acc.credit_limit)}" if acc.credit_limit else ""
-        console.print(f"[bold]{acc.name}[/]{' (default)' if acc.is_default else ''}: balance "
+        console.print(f"[bold]{escape(acc.name)}[/]{' (default)' if acc.is_default else ''}: balance "
                       f"{render.money(acc.balance)} {acc.currency}, held for running jobs {render.money(acc.reserved)}"
                       f"{credit}, available {render.money(acc.available)}")
         for e in acc.entries:
             amount = f"({render.money(-e.amount)})" if e.pending else render.money(e.amount)
             word = render.ENTRY_WORDS.get(e.kind, e.kind)
-            console.print(f"  {e.created_at:%Y-%m-%d %H:%M:%S} {word:<10} {amount:>12}  {e.memo}", highlight=False)
+            console.print(f"  {e.created_at:%Y-%m-%d %H:%M:%S} {word:<10} {amount:>12}  {e.memo}", highlight=False,
+                          markup=False)
     if not me.accounts:
         console.print("you belong to no account yet")
 
@@ -43,7 +46,8 @@ def usage(by: str = typer.Option("cluster", "--by", help="user, account, cluster
                             ("COST", "right")):
         table.add_column(column, justify=justify)
     for r in rows:
-        table.add_row(r.key, str(r.jobs), f"{r.core_hours:,.2f}", f"{r.gpu_hours:,.2f}", render.money(r.cost))
+        table.add_row(escape(str(r.key)), str(r.jobs), f"{r.core_hours:,.2f}", f"{r.gpu_hours:,.2f}",
+                      render.money(r.cost))
     if rows:
         table.add_row("[bold]total", str(sum(r.jobs for r in rows)), f"{sum(r.core_hours for r in rows):,.2f}",
                       f"{sum(r.gpu_hours for r in rows):,.2f}", render.money(sum(r.cost for r in rows)))
@@ -72,13 +76,14 @@ def bill(month: str = typer.Argument(..., help="YYYY-MM"),
                 sys.stdout.write(data.decode())
             else:
                 out.write_bytes(data)
-                console.print(f"statement written to {out}")
+                console.print(f"statement written to {out}", markup=False)
             return
         data = api(lambda: c.statement(account, month))
     if fmt == "json":
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
         return
-    console.print(f"[bold]Statement {data['month']} for {data['account']}[/] ({data['currency']})")
+    console.print(f"[bold]Statement {escape(data['month'])} for {escape(data['account'])}[/] "
+                  f"({escape(data['currency'])})")
     console.print(f"opening balance {data['opening_balance']}")
     table = Table(header_style="bold")
     for column, justify in (("DATE", "left"), ("WHAT", "left"), ("JOB", "right"), ("CORE-H", "right"),
@@ -86,7 +91,7 @@ def bill(month: str = typer.Argument(..., help="YYYY-MM"),
         table.add_column(column, justify=justify)
     for line in data["lines"]:
         table.add_row(line["date"], render.ENTRY_WORDS.get(line["kind"], line["kind"]), str(line["job_id"] or ""),
-                      line["core_hours"], line["gpu_hours"], line["amount"], line["memo"])
+                      line["core_hours"], line["gpu_hours"], line["amount"], escape(line["memo"] or ""))
     console.print(table)
     lines = ", ".join(f"{k} {v}" for k, v in sorted(data["by_product_line"].items())) or "none"
     console.print(f"top-ups {data['top_ups']}, charges {data['charges']} (by product line: {lines})\n"

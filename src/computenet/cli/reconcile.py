@@ -7,15 +7,18 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from ..services import reconcile
 from . import admin
+from .lazy import lazy
+
+reconcile = lazy("computenet.services.reconcile")
 
 reconcile_app = typer.Typer(no_args_is_help=True,
                             help="Jobs flagged needs_reconcile: list them, and adopt, withdraw, release or charge.")
 admin.admin_app.add_typer(reconcile_app, name="reconcile")
-console = Console()
+console = Console(emoji=False)
 
 
 def _platform():
@@ -36,8 +39,8 @@ def list_jobs(as_json: bool = typer.Option(False, "--json", help="one JSON list,
         return
     table = Table("job", "owner", "account", "cluster", "native", "state", "held", "why", "actions")
     for r in rows:
-        table.add_row(str(r["id"]), r["owner"], r["account"], r["cluster"], r["native_id"] or "-", r["state"],
-                      r["held"], r["why"], ", ".join(r["actions"]))
+        table.add_row(str(r["id"]), escape(r["owner"]), escape(r["account"]), escape(r["cluster"]),
+                      escape(r["native_id"] or "-"), r["state"], r["held"], escape(r["why"]), ", ".join(r["actions"]))
     console.print(table)
 
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
+from rich.markup import escape
 from rich.table import Table
 
-from ..billing.statements import KIND_WORDS
-from ..schemas import ClusterOut, JobOut
+from ..billing.words import KIND_WORDS
+
+if TYPE_CHECKING:  # pydantic is imported by the commands that fetch these, not to draw a table
+    from ..schemas import ClusterOut, JobOut
 
 STATE_STYLE = {
     "PENDING": "yellow", "RUNNING": "cyan", "COMPLETING": "cyan", "SUSPENDED": "magenta",
@@ -66,11 +70,12 @@ def jobs_table(jobs: list[JobOut], title: str | None = None) -> Table:
         table.add_column(column, justify=justify, no_wrap=bool(keep), min_width=keep or None)
     for job in jobs:
         style = STATE_STYLE.get(job.state, "")
-        row = [str(job.id), job.name[:24], f"{job.cluster}/{job.partition}", f"[{style}]{job.state}[/]",
-               duration(elapsed(job)), str(job.cores)]
+        # names, places and reasons are user data: shown as typed, never read as markup
+        row = [str(job.id), escape(job.name[:24]), escape(f"{job.cluster}/{job.partition}"),
+               f"[{style}]{job.state}[/]", duration(elapsed(job)), str(job.cores)]
         row += [str(job.gpus)] if with_gpus else []
         row += ["-" if job.exit_code is None else str(job.exit_code), money(job.cost)]
-        row += [job.reason or ""] if with_reason else []
+        row += [escape(job.reason or "")] if with_reason else []
         table.add_row(*row)
     return table
 
@@ -82,26 +87,26 @@ def clusters_table(clusters: list[ClusterOut], currency: str = "CNY") -> Table:
         table.add_column(column)
     for cluster in clusters:
         health_style = {"online": "green", "degraded": "yellow", "offline": "red"}.get(cluster.health, "")
-        health = f"[{health_style}]{cluster.health}[/]"
+        health = f"[{health_style}]{escape(cluster.health)}[/]"
         if cluster.retry_at is not None:  # out of service: when the network tries it again
             health += f"\nretry {cluster.retry_at.astimezone():%H:%M:%S}"
         for i, p in enumerate(cluster.partitions or []):
             gpus = f"{p.gpus_per_node} {p.gpu_type or ''}".strip() if p.gpus_per_node else "-"
             table.add_row(
-                cluster.name if i == 0 else "", health if i == 0 else "",
-                p.name + ("*" if p.is_default else ""), str(p.nodes), str(p.cores_per_node),
-                f"{p.mem_per_node_mb // 1024} GB", gpus,
+                escape(cluster.name) if i == 0 else "", health if i == 0 else "",
+                escape(p.name + ("*" if p.is_default else "")), str(p.nodes), str(p.cores_per_node),
+                f"{p.mem_per_node_mb // 1024} GB", escape(gpus),
                 duration(p.max_time_minutes * 60) if p.max_time_minutes else "unlimited",
                 price(p.price_core_hour) if p.price_core_hour is not None else "[red]no price[/]",
                 price(p.price_gpu_hour) if p.gpus_per_node and p.price_gpu_hour is not None else "-",
             )
         if not cluster.partitions:
-            table.add_row(cluster.name, health, "-", "", "", "", "", "", "", "")
+            table.add_row(escape(cluster.name), health, "-", "", "", "", "", "", "", "")
     # why a cluster is out of service, and what a single-tenant local executor does not isolate
     notes = [f"{c.name}: {c.health_detail}" for c in clusters
              if c.health_detail and (c.health != "online" or "single tenant" in c.health_detail)]
     if notes:
-        table.caption = "\n".join(notes)
+        table.caption = escape("\n".join(notes))
         table.caption_justify = "left"
     return table
 
@@ -109,7 +114,8 @@ def clusters_table(clusters: list[ClusterOut], currency: str = "CNY") -> Table:
 def decision_table(decision: dict, title: str | None = None) -> Table:
     """The router's view: every candidate, best first, with its predicted start, price and why."""
     chosen = decision.get("chosen")
-    table = Table(title=title or f"policy {decision.get('policy')}: {chosen or 'nowhere fits'}", title_justify="left")
+    table = Table(title=escape(title or f"policy {decision.get('policy')}: {chosen or 'nowhere fits'}"),
+                  title_justify="left")
     for column in ("", "cluster/partition", "owned", "start", "price", "why"):
         table.add_column(column, overflow="fold")
     for c in decision.get("candidates", []):
@@ -118,6 +124,6 @@ def decision_table(decision: dict, title: str | None = None) -> Table:
         wait = c.get("wait_s")
         start = "-" if wait is None else ("now" if wait < 1 else f"in {duration(wait)}")
         why = c["explanation"] if c["feasible"] else "; ".join(c["reasons"])
-        table.add_row(mark, name, c["ownership"], start if c["feasible"] else "-",
-                      c["price"] or "-", why, style=None if c["feasible"] else "bright_black")
+        table.add_row(mark, escape(name), escape(str(c["ownership"])), start if c["feasible"] else "-",
+                      escape(str(c["price"] or "-")), escape(why), style=None if c["feasible"] else "bright_black")
     return table

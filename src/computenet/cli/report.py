@@ -7,22 +7,30 @@ import json
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from ..analytics import charts, export, reports
 from ..analytics.periods import ReportError
-from ..analytics.report_model import Report
-from ..analytics.warehouse import Warehouse, WarehouseError
+from .lazy import lazy
 from .main import fail
+
+if TYPE_CHECKING:
+    from ..analytics.report_model import Report
+    from ..analytics.warehouse import Warehouse
+
+# DuckDB, pyarrow, SQLAlchemy and matplotlib load when a report runs, not when `cnet` starts
+charts = lazy("computenet.analytics.charts")
+export = lazy("computenet.analytics.export")
+reports = lazy("computenet.analytics.reports")
+analytics_warehouse = lazy("computenet.analytics.warehouse")
 
 report_app = typer.Typer(no_args_is_help=True, help="Operator reports: utilization, revenue, margin, customers, "
                                                     "growth (run on the server host, or on Parquet exports).")
-console = Console()
+console = Console(emoji=False)
 RATIOS = ("utilization", "share", "margin", "yoy", "cagr")
 
 FROM = typer.Option(..., "--from", help="first day, YYYY-MM-DD")
@@ -35,10 +43,12 @@ CSV = typer.Option(None, "--csv", help="also write the rows to this CSV file")
 
 
 @contextmanager
-def _warehouse(data: Optional[Path], everything: bool = False) -> Iterator[Warehouse]:
+def _warehouse(data: Optional[Path], everything: bool = False) -> Iterator["Warehouse"]:
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         if data is not None:
-            warehouse = Warehouse.from_parquet(data)
+            warehouse = analytics_warehouse.Warehouse.from_parquet(data)
         else:
             from ..config import load_settings
             from ..store.db import Database
@@ -49,7 +59,7 @@ def _warehouse(data: Optional[Path], everything: bool = False) -> Iterator[Wareh
                 warehouse = reports.operational_warehouse(database, settings, reports_only=not everything)
             finally:
                 database.dispose()
-    except WarehouseError as exc:
+    except analytics_warehouse.WarehouseError as exc:
         fail(str(exc))
     except SQLAlchemyError as exc:  # not created yet (cnet admin init), or not reachable
         fail(f"cannot read the operational database: {exc.__class__.__name__}: {str(exc).splitlines()[0]}")
@@ -74,22 +84,22 @@ def show(report: Report, as_json: bool, csv_file: Optional[Path]) -> None:
         console.print_json(json.dumps(report.as_json()))
         return
     if report.empty:
-        console.print(f"[yellow]{report.name}: {report.empty}[/]", highlight=False)
+        console.print(f"{report.name}: {report.empty}", style="yellow", highlight=False, markup=False)
         return
-    table = Table(title=f"{report.name}, {report.period.describe()}", title_justify="left", box=None)
+    table = Table(title=escape(f"{report.name}, {report.period.describe()}"), title_justify="left", box=None)
     for column in report.columns:
         table.add_column(column, justify="left" if column in ("bucket", "level", "name", "key", "dimension",
                                                               "customer", "segment", "line", "note", "basis",
                                                               "ownership") else "right")
     for row in report.rows:
-        table.add_row(*[_cell(c, row.get(c)) for c in report.columns])
+        table.add_row(*[escape(_cell(c, row.get(c))) for c in report.columns])  # customer names are user data
     console.print(table)
     for row in report.summary:
-        console.print("  " + ", ".join(f"{k} {_cell(k, v)}" for k, v in row.items()), highlight=False)
+        console.print("  " + ", ".join(f"{k} {_cell(k, v)}" for k, v in row.items()), highlight=False, markup=False)
     for note in report.notes:
-        console.print(f"  [dim]note: {note}[/]", highlight=False)
+        console.print(f"  note: {note}", style="dim", highlight=False, markup=False)
     if csv_file is not None:
-        console.print(f"rows written to {csv_file}")
+        console.print(f"rows written to {csv_file}", markup=False)
 
 
 def _run(name: str, first: str, last: str, by: str, data: Optional[Path], as_json: bool,
@@ -144,7 +154,7 @@ def export_command(fmt: str = typer.Option("parquet", "--format", help="csv or p
             written = export.export_tables(warehouse, out, fmt)
         except ReportError as exc:
             fail(str(exc))
-    console.print(f"{len(written)} tables written to {out}")
+    console.print(f"{len(written)} tables written to {out}", markup=False)
 
 
 @report_app.command("chart")
@@ -160,4 +170,4 @@ def chart(kind: str = typer.Argument(..., help="utilization, revenue or margin")
             path = charts.draw(kind, report, out)
         except ReportError as exc:
             fail(str(exc))
-    console.print(f"chart written to {path}")
+    console.print(f"chart written to {path}", markup=False)

@@ -7,11 +7,10 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .main import fail
 
-console = Console()
+console = Console(emoji=False)
 
 
 
@@ -35,6 +34,8 @@ def seed_data(
     if year is None:
         fail("--year is required (e.g. --year 2022)")
     spec = SeedSpec(year=year, jobs=jobs, scale=scale, tenants=tenants, seed=seed)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
         with Progress(*columns, console=console, transient=True) as progress:

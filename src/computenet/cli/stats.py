@@ -6,9 +6,10 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-console = Console()
+console = Console(emoji=False)
 BARS = "▁▂▃▄▅▆▇█"
 
 
@@ -57,21 +58,21 @@ def show_stats(stats: dict) -> None:
     for f in stats["findings"]:
         money = f" — wasted {f['wasted']}" if f["wasted"] not in ("0", "0.00") else ""
         console.print(f"  [{'red' if f['severity'] == 'critical' else 'yellow'}]{f['severity']}[/] "
-                      f"{f['title']}{money}\n      {f['recommendation']}", highlight=False)
+                      + escape(f"{f['title']}{money}\n      {f['recommendation']}"), highlight=False)
 
 
 def efficiency_table(rows: list[dict], title: str = "Efficiency of your recent jobs") -> Table:
-    table = Table(box=None, title=title)
+    table = Table(box=None, title=escape(title))
     many_users = len({r.get("user") for r in rows}) > 1
     columns = ["job", "name"] + (["user"] if many_users else []) + ["state", "cores", "GPUs", "runtime", "CPU",
                                                                      "mem", "GPU", "paid", "wasted", "finding"]
     for column in columns:
         table.add_column(column, justify="right" if column not in ("name", "user", "state", "finding") else "left")
     for r in rows:
-        table.add_row(str(r["job"]), r["name"][:20], *([r["user"]] if many_users else []), r["state"],
+        table.add_row(str(r["job"]), escape(r["name"][:20]), *([escape(r["user"])] if many_users else []), r["state"],
                       str(r["cores"]), str(r["gpus"]), f"{r['runtime_s']:.0f}s", _pct(r["cpu_efficiency"]),
                       _pct(r["mem_efficiency"]), _pct(r["gpu_utilisation"]), r["price"], r["wasted"],
-                      r["finding"] or "")
+                      escape(r["finding"] or ""))
     return table
 
 
@@ -91,4 +92,4 @@ def efficiency(limit: int = typer.Option(50, help="how many ended jobs, newest f
     start, end = utc_option(since, "--from"), utc_option(until, "--to")  # a bad date is refused here
     with client() as c:
         rows = api(lambda: c.efficiency(limit, user=user, project=project, since=start, until=end))
-        console.print(efficiency_table(rows, title) if rows else f"{title}: no ended jobs")
+        console.print(efficiency_table(rows, title) if rows else escape(f"{title}: no ended jobs"))

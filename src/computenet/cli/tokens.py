@@ -6,37 +6,38 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from ..client import ApiError
-from ..services import audit, tokens
-from ..services.accounts import get_user
-from .admin import WHO, _platform, _run, admin_app
+from .admin import WHO, _platform, _run, accounts, admin_app, audit
+from .lazy import lazy
+
+tokens = lazy("computenet.services.tokens")
 
 tokens_app = typer.Typer(no_args_is_help=True, help="Your API tokens: issue, list, revoke.")
 admin_tokens_app = typer.Typer(no_args_is_help=True, help="Every user's API tokens (operators, on the server host).")
 admin_app.add_typer(admin_tokens_app, name="tokens")
-console = Console()
+console = Console(emoji=False)
 SCOPE_HELP = "full, or read (GET only: a read-only token gets 403 on anything that changes state)"
 
 
 def _table(rows: list[dict]) -> None:
     table = Table("id", "user", "name", "prefix", "scope", "state", "expires", "last used")
     for r in rows:
-        table.add_row(str(r["id"]), r["user"], r["name"], r["prefix"] + "...", r["scope"], r["state"],
+        table.add_row(str(r["id"]), escape(r["user"]), escape(r["name"]), r["prefix"] + "...", r["scope"], r["state"],
                       (r["expires_at"] or "")[:16], (r["last_used_at"] or "never")[:16])
     console.print(table)
 
 
 def _api(method: str, path: str, **kwargs):
-    from .main import client, err
+    from ..client import ApiError
+    from .main import client, fail
 
     try:
         with client() as c:
             return c._call(method, path, **kwargs)
     except ApiError as exc:
-        err.print(f"[red]error:[/] {exc.detail}")
-        raise typer.Exit(1)
+        fail(exc.detail)
 
 
 @tokens_app.command("list")
@@ -48,11 +49,11 @@ def list_own(all_: bool = typer.Option(False, "--all", help="revoked ones too"))
 @tokens_app.command("create")
 def create(name: str = typer.Option("", help="what it is for"),
            scope: str = typer.Option("full", help=SCOPE_HELP),
-           days: Optional[int] = typer.Option(None, help="lifetime (default, maximum: server [auth])")) -> None:
+           days: Optional[int] = typer.Option(None, help="lifetime (default, maximum: server \\[auth])")) -> None:
     """Issue yourself another token (shown once)."""
     out = _api("POST", "/tokens", json={"name": name, "scope": scope, "expires_in_days": days})
-    console.print(f"token {out['id']} ({out['scope']}, expires {out['expires_at'][:16]}), shown once:")
-    console.print(out["token"], highlight=False)
+    console.print(f"token {out['id']} ({out['scope']}, expires {out['expires_at'][:16]}), shown once:", markup=False)
+    console.print(out["token"], highlight=False, markup=False)
 
 
 @tokens_app.command("revoke")
@@ -70,7 +71,7 @@ def admin_list(user: Optional[str] = typer.Option(None, help="only this user's")
 
     def step():
         with platform.db.session() as session:
-            owner = get_user(session, user) if user else None
+            owner = accounts.get_user(session, user) if user else None
             return [tokens.to_json(t) for t in tokens.listing(session, owner, all_)]
 
     _table(_run(step))
@@ -85,12 +86,13 @@ def admin_issue(user: str, name: str = typer.Option("cli", help="what it is for"
 
     def step():
         with platform.db.session() as session:
-            row, secret = tokens.issue(session, get_user(session, user), name, scope, days, platform.settings.auth)
+            row, secret = tokens.issue(session, accounts.get_user(session, user), name, scope, days,
+                                       platform.settings.auth)
             audit.record(session, WHO(), "token.issue", f"user:{user}", token=row.id, scope=scope,
                          expires_at=row.expires_at.isoformat())
             return secret
 
-    console.print(_run(step), highlight=False)
+    console.print(_run(step), highlight=False, markup=False)
 
 
 @admin_tokens_app.command("revoke")
