@@ -118,10 +118,16 @@ def test_the_readme_configuration_example_loads(tmp_path, monkeypatch):
         if key.startswith("COMPUTENET_"):
             monkeypatch.delenv(key)
     readme = (Path(__file__).parent.parent / "README.md").read_text()
-    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
-    config = tmp_path / "config.toml"
-    config.write_text(example)
-    settings = load_settings(config)
+    examples = [block.split("```", 1)[0] for block in readme.split("```toml\n")[1:]]
+    assert len(examples) >= 3  # the clusters, LDAP and OIDC examples
+    loaded = []
+    for number, example in enumerate(examples):  # every example loads as written
+        config = tmp_path / f"config{number}.toml"
+        config.write_text(example)
+        loaded.append(load_settings(config))
+    settings = next(s for s in loaded if "hpc1" in [c.name for c in s.clusters])
+    assert any(s.auth.ldap is not None and s.auth.ldap.groups for s in loaded)
+    assert any(s.auth.oidc and s.auth.oidc[0].groups for s in loaded)
     hpc1 = settings.cluster("hpc1")
     assert hpc1.price_for("gpu").gpu_hour_by_model["a100"] == Decimal("9.50")
     assert hpc1.billing_strategy("gpu") == "max_gpus_cores" and hpc1.product_line("gpu") == "ai"
