@@ -111,6 +111,15 @@ def _outcome(job_dir: Path, job: _Job, code: int) -> dict:
 
 
 def main(job_dir: Path) -> int:
+    cancelled = False
+
+    def on_term(signum, frame):  # cancellation: the scheduler signals us
+        nonlocal cancelled
+        cancelled = True
+
+    # before the pid file, which is how a cancel finds us: a SIGTERM that came before the handler
+    # would kill the runner unrecorded, and the job would read as NODE_FAIL instead of CANCELLED
+    signal.signal(signal.SIGTERM, on_term)
     fsutil.atomic_write(job_dir / "runner.pid", str(os.getpid()))
     request = read_json(job_dir / "request.json")
     spool = job_dir.parent.parent
@@ -125,13 +134,6 @@ def main(job_dir: Path) -> int:
     with locked(spool):  # the scheduler writes the start under the lock, after starting us
         start_text = (read_json(job_dir / "state.json") or {}).get("start") or now_iso()
     start = datetime.fromisoformat(start_text)
-    cancelled = False
-
-    def on_term(signum, frame):  # cancellation: the scheduler signals us
-        nonlocal cancelled
-        cancelled = True
-
-    signal.signal(signal.SIGTERM, on_term)
     outcome: dict = {}
     suspended_for, suspended_at = 0.0, None  # suspended time counts neither to the limit nor as use
     try:
