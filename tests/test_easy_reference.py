@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from computenet.clusters.base import QueueEntry
 from computenet.domain.states import JobState
-from computenet.routing.estimate import predict_wait
+from computenet.routing.estimate import History, predict_wait
 from computenet.routing.model import Target
 from computenet.routing.easy import Need, Pool, Running, Waiting, predict_starts
 from computenet.sim.engine import SimCluster, simulate
@@ -93,6 +93,15 @@ def test_a_running_job_just_past_its_expected_end_runs_on_at_least_a_minute():
     assert predict_wait(SMALL, queue, 2, 0, 60) == 0
     assert predict_wait(SMALL, queue, 2, 0, 61) == 260  # would delay the head: after it
     assert predict_wait(SMALL, queue, 10, 0, 60) == 260
+
+
+def test_a_running_job_past_its_expected_run_time_runs_on_as_long_again_within_its_limit():
+    # history: jobs run half their limits. This one (limit 1000, expected 500) has run 700:
+    # 200 s overdue, so it is expected to end in 200 s (the old rule said within a minute);
+    # the head (10 cores, expected 100 s) runs 200-300, then a whole-machine job.
+    queue = [QueueEntry("1", "batch", JobState.RUNNING, 8, 1, 0, 1000, 700, 0),
+             QueueEntry("2", "batch", JobState.PENDING, 10, 1, 0, 200, 0, 10)]
+    assert predict_wait(SMALL, queue, 10, 0, 60, History(runtime_ratio=0.5)) == 300
 
 
 def test_the_reference_gives_the_hand_computed_starts_too():

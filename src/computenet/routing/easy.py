@@ -5,6 +5,12 @@ Resources are a pool per partition: cores and GPUs (node packing is not
 modelled; feasibility has already checked per-node shapes). Plans use time
 limits, as Slurm does; callers may pass shorter expected runtimes to correct
 for jobs that end early.
+
+A planned end is never in the past: a job planned to end "now" at every pass
+makes every reservation too early and backfilling stalls. So the simulator
+replays no job past its limit (sim.trace.replayed: the limit is max(limit, run
+time), or the job is killed at it), and the live prediction gives a running job
+that is overdue a later end (routing.estimate.plan).
 """
 
 from __future__ import annotations
@@ -41,10 +47,14 @@ class Pool:
 def _shadow(now: float, free: Pool, ends: list[tuple[float, Need]], head: Need) -> tuple[float, Pool]:
     """When the blocked head job can start (by planned ends) and what is spare then."""
     cores, gpus = free.cores, free.gpus
-    for end, need in sorted(ends, key=lambda e: e[0]):
+    ordered = sorted(((max(end, now), need) for end, need in ends), key=lambda e: e[0])
+    for i, (end, need) in enumerate(ordered):
         cores, gpus = cores + need.cores, gpus + need.gpus
+        # every job ending at this instant frees its resources then: count them all before deciding
+        if i + 1 < len(ordered) and ordered[i + 1][0] == end:
+            continue
         if head.fits(cores, gpus):
-            return max(end, now), Pool(cores - head.cores, gpus - head.gpus)
+            return end, Pool(cores - head.cores, gpus - head.gpus)
     return float("inf"), Pool(0, 0)  # never, with what is running: nothing may delay it
 
 

@@ -1,7 +1,7 @@
 """A discrete-event simulator of N clusters, each scheduling its queue with EASY
 backfilling (routing.easy, the engine of the live wait prediction), fed by a
 policy that picks a cluster per arriving job. Schedulers plan with the users'
-time limits; jobs end after their real run times.
+time limits; jobs end after their real run times, never past their limits.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Callable, Protocol
 from ..clusters.base import QueueEntry
 from ..domain.states import JobState
 from ..routing.easy import Need, Pool, QueuePlan, Running, Waiting, predict_starts, schedule_pass
-from .trace import Trace, TraceJob
+from .trace import Trace, TraceJob, replayed
 
 
 @dataclass(frozen=True)
@@ -176,11 +176,13 @@ def _planned(state: "ClusterState", now: float) -> list[Running]:
 
 def simulate(trace: Trace, clusters: list[SimCluster], policy: Policy,
              progress: Callable[[int], None] | None = None, sample_every: float = 3600.0,
-             rerouting: Rerouting | None = None) -> SimResult:
+             rerouting: Rerouting | None = None, kill_at_limit: bool = False) -> SimResult:
+    """Replay ``trace``; a job that ran past its limit is replayed whole (its limit taken as
+    its run time) or, with ``kill_at_limit``, ends at its limit (see trace.replayed)."""
     states = [ClusterState(c) for c in clusters]
     events: list[tuple[float, int, int, object]] = []  # (time, 0 = end / 1 = arrival, seq, payload)
     seq = 0
-    for job in trace.jobs:
+    for job in replayed(trace.jobs, kill_at_limit):
         events.append((job.submit, 1, seq, job))
         seq += 1
     heapq.heapify(events)
