@@ -44,17 +44,23 @@ class Pool:
     gpus: int = 0
 
 
+def _end(entry: tuple[float, Need]) -> float:
+    return entry[0]
+
+
 def _shadow(now: float, free: Pool, ends: list[tuple[float, Need]], head: Need) -> tuple[float, Pool]:
     """When the blocked head job can start (by planned ends) and what is spare then."""
     cores, gpus = free.cores, free.gpus
-    ordered = sorted(((max(end, now), need) for end, need in ends), key=lambda e: e[0])
+    ordered = sorted(ends, key=_end)
+    last = len(ordered) - 1
     for i, (end, need) in enumerate(ordered):
         cores, gpus = cores + need.cores, gpus + need.gpus
-        # every job ending at this instant frees its resources then: count them all before deciding
-        if i + 1 < len(ordered) and ordered[i + 1][0] == end:
+        # every job ending at this instant frees its resources then: count them all before
+        # deciding (a planned end already past counts as now)
+        if i < last and (ordered[i + 1][0] == end or ordered[i + 1][0] <= now):
             continue
-        if head.fits(cores, gpus):
-            return end, Pool(cores - head.cores, gpus - head.gpus)
+        if head.cores <= cores and head.gpus <= gpus:
+            return max(end, now), Pool(cores - head.cores, gpus - head.gpus)
     return float("inf"), Pool(0, 0)  # never, with what is running: nothing may delay it
 
 
@@ -65,28 +71,46 @@ def schedule_pass(now: float, free: Pool, planned_ends: list[tuple[float, Need]]
     if they fit now and do not delay it. Mutates ``free``; returns jobs started.
     ``seen`` receives the head's shadow time and what stays spare past it."""
     started: list[Waiting] = []
-    while queue and queue[0].need.fits(free.cores, free.gpus):
-        job = queue.pop(0)
-        free.cores, free.gpus = free.cores - job.need.cores, free.gpus - job.need.gpus
-        planned_ends.append((now + job.limit_s, job.need))
+    cores, gpus = free.cores, free.gpus
+    ahead = 0
+    for job in queue:
+        n = job.need
+        if n.cores > cores or n.gpus > gpus:
+            break
+        cores, gpus = cores - n.cores, gpus - n.gpus
+        planned_ends.append((now + job.limit_s, n))
         started.append(job)
+        ahead += 1
+    if ahead:
+        del queue[:ahead]
+    free.cores, free.gpus = cores, gpus
     if not queue or not backfill:  # strict FIFO stops at the first job that does not fit
         return started
-    shadow, extra = _shadow(now, free, planned_ends, queue[0].need)
+    # the reservation is only worked out when some job could use it (the pass's hot path)
+    shadow, extra = (_shadow(now, free, planned_ends, queue[0].need) if seen is not None
+                     else (None, None))
     kept = [queue[0]]
-    for job in queue[1:]:
+    for i in range(1, len(queue)):
+        if cores <= 0 and gpus <= 0:  # nothing left to backfill with: every job needs a core or a GPU
+            kept.extend(queue[i:])
+            break
+        job = queue[i]
         n = job.need
-        if n.fits(free.cores, free.gpus):
+        if n.cores <= cores and n.gpus <= gpus:
+            if shadow is None:
+                shadow, extra = _shadow(now, Pool(cores, gpus), planned_ends, queue[0].need)
             ends_in_time = now + job.limit_s <= shadow
-            if ends_in_time or n.fits(extra.cores, extra.gpus):
-                free.cores, free.gpus = free.cores - n.cores, free.gpus - n.gpus
+            if ends_in_time or (n.cores <= extra.cores and n.gpus <= extra.gpus):
+                cores, gpus = cores - n.cores, gpus - n.gpus
                 if not ends_in_time:
                     extra = Pool(extra.cores - n.cores, extra.gpus - n.gpus)
                 planned_ends.append((now + job.limit_s, n))
                 started.append(job)
                 continue
         kept.append(job)
-    queue[:] = kept
+    if len(kept) != len(queue):
+        queue[:] = kept
+    free.cores, free.gpus = cores, gpus
     if seen is not None:
         seen["shadow"], seen["extra"] = shadow, extra
     return started

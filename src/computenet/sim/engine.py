@@ -36,6 +36,7 @@ class ClusterState:
         self.spec = spec
         self.free = Pool(spec.cores, spec.gpus)
         self.running: dict[int, tuple[TraceJob, float, float]] = {}  # id -> (job, start, planned end)
+        self.planned_ends: dict[int, tuple[float, Need]] = {}  # id -> (planned end, need): what EASY plans with
         self.queue: list[Waiting] = []
         self.queued_cores = 0
         self.busy_core_seconds = 0
@@ -57,18 +58,19 @@ class ClusterState:
     def schedule(self, now: float) -> list[TraceJob]:
         if not self.queue:
             return []
-        ends = [(planned, Need(j.cores, j.gpus)) for j, _, planned in self.running.values()]
-        started = schedule_pass(now, self.free, ends, self.queue, self.spec.backfill)
+        started = schedule_pass(now, self.free, list(self.planned_ends.values()), self.queue, self.spec.backfill)
         jobs = []
         for w in started:
             job: TraceJob = w.key
             self.running[job.id] = (job, now, now + job.estimate)
+            self.planned_ends[job.id] = (now + job.estimate, w.need)
             self.queued_cores -= job.cores
             jobs.append(job)
         return jobs
 
     def finish(self, job: TraceJob) -> None:
         del self.running[job.id]
+        del self.planned_ends[job.id]
         self.free.cores += job.cores
         self.free.gpus += job.gpus
         self.busy_core_seconds += int(job.cores * job.run)
