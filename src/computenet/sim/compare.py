@@ -65,7 +65,13 @@ def make_policy(name: str, clusters: list[SimCluster], owned_wait_s: float = 180
         return RouterPolicy("owned_first", {"max_wait_s": owned_wait_s})
     if name in ("earliest_start", "cheapest", "data_locality", "weighted"):
         return RouterPolicy(name)
-    raise SpecError(f"unknown policy {name!r} (use {', '.join(POLICY_NAMES)})")
+    raise SpecError(f"unknown policy {name!r} (use {', '.join(POLICY_NAMES)}, pooled)")
+
+
+def too_wide(trace: Trace, clusters: list[SimCluster]) -> int:
+    """Jobs that fit no cluster of the network: every run leaves them out."""
+    cores, gpus = max(c.cores for c in clusters), max(c.gpus for c in clusters)
+    return sum(1 for j in trace.jobs if j.cores > cores or j.gpus > gpus)
 
 
 def compare(trace: Trace, clusters: list[SimCluster], policies: list[str], with_pooled: bool = True,

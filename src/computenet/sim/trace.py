@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import gzip
 import math
+import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -56,6 +57,14 @@ def _open(path: Path):
 
 
 def read_swf(path: str | Path, limit: int | None = None) -> Trace:
+    """See _read_swf; a truncated or corrupt .gz is a TraceError, not a traceback."""
+    try:
+        return _read_swf(path, limit)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise TraceError(f"{Path(path).name}: the gzip file is truncated or corrupt ({exc})") from None
+
+
+def _read_swf(path: str | Path, limit: int | None = None) -> Trace:
     """SWF: 18 fields per job line, ';' header lines (MaxProcs, MaxNodes). Jobs with no
     run time or no size are skipped and counted; a missing requested time becomes the
     run time, which is counted too, since EASY plans with it. Jobs that ran longer than
