@@ -16,6 +16,7 @@ that is overdue a later end (routing.estimate.plan).
 from __future__ import annotations
 
 import heapq
+from operator import itemgetter
 from dataclasses import dataclass
 
 
@@ -44,14 +45,10 @@ class Pool:
     gpus: int = 0
 
 
-def _end(entry: tuple[float, Need]) -> float:
-    return entry[0]
-
-
 def _shadow(now: float, free: Pool, ends: list[tuple[float, Need]], head: Need) -> tuple[float, Pool]:
     """When the blocked head job can start (by planned ends) and what is spare then."""
     cores, gpus = free.cores, free.gpus
-    ordered = sorted(ends, key=_end)
+    ordered = sorted(ends, key=itemgetter(0))  # by end only: a Need has no order
     last = len(ordered) - 1
     for i, (end, need) in enumerate(ordered):
         cores, gpus = cores + need.cores, gpus + need.gpus
@@ -89,27 +86,27 @@ def schedule_pass(now: float, free: Pool, planned_ends: list[tuple[float, Need]]
     # the reservation is only worked out when some job could use it (the pass's hot path)
     shadow, extra = (_shadow(now, free, planned_ends, queue[0].need) if seen is not None
                      else (None, None))
-    kept = [queue[0]]
+    backfilled: list[int] = []  # positions in the queue (the scan appends to nothing else: the hot loop)
     for i in range(1, len(queue)):
         if cores <= 0 and gpus <= 0:  # nothing left to backfill with: every job needs a core or a GPU
-            kept.extend(queue[i:])
             break
         job = queue[i]
         n = job.need
-        if n.cores <= cores and n.gpus <= gpus:
-            if shadow is None:
-                shadow, extra = _shadow(now, Pool(cores, gpus), planned_ends, queue[0].need)
-            ends_in_time = now + job.limit_s <= shadow
-            if ends_in_time or (n.cores <= extra.cores and n.gpus <= extra.gpus):
-                cores, gpus = cores - n.cores, gpus - n.gpus
-                if not ends_in_time:
-                    extra = Pool(extra.cores - n.cores, extra.gpus - n.gpus)
-                planned_ends.append((now + job.limit_s, n))
-                started.append(job)
-                continue
-        kept.append(job)
-    if len(kept) != len(queue):
-        queue[:] = kept
+        if n.cores > cores or n.gpus > gpus:
+            continue
+        if shadow is None:
+            shadow, extra = _shadow(now, Pool(cores, gpus), planned_ends, queue[0].need)
+        ends_in_time = now + job.limit_s <= shadow
+        if ends_in_time or (n.cores <= extra.cores and n.gpus <= extra.gpus):
+            cores, gpus = cores - n.cores, gpus - n.gpus
+            if not ends_in_time:
+                extra = Pool(extra.cores - n.cores, extra.gpus - n.gpus)
+            planned_ends.append((now + job.limit_s, n))
+            started.append(job)
+            backfilled.append(i)
+    if backfilled:
+        gone = set(backfilled)
+        queue[:] = [job for i, job in enumerate(queue) if i not in gone]
     free.cores, free.gpus = cores, gpus
     if seen is not None:
         seen["shadow"], seen["extra"] = shadow, extra
