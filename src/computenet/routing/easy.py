@@ -218,12 +218,16 @@ class QueuePlan:
                 free.cores, free.gpus = free.cores + other_need.cores, free.gpus + other_need.gpus
                 planned.pop(other, None)
 
-    def start(self, need: Need, limit_s: float) -> float | None:
+    def start(self, need: Need, limit_s: float, at: float = 0.0) -> float | None:
+        """The new job's start. ``at``: asked later, with nothing changed since the plan
+        was made (nothing ended, started or arrived), the passes before ``at`` are
+        the one now, whose state still holds."""
         for p in self.passes:
             if not need.fits(p.free.cores, p.free.gpus):
                 continue
+            t = max(p.t, at)
             if not p.ahead_left:
-                return p.t
-            if self.backfill and (p.t + limit_s <= p.shadow or need.fits(p.extra.cores, p.extra.gpus)):
-                return p.t
+                return t
+            if self.backfill and (t + limit_s <= p.shadow or need.fits(p.extra.cores, p.extra.gpus)):
+                return t
         return None

@@ -42,6 +42,7 @@ class ClusterState:
         self.busy_core_seconds = 0
         self.busy_gpu_seconds = 0
         self.jobs = 0
+        self.version = 0  # bumped whenever what squeue would show changes (a plan of it goes stale)
 
     def fits(self, job: TraceJob) -> bool:
         return job.cores <= self.spec.cores and job.gpus <= self.spec.gpus
@@ -54,6 +55,7 @@ class ClusterState:
         self.queue.append(Waiting(job, Need(job.cores, job.gpus), job.estimate, job.run))
         self.queued_cores += job.cores
         self.jobs += 1
+        self.version += 1
 
     def schedule(self, now: float) -> list[TraceJob]:
         if not self.queue:
@@ -66,11 +68,14 @@ class ClusterState:
             self.planned_ends[job.id] = (now + job.estimate, w.need)
             self.queued_cores -= job.cores
             jobs.append(job)
+        if jobs:
+            self.version += 1
         return jobs
 
     def finish(self, job: TraceJob) -> None:
         del self.running[job.id]
         del self.planned_ends[job.id]
+        self.version += 1
         self.free.cores += job.cores
         self.free.gpus += job.gpus
         self.busy_core_seconds += int(job.cores * job.run)
@@ -163,6 +168,8 @@ class Rerouting:
                 state.queued_cores -= job.cores
                 states[best].queue.append(w)
                 states[best].queued_cores += job.cores
+                state.version += 1
+                states[best].version += 1
                 plans.pop(best, None)
                 self.moved.add(job.id)
                 self.moves += 1
