@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The simulator on the shared traces: speed, and policies side by side.
 
-1. Speed: jobs simulated per second with EASY on HPC2N (one 240-core cluster).
+1. Speed: jobs simulated per second with EASY on HPC2N (one 240-core cluster), next to
+   the tests' independent reference on the same jobs (and whether they agree).
 2. Quality: each trace split over 3 clusters (50 % owned, 30 % owned, 20 %
    leased, by cores); mean wait, mean bounded slowdown (tau = 10 s) and
    utilization for static (users stay on their home cluster), round-robin,
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import platform as host
+import sys
 import time
 from datetime import date
 from pathlib import Path
@@ -36,6 +38,38 @@ POLICIES = ["static", "round_robin", "least_loaded", "earliest_start", "owned_fi
 SWF = ["SDSC-SP2-1998-4.2-cln.swf.gz", "HPC2N-2002-2.2-cln.swf.gz", "KTH-SP2-1996-2.1-cln.swf.gz", "lublin_256.swf"]
 
 
+SPEED = "HPC2N-2002-2.2-cln.swf.gz"
+ALIBABA_PODS = "alibaba-gpu-v2023-openb_pod_list_default.csv"
+ALIBABA_NODES = "alibaba-gpu-v2023-openb_node_list_all_node.csv"
+
+
+def speed(path: Path, jobs: int | None, repeats: int = 3) -> list[str]:
+    """One-cluster EASY: the engine (inside the whole simulator) and the independent
+    reference of the tests (tests/easy_reference.py) on the same jobs, in this process;
+    best of ``repeats``, and whether every job starts at the same time in both."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from easy_reference import easy_starts
+
+    trace = read_swf(path, limit=jobs)
+    rows = [(j.id, j.submit, j.run, j.estimate, j.cores) for j in trace.jobs]
+    engine_s, reference_s = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = simulate(trace, [SimCluster("one", trace.max_cores)], RoundRobin())
+        engine_s.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        reference = easy_starts(rows, trace.max_cores)
+        reference_s.append(time.perf_counter() - start)
+    n = len(result.results)
+    same = {r.job.id: r.start for r in result.results} == reference
+    out = [f"EASY on {trace.name} ({n:,} jobs, {trace.max_cores} cores, {trace.overran:,} ran past their limits: "
+           f"replayed whole), best of {repeats}: engine {min(engine_s):.2f} s, {n / min(engine_s):,.0f} jobs/s; "
+           f"reference {min(reference_s):.2f} s, {n / min(reference_s):,.0f} jobs/s; "
+           f"same start for every job: {'yes' if same else 'NO'}"]
+    console.print(out[0])
+    return out + [""]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--traces", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "traces")
@@ -48,22 +82,24 @@ def main() -> None:
     lines = [f"Machine: {host.node()} ({host.machine()}, {host.python_implementation()} {host.python_version()}), "
              f"{date.today()}", ""]
 
-    if not args.no_speed:
-        hpc2n = read_swf(args.traces / "HPC2N-2002-2.2-cln.swf.gz", limit=args.jobs)
-        start = time.perf_counter()
-        result = simulate(hpc2n, [SimCluster("hpc2n", hpc2n.max_cores)], RoundRobin())
-        seconds = time.perf_counter() - start
-        speed = f"EASY on {hpc2n.name} ({len(result.results):,} jobs, {hpc2n.max_cores} cores): {seconds:.1f} s, " \
-                f"{len(result.results) / seconds:,.0f} jobs/s"
-        console.print(speed)
-        lines += [speed, ""]
+    if not args.traces.is_dir():
+        parser.error(f"--traces {args.traces}: not a folder")
+    # the shared traces in their usual order, then any other SWF log in the folder
+    found = sorted(p.name for p in args.traces.iterdir() if p.name.endswith((".swf", ".swf.gz")))
+    swf = [name for name in SWF if name in found] + [name for name in found if name not in SWF]
+    if not swf and not (args.traces / ALIBABA_PODS).exists():
+        parser.error(f"--traces {args.traces}: no SWF log (.swf, .swf.gz) nor {ALIBABA_PODS} there")
 
-    traces = [(read_swf(args.traces / name, limit=args.jobs), None) for name in SWF]
-    # the GPU trace's machine is its node list: 1,523 nodes, 6,212 GPUs
-    with open(args.traces / "alibaba-gpu-v2023-openb_node_list_all_node.csv", newline="") as handle:
-        nodes = list(csv.DictReader(handle))
-    size = (sum(int(n["cpu_milli"]) for n in nodes) // 1000, sum(int(n["gpu"]) for n in nodes))
-    traces.append((read_alibaba(args.traces / "alibaba-gpu-v2023-openb_pod_list_default.csv", limit=args.jobs), size))
+    if not args.no_speed and swf:
+        lines += speed(args.traces / (SPEED if SPEED in swf else swf[0]), args.jobs)
+
+    traces = [(read_swf(args.traces / name, limit=args.jobs), None) for name in swf]
+    if (args.traces / ALIBABA_PODS).exists() and (args.traces / ALIBABA_NODES).exists():
+        # the GPU trace's machine is its node list: 1,523 nodes, 6,212 GPUs
+        with open(args.traces / ALIBABA_NODES, newline="") as handle:
+            nodes = list(csv.DictReader(handle))
+        size = (sum(int(n["cpu_milli"]) for n in nodes) // 1000, sum(int(n["gpu"]) for n in nodes))
+        traces.append((read_alibaba(args.traces / ALIBABA_PODS, limit=args.jobs), size))
     if args.only:
         traces = [(t, s) for t, s in traces if args.only.lower() in t.name.lower()]
     for trace, size in traces:

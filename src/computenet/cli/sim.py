@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import csv
+import io
+import json
+import os
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -19,24 +23,87 @@ sim_report = lazy("computenet.sim.report")
 sim_trace = lazy("computenet.sim.trace")
 
 console = Console(emoji=False)
+errors = Console(stderr=True, emoji=False)
 # the first four of sim.compare.POLICY_NAMES and owned_first (written out: that module imports numpy)
 DEFAULT_POLICIES = "static,round_robin,least_loaded,earliest_start,owned_first"
+COLUMNS = ("policy", "mean wait", "p95 wait", "mean bsld", "utilization", "owned util", "revenue", "cost", "margin")
 
 
 def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.2f} h"
 
 
+def _fail(message: str) -> None:
+    errors.print(f"[red]error:[/] {escape(message)}", highlight=False)
+    raise typer.Exit(1)
+
+
+def _check_plots(path: Path) -> None:
+    """Before hours of simulation: can the plots be written there?"""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _fail(f"--plots {path}: cannot create the folder ({exc.strerror or exc})")
+    if not os.access(path, os.W_OK | os.X_OK):
+        _fail(f"--plots {path}: the folder is not writable")
+
+
+def _row(s: "sim_report.Summary") -> list[str]:
+    util = " ".join(f"{name} {u * 100:.0f}%" for name, u in s.utilization.items())
+    return [s.policy, _hours(s.mean_wait_s), _hours(s.p95_wait_s), f"{s.mean_bsld:.2f}", util,
+            f"{s.owned_utilization * 100:.1f}%", str(s.revenue), str(s.cost),
+            "-" if s.margin_pct is None else f"{s.margin_pct:.1f}%"]
+
+
+def _as_json(s: "sim_report.Summary") -> dict:
+    return {"policy": s.policy, "jobs": s.jobs, "mean_wait_s": round(s.mean_wait_s, 1),
+            "p50_wait_s": round(s.p50_wait_s, 1), "p95_wait_s": round(s.p95_wait_s, 1),
+            "mean_bounded_slowdown": round(s.mean_bsld, 4),
+            "utilization": {k: round(v, 4) for k, v in s.utilization.items()},
+            "owned_utilization": round(s.owned_utilization, 4), "revenue": str(s.revenue), "cost": str(s.cost),
+            "margin_pct": None if s.margin_pct is None else round(s.margin_pct, 2),
+            "jobs_per_cluster": s.jobs_per_cluster}
+
+
+def _plain(title: str, rows: list[list[str]]) -> str:
+    """The table as aligned plain text: for pipes and files, where a boxed table wraps."""
+    widths = [max(len(r[i]) for r in [list(COLUMNS), *rows]) for i in range(len(COLUMNS))]
+    lines = [title, "  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths)).rstrip()]
+    lines += ["  ".join(v.ljust(w) if i in (0, 4) else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths))).rstrip()
+              for r in rows]
+    return "\n".join(lines)
+
+
 def sim(trace: Path = typer.Argument(..., help="an SWF log (.swf or .swf.gz) or an Alibaba openb pod list (.csv)"),
         clusters: str = typer.Option("own-a:owned:0.5,own-b:owned:0.3,lease-c:leased:0.2",
                                      help="name:ownership:share[:price:cost], comma-separated; shares add up to 1"),
-        policies: str = typer.Option(DEFAULT_POLICIES, help="policies to compare"),
+        policies: str = typer.Option(DEFAULT_POLICIES,
+                                     help="policies to compare (pooled, one cluster of the same size, always runs)"),
         jobs: Optional[int] = typer.Option(None, help="only the first N jobs"),
         cores: Optional[int] = typer.Option(None, help="size of the whole network in cores (default: the trace's)"),
         gpus: Optional[int] = typer.Option(None, help="GPUs in the whole network (Alibaba: from --nodes)"),
         nodes: Optional[Path] = typer.Option(None, help="Alibaba node list, to size the network"),
-        plots: Optional[Path] = typer.Option(None, help="write PNG plots to this directory")) -> None:
+        plots: Optional[Path] = typer.Option(None, help="write PNG plots to this directory"),
+        kill_at_limit: bool = typer.Option(False, "--kill-at-limit",
+                                           help="end jobs that ran past their time limits at the limit, as Slurm "
+                                                "does (default: replay them whole, the limit taken as the run time)"),
+        as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
+        as_csv: bool = typer.Option(False, "--csv", help="print the results as CSV")) -> None:
     """Simulate the network on a trace: waits, slowdown, utilization and margin per policy, and pooled."""
+    if as_json and as_csv:
+        _fail("--json and --csv: choose one")
+    if jobs is not None and jobs < 1:
+        _fail("--jobs must be at least 1")
+    if cores is not None and cores < 1:
+        _fail("--cores must be at least 1")
+    if gpus is not None and gpus < 0:
+        _fail("--gpus cannot be negative")
+    names = [p.strip() for p in policies.split(",") if p.strip()]
+    if not names:
+        _fail(f"--policies: name at least one ({', '.join(sim_compare.POLICY_NAMES)}, pooled)")
+    if plots is not None:
+        _check_plots(plots)
+    quiet = as_json or as_csv or not console.is_terminal
     try:
         if trace.suffix == ".csv":
             data = sim_trace.read_alibaba(trace, limit=jobs)
@@ -50,24 +117,53 @@ def sim(trace: Path = typer.Argument(..., help="an SWF log (.swf or .swf.gz) or 
             data = sim_trace.read_swf(trace, limit=jobs)
             total_cores, total_gpus = data.max_cores, 0
         network = sim_compare.parse_clusters(clusters, cores or total_cores, gpus if gpus is not None else total_gpus)
-        names = [p.strip() for p in policies.split(",") if p.strip()]
-        results = sim_compare.compare(data, network, names)
-    except (sim_trace.TraceError, sim_compare.SpecError, OSError) as exc:
-        Console(stderr=True, emoji=False).print(f"[red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(1)
-    table = Table(title=escape(f"{data.name}: {len(data.jobs)} jobs on "
-                               f"{', '.join(f'{c.name} {c.cores}' for c in network)}"
-                               + (f" ({data.estimated_limits} without a time limit: run time used)"
-                                  if data.estimated_limits else "")), title_justify="left")
-    for column in ("policy", "mean wait", "p95 wait", "mean bsld", "utilization", "owned util", "revenue", "cost",
-                   "margin"):
-        table.add_column(column, justify="right" if column != "policy" else "left")
-    for result, s in results:
-        util = " ".join(f"{name} {u * 100:.0f}%" for name, u in s.utilization.items())
-        table.add_row(s.policy, _hours(s.mean_wait_s), _hours(s.p95_wait_s), f"{s.mean_bsld:.2f}", util,
-                      f"{s.owned_utilization * 100:.1f}%", str(s.revenue), str(s.cost),
-                      "-" if s.margin_pct is None else f"{s.margin_pct:.1f}%")
-    console.print(table)
+        left_out = sim_compare.too_wide(data, network)
+        if left_out == len(data.jobs):
+            raise sim_compare.SpecError(f"all {left_out} jobs are wider than the largest cluster "
+                            f"({max(c.cores for c in network)} cores): nothing to simulate")
+        results = sim_compare.compare(data, network, [n for n in names if n != "pooled"], show_progress=not quiet,
+                          kill_at_limit=kill_at_limit)
+    except (sim_trace.TraceError, sim_compare.SpecError, OSError, KeyError, ValueError) as exc:
+        _fail(str(exc) if not isinstance(exc, KeyError) else f"{nodes}: no column {exc} (not an openb node list)")
+    simulated = results[0][1].jobs
+    overran = ("killed at their limits" if kill_at_limit else "replayed whole") if data.overran else ""
+    notes = [f"{left_out} left out: wider than the largest cluster" if left_out else "",
+             f"{data.overran} ran past their time limits: {overran}" if data.overran else "",
+             f"{data.estimated_limits} without a time limit: run time used" if data.estimated_limits else ""]
+    title = (f"{data.name}: {simulated} jobs simulated on {', '.join(f'{c.name} {c.cores}' for c in network)}"
+             + "".join(f"; {n}" for n in notes if n))
+    summaries = [s for _, s in results]
+    if as_json:
+        print(json.dumps({"trace": data.name, "jobs": simulated, "left_out": left_out, "overran": data.overran,
+                          "kill_at_limit": kill_at_limit, "estimated_limits": data.estimated_limits,
+                          "clusters": [{"name": c.name, "cores": c.cores, "gpus": c.gpus, "ownership": c.ownership}
+                                       for c in network],
+                          "results": [_as_json(s) for s in summaries]}, indent=2))
+    elif as_csv:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["policy", "jobs", "mean_wait_s", "p95_wait_s", "mean_bounded_slowdown",
+                         *(f"utilization_{c.name}" for c in network), "owned_utilization", "revenue", "cost",
+                         "margin_pct"])
+        for s in summaries:
+            util = [f"{s.utilization.get(c.name, 0.0):.4f}" for c in network]
+            writer.writerow([s.policy, s.jobs, f"{s.mean_wait_s:.1f}", f"{s.p95_wait_s:.1f}", f"{s.mean_bsld:.4f}",
+                             *util, f"{s.owned_utilization:.4f}", s.revenue, s.cost,
+                             "" if s.margin_pct is None else f"{s.margin_pct:.2f}"])
+        sys.stdout.write(out.getvalue())
+    elif console.is_terminal:
+        table = Table(title=title, title_justify="left")
+        for column in COLUMNS:
+            table.add_column(column, justify="right" if column != "policy" else "left")
+        for s in summaries:
+            table.add_row(*_row(s))
+        console.print(table)
+    else:
+        print(_plain(title, [_row(s) for s in summaries]))
     if plots is not None:
-        for path in sim_report.plot([r for r, _ in results], plots, data.name):
-            console.print(f"wrote {escape(str(path))}")
+        try:
+            paths = sim_report.plot([r for r, _ in results], plots, data.name)
+        except OSError as exc:
+            _fail(f"--plots {plots}: {exc.strerror or exc}")
+        for path in paths:
+            errors.print(f"wrote {path}", highlight=False)

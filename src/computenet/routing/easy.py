@@ -5,11 +5,18 @@ Resources are a pool per partition: cores and GPUs (node packing is not
 modelled; feasibility has already checked per-node shapes). Plans use time
 limits, as Slurm does; callers may pass shorter expected runtimes to correct
 for jobs that end early.
+
+A planned end is never in the past: a job planned to end "now" at every pass
+makes every reservation too early and backfilling stalls. So the simulator
+replays no job past its limit (sim.trace.replayed: the limit is max(limit, run
+time), or the job is killed at it), and the live prediction gives a running job
+that is overdue a later end (routing.estimate.plan).
 """
 
 from __future__ import annotations
 
 import heapq
+from operator import itemgetter
 from dataclasses import dataclass
 
 
@@ -41,9 +48,15 @@ class Pool:
 def _shadow(now: float, free: Pool, ends: list[tuple[float, Need]], head: Need) -> tuple[float, Pool]:
     """When the blocked head job can start (by planned ends) and what is spare then."""
     cores, gpus = free.cores, free.gpus
-    for end, need in sorted(ends, key=lambda e: e[0]):
+    ordered = sorted(ends, key=itemgetter(0))  # by end only: a Need has no order
+    last = len(ordered) - 1
+    for i, (end, need) in enumerate(ordered):
         cores, gpus = cores + need.cores, gpus + need.gpus
-        if head.fits(cores, gpus):
+        # every job ending at this instant frees its resources then: count them all before
+        # deciding (a planned end already past counts as now)
+        if i < last and (ordered[i + 1][0] == end or ordered[i + 1][0] <= now):
+            continue
+        if head.cores <= cores and head.gpus <= gpus:
             return max(end, now), Pool(cores - head.cores, gpus - head.gpus)
     return float("inf"), Pool(0, 0)  # never, with what is running: nothing may delay it
 
@@ -55,28 +68,46 @@ def schedule_pass(now: float, free: Pool, planned_ends: list[tuple[float, Need]]
     if they fit now and do not delay it. Mutates ``free``; returns jobs started.
     ``seen`` receives the head's shadow time and what stays spare past it."""
     started: list[Waiting] = []
-    while queue and queue[0].need.fits(free.cores, free.gpus):
-        job = queue.pop(0)
-        free.cores, free.gpus = free.cores - job.need.cores, free.gpus - job.need.gpus
-        planned_ends.append((now + job.limit_s, job.need))
+    cores, gpus = free.cores, free.gpus
+    ahead = 0
+    for job in queue:
+        n = job.need
+        if n.cores > cores or n.gpus > gpus:
+            break
+        cores, gpus = cores - n.cores, gpus - n.gpus
+        planned_ends.append((now + job.limit_s, n))
         started.append(job)
+        ahead += 1
+    if ahead:
+        del queue[:ahead]
+    free.cores, free.gpus = cores, gpus
     if not queue or not backfill:  # strict FIFO stops at the first job that does not fit
         return started
-    shadow, extra = _shadow(now, free, planned_ends, queue[0].need)
-    kept = [queue[0]]
-    for job in queue[1:]:
+    # the reservation is only worked out when some job could use it (the pass's hot path)
+    shadow, extra = (_shadow(now, free, planned_ends, queue[0].need) if seen is not None
+                     else (None, None))
+    backfilled: list[int] = []  # positions in the queue (the scan appends to nothing else: the hot loop)
+    for i in range(1, len(queue)):
+        if cores <= 0 and gpus <= 0:  # nothing left to backfill with: every job needs a core or a GPU
+            break
+        job = queue[i]
         n = job.need
-        if n.fits(free.cores, free.gpus):
-            ends_in_time = now + job.limit_s <= shadow
-            if ends_in_time or n.fits(extra.cores, extra.gpus):
-                free.cores, free.gpus = free.cores - n.cores, free.gpus - n.gpus
-                if not ends_in_time:
-                    extra = Pool(extra.cores - n.cores, extra.gpus - n.gpus)
-                planned_ends.append((now + job.limit_s, n))
-                started.append(job)
-                continue
-        kept.append(job)
-    queue[:] = kept
+        if n.cores > cores or n.gpus > gpus:
+            continue
+        if shadow is None:
+            shadow, extra = _shadow(now, Pool(cores, gpus), planned_ends, queue[0].need)
+        ends_in_time = now + job.limit_s <= shadow
+        if ends_in_time or (n.cores <= extra.cores and n.gpus <= extra.gpus):
+            cores, gpus = cores - n.cores, gpus - n.gpus
+            if not ends_in_time:
+                extra = Pool(extra.cores - n.cores, extra.gpus - n.gpus)
+            planned_ends.append((now + job.limit_s, n))
+            started.append(job)
+            backfilled.append(i)
+    if backfilled:
+        gone = set(backfilled)
+        queue[:] = [job for i, job in enumerate(queue) if i not in gone]
+    free.cores, free.gpus = cores, gpus
     if seen is not None:
         seen["shadow"], seen["extra"] = shadow, extra
     return started
@@ -187,12 +218,16 @@ class QueuePlan:
                 free.cores, free.gpus = free.cores + other_need.cores, free.gpus + other_need.gpus
                 planned.pop(other, None)
 
-    def start(self, need: Need, limit_s: float) -> float | None:
+    def start(self, need: Need, limit_s: float, at: float = 0.0) -> float | None:
+        """The new job's start. ``at``: asked later, with nothing changed since the plan
+        was made (nothing ended, started or arrived), the passes before ``at`` are
+        the one now, whose state still holds."""
         for p in self.passes:
             if not need.fits(p.free.cores, p.free.gpus):
                 continue
+            t = max(p.t, at)
             if not p.ahead_left:
-                return p.t
-            if self.backfill and (p.t + limit_s <= p.shadow or need.fits(p.extra.cores, p.extra.gpus)):
-                return p.t
+                return t
+            if self.backfill and (t + limit_s <= p.shadow or need.fits(p.extra.cores, p.extra.gpus)):
+                return t
         return None

@@ -83,14 +83,36 @@ def plan(target: Target, queue: list[QueueEntry], history: History = History()) 
         if need is None:
             continue
         if entry.state in (JobState.RUNNING, JobState.SUSPENDED):
-            left = max(0.0, limit - entry.elapsed_s)
-            # a job that already ran past its expected time is expected to end soon, not in the past
-            expected = max(limit * ratio - entry.elapsed_s, min(left, 60.0))
-            running.append(Running(need, planned_end=left, expected_end=expected))
+            expected, planned = _remaining(limit, limit * ratio, entry.elapsed_s)
+            running.append(Running(need, planned_end=planned, expected_end=expected))
         elif entry.state == JobState.PENDING and _eligible(entry):
             pending.append((entry, Waiting(entry.native_id, need, limit, limit * ratio)))
     pending.sort(key=lambda pair: _order_key(pair[0]))
     return QueuePlan(0.0, total, running, [w for _, w in pending], backfill=target.backfill)
+
+
+OVERDUE_MIN_S = 60.0
+
+
+def _remaining(limit: float, expected_run: float, elapsed: float) -> tuple[float, float]:
+    """A running job's (expected, planned) seconds until it ends.
+
+    On time: its expected run time and its limit, less what it has run (never sooner
+    than in OVERDUE_MIN_S, while its limit allows: a job seen running takes a while to
+    end and be cleaned up). Overdue (past
+    its expected run time, or past its limit: OverTimeLimit, a slow kill): it is expected
+    to run on as long again as it is overdue by, at least OVERDUE_MIN_S, and not past its
+    limit while it has one left. Never "now": a job planned to end now at every look
+    makes every reservation too early, and backfilling that should happen is refused.
+    The scheduler's plan never ends before the expected end."""
+    left = limit - elapsed
+    if elapsed < expected_run:
+        return max(expected_run - elapsed, min(left, OVERDUE_MIN_S)), left
+    over = elapsed - (expected_run if left > 0 else limit)
+    expected = max(over, OVERDUE_MIN_S)
+    if left > 0:
+        expected = min(expected, max(left, OVERDUE_MIN_S))
+    return expected, max(left, expected)
 
 
 def _share(entry: QueueEntry, target: Target) -> Need | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -64,19 +65,26 @@ def make_policy(name: str, clusters: list[SimCluster], owned_wait_s: float = 180
         return RouterPolicy("owned_first", {"max_wait_s": owned_wait_s})
     if name in ("earliest_start", "cheapest", "data_locality", "weighted"):
         return RouterPolicy(name)
-    raise SpecError(f"unknown policy {name!r} (use {', '.join(POLICY_NAMES)})")
+    raise SpecError(f"unknown policy {name!r} (use {', '.join(POLICY_NAMES)}, pooled)")
+
+
+def too_wide(trace: Trace, clusters: list[SimCluster]) -> int:
+    """Jobs that fit no cluster of the network: every run leaves them out."""
+    cores, gpus = max(c.cores for c in clusters), max(c.gpus for c in clusters)
+    return sum(1 for j in trace.jobs if j.cores > cores or j.gpus > gpus)
 
 
 def compare(trace: Trace, clusters: list[SimCluster], policies: list[str], with_pooled: bool = True,
-            show_progress: bool = True) -> list[tuple[SimResult, Summary]]:
+            show_progress: bool = True, kill_at_limit: bool = False) -> list[tuple[SimResult, Summary]]:
+    """Each policy's run and the pooled one; jobs that ran past their limits are replayed
+    whole, or with ``kill_at_limit`` end at their limits (trace.replayed)."""
     # jobs larger than every cluster of the network cannot run there: leave them out of every run
     # (the pooled one included), so that all runs do the same work
     largest_cores = max(c.cores for c in clusters)
     largest_gpus = max(c.gpus for c in clusters)
     fitting = [j for j in trace.jobs if j.cores <= largest_cores and j.gpus <= largest_gpus]
     if len(fitting) != len(trace.jobs):
-        trace = Trace(trace.name, fitting, trace.max_cores, trace.skipped + len(trace.jobs) - len(fitting),
-                      trace.estimated_limits)
+        trace = replace(trace, jobs=fitting, skipped=trace.skipped + len(trace.jobs) - len(fitting))
     runs = []
     for name in policies:
         policy = make_policy(name, clusters)
@@ -93,7 +101,7 @@ def compare(trace: Trace, clusters: list[SimCluster], policies: list[str], with_
             task = progress.add_task(name, total=len(trace.jobs))
             rerouting = Rerouting(every_s=300, margin_s=300, window=32) if name.endswith("+reroute") else None
             result = simulate(trace, network, policy, progress=lambda n, t=task: progress.advance(t, n),
-                              rerouting=rerouting)
+                              rerouting=rerouting, kill_at_limit=kill_at_limit)
             progress.update(task, completed=len(trace.jobs))
             out.append((result, summarize(result)))
     return out

@@ -1,7 +1,7 @@
 """A discrete-event simulator of N clusters, each scheduling its queue with EASY
 backfilling (routing.easy, the engine of the live wait prediction), fed by a
 policy that picks a cluster per arriving job. Schedulers plan with the users'
-time limits; jobs end after their real run times.
+time limits; jobs end after their real run times, never past their limits.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Callable, Protocol
 from ..clusters.base import QueueEntry
 from ..domain.states import JobState
 from ..routing.easy import Need, Pool, QueuePlan, Running, Waiting, predict_starts, schedule_pass
-from .trace import Trace, TraceJob
+from .trace import Trace, TraceJob, replayed
 
 
 @dataclass(frozen=True)
@@ -36,11 +36,13 @@ class ClusterState:
         self.spec = spec
         self.free = Pool(spec.cores, spec.gpus)
         self.running: dict[int, tuple[TraceJob, float, float]] = {}  # id -> (job, start, planned end)
+        self.planned_ends: dict[int, tuple[float, Need]] = {}  # id -> (planned end, need): what EASY plans with
         self.queue: list[Waiting] = []
         self.queued_cores = 0
         self.busy_core_seconds = 0
         self.busy_gpu_seconds = 0
         self.jobs = 0
+        self.version = 0  # bumped whenever what squeue would show changes (a plan of it goes stale)
 
     def fits(self, job: TraceJob) -> bool:
         return job.cores <= self.spec.cores and job.gpus <= self.spec.gpus
@@ -53,22 +55,27 @@ class ClusterState:
         self.queue.append(Waiting(job, Need(job.cores, job.gpus), job.estimate, job.run))
         self.queued_cores += job.cores
         self.jobs += 1
+        self.version += 1
 
     def schedule(self, now: float) -> list[TraceJob]:
         if not self.queue:
             return []
-        ends = [(planned, Need(j.cores, j.gpus)) for j, _, planned in self.running.values()]
-        started = schedule_pass(now, self.free, ends, self.queue, self.spec.backfill)
+        started = schedule_pass(now, self.free, list(self.planned_ends.values()), self.queue, self.spec.backfill)
         jobs = []
         for w in started:
             job: TraceJob = w.key
             self.running[job.id] = (job, now, now + job.estimate)
+            self.planned_ends[job.id] = (now + job.estimate, w.need)
             self.queued_cores -= job.cores
             jobs.append(job)
+        if jobs:
+            self.version += 1
         return jobs
 
     def finish(self, job: TraceJob) -> None:
         del self.running[job.id]
+        del self.planned_ends[job.id]
+        self.version += 1
         self.free.cores += job.cores
         self.free.gpus += job.gpus
         self.busy_core_seconds += int(job.cores * job.run)
@@ -161,6 +168,8 @@ class Rerouting:
                 state.queued_cores -= job.cores
                 states[best].queue.append(w)
                 states[best].queued_cores += job.cores
+                state.version += 1
+                states[best].version += 1
                 plans.pop(best, None)
                 self.moved.add(job.id)
                 self.moves += 1
@@ -176,11 +185,13 @@ def _planned(state: "ClusterState", now: float) -> list[Running]:
 
 def simulate(trace: Trace, clusters: list[SimCluster], policy: Policy,
              progress: Callable[[int], None] | None = None, sample_every: float = 3600.0,
-             rerouting: Rerouting | None = None) -> SimResult:
+             rerouting: Rerouting | None = None, kill_at_limit: bool = False) -> SimResult:
+    """Replay ``trace``; a job that ran past its limit is replayed whole (its limit taken as
+    its run time) or, with ``kill_at_limit``, ends at its limit (see trace.replayed)."""
     states = [ClusterState(c) for c in clusters]
     events: list[tuple[float, int, int, object]] = []  # (time, 0 = end / 1 = arrival, seq, payload)
     seq = 0
-    for job in trace.jobs:
+    for job in replayed(trace.jobs, kill_at_limit):
         events.append((job.submit, 1, seq, job))
         seq += 1
     heapq.heapify(events)

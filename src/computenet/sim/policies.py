@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from ..domain.resources import ResourceRequest
-from ..routing.estimate import predict_wait
+from ..routing.easy import Need, QueuePlan
+from ..routing.estimate import plan
 from ..routing.model import Constraints, Target
 from ..routing.router import Router
 from .engine import ClusterState
@@ -78,6 +79,7 @@ class RouterPolicy:
     def __post_init__(self) -> None:
         self.router = Router(self.policy, self.options)
         self.name = self.name or self.policy
+        self._plans: dict[str, tuple[int, float, QueuePlan]] = {}  # cluster -> (its version, made at, plan)
 
     def choose(self, job: TraceJob, now: float, states: list[ClusterState]) -> int:
         targets = [Target(s.spec.name, "batch", nodes=1, cores_per_node=s.spec.cores, mem_per_node_mb=1 << 40,
@@ -95,7 +97,14 @@ class RouterPolicy:
 
         def wait(target: Target, _minutes: int) -> float | None:
             state = by_name[target.cluster]
-            return predict_wait(target, state.queue_entries(now), job.cores, job.gpus, job.estimate)
+            made = self._plans.get(target.cluster)
+            if made is None or made[0] != state.version:
+                # the live prediction's plan of the queue as squeue shows it, kept until the queue changes
+                made = (state.version, now, plan(target, state.queue_entries(now)))
+                self._plans[target.cluster] = made
+            since = now - made[1]
+            start = made[2].start(Need(job.cores, job.gpus), job.estimate, at=since)
+            return None if start is None else max(0.0, start - since)
 
         decision = self.router.route(res, targets, Constraints(), price, wait)
         self.decisions += 1

@@ -7,7 +7,8 @@ from __future__ import annotations
 import csv
 import gzip
 import math
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 
@@ -38,6 +39,17 @@ class Trace:
     max_cores: int  # the traced system's size (header MaxProcs, else the largest job)
     skipped: int = 0  # lines without a usable run time or size
     estimated_limits: int = 0  # jobs without a requested time: the run time stands in (perfect estimate)
+    overran: int = 0  # jobs that ran longer than they asked (see replayed)
+
+
+def replayed(jobs: list[TraceJob], kill_at_limit: bool = False) -> list[TraceJob]:
+    """The jobs as the simulator runs them, none past its limit. By default a job that
+    ran longer than it asked keeps its run time and its limit becomes that run time
+    (max(limit, run)), so the trace's work is replayed whole; with ``kill_at_limit`` it
+    ends at its limit, as Slurm would end it."""
+    if kill_at_limit:
+        return [replace(j, run=j.estimate) if j.run > j.estimate else j for j in jobs]
+    return [replace(j, estimate=j.run) if j.run > j.estimate else j for j in jobs]
 
 
 def _open(path: Path):
@@ -45,13 +57,22 @@ def _open(path: Path):
 
 
 def read_swf(path: str | Path, limit: int | None = None) -> Trace:
+    """See _read_swf; a truncated or corrupt .gz is a TraceError, not a traceback."""
+    try:
+        return _read_swf(path, limit)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise TraceError(f"{Path(path).name}: the gzip file is truncated or corrupt ({exc})") from None
+
+
+def _read_swf(path: str | Path, limit: int | None = None) -> Trace:
     """SWF: 18 fields per job line, ';' header lines (MaxProcs, MaxNodes). Jobs with no
     run time or no size are skipped and counted; a missing requested time becomes the
-    run time, which is counted too, since EASY plans with it."""
+    run time, which is counted too, since EASY plans with it. Jobs that ran longer than
+    they asked are kept as they are and counted (``overran``); see ``replayed``."""
     path = Path(path)
     jobs: list[TraceJob] = []
     max_procs = max_nodes = 0
-    skipped = estimated = 0
+    skipped = estimated = overran = 0
     with _open(path) as handle:
         for number, line in enumerate(handle, start=1):
             if line.startswith(";"):
@@ -79,6 +100,7 @@ def read_swf(path: str | Path, limit: int | None = None) -> Trace:
                 continue
             if req_time <= 0:
                 req_time, estimated = run, estimated + 1
+            overran += run > max(req_time, 1.0)
             jobs.append(TraceJob(job_id, submit, run, cores, max(req_time, 1.0), 0, user, wait))
             if limit is not None and len(jobs) >= limit:
                 break
@@ -90,7 +112,7 @@ def read_swf(path: str | Path, limit: int | None = None) -> Trace:
         jobs = [TraceJob(j.id, j.submit - start, j.run, j.cores, j.estimate, j.gpus, j.user, j.original_wait)
                 for j in jobs]
     size = max_procs or max_nodes or max(j.cores for j in jobs)
-    return Trace(path.name.split(".swf")[0], jobs, size, skipped, estimated)
+    return Trace(path.name.split(".swf")[0], jobs, size, skipped, estimated, overran)
 
 
 def read_alibaba(pods: str | Path, limit: int | None = None) -> Trace:
