@@ -350,6 +350,15 @@ class AuthConfig(BaseModel):
         return self
 
 
+class SimConfig(BaseModel):
+    """The portal's simulator (cnet sim's engine run as background work; see services/simulations.py)."""
+
+    traces_dir: str | None = None  # the traces operators pick from; default: <data dir>/traces
+    max_upload_mb: int = Field(64, ge=1, le=4096)  # one uploaded SWF log
+    max_jobs: int = Field(200_000, ge=1)  # the most jobs one run replays
+    concurrent: int = Field(1, ge=1, le=2)  # simulations running at once (each holds a CPU)
+
+
 class ServerConfig(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8750, ge=1, le=65535)
@@ -378,6 +387,7 @@ class Settings(BaseSettings):
     files: FilesConfig = Field(default_factory=FilesConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
+    sim: SimConfig = Field(default_factory=SimConfig)
     # client side
     url: str | None = None
     token: str | None = None
