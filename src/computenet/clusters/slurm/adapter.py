@@ -37,6 +37,17 @@ def _message(result: CommandResult) -> str:
     return f"{result.argv[0]} exited {result.returncode}: {text[:500]}"
 
 
+def _output_dirs(request: SubmitRequest) -> list[str]:
+    """The directories -o/-e name below the job's directory that hold no pattern (logs/ in
+    logs/%x-%j.out); one that depends on an id or a node cannot be made beforehand."""
+    out = []
+    for path in (request.output, request.error):
+        directory = path.rsplit("/", 1)[0]
+        if "%" not in directory and directory not in out and directory.startswith(request.workdir + "/"):
+            out.append(directory)
+    return out
+
+
 class SlurmCluster:
     def __init__(self, name: str, transport: Transport, tz: tzinfo | None = None, timeout: float = 60,
                  slurm_cluster: str | None = None) -> None:
@@ -60,7 +71,12 @@ class SlurmCluster:
             self.transport.ensure_dir(request.workdir, as_user=request.run_as)
         else:
             self.transport.ensure_dir(request.workdir)
-        result = self._run(commands.sbatch_argv(request), stdin=request.script, as_user=request.run_as)
+        for directory in _output_dirs(request):  # as the user would have: Slurm does not create them
+            if request.run_as:
+                self.transport.ensure_dir(directory, as_user=request.run_as)
+            else:
+                self.transport.ensure_dir(directory)
+        result = self._run(commands.sbatch_argv(request, self.slurm_cluster), stdin=request.script, as_user=request.run_as)
         if result.returncode != 0:
             raise parsers.sbatch_error(result.stderr or result.stdout)
         return parsers.parse_sbatch(result.stdout)
