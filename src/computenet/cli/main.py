@@ -192,16 +192,6 @@ def estimate(ctx: typer.Context) -> None:
 
 
 @app.command()
-def jobs(all: bool = typer.Option(False, "--all", "-a", help="include jobs that have ended"),
-         state: Optional[str] = typer.Option(None, "--state", "-t", help="only jobs in this state"),
-         limit: int = typer.Option(100, help="at most this many jobs")) -> None:
-    """Your jobs, like squeue (active only unless --all)."""
-    with client() as c:
-        rows = api(lambda: c.jobs(active=not all and not state, state=state, limit=limit))
-    console.print(render.jobs_table(rows))
-
-
-@app.command()
 def job(job_id: int, why: bool = typer.Option(False, "--why", help="why it went where it went"),
         stats: bool = typer.Option(False, "--stats", help="CPU, memory, GPU over time; efficiency; waste"),
         png: Optional[Path] = typer.Option(None, "--png", help="with --stats: also save the chart here")) -> None:
@@ -234,15 +224,6 @@ def job(job_id: int, why: bool = typer.Option(False, "--why", help="why it went 
     for e in j.events:
         console.print(f"  {e.at:%Y-%m-%d %H:%M:%S}  {e.from_state or '':>10} -> {e.to_state:<10} {e.detail}",
                       highlight=False, markup=False)
-
-
-@app.command()
-def cancel(job_ids: list[int]) -> None:
-    """Cancel jobs, like scancel."""
-    with client() as c:
-        for job_id in job_ids:
-            j = api(lambda: c.cancel(job_id))
-            console.print(f"job {j.id}: cancel requested ({j.state})")
 
 
 @app.command()
@@ -348,6 +329,7 @@ def version() -> None:
     console.print(f"computenet {__version__}")
 
 
+from . import jobs_cmds  # noqa: E402,F401  (cnet jobs, cancel, hold, release, update)
 from .admin import admin_app  # noqa: E402  (registers the admin sub-commands)
 from . import admin_files  # noqa: E402,F401  (cnet admin storage-quota)
 from .sim import sim as _sim  # noqa: E402
