@@ -189,6 +189,9 @@ def estimate(ctx: typer.Context) -> None:
     with client() as c:
         decision = api(lambda: c.estimate(text, args, wanted))
     console.print(render.decision_table(decision))
+    if not decision.get("chosen"):  # scripts test the exit code, as with sbatch --test-only
+        err.print("nothing fits: no cluster would take this job", highlight=False, markup=False)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -234,12 +237,7 @@ def output(job_id: int,
     stream = "stderr" if stderr else "stdout"
     with client() as c:
         if follow:
-            try:
-                for piece in c.follow(job_id, stream):
-                    sys.stdout.write(piece)
-                    sys.stdout.flush()
-            except ApiError as exc:
-                fail(exc.detail)
+            _follow(c, job_id, stream)
             return
         offset = 0
         while True:
@@ -250,6 +248,43 @@ def output(job_id: int,
             if not chunk.data:
                 break
             offset = chunk.next_offset
+
+
+# a server that restarts (or a proxy in between that answers 502/503/504 meanwhile) is waited for
+_RETRY_STATUS = (0, 502, 503, 504)
+
+
+def _follow(c, job_id: int, stream: str, interval: float = 1.0, longest_wait: float = 30.0) -> None:
+    """Print output as it grows until the job has ended and all is read; when the server cannot be
+    reached, try again with a growing pause (up to ``longest_wait`` s) from the offset already printed."""
+    import time
+
+    from ..client import ApiError
+
+    offset, backoff, told = 0, interval, False
+    while True:
+        try:
+            chunk = c.output(job_id, stream, offset)
+        except ApiError as exc:
+            if exc.status not in _RETRY_STATUS:
+                fail(exc.detail)
+            if not told:
+                err.print(f"(server unreachable, retrying: {exc.detail})", highlight=False, markup=False)
+                told = True
+            time.sleep(backoff)
+            backoff = min(backoff * 2, longest_wait)
+            continue
+        if told:
+            err.print("(reconnected)", highlight=False, markup=False)
+            told, backoff = False, interval
+        if chunk.data:
+            sys.stdout.write(chunk.data)
+            sys.stdout.flush()
+        offset = chunk.next_offset
+        if chunk.finished and not chunk.data:
+            return
+        if not chunk.data:
+            time.sleep(interval)
 
 
 @app.command()
@@ -293,7 +328,7 @@ def _check_sign_in_config(platform) -> None:
 
 @app.command()
 def server(host: Optional[str] = typer.Option(None, help="address to listen on"),
-           port: Optional[int] = typer.Option(None, help="port to listen on")) -> None:
+           port: Optional[int] = typer.Option(None, help="port to listen on", min=1, max=65535)) -> None:
     """Run the API server with the cluster pollers."""
     from ..api.app import create_app
     from ..api.serve import serve
