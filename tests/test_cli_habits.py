@@ -159,3 +159,13 @@ def test_update_api_refuses_unknown_fields_and_bad_limits(alice):
     with pytest.raises(ApiError) as caught:
         alice.update(job.id)
     assert caught.value.status == 400 and "nothing to update" in caught.value.detail
+
+
+def test_job_shows_every_time_limit_resources_memory_and_exit_code(cli):
+    job = submit(cli, "-J", "shown", "-t", "7", "--mem=300M", "-c", "2")
+    ended(cli, job)
+    text = cli("job", str(job)).stdout
+    for label in ("submit  2", "start   2", "end      2", "time    limit 7:00", "nodes   1   cpus 2   gpus 0",
+                  "memory asked 300.0M", "MaxRSS", "state   COMPLETED   exit code 0"):
+        assert label in text, (label, text)
+    assert "elapsed 0:0" in text  # accounting's elapsed for a short job

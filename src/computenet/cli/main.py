@@ -220,6 +220,8 @@ def job(job_id: int, why: bool = typer.Option(False, "--why", help="why it went 
             console.print(f"  {note}", highlight=False, markup=False)
         return
     console.print(render.jobs_table([j]))
+    for line in render.job_facts(j):
+        console.print(line, highlight=False, markup=False)
     console.print(f"workdir {j.workdir}\nstdout  {j.stdout_path}\nstderr  {j.stderr_path}\n"
                   f"account {j.account}   may cost up to {render.money(j.max_cost)}   "
                   f"charged {render.money(j.cost)}{'' if j.settled else ' (not settled yet)'}", highlight=False,
