@@ -476,3 +476,23 @@ class LocalCluster:
         if not os.access(self.spool, os.W_OK):
             return Health(HealthState.OFFLINE, f"spool {self.spool} is not writable")
         return Health(HealthState.ONLINE, f"{self.slots} slots on this host; {self.mode.detail}", 0.0)
+
+    # -- scontrol update (the owner's changes to a live job) -----------------------
+    def update(self, native_id: str, time_limit_minutes: int | None = None, partition: str | None = None,
+               name: str | None = None) -> None:
+        """A waiting job's limit and name (the runner reads them when it starts the job); the one
+        partition is the only one. ValueError says why a running job cannot change here."""
+        job_dir = self._known_dir(native_id)
+        if partition is not None and partition != self.partition:
+            raise ValueError(f"cluster {self.name} has one partition, {self.partition!r}")
+        with sp.locked(self.spool):
+            state = sp.read_json(job_dir / "state.json") or {}
+            if state.get("state") != "PENDING":
+                raise ValueError(f"the local executor changes only a waiting job; this one is {state.get('state')}")
+            request = sp.read_json(job_dir / "request.json")
+            if time_limit_minutes is not None:
+                request["time_limit_minutes"] = time_limit_minutes
+            if name is not None:
+                request["name"] = name
+                request["environment"]["SLURM_JOB_NAME"] = name
+            sp.write_json(job_dir / "request.json", request)

@@ -246,3 +246,25 @@ class SlurmCluster:
         state = self.account_limits([account])
         if state.get(account) is not blocked:
             raise ClusterError(f"account {account} on {self.slurm_cluster} is missing or did not change")
+
+    # -- scontrol update (the owner's changes to a live job) -----------------------
+    def update(self, native_id: str, time_limit_minutes: int | None = None, partition: str | None = None,
+               name: str | None = None) -> None:
+        """scontrol update JobId=… TimeLimit=… Partition=… JobName=… (one argv word each, no shell).
+        ValueError: Slurm refuses it in the job's state; LookupError: Slurm does not know the job."""
+        argv = ["scontrol", "update", f"JobId={native_id}"]
+        if time_limit_minutes is not None:
+            argv.append(f"TimeLimit={time_limit_minutes}")
+        if partition is not None:
+            argv.append(f"Partition={partition}")
+        if name is not None:
+            argv.append(f"JobName={name}")
+        result = self._run(argv)
+        if not _failed(result):
+            return
+        if "Invalid job id" in result.stderr:
+            raise LookupError(f"cluster {self.name} does not know job {native_id}")
+        if any(text in result.stderr for text in ("pending execution", "already completing", "finished",
+                                                  "Access/permission denied", "Requested partition")):
+            raise ValueError(result.stderr.strip().removeprefix("slurm_update error: ")[:300])
+        raise ClusterError(_message(result))
