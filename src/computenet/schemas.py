@@ -86,6 +86,7 @@ class JobOut(BaseModel):
     needs_reconcile: bool = False
     app: str | None = None  # "lammps 2Aug2023" for an application-centre run
     outputs: str | None = None  # pending | done | failed: fetching outputs back into the workspace
+    nodes: int = 1  # as asked for (squeue %D)
 
 
 class JobEventOut(BaseModel):
@@ -106,6 +107,9 @@ class JobDetail(JobOut):
     app_run: dict | None = None  # name, version, params, environment per cluster
     inputs: list[dict] = Field(default_factory=list)  # staged workspace files with their checksums
     output_files: list[dict] = Field(default_factory=list)  # fetched back: path, size, sha256, remote path
+    mem_mb: int | None = None  # memory asked for, all nodes (None: the partition's default)
+    max_rss_bytes: int | None = None  # peak resident memory seen (monitoring samples / sstat), if known
+    elapsed_s: int | None = None  # from accounting where the scheduler has reported it
 
 
 class OutputChunk(BaseModel):

@@ -46,6 +46,21 @@ def _run(step):
         raise typer.Exit(1)
 
 
+def _refuse(message: str) -> None:
+    Console(stderr=True, emoji=False).print(f"[red]error:[/] {escape(message)}")
+    raise typer.Exit(1)
+
+
+def _amount(text: str, what: str) -> None:
+    """An amount of money as typed, checked before anything is written."""
+    from ..domain.money import MoneyError, to_decimal
+
+    try:
+        to_decimal(text)
+    except MoneyError as exc:
+        _refuse(f"{what} {text!r}: {exc}")
+
+
 @admin_app.command("init")
 def init() -> None:
     """Create or upgrade the database and register the configured clusters."""
@@ -60,6 +75,10 @@ def user_add(name: str,
              admin: bool = typer.Option(False, help="platform operator"),
              save_login: bool = typer.Option(False, help="save URL and token for this shell user's `cnet`")) -> None:
     """Create a user (and optionally an account) and print an API token."""
+    if balance is not None:
+        if not account:  # the balance goes on the new account: without one it would be dropped
+            _refuse("--balance needs --account (the new account it is put on)")
+        _amount(balance, "--balance")
     platform = _platform()
 
     def step():
@@ -101,6 +120,7 @@ def token(name: str) -> None:
 def topup(account: str, amount: str,
           key: Optional[str] = typer.Option(None, help="idempotency key (e.g. the payment reference)")) -> None:
     """Credit a prepaid account. The same --key twice credits once."""
+    _amount(amount, "amount")
     platform = _platform()
 
     def step():
@@ -122,6 +142,7 @@ def credit_limit(account: str, amount: str) -> None:
     from ..billing.ledger import LedgerError
     from ..services.errors import InvalidRequest
 
+    _amount(amount, "amount")
     platform = _platform()
 
     def step():

@@ -189,16 +189,9 @@ def estimate(ctx: typer.Context) -> None:
     with client() as c:
         decision = api(lambda: c.estimate(text, args, wanted))
     console.print(render.decision_table(decision))
-
-
-@app.command()
-def jobs(all: bool = typer.Option(False, "--all", "-a", help="include jobs that have ended"),
-         state: Optional[str] = typer.Option(None, "--state", "-t", help="only jobs in this state"),
-         limit: int = typer.Option(100, help="at most this many jobs")) -> None:
-    """Your jobs, like squeue (active only unless --all)."""
-    with client() as c:
-        rows = api(lambda: c.jobs(active=not all and not state, state=state, limit=limit))
-    console.print(render.jobs_table(rows))
+    if not decision.get("chosen"):  # scripts test the exit code, as with sbatch --test-only
+        err.print("nothing fits: no cluster would take this job", highlight=False, markup=False)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -227,6 +220,8 @@ def job(job_id: int, why: bool = typer.Option(False, "--why", help="why it went 
             console.print(f"  {note}", highlight=False, markup=False)
         return
     console.print(render.jobs_table([j]))
+    for line in render.job_facts(j):
+        console.print(line, highlight=False, markup=False)
     console.print(f"workdir {j.workdir}\nstdout  {j.stdout_path}\nstderr  {j.stderr_path}\n"
                   f"account {j.account}   may cost up to {render.money(j.max_cost)}   "
                   f"charged {render.money(j.cost)}{'' if j.settled else ' (not settled yet)'}", highlight=False,
@@ -237,15 +232,6 @@ def job(job_id: int, why: bool = typer.Option(False, "--why", help="why it went 
 
 
 @app.command()
-def cancel(job_ids: list[int]) -> None:
-    """Cancel jobs, like scancel."""
-    with client() as c:
-        for job_id in job_ids:
-            j = api(lambda: c.cancel(job_id))
-            console.print(f"job {j.id}: cancel requested ({j.state})")
-
-
-@app.command()
 def output(job_id: int,
            follow: bool = typer.Option(False, "--follow", "-f", help="keep printing until the job ends"),
            stderr: bool = typer.Option(False, "--stderr", help="the error stream instead of stdout")) -> None:
@@ -253,12 +239,7 @@ def output(job_id: int,
     stream = "stderr" if stderr else "stdout"
     with client() as c:
         if follow:
-            try:
-                for piece in c.follow(job_id, stream):
-                    sys.stdout.write(piece)
-                    sys.stdout.flush()
-            except ApiError as exc:
-                fail(exc.detail)
+            _follow(c, job_id, stream)
             return
         offset = 0
         while True:
@@ -269,6 +250,43 @@ def output(job_id: int,
             if not chunk.data:
                 break
             offset = chunk.next_offset
+
+
+# a server that restarts (or a proxy in between that answers 502/503/504 meanwhile) is waited for
+_RETRY_STATUS = (0, 502, 503, 504)
+
+
+def _follow(c, job_id: int, stream: str, interval: float = 1.0, longest_wait: float = 30.0) -> None:
+    """Print output as it grows until the job has ended and all is read; when the server cannot be
+    reached, try again with a growing pause (up to ``longest_wait`` s) from the offset already printed."""
+    import time
+
+    from ..client import ApiError
+
+    offset, backoff, told = 0, interval, False
+    while True:
+        try:
+            chunk = c.output(job_id, stream, offset)
+        except ApiError as exc:
+            if exc.status not in _RETRY_STATUS:
+                fail(exc.detail)
+            if not told:
+                err.print(f"(server unreachable, retrying: {exc.detail})", highlight=False, markup=False)
+                told = True
+            time.sleep(backoff)
+            backoff = min(backoff * 2, longest_wait)
+            continue
+        if told:
+            err.print("(reconnected)", highlight=False, markup=False)
+            told, backoff = False, interval
+        if chunk.data:
+            sys.stdout.write(chunk.data)
+            sys.stdout.flush()
+        offset = chunk.next_offset
+        if chunk.finished and not chunk.data:
+            return
+        if not chunk.data:
+            time.sleep(interval)
 
 
 @app.command()
@@ -312,7 +330,7 @@ def _check_sign_in_config(platform) -> None:
 
 @app.command()
 def server(host: Optional[str] = typer.Option(None, help="address to listen on"),
-           port: Optional[int] = typer.Option(None, help="port to listen on")) -> None:
+           port: Optional[int] = typer.Option(None, help="port to listen on", min=1, max=65535)) -> None:
     """Run the API server with the cluster pollers."""
     from ..api.app import create_app
     from ..api.serve import serve
@@ -348,6 +366,7 @@ def version() -> None:
     console.print(f"computenet {__version__}")
 
 
+from . import jobs_cmds  # noqa: E402,F401  (cnet jobs, cancel, hold, release, update)
 from .admin import admin_app  # noqa: E402  (registers the admin sub-commands)
 from . import admin_files  # noqa: E402,F401  (cnet admin storage-quota)
 from .sim import sim as _sim  # noqa: E402

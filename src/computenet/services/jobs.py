@@ -287,8 +287,28 @@ def estimate_job(platform: Platform, user_id: int, script: bytes | str, flags: l
         if spec.options.dependency and spec.options.dependency != "singleton":
             _, dep_cluster_id = translate_dependency(session, user, spec.options.dependency)
             pinned = session.get(Cluster, dep_cluster_id).name
-        return route(session, platform, spec, account, pinned, wanted or RoutingRequest(), refuse=False,
-                     user_id=user.id)
+        decision = route(session, platform, spec, account, pinned, wanted or RoutingRequest(), refuse=False,
+                         user_id=user.id)
+    return _refuse_what_executors_cannot(platform, spec, decision)
+
+
+def _refuse_what_executors_cannot(platform: Platform, spec: JobSpec, decision: Decision) -> Decision:
+    """An estimate must not promise what the cluster's submit then refuses: the local executor
+    runs no arrays and no dependencies (its submit says the same)."""
+    why = ("it does not run job arrays" if spec.options.array else
+           "it does not support --dependency" if spec.options.dependency else None)
+    if why is None:
+        return decision
+    for candidate in list(decision.ranked):
+        try:
+            kind = platform.cluster_config(candidate.target.cluster).kind
+        except KeyError:
+            continue
+        if kind == "local":
+            candidate.refuse(f"the local executor: {why}")
+            decision.ranked.remove(candidate)
+            decision.rejected.append(candidate)
+    return decision
 
 
 def _prepare(platform: Platform, user_id: int, account_id: int, text: str, spec: JobSpec, script_args,

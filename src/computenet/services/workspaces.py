@@ -283,6 +283,17 @@ def begin_upload(session: Session, platform: Platform, user: User, text: str, si
     freed = existing.size if existing is not None else 0
     open_uploads = list(session.scalars(select(Upload).where(Upload.user_id == user.id,
                                                              Upload.completed_at.is_(None))))
+    # the same file to the same place again (an interrupted `cnet files put` run once more): that
+    # upload goes on from the chunks it has, rather than a second copy beside it in .uploads
+    sha = sha256.lower() if isinstance(sha256, str) else sha256
+    for row in open_uploads:
+        if (row.workspace, row.path, row.size, row.sha256) == (space.id, rel, size, sha):
+            try:
+                state = upload_store(platform).state(row.id)
+            except files.FileError:
+                continue  # its chunks are gone (expired): a new upload
+            row.overwrite = overwrite
+            return upload_json(space.show(rel), state)
     if len(open_uploads) >= MAX_OPEN_UPLOADS:
         raise TooLarge(msg("you have %(open_uploads)s unfinished uploads: finish or abort some first "
                            "(they expire after %(keep_uploads_hours)s h)",

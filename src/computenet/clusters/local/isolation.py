@@ -39,17 +39,20 @@ UID_MAP = "local-job-uids.json"  # in the data directory: one map for every loca
 
 # PID 1 of the job's namespace, as the job's user: enter the working directory, open stdout and
 # stderr (as the user, so a planted link reaches only what the user may write), run the script
-# as a child (PID 1 ignores signals it has no handler for) and pass SIGTERM on; its own notices
+# as a child (PID 1 ignores signals it has no handler for) and pass SIGTERM on (the signals --signal
+# may send reach every process of the job: PID 1 catches them with no-op handlers, which its
+# children do not inherit); its own notices
 # ("Terminated") are not the job's output; its exit ends the namespace, and the kernel then kills
 # everything left in it.
 INIT = r"""
-wd=$1 out=$2 err=$3; shift 3
+wd=$1 out=$2 err=$3 mode=$4; shift 4
 cd -- "$wd" || exit 1
 for f in "$out" "$err"; do d=${f%/*}; [ -z "$d" ] || [ -d "$d" ] || mkdir -p -- "$d" || exit 1; done
-exec 3>"$out" || exit 1
-if [ "$err" = "$out" ]; then exec 4>&3; else exec 4>"$err" || exit 1; fi
+if [ "$mode" = append ]; then exec 3>>"$out" || exit 1; else exec 3>"$out" || exit 1; fi
+if [ "$err" = "$out" ]; then exec 4>&3; elif [ "$mode" = append ]; then exec 4>>"$err" || exit 1; else exec 4>"$err" || exit 1; fi
 exec 2>/dev/null
 trap 'kill -TERM "$c"' TERM
+trap : USR1 USR2 HUP INT QUIT ALRM
 "$@" >&3 2>&4 3>&- 4>&- &
 c=$!
 exec 3>&- 4>&-
@@ -263,13 +266,14 @@ def prepare_space(workdir_root: str, workdir: str, user: JobUser) -> None:
 
 # -- the runner's side -------------------------------------------------------------------------
 
-def job_argv(run: dict, script: str, args: list[str], workdir: str, output: str, error: str) -> list[str]:
+def job_argv(run: dict, script: str, args: list[str], workdir: str, output: str, error: str,
+             open_mode: str = "truncate") -> list[str]:
     """The command the runner starts for a job in ``namespace`` or ``users`` mode."""
     argv = [shutil.which("unshare") or "unshare", "--pid", "--fork", "--kill-child", "--mount-proc", "--"]
     if run["mode"] == USERS:
         argv += [shutil.which("setpriv") or "setpriv", f"--reuid={run['uid']}", f"--regid={run['gid']}",
                  "--init-groups" if run.get("login") else "--clear-groups", "--no-new-privs", "--"]
-    return argv + ["/bin/sh", "-c", INIT, "cnet-job", workdir, output, error, script, *args]
+    return argv + ["/bin/sh", "-c", INIT, "cnet-job", workdir, output, error, open_mode, script, *args]
 
 
 def namespace_of(pid: int) -> str | None:
