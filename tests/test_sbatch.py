@@ -163,3 +163,14 @@ def test_filename_patterns():
     assert patterns.problem("ok-%j.out") is None
     assert "unknown pattern %Z" in patterns.problem("bad-%Z")
     assert "control characters" in patterns.problem("a\nb")
+
+
+def test_the_published_option_table_is_the_one_the_code_reads():
+    from pathlib import Path
+
+    from computenet.domain import sbatch_options
+
+    doc = Path(__file__).parent.parent / "docs" / "sbatch-options.md"
+    assert doc.read_text() == sbatch_options.markdown(), (
+        "docs/sbatch-options.md is stale: python -m computenet.domain.sbatch_options > docs/sbatch-options.md")
+    assert all(f"`--{o.long}`" in doc.read_text() for o in sbatch_options.OPTIONS)

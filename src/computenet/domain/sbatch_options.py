@@ -85,7 +85,7 @@ OPTIONS: tuple[Option, ...] = (
     _o("ntasks", "n", VALUE, ok("SLURM_NTASKS; tasks x cores fit the host's slots"), key="ntasks", rest=tr(_J)),
     _o("ntasks-per-node", None, VALUE, ok("as --ntasks on the one node"), key="ntasks_per_node", rest=tr(_J)),
     _o("cpus-per-task", "c", VALUE, ok("cores reserved from the host's slots"), key="cpus_per_task", rest=tr(_J)),
-    _o("mem", None, VALUE, ok("a limit the kernel enforces (cgroup memory.max, else RLIMIT_AS); "
+    _o("mem", None, VALUE, ok("a limit the kernel enforces (RLIMIT_AS on the job's address space); "
                               "SLURM_MEM_PER_NODE"), key="mem", rest=tr(_J)),
     _o("mem-per-cpu", None, VALUE, ok("x cores, enforced as --mem; SLURM_MEM_PER_CPU"), key="mem_per_cpu",
        rest=tr(_J)),
@@ -232,3 +232,38 @@ def table_rows() -> list[dict]:
     return [{"long": o.long, "short": o.short, "arg": o.arg, "modelled": o.key is not None,
              **{kind: {"status": o.verdict(kind).status, "how": o.verdict(kind).how} for kind in KINDS}}
             for o in OPTIONS]
+
+
+def markdown() -> str:
+    """docs/sbatch-options.md: ``python -m computenet.domain.sbatch_options > docs/sbatch-options.md``."""
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    lines = [
+        "# sbatch options: what each kind of cluster does with them",
+        "",
+        "Generated from `src/computenet/domain/sbatch_options.py` (the one table the submit path,",
+        "the router and the local executor read): `python -m computenet.domain.sbatch_options >",
+        "docs/sbatch-options.md`. A test fails when this file is stale.",
+        "",
+        "- **honoured**: the cluster does what sbatch would (on Slurm: passed to sbatch as written);",
+        "- **translated**: the platform turns it into what the cluster understands;",
+        "- **platform**: the platform itself acts on it (`cnet submit`);",
+        "- **refused**: a job using it is not sent to that kind of cluster, and the estimate and the",
+        "  refusal say why. Nothing is silently ignored.",
+        "",
+        "Kinds: `slurm` (Slurm's commands, on the server's host or over SSH), `slurmrest`",
+        "(slurmrestd v0.0.38), `local` (the embedded executor of the default installation).",
+        "",
+        "| option | slurm | slurmrest | local |",
+        "|---|---|---|---|",
+    ]
+    for option in OPTIONS:
+        name = f"`--{option.long}`" + (f" / `-{option.short}`" if option.short else "")
+        verdicts = [option.verdict(kind) for kind in KINDS]
+        lines.append(f"| {name} | " + " | ".join(f"**{v.status}**: {cell(v.how)}" for v in verdicts) + " |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")
