@@ -155,19 +155,26 @@ def harden(data_dir: Path, passable: list[Path]) -> None:
     Run at start-up and before each job, so a key or database file made after start-up
     (with the server's umask) is closed before any job could read it."""
     data_dir = data_dir.resolve()
-    keep = {p.resolve() for p in passable}
-    keep |= {parent for p in keep for parent in p.parents}
-    with os.scandir(data_dir) as entries:
-        for entry in entries:
-            path = Path(entry.path)
-            if path in keep or entry.is_symlink():
-                continue
-            try:
-                mode = stat.S_IMODE(entry.stat(follow_symlinks=False).st_mode)
-                if mode & 0o077:
-                    os.chmod(path, mode & 0o700, follow_symlinks=False)
-            except FileNotFoundError:
-                pass
+    targets = {p.resolve() for p in passable}
+    on_the_way = {parent for p in targets for parent in p.parents}
+    # a directory on the way to a passable one (the storage root above users' workspaces) is
+    # entered too: what sits beside the way (uploads in progress, project workspaces) is closed
+    pending = [data_dir]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                path = Path(entry.path)
+                if path in targets or entry.is_symlink():
+                    continue
+                if path in on_the_way:
+                    pending.append(path)
+                    continue
+                try:
+                    mode = stat.S_IMODE(entry.stat(follow_symlinks=False).st_mode)
+                    if mode & 0o077:
+                        os.chmod(path, mode & 0o700, follow_symlinks=False)
+                except FileNotFoundError:
+                    pass
 
 
 # -- who a job runs as -------------------------------------------------------------------------
