@@ -53,6 +53,12 @@ def ended(invoke, job_id: str) -> str:
         invoke("job", job_id).output), timeout=60, what=f"job {job_id} to end")
 
 
+def out_name(platform, job_id: str) -> str:
+    """slurm-%j.out: %j is the cluster's job id, not the platform's (they differ on a shared database)."""
+    with platform.db.session() as session:
+        return session.get(Job, int(job_id)).stdout_path.rsplit("/", 1)[-1]
+
+
 def jobs_in(platform) -> int:
     with platform.db.session() as session:
         return session.scalar(select(func.count()).select_from(Job))
@@ -67,9 +73,9 @@ def test_staged_file_is_read_by_relative_path_and_the_job_dir_is_in_files(cli, t
     job = submitted(invoke("submit", "-c", "1", "--stage", "input.dat", "job.sh", "input.dat"))
     assert "COMPLETED" in ended(invoke, job)
     listing = invoke("files", "ls", f"jobs/{job}").output
-    for name in ("input.dat", "size.txt", f"slurm-{job}.out"):
+    for name in ("input.dat", "size.txt", out_name(platform, job)):
         assert name in listing, listing
-    invoke("files", "get", f"jobs/{job}/slurm-{job}.out", str(tmp_path / "out.txt"))
+    invoke("files", "get", f"jobs/{job}/{out_name(platform, job)}", str(tmp_path / "out.txt"))
     assert (tmp_path / "out.txt").read_text() == "42 atoms\n"
     invoke("files", "get", f"jobs/{job}/size.txt", str(tmp_path / "size.txt"))
     assert (tmp_path / "size.txt").read_text().strip() == "9"
@@ -85,23 +91,24 @@ def test_a_job_reads_the_workspace_and_chdir_keeps_sbatch_meaning(cli, tmp_path)
     # the default working directory is jobs/<id> inside the workspace: ../../data is the upload
     job = submitted(invoke("submit", script(tmp_path, "a.sh", "cat ../../data/x.txt\n")))
     assert "COMPLETED" in ended(invoke, job)
-    assert f"slurm-{job}.out" in invoke("files", "ls", "jobs/").output + invoke("files", "ls", f"jobs/{job}").output
+    assert out_name(platform, job) in invoke("files", "ls", f"jobs/{job}").output
+    assert f"{job}/" in invoke("files", "ls", "jobs/").output
     # --chdir names a directory of the workspace: relative paths and the output file are there
     job2 = submitted(invoke("submit", "--chdir", "data", script(tmp_path, "b.sh", "tr a-z A-Z < x.txt > up.txt\n")))
     assert "COMPLETED" in ended(invoke, job2)
     listing = invoke("files", "ls", "data").output
-    assert "up.txt" in listing and f"slurm-{job2}.out" in listing
+    assert "up.txt" in listing and out_name(platform, job2) in listing
     invoke("files", "get", "data/up.txt", str(tmp_path / "up.txt"))
     assert (tmp_path / "up.txt").read_text() == "FROM THE WORKSPACE\n"
 
 
 def test_stage_a_workspace_path(cli, tmp_path):
-    invoke, _ = cli
+    invoke, platform = cli
     (tmp_path / "in.lj").write_text("units lj\n")
     invoke("files", "put", str(tmp_path / "in.lj"), "md/in.lj")
     job = submitted(invoke("submit", "--stage", "~/md/in.lj", script(tmp_path, "c.sh", "cat in.lj\n")))
     assert "COMPLETED" in ended(invoke, job)
-    invoke("files", "get", f"jobs/{job}/slurm-{job}.out", str(tmp_path / "o"))
+    invoke("files", "get", f"jobs/{job}/{out_name(platform, job)}", str(tmp_path / "o"))
     assert (tmp_path / "o").read_text() == "units lj\n"
 
 
