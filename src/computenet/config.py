@@ -82,7 +82,7 @@ class ClusterConfig(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
     kind: Literal["local", "slurm"]
     # where users' job directories live, as the cluster's nodes see it;
-    # default for local: <data dir>/workspaces
+    # default for local: the users' workspaces (<files root>/users), so jobs and `cnet files` share one tree
     workdir_root: str | None = None
     # prices per partition; "*" is the cluster-wide default
     prices: dict[str, Price] = Field(default_factory=dict)
@@ -452,7 +452,9 @@ class Settings(BaseSettings):
         return Path(self.files.root) if self.files.root else self.data_dir / "storage"
 
     def workdir_root(self, cluster: ClusterConfig) -> str:
-        return cluster.workdir_root or str(self.data_dir / "workspaces")
+        # a local cluster's jobs run in their owners' workspaces (one tree: what a job writes is
+        # what `cnet files` shows, and an uploaded file is there for the job to read)
+        return cluster.workdir_root or str(self.storage_root() / "users")
 
 
 def config_path(config_file: str | Path | None = None) -> Path | None:

@@ -58,6 +58,9 @@ class JobSubmit(BaseModel):
                             description="sbatch flags; after '--', the script's own arguments")
     script_name: str | None = Field(None, max_length=255)
     routing: RoutingIn = Field(default_factory=RoutingIn)
+    inputs: list[str] = Field(default_factory=list, max_length=64,
+                              description="workspace files (results/a.dat, @proj/in.lj) copied into the job's "
+                                          "working directory before it starts, under their own names")
 
 
 class JobOut(BaseModel):

@@ -171,12 +171,26 @@ def submit(ctx: typer.Context) -> None:
     read from standard input. The network picks the cluster and partition
     unless -M / -p pin them; --region R, --max-price X, --max-wait MINUTES,
     --policy P and --data-at CLUSTER bound or steer that choice.
+    --stage FILE (repeatable) copies FILE into the job's directory first;
+    arguments after the script are the script's, as with sbatch.
+    --parsable, --wait and --test-only behave as sbatch's.
     """
+    from . import submit as extra
+
+    ctx.args[:], staged = extra.take_staged(list(ctx.args), fail)
     text, args, name, wanted = _read_submission(ctx)
+    opts = extra.options_of(text, args)
     with client() as c:
-        job = api(lambda: c.submit(text, args, name, wanted))
-    console.print(f"Submitted batch job {job.id} to {job.cluster}/{job.partition} "
-                  f"(may cost up to {render.money(job.max_cost)})", highlight=False, markup=False)
+        if opts is not None and opts.test_only:
+            raise typer.Exit(extra.test_only(api(lambda: c.estimate(text, args, wanted)), console, err))
+        inputs, scratch = api(lambda: extra.upload_staged(c, staged))
+        try:
+            job = api(lambda: c.submit(text, args, name, wanted, inputs=inputs))
+        finally:
+            extra.remove_scratch(c, scratch)
+        extra.print_submitted(job, bool(opts and opts.parsable), bool(opts and opts.cluster), console)
+        if opts is not None and opts.wait:
+            raise typer.Exit(extra.exit_code_of(api(lambda: extra.wait_for(c, job.id))))
 
 
 @app.command(context_settings=_SUBMIT_CONTEXT)

@@ -50,8 +50,10 @@ class ComputeNetClient(WorkspaceApi):
 
     # -- jobs -----------------------------------------------------------------
     def submit(self, script: str, args: list[str] | None = None, script_name: str | None = None,
-               routing: RoutingIn | None = None) -> JobOut:
-        body = JobSubmit(script=script, args=args or [], script_name=script_name, routing=routing or RoutingIn())
+               routing: RoutingIn | None = None, inputs: list[str] | None = None) -> JobOut:
+        """``inputs``: workspace files copied into the job's working directory before it starts."""
+        body = JobSubmit(script=script, args=args or [], script_name=script_name, routing=routing or RoutingIn(),
+                         inputs=inputs or [])
         return JobOut.model_validate(self._call("POST", "/jobs", json=body.model_dump()))
 
     def estimate(self, script: str, args: list[str] | None = None, routing: RoutingIn | None = None) -> dict:

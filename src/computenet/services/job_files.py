@@ -58,6 +58,38 @@ def stager_for(platform: Platform, cluster_name: str, run_as: str | None = None)
     return files.LocalStager(root=root)
 
 
+# -- one tree ---------------------------------------------------------------------
+
+def in_workspace(platform: Platform, cluster_name: str, user_name: str) -> bool:
+    """Whether the user's space on this cluster is their workspace itself (the local executor by
+    default, a cluster whose workdir_root is the storage root's users/): what a job writes is then
+    in `cnet files` as it is written, and nothing needs fetching."""
+    cfg = platform.cluster_config(cluster_name)
+    if cfg.kind == "slurm" and cfg.transport == "ssh":
+        return False  # a path over there may look like one here and be another disk
+    from .paths import user_space
+
+    space = user_space(platform.settings.workdir_root(cfg), user_name)
+    ws_root = platform.settings.storage_root() / "users" / user_name
+    return os.path.realpath(space) == os.path.realpath(ws_root)
+
+
+def plain_outputs(platform: Platform, cluster_name: str, user_name: str, job_id: int, workdir: str) -> dict | None:
+    """What a plain job brings back into its owner's workspace when it ends, at the same place as
+    on the cluster: everything in its own directory (jobs/<id>), or, with --chdir elsewhere, its
+    output and error files (a shared directory is not copied wholesale after every job)."""
+    if in_workspace(platform, cluster_name, user_name):
+        return None
+    from .paths import is_inside, user_space
+
+    space = user_space(platform.settings.workdir_root(platform.cluster_config(cluster_name)), user_name)
+    workdir = posixpath.normpath(workdir)
+    if workdir != space and not is_inside(workdir, space):
+        return None
+    rel = "" if workdir == space else workdir[len(space.rstrip("/")) + 1:]
+    return {"patterns": ["**"] if rel == f"jobs/{job_id}" else [], "dest": f"~/{rel}" if rel else "~"}
+
+
 # -- inputs ---------------------------------------------------------------------
 
 def resolve_inputs(session: Session, platform: Platform, user: User, paths: list[str]) -> list[dict]:

@@ -195,6 +195,9 @@ def submit_job(platform: Platform, user_id: int, script: bytes | str, flags: lis
         text, spec, script_args = parse_submission(script, flags)
     except (ScriptError, RequestError) as exc:
         raise _fail(exc) from None
+    if spec.options.test_only:
+        raise InvalidRequest("--test-only submits nothing: ask for an estimate instead (cnet estimate, "
+                             "POST /jobs/estimate; cnet submit --test-only does that)")
     wanted = wanted or RoutingRequest()
     extras = extras or JobExtras()
     if extras.inputs and platform.settings.files.site:  # clusters beside platform storage hold the inputs
@@ -367,6 +370,13 @@ def _prepare(platform: Platform, user_id: int, account_id: int, text: str, spec:
         job.workdir, job.stdout_path, job.stderr_path = job_paths(
             platform, cluster.name, user.name, job.id, opts, job_name=name,
             unix_user=path_unix_user(session, platform, cluster, user.id))
+        if extras.outputs is None and extras.app is None:
+            # one filesystem view: a plain job's files come back to the same place in the workspace
+            # (where the cluster's space is not the workspace itself)
+            from .job_files import plain_outputs
+
+            job.outputs = plain_outputs(platform, cluster.name, user.name, job.id, job.workdir)
+            job.collect_state = "pending" if job.outputs else None
         session.add(JobEvent(job_id=job.id, from_state=None, to_state=job.state,
                              detail=f"accepted; routed to {target.name} ({decision.policy})"))
         return job.id, request_for(session, platform, job, dependency)

@@ -34,11 +34,20 @@ def routing_request(body: RoutingIn) -> job_service.RoutingRequest:
                                       data_at=tuple(body.data_at))
 
 
+def _inputs(platform: Platform, user_id: int, paths: list[str]) -> job_service.JobExtras:
+    """Workspace files to stage, checked (each exists, is a file, no two share a name) before anything is written."""
+    from ...services.job_files import resolve_inputs
+
+    with platform.db.session() as session:
+        return job_service.JobExtras(inputs=resolve_inputs(session, platform, session.get(User, user_id), paths))
+
+
 @router.post("", status_code=201, response_model=JobOut)
 async def submit(body: JobSubmit, user: User = Depends(current_user), platform: Platform = Depends(get_platform)):
     # sbatch is blocking I/O: keep it off the event loop
+    extras = await run_in_threadpool(_inputs, platform, user.id, body.inputs) if body.inputs else None
     job = await run_in_threadpool(job_service.submit_job, platform, user.id, body.script, body.args, body.script_name,
-                                  routing_request(body.routing))
+                                  routing_request(body.routing), extras)
     with platform.db.session() as session:
         return job_out(session, session.get(Job, job.id))
 

@@ -270,7 +270,8 @@ def parse_sacct(stdout: str, cluster: str, tz: tzinfo | None) -> list[UsageRecor
         gpus, gpu_type = tres_gpus(tres)
         exit_code, signal = parse_exit_code(f["ExitCode"])
         if from_slurm(f["State"]) == JobState.FAILED and exit_code == 0 and signal:
-            exit_code = 128 + signal  # FAILED 0:53 is no success: reported as a shell reports a signal = f["TimelimitRaw"].strip()
+            exit_code = 128 + signal  # FAILED 0:53 is no success: reported as a shell reports a signal
+        limit = f["TimelimitRaw"].strip()
         records.append(
             SlurmUsageRecord(
                 array_tasks=array_tasks(f["JobID"]),
