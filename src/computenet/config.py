@@ -370,6 +370,15 @@ class ServerConfig(_Strict):
     port: int = Field(8750, ge=1, le=65535)
 
 
+class WorkersConfig(_Strict):
+    """Background tasks run under leases in the database (see workers/): a process that dies loses
+    its tasks within lease_seconds, and another worker takes them over."""
+
+    lease_seconds: float = Field(15.0, ge=2, le=600)
+    claim_every_s: float = Field(1.0, gt=0, le=60)  # how often an idle worker looks for a lapsed lease
+    record_runs: bool = False  # keep a row per run in worker_runs (audits, the takeover test)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COMPUTENET_", env_nested_delimiter="__", extra="forbid")
 
@@ -394,6 +403,7 @@ class Settings(BaseSettings):
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     sim: SimConfig = Field(default_factory=SimConfig)
+    workers: WorkersConfig = Field(default_factory=WorkersConfig)
     # client side
     url: str | None = None
     token: str | None = None

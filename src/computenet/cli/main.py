@@ -344,21 +344,38 @@ def _check_sign_in_config(platform) -> None:
 
 @app.command()
 def server(host: Optional[str] = typer.Option(None, help="address to listen on"),
-           port: Optional[int] = typer.Option(None, help="port to listen on", min=1, max=65535)) -> None:
-    """Run the API server with the cluster pollers."""
+           port: Optional[int] = typer.Option(None, help="port to listen on", min=1, max=65535),
+           role: str = typer.Option("all", help="all: API and background tasks; api: the API only; worker: the "
+                                                "background tasks only (health on --port when given)")) -> None:
+    """Run the API server with the cluster pollers (or, with --role, one side of them)."""
     from ..api.app import create_app
     from ..api.serve import serve
     from ..config import load_settings
     from ..services.platform import Platform
 
+    if role not in ("all", "api", "worker"):
+        fail(f"--role {role!r}: choose all, api or worker")
     settings = load_settings()
+    if role != "all" and settings.db_url.startswith("sqlite"):
+        from ..workers.serve import SPLIT_NEEDS_POSTGRESQL
+
+        fail(SPLIT_NEEDS_POSTGRESQL)
     platform = Platform(settings)
     platform.start()
     _check_sign_in_config(platform)
-    console.print(f"ComputeNet on http://{host or settings.server.host}:{port or settings.server.port} "
+    if role != "all":
+        from ..workers.serve import run_worker
+
+        if role == "worker":
+            console.print(f"ComputeNet worker (database {platform.db.engine.url.render_as_string(hide_password=True)}, "
+                          f"clusters {', '.join(platform.adapters)})"
+                          + (f", health on http://{host or settings.server.host}:{port}/health" if port else ""),
+                          highlight=False)
+            return run_worker(platform, host or settings.server.host, port)
+    console.print(f"ComputeNet {'API ' if role == 'api' else ''}on http://{host or settings.server.host}:{port or settings.server.port} "
                   f"(database {platform.db.engine.url.render_as_string(hide_password=True)}, "
                   f"clusters {', '.join(platform.adapters)})", highlight=False)
-    serve(create_app(platform, run_services=True), host=host or settings.server.host,
+    serve(create_app(platform, run_services=role == "all"), host=host or settings.server.host,
           port=port or settings.server.port)  # stops promptly on SIGTERM, requests in flight or not
 
 
@@ -411,3 +428,4 @@ app.add_typer(admin_app, name="admin")
 from .tokens import tokens_app  # noqa: E402  (also adds `cnet admin tokens`)
 app.add_typer(tokens_app, name="tokens")
 from . import login as _login  # noqa: E402,F401  (cnet login, logout, passwd)
+from . import workers as _workers  # noqa: E402,F401  (cnet admin workers)
