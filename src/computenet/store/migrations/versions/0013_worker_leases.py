@@ -1,6 +1,6 @@
 """Worker leases (one per background task) and the optional record of runs
 
-Revision ID: 0013_worker_leases
+Revision ID: 0013
 Revises: 0012
 """
 from alembic import op
