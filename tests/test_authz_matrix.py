@@ -48,6 +48,7 @@ REQUESTS: dict[tuple[str, str], tuple[str, object, str]] = {
     ("POST", "/jobs/{job_id}/cancel"): ("/jobs/{job}/cancel", None, ""),
     ("POST", "/jobs/{job_id}/hold"): ("/jobs/{job}/hold", None, ""),
     ("POST", "/jobs/{job_id}/release"): ("/jobs/{job}/release", None, ""),
+    ("POST", "/jobs/{job_id}/update"): ("/jobs/{job}/update", {"name": "renamed"}, ""),
     ("GET", "/jobs/{job_id}/output"): ("/jobs/{job}/output", None, ""),
     ("GET", "/jobs/{job_id}/stats"): ("/jobs/{job}/stats", None, ""),
     ("GET", "/jobs/{job_id}/stats.png"): ("/jobs/{job}/stats.png", None, ""),
@@ -153,6 +154,8 @@ EXPECTED: dict[tuple[str, str], str] = {
     ('POST', '/jobs/{job_id}/cancel'): "404/404 404/404 404/404 404/404 200/404 404/404 404/404",
     ('POST', '/jobs/{job_id}/hold'): "404/404 404/404 404/404 404/404 200/404 404/404 404/404",
     ('POST', '/jobs/{job_id}/release'): "404/404 404/404 404/404 404/404 200/404 404/404 404/404",
+    # the owner passes the check and meets the job's own state: the matrix's job has ended (409)
+    ('POST', '/jobs/{job_id}/update'): "404/404 404/404 404/404 404/404 409/404 404/404 404/404",
     ('GET', '/jobs/{job_id}/output'): "404/404 404/404 404/404 404/404 200/404 404/404 404/404",
     ('GET', '/jobs/{job_id}/stats'): "404/404 404/404 404/404 404/404 200/404 404/404 404/404",
     ('GET', '/jobs/{job_id}/stats.png'): "404/404 404/404 404/404 404/404 404/404 404/404 404/404",

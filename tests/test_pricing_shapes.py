@@ -25,7 +25,7 @@ from computenet.routing.model import Constraints, Target
 from computenet.services.errors import InsufficientFunds, InvalidRequest
 from computenet.services.jobs import estimate_job, submit_job
 
-from conftest import local_cluster
+from conftest import local_cluster, slurm_clusters
 
 BETA_GPU = Target("beta", "gpu", nodes=2, cores_per_node=32, mem_per_node_mb=256000, gpus_per_node=4,
                   gpu_type="a100")
@@ -137,18 +137,29 @@ def _price(platform, uid, script):
     return {c.target.name: (c.price if c.feasible else c.reasons) for c in decision.ranked + decision.rejected}
 
 
-def test_array_is_quoted_and_held_for_every_task(platform):
-    uid, _ = add_user(platform, "arr", balance="100.00")
-    one = _price(platform, uid, "#!/bin/bash\n#SBATCH -c 2 -t 60\ntrue\n")["local/local"]
-    assert one == Decimal("72.00")
-    assert _price(platform, uid, "#!/bin/bash\n#SBATCH --array=1-1000 -c 2 -t 60\ntrue\n")["local/local"] == \
-        Decimal("72000.00")
+@pytest.mark.slurm
+def test_array_is_quoted_and_held_for_every_task(testbed, make_platform):
+    # arrays run on Slurm only (the local executor refuses them by the option table): alpha/cpu, 0.05/core-hour
+    platform = make_platform(slurm_clusters(testbed))
+    uid, _ = add_user(platform, "arr", balance="50.00")
+    one = _price(platform, uid, "#!/bin/bash\n#SBATCH -M alpha -c 2 -t 60\ntrue\n")["alpha/cpu"]
+    assert one == Decimal("0.10")
+    assert _price(platform, uid, "#!/bin/bash\n#SBATCH -M alpha --array=1-1000 -c 2 -t 60\ntrue\n")["alpha/cpu"] == \
+        Decimal("100.00")
     # the % limit changes how many run at once, not what they cost
-    assert _price(platform, uid, "#!/bin/bash\n#SBATCH --array=1-1000%5 -c 2 -t 60\ntrue\n")["local/local"] == \
-        Decimal("72000.00")
-    # 100.00 covers one task, not a thousand: refused before any row or sbatch call
-    with pytest.raises(InsufficientFunds, match="72000.00"):
-        submit_job(platform, uid, "#!/bin/bash\n#SBATCH --array=1-1000 -c 2 -t 60\ntrue\n")
+    assert _price(platform, uid, "#!/bin/bash\n#SBATCH -M alpha --array=1-1000%5 -c 2 -t 60\ntrue\n")["alpha/cpu"] == \
+        Decimal("100.00")
+    # 50.00 covers five hundred tasks, not a thousand: refused before any row or sbatch call
+    with pytest.raises(InsufficientFunds, match="100.00"):
+        submit_job(platform, uid, "#!/bin/bash\n#SBATCH -M alpha --array=1-1000 -c 2 -t 60\ntrue\n")
+
+
+def test_the_local_executor_refuses_an_array_before_pricing_it(platform):
+    uid, _ = add_user(platform, "arrl")
+    refused = _price(platform, uid, "#!/bin/bash\n#SBATCH --array=1-10 -c 2 -t 60\ntrue\n")["local/local"]
+    assert any("--array" in reason for reason in refused)
+    with pytest.raises(InvalidRequest, match="--array"):
+        submit_job(platform, uid, "#!/bin/bash\n#SBATCH --array=1-10 -c 2 -t 60\ntrue\n")
 
 
 def test_exclusive_is_quoted_as_the_whole_node(platform):
@@ -169,12 +180,13 @@ def test_gpus_per_task_is_priced_and_needs_a_gpu_cluster(make_platform):
         submit_job(platform, uid, "#!/bin/bash\n#SBATCH -M cpuonly -n 2 --gpus-per-task=1 -t 60\ntrue\n")
 
 
-def test_a_quote_beyond_any_account_is_a_clear_refusal(make_platform):
-    from computenet.config import ClusterConfig, Price
+@pytest.mark.slurm
+def test_a_quote_beyond_any_account_is_a_clear_refusal(testbed, make_platform):
+    from computenet.config import Price
 
-    platform = make_platform([ClusterConfig(name="dear", kind="local", slots=4, mem_mb=8000, poll_interval_s=0.2,
-                                            prices={"*": Price(core_hour=Decimal("100000"))})])
+    dear = slurm_clusters(testbed)[0].model_copy(update={"prices": {"*": Price(core_hour=Decimal("100000"))}})
+    platform = make_platform([dear])
     uid, _ = add_user(platform, "huge")
     # 4,000,001 tasks x 4 cores x a day at 100000.00: about 4 x 10^13, beyond what any account holds
     with pytest.raises(InvalidRequest, match="more than any account can hold"):
-        submit_job(platform, uid, "#!/bin/bash\n#SBATCH --array=0-4000000 -c 4 -t 1-0\ntrue\n")
+        submit_job(platform, uid, "#!/bin/bash\n#SBATCH -M alpha --array=0-4000000 -c 4 -t 1-0\ntrue\n")
