@@ -273,6 +273,23 @@ def test_sbatch_argv_is_explicit_and_never_a_shell_string():
     assert argv[-2:] == ["/dev/stdin", "$(reboot)"]  # script on stdin, its argument as one argv item
 
 
+def test_sbatch_names_slurms_cluster_only_when_the_script_itself_names_one():
+    """sbatch reads a script's own -M (the platform's name for the cluster), so the command line must
+    override it with Slurm's; without one, --clusters is left out: it makes sbatch ask slurmdbd first,
+    and a submission must not fail while slurmdbd is down (seen on the test bed)."""
+    from computenet.clusters.base import SubmitRequest
+    from computenet.domain.sbatch import parse_submission
+
+    def argv(script: str, flags: list[str]) -> list[str]:
+        text, spec, _ = parse_submission(script, flags)
+        return commands.sbatch_argv(SubmitRequest(script=text, spec=spec, job_name="j", workdir="/w", output="/w/o",
+                                                  error="/w/e", comment="computenet:3"), "alpha-slurm")
+
+    assert "--clusters=alpha-slurm" in argv("#!/bin/bash\n#SBATCH -M alpha -t 5\ntrue\n", [])
+    assert "--clusters=alpha-slurm" in argv("#!/bin/bash\n#SBATCH --clusters=alpha\ntrue\n", [])
+    assert not any(a.startswith("--clusters") for a in argv("#!/bin/bash\n#SBATCH -t 5\ntrue\n", ["-M", "alpha"]))
+
+
 def test_sbatch_argv_of_a_job_stored_before_options_were_kept_as_written():
     from computenet.clusters.base import SubmitRequest
     from computenet.domain.resources import JobOptions, JobSpec, ResourceRequest

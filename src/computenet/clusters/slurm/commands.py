@@ -11,6 +11,7 @@ from typing import Sequence
 
 from ...domain import patterns
 from ...domain.resources import format_time_minutes
+from ...domain.sbatch import ScriptError, script_directives
 from ..base import SubmitRejected, SubmitRequest
 
 SEP = "\x1f"
@@ -37,6 +38,19 @@ def check_output_paths(request: SubmitRequest) -> None:
 
 
 TAG_OPTION = "--wckey"  # the platform's tag (computenet:<id>): the user's --comment stays theirs
+
+
+def _script_names_cluster(script: str) -> bool:
+    """Whether the script's own #SBATCH lines carry -M/--clusters (sbatch reads them itself)."""
+    try:
+        directives = script_directives(script)
+    except ScriptError:
+        return True  # unreadable here: be safe and name the cluster
+    for directive in directives:
+        for token in directive.tokens:
+            if token.startswith("-M") or token.split("=")[0] in ("--clusters", "--cluster"):
+                return True
+    return False
 
 
 def sbatch_argv(request: SubmitRequest, slurm_cluster: str | None = None) -> list[str]:
@@ -69,8 +83,11 @@ def sbatch_argv(request: SubmitRequest, slurm_cluster: str | None = None) -> lis
         argv.append(f"--time={format_time_minutes(res.time_limit_minutes)}")
     if request.dependency:
         argv.append(f"--dependency={request.dependency}")
-    if slurm_cluster and opts.cluster:
-        argv.append(f"--clusters={slurm_cluster}")  # the script's -M names the platform's cluster
+    if slurm_cluster and opts.cluster and _script_names_cluster(request.script):
+        # sbatch would read the script's own -M, which names the platform's cluster: the command line
+        # overrides it with Slurm's name. Only then: --clusters makes sbatch ask slurmdbd first, and a
+        # submission must not need slurmdbd (SLURM_CONF already names the controller)
+        argv.append(f"--clusters={slurm_cluster}")
     if opts.used:
         argv.extend(opts.flags)
     else:
