@@ -46,12 +46,15 @@ def main() -> None:
             first = r.first_failure.allocated if r.first_failure else 1.0
             if order is not None:
                 summary[policy].append((first, f70.fragmentation, f90.fragmentation, r.final.allocated))
-            print(f"| {'file' if order is None else f'shuffle {order}'} | {policy} | {first * 100:.1f} % | "
-                  f"{f70.fragmentation * 100:.1f} % / {f90.fragmentation * 100:.1f} % | {r.final.allocated * 100:.1f} % | "
-                  f"{r.failed_gpu_pods} / {r.failed_cpu_pods} | {r.cpu_allocated * 100:.1f} % | {took:.1f} |", flush=True)
+            label = "file" if order is None else f"shuffle {order}"
+            print(f"| {label} | {policy} | {first * 100:.1f} % | {f70.fragmentation * 100:.1f} % / "
+                  f"{f90.fragmentation * 100:.1f} % | {r.final.allocated * 100:.1f} % | "
+                  f"{r.failed_gpu_pods} / {r.failed_cpu_pods} | {r.cpu_allocated * 100:.1f} % | {took:.1f} |",
+                  flush=True)
     if args.seeds:
         print(f"\nMean over the {args.seeds} shuffled orders:\n")
-        print("| policy | allocated at first GPU failure | fragmentation at 70 % / 90 % arrived | allocated at the end |")
+        print("| policy | allocated at first GPU failure | fragmentation at 70 % / 90 % arrived "
+              "| allocated at the end |")
         print("|---|---:|---:|---:|")
         for policy, rows in summary.items():
             m = [statistics.mean(x[i] for x in rows) * 100 for i in range(4)]

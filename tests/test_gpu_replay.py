@@ -33,11 +33,9 @@ def placed(result) -> dict[str, tuple[str, tuple[int, ...]] | None]:
 def check_no_overcommit(nodes: list[GpuNode], pods: list[Pod], result) -> None:
     """Recount every node's use from the placements: nothing beyond its CPUs, memory or any GPU."""
     by_name = {n.name: n for n in nodes}
-    arrived = [p for p in pods]
     cpu, mem, gpu = {}, {}, {}
-    seq = iter(result.placements)
-    order = (arrived * 100)[:len(result.placements)]
-    for p, where in zip(order, seq):
+    order = (pods * 100)[:len(result.placements)]  # file order, repeated (no shuffle in these tests)
+    for p, where in zip(order, result.placements):
         if where is None:
             continue
         name, gpus = where[1], where[2]
@@ -241,7 +239,8 @@ def test_cli_gpu_replay_json_and_errors(tmp_path):
     # 500 and 600 shares take one GPU each (they do not fit together); the whole-GPU pod then fails at 55 %
     assert (r["policy"], r["placed_pods"], r["failed_gpu_pods"]) == ("best_fit", 2, 1)
     assert r["first_failure"]["allocated"] == pytest.approx(0.55)
-    for args, message in [(["--policies", "fcfs"], "use router, router_sized"), ([], None), (["--load", "0"], "--load")]:
+    cases = [(["--policies", "fcfs"], "use router, router_sized"), ([], None), (["--load", "0"], "--load")]
+    for args, message in cases:
         extra = [] if args == [] else ["--nodes", str(nodes)]
         result = runner.invoke(app, ["sim", str(pods), "--gpu-replay", *extra, *args])
         assert result.exit_code == 1
