@@ -34,7 +34,8 @@ from computenet.sim.trace import read_alibaba, read_swf
 
 console = Console()
 SPLIT = "own-a:owned:0.5,own-b:owned:0.3,lease-c:leased:0.2"
-POLICIES = ["static", "round_robin", "least_loaded", "earliest_start", "owned_first", "earliest_start+reroute"]
+POLICIES = ["static", "round_robin", "least_loaded", "earliest_start", "owned_first", "earliest_start+reroute",
+            "earliest_start+sized", "earliest_start+sized+reroute"]
 SWF = ["SDSC-SP2-1998-4.2-cln.swf.gz", "HPC2N-2002-2.2-cln.swf.gz", "KTH-SP2-1996-2.1-cln.swf.gz", "lublin_256.swf"]
 
 

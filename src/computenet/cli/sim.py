@@ -21,6 +21,8 @@ from .lazy import lazy
 sim_report = lazy("computenet.sim.report")
 sim_service = lazy("computenet.services.simulations")
 sim_errors = lazy("computenet.services.errors")
+sim_gpu = lazy("computenet.sim.gpu_replay")
+sim_trace = lazy("computenet.sim.trace")
 
 console = Console(emoji=False)
 errors = Console(stderr=True, emoji=False)
@@ -78,10 +80,20 @@ def sim(trace: Path = typer.Argument(..., help="an SWF log (.swf or .swf.gz) or 
                                            help="end jobs that ran past their time limits at the limit, as Slurm "
                                                 "does (default: replay them whole, the limit taken as the run time)"),
         as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
-        as_csv: bool = typer.Option(False, "--csv", help="print the results as CSV")) -> None:
+        as_csv: bool = typer.Option(False, "--csv", help="print the results as CSV"),
+        gpu_replay: bool = typer.Option(False, "--gpu-replay",
+                                        help="place an openb pod list back to back on --nodes until the GPUs are "
+                                             "full: allocation and fragmentation per placement policy"),
+        load: float = typer.Option(1.3, help="--gpu-replay: stop when the GPU demand arrived reaches this many "
+                                             "times the GPU capacity"),
+        shuffle: Optional[int] = typer.Option(None, help="--gpu-replay: pods in a random order from this seed "
+                                                         "(default: file order)")) -> None:
     """Simulate the network on a trace: waits, slowdown, utilization and margin per policy, and pooled."""
     if as_json and as_csv:
         _fail("--json and --csv: choose one")
+    if gpu_replay:
+        _gpu_replay(trace, nodes, policies, jobs, load, shuffle, as_json, as_csv)
+        return
     spec = sim_service.Spec(trace=trace, clusters=clusters, jobs=jobs, cores=cores, gpus=gpus, nodes=nodes,
                             policies=[p.strip() for p in policies.split(",") if p.strip()],
                             kill_at_limit=kill_at_limit)
@@ -129,3 +141,74 @@ def sim(trace: Path = typer.Argument(..., help="an SWF log (.swf or .swf.gz) or 
             _fail(f"--plots {plots}: {exc.strerror or exc}")
         for path in paths:
             errors.print(f"wrote {path}", highlight=False)
+
+
+GPU_COLUMNS = ("policy", "placed", "failed", "first failure at", "allocated", "fragmentation", "CPU allocated")
+
+
+def _gpu_replay(pods_path: Path, nodes: Optional[Path], policies: str, jobs: Optional[int], load: float,
+                shuffle: Optional[int], as_json: bool, as_csv: bool) -> None:
+    if nodes is None:
+        _fail("--gpu-replay needs --nodes (an openb node list)")
+    if not 0 < load <= 100:
+        _fail("--load must be above 0 and at most 100")
+    if jobs is not None and jobs < 1:
+        _fail("--jobs must be at least 1")
+    names = [p.strip() for p in policies.split(",") if p.strip()]
+    if policies == DEFAULT_POLICIES:
+        names = list(sim_gpu.POLICIES)
+    unknown = [n for n in names if n not in sim_gpu.POLICIES]
+    if unknown or not names:
+        _fail(f"--policies for --gpu-replay: {', '.join(unknown) or 'none given'}; use {', '.join(sim_gpu.POLICIES)}")
+    try:
+        node_list = sim_gpu.read_nodes(nodes)
+        pods = sim_gpu.read_pods(pods_path, limit=jobs)
+        results = [sim_gpu.replay(node_list, pods, name, load=load, shuffle_seed=shuffle) for name in names]
+    except (sim_trace.TraceError, OSError, UnicodeDecodeError) as exc:
+        _fail(str(exc))
+
+    def pct(x: Optional[float]) -> str:
+        return "-" if x is None else f"{x * 100:.1f}%"
+
+    rows = []
+    for r in results:
+        first = r.first_failure
+        rows.append([r.policy, str(r.placed_pods), f"{r.failed_gpu_pods} GPU, {r.failed_cpu_pods} CPU",
+                     "-" if first is None else f"{pct(first.allocated)} (frag. {pct(first.fragmentation)})",
+                     pct(r.final.allocated), pct(r.final.fragmentation), pct(r.cpu_allocated)])
+    gpus = sum(n.gpus for n in node_list)
+    title = (f"GPU replay: {len(pods)} pods ({'file order' if shuffle is None else f'shuffled, seed {shuffle}'}) "
+             f"arriving until {load:g}x the GPU capacity, on {len(node_list)} nodes with {gpus} GPUs")
+    if as_json:
+        def point(p):
+            return None if p is None else {"arrived": round(p.arrived, 4), "allocated": round(p.allocated, 4),
+                                           "fragmentation": round(p.fragmentation, 4)}
+        print(json.dumps({"pods": len(pods), "nodes": len(node_list), "gpus": gpus, "load": load, "shuffle": shuffle,
+                          "results": [{"policy": r.policy, "arrived_pods": r.arrived_pods, "placed_pods": r.placed_pods,
+                                       "failed_gpu_pods": r.failed_gpu_pods, "failed_cpu_pods": r.failed_cpu_pods,
+                                       "first_failure": point(r.first_failure), "final": point(r.final),
+                                       "cpu_allocated": round(r.cpu_allocated, 4),
+                                       "curve": [point(p) for p in r.curve]} for r in results]}, indent=2))
+    elif as_csv:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["policy", "arrived_pods", "placed_pods", "failed_gpu_pods", "failed_cpu_pods",
+                         "allocated_at_first_failure", "allocated", "fragmentation", "cpu_allocated"])
+        for r in results:
+            writer.writerow([r.policy, r.arrived_pods, r.placed_pods, r.failed_gpu_pods, r.failed_cpu_pods,
+                             "" if r.first_failure is None else f"{r.first_failure.allocated:.4f}",
+                             f"{r.final.allocated:.4f}", f"{r.final.fragmentation:.4f}", f"{r.cpu_allocated:.4f}"])
+        sys.stdout.write(out.getvalue())
+    elif console.is_terminal:
+        table = Table(title=title, title_justify="left")
+        for column in GPU_COLUMNS:
+            table.add_column(column, justify="left" if column == "policy" else "right")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    else:
+        widths = [max(len(r[i]) for r in [list(GPU_COLUMNS), *rows]) for i in range(len(GPU_COLUMNS))]
+        lines = [title, "  ".join(c.ljust(w) for c, w in zip(GPU_COLUMNS, widths)).rstrip()]
+        lines += ["  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths))).rstrip()
+                  for r in rows]
+        print("\n".join(lines))

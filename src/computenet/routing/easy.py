@@ -199,15 +199,21 @@ class QueuePlan:
             seq += 1
         waiting = list(queue)
         t = now
+        nothing = Pool(0, 0)
         while t <= now + horizon_s:
-            seen: dict = {}
-            for job in schedule_pass(t, free, list(planned.values()), waiting, backfill, seen):
-                runtime = job.runtime_s if job.runtime_s is not None else job.limit_s
-                heapq.heappush(events, (t + runtime, seq, job.need))
-                planned[seq] = (t + job.limit_s, job.need)
-                seq += 1
-            self.passes.append(_PassState(t, bool(waiting), Pool(free.cores, free.gpus),
-                                          seen.get("shadow", float("inf")), seen.get("extra", Pool(0, 0))))
+            if not waiting:
+                # the queue ahead has all started: a pass only records what is free (no copy of the
+                # planned ends, no scheduling; the same pass schedule_pass would give)
+                self.passes.append(_PassState(t, False, Pool(free.cores, free.gpus), float("inf"), nothing))
+            else:
+                seen: dict = {}
+                for job in schedule_pass(t, free, list(planned.values()), waiting, backfill, seen):
+                    runtime = job.runtime_s if job.runtime_s is not None else job.limit_s
+                    heapq.heappush(events, (t + runtime, seq, job.need))
+                    planned[seq] = (t + job.limit_s, job.need)
+                    seq += 1
+                self.passes.append(_PassState(t, bool(waiting), Pool(free.cores, free.gpus),
+                                              seen.get("shadow", float("inf")), seen.get("extra", nothing)))
             if not events:
                 break
             t, done, need = heapq.heappop(events)

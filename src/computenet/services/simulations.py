@@ -96,7 +96,7 @@ def summary_json(s) -> dict:
 
 def check(spec: Spec, max_jobs: int | None = None) -> None:
     """What can be said before reading the trace (so a portal request is refused at once)."""
-    from ..sim.compare import POLICY_NAMES, SpecError, parse_clusters
+    from ..sim.compare import POLICY_NAMES, SpecError, make_policy, parse_clusters
 
     if spec.jobs is not None and spec.jobs < 1:
         raise InvalidRequest("--jobs must be at least 1")
@@ -108,11 +108,12 @@ def check(spec: Spec, max_jobs: int | None = None) -> None:
         raise InvalidRequest("--gpus cannot be negative")
     if not spec.policies:
         raise InvalidRequest(f"--policies: name at least one ({', '.join(POLICY_NAMES)}, pooled)")
-    for name in spec.policies:
-        if name not in POLICY_NAMES and name != "pooled":
-            raise InvalidRequest(f"unknown policy {name!r} (use {', '.join(POLICY_NAMES)}, pooled)")
     try:
-        parse_clusters(spec.clusters, 1000)
+        clusters = parse_clusters(spec.clusters, 1000)
+        for name in spec.policies:
+            if name == "pooled":
+                continue
+            make_policy(name, clusters)  # the engine's own parser knows the variants (+reroute, +sized600)
     except SpecError as exc:
         raise InvalidRequest(str(exc)) from None
 

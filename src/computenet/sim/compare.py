@@ -13,7 +13,7 @@ from .report import Summary, summarize
 from .trace import Trace
 
 POLICY_NAMES = ("static", "round_robin", "least_loaded", "earliest_start", "cheapest", "owned_first",
-                "earliest_start+reroute")
+                "earliest_start+reroute", "earliest_start+sized")
 
 
 class SpecError(ValueError):
@@ -52,8 +52,21 @@ def parse_clusters(text: str, total_cores: int, total_gpus: int = 0) -> list[Sim
 
 
 def make_policy(name: str, clusters: list[SimCluster], owned_wait_s: float = 1800.0):
-    """A policy by name; "<policy>+reroute" is that policy with waiting jobs moved as the live re-router does."""
+    """A policy by name; "<policy>+reroute" is that policy with waiting jobs moved as the live re-router does;
+    "earliest_start+sized[N]" is earliest-start that takes the smallest cluster starting the job within N s
+    (default 0: exact ties) of the earliest."""
     name = name.removesuffix("+reroute")
+    base, plus, sized = name.partition("+sized")
+    if plus:
+        if base != "earliest_start":
+            raise SpecError(f"unknown policy {name!r}: +sized goes with earliest_start")
+        try:
+            slack = float(sized or 0)
+        except ValueError:
+            raise SpecError(f"policy {name!r}: +sized takes a number of seconds (earliest_start+sized600)") from None
+        if slack < 0:
+            raise SpecError(f"policy {name!r}: the slack cannot be negative")
+        return RouterPolicy("earliest_start", sized_slack_s=slack)
     total = sum(c.cores for c in clusters)
     if name == "static":
         return Static([c.cores / total for c in clusters])
@@ -88,7 +101,7 @@ def compare(trace: Trace, clusters: list[SimCluster], policies: list[str], with_
     runs = []
     for name in policies:
         policy = make_policy(name, clusters)
-        if name.endswith("+reroute"):
+        if "+" in name:
             policy.name = name
         runs.append((name, clusters, policy))
     if with_pooled:

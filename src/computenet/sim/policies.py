@@ -75,6 +75,9 @@ class RouterPolicy:
     options: dict = field(default_factory=dict)
     name: str = ""
     decisions: int = 0
+    # size-aware: of the clusters that start the job within this many seconds of the earliest,
+    # the smallest (keeps the large cluster's room for the jobs only it can take); None: off
+    sized_slack_s: float | None = None
 
     def __post_init__(self) -> None:
         self.router = Router(self.policy, self.options)
@@ -108,9 +111,14 @@ class RouterPolicy:
 
         decision = self.router.route(res, targets, Constraints(), price, wait)
         self.decisions += 1
-        if decision.chosen is None:
+        chosen = decision.chosen
+        if chosen is None:
             return _largest_fit(job, states)
-        return next(i for i, s in enumerate(states) if s.spec.name == decision.chosen.target.cluster)
+        if self.sized_slack_s is not None and chosen.wait_s is not None:
+            close = [c for c in decision.ranked
+                     if c.wait_s is not None and c.wait_s <= chosen.wait_s + self.sized_slack_s]
+            chosen = min(close, key=lambda c: (by_name[c.target.cluster].spec.cores, c.target.name))
+        return next(i for i, s in enumerate(states) if s.spec.name == chosen.target.cluster)
 
 
 def pooled(clusters) -> list:
