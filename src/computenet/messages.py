@@ -77,3 +77,51 @@ def template_of(text) -> Text | None:
     if isinstance(text, BaseException):
         text = text.args[0] if len(text.args) == 1 else None
     return text if isinstance(text, Text) else None
+
+
+def dump(text) -> dict | None:
+    """A Text as JSON (stored with what it describes, e.g. a routing decision's reasons), None for plain
+    text; ``load`` makes it a Text again so a page can say it in its reader's language later."""
+    made = template_of(text)
+    if made is None:
+        return None
+    return {"template": made.template, "params": {name: _dump(value) for name, value in made.params.items()}}
+
+
+def _dump(value):
+    if isinstance(value, Text):
+        return {"text": dump(value)}
+    if isinstance(value, Money):
+        return {"money": str(value.amount), "currency": value.currency, "english": value.english}
+    if isinstance(value, When):
+        return {"when": value.moment.isoformat(), "english": value.english}
+    if isinstance(value, Decimal):
+        return {"decimal": str(value)}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def load(data, english: str | None = None):
+    """The Text ``dump`` made; ``english`` (the stored plain text) when ``data`` is not one, or does not
+    say what ``english`` says (stored by another version)."""
+    if not isinstance(data, dict) or not isinstance(data.get("template"), str):
+        return english
+    try:
+        made = Text(data["template"], **{name: _load(value) for name, value in (data.get("params") or {}).items()})
+    except (KeyError, ValueError, TypeError, ArithmeticError):
+        return english
+    return made if english is None or made == english else english
+
+
+def _load(value):
+    if isinstance(value, dict):
+        if "text" in value:
+            return load(value["text"], "")
+        if "money" in value:
+            return Money(Decimal(value["money"]), value.get("currency"), value.get("english"))
+        if "when" in value:
+            return When(datetime.fromisoformat(value["when"]), value.get("english"))
+        if "decimal" in value:
+            return Decimal(value["decimal"])
+    return value

@@ -29,6 +29,7 @@ from ...services.platform import Platform
 from ...store.models import Account, Cluster, Job, User
 from ..render import Viewer, page
 from ..viewer import check_csrf, viewer
+from ... import messages
 
 router = APIRouter(include_in_schema=False)
 
@@ -114,7 +115,10 @@ def _candidates(routing: dict | None, decided_at) -> list[dict]:
     out = []
     for item in (routing or {}).get("candidates", []):
         wait = item.get("wait_s")
-        out.append(item | {"name": f"{item['cluster']}/{item['partition']}",
+        said = item.get("reasons_said") or []  # stored with the decision: the reasons in any language
+        reasons = [messages.load(said[i] if i < len(said) else None, reason)
+                   for i, reason in enumerate(item.get("reasons") or [])]
+        out.append(item | {"name": f"{item['cluster']}/{item['partition']}", "reasons": reasons,
                            "predicted_start": None if wait is None or decided_at is None
                            else decided_at + timedelta(seconds=wait)})
     return out

@@ -1,0 +1,98 @@
+"""Issue 15's last gaps: what the services and the router say reaches zh-CN pages in Chinese (refusals,
+routing reasons stored with a job's decision), English pages write money as they do elsewhere, and the
+API's English stays the services' own words."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+import pytest
+from fastapi.testclient import TestClient
+
+from computenet import messages
+from computenet.api.app import create_app
+from computenet.billing import funds, ledger
+from computenet.routing import feasibility
+from computenet.routing.model import Constraints, Target
+from computenet.domain.resources import ResourceRequest
+from computenet.services import accounts, audit
+from computenet.services import jobs as job_service
+from computenet.services.errors import InvalidRequest
+from computenet.services.job_update import update_job
+from computenet.services.signin import passwords
+from computenet.web import i18n
+
+from conftest import local_cluster
+
+GOOD = "Correct-Horse-7"
+ZH, EN = i18n.Formats("zh-CN", "CNY"), i18n.Formats("en", "CNY")
+
+
+def test_a_routing_reason_is_english_for_the_api_and_chinese_on_a_page_even_after_storing():
+    target = Target(cluster="beta", partition="cpu", nodes=1, cores_per_node=4, mem_per_node_mb=1000,
+                    health="offline", priced=True, max_time_minutes=60)
+    res = ResourceRequest(nodes=2, time_limit_minutes=30)
+    reasons = feasibility.check(res, target, Constraints()).reasons
+    assert "cluster beta is offline" in reasons and "asks for 2 nodes; partition cpu has 1" in reasons
+    said = [i18n.localise(r, "zh-CN", ZH) for r in reasons]
+    assert "集群 beta 已离线" in said and "需要 2 个节点；分区 cpu 只有 1 个" in said
+    # stored as JSON with the decision (a job's page reads it back), it is still a translatable text
+    made = messages.msg("may cost up to %(cost)s, above your maximum of %(most)s",
+                        cost=messages.Money(Decimal("7.5")), most=messages.Money(Decimal("5")))
+    stored = messages.load(messages.dump(made), str(made))
+    assert stored == "may cost up to 7.5, above your maximum of 5" and messages.load(messages.dump(made), "?") == "?"
+    assert i18n.localise(stored, "zh-CN", ZH) == "费用最多可达 ¥7.50，超过您的上限 ¥5.00"
+    assert messages.load(None, "plain stored text") == "plain stored text"
+    assert messages.load({"template": "%(gone)s"}, "old text") == "old text"  # does not fit: the English
+
+
+def test_money_on_english_pages_is_written_as_english_pages_write_it(platform):
+    with platform.db.session() as session:
+        user = accounts.create_user(session, "li")
+        account = accounts.create_account(session, "li-lab", owner=user)
+        other = accounts.create_account(session, "li-other", owner=user)
+        try:
+            ledger.transfer(session, "said:over", funds.customer(session, account), funds.customer(session, other),
+                            600, "transfer", check_funds=True)
+        except ledger.InsufficientFunds as exc:
+            refusal = exc
+    assert str(refusal) == "available funds do not cover 6.00 CNY"  # the API's words, unchanged
+    assert i18n.localise(refusal, "en", EN) == "available funds do not cover CN¥6.00"
+    assert i18n.localise(refusal, "zh-CN", ZH) == "可用资金不足以支付 ¥6.00"
+
+
+def _person(platform, name: str) -> int:
+    with platform.db.session() as session:
+        user = accounts.create_user(session, name)
+        acc = accounts.create_account(session, f"{name}-lab", owner=user)
+        accounts.top_up(session, acc, "100.00", key=f"said:{name}")
+        passwords.set_password(session, audit.SYSTEM, user, GOOD, platform.settings.auth)
+        return user.id
+
+
+def _signed_in(platform, name: str) -> TestClient:
+    client = TestClient(create_app(platform), follow_redirects=False)
+    assert client.post("/login", data={"login": name, "password": GOOD, "next": "/"}).status_code == 303
+    return client
+
+
+@pytest.fixture
+def two(make_platform):
+    return make_platform([local_cluster("local"), local_cluster("edge")])
+
+
+def test_a_jobs_page_gives_the_routing_reasons_in_the_readers_language(two):
+    li = _person(two, "li")
+    job = job_service.submit_job(two, li, "#!/bin/bash\n#SBATCH -M edge\nsleep 30\n", [], "pinned.sh")
+    client = _signed_in(two, "li")
+    en = client.get(f"/portal/jobs/{job.id}").text
+    zh = client.get(f"/portal/jobs/{job.id}", headers={"Accept-Language": "zh-CN"}).text
+    assert "pinned to cluster edge" in en
+    assert "已指定集群 edge" in zh and "pinned to cluster" not in zh
+    # a service refusal on a zh-CN page is Chinese too, and the same refusal is English for the API
+    with pytest.raises(InvalidRequest) as refused:
+        update_job(two, li, job.id)
+    assert str(refused.value) == "nothing to update: give TimeLimit, Partition or JobName"
+    assert i18n.localise(refused.value, "zh-CN", ZH) == "没有要修改的内容：请给出时间上限、分区或作业名"
+    job_service.cancel_job(two, li, job.id)
