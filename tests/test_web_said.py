@@ -21,6 +21,7 @@ from computenet.services import jobs as job_service
 from computenet.services.errors import InvalidRequest
 from computenet.services.job_update import update_job
 from computenet.services.signin import passwords
+from computenet.store.models import Job
 from computenet.web import i18n
 
 from conftest import local_cluster
@@ -95,4 +96,43 @@ def test_a_jobs_page_gives_the_routing_reasons_in_the_readers_language(two):
         update_job(two, li, job.id)
     assert str(refused.value) == "nothing to update: give TimeLimit, Partition or JobName"
     assert i18n.localise(refused.value, "zh-CN", ZH) == "没有要修改的内容：请给出时间上限、分区或作业名"
+    job_service.cancel_job(two, li, job.id)
+
+
+def _csrf(page: str) -> str:
+    return re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+
+
+def test_the_owner_changes_a_job_by_form_and_sees_the_services_refusals(two):
+    li = _person(two, "li")
+    _person(two, "wang")
+    job = job_service.submit_job(two, li, "#!/bin/bash\n#SBATCH -t 20\n#SBATCH --begin=now+1hour\nsleep 60\n", [], "later.sh")
+    client = _signed_in(two, "li")
+    page = client.get(f"/portal/jobs/{job.id}").text
+    assert f'action="/portal/jobs/{job.id}/update"' in page and 'id="upd-time"' in page
+    token = _csrf(page)
+    assert client.post(f"/portal/jobs/{job.id}/update", data={"time_limit": "10"}).status_code == 403  # no token
+    done = client.post(f"/portal/jobs/{job.id}/update",
+                       data={"csrf_token": token, "time_limit": "10", "name": "shorter", "partition": "local"})
+    assert done.status_code == 303, done.text[-1500:]
+    assert done.headers["location"] == f"/portal/jobs/{job.id}?done=update"
+    with two.db.session() as session:
+        row = session.get(Job, job.id)
+        assert (row.time_limit_minutes, row.name) == (10, "shorter")
+    assert "The job was changed on its cluster." in client.get(done.headers["location"]).text
+    # longer is an operator's decision: refused, in the reader's language, and nothing changes
+    zh = client.post(f"/portal/jobs/{job.id}/update", data={"csrf_token": token, "time_limit": "30"},
+                     headers={"Accept-Language": "zh-CN"})
+    assert zh.status_code == 400 and f"作业 {job.id} 的时间上限只能调低（当前为 10 分钟）" in zh.text
+    assert client.post(f"/portal/jobs/{job.id}/update", data={"csrf_token": token, "time_limit": "soon"}
+                       ).status_code == 400
+    # nothing given: the service's own refusal; another user's job is not found, and shows no form
+    nothing = client.post(f"/portal/jobs/{job.id}/update", data={"csrf_token": token, "name": "shorter"})
+    assert nothing.status_code == 400 and "nothing to update" in nothing.text
+    other = _signed_in(two, "wang")
+    assert "/update" not in other.get(f"/portal/jobs/{job.id}").text
+    assert other.post(f"/portal/jobs/{job.id}/update",
+                      data={"csrf_token": _csrf(other.get("/portal/jobs").text), "time_limit": "5"}).status_code == 404
+    with two.db.session() as session:
+        assert session.get(Job, job.id).time_limit_minutes == 10
     job_service.cancel_job(two, li, job.id)

@@ -45,11 +45,11 @@ class Router:
             if c.feasible:
                 c.wait_s = wait(target, c.time_limit_minutes)
                 if constraints.max_wait_s is not None and (c.wait_s is None or c.wait_s > constraints.max_wait_s):
-                    most = f"{constraints.max_wait_s / 60:.0f}"
+                    most = format(constraints.max_wait_s / 60, ".0f")
                     c.refuse(msg("no start predicted, above your maximum of %(most)s min", most=most)
                              if c.wait_s is None else
                              msg("predicted wait %(wait)s min, above your maximum of %(most)s min",
-                                 wait=f"{c.wait_s / 60:.0f}", most=most))
+                                 wait=format(c.wait_s / 60, ".0f"), most=most))
             (feasible if c.feasible else rejected).append(c)
         ranked = RANKERS[self.policy](feasible, **self.options)
         return Decision(self.policy, ranked, rejected, now)

@@ -83,7 +83,7 @@ def reprice(session: Session, job_ids: list[int], reason: str, batch: str, who: 
             if closed(session, charge.created_at):
                 raise InvalidRequest(msg("job %(job_id)s was charged in %(month)s, whose statements are closed; book a "
                                          "manual adjustment in the current month instead", job_id=job_id,
-                                         month=f"{charge.created_at:%Y-%m}"))
+                                         month=charge.created_at.strftime("%Y-%m")))
             row = session.get(UsageRecordRow, charge.usage_record_id)
             part = record_partition(session, row, job)
             rated = quote(session, part, Usage(row.elapsed_seconds, row.cpus, row.gpus, row.mem_mb),
