@@ -21,7 +21,10 @@ from computenet.services import jobs as job_service
 from computenet.services.errors import InvalidRequest
 from computenet.services.job_update import update_job
 from computenet.services.signin import passwords
-from computenet.store.models import Job
+from computenet.store.models import Job, User
+from computenet.cli.embedded import EmbeddedServer
+
+from browser import axe, new_page, shot, sign_in
 from computenet.web import i18n
 
 from conftest import local_cluster
@@ -136,3 +139,51 @@ def test_the_owner_changes_a_job_by_form_and_sees_the_services_refusals(two):
     with two.db.session() as session:
         assert session.get(Job, job.id).time_limit_minutes == 10
     job_service.cancel_job(two, li, job.id)
+
+
+def test_in_a_browser_the_job_page_speaks_chinese_for_its_routing_and_its_change_form(two, chromium):
+    li = _person(two, "li")
+    with two.db.session() as session:
+        session.get(User, li).language = "zh-CN"
+    job = job_service.submit_job(two, li, "#!/bin/bash\n#SBATCH -M edge -t 20\n#SBATCH --begin=now+1hour\nsleep 9\n",
+                                 [], "later.sh")
+    with EmbeddedServer(two, run_services=False) as server:
+        page = new_page(chromium, server.url, locale="zh-CN")
+        sign_in(page, "li", GOOD)
+        page.goto(f"/portal/jobs/{job.id}")
+        assert "已指定集群 edge" in page.locator("#where-h + dl + .table-wrap").inner_text()
+        page.fill("#upd-time", "60")
+        page.click("#update-h ~ form button[type=submit]")
+        page.wait_for_load_state()
+        assert f"作业 {job.id} 的时间上限只能调低（当前为 20 分钟）" in page.content()
+        page.goto(f"/portal/jobs/{job.id}")
+        page.fill("#upd-time", "15")
+        page.click("#update-h ~ form button[type=submit]")
+        page.wait_for_url(f"**/portal/jobs/{job.id}?done=update")
+        assert "作业已在其集群上修改。" in page.content()
+        assert "被所有者修改：TimeLimit=15" in page.locator("ol.timeline").inner_text()
+        assert axe(page) == []
+        shot(page, "job-update-zh-CN")
+        page.context.close()
+        english = new_page(chromium, server.url, locale="en-US")
+        with two.db.session() as session:
+            session.get(User, li).language = "en"
+        sign_in(english, "li", GOOD)
+        english.goto(f"/portal/jobs/{job.id}")
+        assert axe(english) == []
+        shot(english, "job-update-en")
+        english.context.close()
+    job_service.cancel_job(two, li, job.id)
+
+
+def test_a_jobs_timeline_is_said_in_the_readers_language_and_unknown_events_as_stored():
+    from computenet.services import timeline
+
+    made = timeline.said("submitted to edge as 17 for li")
+    assert made == "submitted to edge as 17 for li" and i18n.localise(made, "zh-CN", ZH) == \
+        "已提交到 edge，作业号 17，用户 li"
+    assert i18n.localise(timeline.said("cancel requested"), "zh-CN", ZH) == "已请求取消"
+    assert i18n.localise(timeline.said("cancel requested: its account has no funds"), "zh-CN", ZH) == \
+        "已请求取消：账户没有余额"
+    assert timeline.said("JobHeldAdmin by slurm") == "JobHeldAdmin by slurm"  # the scheduler's own words
+    assert timeline.said(None) is None

@@ -125,3 +125,23 @@ def _load(value):
         if "decimal" in value:
             return Decimal(value["decimal"])
     return value
+
+
+def pattern(template: str):
+    """A regular expression that matches what ``template`` says in English, a parameter to a group."""
+    import re
+
+    parts = re.split(r"%\((\w+)\)[sr]", template)
+    return re.compile("".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>.+?)" for i, p in enumerate(parts)) + r"\Z",
+                      re.S)
+
+
+def recognised(text: str, patterns) -> "Text | str":
+    """Stored English (written before it could be kept as a template) as the Text of the first of
+    ``patterns`` ((template, pattern) pairs) that says exactly it; else the text as it is."""
+    for template, found in ((t, p.match(text)) for t, p in patterns):
+        if found is not None:
+            made = Text(template, **found.groupdict())
+            if made == text:
+                return made
+    return text

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from ...api.views import job_detail
 from ...domain.states import JobState
 from ...schemas import MAX_OFFSET
-from ...services import job_hold, job_output, job_update, monitoring
+from ...services import job_hold, job_output, job_update, monitoring, timeline
 from ...services import jobs as job_service
 from ...services.accounts import accounts_of
 from ...services.errors import Conflict, InvalidRequest, NotFound, ServiceError
@@ -164,7 +164,7 @@ def _status_context(session, job: Job) -> dict:
     detail = job_detail(session, job)
     ended = JobState(job.state).is_terminal
     owner_holds = [e.detail for e in detail.events if e.detail in ("held by its owner", "released by its owner")]
-    return {"job": job, "detail": detail, "ended": ended,
+    return {"job": job, "detail": detail, "ended": ended, "event_said": timeline.said,
             "held_by_owner": bool(owner_holds) and owner_holds[-1] == "held by its owner",
             "live": not ended or (not detail.settled and not job.needs_reconcile),
             "resubmittable": job.origin == "platform" and bool(job.script) and not job.inputs}
