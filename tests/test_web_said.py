@@ -187,3 +187,69 @@ def test_a_jobs_timeline_is_said_in_the_readers_language_and_unknown_events_as_s
         "已请求取消：账户没有余额"
     assert timeline.said("JobHeldAdmin by slurm") == "JobHeldAdmin by slurm"  # the scheduler's own words
     assert timeline.said(None) is None
+
+
+def test_the_composer_stages_workspace_files_into_the_jobs_directory(platform):
+    from computenet.services import workspaces
+    from conftest import poll_until
+
+    li = _person(platform, "li")
+    with platform.db.session() as session:
+        user = session.get(User, li)
+        workspaces.write_small(session, platform, user, "in/data.txt", b"forty-two\n", overwrite=True)
+        workspaces.write_small(session, platform, user, "other/data.txt", b"clash\n", overwrite=True)
+        workspaces.write_small(session, platform, user, "notes.txt", b"typed\n", overwrite=True)
+    client = _signed_in(platform, "li")
+    page = client.get("/portal/submit").text
+    assert '<option value="in/data.txt">' in page and 'name="inputs_typed"' in page
+    token = _csrf(page)
+    script = "#!/bin/bash\n#SBATCH -t 5\ncat data.txt notes.txt\n"
+    done = client.post("/portal/submit", data={"script": script, "csrf_token": token, "inputs": ["in/data.txt"],
+                                               "inputs_typed": "notes.txt\n\n"})
+    assert done.status_code == 303, done.text[-800:]
+    job_id = int(done.headers["location"].rsplit("/", 1)[1])
+    with platform.db.session() as session:
+        assert [i["path"] for i in session.get(Job, job_id).inputs] == ["~/in/data.txt", "~/notes.txt"]
+    poll_until(lambda: "typed" in client.get(f"/portal/jobs/{job_id}/log?stream=stdout&offset=0").text, 30)
+    assert "forty-two" in client.get(f"/portal/jobs/{job_id}/log?stream=stdout&offset=0").text
+    # refused as the API refuses, in the reader's language; the picks are kept and nothing is submitted
+    with platform.db.session() as session:
+        session.get(User, li).language = "zh-CN"
+        jobs_before = session.query(Job).count()
+    clash = client.post("/portal/submit", data={"script": script, "csrf_token": token,
+                                                "inputs": ["in/data.txt", "other/data.txt"]})
+    assert clash.status_code == 400 and "data.txt" in clash.text
+    assert '<option value="other/data.txt" selected>' in clash.text
+    missing = client.post("/portal/submit", data={"script": script, "csrf_token": token, "inputs_typed": "nope.txt"})
+    assert missing.status_code == 404 and "nope.txt" in missing.text
+    many = client.post("/portal/submit", data={"script": script, "csrf_token": token,
+                                               "inputs_typed": "\n".join(f"f{i}" for i in range(65))})
+    assert many.status_code == 400 and "每个作业最多 64 个输入文件" in many.text
+    escape = client.post("/portal/submit", data={"script": script, "csrf_token": token, "inputs_typed": "../../etc/passwd"})
+    assert escape.status_code in (400, 403, 404)
+    with platform.db.session() as session:
+        assert session.query(Job).count() == jobs_before
+
+
+def test_in_a_browser_the_composer_picks_workspace_files_in_chinese(platform, chromium):
+    from computenet.services import workspaces
+
+    li = _person(platform, "li")
+    with platform.db.session() as session:
+        user = session.get(User, li)
+        user.language = "zh-CN"
+        workspaces.write_small(session, platform, user, "in/data.txt", b"forty-two\n", overwrite=True)
+    with EmbeddedServer(platform, run_services=True) as server:
+        page = new_page(chromium, server.url, locale="zh-CN")
+        sign_in(page, "li", GOOD)
+        page.goto("/portal/submit")
+        assert "复制到作业目录的文件" in page.content()
+        page.fill("#script", "#!/bin/bash\n#SBATCH --time=5\ncat data.txt\n")
+        page.select_option("#inputs", ["in/data.txt"])
+        assert axe(page) == []
+        shot(page, "submit-inputs-zh-CN")
+        page.click("#submit-button")
+        page.wait_for_url(re.compile(r".*/portal/jobs/\d+$"))
+        page.wait_for_function("() => document.querySelector('#stdout-log').textContent.includes('forty-two')",
+                               timeout=30_000)
+        page.context.close()
