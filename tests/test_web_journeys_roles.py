@@ -162,7 +162,8 @@ def test_finance_tops_up_a_blocked_account_and_its_owner_is_told(arrears, chromi
     platform, server = arrears
     gus = _signed_in(chromium, server, "gus")
     notices = gus.locator("#notices-h + ul.notices")
-    assert "6.00 CNY in arrears" in notices.inner_text() and "New jobs are refused" in notices.inner_text()
+    # the notice as English pages write money (the API keeps "6.00 CNY")
+    assert "CN¥6.00 in arrears" in notices.inner_text() and "New jobs are refused" in notices.inner_text()
     _no_serious_problems(gus, "dashboard, blocked")
     shot(gus, "journey3-blocked-dashboard-en")
     gus.goto("/portal/submit")
@@ -191,7 +192,7 @@ def test_finance_tops_up_a_blocked_account_and_its_owner_is_told(arrears, chromi
     # the exhaustion watch's next pass (every 30 s in service) lifts the block and tells the members
     assert ExhaustionWatch(platform).run_once().restored == ["gus-lab"]
     gus.goto("/")
-    assert "has funds again (44.00 CNY available)" in notices.inner_text()
+    assert "has funds again (CN¥44.00 available)" in notices.inner_text()
     _no_serious_problems(gus, "dashboard")
     shot(gus, "journey3-restored-dashboard-en")
     gus.goto("/portal/billing")

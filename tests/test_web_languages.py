@@ -45,7 +45,10 @@ def test_the_portal_says_it_in_chinese_with_money_in_the_locale():
                "Top up to keep jobs running.", account="lab", available=Money(Decimal("3.5"), "CNY"),
                threshold=Money(Decimal("1234")))
     assert i18n.localise(made, "zh-CN", ZH) == "账户 lab：可用余额 ¥3.50，低于您设置的提醒阈值 ¥1,234.00。请充值以保证作业继续运行。"
-    assert i18n.localise(made, "en", i18n.Formats("en", "CNY")) == made  # English: the service's own words
+    # English: the service's own words, money as English pages write it (the API keeps "3.5 CNY")
+    assert i18n.localise(made, "en", i18n.Formats("en", "CNY")) == (
+        "account lab: CN¥3.50 available, below the CN¥1,234.00 you asked to hear about. Top up to keep jobs running.")
+    assert str(made).startswith("account lab: 3.5 CNY available, below the 1234 you asked")
     assert i18n.localise(InsufficientFunds(made), "zh-CN", ZH).startswith("账户 lab")  # from the exception
     nested = msg("request -c 1 (or -n 1)%(wasted)s, unless the program can be told to use %(cores)s threads or "
                  "ranks (OMP_NUM_THREADS, a --threads option, srun -n); then keep -c %(cores)s and pass it on.",

@@ -77,3 +77,71 @@ def template_of(text) -> Text | None:
     if isinstance(text, BaseException):
         text = text.args[0] if len(text.args) == 1 else None
     return text if isinstance(text, Text) else None
+
+
+def dump(text) -> dict | None:
+    """A Text as JSON (stored with what it describes, e.g. a routing decision's reasons), None for plain
+    text; ``load`` makes it a Text again so a page can say it in its reader's language later."""
+    made = template_of(text)
+    if made is None:
+        return None
+    return {"template": made.template, "params": {name: _dump(value) for name, value in made.params.items()}}
+
+
+def _dump(value):
+    if isinstance(value, Text):
+        return {"text": dump(value)}
+    if isinstance(value, Money):
+        return {"money": str(value.amount), "currency": value.currency, "english": value.english}
+    if isinstance(value, When):
+        return {"when": value.moment.isoformat(), "english": value.english}
+    if isinstance(value, Decimal):
+        return {"decimal": str(value)}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def load(data, english: str | None = None):
+    """The Text ``dump`` made; ``english`` (the stored plain text) when ``data`` is not one, or does not
+    say what ``english`` says (stored by another version)."""
+    if not isinstance(data, dict) or not isinstance(data.get("template"), str):
+        return english
+    try:
+        made = Text(data["template"], **{name: _load(value) for name, value in (data.get("params") or {}).items()})
+    except (KeyError, ValueError, TypeError, ArithmeticError):
+        return english
+    return made if english is None or made == english else english
+
+
+def _load(value):
+    if isinstance(value, dict):
+        if "text" in value:
+            return load(value["text"], "")
+        if "money" in value:
+            return Money(Decimal(value["money"]), value.get("currency"), value.get("english"))
+        if "when" in value:
+            return When(datetime.fromisoformat(value["when"]), value.get("english"))
+        if "decimal" in value:
+            return Decimal(value["decimal"])
+    return value
+
+
+def pattern(template: str):
+    """A regular expression that matches what ``template`` says in English, a parameter to a group."""
+    import re
+
+    parts = re.split(r"%\((\w+)\)[sr]", template)
+    return re.compile("".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>.+?)" for i, p in enumerate(parts)) + r"\Z",
+                      re.S)
+
+
+def recognised(text: str, patterns) -> "Text | str":
+    """Stored English (written before it could be kept as a template) as the Text of the first of
+    ``patterns`` ((template, pattern) pairs) that says exactly it; else the text as it is."""
+    for template, found in ((t, p.match(text)) for t, p in patterns):
+        if found is not None:
+            made = Text(template, **found.groupdict())
+            if made == text:
+                return made
+    return text

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from ..domain.money import CENT, to_decimal
 from ..store.models import LedgerAccount, Transfer
 from ..store.types import utcnow
+from ..messages import Money, msg
 
 
 class LedgerError(ValueError):
@@ -139,7 +140,7 @@ find_transfer = _existing  # the transfer made with this idempotency key, if any
 
 def _same(existing: Transfer, debit: LedgerAccount, credit: LedgerAccount, amount: int, kind: str) -> Transfer:
     if (existing.debit_id, existing.credit_id, existing.amount, existing.kind) != (debit.id, credit.id, amount, kind):
-        raise LedgerError(f"idempotency key {existing.key!r} was used for a different transfer")
+        raise LedgerError(msg("idempotency key %(key)r was used for a different transfer", key=existing.key))
     return existing
 
 
@@ -153,11 +154,11 @@ def transfer(session: Session, key: str, debit: LedgerAccount, credit: LedgerAcc
     (posted + credit limit - held) below zero.
     """
     if amount < 0:
-        raise LedgerError("a transfer amount cannot be negative")
+        raise LedgerError(msg("a transfer amount cannot be negative"))
     if debit.id == credit.id:
         raise LedgerError("a transfer needs two different accounts")
     if debit.currency != credit.currency:
-        raise LedgerError(f"cannot move {debit.currency} into a {credit.currency} account")
+        raise LedgerError(msg("cannot move %(source)s into a %(target)s account", source=debit.currency, target=credit.currency))
     existing = _existing(session, key)
     if existing is not None:
         return _same(existing, debit, credit, amount, kind)
@@ -172,7 +173,8 @@ def transfer(session: Session, key: str, debit: LedgerAccount, credit: LedgerAcc
                              - LedgerAccount.debits_posted - LedgerAccount.debits_pending)
                 stmt = stmt.where(available >= amount)
             if session.execute(stmt.values({debit_col: debit_col + amount})).rowcount != 1:
-                raise InsufficientFunds(f"available funds do not cover {money(amount)} {debit.currency}")
+                raise InsufficientFunds(msg("available funds do not cover %(amount)s",
+                                               amount=Money(money(amount), debit.currency)))
             session.execute(update(LedgerAccount).where(LedgerAccount.id == credit.id)
                             .values({credit_col: credit_col + amount}))
             _carry(session, debit.id, subcent)

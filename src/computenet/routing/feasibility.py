@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..domain.resources import ResourceRequest, placed
 from .model import Candidate, Constraints, Target
+from ..messages import msg
 
 
 def time_limit(res: ResourceRequest, target: Target) -> int | None:
@@ -19,54 +20,61 @@ def time_limit(res: ResourceRequest, target: Target) -> int | None:
 def check(res: ResourceRequest, target: Target, constraints: Constraints) -> Candidate:
     """A candidate for ``target``: feasible, or refused with every reason."""
     c = Candidate(target)
-    where = f"partition {target.partition}"
     res = placed(res, target.cores_per_node, target.gpus_per_node)  # -n without -N spreads over nodes
     for kind, why in constraints.refused_kinds:
         if target.executor == kind:
-            c.refuse(f"cluster {target.cluster} cannot honour {why}")
+            c.refuse(msg("cluster %(cluster)s cannot honour %(why)s", cluster=target.cluster, why=why))
     if constraints.cluster and target.cluster != constraints.cluster:
-        c.refuse(f"pinned to cluster {constraints.cluster}")
+        c.refuse(msg("pinned to cluster %(cluster)s", cluster=constraints.cluster))
     if constraints.partition and target.partition != constraints.partition:
-        c.refuse(f"pinned to partition {constraints.partition}")
+        c.refuse(msg("pinned to partition %(partition)s", partition=constraints.partition))
     elif not constraints.partition and not target.is_default and res.total_gpus == 0 and target.gpus_per_node:
-        c.refuse("a GPU partition, and the job asks for no GPU")
+        c.refuse(msg("a GPU partition, and the job asks for no GPU"))
     if constraints.region and target.region != constraints.region:
-        c.refuse(f"in region {target.region or 'unset'}, not {constraints.region}")
+        c.refuse(msg("in region %(region)s, not %(wanted)s", region=target.region or "unset",
+                     wanted=constraints.region))
     if target.dedicated_to and constraints.tenant not in target.dedicated_to:
-        c.refuse(f"{where} is dedicated to {', '.join(target.dedicated_to)}")
+        c.refuse(msg("partition %(partition)s is dedicated to %(listed)s", partition=target.partition,
+                     listed=", ".join(target.dedicated_to)))
     if target.cluster in constraints.no_identity:
-        c.refuse(f"you have no Unix identity on cluster {target.cluster} (an operator maps one)")
+        c.refuse(msg("you have no Unix identity on cluster %(cluster)s (an operator maps one)", cluster=target.cluster))
     if constraints.only_clusters is not None and target.cluster not in constraints.only_clusters:
-        c.refuse(f"cluster {target.cluster} {constraints.only_reason}")
+        c.refuse(msg("cluster %(cluster)s %(why)s", cluster=target.cluster, why=constraints.only_reason))
     if target.health == "offline":
-        c.refuse(f"cluster {target.cluster} is offline")
+        c.refuse(msg("cluster %(cluster)s is offline", cluster=target.cluster))
     if target.breaker_open:
-        c.refuse(f"cluster {target.cluster} failed recent submissions (circuit open)")
+        c.refuse(msg("cluster %(cluster)s failed recent submissions (circuit open)", cluster=target.cluster))
     if not target.priced:
-        c.refuse(f"{where} has no price configured")
+        c.refuse(msg("partition %(partition)s has no price configured", partition=target.partition))
     if res.nodes > target.nodes:
-        c.refuse(f"asks for {res.nodes} nodes; {where} has {target.nodes}")
+        c.refuse(msg("asks for %(asked)s nodes; partition %(partition)s has %(has)s", asked=res.nodes, partition=target.partition,
+                     has=target.nodes))
     if res.max_cores_per_node() > target.cores_per_node:
-        c.refuse(f"asks for {res.max_cores_per_node()} cores on a node; nodes of {where} have {target.cores_per_node}")
+        c.refuse(msg("asks for %(asked)s cores on a node; nodes of partition %(partition)s have %(has)s",
+                     asked=res.max_cores_per_node(), partition=target.partition, has=target.cores_per_node))
     elif res.total_cores > target.nodes * target.cores_per_node:
-        c.refuse(f"asks for {res.total_cores} cores; {where} has {target.nodes * target.cores_per_node}")
+        c.refuse(msg("asks for %(asked)s cores; partition %(partition)s has %(has)s", asked=res.total_cores,
+                     partition=target.partition, has=target.nodes * target.cores_per_node))
     if res.total_gpus:
         if res.max_gpus_per_node() > target.gpus_per_node:
-            c.refuse(f"asks for {res.max_gpus_per_node()} GPUs on a node; nodes of {where} have "
-                     f"{target.gpus_per_node}")
+            c.refuse(msg("asks for %(asked)s GPUs on a node; nodes of partition %(partition)s have %(has)s",
+                         asked=res.max_gpus_per_node(), partition=target.partition, has=target.gpus_per_node))
         elif res.gpu_type and target.gpu_type and res.gpu_type != target.gpu_type:
-            c.refuse(f"{where} has {target.gpu_type} GPUs, not {res.gpu_type}")
+            c.refuse(msg("partition %(partition)s has %(has)s GPUs, not %(asked)s", partition=target.partition, has=target.gpu_type,
+                         asked=res.gpu_type))
     missing = missing_features(res.constraint, target.features)
     if missing:
-        c.refuse(f"nodes of {where} lack feature {missing}")
+        c.refuse(msg("nodes of partition %(partition)s lack feature %(feature)s", partition=target.partition, feature=missing))
     mem = res.mem_per_node_needed_mb()
     if mem > target.mem_per_node_mb:
-        c.refuse(f"asks for {mem} MB of memory on a node; nodes of {where} have {target.mem_per_node_mb} MB")
+        c.refuse(msg("asks for %(asked)s MB of memory on a node; nodes of partition %(partition)s have %(has)s MB",
+                     asked=mem, partition=target.partition, has=target.mem_per_node_mb))
     limit = time_limit(res, target)
     if limit is None:
-        c.refuse(f"{where} has no time limit: give one with --time")
+        c.refuse(msg("partition %(partition)s has no time limit: give one with --time", partition=target.partition))
     elif target.max_time_minutes is not None and limit > target.max_time_minutes:
-        c.refuse(f"time limit {limit} min is above the maximum of {where} ({target.max_time_minutes} min)")
+        c.refuse(msg("time limit %(limit)s min is above the maximum of partition %(partition)s (%(maximum)s min)",
+                     limit=limit, partition=target.partition, maximum=target.max_time_minutes))
     c.time_limit_minutes = limit
     data = constraints.data_at
     c.has_data = bool(data) and (target.cluster in data or (bool(target.site) and target.site in data))

@@ -12,6 +12,7 @@ from datetime import datetime
 from decimal import ROUND_UP, Decimal
 
 from ..domain.money import CENT
+from .. import messages
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,9 @@ class Candidate:
                 "price": None if self.price is None else str(self.held),
                 "wait_s": None if self.wait_s is None else round(self.wait_s, 1), "has_data": self.has_data,
                 "score": None if self.score is None or not math.isfinite(self.score) else round(self.score, 6),
-                "explanation": self.explanation}
+                "explanation": self.explanation,
+                # the reasons again as templates and parameters: a page says them in its reader's language
+                "reasons_said": [messages.dump(reason) for reason in self.reasons]}
 
 
 @dataclass

@@ -14,6 +14,7 @@ from ..domain.resources import ResourceRequest
 from . import feasibility
 from .model import Candidate, Constraints, Decision, Target
 from .policies import POLICIES, RANKERS
+from ..messages import Money, msg
 
 PriceFn = Callable[[Target, int], "Decimal | None"]  # (target, time limit minutes) -> most the job can cost
 WaitFn = Callable[[Target, int], "float | None"]  # (target, time limit minutes) -> predicted wait in seconds
@@ -37,14 +38,18 @@ class Router:
             if c.feasible:
                 c.price = price(target, c.time_limit_minutes)
                 if c.price is None:
-                    c.refuse(f"partition {target.partition} has no price in force")
+                    c.refuse(msg("partition %(partition)s has no price in force", partition=target.partition))
                 elif constraints.max_price is not None and c.price > constraints.max_price:
-                    c.refuse(f"may cost up to {c.held}, above your maximum of {constraints.max_price}")
+                    c.refuse(msg("may cost up to %(cost)s, above your maximum of %(most)s", cost=Money(c.held),
+                                  most=Money(constraints.max_price)))
             if c.feasible:
                 c.wait_s = wait(target, c.time_limit_minutes)
                 if constraints.max_wait_s is not None and (c.wait_s is None or c.wait_s > constraints.max_wait_s):
-                    predicted = "no start predicted" if c.wait_s is None else f"predicted wait {c.wait_s / 60:.0f} min"
-                    c.refuse(f"{predicted}, above your maximum of {constraints.max_wait_s / 60:.0f} min")
+                    most = format(constraints.max_wait_s / 60, ".0f")
+                    c.refuse(msg("no start predicted, above your maximum of %(most)s min", most=most)
+                             if c.wait_s is None else
+                             msg("predicted wait %(wait)s min, above your maximum of %(most)s min",
+                                 wait=format(c.wait_s / 60, ".0f"), most=most))
             (feasible if c.feasible else rejected).append(c)
         ranked = RANKERS[self.policy](feasible, **self.options)
         return Decision(self.policy, ranked, rejected, now)

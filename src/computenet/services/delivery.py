@@ -29,6 +29,7 @@ from ..store.models import Account, Delivery, Notification, User
 from ..store.types import utcnow
 from .errors import InvalidRequest
 from .platform import Platform
+from ..messages import msg
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(hours=6)
@@ -68,16 +69,16 @@ def check_webhook_url(url: str, cfg: NotificationsConfig) -> list[IPAddress]:
     try:
         port = parts.port
     except ValueError:
-        raise InvalidRequest(f"webhook URL {url!r} has an invalid port") from None
+        raise InvalidRequest(msg("webhook URL %(url)r has an invalid port", url=url)) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidRequest(f"webhook URL {url!r} must be http(s)://host/...")
+        raise InvalidRequest(msg("webhook URL %(url)r must be http(s)://host/...", url=url))
     if parts.username or parts.password:
-        raise InvalidRequest("a webhook URL must not carry a user or password (the body is signed instead)")
+        raise InvalidRequest(msg("a webhook URL must not carry a user or password (the body is signed instead)"))
     try:
         infos = socket.getaddrinfo(parts.hostname, port or (443 if parts.scheme == "https" else 80),
                                    type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
-        raise InvalidRequest(f"webhook host {parts.hostname!r} does not resolve") from None
+        raise InvalidRequest(msg("webhook host %(host)r does not resolve", host=parts.hostname)) from None
     addresses = list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos))
     for address in addresses:
         if not _allowed(address, cfg):
@@ -86,7 +87,7 @@ def check_webhook_url(url: str, cfg: NotificationsConfig) -> list[IPAddress]:
                 "addresses are allowed; an operator can allow more with notifications.webhook_allow_networks "
                 "(or webhook_allow_private)")
     if not addresses:
-        raise InvalidRequest(f"webhook host {parts.hostname!r} does not resolve")
+        raise InvalidRequest(msg("webhook host %(host)r does not resolve", host=parts.hostname))
     return addresses
 
 

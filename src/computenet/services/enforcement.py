@@ -33,13 +33,14 @@ SLURM_ACCOUNT = re.compile(r"^[a-z0-9_][a-z0-9_.-]{0,63}$")
 
 def map_account(session: Session, cluster_name: str, slurm_account: str, account: Account, who: audit.Who) -> SlurmAccount:
     if not SLURM_ACCOUNT.match(slurm_account):
-        raise InvalidRequest(f"invalid Slurm account name {slurm_account!r} (lower-case letters, digits, . _ -)")
+        raise InvalidRequest(msg("invalid Slurm account name %(name)r (lower-case letters, digits, . _ -)",
+                                 name=slurm_account))
     cluster = session.scalar(select(Cluster).where(Cluster.name == cluster_name))
     if cluster is None:
-        raise NotFound(f"unknown cluster {cluster_name!r}")
+        raise NotFound(msg("unknown cluster %(cluster)r", cluster=cluster_name))
     if session.scalar(select(SlurmAccount).where(SlurmAccount.cluster_id == cluster.id,
                                                  SlurmAccount.slurm_account == slurm_account)):
-        raise Conflict(f"{slurm_account} on {cluster_name} is already mapped")
+        raise Conflict(msg("%(name)s on %(cluster)s is already mapped", name=slurm_account, cluster=cluster_name))
     row = SlurmAccount(cluster_id=cluster.id, slurm_account=slurm_account, account_id=account.id)
     session.add(row)
     audit.record(session, who, "slurm_account.map", f"account:{account.name}", cluster=cluster_name,

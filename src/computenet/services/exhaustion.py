@@ -43,10 +43,10 @@ _LIVE = [JobState.PENDING.value, JobState.RUNNING.value, JobState.SUSPENDED.valu
 
 def set_policy(session: Session, account: Account, policy: str, grace_minutes: int | None = None) -> None:
     if policy not in POLICIES:
-        raise InvalidRequest(f"unknown exhaustion policy {policy!r} (use {', '.join(POLICIES)})")
+        raise InvalidRequest(msg("unknown exhaustion policy %(policy)r (use %(listed)s)", policy=policy, listed=", ".join(POLICIES)))
     if grace_minutes is not None:
         if not isinstance(grace_minutes, int) or isinstance(grace_minutes, bool) or not 0 <= grace_minutes <= 43_200:
-            raise InvalidRequest("the grace period is a whole number of minutes between 0 and 43200 (30 days)")
+            raise InvalidRequest(msg("the grace period is a whole number of minutes between 0 and 43200 (30 days)"))
         account.exhaustion_grace_minutes = grace_minutes
     account.exhaustion_policy = policy
     session.flush()

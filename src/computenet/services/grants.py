@@ -53,9 +53,9 @@ def _check_actor(actor: User | None, role: str, tenant_id: int | None) -> None:
     if actor is None or roles.is_operator(actor):
         return
     if not roles.allowed(None, actor, "role_grant", tenant_id=tenant_id) or role != "tenant_admin":
-        raise Forbidden(f"granting or revoking {role} needs the operator role"
-                        + (" (a tenant admin grants the tenant admin role of their own tenant)"
-                           if roles.admin_tenants(actor) else ""))
+        raise Forbidden(msg("granting or revoking %(role)s needs the operator role (a tenant admin grants the tenant "
+                            "admin role of their own tenant)", role=role) if roles.admin_tenants(actor) else
+                        msg("granting or revoking %(role)s needs the operator role", role=role))
 
 
 def _project(session: Session, actor: User | None, user: User, project: str | None, tenant: str | None):
@@ -90,7 +90,8 @@ def grant(session: Session, actor: User | None, who: audit.Who, user: User, role
     tenant_id = _scope(session, user, role, tenant, project)
     _check_actor(actor, role, tenant_id)
     if (role, tenant_id) in roles.platform_roles(user):
-        raise Conflict(f"{user.name} already holds the {role} role" + (f" of {tenant}" if tenant else ""))
+        raise Conflict(msg("%(user)s already holds the %(role)s role of %(tenant)s", user=user.name, role=role, tenant=tenant)
+                       if tenant else msg("%(user)s already holds the %(role)s role", user=user.name, role=role))
     user.grants.append(RoleGrant(role=role, tenant_id=tenant_id, granted_by=who.actor[:64], reason=why))
     session.flush()
     audit.record(session, who, "role.grant", f"user:{user.name}", role=role, tenant=_name(session, tenant_id),
@@ -120,7 +121,8 @@ def revoke(session: Session, actor: User | None, who: audit.Who, user: User, rol
     if tenant is not None:
         held &= {tenant_id}
     if not held:
-        raise NotFound(f"{user.name} does not hold the {role} role" + (f" of {tenant}" if tenant else ""))
+        raise NotFound(msg("%(user)s does not hold the %(role)s role of %(tenant)s", user=user.name, role=role, tenant=tenant)
+                       if tenant else msg("%(user)s does not hold the %(role)s role", user=user.name, role=role))
     for t in held:
         _check_actor(actor, role, t)
     if actor is not None and actor.id == user.id and role == "operator":

@@ -45,7 +45,7 @@ def stager_for(platform: Platform, cluster_name: str, run_as: str | None = None)
         username, keys = cfg.ssh_user, [cfg.ssh_key] if cfg.ssh_key else []
         if run_as:
             if not cfg.ssh_user_key:
-                raise StagingFailed(f"{cluster_name}: staging as {run_as} needs per-user keys (ssh_user_key)")
+                raise StagingFailed(msg("%(cluster)s: staging as %(user)s needs per-user keys (ssh_user_key)", cluster=cluster_name, user=run_as))
             username, keys = run_as, [cfg.ssh_user_key.format(user=run_as)]
         return files.SftpStager(cfg.ssh_host, cfg.ssh_port, username=username, client_keys=keys,
                                 known_hosts=cfg.ssh_known_hosts, accept_any_host_key=cfg.ssh_accept_any_host_key,
@@ -54,7 +54,7 @@ def stager_for(platform: Platform, cluster_name: str, run_as: str | None = None)
     try:
         os.makedirs(root, exist_ok=True)  # the first job on a fresh cluster root
     except OSError as exc:
-        raise StagingFailed(f"cannot create {root} on {cluster_name}: {exc.strerror}") from None
+        raise StagingFailed(msg("cannot create %(root)s on %(cluster)s: %(problem)s", root=root, cluster=cluster_name, problem=exc.strerror)) from None
     return files.LocalStager(root=root)
 
 
@@ -145,13 +145,13 @@ def stage_inputs(platform: Platform, job_id: int, cluster_name: str, run_as: str
         if run_as and isinstance(stager, files.LocalStager):
             _hand_over(platform, cluster_name, workdir, [s["name"] for s in staged], run_as)
     except (files.TransferFailed, ClusterError) as exc:
-        raise StagingFailed(f"staging inputs to {cluster_name} failed: {exc}") from None
+        raise StagingFailed(msg("staging inputs to %(cluster)s failed: %(problem)s", cluster=cluster_name, problem=str(exc))) from None
     except files.FileError as exc:
         raise InvalidRequest(msg("your inputs cannot be staged into %(workdir)s on %(cluster_name)s: "
                                  "%(exc)s",
                                  workdir=workdir, cluster_name=cluster_name, exc=exc)) from None
     except OSError as exc:  # the cluster's filesystem (full, read-only, gone)
-        raise StagingFailed(f"staging inputs to {cluster_name} failed: {exc}") from None
+        raise StagingFailed(msg("staging inputs to %(cluster)s failed: %(problem)s", cluster=cluster_name, problem=str(exc))) from None
     finally:
         stager.close()
     with platform.db.session() as session:

@@ -17,6 +17,7 @@ from ..domain.squeue import parse_states
 from ..store.models import Cluster, Job, User
 from . import roles
 from .errors import InvalidRequest, NotFound
+from ..messages import When, msg
 
 MAX_PAGE = 1000
 
@@ -47,7 +48,7 @@ def list_jobs(session: Session, viewer: User, f: JobFilter) -> list[Job]:
         for name in f.users:
             other = session.scalar(select(User).where(User.name == name))
             if other is None or not roles.sees_user(viewer, other):
-                raise NotFound(f"no user {name!r}")  # whom one may not see is not told apart from nobody
+                raise NotFound(msg("no user %(name)r", name=name))  # whom one may not see is not told apart from nobody
             ids.append(other.id)
         query = query.where(Job.owner_id.in_(ids))
     else:
@@ -67,7 +68,7 @@ def list_jobs(session: Session, viewer: User, f: JobFilter) -> list[Job]:
     if f.names:
         query = query.where(Job.name.in_(f.names))
     if f.start and f.end and f.start > f.end:
-        raise InvalidRequest(f"start {f.start.isoformat()} is after end {f.end.isoformat()}")
+        raise InvalidRequest(msg("start %(start)s is after end %(end)s", start=When(f.start), end=When(f.end)))
     if f.start:
         query = query.where(or_(Job.end_time.is_(None), Job.end_time >= f.start))
     if f.end:

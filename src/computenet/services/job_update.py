@@ -18,6 +18,7 @@ from ..store.models import Job, JobEvent, Partition, User
 from .errors import Conflict, InvalidRequest, Unavailable
 from .job_actions import get_job
 from .platform import Platform
+from ..messages import Money, msg
 
 
 def update_job(platform: Platform, user_id: int, job_id: int, time_limit: str | None = None,
@@ -25,14 +26,14 @@ def update_job(platform: Platform, user_id: int, job_id: int, time_limit: str | 
     from .jobs import clean_name, max_cost
 
     if time_limit is None and partition is None and name is None:
-        raise InvalidRequest("nothing to update: give TimeLimit, Partition or JobName")
+        raise InvalidRequest(msg("nothing to update: give TimeLimit, Partition or JobName"))
     with platform.db.session() as session:
         job = get_job(session, session.get(User, user_id), job_id)
         state = JobState(job.state)
         if state.is_terminal:
-            raise Conflict(f"job {job_id} has ended ({job.state}): it cannot be updated")
+            raise Conflict(msg("job %(job_id)s has ended (%(state)s): it cannot be updated", job_id=job_id, state=job.state))
         if job.native_id is None:
-            raise InvalidRequest(f"job {job_id} is still being submitted; try again in a moment")
+            raise InvalidRequest(msg("job %(job_id)s is still being submitted; try again in a moment", job_id=job_id))
         changes: dict[str, object] = {}
         limit = job.time_limit_minutes
         if time_limit is not None:
@@ -41,24 +42,29 @@ def update_job(platform: Platform, user_id: int, job_id: int, time_limit: str | 
             except RequestError as exc:
                 raise InvalidRequest(str(exc)) from None
             if limit is None or (job.time_limit_minutes is not None and limit > job.time_limit_minutes):
-                raise InvalidRequest(f"job {job_id}'s time limit can only be lowered (it is "
-                                     f"{job.time_limit_minutes} min); a longer one needs an operator")
+                raise InvalidRequest(msg("job %(job_id)s's time limit can only be lowered (it is %(minutes)s min); "
+                                         "a longer one needs an operator",
+                                         job_id=job_id, minutes=job.time_limit_minutes))
             changes["time_limit_minutes"] = limit
         if partition is not None and partition != job.partition:
             if state != JobState.PENDING:
-                raise Conflict(f"job {job_id} is {job.state}: only a waiting (PENDING) job can change partition")
+                raise Conflict(msg("job %(job_id)s is %(state)s: only a waiting (PENDING) job can change partition",
+                                  job_id=job_id, state=job.state))
             part = session.scalar(select(Partition).where(Partition.cluster_id == job.cluster_id,
                                                           Partition.name == partition))
             if part is None:
-                raise InvalidRequest(f"cluster {job.cluster.name} has no partition {partition!r}")
+                raise InvalidRequest(msg("cluster %(cluster)s has no partition %(partition)r",
+                                         cluster=job.cluster.name, partition=partition))
             if part.max_time_minutes is not None and limit is not None and limit > part.max_time_minutes:
-                raise InvalidRequest(f"time limit {limit} min is above partition {partition}'s maximum of "
-                                     f"{part.max_time_minutes} min")
+                raise InvalidRequest(msg("time limit %(limit)s min is above partition %(partition)s's maximum of "
+                                         "%(maximum)s min", limit=limit, partition=partition,
+                                         maximum=part.max_time_minutes))
             spec = JobSpec.model_validate(job.spec)
             cost = max_cost(session, platform, spec, limit or 0, part, job.account)
             if cost > job.max_cost:
-                raise Conflict(f"on {partition} job {job_id} may cost up to {cost}, more than the "
-                               f"{job.max_cost} held for it; cancel it and submit again there")
+                raise Conflict(msg("on %(partition)s job %(job_id)s may cost up to %(cost)s, more than the "
+                                   "%(held)s held for it; cancel it and submit again there",
+                                   partition=partition, job_id=job_id, cost=Money(cost), held=Money(job.max_cost)))
             changes["partition"] = partition
         if name is not None:
             changes["name"] = clean_name(name)
@@ -66,15 +72,16 @@ def update_job(platform: Platform, user_id: int, job_id: int, time_limit: str | 
     if changes:
         adapter = platform.adapter(cluster_name)
         if not hasattr(adapter, "update"):
-            raise Unavailable(f"cluster {cluster_name} cannot update jobs")
+            raise Unavailable(msg("cluster %(cluster)s cannot update jobs", cluster=cluster_name))
         try:
             adapter.update(native_id, **changes)
         except LookupError:
-            raise Conflict(f"cluster {cluster_name} no longer has job {job_id}") from None
+            raise Conflict(msg("cluster %(cluster)s no longer has job %(job_id)s", cluster=cluster_name, job_id=job_id)) from None
         except ValueError as exc:  # the state does not allow it there (the adapter says why)
-            raise Conflict(f"job {job_id}: {exc}") from None
+            raise Conflict(msg("job %(job_id)s: %(detail)s", job_id=job_id, detail=str(exc))) from None
         except ClusterError as exc:
-            raise Unavailable(f"cluster {cluster_name} could not update job {job_id}: {exc}") from None
+            raise Unavailable(msg("cluster %(cluster)s could not update job %(job_id)s: %(detail)s",
+                                    cluster=cluster_name, job_id=job_id, detail=str(exc))) from None
     with platform.db.session() as session:
         job = session.get(Job, job_id)
         if changes:

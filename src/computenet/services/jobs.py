@@ -196,8 +196,8 @@ def submit_job(platform: Platform, user_id: int, script: bytes | str, flags: lis
     except (ScriptError, RequestError) as exc:
         raise _fail(exc) from None
     if spec.options.test_only:
-        raise InvalidRequest("--test-only submits nothing: ask for an estimate instead (cnet estimate, "
-                             "POST /jobs/estimate; cnet submit --test-only does that)")
+        raise InvalidRequest(msg("--test-only submits nothing: ask for an estimate instead (cnet estimate, "
+                                 "POST /jobs/estimate; cnet submit --test-only does that)"))
     wanted = wanted or RoutingRequest()
     extras = extras or JobExtras()
     if extras.inputs and platform.settings.files.site:  # clusters beside platform storage hold the inputs
@@ -298,8 +298,8 @@ def estimate_job(platform: Platform, user_id: int, script: bytes | str, flags: l
 def _refuse_what_executors_cannot(platform: Platform, spec: JobSpec, decision: Decision) -> Decision:
     """An estimate must not promise what the cluster's submit then refuses: the local executor
     runs no arrays and no dependencies (its submit says the same)."""
-    why = ("it does not run job arrays" if spec.options.array else
-           "it does not support --dependency" if spec.options.dependency else None)
+    why = (msg("it does not run job arrays") if spec.options.array else
+           msg("it does not support --dependency") if spec.options.dependency else None)
     if why is None:
         return decision
     for candidate in list(decision.ranked):
@@ -308,7 +308,7 @@ def _refuse_what_executors_cannot(platform: Platform, spec: JobSpec, decision: D
         except KeyError:
             continue
         if kind == "local":
-            candidate.refuse(f"the local executor: {why}")
+            candidate.refuse(msg("the local executor: %(why)s", why=why))
             decision.ranked.remove(candidate)
             decision.rejected.append(candidate)
     return decision

@@ -19,6 +19,7 @@ from ..store.models import Account, ChargeAdjustment, Cluster, Contract, Tenant,
 from . import audit, repricing, roles, tenants
 from .accounts import get_account, get_user
 from .errors import Conflict, InvalidRequest, NotFound
+from ..messages import msg
 
 MAX_REPRICE_JOBS = 10_000  # as POST /admin/reprice
 RESOURCES = ("*", "core_hour", "gpu_hour", "mem_gb_hour")
@@ -35,7 +36,7 @@ def _tenant(session: Session, me: User | None, name: str, action: str) -> Tenant
     tenant = tenants.get_tenant(session, name)
     if me is not None and not roles.allowed(session, me, action, tenant_id=tenant.id):
         if any(roles.allowed(session, me, action, tenant_id=t) for t in {None, *roles.admin_tenants(me)}):
-            raise NotFound(f"no tenant {name!r}")
+            raise NotFound(msg("no tenant %(name)r", name=name))
         _require(session, me, action, tenant_id=tenant.id)
     return tenant
 
@@ -70,9 +71,9 @@ def _number(text: str | None, what: str) -> Decimal | None:
     try:
         value = Decimal(str(text).strip())
     except InvalidOperation:
-        raise InvalidRequest(f"{what} {text!r} is not a number") from None
+        raise InvalidRequest(msg("%(what)s %(text)r is not a number", what=what, text=text)) from None
     if not value.is_finite() or abs(value) >= Decimal(10) ** 12:
-        raise InvalidRequest(f"{what} {text!r} is not a usable number")
+        raise InvalidRequest(msg("%(what)s %(text)r is not a usable number", what=what, text=text))
     return value
 
 
@@ -86,7 +87,7 @@ def add_contract(session: Session, me: User | None, who: audit.Who, tenant: str,
     if cluster:
         cluster_id = session.scalar(select(Cluster.id).where(Cluster.name == cluster))
         if cluster_id is None:
-            raise InvalidRequest(f"unknown cluster {cluster!r}")
+            raise InvalidRequest(msg("unknown cluster %(cluster)r", cluster=cluster))
     contract = tenants.add_contract(session, owner, cluster_id=cluster_id, partition=partition or "*",
                                     resource=resource, unit_price=_number(price, "price"),
                                     discount_percent=_number(discount, "discount"), actor=who.actor, reason=reason)
@@ -100,12 +101,12 @@ def job_ids(text: str) -> list[int]:
     ids = []
     for part in text.replace(",", " ").split():
         if not part.isdigit() or not 1 <= int(part) < 2**63:
-            raise InvalidRequest(f"job ids: {part!r} is not a job id")
+            raise InvalidRequest(msg("job ids: %(part)r is not a job id", part=part))
         ids.append(int(part))
     if not ids:
-        raise InvalidRequest("job ids: name the jobs to re-price")
+        raise InvalidRequest(msg("job ids: name the jobs to re-price"))
     if len(ids) > MAX_REPRICE_JOBS:
-        raise InvalidRequest(f"job ids: at most {MAX_REPRICE_JOBS} at once")
+        raise InvalidRequest(msg("job ids: at most %(most)s at once", most=MAX_REPRICE_JOBS))
     return sorted(set(ids))
 
 
@@ -142,7 +143,7 @@ def apply_reprice(session: Session, me: User | None, who: audit.Who, ids: list[i
         charges = {c.id: c.job_id for c in session.scalars(select(Charge).where(
             Charge.id.in_([d.charge_id for d in done])))}
         if sorted(set(charges.values())) != ids:
-            raise Conflict(f"batch {batch!r} was applied to other jobs")
+            raise Conflict(msg("batch %(batch)r was applied to other jobs", batch=batch))
         return RepriceOutcome([repricing.Repriced(charges[d.charge_id], d.charge_id, d.old_amount, d.new_amount)
                                for d in done], applied=False)
     return RepriceOutcome(repricing.reprice(session, ids, reason, batch, who, billing), applied=True)

@@ -14,6 +14,7 @@ import posixpath
 
 from ..domain import patterns
 from .errors import InvalidRequest
+from ..messages import msg
 
 DEFAULT_OUTPUT = "slurm-%j.out"
 DEFAULT_ARRAY_OUTPUT = "slurm-%A_%a.out"  # Slurm's own default for arrays: one file per task
@@ -26,7 +27,7 @@ def user_space(root: str, user_name: str) -> str:
 def check_text_path(value: str, what: str) -> None:
     problem = patterns.problem(value)
     if problem:
-        raise InvalidRequest(f"{what} {value!r} {problem}")
+        raise InvalidRequest(msg("%(what)s %(value)r %(problem)s", what=what, value=value, problem=problem))
 
 
 def is_inside(path: str, space: str) -> bool:
@@ -40,7 +41,7 @@ def resolve_inside(space: str, base: str, value: str, what: str) -> str:
     joined = value if posixpath.isabs(value) else posixpath.join(base, value)
     path = posixpath.normpath(joined)
     if path != space and not is_inside(path, space):
-        raise InvalidRequest(f"{what} {value!r} is outside your space {space}")
+        raise InvalidRequest(msg("%(what)s %(value)r is outside your space %(space)s", what=what, value=value, space=space))
     return path
 
 
@@ -54,8 +55,12 @@ def resolve_file_pattern(space: str, base: str, value: str, what: str, job_name:
     path = posixpath.normpath(joined)
     final = posixpath.normpath(patterns.shape(path))
     if not is_inside(final, space):
-        shown = "" if expanded == value else f" (with %x = {job_name!r} and %u = {unix_user!r} it is {path!r})"
-        raise InvalidRequest(f"{what} {value!r} is outside your space {space}{shown}")
+        if expanded == value:
+            raise InvalidRequest(msg("%(what)s %(value)r is outside your space %(space)s", what=what, value=value,
+                                     space=space))
+        raise InvalidRequest(msg("%(what)s %(value)r is outside your space %(space)s (with %%x = %(job_name)r and "
+                                 "%%u = %(unix_user)r it is %(path)r)", what=what, value=value, space=space,
+                                 job_name=job_name, unix_user=unix_user, path=path))
     return path
 
 
@@ -84,4 +89,4 @@ def check_real_inside(path: str, space: str) -> None:
     real_space = os.path.realpath(space)
     real = os.path.realpath(path)
     if real != real_space and not real.startswith(real_space + os.sep):
-        raise InvalidRequest(f"{path} leads outside your space")
+        raise InvalidRequest(msg("%(path)s leads outside your space", path=path))

@@ -19,6 +19,7 @@ from . import audit
 from .clusters import make_adapter, sync_cluster
 from .errors import Conflict, InvalidRequest, NotFound
 from .platform import Platform
+from ..messages import msg
 
 log = logging.getLogger(__name__)
 SECRETS = ("rest_token",)
@@ -51,9 +52,9 @@ def _validated(data: dict) -> ClusterConfig:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "cluster"
-        raise InvalidRequest(f"{where}: {first['msg']}") from None
+        raise InvalidRequest(msg("%(where)s: %(problem)s", where=where, problem=first['msg'])) from None
     if cfg.kind == "local":
-        raise InvalidRequest("local executors are configured in the file, not registered")
+        raise InvalidRequest(msg("local executors are configured in the file, not registered"))
     return cfg
 
 
@@ -70,7 +71,7 @@ def register(platform: Platform, data: dict, who: audit.Who) -> Cluster:
     with platform.db.session() as session:
         if cfg.name in {c.name for c in platform.settings.clusters} or session.scalar(
                 select(RegisteredCluster).where(RegisteredCluster.name == cfg.name)):
-            raise Conflict(f"cluster {cfg.name!r} exists")
+            raise Conflict(msg("cluster %(name)r exists", name=cfg.name))
     _attach(platform, cfg)
     try:
         with platform.db.session() as session:
@@ -89,10 +90,10 @@ def update(platform: Platform, name: str, changes: dict, who: audit.Who) -> Clus
         row = session.scalar(select(RegisteredCluster).where(RegisteredCluster.name == name))
         if row is None:
             if name in {c.name for c in platform.settings.clusters}:
-                raise InvalidRequest(f"cluster {name} is defined in the configuration file: change it there")
-            raise NotFound(f"no registered cluster {name!r}")
+                raise InvalidRequest(msg("cluster %(name)s is defined in the configuration file: change it there", name=name))
+            raise NotFound(msg("no registered cluster %(name)r", name=name))
         if "name" in changes and changes["name"] != name:
-            raise InvalidRequest("a cluster cannot be renamed")
+            raise InvalidRequest(msg("a cluster cannot be renamed"))
         cfg = _validated({**row.config, **changes})
         row.config = cfg.model_dump(mode="json")
         audit.record(session, who, "cluster.update", f"cluster:{name}", fields=sorted(changes))
@@ -106,7 +107,7 @@ def deregister(platform: Platform, name: str, who: audit.Who) -> None:
     with platform.db.session() as session:
         row = session.scalar(select(RegisteredCluster).where(RegisteredCluster.name == name))
         if row is None:
-            raise NotFound(f"no registered cluster {name!r}")
+            raise NotFound(msg("no registered cluster %(name)r", name=name))
         session.delete(row)
         cluster = session.scalar(select(Cluster).where(Cluster.name == name))
         if cluster is not None:

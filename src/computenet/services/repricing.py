@@ -24,6 +24,7 @@ from . import audit
 from .errors import Conflict, InvalidRequest, NotFound
 from .charging import record_partition
 from .pricing import quote
+from ..messages import msg
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,9 @@ def close_month(session: Session, month: str, who: audit.Who) -> ClosedPeriod:
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
     if end > utcnow():
-        raise InvalidRequest(f"{month} has not ended yet")
+        raise InvalidRequest(msg("%(month)s has not ended yet", month=month))
     if session.get(ClosedPeriod, month):
-        raise Conflict(f"{month} is already closed")
+        raise Conflict(msg("%(month)s is already closed", month=month))
     period = ClosedPeriod(month=month, actor=who.actor)
     session.add(period)
     audit.record(session, who, "month.close", f"month:{month}")
@@ -67,27 +68,28 @@ def current_amount(session: Session, charge: Charge) -> Decimal:
 def reprice(session: Session, job_ids: list[int], reason: str, batch: str, who: audit.Who,
             billing: BillingConfig = BillingConfig()) -> list[Repriced]:
     if not reason.strip():
-        raise InvalidRequest("re-pricing needs a reason")
+        raise InvalidRequest(msg("re-pricing needs a reason"))
     if not job_ids:
-        raise InvalidRequest("name the jobs to re-price")
+        raise InvalidRequest(msg("name the jobs to re-price"))
     plan: list[tuple[Job, Charge, Decimal, Decimal, str]] = []
     for job_id in sorted(set(job_ids)):
         job = session.get(Job, job_id)
         if job is None:
-            raise NotFound(f"no job {job_id}")
+            raise NotFound(msg("no job %(job_id)s", job_id=job_id))
         if job.settled_at is None:
-            raise InvalidRequest(f"job {job_id} is not settled yet; it will be charged at the current prices")
+            raise InvalidRequest(msg("job %(job_id)s is not settled yet; it will be charged at the current prices", job_id=job_id))
         tenant_id = session.get(Account, job.account_id).tenant_id
         for charge in session.scalars(select(Charge).where(Charge.job_id == job.id).order_by(Charge.id)):
             if closed(session, charge.created_at):
-                raise InvalidRequest(f"job {job_id} was charged in {charge.created_at:%Y-%m}, whose statements are "
-                                     f"closed; book a manual adjustment in the current month instead")
+                raise InvalidRequest(msg("job %(job_id)s was charged in %(month)s, whose statements are closed; book a "
+                                         "manual adjustment in the current month instead", job_id=job_id,
+                                         month=charge.created_at.strftime("%Y-%m")))
             row = session.get(UsageRecordRow, charge.usage_record_id)
             part = record_partition(session, row, job)
             rated = quote(session, part, Usage(row.elapsed_seconds, row.cpus, row.gpus, row.mem_mb),
                           row.start_time or row.submit_time, billing, gpu_model=row.gpu_type, tenant_id=tenant_id)
             if rated is None:
-                raise InvalidRequest(f"job {job_id}: no price in force when it ran")
+                raise InvalidRequest(msg("job %(job_id)s: no price in force when it ran", job_id=job_id))
             plan.append((job, charge, current_amount(session, charge), rated.amount, part.product_line))
     results = []
     for job, charge, old, new, product_line in plan:  # nothing has been written before this point

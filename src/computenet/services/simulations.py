@@ -26,6 +26,7 @@ from typing import Callable
 from ..config import Settings
 from ..fsutil import atomic_write_json, read_json_or
 from .errors import Conflict, InvalidRequest, NotFound, TooLarge
+from ..messages import msg
 
 # the first four of sim.compare.POLICY_NAMES and owned_first (written out: that module imports numpy)
 DEFAULT_POLICIES = "static,round_robin,least_loaded,earliest_start,owned_first"
@@ -99,15 +100,15 @@ def check(spec: Spec, max_jobs: int | None = None) -> None:
     from ..sim.compare import POLICY_NAMES, SpecError, make_policy, parse_clusters
 
     if spec.jobs is not None and spec.jobs < 1:
-        raise InvalidRequest("--jobs must be at least 1")
+        raise InvalidRequest(msg("--jobs must be at least 1"))
     if max_jobs is not None and spec.jobs is not None and spec.jobs > max_jobs:
-        raise InvalidRequest(f"--jobs: at most {max_jobs} here")
+        raise InvalidRequest(msg("--jobs: at most %(most)s here", most=max_jobs))
     if spec.cores is not None and spec.cores < 1:
-        raise InvalidRequest("--cores must be at least 1")
+        raise InvalidRequest(msg("--cores must be at least 1"))
     if spec.gpus is not None and spec.gpus < 0:
-        raise InvalidRequest("--gpus cannot be negative")
+        raise InvalidRequest(msg("--gpus cannot be negative"))
     if not spec.policies:
-        raise InvalidRequest(f"--policies: name at least one ({', '.join(POLICY_NAMES)}, pooled)")
+        raise InvalidRequest(msg("--policies: name at least one (%(listed)s, pooled)", listed=", ".join(POLICY_NAMES)))
     try:
         clusters = parse_clusters(spec.clusters, 1000)
         for name in spec.policies:
@@ -157,11 +158,11 @@ def run(spec: Spec, show_progress: bool = False,
                                                kill_at_limit=spec.kill_at_limit)
             on_step(len(steps), len(steps), None)
     except KeyError as exc:
-        raise InvalidRequest(f"{spec.nodes}: no column {exc} (not an openb node list)") from None
+        raise InvalidRequest(msg("%(nodes)s: no column %(column)s (not an openb node list)", nodes=spec.nodes, column=str(exc))) from None
     except (sim_trace.TraceError, sim_compare.SpecError, ValueError) as exc:
         raise InvalidRequest(str(exc)) from None
     except OSError as exc:
-        raise InvalidRequest(f"{exc.filename or spec.trace}: {exc.strerror or exc}") from None
+        raise InvalidRequest(msg("%(where)s: %(problem)s", where=exc.filename or spec.trace, problem=exc.strerror or str(exc))) from None
     return Outcome(data, network, left_out, results, spec.kill_at_limit)
 
 
@@ -197,7 +198,7 @@ def trace_path(settings: Settings, name: str, kind: str = "shared") -> Path:
     for t in traces(settings):
         if t["name"] == name and t["kind"] == kind:
             return (uploads_dir(settings) if kind == "uploaded" else traces_dir(settings)) / t["name"]
-    raise InvalidRequest(f"no trace {name[:200]!r} here (pick one of the list, or upload an SWF log)")
+    raise InvalidRequest(msg("no trace %(name)r here (pick one of the list, or upload an SWF log)", name=name[:200]))
 
 
 def save_upload(settings: Settings, filename: str, data: bytes) -> str:
@@ -206,9 +207,9 @@ def save_upload(settings: Settings, filename: str, data: bytes) -> str:
 
     limit = settings.sim.max_upload_mb * 1024 * 1024
     if len(data) > limit:
-        raise TooLarge(f"the trace is {len(data)} bytes: at most {settings.sim.max_upload_mb} MB")
+        raise TooLarge(msg("the trace is %(size)s bytes: at most %(most)s MB", size=len(data), most=settings.sim.max_upload_mb))
     if not data:
-        raise InvalidRequest("the uploaded trace is empty")
+        raise InvalidRequest(msg("the uploaded trace is empty"))
     gz = data[:2] == b"\x1f\x8b"
     stem = UPLOAD_NAME.sub("-", Path(filename or "trace").name).strip(".-")[:60] or "trace"
     stem = re.sub(r"(\.swf)?(\.gz)?$", "", stem, flags=re.I) or "trace"
@@ -221,9 +222,10 @@ def save_upload(settings: Settings, filename: str, data: bytes) -> str:
         read_swf(temp, limit=settings.sim.max_jobs)
         os.replace(temp, folder / name)
     except TraceError as exc:
-        raise InvalidRequest(f"{filename[:100]}: not a usable SWF log ({str(exc).split(': ', 1)[-1]})") from None
+        raise InvalidRequest(msg("%(name)s: not a usable SWF log (%(problem)s)", name=filename[:100],
+                                 problem=str(exc).split(": ", 1)[-1])) from None
     except (OSError, EOFError, ValueError) as exc:
-        raise InvalidRequest(f"{filename[:100]}: not a usable SWF log ({exc})") from None
+        raise InvalidRequest(msg("%(name)s: not a usable SWF log (%(problem)s)", name=filename[:100], problem=str(exc))) from None
     finally:
         temp.unlink(missing_ok=True)
     return name
@@ -251,8 +253,9 @@ class Runner:
         with self.lock:
             busy = [i for i, t in self.active.items() if t.is_alive()]
             if len(busy) >= self.settings.sim.concurrent:
-                raise Conflict(f"{len(busy)} simulation(s) running ({', '.join(busy)}): at most "
-                               f"{self.settings.sim.concurrent} at a time; start this one when it has finished")
+                raise Conflict(msg("%(count)s simulation(s) running (%(listed)s): at most %(most)s at a time; "
+                                   "start this one when it has finished", count=len(busy), listed=", ".join(busy),
+                                   most=self.settings.sim.concurrent))
             run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
             self.folder.mkdir(parents=True, exist_ok=True)
             record = {"id": run_id, "status": "running", "by": actor, "started_at": _now(), "finished_at": None,
@@ -295,10 +298,10 @@ class Runner:
 
     def get(self, run_id: str) -> dict:
         if not RUN_ID.match(run_id or ""):
-            raise NotFound(f"no simulation {run_id[:40]!r}")
+            raise NotFound(msg("no simulation %(run)r", run=run_id[:40]))
         record = read_json_or(self.folder / f"{run_id}.json")
         if not isinstance(record, dict):
-            raise NotFound(f"no simulation {run_id!r}")
+            raise NotFound(msg("no simulation %(run)r", run=run_id))
         return self._live(record)
 
     def _live(self, record: dict) -> dict:

@@ -188,8 +188,8 @@ def move(session: Session, source: Account, target: Account, amount: object, key
     except ledger.InsufficientFunds:
         raise InsufficientFunds(msg("%(source)s cannot spare %(value)s",
                                     source=source.name, value=Money(value, english=ledger.money(value)))) from None
-    except LedgerError as exc:
-        raise InvalidRequest(str(exc)) from None
+    except LedgerError as exc:  # its message (translatable) as it is
+        raise InvalidRequest(exc.args[0] if len(exc.args) == 1 else str(exc)) from None
 
 
 def add_contract(session: Session, tenant: Tenant, *, cluster_id: int | None = None, partition: str = "*",

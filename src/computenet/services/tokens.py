@@ -97,7 +97,8 @@ def find(session: Session, token_id: int, owner: User | None = None) -> ApiToken
     """A token by id; with ``owner``, only theirs (another's answers as a missing one)."""
     row = session.get(ApiToken, token_id)
     if row is None or (owner is not None and row.user_id != owner.id):
-        raise NotFound(f"no token {token_id}" + (" of yours" if owner is not None else ""))
+        raise NotFound(msg("no token %(token)s of yours", token=token_id) if owner is not None else
+                       msg("no token %(token)s", token=token_id))
     return row
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from ..store.models import Account, AccountMember, Charge, Cluster, Job, UsageRecordRow, User
 from .errors import InvalidRequest
+from ..messages import msg
 
 GROUPS = ("user", "account", "cluster", "partition", "day")
 
@@ -28,9 +29,9 @@ class UsageRow:
 def usage(session: Session, user: User, by: str, start: datetime | None, end: datetime | None) -> list[UsageRow]:
     """Rated usage in the accounts the user belongs to, by when it ran (its end)."""
     if by not in GROUPS:
-        raise InvalidRequest(f"cannot group by {by!r} (use one of {', '.join(GROUPS)})")
+        raise InvalidRequest(msg("cannot group by %(by)r (use one of %(listed)s)", by=by, listed=", ".join(GROUPS)))
     if start and end and end <= start:
-        raise InvalidRequest("--to must be after --from")
+        raise InvalidRequest(msg("--to must be after --from"))
     member_of = select(AccountMember.account_id).where(AccountMember.user_id == user.id)
     query = (
         select(Charge.job_id, Charge.core_seconds, Charge.gpu_seconds, Charge.amount, UsageRecordRow.end_time,

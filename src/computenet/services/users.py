@@ -165,8 +165,9 @@ def set_status(session: Session, actor: User | None, who: audit.Who, user: User,
     if actor is not None and actor.id == user.id:
         raise InvalidRequest(msg("you cannot %(change)s yourself", change=change))
     if user.status not in from_:
-        raise Conflict(f"user {user.name} is {user.status}" + (": a deleted user stays deleted"
-                                                               if user.status == "deleted" else ""))
+        raise Conflict(msg("user %(user)s is %(status)s: a deleted user stays deleted", user=user.name, status=user.status)
+                       if user.status == "deleted" else
+                       msg("user %(user)s is %(status)s", user=user.name, status=user.status))
     user.status, user.status_reason = status, why
     detail: dict = {"reason": why}
     if change == "delete":

@@ -278,8 +278,8 @@ def begin_upload(session: Session, platform: Platform, user: User, text: str, si
     except files.FileError as exc:
         raise service_error(exc) from None
     if existing is not None and (existing.kind != "file" or not overwrite):
-        raise InvalidRequest(f"{space.show(rel)} exists" + ("" if existing.kind != "file" else
-                                                             " (overwrite it with --force / overwrite=true)"))
+        raise InvalidRequest(msg("%(path)s exists", path=space.show(rel)) if existing.kind != "file" else
+                             msg("%(path)s exists (overwrite it with --force / overwrite=true)", path=space.show(rel)))
     freed = existing.size if existing is not None else 0
     open_uploads = list(session.scalars(select(Upload).where(Upload.user_id == user.id,
                                                              Upload.completed_at.is_(None))))

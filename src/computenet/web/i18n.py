@@ -105,13 +105,13 @@ class Formats:
 def localise(text, language: str, formats: Formats) -> str:
     """A service's message (messages.Text, or an exception carrying one) in ``language``: its template
     translated, money, decimals and moments in the locale's format, fragments translated in turn (in English
-    the text is the services' own, character for character). Plain
-    text (an error nobody wrapped) is shown as it is; a translation that does not fit its parameters falls
-    back to the English text rather than failing the page."""
+    the services' own words, with money and moments as the English pages write them: "CN¥6.00", not the
+    API's "6.00 CNY"). Plain text (an error nobody wrapped) is shown as it is; a translation that does not
+    fit its parameters falls back to the English text rather than failing the page."""
     made = messages.template_of(text)
-    if made is None or language == DEFAULT:  # English: the services' own words, as the API and CLI say them
+    if made is None:
         return str(text)
-    said = translations(language).gettext(made.template)
+    said = made.template if language == DEFAULT else translations(language).gettext(made.template)
     if not made.params:
         return said
     values = {name: _local(value, language, formats) for name, value in made.params.items()}

@@ -20,15 +20,16 @@ from sqlalchemy import select
 from ...api.views import job_detail
 from ...domain.states import JobState
 from ...schemas import MAX_OFFSET
-from ...services import job_hold, job_output, monitoring
+from ...services import job_hold, job_output, job_update, monitoring, timeline
 from ...services import jobs as job_service
 from ...services.accounts import accounts_of
 from ...services.errors import Conflict, InvalidRequest, NotFound, ServiceError
 from ...services.job_search import JobQuery, search
 from ...services.platform import Platform
-from ...store.models import Account, Cluster, Job, User
+from ...store.models import Account, Cluster, Job, Partition, User
 from ..render import Viewer, page
 from ..viewer import check_csrf, viewer
+from ... import messages
 
 router = APIRouter(include_in_schema=False)
 
@@ -114,7 +115,10 @@ def _candidates(routing: dict | None, decided_at) -> list[dict]:
     out = []
     for item in (routing or {}).get("candidates", []):
         wait = item.get("wait_s")
-        out.append(item | {"name": f"{item['cluster']}/{item['partition']}",
+        said = item.get("reasons_said") or []  # stored with the decision: the reasons in any language
+        reasons = [messages.load(said[i] if i < len(said) else None, reason)
+                   for i, reason in enumerate(item.get("reasons") or [])]
+        out.append(item | {"name": f"{item['cluster']}/{item['partition']}", "reasons": reasons,
                            "predicted_start": None if wait is None or decided_at is None
                            else decided_at + timedelta(seconds=wait)})
     return out
@@ -160,7 +164,7 @@ def _status_context(session, job: Job) -> dict:
     detail = job_detail(session, job)
     ended = JobState(job.state).is_terminal
     owner_holds = [e.detail for e in detail.events if e.detail in ("held by its owner", "released by its owner")]
-    return {"job": job, "detail": detail, "ended": ended,
+    return {"job": job, "detail": detail, "ended": ended, "event_said": timeline.said,
             "held_by_owner": bool(owner_holds) and owner_holds[-1] == "held by its owner",
             "live": not ended or (not detail.settled and not job.needs_reconcile),
             "resubmittable": job.origin == "platform" and bool(job.script) and not job.inputs}
@@ -177,7 +181,11 @@ def job_page(request: Request, job_id: str):
         context = _status_context(session, job)
         routing = job.routing or {}
         stats = monitoring.analyse(session, platform, job)
-        return page(request, who, "jobs/detail.html", **context, routing=routing,
+        updatable = job.owner_id == who.user.id and not context["ended"] and job.native_id is not None
+        partitions = sorted(session.scalars(select(Partition.name).where(
+            Partition.cluster_id == job.cluster_id, Partition.available.is_(True)))) if updatable else []
+        return page(request, who, "jobs/detail.html", **context, routing=routing, updatable=updatable,
+                    update_partitions=partitions,
                     candidates=_candidates(routing, _decided_at(routing) or job.submitted_at), stats=stats,
                     chart=_chart(who, stats), logs=[_log(job, s, 0, platform) for s in _streams(job)],
                     live_every=LIVE_EVERY, message=request.query_params.get("done", "")[:20])
@@ -267,3 +275,18 @@ def _resubmit(platform: Platform, user_id: int, job_id: int) -> Job:
 @router.post("/portal/jobs/{job_id}/resubmit")
 async def resubmit(request: Request, job_id: str, csrf_token: str = Form("", max_length=100)):
     return await run_in_threadpool(_act, request, job_id, csrf_token, _resubmit, "resubmit")
+
+
+@router.post("/portal/jobs/{job_id}/update")
+async def update(request: Request, job_id: str, csrf_token: str = Form("", max_length=100),
+                 time_limit: str = Form("", max_length=40), partition: str = Form("", max_length=100),
+                 name: str = Form("", max_length=200)):
+    """`cnet update` by form: what was left as it is (empty, or the job's own value) is not sent."""
+    def change(platform: Platform, user_id: int, number: int) -> Job:
+        with platform.db.session() as session:
+            job = job_service.get_job(session, session.get(User, user_id), number)
+            same_partition, same_name = job.partition, job.name
+        return job_update.update_job(platform, user_id, number, time_limit=time_limit.strip() or None,
+                                     partition=None if partition.strip() in ("", same_partition) else partition.strip(),
+                                     name=None if name.strip() in ("", same_name) else name.strip())
+    return await run_in_threadpool(_act, request, job_id, csrf_token, change, "update")

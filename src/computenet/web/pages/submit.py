@@ -19,13 +19,16 @@ from ...domain.sbatch import MAX_SCRIPT_BYTES
 from ...routing.policies import POLICIES
 from ...services import jobs as job_service
 from ...services.accounts import accounts_of
-from ...services.errors import ServiceError
+from ...services.errors import InvalidRequest, ServiceError
+from ...services.job_files import resolve_inputs
+from ...messages import msg
+from ...schemas import JobSubmit
 from ...services.platform import Platform
 from ...store.models import Partition, User
 from ..i18n import N_
 from ..render import page
 from ..viewer import check_csrf, viewer
-from .submit_apps import router as apps_router
+from .submit_apps import router as apps_router, workspace_files
 from .submit_sbatch import DEFAULT_SCRIPT, FIELDS, BadField, read_fields, write_fields
 
 router = APIRouter(include_in_schema=False)
@@ -35,6 +38,7 @@ POLICY_WORDS = {"earliest_start": N_("earliest start"), "cheapest": N_("cheapest
                 "owned_first": N_("the centre's own clusters first"), "data_locality": N_("near the data"),
                 "weighted": N_("weighted")}
 OPTION_FIELDS = {f"opt_{f.key}": f for f in FIELDS}
+MAX_INPUTS = JobSubmit.model_fields["inputs"].metadata[0].max_length  # as POST /jobs takes
 
 
 def _platform(request: Request) -> Platform:
@@ -60,10 +64,13 @@ def estimate_rows(decision) -> list[dict]:
 
 
 def _choices(request: Request, who) -> dict:
-    """What the assistance offers to pick from: the user's accounts, the network's partitions."""
-    with _platform(request).db.session() as session:
+    """What the assistance offers to pick from: the user's accounts, the network's partitions, the
+    workspace files a job may have copied into its directory."""
+    platform = _platform(request)
+    with platform.db.session() as session:
         user = session.get(User, who.user.id)
         return {"account_names": [a.name for a in accounts_of(session, user)],
+                "workspace_files": workspace_files(session, platform, user),
                 "partition_names": sorted(set(session.scalars(select(Partition.name).where(
                     Partition.available.is_(True)))))}
 
@@ -86,7 +93,24 @@ def _compose(who, script: str, options: dict[str, str]) -> tuple[str, str | None
 def _composer(request: Request, who, script: str, status: int = 200, **extra):
     return page(request, who, "submit/composer.html", status=status, script=script, fields=FIELDS,
                 values=read_fields(script), policies=POLICIES, policy_words=POLICY_WORDS,
-                max_script=MAX_SCRIPT_BYTES, **(_choices(request, who) | {"policy": ""} | extra))
+                max_script=MAX_SCRIPT_BYTES, **(_choices(request, who) | {"policy": "", "inputs": []} | extra))
+
+
+def input_paths(picked: list[str], typed: str) -> list[str]:
+    """The workspace files to stage (picked, then typed one a line), each once, in order; as many as
+    POST /jobs takes (its ``inputs``)."""
+    paths = list(dict.fromkeys(p.strip() for p in [*picked, *typed.splitlines()] if p.strip()))
+    if len(paths) > MAX_INPUTS:
+        raise InvalidRequest(msg(N_("at most %(most)s input files per job"), most=MAX_INPUTS))
+    return paths
+
+
+def _extras(platform: Platform, user_id: int, paths: list[str]) -> job_service.JobExtras | None:
+    """The inputs checked as the API checks them (each exists, is a file, no two share a name)."""
+    if not paths:
+        return None
+    with platform.db.session() as session:
+        return job_service.JobExtras(inputs=resolve_inputs(session, platform, session.get(User, user_id), paths))
 
 
 @router.get("/portal/submit")
@@ -142,8 +166,10 @@ def submit(request: Request, script: str = Form(""),
            opt_partition: str = Form("", max_length=200), opt_nodes: str = Form("", max_length=200),
            opt_ntasks: str = Form("", max_length=200), opt_cpus_per_task: str = Form("", max_length=200),
            opt_mem: str = Form("", max_length=200), opt_gpus: str = Form("", max_length=200),
-           opt_time: str = Form("", max_length=200)):
-    """Submit: the same service, checks and messages as POST /jobs; then the job's page."""
+           opt_time: str = Form("", max_length=200), inputs: list[str] = Form([]),
+           inputs_typed: str = Form("", max_length=20_000)):
+    """Submit: the same service, checks and messages as POST /jobs (workspace files to stage as its
+    ``inputs``); then the job's page."""
     who = viewer(request)
     check_csrf(who, csrf_token)
     options = {"job_name": opt_job_name, "account": opt_account, "partition": opt_partition, "nodes": opt_nodes,
@@ -151,11 +177,13 @@ def submit(request: Request, script: str = Form(""),
                "time": opt_time}
     composed, error = _compose(who, script, options)
     heading = who.gettext("The job was not submitted")
+    picked = [p[:1000] for p in inputs[:MAX_INPUTS + 1]]
+    kept = {"policy": policy, "inputs": picked, "inputs_typed": inputs_typed, "heading": heading}
     if error is not None:
-        return _composer(request, who, script, status=400, refusal=error, policy=policy, heading=heading)
+        return _composer(request, who, script, status=400, refusal=error, **kept)
     try:
-        job = job_service.submit_job(_platform(request), who.user.id, composed, [], None, _wanted(policy))
+        extras = _extras(_platform(request), who.user.id, input_paths(picked, inputs_typed))
+        job = job_service.submit_job(_platform(request), who.user.id, composed, [], None, _wanted(policy), extras)
     except ServiceError as exc:
-        return _composer(request, who, composed, status=exc.status_code, refusal=who.say(exc), policy=policy,
-                         heading=heading)
+        return _composer(request, who, composed, status=exc.status_code, refusal=who.say(exc), **kept)
     return RedirectResponse(f"/portal/jobs/{job.id}", status_code=303)
