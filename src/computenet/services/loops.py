@@ -98,6 +98,11 @@ class BackgroundServices:
         self.threads.append(threading.Thread(target=self._loop, args=("sample retention", METER_INTERVAL_S,
                                                                       SampleCompactor(self.platform).run_once),
                                              name="sample-retention", daemon=True))
+        from .sessions.watch import SessionWatch  # interactive sessions: queued -> starting -> running -> ended
+
+        self.threads.append(threading.Thread(target=self._loop, args=(
+            "sessions", self.platform.settings.sessions.watch_interval_s, SessionWatch(self.platform).run_once),
+            name="sessions", daemon=True))
         for thread in self.threads:
             thread.start()
 

@@ -433,3 +433,4 @@ from .app_models import App, FileRecord, Upload  # noqa: E402,F401
 from .monitor_models import JobProfile, JobSample, JobStepSample  # noqa: E402,F401
 from .admin_models import AuditEvent, ChargeAdjustment, ClosedPeriod, RoleGrant, SlurmAccount  # noqa: E402,F401
 from .auth_models import ExternalIdentity, OidcLogin, PasswordCredential, PasswordReset, RefreshToken, SignInAttempt, WebSession  # noqa: E402,F401
+from .session_models import InteractiveSession  # noqa: E402,F401

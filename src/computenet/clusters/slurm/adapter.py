@@ -145,6 +145,14 @@ class SlurmCluster:
             raise LookupError(f"cluster {self.name} does not know job {native_id}")
         raise ClusterError(_message(result))
 
+    def set_time_limit(self, native_id: str, minutes: int) -> None:
+        result = self._run(commands.scontrol_time_limit_argv(native_id, minutes))
+        if not _failed(result):
+            return
+        if _INVALID_ID in result.stderr or "Invalid job id" in result.stderr:
+            raise LookupError(f"cluster {self.name} does not know job {native_id}")
+        raise ClusterError(_message(result))
+
     def queue(self) -> list[QueueEntry]:
         """Every live job on the cluster (one squeue call)."""
         result = self._run(commands.squeue_queue_argv())
