@@ -107,7 +107,7 @@ def test_jupyterlab_through_the_proxy_owner_only_stopped_and_charged(lab):
         secret, workdir, host = row.secret, row.job.workdir, row.host
     assert host == socket.gethostname()
     # the secret: a private file in the job's directory, never in an answer or on a command line
-    assert stat.S_IMODE(os.stat(Path(workdir) / "cnet-session.secret").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(Path(workdir) / ".cnet-session.secret").st_mode) == 0o600
     assert secret not in json.dumps(alice.sessions()) and secret not in json.dumps(alice.job(job_id).model_dump(mode="json"))
     jupyter = [p for p in Path("/proc").iterdir() if p.name.isdigit() and b"jupyter" in _cmdline(p)]
     assert jupyter and all(secret.encode() not in _cmdline(p) for p in jupyter)
@@ -116,6 +116,11 @@ def test_jupyterlab_through_the_proxy_owner_only_stopped_and_charged(lab):
     base = f"{srv.url}/sessions/{sid}/"
     status = httpx.get(f"{base}api/status", headers=auth, timeout=30)
     assert status.status_code == 200 and "started" in status.json()
+    # the secret file is in the session's directory, hidden from JupyterLab (no listing, no download)
+    listing = httpx.get(f"{base}api/contents", headers=auth, timeout=30).json()
+    assert ".cnet-session.secret" not in {item["name"] for item in listing["content"]}
+    assert httpx.get(f"{base}api/contents/.cnet-session.secret", headers=auth, timeout=30).status_code == 404
+    assert httpx.get(f"{base}files/.cnet-session.secret", headers=auth, timeout=30).status_code in (403, 404)
     lab_page = httpx.get(f"{base}lab", headers=auth, timeout=30)
     assert lab_page.status_code == 200 and "JupyterLab" in lab_page.text
     kernel = httpx.post(f"{base}api/kernels", headers=auth | {"Content-Type": "application/json"},

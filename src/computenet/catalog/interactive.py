@@ -9,9 +9,9 @@ line or in the environment: a server takes it from the file (e.g. JUPYTER_TOKEN_
 
 from __future__ import annotations
 
-SECRET_FILE = "cnet-session.secret"
-BASE_FILE = "cnet-session.base"
-REPORT_FILE = "cnet-session.json"
+SECRET_FILE = ".cnet-session.secret"  # dot files: JupyterLab neither lists nor serves them
+BASE_FILE = ".cnet-session.base"
+REPORT_FILE = ".cnet-session.json"
 
 # the probe each type answers when it is up, relative to the base URL (a spec may name its own)
 DEFAULT_PROBES = {"jupyterlab": "api/status", "shell": "", "desktop": ""}

@@ -9,6 +9,8 @@ from .operations import router as operations
 from .operations_money import router as operations_money
 from .operations_people import router as operations_people
 from .projects import router as projects
+from .sessions import router as sessions
 from .submit import router as submit
 
-ROUTERS = [billing, files, finance, home, jobs, operations, operations_money, operations_people, projects, submit]
+ROUTERS = [billing, files, finance, home, jobs, operations, operations_money, operations_people, projects, submit,
+           sessions]
