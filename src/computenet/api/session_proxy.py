@@ -31,6 +31,7 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriza
               "transfer-encoding", "upgrade", "host", "content-length"}
 PLATFORM_COOKIES = {web_sessions.COOKIE, "cnet_lang"}
 ACTIVITY_EVERY_S = 30.0  # a session's last use is written at most this often
+CHUNK_BYTES = 1 << 20  # a download is passed on in blocks of up to this (fewer, larger ASGI sends)
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
@@ -171,7 +172,7 @@ def mount(app: FastAPI) -> None:
         except httpx.HTTPError as exc:
             return JSONResponse({"detail": f"the session's server did not answer: {type(exc).__name__}"},
                                 status_code=502)
-        response = StreamingResponse(answer.aiter_raw(), status_code=answer.status_code,
+        response = StreamingResponse(answer.aiter_raw(CHUNK_BYTES), status_code=answer.status_code,
                                      background=BackgroundTask(answer.aclose))
         response.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1"))
                                 for k, v in _response_headers(answer.headers)]
