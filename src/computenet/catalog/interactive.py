@@ -22,7 +22,7 @@ umask 077
 CNET_SESSION_SECRET_FILE="$PWD/{SECRET_FILE}"
 if [ ! -s "$CNET_SESSION_SECRET_FILE" ]; then echo "ComputeNet: the session secret is missing" >&2; exit 1; fi
 CNET_SESSION_BASE_URL="$(cat "$PWD/{BASE_FILE}")"
-CNET_SESSION_HOST="$(hostname 2>/dev/null || uname -n)"
+CNET_SESSION_HOST="${{SLURMD_NODENAME:-$(hostname 2>/dev/null || uname -n)}}"  # the scheduler's name for it
 if command -v python3 >/dev/null 2>&1; then
   CNET_SESSION_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])')"
 else

@@ -185,6 +185,12 @@ def scontrol_job_argv(native_id: str) -> list[str]:
     return ["scontrol", "--oneliner", "show", "job", native_id]
 
 
+def scontrol_node_argv(node: str) -> list[str]:
+    if not node or node.startswith("-") or any(c.isspace() or c in ",[]" for c in node):
+        raise ValueError(f"not a node name: {node!r}")
+    return ["scontrol", "--oneliner", "show", "node", node]
+
+
 def scontrol_ping_argv() -> list[str]:
     return ["scontrol", "ping"]
 

@@ -86,8 +86,16 @@ def check(platform: Platform, job: Job, report: object) -> tuple[str, str, int]:
                             f"({', '.join(nodes) or 'none known'})")
     if platform.cluster_config(job.cluster.name).kind == "local":
         return host, "127.0.0.1", port
+    adapter = platform.adapter(job.cluster.name)
+    if hasattr(adapter, "node_address"):  # Slurm's NodeAddr: a NodeName need not resolve
+        try:
+            host_address = adapter.node_address(host)
+        except ClusterError as exc:
+            raise ReportRefused(f"the address of the job's node {host} is not known: {exc}") from None
+    else:
+        host_address = host
     try:
-        address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4][0]
+        address = socket.getaddrinfo(host_address, port, type=socket.SOCK_STREAM)[0][4][0]
     except OSError as exc:
         raise ReportRefused(f"the job's node {host} has no address here: {exc}") from None
     return host, address, port
