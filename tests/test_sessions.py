@@ -11,6 +11,7 @@ import socket
 import stat
 import sys
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from computenet.services.poller import ClusterPoller
 from computenet.services.sessions import report
 from computenet.services.sessions.watch import SessionWatch
 from computenet.store.models import InteractiveSession, Notification, Transfer, User
+from computenet.store.types import utcnow
 
 from conftest import add_user, local_cluster, poll_until
 
@@ -145,6 +147,16 @@ def test_jupyterlab_through_the_proxy_owner_only_stopped_and_charged(lab):
     # a cross-site browser request is refused before it reaches the node
     assert httpx.post(f"{base}api/kernels", headers=auth | {"Origin": "https://evil.example"},
                       json={}, timeout=30).status_code == 403
+
+    # an hour without a proxied request, but the kernel just ran a cell: JupyterLab's own account of
+    # its activity keeps the session from an idle stop
+    platform.settings.sessions.idle_minutes = 30
+    with platform.db.session() as session:
+        session.get(InteractiveSession, sid).last_activity_at = utcnow() - timedelta(hours=1)
+    SessionWatch(platform).run_once()
+    assert alice.session(sid)["state"] == "running"
+    with platform.db.session() as session:
+        assert utcnow() - session.get(InteractiveSession, sid).last_activity_at < timedelta(minutes=5)
 
     ended = alice.stop_session(sid)
     assert ended["state"] == "ended" and ended["ended_reason"] == "stopped"

@@ -42,6 +42,33 @@ def probe(platform: Platform, row: InteractiveSession) -> bool:
     return answer.status_code < 500
 
 
+def server_activity(platform: Platform, row: InteractiveSession):
+    """When the server last saw use, by its own account (JupyterLab's /api/status: its last activity,
+    now while a browser is connected or a kernel is busy); None where the server does not say."""
+    if row.kind != "jupyterlab":
+        return None
+    from datetime import datetime
+
+    from . import base_url
+
+    url = report.probe_url(row.address, row.port, base_url(row.id), "api/status")
+    try:
+        answer = httpx.get(url, headers={"Authorization": f"token {row.secret}"},
+                           timeout=platform.settings.sessions.probe_timeout_s)
+        status = answer.json() if answer.status_code == 200 else {}
+    except (httpx.HTTPError, ValueError):
+        return None
+    if not isinstance(status, dict):
+        return None
+    if (status.get("connections") or 0) > 0:
+        return utcnow()
+    try:
+        seen = datetime.fromisoformat(str(status.get("last_activity")).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return seen if seen.tzinfo is not None else None
+
+
 class SessionWatch:
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
@@ -74,6 +101,12 @@ class SessionWatch:
             if state.is_terminal:
                 reason = "time_limit" if state == JobState.TIMEOUT else "ended"
                 end(session, row, reason, f"the job ended: {state.value}" + (f" ({job.reason})" if job.reason else ""))
+                if reason == "time_limit":  # told, as for an idle stop (the charge is the job's, as ever)
+                    from ..notifications import notify_user
+
+                    notify_user(session, session.get(User, row.owner_id), session.get(Account, job.account_id),
+                                "session_ended", f"session {row.id} ({row.app}) reached its time limit of "
+                                f"{job.time_limit_minutes} minutes and ended", key=f"session_ended:{row.id}")
                 return reason
             if state != JobState.RUNNING:
                 return None  # queued (or suspended): the predicted start is the job's
@@ -97,6 +130,12 @@ class SessionWatch:
                                      "start; its log is the job's output")
             if cancel is None and row.state == "running":
                 idle_since = row.last_activity_at or row.ready_at or now
+                if now - idle_since > timedelta(minutes=cfg.idle_minutes):
+                    # nobody used it through the proxy: a server that says it is busy (a kernel still
+                    # computing, a browser still connected) is not idle
+                    busy = server_activity(self.platform, row)
+                    if busy is not None and busy > idle_since:
+                        row.last_activity_at = idle_since = busy
                 if now - idle_since > timedelta(minutes=cfg.idle_minutes):
                     cancel = ("idle", f"session {row.id} ({row.app}) was not used for {cfg.idle_minutes:g} "
                                       "minutes and was stopped")
