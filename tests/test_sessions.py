@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from websockets.sync.client import connect
 
 from computenet.client.sdk import ApiError, ComputeNetClient
@@ -257,3 +257,54 @@ def test_idle_session_is_stopped_and_its_owner_told_extend_holds_more(make_platf
             with platform.db.session() as session:
                 notes = session.scalars(select(Notification).where(Notification.kind == "session_idle")).all()
                 assert len(notes) == 1 and f"session {sid}" in notes[0].message
+
+
+def test_the_platform_cookies_stay_off_the_node_and_the_node_cannot_set_them():
+    from computenet.api import session_proxy
+
+    sent = session_proxy._request_headers(
+        httpx.Headers({"cookie": "cnet_session=SIGNIN; _xsrf=abc; cnet_lang=en", "authorization": "Bearer T",
+                       "host": "portal.example", "connection": "keep-alive"}), "SECRET")
+    as_dict = {}
+    for key, value in sent:
+        as_dict.setdefault(key.lower(), []).append(value)
+    assert as_dict["cookie"] == ["_xsrf=abc"] and as_dict["authorization"] == ["token SECRET"]
+    assert "connection" not in as_dict and as_dict["host"] == ["portal.example"]
+    kept = session_proxy._response_headers(httpx.Headers([
+        ("set-cookie", "cnet_session=planted; Path=/"), ("set-cookie", "_xsrf=x; Path=/sessions/1/"),
+        ("content-type", "text/html"), ("transfer-encoding", "chunked")]))
+    assert kept == [("set-cookie", "_xsrf=x; Path=/sessions/1/"), ("content-type", "text/html")]
+
+
+@pytest.mark.parametrize("body, status, words", [
+    ({"app": "no-such-app"}, 404, "no app 'no-such-app'"),
+    ({"app": "generic-shell"}, 400, "not interactive"),
+    ({"app": "tiny-web", "cores": 0}, 422, "cores"),
+    ({"app": "tiny-web", "cores": 3}, 400, "above the app's maximum of 2"),
+    ({"app": "tiny-web", "hours": 0}, 422, "hours"),
+    ({"app": "tiny-web", "hours": 25}, 400, "above the app's maximum of 1440"),
+    ({"app": "tiny-web", "shell": "rm -rf /"}, 422, "shell"),
+    ({"app": "tiny-web", "account": "someone-elses-lab"}, 400, "someone-elses-lab"),
+])
+def test_bad_starts_are_refused_and_leave_nothing_behind(make_platform, body, status, words):
+    platform = make_platform([local_cluster()])
+    with EmbeddedServer(platform, run_services=False) as srv:
+        _publish(platform, srv, "tiny-web")
+        with client(platform, srv, "fay") as fay:
+            answer = fay.http.post("/sessions", json=body)
+            assert answer.status_code == status, answer.text
+            assert words in answer.text
+            assert fay.sessions() == [] and fay.jobs() == []
+            with platform.db.session() as session:
+                assert session.scalar(select(func.count()).select_from(InteractiveSession)) == 0
+
+
+def test_a_start_the_account_cannot_cover_is_refused_and_leaves_nothing(make_platform):
+    platform = make_platform([local_cluster()])
+    with EmbeddedServer(platform, run_services=False) as srv:
+        _publish(platform, srv, "tiny-web")
+        with client(platform, srv, "gus", balance="1.00") as gus:
+            with pytest.raises(ApiError) as info:
+                gus.start_session("tiny-web", hours=2)  # 36 an hour a core
+            assert info.value.status == 402 and "cannot cover" in info.value.detail
+            assert gus.sessions() == [] and gus.jobs() == []

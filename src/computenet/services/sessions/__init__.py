@@ -39,8 +39,8 @@ def base_url(session_id: int) -> str:
 def start(platform: Platform, user_id: int, app: str, cores: int | None = None, hours: float | None = None,
           params: dict | None = None, account: str | None = None, cluster: str | None = None,
           partition: str | None = None, wanted=None) -> int:
-    """Submit the app's job and return the new session's id (all checks before anything is written)."""
-    from .. import app_runs
+    """Submit the app's job and return the new session's id; a refused start leaves no session, job or hold."""
+    from .. import app_runs, apps
     from ..jobs import JobExtras, RoutingRequest, submit_job
 
     params = dict(params or {})
@@ -50,12 +50,15 @@ def start(platform: Platform, user_id: int, app: str, cores: int | None = None, 
     if hours is not None and (not isinstance(hours, (int, float)) or isinstance(hours, bool)
                               or not 0 < hours <= MAX_HOURS):
         raise InvalidRequest(f"hours must be more than 0 and at most {MAX_HOURS}")
+    with platform.db.session() as session:  # the kind first: a batch app's parameters are not the point
+        found = apps.find(session, session.get(User, user_id), app).spec
+    if not found.interactive:
+        raise InvalidRequest(f"app {found.name} is not interactive: run it as a job (POST /apps/{found.name}/runs)")
+    if cores is not None and found.properties().get("cores", {}).get("x-resource") == "cores":
+        params["cores"] = cores
     ref, values, resources, inputs, scripts, envs, _ = app_runs.prepare(
-        platform, user_id, app, params | ({"cores": cores} if cores is not None and _has_cores(app, platform, user_id)
-                                          else {}), None, account, cluster, partition)
+        platform, user_id, app, params, found.version, account, cluster, partition)
     spec = ref.spec
-    if not spec.interactive:
-        raise InvalidRequest(f"app {spec.name} is not interactive: run it as a job (POST /apps/{spec.name}/runs)")
     maximum = spec.resources.get("maximum") or {}
     if cores is not None and resources.cores != cores:
         resources = replace(resources, cores=cores)
@@ -90,14 +93,6 @@ def start(platform: Platform, user_id: int, app: str, cores: int | None = None, 
     with platform.db.session() as session:
         session.get(InteractiveSession, session_id).job_id = job.id
     return session_id
-
-
-def _has_cores(app: str, platform: Platform, user_id: int) -> bool:
-    from .. import apps
-
-    with platform.db.session() as session:
-        spec = apps.find(session, session.get(User, user_id), app).spec
-    return spec.properties().get("cores", {}).get("x-resource") == "cores"
 
 
 def owned(session: Session, user: User, session_id: int) -> InteractiveSession:
