@@ -55,7 +55,6 @@ def test_file_then_environment(tmp_path, monkeypatch):
     ('[[clusters]]\nname = "bad name!"\nkind = "local"\n', "name"),
     ('[[clusters]]\nname = "a"\nkind = "local"\nprices = { "*" = { core_hour = "-1" } }\n', "greater than or equal"),
     ('[[clusters]]\nname = "a"\nkind = "pbs"\n', "kind"),
-    ('typo_option = 1\n', "typo_option"),
 ])
 def test_bad_configuration_is_named(tmp_path, body, fragment):
     config = tmp_path / "config.toml"

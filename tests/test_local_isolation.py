@@ -76,6 +76,42 @@ def test_a_job_reads_no_other_space_no_database_no_key(iso):
     assert out.strip().splitlines()[-1] != "0"  # never root
 
 
+def test_one_tree_isolated_a_staged_upload_is_read_and_the_rest_of_storage_stays_closed(iso):
+    """Jobs run in their owners' workspaces: a staged upload is readable by the job's own uid,
+    what it writes is listed by the files service, and beside users/ (uploads in progress,
+    project workspaces) a job user reads nothing."""
+    from computenet.services import job_files, workspaces
+    from computenet.services.jobs import JobExtras
+    from computenet.store.models import User
+
+    alice, _ = add_user(iso, "alice")
+    bob, _ = add_user(iso, "bob")
+    storage = iso.settings.storage_root()
+    with iso.db.session() as session:
+        owner = session.get(User, alice)
+        workspaces.write_small(session, iso, owner, "data/in.dat", b"alice-input\n", overwrite=False)
+        inputs = job_files.resolve_inputs(session, iso, owner, ["data/in.dat"])
+    secret = storage / ".uploads" / "pending" / "chunk"
+    secret.parent.mkdir(parents=True)
+    secret.write_text("upload-in-progress")
+    project = storage / "projects" / "lab" / "p.txt"
+    project.parent.mkdir(parents=True)
+    project.write_text("project-only")
+    job = submit_job(iso, alice, "#!/bin/bash\ncat in.dat\ncat ../../data/in.dat\necho out > made.txt\n", ["-t", "5"],
+                     extras=JobExtras(inputs=inputs))
+    adapter = iso.adapter("local")
+    poll_until(lambda: adapter.status([job.native_id])[job.native_id].state.is_terminal, what="alice's job")
+    assert Path(job.stdout_path).read_text() == "alice-input\nalice-input\n"
+    assert Path(job.workdir).parent.parent == storage / "users" / "alice"
+    with iso.db.session() as session:
+        listed = {e["path"] for e in workspaces.list_dir(session, iso, session.get(User, alice), f"jobs/{job.id}")}
+    assert {f"~/jobs/{job.id}/made.txt", f"~/jobs/{job.id}/in.dat"} <= listed, listed
+    script = "#!/bin/bash\n" + "".join(f"cat '{t}' 2>/dev/null && echo LEAKED-{i}\n" for i, t in enumerate(
+        [secret, project, Path(job.workdir) / "made.txt", storage / "users" / "alice" / "data" / "in.dat"]))
+    _, _, out = run(iso, bob, script + f"ls '{storage}/.uploads' 2>/dev/null && echo LISTED\n")
+    assert "LEAKED" not in out and "LISTED" not in out and "alice-input" not in out, out
+
+
 def test_the_job_environment_is_the_users_own(iso):
     bob, _ = add_user(iso, "bob")
     _, job, out = run(iso, bob, "#!/bin/bash\nenv\nid -u\n")

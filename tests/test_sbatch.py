@@ -48,7 +48,9 @@ def test_long_and_short_forms_give_the_same_request():
     short = spec_of("#!/bin/bash\n#SBATCH -N 2 -n 8 -c 4 -t 1-12:00:00\n"
                     "#SBATCH -p gpu -A lab -q high -J md -o o.txt -e e.txt\n"
                     "#SBATCH -D run -C a100 --gres=gpu:a100:2 --mem 64G\nsrun x\n")
-    assert long == short
+    # the same request; only the record of which spelling was used differs (gres or gpus-per-node)
+    assert long.resources == short.resources
+    assert long.options.model_copy(update={"used": ()}) == short.options.model_copy(update={"used": ()})
     r = long.resources
     assert (r.nodes, r.tasks, r.cpus_per_task, r.total_cores) == (2, 8, 4, 32)
     assert (r.gpus_per_node, r.gpu_type, r.total_gpus) == (2, "a100", 4)
@@ -161,3 +163,14 @@ def test_filename_patterns():
     assert patterns.problem("ok-%j.out") is None
     assert "unknown pattern %Z" in patterns.problem("bad-%Z")
     assert "control characters" in patterns.problem("a\nb")
+
+
+def test_the_published_option_table_is_the_one_the_code_reads():
+    from pathlib import Path
+
+    from computenet.domain import sbatch_options
+
+    doc = Path(__file__).parent.parent / "docs" / "sbatch-options.md"
+    assert doc.read_text() == sbatch_options.markdown(), (
+        "docs/sbatch-options.md is stale: python -m computenet.domain.sbatch_options > docs/sbatch-options.md")
+    assert all(f"`--{o.long}`" in doc.read_text() for o in sbatch_options.OPTIONS)

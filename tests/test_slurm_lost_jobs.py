@@ -182,11 +182,13 @@ def test_queue_by_comment_parser_and_argv():
     from computenet.clusters.slurm import commands, parsers
 
     argv = commands.squeue_comments_argv()
-    assert argv[:3] == ["squeue", "--noheader", "--states=all"] and argv[3].endswith("%k")
-    out = ("41\x1f2026-12-07T00:29:14\x1fcomputenet:7\n42\x1f2026-12-07T00:29:15\x1f(null)\n"
-           "43\x1f2026-12-07T00:29:16\x1f\n")
+    assert argv[:3] == ["squeue", "--noheader", "--states=all"] and argv[3].endswith("%k\x1f%w")
+    # the tag is in the wckey now (the user's comment stays theirs); jobs tagged before, in the comment
+    out = ("41\x1f2026-12-07T00:29:14\x1fcomputenet:7\x1f(null)\n42\x1f2026-12-07T00:29:15\x1f(null)\x1f(null)\n"
+           "43\x1f2026-12-07T00:29:16\x1f\x1f\n44\x1f2026-12-07T00:29:17\x1fmine\x1fcomputenet:8\n")
     found = parsers.parse_squeue_comments(out, timezone.utc)
-    assert list(found) == ["computenet:7"] and found["computenet:7"][0][0] == "41"
+    assert list(found) == ["computenet:7", "computenet:8"] and found["computenet:7"][0][0] == "41"
+    assert found["computenet:8"][0][0] == "44"
     assert found["computenet:7"][0][1].isoformat() == "2026-12-07T00:29:14+00:00"
 
 

@@ -36,10 +36,14 @@ def at(text):
 def test_our_argv_builders_are_what_was_captured():
     squeue = fixture("squeue_beta_gpu")["argv"]
     assert commands.squeue_argv(["1"]) == squeue
+    # captured before the platform's tag moved to the wckey (the user's --comment stays theirs)
+    def with_wckey(argv):
+        return [a.replace(",Comment,JobName", ",Comment,WCKey,JobName") for a in argv]
+
     sacct = fixture("sacct_beta_jobs")["argv"]
-    assert commands.sacct_argv(None, ["1", "2"]) == sacct
+    assert commands.sacct_argv(None, ["1", "2"]) == with_wckey(sacct)
     window = fixture("sacct_alpha_starttime")["argv"]
-    assert commands.sacct_argv(at("2026-11-22T03:01:42"), tz=UTC) == window
+    assert commands.sacct_argv(at("2026-11-22T03:01:42"), tz=UTC) == with_wckey(window)
     assert commands.sinfo_argv() == fixture("sinfo_alpha")["argv"]
     assert commands.scontrol_ping_argv() == fixture("scontrol_ping")["argv"]
 
@@ -222,9 +226,18 @@ def test_tres_memory_units():
 def test_job_names_with_the_separator_survive():
     line = "\x1f".join(["5", "5", "alpha", "cpu", "a", "u", "COMPLETED", "0:0", "2026-11-22T03:01:43",
                         "2026-11-22T03:01:45", "2026-11-22T03:01:46", "1", "cpu=1,mem=1M,node=1", "1", "1", "5",
-                        "", "odd\x1fname"])
+                        "", "computenet:5", "odd\x1fname"])
     (row,) = parsers.parse_sacct(line + "\n", "alpha", UTC)
-    assert row.job_name == "odd\x1fname"
+    assert row.job_name == "odd\x1fname" and row.comment == "computenet:5"
+
+
+def test_the_tag_is_read_from_the_wckey_and_from_old_comments():
+    base = ["5", "5", "alpha", "cpu", "a", "u", "COMPLETED", "0:0", "2026-11-22T03:01:43",
+            "2026-11-22T03:01:45", "2026-11-22T03:01:46", "1", "cpu=1,mem=1M,node=1", "1", "1", "5"]
+    new = "\x1f".join(base + ["the user's own", "computenet:9", "n"])
+    old = "\x1f".join(base + ["computenet:8", "n"])  # a row in the format read before the wckey was
+    assert [r.comment for r in parsers.parse_sacct(new + "\n" + old + "\n", "alpha", UTC)] == [
+        "computenet:9", "computenet:8"]
 
 
 def test_truncated_output_is_an_error_not_a_guess():
@@ -240,18 +253,38 @@ def test_sbatch_argv_is_explicit_and_never_a_shell_string():
 
     text, spec, args = parse_submission(
         "#!/bin/bash\n#SBATCH -N 2 -n 4 -c 8 --mem-per-cpu=2G --gres=gpu:a100:2 -t 1-00:00:00 --array=0-3%2\n"
-        "#SBATCH --mail-type=END --exclusive -C skylake\ntrue\n", ["-p", "gpu", "--", "$(reboot)"])
+        "#SBATCH --mail-type=END --exclusive -C skylake\ntrue\n",
+        ["-p", "gpu", "--comment=mine", "-w", "n[1-2]", "--exclusive=user", "--", "$(reboot)"])
+    spec = spec.model_copy(update={"resources": spec.resources.model_copy(update={"time_limit_minutes": 1440})})
     request = SubmitRequest(script=text, spec=spec, job_name="a; rm -rf / `x`", workdir="/w/u/jobs/1",
                             output="/w/u/jobs/1/o %j.txt", error="/w/u/jobs/1/e.txt", comment="computenet:1",
                             script_args=tuple(args), dependency="afterok:5")
     argv = commands.sbatch_argv(request)
     assert argv[:2] == ["sbatch", "--parsable"]
+    # what the platform decides, then the user's command-line options as written
     for expected in ("--job-name=a; rm -rf / `x`", "--chdir=/w/u/jobs/1", "--output=/w/u/jobs/1/o %j.txt",
-                     "--nodes=2", "--ntasks=4", "--cpus-per-task=8", "--mem-per-cpu=2048M", "--gres=gpu:a100:2",
-                     "--time=1-00:00:00", "--array=0-3%2", "--dependency=afterok:5", "--partition=gpu",
-                     "--exclusive", "--constraint=skylake", "--mail-type=END", "--comment=computenet:1"):
+                     "--time=1-00:00:00", "--dependency=afterok:5", "--partition=gpu", "--wckey=computenet:1",
+                     "--comment=mine", "--nodelist=n[1-2]", "--exclusive=user"):
         assert expected in argv
+    # the script's own lines are sbatch's to read: never restated (they would override nothing
+    # and, as the platform's guesses, used to pin -N and add --cpus-per-task)
+    assert not any(a.startswith(("--nodes", "--ntasks", "--cpus-per-task", "--gres", "--mem", "--array",
+                                 "--mail-type", "--constraint")) for a in argv)
     assert argv[-2:] == ["/dev/stdin", "$(reboot)"]  # script on stdin, its argument as one argv item
+
+
+def test_sbatch_argv_of_a_job_stored_before_options_were_kept_as_written():
+    from computenet.clusters.base import SubmitRequest
+    from computenet.domain.resources import JobOptions, JobSpec, ResourceRequest
+
+    spec = JobSpec(resources=ResourceRequest(nodes=2, cpus_per_task=4, gpus_per_node=2, time_limit_minutes=60),
+                   options=JobOptions(passthrough=("--mail-type=END", "--comment=x")))
+    request = SubmitRequest(script="#!/bin/sh\n", spec=spec, job_name="j", workdir="/w", output="/w/o",
+                            error="/w/o", comment="computenet:2")
+    argv = commands.sbatch_argv(request)
+    for expected in ("--nodes=2", "--cpus-per-task=4", "--gres=gpu:2", "--mail-type=END", "--wckey=computenet:2"):
+        assert expected in argv
+    assert "--comment=x" not in argv and "--ntasks" not in " ".join(argv)
 
 
 def test_sacctmgr_account_limits():

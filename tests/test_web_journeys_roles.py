@@ -122,7 +122,7 @@ def test_a_member_past_the_limit_their_pi_set_is_refused_with_the_figures(lab, c
     refusal = member.locator("#estimate .notice-error")
     refusal.wait_for()
     text = refusal.inner_text()
-    assert "spending limit on md is 5.00" in text and "may cost up to 6.00" in text, text
+    assert "每月消费限额是 ¥5.00" in text and "最多可能花费 ¥6.00" in text, text  # in zh-CN, figures as money
     assert member.locator("#estimate h3").inner_text() == "作业未提交"  # the heading in their language
     assert "/portal/submit" in member.url
     _no_serious_problems(member, "composer with the refusal")

@@ -122,7 +122,7 @@ def test_a_refused_submit_shows_the_funds_check_and_keeps_the_script(site):
     answer = client.post("/portal/submit", data={"script": typed, "csrf_token": token})
     assert answer.status_code == 402
     assert "作业未提交" in answer.text  # the heading in the user's language
-    assert "account broke-lab cannot cover this job: it may cost up to" in answer.text  # the service's figures
+    assert "账户 broke-lab 不足以支付此作业：作业最多可能花费 ¥" in answer.text  # the service's figures, in zh-CN
     assert "echo &#39;kept &lt;b&gt;as typed&lt;/b&gt;&#39;" in answer.text
     assert _jobs(site) == 0
 

@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -30,7 +30,13 @@ def default_data_dir() -> Path:
     return Path(os.path.expanduser("~"), ".local", "share", "computenet")
 
 
-class Price(BaseModel):
+class _Strict(BaseModel):
+    """Every level refuses keys it does not know: a typo (`slot = 7`) must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Price(_Strict):
     """List price of a partition, per hour, in the platform currency."""
 
     core_hour: Decimal = Field(ge=0)
@@ -61,7 +67,7 @@ class Price(BaseModel):
         return value
 
 
-class BillingConfig(BaseModel):
+class BillingConfig(_Strict):
     """How amounts are rounded (to the cent) and the least a job that ran is charged."""
 
     rounding: Literal["half_up", "up", "down"] = "half_up"
@@ -72,11 +78,11 @@ class BillingConfig(BaseModel):
 OWNED_COST_FIELDS = ("node_capex", "depreciation_years", "node_watts", "power_price_kwh", "pue", "node_opex_hour")
 
 
-class ClusterConfig(BaseModel):
+class ClusterConfig(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
     kind: Literal["local", "slurm"]
     # where users' job directories live, as the cluster's nodes see it;
-    # default for local: <data dir>/workspaces
+    # default for local: the users' workspaces (<files root>/users), so jobs and `cnet files` share one tree
     workdir_root: str | None = None
     # prices per partition; "*" is the cluster-wide default
     prices: dict[str, Price] = Field(default_factory=dict)
@@ -160,7 +166,7 @@ class ClusterConfig(BaseModel):
         return self.prices.get(partition) or self.prices.get("*")
 
 
-class NotificationsConfig(BaseModel):
+class NotificationsConfig(_Strict):
     """Where notices go besides the in-app list: e-mail (SMTP) and signed webhooks."""
 
     smtp_host: str | None = None  # unset: no e-mail is sent (notices wait until it is set)
@@ -191,7 +197,7 @@ class NotificationsConfig(BaseModel):
         return value
 
 
-class RoutingConfig(BaseModel):
+class RoutingConfig(_Strict):
     """How the network picks a cluster and partition for a job (see routing/policies.py)."""
 
     policy: Literal["earliest_start", "cheapest", "owned_first", "data_locality", "weighted"] = "earliest_start"
@@ -209,7 +215,7 @@ class RoutingConfig(BaseModel):
     probe_interval_seconds: float = Field(5.0, gt=0)
 
 
-class FilesConfig(BaseModel):
+class FilesConfig(_Strict):
     """Platform storage: users' and projects' workspaces, uploads, what is staged to clusters."""
 
     root: str | None = None  # default: <data dir>/storage
@@ -226,7 +232,7 @@ class FilesConfig(BaseModel):
     max_output_gb: Decimal = Field(Decimal("50"), gt=0)
 
 
-class MonitoringConfig(BaseModel):
+class MonitoringConfig(_Strict):
     """The sampling agent every shell batch script gets (see monitoring/inject.py)."""
 
     enabled: bool = True
@@ -247,7 +253,7 @@ class MonitoringConfig(BaseModel):
     downsample_s: float = Field(300.0, gt=0)
 
 
-class GroupMapping(BaseModel):
+class GroupMapping(_Strict):
     """A directory group or OIDC group claim value: the tenant its members join and the roles they hold.
 
     Roles are platform-wide (operator, finance, vendor) or tenant_admin of the mapped tenant. A
@@ -265,7 +271,7 @@ class GroupMapping(BaseModel):
         return self
 
 
-class LdapConfig(BaseModel):
+class LdapConfig(_Strict):
     """Sign-in by a bind against the centre's directory (OpenLDAP, FreeIPA, Active Directory).
 
     The user's entry is found with ``user_filter`` under ``user_base`` (as ``bind_dn``, or anonymously),
@@ -291,7 +297,7 @@ class LdapConfig(BaseModel):
     groups: list[GroupMapping] = Field(default_factory=list)
 
 
-class OidcConfig(BaseModel):
+class OidcConfig(_Strict):
     """Sign-in with an OpenID Connect provider (Keycloak, campus SSO, CARSI): authorization code + PKCE."""
 
     name: str = Field("sso", pattern=NAME_PATTERN)  # in URLs (/auth/oidc/<name>/...) and identities
@@ -308,7 +314,7 @@ class OidcConfig(BaseModel):
     groups: list[GroupMapping] = Field(default_factory=list)
 
 
-class AuthConfig(BaseModel):
+class AuthConfig(_Strict):
     """How people sign in and how long what they get lasts (see services/signin/)."""
 
     # API tokens: every token expires; read-only tokens may only read (services/tokens.py)
@@ -350,12 +356,30 @@ class AuthConfig(BaseModel):
         return self
 
 
-class ServerConfig(BaseModel):
+class SimConfig(_Strict):
+    """The portal's simulator (cnet sim's engine run as background work; see services/simulations.py)."""
+
+    traces_dir: str | None = None  # the traces operators pick from; default: <data dir>/traces
+    max_upload_mb: int = Field(64, ge=1, le=4096)  # one uploaded SWF log
+    max_jobs: int = Field(200_000, ge=1)  # the most jobs one run replays
+    concurrent: int = Field(1, ge=1, le=2)  # simulations running at once (each holds a CPU)
+
+
+class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8750, ge=1, le=65535)
 
 
-class SessionsConfig(BaseModel):
+class WorkersConfig(_Strict):
+    """Background tasks run under leases in the database (see workers/): a process that dies loses
+    its tasks within lease_seconds, and another worker takes them over."""
+
+    lease_seconds: float = Field(15.0, ge=2, le=600)
+    claim_every_s: float = Field(1.0, gt=0, le=60)  # how often an idle worker looks for a lapsed lease
+    record_runs: bool = False  # keep a row per run in worker_runs (audits, the takeover test)
+
+
+class SessionsConfig(_Strict):
     """Interactive sessions (services/sessions): how long a server may take to answer, how long
     one may sit unused, and how often the watch looks."""
 
@@ -388,6 +412,8 @@ class Settings(BaseSettings):
     files: FilesConfig = Field(default_factory=FilesConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
+    sim: SimConfig = Field(default_factory=SimConfig)
+    workers: WorkersConfig = Field(default_factory=WorkersConfig)
     sessions: SessionsConfig = Field(default_factory=SessionsConfig)
     # client side
     url: str | None = None
@@ -447,7 +473,9 @@ class Settings(BaseSettings):
         return Path(self.files.root) if self.files.root else self.data_dir / "storage"
 
     def workdir_root(self, cluster: ClusterConfig) -> str:
-        return cluster.workdir_root or str(self.data_dir / "workspaces")
+        # a local cluster's jobs run in their owners' workspaces (one tree: what a job writes is
+        # what `cnet files` shows, and an uploaded file is there for the job to read)
+        return cluster.workdir_root or str(self.storage_root() / "users")
 
 
 def config_path(config_file: str | Path | None = None) -> Path | None:
@@ -472,4 +500,43 @@ def load_settings(config_file: str | Path | None = None, **overrides: object) ->
         except tomllib.TOMLDecodeError as exc:
             raise SystemExit(f"configuration file {path}: {exc}") from None
     data.update(overrides)
-    return Settings(**data)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        unknown = [e for e in exc.errors() if e["type"] == "extra_forbidden"]
+        if path is None or not unknown:
+            raise
+        text = path.read_text(encoding="utf-8", errors="replace")
+        raise SystemExit("\n".join(f"configuration file {path}{_where(text, e['loc'])}: unknown key "
+                                   f"{'.'.join(str(p) for p in e['loc'])!r}" for e in unknown)) from None
+
+
+def _where(text: str, loc: tuple) -> str:
+    """' line N' for a key's place in the TOML text (tomllib keeps no positions); '' if not there
+    (the key came from a COMPUTENET_* variable, or is written in a form not searched for)."""
+    import re
+
+    lines = text.splitlines()
+    start = 0
+    # the table the key is in: the n-th [[a]] (deeper parts are inline tables within it), or the
+    # longest [a.b] header naming a prefix of its path; top-level keys come before any header
+    parts = list(loc[:-1])
+    if any(isinstance(p, int) for p in parts):
+        cut = next(i for i, p in enumerate(parts) if isinstance(p, int))
+        header = re.compile(rf"^\s*\[\[\s*{re.escape('.'.join(str(p) for p in parts[:cut]))}\s*\]\]")
+        found = [i for i, line in enumerate(lines) if header.match(line)]
+        start = found[parts[cut]] + 1 if parts[cut] < len(found) else 0
+    else:
+        for size in range(len(parts), 0, -1):
+            header = re.compile(rf"^\s*\[\s*{re.escape('.'.join(str(p) for p in parts[:size]))}\s*\]")
+            found = [i for i, line in enumerate(lines) if header.match(line)]
+            if found:
+                start = found[0] + 1
+                break
+    end = next((i for i in range(start, len(lines)) if re.match(r"^\s*\[", lines[i])), len(lines))
+    name = re.escape(str(loc[-1]))
+    key = re.compile(rf"(^|[{{,\s]){name}\s*=|(^|[{{,\s])[\"']{name}[\"']\s*=")
+    for i in range(start, end):
+        if key.search(lines[i]):
+            return f" line {i + 1}"
+    return ""

@@ -58,6 +58,9 @@ class JobSubmit(BaseModel):
                             description="sbatch flags; after '--', the script's own arguments")
     script_name: str | None = Field(None, max_length=255)
     routing: RoutingIn = Field(default_factory=RoutingIn)
+    inputs: list[str] = Field(default_factory=list, max_length=64,
+                              description="workspace files (results/a.dat, @proj/in.lj) copied into the job's "
+                                          "working directory before it starts, under their own names")
 
 
 class JobOut(BaseModel):
@@ -86,6 +89,7 @@ class JobOut(BaseModel):
     needs_reconcile: bool = False
     app: str | None = None  # "lammps 2Aug2023" for an application-centre run
     outputs: str | None = None  # pending | done | failed: fetching outputs back into the workspace
+    nodes: int = 1  # as asked for (squeue %D)
 
 
 class JobEventOut(BaseModel):
@@ -106,6 +110,9 @@ class JobDetail(JobOut):
     app_run: dict | None = None  # name, version, params, environment per cluster
     inputs: list[dict] = Field(default_factory=list)  # staged workspace files with their checksums
     output_files: list[dict] = Field(default_factory=list)  # fetched back: path, size, sha256, remote path
+    mem_mb: int | None = None  # memory asked for, all nodes (None: the partition's default)
+    max_rss_bytes: int | None = None  # peak resident memory seen (monitoring samples / sstat), if known
+    elapsed_s: int | None = None  # from accounting where the scheduler has reported it
 
 
 class OutputChunk(BaseModel):

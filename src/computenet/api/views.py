@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..schemas import JobDetail, JobEventOut, JobOut, ClusterOut, PartitionOut
-from ..store.models import Charge, Cluster, FileRecord, Job, JobEvent
+from ..store.models import Charge, Cluster, FileRecord, Job, JobEvent, UsageRecordRow
 
 
 def job_out(session: Session, job: Job) -> JobOut:
@@ -22,6 +22,7 @@ def job_out(session: Session, job: Job) -> JobOut:
         stderr_path=job.stderr_path, settled=job.settled_at is not None,
         cost=Decimal(cost) if cost is not None else None, needs_reconcile=job.needs_reconcile,
         app=f"{job.app['name']} {job.app['version']}" if job.app else None, outputs=job.collect_state,
+        nodes=int((job.spec or {}).get("resources", {}).get("nodes") or 1),
     )
 
 
@@ -39,7 +40,22 @@ def job_detail(session: Session, job: Job) -> JobDetail:
                        "size": r.size, "sha256": r.sha256, "cluster": r.cluster, "remote_path": r.remote_path}
                       for r in session.scalars(select(FileRecord).where(FileRecord.job_id == job.id)
                                                .order_by(FileRecord.path))],
+        **_usage_seen(session, job),
     )
+
+
+def _usage_seen(session: Session, job: Job) -> dict:
+    """Requested memory; peak RSS from the samples (the agent's or sstat's); elapsed from accounting."""
+    from ..services.jobs import job_memory_mb
+    from ..store.monitor_models import JobSample, JobStepSample
+
+    peaks = [session.scalar(select(func.max(JobSample.rss)).where(JobSample.job_id == job.id)),
+             session.scalar(select(func.max(JobStepSample.rss)).where(JobStepSample.job_id == job.id))]
+    peaks = [int(p) for p in peaks if p is not None]
+    elapsed = session.scalar(select(func.max(UsageRecordRow.elapsed_seconds))
+                             .where(UsageRecordRow.job_id == job.id))
+    return {"mem_mb": job_memory_mb(job) or None, "max_rss_bytes": max(peaks) if peaks else None,
+            "elapsed_s": None if elapsed is None else int(elapsed)}
 
 
 def cluster_out(cluster: Cluster, probe_interval_s: float = 5.0) -> ClusterOut:

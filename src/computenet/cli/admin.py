@@ -16,6 +16,7 @@ funds = lazy("computenet.billing.funds")
 accounts = lazy("computenet.services.accounts")
 audit = lazy("computenet.services.audit")
 tenants = lazy("computenet.services.tenants")
+ledger_admin = lazy("computenet.services.ledger_admin")  # project-add, move, contract-add (the portal's too)
 
 admin_app = typer.Typer(no_args_is_help=True, help="Operator commands (run on the server host).")
 # names, keys, URLs and audit details print as typed: no markup, no emoji codes (colour via style=)
@@ -45,6 +46,21 @@ def _run(step):
         raise typer.Exit(1)
 
 
+def _refuse(message: str) -> None:
+    Console(stderr=True, emoji=False).print(f"[red]error:[/] {escape(message)}")
+    raise typer.Exit(1)
+
+
+def _amount(text: str, what: str) -> None:
+    """An amount of money as typed, checked before anything is written."""
+    from ..domain.money import MoneyError, to_decimal
+
+    try:
+        to_decimal(text)
+    except MoneyError as exc:
+        _refuse(f"{what} {text!r}: {exc}")
+
+
 @admin_app.command("init")
 def init() -> None:
     """Create or upgrade the database and register the configured clusters."""
@@ -59,6 +75,10 @@ def user_add(name: str,
              admin: bool = typer.Option(False, help="platform operator"),
              save_login: bool = typer.Option(False, help="save URL and token for this shell user's `cnet`")) -> None:
     """Create a user (and optionally an account) and print an API token."""
+    if balance is not None:
+        if not account:  # the balance goes on the new account: without one it would be dropped
+            _refuse("--balance needs --account (the new account it is put on)")
+        _amount(balance, "--balance")
     platform = _platform()
 
     def step():
@@ -100,6 +120,7 @@ def token(name: str) -> None:
 def topup(account: str, amount: str,
           key: Optional[str] = typer.Option(None, help="idempotency key (e.g. the payment reference)")) -> None:
     """Credit a prepaid account. The same --key twice credits once."""
+    _amount(amount, "amount")
     platform = _platform()
 
     def step():
@@ -121,6 +142,7 @@ def credit_limit(account: str, amount: str) -> None:
     from ..billing.ledger import LedgerError
     from ..services.errors import InvalidRequest
 
+    _amount(amount, "amount")
     platform = _platform()
 
     def step():
@@ -172,9 +194,7 @@ def project_add(tenant: str, name: str, pi: Optional[str] = typer.Option(None, h
 
     def step():
         with platform.db.session() as session:
-            t = tenants.get_tenant(session, tenant)
-            tenants.create_project(session, t, name, accounts.get_user(session, pi) if pi else None)
-            audit.record(session, WHO(), "project.add", f"account:{name}", tenant=tenant, pi=pi)
+            ledger_admin.add_project(session, None, WHO(), tenant, name, pi)
 
     _run(step)
     console.print(f"project {name} created under {tenant}")
@@ -218,12 +238,10 @@ def move(source: str, target: str, amount: str,
 
     def step():
         with platform.db.session() as session:
-            moved = tenants.move(session, accounts.get_account(session, source), accounts.get_account(session, target),
-                                 amount, key or f"move:{uuid.uuid4()}", actor=WHO().actor)
-            audit.record(session, WHO(), "move", f"account:{source}", to=target, amount=amount, key=moved.key)
+            return ledger_admin.move(session, None, WHO(), source, target, amount, key or f"move:{uuid.uuid4()}")[1]
 
-    _run(step)
-    console.print(f"moved {amount} from {source} to {target}")
+    fresh = _run(step)
+    console.print(f"moved {amount} from {source} to {target}" if fresh else "already moved under that key")
 
 
 @admin_app.command("contract-add")
@@ -234,35 +252,12 @@ def contract_add(tenant: str,
                  cluster: Optional[str] = typer.Option(None), partition: str = typer.Option("*"),
                  reason: str = typer.Option("", help="why (kept with the contract)")) -> None:
     """Give a tenant contract prices: a discount, or a unit price for one resource."""
-    from decimal import Decimal, InvalidOperation
-
-    from sqlalchemy import select
-
-    from ..services.errors import InvalidRequest
-    from ..store.models import Cluster
-
     platform = _platform()
-
-    def number(text: Optional[str], what: str):
-        if text is None:
-            return None
-        try:
-            return Decimal(text)
-        except InvalidOperation:
-            raise InvalidRequest(f"{what} {text!r} is not a number") from None
 
     def step():
         with platform.db.session() as session:
-            cluster_id = None
-            if cluster:
-                cluster_id = session.scalar(select(Cluster.id).where(Cluster.name == cluster))
-                if cluster_id is None:
-                    raise InvalidRequest(f"unknown cluster {cluster!r}")
-            tenants.add_contract(session, tenants.get_tenant(session, tenant), cluster_id=cluster_id,
-                                 partition=partition, resource=resource, unit_price=number(price, "price"),
-                                 discount_percent=number(discount, "discount"), actor=WHO().actor, reason=reason)
-            audit.record(session, WHO(), "contract.add", f"tenant:{tenant}", discount=discount, price=price,
-                         resource=resource, cluster=cluster, partition=partition, reason=reason)
+            ledger_admin.add_contract(session, None, WHO(), tenant, discount=discount, price=price,
+                                      resource=resource, cluster=cluster, partition=partition, reason=reason)
 
     _run(step)
     console.print(f"contract added for {tenant}")

@@ -53,7 +53,8 @@ def _print(data: dict) -> None:
 @user_app.command("add")
 def add(name: str, display_name: str = typer.Option("", "--display-name"),
         email: Optional[str] = typer.Option(None), email_verified: bool = typer.Option(False, "--email-verified"),
-        language: str = typer.Option("en", help="en or zh-CN"), tenant: Optional[str] = typer.Option(None)) -> None:
+        language: Optional[str] = typer.Option(None, help="en or zh-CN (default: their browser's, until they choose)"),
+        tenant: Optional[str] = typer.Option(None)) -> None:
     """Add a person (`cnet admin token NAME` gives them an API token)."""
     out = _in_session(lambda s: users.to_json(s, users.add(
         s, None, WHO(), name, display_name=display_name, email=email, email_verified=email_verified,

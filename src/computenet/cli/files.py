@@ -70,13 +70,16 @@ def put(local: Path = typer.Argument(..., exists=True, dir_okay=False, help="a f
 
 @files_app.command("get")
 def get(path: str = typer.Argument(..., help="a workspace file"),
-        local: Optional[Path] = typer.Argument(None, help="where to save it (default: its name, here)")) -> None:
+        local: Optional[Path] = typer.Argument(None, help="where to save it (default: its name, here)"),
+        force: bool = typer.Option(False, "--force", "-f", help="replace a local file that is there")) -> None:
     """Download a file (resumes a partial download; checks the SHA-256)."""
-    from .main import api, client
+    from .main import api, client, fail
 
     target = local or Path(os.path.basename(path.rstrip("/")))
     if target.is_dir():
         target = target / os.path.basename(path.rstrip("/"))
+    if (target.exists() or target.is_symlink()) and not force:
+        fail(f"{target} exists here; --force replaces it")
     cli = client()
     size = next((e["size"] for e in api(lambda: cli.ls(path)) if e["kind"] == "file"), None)
     with _bar() as bar:

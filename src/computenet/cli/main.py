@@ -171,12 +171,26 @@ def submit(ctx: typer.Context) -> None:
     read from standard input. The network picks the cluster and partition
     unless -M / -p pin them; --region R, --max-price X, --max-wait MINUTES,
     --policy P and --data-at CLUSTER bound or steer that choice.
+    --stage FILE (repeatable) copies FILE into the job's directory first;
+    arguments after the script are the script's, as with sbatch.
+    --parsable, --wait and --test-only behave as sbatch's.
     """
+    from . import submit as extra
+
+    ctx.args[:], staged = extra.take_staged(list(ctx.args), fail)
     text, args, name, wanted = _read_submission(ctx)
+    opts = extra.options_of(text, args)
     with client() as c:
-        job = api(lambda: c.submit(text, args, name, wanted))
-    console.print(f"Submitted batch job {job.id} to {job.cluster}/{job.partition} "
-                  f"(may cost up to {render.money(job.max_cost)})", highlight=False, markup=False)
+        if opts is not None and opts.test_only:
+            raise typer.Exit(extra.test_only(api(lambda: c.estimate(text, args, wanted)), console, err))
+        inputs, scratch = api(lambda: extra.upload_staged(c, staged))
+        try:
+            job = api(lambda: c.submit(text, args, name, wanted, inputs=inputs))
+        finally:
+            extra.remove_scratch(c, scratch)
+        extra.print_submitted(job, bool(opts and opts.parsable), bool(opts and opts.cluster), console)
+        if opts is not None and opts.wait:
+            raise typer.Exit(extra.exit_code_of(api(lambda: extra.wait_for(c, job.id))))
 
 
 @app.command(context_settings=_SUBMIT_CONTEXT)
@@ -189,16 +203,9 @@ def estimate(ctx: typer.Context) -> None:
     with client() as c:
         decision = api(lambda: c.estimate(text, args, wanted))
     console.print(render.decision_table(decision))
-
-
-@app.command()
-def jobs(all: bool = typer.Option(False, "--all", "-a", help="include jobs that have ended"),
-         state: Optional[str] = typer.Option(None, "--state", "-t", help="only jobs in this state"),
-         limit: int = typer.Option(100, help="at most this many jobs")) -> None:
-    """Your jobs, like squeue (active only unless --all)."""
-    with client() as c:
-        rows = api(lambda: c.jobs(active=not all and not state, state=state, limit=limit))
-    console.print(render.jobs_table(rows))
+    if not decision.get("chosen"):  # scripts test the exit code, as with sbatch --test-only
+        err.print("nothing fits: no cluster would take this job", highlight=False, markup=False)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -227,6 +234,8 @@ def job(job_id: int, why: bool = typer.Option(False, "--why", help="why it went 
             console.print(f"  {note}", highlight=False, markup=False)
         return
     console.print(render.jobs_table([j]))
+    for line in render.job_facts(j):
+        console.print(line, highlight=False, markup=False)
     console.print(f"workdir {j.workdir}\nstdout  {j.stdout_path}\nstderr  {j.stderr_path}\n"
                   f"account {j.account}   may cost up to {render.money(j.max_cost)}   "
                   f"charged {render.money(j.cost)}{'' if j.settled else ' (not settled yet)'}", highlight=False,
@@ -237,15 +246,6 @@ def job(job_id: int, why: bool = typer.Option(False, "--why", help="why it went 
 
 
 @app.command()
-def cancel(job_ids: list[int]) -> None:
-    """Cancel jobs, like scancel."""
-    with client() as c:
-        for job_id in job_ids:
-            j = api(lambda: c.cancel(job_id))
-            console.print(f"job {j.id}: cancel requested ({j.state})")
-
-
-@app.command()
 def output(job_id: int,
            follow: bool = typer.Option(False, "--follow", "-f", help="keep printing until the job ends"),
            stderr: bool = typer.Option(False, "--stderr", help="the error stream instead of stdout")) -> None:
@@ -253,12 +253,7 @@ def output(job_id: int,
     stream = "stderr" if stderr else "stdout"
     with client() as c:
         if follow:
-            try:
-                for piece in c.follow(job_id, stream):
-                    sys.stdout.write(piece)
-                    sys.stdout.flush()
-            except ApiError as exc:
-                fail(exc.detail)
+            _follow(c, job_id, stream)
             return
         offset = 0
         while True:
@@ -269,6 +264,43 @@ def output(job_id: int,
             if not chunk.data:
                 break
             offset = chunk.next_offset
+
+
+# a server that restarts (or a proxy in between that answers 502/503/504 meanwhile) is waited for
+_RETRY_STATUS = (0, 502, 503, 504)
+
+
+def _follow(c, job_id: int, stream: str, interval: float = 1.0, longest_wait: float = 30.0) -> None:
+    """Print output as it grows until the job has ended and all is read; when the server cannot be
+    reached, try again with a growing pause (up to ``longest_wait`` s) from the offset already printed."""
+    import time
+
+    from ..client import ApiError
+
+    offset, backoff, told = 0, interval, False
+    while True:
+        try:
+            chunk = c.output(job_id, stream, offset)
+        except ApiError as exc:
+            if exc.status not in _RETRY_STATUS:
+                fail(exc.detail)
+            if not told:
+                err.print(f"(server unreachable, retrying: {exc.detail})", highlight=False, markup=False)
+                told = True
+            time.sleep(backoff)
+            backoff = min(backoff * 2, longest_wait)
+            continue
+        if told:
+            err.print("(reconnected)", highlight=False, markup=False)
+            told, backoff = False, interval
+        if chunk.data:
+            sys.stdout.write(chunk.data)
+            sys.stdout.flush()
+        offset = chunk.next_offset
+        if chunk.finished and not chunk.data:
+            return
+        if not chunk.data:
+            time.sleep(interval)
 
 
 @app.command()
@@ -312,21 +344,38 @@ def _check_sign_in_config(platform) -> None:
 
 @app.command()
 def server(host: Optional[str] = typer.Option(None, help="address to listen on"),
-           port: Optional[int] = typer.Option(None, help="port to listen on")) -> None:
-    """Run the API server with the cluster pollers."""
+           port: Optional[int] = typer.Option(None, help="port to listen on", min=1, max=65535),
+           role: str = typer.Option("all", help="all: API and background tasks; api: the API only; worker: the "
+                                                "background tasks only (health on --port when given)")) -> None:
+    """Run the API server with the cluster pollers (or, with --role, one side of them)."""
     from ..api.app import create_app
     from ..api.serve import serve
     from ..config import load_settings
     from ..services.platform import Platform
 
+    if role not in ("all", "api", "worker"):
+        fail(f"--role {role!r}: choose all, api or worker")
     settings = load_settings()
+    if role != "all" and settings.db_url.startswith("sqlite"):
+        from ..workers.serve import SPLIT_NEEDS_POSTGRESQL
+
+        fail(SPLIT_NEEDS_POSTGRESQL)
     platform = Platform(settings)
     platform.start()
     _check_sign_in_config(platform)
-    console.print(f"ComputeNet on http://{host or settings.server.host}:{port or settings.server.port} "
+    if role != "all":
+        from ..workers.serve import run_worker
+
+        if role == "worker":
+            console.print(f"ComputeNet worker (database {platform.db.engine.url.render_as_string(hide_password=True)}, "
+                          f"clusters {', '.join(platform.adapters)})"
+                          + (f", health on http://{host or settings.server.host}:{port}/health" if port else ""),
+                          highlight=False)
+            return run_worker(platform, host or settings.server.host, port)
+    console.print(f"ComputeNet {'API ' if role == 'api' else ''}on http://{host or settings.server.host}:{port or settings.server.port} "
                   f"(database {platform.db.engine.url.render_as_string(hide_password=True)}, "
                   f"clusters {', '.join(platform.adapters)})", highlight=False)
-    serve(create_app(platform, run_services=True), host=host or settings.server.host,
+    serve(create_app(platform, run_services=role == "all"), host=host or settings.server.host,
           port=port or settings.server.port)  # stops promptly on SIGTERM, requests in flight or not
 
 
@@ -348,6 +397,7 @@ def version() -> None:
     console.print(f"computenet {__version__}")
 
 
+from . import jobs_cmds  # noqa: E402,F401  (cnet jobs, cancel, hold, release, update)
 from .admin import admin_app  # noqa: E402  (registers the admin sub-commands)
 from . import admin_files  # noqa: E402,F401  (cnet admin storage-quota)
 from .sim import sim as _sim  # noqa: E402
@@ -378,3 +428,4 @@ app.add_typer(admin_app, name="admin")
 from .tokens import tokens_app  # noqa: E402  (also adds `cnet admin tokens`)
 app.add_typer(tokens_app, name="tokens")
 from . import login as _login  # noqa: E402,F401  (cnet login, logout, passwd)
+from . import workers as _workers  # noqa: E402,F401  (cnet admin workers)

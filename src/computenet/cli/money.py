@@ -59,8 +59,14 @@ def bill(month: str = typer.Argument(..., help="YYYY-MM"),
          fmt: str = typer.Option("table", "--format", help="table, csv, json or pdf"),
          out: Optional[Path] = typer.Option(None, "--out", help="write the PDF (or CSV) here")) -> None:
     """The monthly statement of an account: opening balance, every charge, closing balance."""
+    import re
+
     from rich.table import Table
 
+    if fmt not in ("table", "csv", "json", "pdf"):
+        fail(f"--format {fmt!r}: use table, csv, json or pdf")
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+        fail(f"month {month!r} is not YYYY-MM (e.g. 2026-12)")
     with client() as c:
         if account is None:
             accounts = api(c.me).accounts

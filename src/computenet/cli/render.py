@@ -127,3 +127,34 @@ def decision_table(decision: dict, title: str | None = None) -> Table:
         table.add_row(mark, escape(name), escape(str(c["ownership"])), start if c["feasible"] else "-",
                       escape(str(c["price"] or "-")), escape(why), style=None if c["feasible"] else "bright_black")
     return table
+
+
+def _at(moment: datetime | None) -> str:
+    return "-" if moment is None else f"{moment.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _bytes(count: int | None) -> str:
+    if count is None:
+        return "-"
+    for unit in ("B", "K", "M", "G", "T"):
+        if count < 1024 or unit == "T":
+            return f"{count:.0f}{unit}" if unit == "B" else f"{count:.1f}{unit}"
+        count /= 1024
+    return str(count)
+
+
+def job_facts(job) -> list[str]:
+    """`cnet job`: scontrol show job's times, resources, memory and exit code, in plain lines."""
+    limit = "UNLIMITED" if job.time_limit_minutes is None else duration(job.time_limit_minutes * 60)
+    ran = duration(job.elapsed_s) if getattr(job, "elapsed_s", None) is not None else duration(elapsed(job))
+    mem = getattr(job, "mem_mb", None)
+    exit_code = "-" if job.exit_code is None else str(job.exit_code)
+    return [
+        f"submit  {_at(job.submitted_at)}   predicted start {_at(getattr(job, 'predicted_start', None))}",
+        f"start   {_at(job.start_time)}   end      {_at(job.end_time)}",
+        f"time    limit {limit}   elapsed {ran}",
+        f"nodes   {getattr(job, 'nodes', 1)}   cpus {job.cores}   gpus {job.gpus}   "
+        f"memory asked {'-' if not mem else _bytes(mem * 1024 * 1024)}   "
+        f"MaxRSS {_bytes(getattr(job, 'max_rss_bytes', None))}",
+        f"state   {job.state}   exit code {exit_code}" + (f"   reason {job.reason}" if job.reason else ""),
+    ]

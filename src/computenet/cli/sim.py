@@ -18,13 +18,13 @@ from rich.table import Table
 from .lazy import lazy
 
 # numpy and matplotlib load when a simulation runs, not when `cnet` starts
-sim_compare = lazy("computenet.sim.compare")
 sim_report = lazy("computenet.sim.report")
-sim_trace = lazy("computenet.sim.trace")
+sim_service = lazy("computenet.services.simulations")
+sim_errors = lazy("computenet.services.errors")
 
 console = Console(emoji=False)
 errors = Console(stderr=True, emoji=False)
-# the first four of sim.compare.POLICY_NAMES and owned_first (written out: that module imports numpy)
+# as services/simulations.py DEFAULT_POLICIES (written out: `cnet` starts without importing it)
 DEFAULT_POLICIES = "static,round_robin,least_loaded,earliest_start,owned_first"
 COLUMNS = ("policy", "mean wait", "p95 wait", "mean bsld", "utilization", "owned util", "revenue", "cost", "margin")
 
@@ -55,16 +55,6 @@ def _row(s: "sim_report.Summary") -> list[str]:
             "-" if s.margin_pct is None else f"{s.margin_pct:.1f}%"]
 
 
-def _as_json(s: "sim_report.Summary") -> dict:
-    return {"policy": s.policy, "jobs": s.jobs, "mean_wait_s": round(s.mean_wait_s, 1),
-            "p50_wait_s": round(s.p50_wait_s, 1), "p95_wait_s": round(s.p95_wait_s, 1),
-            "mean_bounded_slowdown": round(s.mean_bsld, 4),
-            "utilization": {k: round(v, 4) for k, v in s.utilization.items()},
-            "owned_utilization": round(s.owned_utilization, 4), "revenue": str(s.revenue), "cost": str(s.cost),
-            "margin_pct": None if s.margin_pct is None else round(s.margin_pct, 2),
-            "jobs_per_cluster": s.jobs_per_cluster}
-
-
 def _plain(title: str, rows: list[list[str]]) -> str:
     """The table as aligned plain text: for pipes and files, where a boxed table wraps."""
     widths = [max(len(r[i]) for r in [list(COLUMNS), *rows]) for i in range(len(COLUMNS))]
@@ -92,53 +82,25 @@ def sim(trace: Path = typer.Argument(..., help="an SWF log (.swf or .swf.gz) or 
     """Simulate the network on a trace: waits, slowdown, utilization and margin per policy, and pooled."""
     if as_json and as_csv:
         _fail("--json and --csv: choose one")
-    if jobs is not None and jobs < 1:
-        _fail("--jobs must be at least 1")
-    if cores is not None and cores < 1:
-        _fail("--cores must be at least 1")
-    if gpus is not None and gpus < 0:
-        _fail("--gpus cannot be negative")
-    names = [p.strip() for p in policies.split(",") if p.strip()]
-    if not names:
-        _fail(f"--policies: name at least one ({', '.join(sim_compare.POLICY_NAMES)}, pooled)")
+    spec = sim_service.Spec(trace=trace, clusters=clusters, jobs=jobs, cores=cores, gpus=gpus, nodes=nodes,
+                            policies=[p.strip() for p in policies.split(",") if p.strip()],
+                            kill_at_limit=kill_at_limit)
+    try:
+        sim_service.check(spec)
+    except sim_errors.ServiceError as exc:
+        _fail(str(exc))
     if plots is not None:
         _check_plots(plots)
     quiet = as_json or as_csv or not console.is_terminal
-    try:
-        if trace.suffix == ".csv":
-            data = sim_trace.read_alibaba(trace, limit=jobs)
-            total_cores, total_gpus = data.max_cores, 0
-            if nodes is not None:
-                with open(nodes, newline="") as handle:
-                    rows = list(csv.DictReader(handle))
-                total_cores = sum(int(r["cpu_milli"]) for r in rows) // 1000
-                total_gpus = sum(int(r["gpu"]) for r in rows)
-        else:
-            data = sim_trace.read_swf(trace, limit=jobs)
-            total_cores, total_gpus = data.max_cores, 0
-        network = sim_compare.parse_clusters(clusters, cores or total_cores, gpus if gpus is not None else total_gpus)
-        left_out = sim_compare.too_wide(data, network)
-        if left_out == len(data.jobs):
-            raise sim_compare.SpecError(f"all {left_out} jobs are wider than the largest cluster "
-                            f"({max(c.cores for c in network)} cores): nothing to simulate")
-        results = sim_compare.compare(data, network, [n for n in names if n != "pooled"], show_progress=not quiet,
-                          kill_at_limit=kill_at_limit)
-    except (sim_trace.TraceError, sim_compare.SpecError, OSError, KeyError, ValueError) as exc:
-        _fail(str(exc) if not isinstance(exc, KeyError) else f"{nodes}: no column {exc} (not an openb node list)")
-    simulated = results[0][1].jobs
-    overran = ("killed at their limits" if kill_at_limit else "replayed whole") if data.overran else ""
-    notes = [f"{left_out} left out: wider than the largest cluster" if left_out else "",
-             f"{data.overran} ran past their time limits: {overran}" if data.overran else "",
-             f"{data.estimated_limits} without a time limit: run time used" if data.estimated_limits else ""]
-    title = (f"{data.name}: {simulated} jobs simulated on {', '.join(f'{c.name} {c.cores}' for c in network)}"
-             + "".join(f"; {n}" for n in notes if n))
-    summaries = [s for _, s in results]
+    try:  # the portal's simulator runs the same function (services/simulations.py)
+        outcome = sim_service.run(spec, show_progress=not quiet)
+    except sim_errors.ServiceError as exc:
+        _fail(str(exc))
+    data, network, results = outcome.data, outcome.network, outcome.results
+    title = outcome.title()
+    summaries = outcome.summaries
     if as_json:
-        print(json.dumps({"trace": data.name, "jobs": simulated, "left_out": left_out, "overran": data.overran,
-                          "kill_at_limit": kill_at_limit, "estimated_limits": data.estimated_limits,
-                          "clusters": [{"name": c.name, "cores": c.cores, "gpus": c.gpus, "ownership": c.ownership}
-                                       for c in network],
-                          "results": [_as_json(s) for s in summaries]}, indent=2))
+        print(json.dumps(outcome.as_json(), indent=2))
     elif as_csv:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")

@@ -50,8 +50,10 @@ class ComputeNetClient(WorkspaceApi):
 
     # -- jobs -----------------------------------------------------------------
     def submit(self, script: str, args: list[str] | None = None, script_name: str | None = None,
-               routing: RoutingIn | None = None) -> JobOut:
-        body = JobSubmit(script=script, args=args or [], script_name=script_name, routing=routing or RoutingIn())
+               routing: RoutingIn | None = None, inputs: list[str] | None = None) -> JobOut:
+        """``inputs``: workspace files copied into the job's working directory before it starts."""
+        body = JobSubmit(script=script, args=args or [], script_name=script_name, routing=routing or RoutingIn(),
+                         inputs=inputs or [])
         return JobOut.model_validate(self._call("POST", "/jobs", json=body.model_dump()))
 
     def estimate(self, script: str, args: list[str] | None = None, routing: RoutingIn | None = None) -> dict:
@@ -59,10 +61,14 @@ class ComputeNetClient(WorkspaceApi):
         body = JobSubmit(script=script, args=args or [], routing=routing or RoutingIn())
         return self._call("POST", "/jobs/estimate", json=body.model_dump())
 
-    def jobs(self, active: bool = False, state: str | None = None, limit: int = 100) -> list[JobOut]:
-        params: dict[str, object] = {"active": active, "limit": limit}
-        if state:
-            params["state"] = state
+    def jobs(self, active: bool = False, state: str | None = None, limit: int = 100, *, user: str | None = None,
+             partition: str | None = None, cluster: str | None = None, name: str | None = None,
+             start: str | None = None, end: str | None = None, before: int | None = None) -> list[JobOut]:
+        """Newest first. state, user, partition, cluster, name: comma lists as squeue takes them (-t PD,R);
+        start/end: ISO times (sacct -S/-E); before: the page after the job with this id."""
+        params = {"active": active, "limit": limit, "state": state, "user": user, "partition": partition,
+                  "cluster": cluster, "name": name, "start": start, "end": end, "before": before}
+        params = {k: v for k, v in params.items() if v is not None and v != ""}
         return [JobOut.model_validate(j) for j in self._call("GET", "/jobs", params=params)]
 
     def job(self, job_id: int) -> JobDetail:
@@ -85,6 +91,24 @@ class ComputeNetClient(WorkspaceApi):
 
     def cancel(self, job_id: int) -> JobOut:
         return JobOut.model_validate(self._call("POST", f"/jobs/{job_id}/cancel"))
+
+    def hold(self, job_id: int) -> JobOut:
+        """Keep a waiting job from starting (scontrol hold)."""
+        return JobOut.model_validate(self._call("POST", f"/jobs/{job_id}/hold"))
+
+    def release(self, job_id: int) -> JobOut:
+        return JobOut.model_validate(self._call("POST", f"/jobs/{job_id}/release"))
+
+    def requeue(self, job_id: int) -> JobOut:
+        """Send a running job back to the queue (scontrol requeue)."""
+        return JobOut.model_validate(self._call("POST", f"/jobs/{job_id}/requeue"))
+
+    def update(self, job_id: int, time_limit: str | None = None, partition: str | None = None,
+               name: str | None = None) -> JobOut:
+        """scontrol update: a lower time limit (Slurm's formats), another partition while pending, a name."""
+        body = {k: v for k, v in {"time_limit": time_limit, "partition": partition, "name": name}.items()
+                if v is not None}
+        return JobOut.model_validate(self._call("POST", f"/jobs/{job_id}/update", json=body))
 
     def output(self, job_id: int, stream: str = "stdout", offset: int = 0) -> OutputChunk:
         return OutputChunk.model_validate(

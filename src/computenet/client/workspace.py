@@ -60,10 +60,12 @@ class WorkspaceApi:
             state = self._call("GET", f"/uploads/{upload_id}")
             if progress:
                 progress(size - sum(min(state["chunk_size"], size - i * state["chunk_size"]) for i in state["missing"]))
-        else:
+        else:  # the server goes on with an unfinished upload of the same file to the same path
             state = self._call("POST", "/uploads", json=UploadIn(path=path, size=size, sha256=file_sha256(local),
                                                                  overwrite=overwrite).model_dump())
         chunk = state["chunk_size"]
+        if progress and not upload_id and len(state["missing"]) < state["chunks"]:
+            progress(size - sum(min(chunk, size - i * chunk) for i in state["missing"]))
 
         def send(index: int) -> None:
             with open(local, "rb") as handle:

@@ -1,6 +1,6 @@
 """sbatch filename patterns (``--output``, ``--error``), shared by every executor.
 
-%j job id, %x job name, %u user, %A/%a array master/task, %N node, %n node
+%j job id (%J the same for a batch job), %x job name, %u user, %A/%a array master/task, %N node, %n node
 index, %s step, %t task, %% a literal %; an optional width pads numbers.
 
 The platform expands the patterns whose values come from people (%x the job
@@ -16,7 +16,7 @@ import re
 
 _PATTERN = re.compile(r"%(\d*)([^\d])")
 _UNFINISHED = re.compile(r"%\d*$")
-_KNOWN = set("jxuAaNnst%")
+_KNOWN = set("jJxuAaNnst%")
 NAMED = frozenset("xu")  # values a user chooses: expanded (and checked) by the platform, never by a scheduler
 # what the scheduler may still put in: digits, "batch" (%s) or a node's host name (%N)
 _PLACEHOLDER = "0"
@@ -52,7 +52,7 @@ def _substitute(pattern: str, values: dict[str, str]) -> str:
 
 def expand(pattern: str, job_id: str, job_name: str, user: str, node: str | None = None) -> str:
     """Expand what is known at submission (and the node, when given)."""
-    values = {"j": job_id, "A": job_id, "x": job_name, "u": user, "%": "%"}
+    values = {"j": job_id, "J": job_id, "A": job_id, "x": job_name, "u": user, "%": "%"}
     if node is not None:
         values.update(N=node, n="0", s="batch", t="0")
     return _substitute(pattern, values)
@@ -67,7 +67,7 @@ def expand_ids(pattern: str, job_id: str, unescape: bool = True) -> str:
     """%j and %A by the scheduler's job id (digits only), and %% by % unless told not to."""
     if not job_id.isdigit():
         return pattern
-    return _substitute(pattern, {"j": job_id, "A": job_id} | ({"%": "%"} if unescape else {}))
+    return _substitute(pattern, {"j": job_id, "J": job_id, "A": job_id} | ({"%": "%"} if unescape else {}))
 
 
 def has_named(pattern: str) -> bool:

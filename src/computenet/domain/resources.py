@@ -145,6 +145,9 @@ class ResourceRequest(BaseModel):
     gpus_per_task: int = Field(0, ge=0, le=MAX_GPUS)
     cpus_per_gpu: int | None = Field(None, ge=1, le=MAX_CPUS_PER_TASK)
     mem_per_gpu_mb: int | None = Field(None, ge=1, le=MAX_MEM_MB)
+    # -N min-max, or -n without -N: Slurm may use up to this many nodes (None: exactly ``nodes``)
+    nodes_max: int | None = Field(None, ge=1, le=MAX_TASKS)
+    time_unlimited: bool = False  # -t UNLIMITED: the partition's maximum
 
     @model_validator(mode="after")
     def _consistent(self) -> "ResourceRequest":
@@ -207,6 +210,20 @@ class ResourceRequest(BaseModel):
         return per_cpu * self.max_cores_per_node()
 
 
+def placed(res: ResourceRequest, cores_per_node: int, gpus_per_node: int = 0) -> ResourceRequest:
+    """``res`` with the node count Slurm would use on nodes of this size: a job that may span
+    nodes (``nodes_max``) gets as few as its cores need, never more than it allows."""
+    if not res.nodes_max or cores_per_node <= 0:
+        return res
+    tasks = res.tasks
+    per_task = max(1, res.total_cores // max(1, tasks))
+    tasks_per_node = max(1, cores_per_node // per_task)
+    need = max(res.nodes, -(-tasks // tasks_per_node))
+    if gpus_per_node > 0 and res.total_gpus:
+        need = max(need, -(-res.total_gpus // gpus_per_node))
+    return res.model_copy(update={"nodes": min(res.nodes_max, need), "nodes_max": None})
+
+
 @dataclass(frozen=True)
 class Allocation:
     """What Slurm allocates to one job (one array task) on a partition's nodes."""
@@ -224,6 +241,7 @@ def allocation(res: ResourceRequest, *, cores_per_node: int, mem_per_node_mb: in
     ``--exclusive`` takes whole nodes: all their cores, memory and GPUs, on as
     many nodes as the job's cores and GPUs need (never fewer than -N).
     """
+    res = placed(res, cores_per_node, gpus_per_node)
     cores, gpus = res.total_cores, res.total_gpus
     mem = res.mem_per_node_needed_mb(default_mem_per_cpu_mb)
     if res.mem_per_node_mb == 0:  # sbatch --mem=0: all the memory of each node
@@ -295,6 +313,14 @@ class JobOptions(BaseModel):
 
     # options we do not model but hand to sbatch unchanged (already validated)
     passthrough: tuple[str, ...] = ()
+    # long names of every option the job used (script and command line): the router rules out
+    # cluster kinds that cannot honour one (sbatch_options)
+    used: tuple[str, ...] = ()
+    # the command-line options sbatch gets as written (it reads the script's own lines itself)
+    flags: tuple[str, ...] = ()
+    parsable: bool = False
+    wait: bool = False
+    test_only: bool = False
 
 
 class JobSpec(BaseModel):

@@ -7,11 +7,14 @@ the first command), and flags given on the command line override them.
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
+from . import job_env
+from . import sbatch_options as opts
 from .resources import (
     JobOptions,
     JobSpec,
@@ -30,71 +33,16 @@ class ScriptError(ValueError):
     """A script or option that cannot be submitted; the message names where."""
 
 
-@dataclass(frozen=True)
-class Option:
-    long: str
-    short: str | None
-    key: str  # where the value lands
-    takes_value: bool = True
-
-
-_OPTIONS = [
-    Option("nodes", "N", "nodes"),
-    Option("ntasks", "n", "ntasks"),
-    Option("ntasks-per-node", None, "ntasks_per_node"),
-    Option("cpus-per-task", "c", "cpus_per_task"),
-    Option("mem", None, "mem"),
-    Option("mem-per-cpu", None, "mem_per_cpu"),
-    Option("gres", None, "gres"),
-    Option("gpus", "G", "gpus"),
-    Option("gpus-per-node", None, "gpus_per_node"),
-    Option("time", "t", "time"),
-    Option("partition", "p", "partition"),
-    Option("account", "A", "account"),
-    Option("qos", "q", "qos"),
-    Option("constraint", "C", "constraint"),
-    Option("exclusive", None, "exclusive", takes_value=False),
-    Option("job-name", "J", "job_name"),
-    Option("output", "o", "output"),
-    Option("error", "e", "error"),
-    Option("chdir", "D", "workdir"),
-    Option("array", "a", "array"),
-    Option("dependency", "d", "dependency"),
-    Option("clusters", "M", "cluster"),
-]
-_BY_LONG = {o.long: o for o in _OPTIONS}
-_BY_SHORT = {o.short: o for o in _OPTIONS if o.short}
-_BY_LONG["workdir"] = _BY_LONG["chdir"]  # old spelling still in many scripts
-_BY_LONG["cluster"] = _BY_LONG["clusters"]
-
-# sbatch options we do not model but that are harmless to hand on to sbatch
-# as they are (sbatch re-reads the directives itself). Anything not listed
-# here or above is refused, so a typo is an error, not a silent no-op.
-_PASSTHROUGH_VALUE = {
-    "mail-type", "mail-user", "signal", "open-mode", "begin", "nice", "reservation",
-    "hint", "distribution", "wckey", "licenses", "mincpus", "threads-per-core",
-    "ntasks-per-core", "ntasks-per-socket", "sockets-per-node", "cores-per-socket",
-    "cpu-bind", "mem-bind", "gpu-bind", "gpus-per-task", "cpus-per-gpu", "mem-per-gpu",
-    "export", "kill-on-invalid-dep", "comment", "priority", "deadline", "delay-boot",
-    "tmp", "gpu-freq", "cpu-freq", "profile", "acctg-freq", "network",
-}
-# passthrough options that change what Slurm allocates: read as well, to price and place the job
+Option = opts.Option
+_BY_LONG = opts.BY_LONG
+_BY_SHORT = opts.BY_SHORT
+# modelled options the platform passes to sbatch itself (resolved, translated or chosen by the router);
+# every other option given on the command line reaches sbatch as written
+_DECIDED = {"cluster", "parsable", "wait", "test_only", "partition", "account", "time", "dependency",
+            "job_name", "output", "error", "workdir"}
+# modelled for pricing and placement, and still handed to sbatch as written
 _PRICED_PASSTHROUGH = {"gpus-per-task": "gpus_per_task", "cpus-per-gpu": "cpus_per_gpu", "mem-per-gpu": "mem_per_gpu"}
-_PASSTHROUGH_FLAG = {"requeue", "no-requeue", "overcommit", "contiguous", "spread-job", "oversubscribe", "hold"}
-_SHORT_FLAGS = {"H": "hold", "O": "overcommit", "s": "oversubscribe"}
-# Options that would change who the job runs as, how we talk to sbatch, or
-# where its script comes from: refused with a reason.
-_FORBIDDEN = {
-    "uid": "jobs run as the submitting user's identity",
-    "gid": "jobs run as the submitting user's identity",
-    "get-user-env": "the platform sets the job environment",
-    "wrap": "submit a script instead of --wrap",
-    "parsable": "the platform reads sbatch's answer itself",
-    "wait": "use `cnet output --follow` to wait",
-    "test-only": "use the dry run of the platform",
-    "export-file": "files outside your workspace cannot be read",
-    "batch": "node features are given with --constraint",
-}
+_HOSTLIST = re.compile(r"^[A-Za-z0-9_.,\[\]-]{1,1024}$")
 
 
 @dataclass
@@ -106,7 +54,9 @@ class Directive:
 @dataclass
 class ParsedOptions:
     values: dict[str, object] = field(default_factory=dict)
-    passthrough: list[str] = field(default_factory=list)
+    passthrough: list[str] = field(default_factory=list)  # unmodelled options, as --long[=value], in order
+    used: list[str] = field(default_factory=list)  # long names of every option given (script and flags)
+    flags: list[str] = field(default_factory=list)  # command-line options sbatch gets as written
 
 
 def read_script(data: bytes | str) -> str:
@@ -174,7 +124,9 @@ def _long_value(tokens: list[str], i: int, inline: str | None, name: str, line: 
 
 
 def parse_tokens(tokens: list[str], line: int, into: ParsedOptions) -> list[str]:
-    """Parse sbatch options; returns what follows them (script path and args)."""
+    """Parse sbatch options (every one sbatch 22.05 knows: see sbatch_options); returns what
+    follows them (script path and args). Refused options are refused here only when no cluster
+    kind takes them; the rest is for the router (ParsedOptions.used) and the adapters."""
     i = 0
     while i < len(tokens):
         tok = tokens[i]
@@ -187,52 +139,74 @@ def parse_tokens(tokens: list[str], line: int, into: ParsedOptions) -> list[str]
             name, eq, inline = tok[2:].partition("=")
             option = _BY_LONG.get(name)
             if option is None:
-                if name in _FORBIDDEN:
-                    raise ScriptError(f"{_where(line)}: --{name} is not allowed: {_FORBIDDEN[name]}")
-                if name in _PASSTHROUGH_FLAG and not eq:
-                    into.passthrough.append(f"--{name}")
-                    i += 1
-                    continue
-                if name in _PASSTHROUGH_VALUE:
-                    value, i = _long_value(tokens, i, inline if eq else None, name, line)
-                    into.passthrough.append(f"--{name}={value}")
-                    if name in _PRICED_PASSTHROUGH:  # sbatch gets it as written; quotes and holds must see it
-                        try:
-                            into.values[_PRICED_PASSTHROUGH[name]] = _priced(name, value)
-                        except RequestError as exc:
-                            raise ScriptError(f"{_where(line)}: {exc}") from None
-                        lines = into.values.setdefault("_lines", {})
-                        lines[_PRICED_PASSTHROUGH[name]] = line  # type: ignore[index]
-                    i += 1
-                    continue
                 raise ScriptError(f"{_where(line)}: unknown sbatch option --{name}")
-            if option.takes_value:
+            if option.arg == opts.VALUE:
                 value, i = _long_value(tokens, i, inline if eq else None, name, line)
-            elif eq and option.key == "exclusive":
-                value = inline  # --exclusive=user etc.
+            elif eq:
+                if option.arg == opts.FLAG:
+                    raise ScriptError(f"{_where(line)}: --{name} takes no value")
+                value = inline
         else:
             letter = tok[1:2]
             option = _BY_SHORT.get(letter)
-            if option is None and letter in _SHORT_FLAGS and len(tok) == 2:
-                into.passthrough.append(f"--{_SHORT_FLAGS[letter]}")
-                i += 1
-                continue
             if option is None:
                 raise ScriptError(f"{_where(line)}: unknown sbatch option -{letter}")
-            if len(tok) > 2:
+            if option.arg != opts.VALUE:
+                if len(tok) > 2:  # -Hv: flags run together
+                    tokens = tokens[:i] + [tok[:2], "-" + tok[2:]] + tokens[i + 1:]
+            elif len(tok) > 2:
                 value = tok[2:].removeprefix("=")
             elif i + 1 < len(tokens):
                 i += 1
                 value = tokens[i]
             else:
                 raise ScriptError(f"{_where(line)}: -{letter} needs a value")
-        try:
-            into.values[option.key] = _convert(option, value)
-        except RequestError as exc:
-            raise ScriptError(f"{_where(line)}: {exc}") from None
-        into.values.setdefault("_lines", {})[option.key] = line  # type: ignore[union-attr]
+        _take(option, value, line, into)
         i += 1
     return []
+
+
+def _take(option: Option, value: str | None, line: int, into: ParsedOptions) -> None:
+    everywhere = [option.verdict(kind) for kind in opts.KINDS]
+    if all(v.refused for v in everywhere) and len({v.how for v in everywhere}) == 1:
+        raise ScriptError(f"{_where(line)}: --{option.long} is not allowed: {everywhere[0].how}")
+    written = f"--{option.long}" if value is None else f"--{option.long}={value}"
+    if option.long not in into.used:
+        into.used.append(option.long)
+    try:
+        _check_value(option, value)
+        if option.key is not None:
+            into.values[option.key] = _convert(option, value)
+            into.values.setdefault("_lines", {})[option.key] = line  # type: ignore[union-attr]
+    except RequestError as exc:
+        raise ScriptError(f"{_where(line)}: {exc}") from None
+    if option.key is None or option.long in _PRICED_PASSTHROUGH or (option.long == "exclusive" and value):
+        into.passthrough.append(written)
+    if line == 0 and option.key not in _DECIDED:
+        into.flags.append(written)
+
+
+def _check_value(option: Option, value: str | None) -> None:
+    """What the platform or the local executor reads itself is checked here, before any cluster sees it."""
+    name = option.long
+    if value is None:
+        return
+    if name in ("nodelist", "exclude") and not _HOSTLIST.match(value):
+        raise RequestError(f"--{name} needs node names (a Slurm host list), got {value!r}")
+    if name == "time-min":
+        if parse_time_minutes(value) is None:
+            raise RequestError("--time-min cannot be UNLIMITED")
+    if name == "open-mode" and value not in ("append", "truncate"):
+        raise RequestError(f"--open-mode is append or truncate, got {value!r}")
+    try:
+        if name == "signal":
+            job_env.parse_signal(value)
+        if name == "begin":
+            job_env.parse_begin(value)
+        if name == "export":
+            job_env.parse_export(value)
+    except job_env.OptionValueError as exc:
+        raise RequestError(str(exc)) from None
 
 
 def _int(value: str, option: Option) -> int:
@@ -246,21 +220,25 @@ def _int(value: str, option: Option) -> int:
 
 def _convert(option: Option, value: str | None) -> object:
     key = option.key
-    if key == "exclusive":
+    if key in ("exclusive", "parsable", "wait", "test_only"):
         return True
     assert value is not None
+    if option.long in _PRICED_PASSTHROUGH:
+        return _priced(option.long, value)
     if key in ("ntasks", "ntasks_per_node", "cpus_per_task"):
         return _int(value, option)
     if key == "nodes":
         low, _, high = value.partition("-")
         nodes = _int(low, option)
-        if high:
-            _int(high, option)  # validated; the minimum is what we plan for
-        return nodes
+        most = _int(high, option) if high else nodes
+        if most < nodes:
+            raise RequestError(f"--nodes={value}: the maximum is below the minimum")
+        return nodes, most
     if key in ("mem", "mem_per_cpu"):
         return parse_memory_mb(value)
     if key == "time":
-        return parse_time_minutes(value)
+        minutes = parse_time_minutes(value)
+        return "UNLIMITED" if minutes is None else minutes
     if key == "gres":
         return parse_gres(value)
     if key in ("gpus", "gpus_per_node"):
@@ -283,20 +261,32 @@ def _priced(name: str, value: str) -> object:
     return int(value)
 
 
-def build_spec(values: dict[str, object], passthrough: list[str]) -> JobSpec:
+def build_spec(values: dict[str, object], passthrough: list[str], used: list[str] | None = None,
+               flags: list[str] | None = None) -> JobSpec:
     lines: dict[str, int] = values.get("_lines", {})  # type: ignore[assignment]
     res: dict[str, object] = {}
     opt: dict[str, object] = {}
-    for key in ("nodes", "ntasks", "ntasks_per_node", "cpus_per_task", "partition", "account", "qos", "constraint"):
+    for key in ("ntasks", "ntasks_per_node", "cpus_per_task", "partition", "account", "qos", "constraint"):
         if key in values:
             res[key] = values[key]
+    if "nodes" in values:
+        res["nodes"], most = values["nodes"]  # type: ignore[misc]
+        if most != res["nodes"]:
+            res["nodes_max"] = most
+    elif "ntasks" in values and "ntasks_per_node" in values:
+        res["nodes"] = -(-values["ntasks"] // values["ntasks_per_node"])  # type: ignore[operator]
+    elif "ntasks" in values:
+        # no -N: Slurm spreads the tasks over as many nodes as it needs (at most one per task)
+        res["nodes_max"] = values["ntasks"]
     if "exclusive" in values:
         res["exclusive"] = True
     if "mem" in values:
         res["mem_per_node_mb"] = values["mem"]
     if "mem_per_cpu" in values:
         res["mem_per_cpu_mb"] = values["mem_per_cpu"]
-    if "time" in values:
+    if values.get("time") == "UNLIMITED":
+        res["time_unlimited"] = True  # the partition's maximum, as Slurm gives it
+    elif "time" in values:
         res["time_limit_minutes"] = values["time"]
     gpu_type = None
     # the last GPU form given wins, as later sbatch options override earlier
@@ -323,6 +313,11 @@ def build_spec(values: dict[str, object], passthrough: list[str]) -> JobSpec:
         if key in values:
             opt[key] = values[key]
     opt["passthrough"] = tuple(passthrough)
+    opt["used"] = tuple(used or ())
+    opt["flags"] = tuple(flags or ())
+    for key in ("parsable", "wait", "test_only"):
+        if key in values:
+            opt[key] = True
     try:
         return JobSpec(resources=ResourceRequest(**res), options=JobOptions(**opt))
     except ValidationError as exc:
@@ -364,4 +359,4 @@ def parse_submission(script: bytes | str, flags: list[str] | None = None) -> tup
     for index, flag in enumerate(flags or []):
         _check_flag(index, flag)
     script_args = parse_tokens(list(flags or []), 0, parsed)
-    return text, build_spec(parsed.values, parsed.passthrough), script_args
+    return text, build_spec(parsed.values, parsed.passthrough, parsed.used, parsed.flags), script_args

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import ClassVar, Literal
 
 from computenet.domain.money import round_money
+from computenet.messages import Money, msg
 
 from .efficiency import Efficiency, JobFacts
 from .series import JobSeries
@@ -40,8 +41,8 @@ class Finding:
 # -- helpers ------------------------------------------------------------------
 
 
-def _money(amount: Decimal) -> str:
-    return f"¥{round_money(amount)}"
+def _money(amount: Decimal) -> Money:
+    return Money(round_money(amount), english=f"¥{round_money(amount)}")
 
 
 def _share(amount: Decimal, fraction: float) -> Decimal:
@@ -65,10 +66,10 @@ def _ceil_gib(nbytes: int, headroom_percent: int) -> int:
 
 def _duration(seconds: float) -> str:
     if seconds < 120:
-        return f"{seconds:.0f} s"
+        return msg("%(seconds)s s", seconds=format(seconds, ".0f"))
     if seconds < 2 * 3600:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+        return msg("%(minutes)s min", minutes=format(seconds / 60, ".0f"))
+    return msg("%(hours)s h", hours=format(seconds / 3600, ".1f"))
 
 
 def _coverage(eff: Efficiency) -> float:
@@ -76,7 +77,7 @@ def _coverage(eff: Efficiency) -> float:
 
 
 def _saves(amount: Decimal) -> str:
-    return f" (saves about {_money(amount)} per run)" if amount > 0 else ""
+    return msg(" (saves about %(money)s per run)", money=_money(amount)) if amount > 0 else ""
 
 
 class Rule:

@@ -33,6 +33,8 @@ from dataclasses import replace
 from computenet.domain.money import round_money
 from computenet.domain.resources import format_time_minutes
 
+from computenet.messages import msg
+
 from .efficiency import IDLE_CORES, Efficiency, JobFacts, measure
 from .findings import (GIB, SEVERITIES, ZERO, Finding, Rule, Severity, _ceil_gib, _coverage, _duration, _gib,
                        _money, _pct, _saves, _share)
@@ -64,12 +66,16 @@ class IdleCores(Rule):
         saved = round_money(facts.price_cpu_part * (facts.cores - suggest) / facts.cores)
         return Finding(
             code=self.code, severity="warning",
-            title="Most allocated cores sat idle",
-            detail=(f"The job kept {used:.1f} of {facts.cores} allocated cores busy on average "
-                    f"(CPU efficiency {_pct(e)}) over {_duration(facts.runtime_s)}."),
-            recommendation=(f"request {suggest} core{'s' if suggest > 1 else ''} (-c {suggest}, or -n {suggest} "
-                            f"for MPI){_saves(saved)}, or make the program use all {facts.cores} "
-                            f"(e.g. OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK, srun/mpirun without a fixed -np)."),
+            title=msg("Most allocated cores sat idle"),
+            detail=(msg("The job kept %(used)s of %(cores)s allocated cores busy on average (CPU "
+                        "efficiency %(e)s) over %(runtime_s)s.",
+                        used=format(used, '.1f'), cores=facts.cores, e=_pct(e),
+                        runtime_s=_duration(facts.runtime_s))),
+            recommendation=(msg("request %(suggest)s core%(plural_s)s (-c %(suggest)s, or -n %(suggest)s "
+                                "for MPI)%(saved)s, or make the program use all %(cores)s (e.g. "
+                                "OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK, srun/mpirun without a fixed -np).",
+                                suggest=suggest, plural_s='s' if suggest > 1 else '', saved=_saves(saved),
+                                cores=facts.cores)),
             wasted=_share(facts.price_cpu_part, 1.0 - e),
             confidence=_coverage(eff),
         )
@@ -92,15 +98,18 @@ class SingleThreaded(Rule):
         if mean is None or facts.cores < self.MIN_CORES or not self.LOW <= mean <= self.HIGH:
             return None
         wasted = round_money(facts.price_cpu_part * (facts.cores - 1) / facts.cores)
-        efficiency = f" (CPU efficiency {_pct(eff.cpu_efficiency)})" if eff.cpu_efficiency is not None else ""
+        efficiency = (msg(" (CPU efficiency %(efficiency)s)", efficiency=_pct(eff.cpu_efficiency))
+                      if eff.cpu_efficiency is not None else "")
         return Finding(
             code=self.code, severity="warning",
-            title="Only one core was busy",
-            detail=(f"{mean:.2f} cores were in use on average of {facts.cores} allocated{efficiency}: "
-                    f"the program ran single-threaded."),
-            recommendation=(f"request -c 1 (or -n 1){_saves(wasted)}, unless the program can be told to use "
-                            f"{facts.cores} threads or ranks (OMP_NUM_THREADS, a --threads option, srun -n); "
-                            f"then keep -c {facts.cores} and pass it on."),
+            title=msg("Only one core was busy"),
+            detail=(msg("%(mean)s cores were in use on average of %(cores)s allocated%(efficiency)s: the "
+                        "program ran single-threaded.",
+                        mean=format(mean, '.2f'), cores=facts.cores, efficiency=efficiency)),
+            recommendation=(msg("request -c 1 (or -n 1)%(wasted)s, unless the program can be told to use "
+                                "%(cores)s threads or ranks (OMP_NUM_THREADS, a --threads option, srun "
+                                "-n); then keep -c %(cores)s and pass it on.",
+                                wasted=_saves(wasted), cores=facts.cores)),
             wasted=wasted,
             confidence=_coverage(eff),
         )
@@ -128,15 +137,19 @@ class IdleJob(Rule):
             return None
         if facts.gpus > 0 and (eff.gpu_utilisation is None or eff.gpu_utilisation >= GpuIdle.MAX_UTIL):
             return None
-        gpu = f"; its GPUs averaged {_pct(eff.gpu_utilisation)} use" if facts.gpus > 0 else ""
+        gpu = msg("; its GPUs averaged %(use)s use", use=_pct(eff.gpu_utilisation)) if facts.gpus > 0 else ""
         return Finding(
             code=self.code, severity="critical",
-            title="The job did nothing",
-            detail=(f"Fewer than {self.IDLE_CORES} cores were in use for {_pct(eff.idle_fraction)} of the "
-                    f"observed time; {eff.cpu_seconds:.1f} CPU seconds in {_duration(facts.runtime_s)}{gpu}. "
-                    f"All of its {_money(facts.price)} paid for an allocation that slept."),
-            recommendation=("find out what it waited for (input files, a lock, a license server, a hung MPI rank, "
-                            "a sleep left in the script) and cancel such jobs early (scancel)."),
+            title=msg("The job did nothing"),
+            detail=(msg("Fewer than %(idle_cores)s cores were in use for %(idle_fraction)s of the "
+                        "observed time; %(cpu_seconds)s CPU seconds in %(runtime_s)s%(gpu)s. All of its "
+                        "%(price)s paid for an allocation that slept.",
+                        idle_cores=self.IDLE_CORES, idle_fraction=_pct(eff.idle_fraction),
+                        cpu_seconds=format(eff.cpu_seconds, '.1f'), runtime_s=_duration(facts.runtime_s), gpu=gpu,
+                        price=_money(facts.price))),
+            recommendation=(msg("find out what it waited for (input files, a lock, a license server, a "
+                                "hung MPI rank, a sleep left in the script) and cancel such jobs early "
+                                "(scancel).")),
             wasted=round_money(facts.price),
             confidence=_coverage(eff),
         )
@@ -166,11 +179,12 @@ class MemoryOverRequested(Rule):
                             / facts.mem_requested_bytes)
         return Finding(
             code=self.code, severity="warning",
-            title="Much more memory requested than used",
-            detail=(f"Peak memory {_gib(eff.peak_rss)} of {_gib(facts.mem_requested_bytes)} requested "
-                    f"({_pct(e)})."),
-            recommendation=(f"request --mem={suggest}G (the peak plus 20% headroom){_saves(saved)}; "
-                            f"smaller requests start sooner and leave the node to others."),
+            title=msg("Much more memory requested than used"),
+            detail=(msg("Peak memory %(peak_rss)s of %(mem_requested_bytes)s requested (%(e)s).",
+                        peak_rss=_gib(eff.peak_rss), mem_requested_bytes=_gib(facts.mem_requested_bytes), e=_pct(e))),
+            recommendation=(msg("request --mem=%(suggest)sG (the peak plus 20%% headroom)%(saved)s; "
+                                "smaller requests start sooner and leave the node to others.",
+                                suggest=suggest, saved=_saves(saved))),
             wasted=_share(facts.price_mem_part, 1.0 - e),
             confidence=_coverage(eff),
         )
@@ -193,10 +207,11 @@ class OomRisk(Rule):
         suggest = max(_ceil_gib(eff.peak_rss, self.HEADROOM_PERCENT), -(-facts.mem_requested_bytes // GIB) + 1)
         return Finding(
             code=self.code, severity="critical" if e >= 1.0 else "warning",
-            title="Memory use close to the limit",
-            detail=(f"Peak memory {_gib(eff.peak_rss)} of {_gib(facts.mem_requested_bytes)} requested "
-                    f"({_pct(e)}): a larger input or a spike between samples is killed (OOM)."),
-            recommendation=f"request more memory: --mem={suggest}G (the peak plus 25%).",
+            title=msg("Memory use close to the limit"),
+            detail=(msg("Peak memory %(peak_rss)s of %(mem_requested_bytes)s requested (%(e)s): a larger "
+                        "input or a spike between samples is killed (OOM).",
+                        peak_rss=_gib(eff.peak_rss), mem_requested_bytes=_gib(facts.mem_requested_bytes), e=_pct(e))),
+            recommendation=msg("request more memory: --mem=%(suggest)sG (the peak plus 25%%).", suggest=suggest),
             wasted=ZERO,
             confidence=1.0,
         )
@@ -228,12 +243,14 @@ class TimeLimitTooLong(Rule):
         suggested = format_time_minutes(minutes)
         return Finding(
             code=self.code, severity="info",
-            title="Time limit much longer than the run",
-            detail=(f"The job ran {_duration(facts.runtime_s)} of a {_duration(limit)} limit "
-                    f"({_pct(facts.runtime_s / limit)})."),
-            recommendation=(f"request --time={suggested} (the runtime plus 50%): shorter limits start sooner "
-                            f"(backfill) and hold less of the balance at submission; the charge is for the "
-                            f"time used either way."),
+            title=msg("Time limit much longer than the run"),
+            detail=(msg("The job ran %(runtime_s)s of a %(limit)s limit (%(value)s).",
+                        runtime_s=_duration(facts.runtime_s), limit=_duration(limit),
+                        value=_pct(facts.runtime_s / limit))),
+            recommendation=(msg("request --time=%(suggested)s (the runtime plus 50%%): shorter limits "
+                                "start sooner (backfill) and hold less of the balance at submission; the "
+                                "charge is for the time used either way.",
+                                suggested=suggested)),
             wasted=ZERO,
             confidence=1.0,
         )
@@ -252,10 +269,11 @@ class ShortJob(Rule):
             return None
         return Finding(
             code=self.code, severity="info",
-            title="A very short job",
-            detail=f"The job ran {facts.runtime_s:.0f} s; queueing and start-up take about as long.",
-            recommendation=("bundle such runs: one job array (sbatch --array) or srun steps inside one "
-                            "allocation (a loop, GNU parallel)."),
+            title=msg("A very short job"),
+            detail=msg("The job ran %(runtime_s)s s; queueing and start-up take about as long.",
+                       runtime_s=format(facts.runtime_s, '.0f')),
+            recommendation=(msg("bundle such runs: one job array (sbatch --array) or srun steps inside "
+                                "one allocation (a loop, GNU parallel).")),
             wasted=ZERO,
             confidence=1.0,
         )
@@ -342,12 +360,15 @@ def bundle_advice(jobs: Iterable[JobFacts], *, min_jobs: int = BUNDLE_MIN_JOBS,
         clusters = ", ".join(sorted({j.cluster for j in short}))
         findings.append(Finding(
             code="many_short_jobs", severity="info",
-            title=f"{count} short jobs in a day",
-            detail=(f"User {user} ran {count} jobs of under {ShortJob.MAX_RUNTIME_S} s within "
-                    f"{_duration(window_s)} on {clusters} (mean {mean:.0f} s each); each one pays the "
-                    f"queueing and start-up overhead."),
-            recommendation=(f"bundle them: one job array (sbatch --array=1-{count}) or one allocation running "
-                            f"srun steps (a loop, GNU parallel)."),
+            title=msg("%(count)s short jobs in a day", count=count),
+            detail=(msg("User %(user)s ran %(count)s jobs of under %(max_runtime_s)s s within "
+                        "%(window_s)s on %(clusters)s (mean %(mean)s s each); each one pays the queueing "
+                        "and start-up overhead.",
+                        user=user, count=count, max_runtime_s=ShortJob.MAX_RUNTIME_S, window_s=_duration(window_s),
+                        clusters=clusters, mean=format(mean, '.0f'))),
+            recommendation=(msg("bundle them: one job array (sbatch --array=1-%(count)s) or one "
+                                "allocation running srun steps (a loop, GNU parallel).",
+                                count=count)),
             wasted=ZERO,
             confidence=1.0,
         ))

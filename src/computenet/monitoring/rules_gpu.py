@@ -6,6 +6,8 @@ from decimal import Decimal
 
 from computenet.domain.money import round_money
 
+from computenet.messages import msg
+
 from .efficiency import JobFacts
 from .findings import GIB, ZERO, Finding, Rule, _coverage, _gib, _pct, _saves, _share
 from .series import JobSeries
@@ -32,12 +34,15 @@ class GpuIdle(Rule):
         wasted = _share(facts.price_gpu_part, 1.0 - u)
         return Finding(
             code=self.code, severity="critical" if eff.covered_fraction >= self.MIN_COVERAGE else "warning",
-            title="The GPUs sat idle",
-            detail=(f"{facts.gpus} allocated GPU{'s' if facts.gpus > 1 else ''} averaged {_pct(u)} utilisation "
-                    f"over {_pct(eff.covered_fraction)} of the runtime observed."),
-            recommendation=(f"check that the program uses the GPU (a CUDA build, device='cuda', "
-                            f"CUDA_VISIBLE_DEVICES); if it does not need one, run it without --gres=gpu "
-                            f"on a CPU partition{_saves(wasted)}."),
+            title=msg("The GPUs sat idle"),
+            detail=(msg("%(gpus)s allocated GPU%(plural_s)s averaged %(u)s utilisation over "
+                        "%(covered_fraction)s of the runtime observed.",
+                        gpus=facts.gpus, plural_s='s' if facts.gpus > 1 else '', u=_pct(u),
+                        covered_fraction=_pct(eff.covered_fraction))),
+            recommendation=(msg("check that the program uses the GPU (a CUDA build, device='cuda', "
+                                "CUDA_VISIBLE_DEVICES); if it does not need one, run it without "
+                                "--gres=gpu on a CPU partition%(wasted)s.",
+                                wasted=_saves(wasted))),
             wasted=wasted,
             confidence=_coverage(eff),
         )
@@ -62,15 +67,16 @@ class GpuUnderused(Rule):
         u = eff.gpu_utilisation
         if facts.gpus < 1 or u is None or not self.LOW <= u < self.HIGH:
             return None
-        fewer = (f", or request fewer GPUs if it does not scale (--gres=gpu:{max(1, facts.gpus // 2)})"
+        fewer = (msg(", or request fewer GPUs if it does not scale (--gres=gpu:%(half)s)", half=max(1, facts.gpus // 2))
                  if facts.gpus > 1 else "")
         return Finding(
             code=self.code, severity="warning",
-            title="The GPUs were mostly waiting",
-            detail=(f"{facts.gpus} GPU{'s' if facts.gpus > 1 else ''} averaged {_pct(u)} utilisation over the "
-                    f"observed time."),
-            recommendation=(f"feed the GPU faster: more data-loader workers, pinned memory, larger batches, "
-                            f"data on local scratch{fewer}."),
+            title=msg("The GPUs were mostly waiting"),
+            detail=(msg("%(gpus)s GPU%(plural_s)s averaged %(u)s utilisation over the observed time.",
+                        gpus=facts.gpus, plural_s='s' if facts.gpus > 1 else '', u=_pct(u))),
+            recommendation=(msg("feed the GPU faster: more data-loader workers, pinned memory, larger "
+                                "batches, data on local scratch%(fewer)s.",
+                                fewer=fewer)),
             wasted=_share(facts.price_gpu_part, (1.0 - u) * self.WASTE_SHARE),
             confidence=_coverage(eff),
         )
@@ -118,11 +124,15 @@ class SmallerGpu(Rule):
             wasted = round_money(max(ZERO, facts.price_gpu_part - facts.cheaper_gpu_hour * gpu_hours))
         return Finding(
             code=self.code, severity="info",
-            title="Would fit a smaller GPU",
-            detail=(f"Peak GPU memory {_gib(eff.peak_gpu_mem)} of {_gib(eff.gpu_mem_total)} on {card} "
-                    f"({_pct(frac)}), utilisation {_pct(u)}."),
-            recommendation=(f"would fit a smaller GPU (e.g. a {fits[0]} GB card): request one "
-                            f"(--gres=gpu:<type>:{facts.gpus} or a partition with smaller cards){_saves(wasted)}."),
+            title=msg("Would fit a smaller GPU"),
+            detail=(msg("Peak GPU memory %(peak_gpu_mem)s of %(gpu_mem_total)s on %(card)s (%(frac)s), "
+                        "utilisation %(u)s.",
+                        peak_gpu_mem=_gib(eff.peak_gpu_mem), gpu_mem_total=_gib(eff.gpu_mem_total), card=card,
+                        frac=_pct(frac), u=_pct(u))),
+            recommendation=(msg("would fit a smaller GPU (e.g. a %(fits)s GB card): request one "
+                                "(--gres=gpu:<type>:%(gpus)s or a partition with smaller "
+                                "cards)%(wasted)s.",
+                                fits=fits[0], gpus=facts.gpus, wasted=_saves(wasted))),
             wasted=wasted,
             confidence=_coverage(eff),
         )

@@ -6,11 +6,13 @@ what ruled a partition out.
 
 from __future__ import annotations
 
-from ..domain.resources import ResourceRequest
+from ..domain.resources import ResourceRequest, placed
 from .model import Candidate, Constraints, Target
 
 
 def time_limit(res: ResourceRequest, target: Target) -> int | None:
+    if res.time_unlimited:  # -t UNLIMITED: Slurm gives the partition's maximum
+        return target.max_time_minutes
     return res.time_limit_minutes or target.default_time_minutes or target.max_time_minutes
 
 
@@ -18,6 +20,10 @@ def check(res: ResourceRequest, target: Target, constraints: Constraints) -> Can
     """A candidate for ``target``: feasible, or refused with every reason."""
     c = Candidate(target)
     where = f"partition {target.partition}"
+    res = placed(res, target.cores_per_node, target.gpus_per_node)  # -n without -N spreads over nodes
+    for kind, why in constraints.refused_kinds:
+        if target.executor == kind:
+            c.refuse(f"cluster {target.cluster} cannot honour {why}")
     if constraints.cluster and target.cluster != constraints.cluster:
         c.refuse(f"pinned to cluster {constraints.cluster}")
     if constraints.partition and target.partition != constraints.partition:

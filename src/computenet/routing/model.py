@@ -39,6 +39,7 @@ class Target:
     features: frozenset[str] | None = None  # on every node; None: not known (then Slurm decides)
     # partitions of the same cluster whose nodes all lie inside this one's (their waiting jobs compete)
     nested_partitions: frozenset[str] = frozenset()
+    executor: str = "slurm"  # slurm | slurmrest | local: which sbatch options it honours (sbatch_options)
 
     @property
     def name(self) -> str:
@@ -60,6 +61,8 @@ class Constraints:
     # only these clusters can run the job (an app installed there); None: any
     only_clusters: frozenset[str] | None = None
     only_reason: str = "cannot run the job"
+    # ((cluster kind, "--option: why"), ...): kinds that cannot honour an option the job uses
+    refused_kinds: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass

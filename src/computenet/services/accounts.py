@@ -12,6 +12,7 @@ from ..billing import funds, ledger
 from ..billing.ledger import LedgerError
 from ..domain.money import MoneyError
 from ..store.models import Account, AccountMember, User
+from ..messages import msg
 from .errors import Conflict, InvalidRequest, NotFound
 
 USER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -25,9 +26,11 @@ def hash_token(token: str) -> str:
 
 def create_user(session: Session, name: str, email: str | None = None, is_admin: bool = False) -> User:
     if not USER_NAME.match(name):
-        raise InvalidRequest(f"invalid user name {name!r}: lower-case letters, digits, '-' and '_', up to 32, starting with a letter")
+        raise InvalidRequest(msg("invalid user name %(name)r: lower-case letters, digits, '-' and '_', "
+                                 "up to 32, starting with a letter",
+                                 name=name))
     if session.scalar(select(User).where(User.name == name)):
-        raise Conflict(f"user {name!r} exists")
+        raise Conflict(msg("user %(name)r exists", name=name))
     user = User(name=name, email=email, is_admin=is_admin)
     session.add(user)
     session.flush()
@@ -56,7 +59,7 @@ def by_name(session: Session, model, name: str, what: str):
     """The row of ``model`` with this name, or NotFound naming it."""
     row = session.scalar(select(model).where(model.name == name))
     if row is None:
-        raise NotFound(f"no {what} {name!r}")
+        raise NotFound(msg("no %(what)s %(name)r", what=what, name=name))
     return row
 
 
@@ -66,9 +69,9 @@ def get_user(session: Session, name: str) -> User:
 
 def create_account(session: Session, name: str, owner: User | None = None, currency: str = "CNY") -> Account:
     if not ACCOUNT_NAME.match(name):
-        raise InvalidRequest(f"invalid account name {name!r}")
+        raise InvalidRequest(msg("invalid account name %(name)r", name=name))
     if session.scalar(select(Account).where(Account.name == name)):
-        raise Conflict(f"account {name!r} exists")
+        raise Conflict(msg("account %(name)r exists", name=name))
     account = Account(name=name, currency=currency)
     session.add(account)
     session.flush()

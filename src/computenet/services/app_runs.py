@@ -12,6 +12,7 @@ from sqlalchemy import select
 from .. import catalog
 from ..store.models import Cluster, Job, User
 from . import apps
+from ..messages import msg
 from .errors import InvalidRequest
 from .job_files import resolve_inputs
 from .jobs import JobExtras, RoutingRequest, estimate_job, submit_job
@@ -37,7 +38,7 @@ def prepare(platform: Platform, user_id: int, name: str, params: dict, version: 
             account: str | None = None, cluster: str | None = None, partition: str | None = None):
     """Everything checked, nothing written: (app ref, values, resources, inputs, scripts, envs, flags)."""
     if not isinstance(params, dict):
-        raise InvalidRequest("params must be an object of parameter names to values")
+        raise InvalidRequest(msg("params must be an object of parameter names to values"))
     with platform.db.session() as session:
         user = session.get(User, user_id)
         ref = apps.find(session, user, name, version)
@@ -46,7 +47,7 @@ def prepare(platform: Platform, user_id: int, name: str, params: dict, version: 
             values = catalog.validate_params(spec, params)
             resources = catalog.resources_for(spec, values)
         except (catalog.ParamError, catalog.SpecError) as exc:
-            raise InvalidRequest(f"{spec.name}: {exc}") from None
+            raise InvalidRequest(msg("%(name)s: %(exc)s", name=spec.name, exc=exc)) from None
         input_params = [p for p in spec.input_parameters() if values.get(p) not in (None, "")]
         inputs = resolve_inputs(session, platform, user, [str(values[p]) for p in input_params])
         for param, item in zip(input_params, inputs):
@@ -64,13 +65,15 @@ def prepare(platform: Platform, user_id: int, name: str, params: dict, version: 
             try:
                 scripts[cluster_name] = catalog.render(spec, values, env, staged, resources)
             except (catalog.SpecError, catalog.ParamError) as exc:
-                raise InvalidRequest(f"{spec.name}: {exc}") from None
+                raise InvalidRequest(msg("%(name)s: %(exc)s", name=spec.name, exc=exc)) from None
             envs[cluster_name] = env.name
     if not scripts:
-        raise InvalidRequest(f"app {spec.name} {spec.version} is not available on any cluster of the network")
+        raise InvalidRequest(msg("app %(name)s %(version)s is not available on any cluster of the network",
+                                 name=spec.name, version=spec.version))
     if cluster and cluster not in scripts:
-        raise InvalidRequest(f"app {spec.name} is not available on cluster {cluster} "
-                             f"(available on: {', '.join(sorted(scripts))})")
+        raise InvalidRequest(msg("app %(name)s is not available on cluster %(cluster)s (available on: "
+                                 "%(listed)s)",
+                                 name=spec.name, cluster=cluster, listed=', '.join(sorted(scripts))))
     flags = sbatch_flags(resources, spec.name, account, cluster, partition)
     return ref, values, resources, inputs, scripts, envs, flags
 

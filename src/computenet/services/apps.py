@@ -18,6 +18,7 @@ from .. import catalog
 from ..catalog import AppSpec
 from ..store.models import App, Cluster, Tenant, User
 from ..store.types import utcnow
+from ..messages import msg
 from .errors import Conflict, Forbidden, InvalidRequest, NotFound
 from . import roles
 from .platform import Platform
@@ -105,7 +106,9 @@ def find(session: Session, user: User, name: str, version: str | None = None) ->
         if matches:
             return matches[-1]
     known = sorted({r.spec.name for r in visible(session, user)})
-    raise NotFound(f"no app {name!r}{f' version {version}' if version else ''} (apps: {', '.join(known)})")
+    raise NotFound(msg("no app %(name)r%(value)s (apps: %(listed)s)",
+                       name=name, value=msg(" version %(version)s", version=version) if version else "",
+                       listed=", ".join(known)))
 
 
 def availability(session: Session, platform: Platform, spec: AppSpec) -> dict[str, str | None]:
@@ -125,28 +128,32 @@ def availability(session: Session, platform: Platform, spec: AppSpec) -> dict[st
 
 def publish(session: Session, user: User, source: str, scope: str) -> AppRef:
     if scope not in SCOPES:
-        raise InvalidRequest(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
+        raise InvalidRequest(msg("scope must be one of %(listed)s, not %(scope)r",
+                                 listed=', '.join(SCOPES), scope=scope))
     if len(source.encode()) > 512 * 1024:
-        raise InvalidRequest("an app spec may be at most 512 KiB")
+        raise InvalidRequest(msg("an app spec may be at most 512 KiB"))
     if scope == "platform" and not roles.allowed(session, user, "app_publish_platform"):
-        raise Forbidden("publishing a platform app needs the operator role (vendors publish with scope vendor)")
+        raise Forbidden(msg("publishing a platform app needs the operator role (vendors publish with "
+                            "scope vendor)"))
     if scope == "tenant" and not roles.allowed(session, user, "app_publish_tenant", tenant_id=user.tenant_id):
-        raise Forbidden("publishing a tenant app needs the tenant admin role in a tenant")
+        raise Forbidden(msg("publishing a tenant app needs the tenant admin role in a tenant"))
     if scope == "vendor" and not roles.allowed(session, user, "app_publish_vendor"):
-        raise Forbidden("publishing a vendor app needs a vendor account (an operator grants the vendor role)")
+        raise Forbidden(msg("publishing a vendor app needs a vendor account (an operator grants the "
+                            "vendor role)"))
     try:
         spec = catalog.load_spec(source)
     except catalog.SpecError as exc:
-        raise InvalidRequest(f"invalid app spec: {exc}") from None
+        raise InvalidRequest(msg("invalid app spec: %(exc)s", exc=exc)) from None
     namespace = f"tenant:{user.tenant_id}" if scope == "tenant" else ""
     if scope != "tenant" and any(s.name == spec.name for s in catalog.builtin_specs()) and not _is_operator(user):
-        raise Conflict(f"{spec.name} is a built-in app name: choose another")
+        raise Conflict(msg("%(name)s is a built-in app name: choose another", name=spec.name))
     if session.scalar(select(App.id).where(App.namespace == namespace, App.name == spec.name,
                                            App.version == spec.version)):
-        raise Conflict(f"{spec.name} {spec.version} is published already: publish a new version")
+        raise Conflict(msg("%(name)s %(version)s is published already: publish a new version",
+                           name=spec.name, version=spec.version))
     owner = session.scalar(select(App.publisher_id).where(App.namespace == namespace, App.name == spec.name))
     if owner is not None and owner != user.id and not _is_operator(user):
-        raise Forbidden(f"app {spec.name} belongs to another publisher")
+        raise Forbidden(msg("app %(name)s belongs to another publisher", name=spec.name))
     row = App(namespace=namespace, name=spec.name, version=spec.version, scope=scope,
               tenant_id=user.tenant_id if scope == "tenant" else None, publisher_id=user.id,
               status="pending" if scope == "vendor" and not _is_operator(user) else "approved",
@@ -159,12 +166,13 @@ def publish(session: Session, user: User, source: str, scope: str) -> AppRef:
 def review(session: Session, user: User, name: str, version: str, approve: bool, note: str = "") -> AppRef:
     """An operator approves or rejects a vendor's version (or withdraws any published one)."""
     if not roles.allowed(session, user, "app_review"):
-        raise Forbidden("reviewing apps needs the operator role")
+        raise Forbidden(msg("reviewing apps needs the operator role"))
     row = session.scalar(select(App).where(App.namespace == "", App.name == name, App.version == version))
     if row is None:
-        raise NotFound(f"no published app {name} {version}")
+        raise NotFound(msg("no published app %(name)s %(version)s", name=name, version=version))
     if approve and row.status != "pending":
-        raise Conflict(f"{name} {version} is {row.status}, not pending")
+        raise Conflict(msg("%(name)s %(version)s is %(status)s, not pending",
+                           name=name, version=version, status=row.status))
     row.status = "approved" if approve else ("rejected" if row.status == "pending" else "withdrawn")
     row.review_note, row.reviewed_by, row.reviewed_at = note[:2000], user.id, utcnow()
     return _ref(session, row)

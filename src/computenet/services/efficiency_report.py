@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from ..domain.states import TERMINAL_STATES
 from ..store.models import Account, Job, User
+from ..messages import msg
 from .errors import Forbidden, InvalidRequest, NotFound
 from .monitoring import analyse
 from .platform import Platform
@@ -25,8 +26,9 @@ def _user_in_view(session: Session, viewer: User, name: str) -> User:
     other = session.scalar(select(User).where(User.name == name))
     # a user one may not see answers as a missing one: which names exist is not told
     if other is None or not sees_user(viewer, other):
-        raise NotFound(f"no user {name!r} whose jobs you may see (your own; your tenant's as its admin; "
-                       "everyone's as finance or an operator)")
+        raise NotFound(msg("no user %(name)r whose jobs you may see (your own; your tenant's as its "
+                           "admin; everyone's as finance or an operator)",
+                           name=name))
     return other
 
 
@@ -35,19 +37,21 @@ def efficiency_report(session: Session, platform: Platform, viewer: User, *, use
                       limit: int = 50) -> list[dict]:
     """One row per ended job that ran, newest first."""
     if since is not None and until is not None and since >= until:
-        raise InvalidRequest(f"--from ({since.isoformat()}) must be before --to ({until.isoformat()})")
+        raise InvalidRequest(msg("--from (%(value)s) must be before --to (%(value2)s)",
+                                 value=since.isoformat(), value2=until.isoformat()))
     query = select(Job).where(Job.state.in_([s.value for s in TERMINAL_STATES]), Job.start_time.is_not(None))
     if project is not None:
         account = session.scalar(select(Account).where(Account.name == project))
         if account is None or not can_see_account(session, viewer, account):
-            raise NotFound(f"no project {project!r} of yours")
+            raise NotFound(msg("no project %(project)r of yours", project=project))
         query = query.where(Job.account_id == account.id)
         if not manages_project(session, viewer, account) and user is None:
             query = query.where(Job.owner_id == viewer.id)  # a plain member: their own jobs in it
     if user is not None:
         owner = _user_in_view(session, viewer, user)
         if project is not None and owner.id != viewer.id and not manages_project(session, viewer, account):
-            raise Forbidden(f"the jobs of {user} in {project} are not yours to see")
+            raise Forbidden(msg("the jobs of %(user)s in %(project)s are not yours to see",
+                                user=user, project=project))
         query = query.where(Job.owner_id == owner.id)
     elif project is None:
         query = query.where(Job.owner_id == viewer.id)

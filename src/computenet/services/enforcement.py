@@ -22,7 +22,8 @@ from ..store.models import Account, Cluster, SlurmAccount
 from ..store.types import utcnow
 from . import audit
 from .errors import Conflict, InvalidRequest, NotFound
-from .notifications import notify_members
+from ..messages import msg
+from .notifications import BLOCKED, UNBLOCKED, notify_members
 from .platform import Platform
 
 log = logging.getLogger(__name__)
@@ -107,8 +108,7 @@ class Enforcer:
                         account = session.get(Account, row.account_id)
                         notify_members(
                             session, account, "blocked" if row.blocked else "unblocked",
-                            f"account {account.name} is {'blocked' if row.blocked else 'open again'} on "
-                            f"{cluster_name} (Slurm account {row.slurm_account})"
-                            + (": no funds left for new jobs. Top up to lift the block." if row.blocked else "."),
+                            msg(BLOCKED if row.blocked else UNBLOCKED, account=account.name, cluster=cluster_name,
+                                slurm_account=row.slurm_account),
                             f"{'block' if row.blocked else 'unblock'}:{row.id}:{utcnow().isoformat()}")
         return report

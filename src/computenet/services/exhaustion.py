@@ -29,7 +29,8 @@ from ..store.models import Account, Job, JobEvent, LedgerAccount
 from ..store.types import utcnow
 from . import audit
 from .errors import InvalidRequest
-from .notifications import notify_members
+from ..messages import Money, msg
+from .notifications import EXHAUSTED_BLOCK, EXHAUSTED_CANCEL, EXHAUSTED_HOLD, RESTORED, notify_members
 from .platform import Platform
 
 log = logging.getLogger(__name__)
@@ -116,23 +117,18 @@ class ExhaustionWatch:
                     actions += [_Action(j.id, j.cluster.name, j.native_id, "resume")
                                 for j in self._jobs(session, account, paused=True)]
                     notify_members(session, account, "restored",
-                                   f"account {account.name} has funds again ({available} {account.currency} "
-                                   f"available); jobs held for lack of funds are resumed.",
+                                   msg(RESTORED, account=account.name, available=Money(available, account.currency)),
                                    f"restored:{account.id}:{now.isoformat()}")
                 continue
             if account.exhausted_since is None:
                 account.exhausted_since = now
                 report.exhausted.append(account.name)
                 deadline = now + timedelta(minutes=account.exhaustion_grace_minutes)
-                consequence = {
-                    "block": "New jobs are refused until you top up.",
-                    "hold": f"Unless you top up before {deadline:%Y-%m-%d %H:%M} UTC, its running jobs will be "
-                            "suspended and its waiting jobs held.",
-                    "cancel": f"Unless you top up before {deadline:%Y-%m-%d %H:%M} UTC, its running and waiting "
-                              "jobs will be cancelled.",
-                }[account.exhaustion_policy]
+                template = {"block": EXHAUSTED_BLOCK, "hold": EXHAUSTED_HOLD,
+                            "cancel": EXHAUSTED_CANCEL}[account.exhaustion_policy]
                 notify_members(session, account, "exhausted",
-                               f"account {account.name} is {-available} {account.currency} in arrears. {consequence}",
+                               msg(template, account=account.name, arrears=Money(-available, account.currency),
+                                   deadline=deadline.strftime("%Y-%m-%d %H:%M")),
                                f"exhausted:{account.id}:{now.isoformat()}")
                 continue
             due = account.exhausted_since + timedelta(minutes=account.exhaustion_grace_minutes)

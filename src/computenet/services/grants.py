@@ -14,33 +14,38 @@ from ..store.models import AccountMember, Tenant, User
 from ..store.admin_models import RoleGrant
 from . import audit, roles, tenants
 from .accounts import get_account
+from ..messages import msg
 from .errors import Conflict, Forbidden, InvalidRequest, NotFound
 from .users import reason_text
 
 
 def _role(role: str) -> str:
     if role == "user":
-        raise InvalidRequest("everyone signed in is a user: there is nothing to grant or revoke")
+        raise InvalidRequest(msg("everyone signed in is a user: there is nothing to grant or revoke"))
     if role not in roles.ROLES:
-        raise InvalidRequest(f"unknown role {role[:32]!r} (use {', '.join(r for r in roles.ROLES if r != 'user')})")
+        raise InvalidRequest(msg("unknown role %(role)r (use %(listed)s)",
+                                 role=role[:32], listed=', '.join((r for r in roles.ROLES if r != 'user'))))
     return role
 
 
 def _scope(session: Session, user: User, role: str, tenant: str | None, project: str | None) -> int | None:
     """The tenant id a platform role is held for (tenant admins: their own tenant; others: none)."""
     if project is not None:
-        raise InvalidRequest(f"{role} is not a project role: no project")
+        raise InvalidRequest(msg("%(role)s is not a project role: no project", role=role))
     if role != "tenant_admin":
         if tenant is not None:
-            raise InvalidRequest(f"{role} is platform-wide: no tenant")
+            raise InvalidRequest(msg("%(role)s is platform-wide: no tenant", role=role))
         return None
     if tenant is None:
         if user.tenant_id is None:
-            raise InvalidRequest(f"{user.name} belongs to no tenant: name the tenant (and put them in it)")
+            raise InvalidRequest(msg("%(user)s belongs to no tenant: name the tenant (and put them in it)",
+                                     user=user.name))
         return user.tenant_id
     tenant_id = tenants.get_tenant(session, tenant).id
     if tenant_id != user.tenant_id:
-        raise InvalidRequest(f"{user.name} is not in tenant {tenant}: a tenant admin administers their own tenant")
+        raise InvalidRequest(msg("%(user)s is not in tenant %(tenant)s: a tenant admin administers their "
+                                 "own tenant",
+                                 user=user.name, tenant=tenant))
     return tenant_id
 
 
@@ -55,9 +60,9 @@ def _check_actor(actor: User | None, role: str, tenant_id: int | None) -> None:
 
 def _project(session: Session, actor: User | None, user: User, project: str | None, tenant: str | None):
     if project is None:
-        raise InvalidRequest("pi and member are roles in a project: name the project")
+        raise InvalidRequest(msg("pi and member are roles in a project: name the project"))
     if tenant is not None:
-        raise InvalidRequest("a project role names its project, not a tenant")
+        raise InvalidRequest(msg("a project role names its project, not a tenant"))
     account = get_account(session, project)
     if actor is not None:
         roles.require(session, actor, "member_set", account)
@@ -72,11 +77,13 @@ def grant(session: Session, actor: User | None, who: audit.Who, user: User, role
           tenant: str | None = None, project: str | None = None) -> dict:
     role, why = _role(role), reason_text(reason)
     if user.status != "active":
-        raise Conflict(f"user {user.name} is {user.status}: reinstate them first")
+        raise Conflict(msg("user %(user)s is %(status)s: reinstate them first",
+                           user=user.name, status=user.status))
     if role in roles.PROJECT_ROLES:
         account, member = _project(session, actor, user, project, tenant)
         if member is not None and (member.role == role or role == "member"):
-            raise Conflict(f"{user.name} is already {member.role} of {account.name}")
+            raise Conflict(msg("%(user)s is already %(role)s of %(account)s",
+                               user=user.name, role=member.role, account=account.name))
         tenants.set_member(session, account, user, role, None if member is None else member.spend_limit)
         audit.record(session, who, "role.grant", f"user:{user.name}", role=role, project=account.name, reason=why)
         return {"user": user.name, "role": role, "tenant": None, "project": account.name}
@@ -98,7 +105,8 @@ def revoke(session: Session, actor: User | None, who: audit.Who, user: User, rol
     if role in roles.PROJECT_ROLES:
         account, member = _project(session, actor, user, project, tenant)
         if member is None or (role == "pi" and member.role != "pi"):
-            raise NotFound(f"{user.name} is not {role} of {account.name}")
+            raise NotFound(msg("%(user)s is not %(role)s of %(account)s",
+                               user=user.name, role=role, account=account.name))
         if role == "pi":
             tenants.set_member(session, account, user, "member", member.spend_limit)
         else:
@@ -106,7 +114,7 @@ def revoke(session: Session, actor: User | None, who: audit.Who, user: User, rol
         audit.record(session, who, "role.revoke", f"user:{user.name}", role=role, project=account.name, reason=why)
         return {"user": user.name, "role": role, "tenant": None, "project": account.name}
     if project is not None:
-        raise InvalidRequest(f"{role} is not a project role: no project")
+        raise InvalidRequest(msg("%(role)s is not a project role: no project", role=role))
     tenant_id = None if tenant is None else tenants.get_tenant(session, tenant).id
     held = {t for r, t in roles.platform_roles(user, even_inactive=True) if r == role}
     if tenant is not None:
@@ -116,7 +124,7 @@ def revoke(session: Session, actor: User | None, who: audit.Who, user: User, rol
     for t in held:
         _check_actor(actor, role, t)
     if actor is not None and actor.id == user.id and role == "operator":
-        raise InvalidRequest("you cannot revoke your own operator role: another operator can")
+        raise InvalidRequest(msg("you cannot revoke your own operator role: another operator can"))
     for g in [g for g in user.grants if g.role == role and g.tenant_id in held]:
         user.grants.remove(g)
     if user.role == role and (role != "tenant_admin" or user.tenant_id in held):

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from ..clusters.slurm.transport import check_unix_user
 from ..store.models import Cluster, UnixIdentity, User
 from . import audit
+from ..messages import msg
 from .errors import InvalidRequest, NotFound
 
 
@@ -21,7 +22,7 @@ def map_user(session: Session, user: User, unix_user: str, cluster_name: str | N
     if cluster_name:
         cluster = session.scalar(select(Cluster).where(Cluster.name == cluster_name))
         if cluster is None:
-            raise NotFound(f"unknown cluster {cluster_name!r}")
+            raise NotFound(msg("unknown cluster %(cluster_name)r", cluster_name=cluster_name))
         cluster_id = cluster.id
     row = session.scalar(select(UnixIdentity).where(UnixIdentity.user_id == user.id,
                                                     UnixIdentity.cluster_id.is_(None) if cluster_id is None

@@ -7,8 +7,10 @@ import logging
 
 from sqlalchemy import func, select
 
+from ..messages import msg
 from ..store.models import Job, JobSample, Notification, User
 from .monitoring import LIVE
+from .notifications import IDLE_GPU, IDLE_GPU_CANCELLED
 from .platform import Platform
 
 log = logging.getLogger(__name__)
@@ -68,9 +70,9 @@ def watch_idle_gpus(platform: Platform, job_id: int) -> str | None:
     with platform.db.session() as session:
         job = session.get(Job, job_id)
         owner, account = session.get(User, job.owner_id), session.get(Account, job.account_id)
-        message = (f"job {job.id} ({job.name}) on {job.cluster.name} has kept its {job.gpus} GPU(s) idle for "
-                   f"{minutes:.0f} minutes" + (": it was cancelled, as the platform's policy says"
-                                              if action == "cancel" else "; cancel it if it is stuck"))
+        template = IDLE_GPU_CANCELLED if action == "cancel" else IDLE_GPU
+        message = msg(template, job=job.id, name=job.name, cluster=job.cluster.name, gpus=job.gpus,
+                      minutes=format(minutes, ".0f"))
         try:
             with session.begin_nested():
                 notice = Notification(user_id=owner.id, account_id=account.id, kind="idle_gpu", message=message,

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from ..clusters.base import ClusterError
 from ..domain.states import JobState, TERMINAL_STATES
 from ..store.models import Job, JobEvent, User
+from ..messages import msg
 from .errors import InvalidRequest, NotFound, Unavailable
 from .platform import Platform
 
@@ -18,7 +19,7 @@ def get_job(session: Session, user: User, job_id: int) -> Job:
     job = session.get(Job, job_id)
     # someone else's job is "not found": its existence is not our business
     if job is None or (job.owner_id != user.id and not user.is_admin):
-        raise NotFound(f"no job {job_id}")
+        raise NotFound(msg("no job %(job_id)s", job_id=job_id))
     return job
 
 
@@ -31,7 +32,7 @@ def list_jobs(session: Session, user: User, active_only: bool = False, state: st
         try:
             query = query.where(Job.state == JobState(state.upper()).value)
         except ValueError:
-            raise InvalidRequest(f"unknown state {state!r}") from None
+            raise InvalidRequest(msg("unknown state %(state)r", state=state)) from None
     return list(session.scalars(query.order_by(Job.id.desc()).limit(max(1, min(limit, 1000)))))
 
 
@@ -43,13 +44,14 @@ def cancel_job(platform: Platform, user_id: int, job_id: int) -> Job:
             return job
         cluster_name, native_id = job.cluster.name, job.native_id
     if native_id is None:
-        raise InvalidRequest(f"job {job_id} is still being submitted; try again in a moment")
+        raise InvalidRequest(msg("job %(job_id)s is still being submitted; try again in a moment", job_id=job_id))
     try:
         platform.adapter(cluster_name).cancel(native_id)
     except LookupError:
         pass  # the cluster has forgotten it: the poller settles it from accounting
     except ClusterError as exc:
-        raise Unavailable(f"cluster {cluster_name} could not cancel job {job_id}: {exc}") from None
+        raise Unavailable(msg("cluster %(cluster_name)s could not cancel job %(job_id)s: %(exc)s",
+                              cluster_name=cluster_name, job_id=job_id, exc=exc)) from None
     with platform.db.session() as session:
         job = session.get(Job, job_id)
         session.add(JobEvent(job_id=job.id, from_state=job.state, to_state=job.state, detail="cancel requested"))

@@ -24,6 +24,7 @@ from ..domain.states import TERMINAL_STATES
 from ..store.models import Job, JobEvent, User
 from ..store.types import utcnow
 from . import workspaces
+from ..messages import msg
 from .errors import InvalidRequest
 from .platform import Platform
 
@@ -57,6 +58,38 @@ def stager_for(platform: Platform, cluster_name: str, run_as: str | None = None)
     return files.LocalStager(root=root)
 
 
+# -- one tree ---------------------------------------------------------------------
+
+def in_workspace(platform: Platform, cluster_name: str, user_name: str) -> bool:
+    """Whether the user's space on this cluster is their workspace itself (the local executor by
+    default, a cluster whose workdir_root is the storage root's users/): what a job writes is then
+    in `cnet files` as it is written, and nothing needs fetching."""
+    cfg = platform.cluster_config(cluster_name)
+    if cfg.kind == "slurm" and cfg.transport == "ssh":
+        return False  # a path over there may look like one here and be another disk
+    from .paths import user_space
+
+    space = user_space(platform.settings.workdir_root(cfg), user_name)
+    ws_root = platform.settings.storage_root() / "users" / user_name
+    return os.path.realpath(space) == os.path.realpath(ws_root)
+
+
+def plain_outputs(platform: Platform, cluster_name: str, user_name: str, job_id: int, workdir: str) -> dict | None:
+    """What a plain job brings back into its owner's workspace when it ends, at the same place as
+    on the cluster: everything in its own directory (jobs/<id>), or, with --chdir elsewhere, its
+    output and error files (a shared directory is not copied wholesale after every job)."""
+    if in_workspace(platform, cluster_name, user_name):
+        return None
+    from .paths import is_inside, user_space
+
+    space = user_space(platform.settings.workdir_root(platform.cluster_config(cluster_name)), user_name)
+    workdir = posixpath.normpath(workdir)
+    if workdir != space and not is_inside(workdir, space):
+        return None
+    rel = "" if workdir == space else workdir[len(space.rstrip("/")) + 1:]
+    return {"patterns": ["**"] if rel == f"jobs/{job_id}" else [], "dest": f"~/{rel}" if rel else "~"}
+
+
 # -- inputs ---------------------------------------------------------------------
 
 def resolve_inputs(session: Session, platform: Platform, user: User, paths: list[str]) -> list[dict]:
@@ -70,10 +103,11 @@ def resolve_inputs(session: Session, platform: Platform, user: User, paths: list
         except files.FileError as exc:
             raise workspaces.service_error(exc) from None
         if entry.kind != "file":
-            raise InvalidRequest(f"input {space.show(rel)} is not a regular file")
+            raise InvalidRequest(msg("input %(value)s is not a regular file", value=space.show(rel)))
         name = posixpath.basename(rel)
         if name in names or name == STAND_IN:
-            raise InvalidRequest(f"two inputs are named {name!r} in the working directory: rename one")
+            raise InvalidRequest(msg("two inputs are named %(name)r in the working directory: rename one",
+                                     name=name))
         names.add(name)
         out.append({"path": space.show(rel), "space": space.id, "rel": rel, "name": name, "size": entry.size})
     return out
@@ -97,7 +131,7 @@ def stage_inputs(platform: Platform, job_id: int, cluster_name: str, run_as: str
             try:
                 sources.append((item, workspaces.workspace(platform, space).real_path(item["rel"])))
             except files.FileError as exc:
-                raise InvalidRequest(f"input {item['path']}: {exc}") from None
+                raise InvalidRequest(msg("input %(item)s: %(exc)s", item=item['path'], exc=exc)) from None
         workdir = job.workdir
     staged, total = [], 0
     stager = stager_for(platform, cluster_name, run_as)
@@ -113,7 +147,9 @@ def stage_inputs(platform: Platform, job_id: int, cluster_name: str, run_as: str
     except (files.TransferFailed, ClusterError) as exc:
         raise StagingFailed(f"staging inputs to {cluster_name} failed: {exc}") from None
     except files.FileError as exc:
-        raise InvalidRequest(f"your inputs cannot be staged into {workdir} on {cluster_name}: {exc}") from None
+        raise InvalidRequest(msg("your inputs cannot be staged into %(workdir)s on %(cluster_name)s: "
+                                 "%(exc)s",
+                                 workdir=workdir, cluster_name=cluster_name, exc=exc)) from None
     except OSError as exc:  # the cluster's filesystem (full, read-only, gone)
         raise StagingFailed(f"staging inputs to {cluster_name} failed: {exc}") from None
     finally:
@@ -210,7 +246,9 @@ def collect_outputs(platform: Platform, job_id: int) -> CollectReport:
 
             run_as = unix_user_for(session, job.owner_id, job.cluster_id)
             if run_as is None:  # never read a user's directory with the service's rights instead
-                raise InvalidRequest(f"you have no Unix identity on {cluster_name} any more to fetch outputs as")
+                raise InvalidRequest(msg("you have no Unix identity on %(cluster_name)s any more to "
+                                         "fetch outputs as",
+                                         cluster_name=cluster_name))
     ws = workspaces.workspace(platform, space)
     limit = workspaces.gb_bytes(platform.settings.files.max_output_gb)
     scratch = platform.settings.storage_root() / ".fetch"

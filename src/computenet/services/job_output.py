@@ -14,6 +14,7 @@ import posixpath
 
 from ..files import paths as fpaths
 from ..store.models import Job
+from ..messages import msg
 from .errors import Conflict, InvalidRequest, Unavailable
 from .paths import is_inside, user_space
 
@@ -28,9 +29,9 @@ def read_output(job: Job, stream: str, offset: int, limit: int = MAX_OUTPUT_CHUN
     may itself be reached through links) and the file must be in the owner's space; without,
     no component from / on may be a link."""
     if stream not in ("stdout", "stderr"):
-        raise InvalidRequest("stream must be stdout or stderr")
+        raise InvalidRequest(msg("stream must be stdout or stderr"))
     if offset < 0:
-        raise InvalidRequest("offset must not be negative")
+        raise InvalidRequest(msg("offset must not be negative"))
     path = job.stdout_path if stream == "stdout" else job.stderr_path
     if not path:  # a job found on the cluster, not submitted here: its output is not known
         return "", offset, False
@@ -39,13 +40,15 @@ def read_output(job: Job, stream: str, offset: int, limit: int = MAX_OUTPUT_CHUN
     except (fpaths.NotFound, FileNotFoundError):
         return "", offset, False
     except fpaths.FileError as exc:
-        raise Conflict(f"{stream} of job {job.id} is not read: {exc}") from None
+        raise Conflict(msg("%(stream)s of job %(id)s is not read: %(exc)s", stream=stream, id=job.id, exc=exc)) from None
     except OSError as exc:
-        raise Unavailable(f"cannot read {stream} of job {job.id}: {exc.strerror or exc}") from None
+        raise Unavailable(msg("cannot read %(stream)s of job %(id)s: %(value)s",
+                              stream=stream, id=job.id, value=exc.strerror or exc)) from None
     try:
         data = os.pread(fd, max(1, min(limit, MAX_OUTPUT_CHUNK)), offset)
     except OSError as exc:
-        raise Unavailable(f"cannot read {stream} of job {job.id}: {exc.strerror or exc}") from None
+        raise Unavailable(msg("cannot read %(stream)s of job %(id)s: %(value)s",
+                              stream=stream, id=job.id, value=exc.strerror or exc)) from None
     finally:
         os.close(fd)
     chunk = _whole_utf8(data)

@@ -23,6 +23,7 @@ from ..store.types import utcnow
 from ..routing.model import Constraints, Decision
 from ..routing.policies import POLICIES
 from . import enforcement, paths, routing, tenants
+from ..messages import Money, msg
 from .errors import InsufficientFunds, InvalidRequest, Unavailable
 from .platform import Platform
 from .pricing import quote
@@ -41,10 +42,10 @@ def choose_account(session: Session, user: User, name: str | None) -> Account:
             .where(Account.name == name, AccountMember.user_id == user.id)
         )
         if account is None:
-            raise InvalidRequest(f"account {name!r} does not exist or you are not a member of it")
+            raise InvalidRequest(msg("account %(name)r does not exist or you are not a member of it", name=name))
         return account
     if user.default_account_id is None:
-        raise InvalidRequest("you have no default account; pass --account")
+        raise InvalidRequest(msg("you have no default account; pass --account"))
     return session.get(Account, user.default_account_id)
 
 
@@ -80,20 +81,23 @@ def route(session: Session, platform: Platform, spec: JobSpec, account: Account,
     """The router's decision for this job, or a refusal that says why nowhere fits."""
     clusters = set(session.scalars(select(Cluster.name)))
     if pinned_cluster and pinned_cluster not in clusters:
-        raise InvalidRequest(f"unknown cluster {pinned_cluster!r} (known: {', '.join(sorted(clusters))})")
+        raise InvalidRequest(msg("unknown cluster %(pinned_cluster)r (known: %(listed)s)",
+                                 pinned_cluster=pinned_cluster, listed=', '.join(sorted(clusters))))
     partition = spec.resources.partition
     if partition:
         offered = session.execute(select(Cluster.name, Partition.name).join(Partition).where(
             Partition.available.is_(True))).all()
         if not any(p == partition and (not pinned_cluster or c == pinned_cluster) for c, p in offered):
-            raise InvalidRequest(f"unknown partition {partition!r} (offered: "
-                                 f"{', '.join(f'{c}/{p}' for c, p in sorted(offered)) or 'none'})")
+            raise InvalidRequest(msg("unknown partition %(partition)r (offered: %(value)s)",
+                                     partition=partition,
+                                     value=', '.join((f'{c}/{p}' for c, p in sorted(offered))) or 'none'))
     if wanted.policy and wanted.policy not in POLICIES:
-        raise InvalidRequest(f"unknown routing policy {wanted.policy!r} (use {', '.join(POLICIES)})")
+        raise InvalidRequest(msg("unknown routing policy %(policy)r (use %(listed)s)",
+                                 policy=wanted.policy, listed=', '.join(POLICIES)))
     if wanted.max_price is not None and wanted.max_price <= 0:
-        raise InvalidRequest("a maximum price must be positive")
+        raise InvalidRequest(msg("a maximum price must be positive"))
     if wanted.max_wait_minutes is not None and wanted.max_wait_minutes < 0:
-        raise InvalidRequest("a maximum wait cannot be negative")
+        raise InvalidRequest(msg("a maximum wait cannot be negative"))
     constraints = Constraints(
         cluster=pinned_cluster, partition=partition, region=wanted.region, max_price=wanted.max_price,
         max_wait_s=None if wanted.max_wait_minutes is None else wanted.max_wait_minutes * 60,
@@ -107,13 +111,14 @@ def route(session: Session, platform: Platform, spec: JobSpec, account: Account,
                                                         for r in c.reasons)]
     shown = telling or decision.rejected
     if not shown:
-        raise Unavailable("no cluster is online to take the job")
+        raise Unavailable(msg("no cluster is online to take the job"))
     detail = "; ".join(f"{c.target.name}: {', '.join(c.reasons)}" for c in shown[:8])
     if all(any(a in r for a in _AVAILABILITY) for c in shown for r in c.reasons):
-        raise Unavailable(f"no cluster can take the job now: {detail}")
+        raise Unavailable(msg("no cluster can take the job now: %(detail)s", detail=detail))
     if len(shown) == 1:
-        raise InvalidRequest(f"the job cannot run on {shown[0].target.name}: {', '.join(shown[0].reasons)}")
-    raise InvalidRequest(f"no partition can run this job: {detail}")
+        raise InvalidRequest(msg("the job cannot run on %(name)s: %(listed)s",
+                                 name=shown[0].target.name, listed=', '.join(shown[0].reasons)))
+    raise InvalidRequest(msg("no partition can run this job: %(detail)s", detail=detail))
 
 
 def job_memory_mb(job: Job) -> int:
@@ -137,11 +142,13 @@ def max_cost(session: Session, platform: Platform, spec: JobSpec, minutes: int, 
     rated = quote(session, part, usage, utcnow(), platform.settings.billing, gpu_model=res.gpu_type,
                   tenant_id=account.tenant_id)
     if rated is None:
-        raise Unavailable(f"partition {part.name} has no price in force; an operator must set one")
+        raise Unavailable(msg("partition %(part)s has no price in force; an operator must set one",
+                              part=part.name))
     cost = rated.exact_amount * spec.options.array_tasks
     if cost > MAX_QUOTE:
-        raise InvalidRequest(f"the job may cost {cost.quantize(CENT)} {account.currency} on {part.name}: more "
-                             f"than any account can hold; ask for fewer resources, tasks or time")
+        raise InvalidRequest(msg("the job may cost %(value)s %(currency)s on %(part)s: more than any "
+                                 "account can hold; ask for fewer resources, tasks or time",
+                                 value=cost.quantize(CENT), currency=account.currency, part=part.name))
     return cost if exact else cost.quantize(CENT, rounding=ROUND_UP)
 
 
@@ -152,16 +159,18 @@ def translate_dependency(session: Session, user: User, text: str) -> tuple[str, 
     for item in re.split(r"[,?]", text):
         m = _DEPENDENCY_ITEM.match(item)
         if not m:
-            raise InvalidRequest(f"unsupported dependency {item!r} (use after, afterany, afterok or afternotok with job ids)")
+            raise InvalidRequest(msg("unsupported dependency %(item)r (use after, afterany, afterok or "
+                                     "afternotok with job ids)",
+                                     item=item))
         natives = []
         for raw in m.group(2).strip(":").split(":"):
             job = session.get(Job, int(raw))
             if job is None or job.owner_id != user.id:
-                raise InvalidRequest(f"dependency on job {raw}: no such job of yours")
+                raise InvalidRequest(msg("dependency on job %(raw)s: no such job of yours", raw=raw))
             if job.native_id is None:
-                raise InvalidRequest(f"dependency on job {raw}: it was not submitted")
+                raise InvalidRequest(msg("dependency on job %(raw)s: it was not submitted", raw=raw))
             if cluster_id is not None and job.cluster_id != cluster_id:
-                raise InvalidRequest("all dependencies must be on one cluster")
+                raise InvalidRequest(msg("all dependencies must be on one cluster"))
             cluster_id = job.cluster_id
             natives.append(job.native_id)
         items.append(f"{m.group(1)}:{':'.join(natives)}")
@@ -187,6 +196,9 @@ def submit_job(platform: Platform, user_id: int, script: bytes | str, flags: lis
         text, spec, script_args = parse_submission(script, flags)
     except (ScriptError, RequestError) as exc:
         raise _fail(exc) from None
+    if spec.options.test_only:
+        raise InvalidRequest("--test-only submits nothing: ask for an estimate instead (cnet estimate, "
+                             "POST /jobs/estimate; cnet submit --test-only does that)")
     wanted = wanted or RoutingRequest()
     extras = extras or JobExtras()
     if extras.inputs and platform.settings.files.site:  # clusters beside platform storage hold the inputs
@@ -204,7 +216,8 @@ def submit_job(platform: Platform, user_id: int, script: bytes | str, flags: lis
                 dependency, dep_cluster_id = translate_dependency(session, user, spec.options.dependency)
                 dep_cluster = session.get(Cluster, dep_cluster_id)
                 if pinned and pinned != dep_cluster.name:
-                    raise InvalidRequest(f"dependencies are on cluster {dep_cluster.name}, not {pinned}")
+                    raise InvalidRequest(msg("dependencies are on cluster %(dep_cluster)s, not %(pinned)s",
+                                             dep_cluster=dep_cluster.name, pinned=pinned))
                 pinned = dep_cluster.name
         decision = route(session, platform, spec, account, pinned, wanted, user_id=user.id)
     first_error: Exception | None = None
@@ -234,8 +247,9 @@ def submit_job(platform: Platform, user_id: int, script: bytes | str, flags: lis
             # anything else (a path the executor cannot make, a bug): no row and no hold stay behind
             _withdraw(platform, job_id, cluster_name, exc)
             if isinstance(exc, (FileExistsError, NotADirectoryError, IsADirectoryError)):
-                raise InvalidRequest(f"cluster {cluster_name} cannot use the job's paths: {exc.strerror}: "
-                                     f"{exc.filename}") from None
+                raise InvalidRequest(msg("cluster %(cluster_name)s cannot use the job's paths: "
+                                         "%(strerror)s: %(filename)s",
+                                         cluster_name=cluster_name, strerror=exc.strerror, filename=exc.filename)) from None
             raise
         with platform.db.session() as session:
             routing.record_success(session, cluster_name)
@@ -254,8 +268,9 @@ def submit_job(platform: Platform, user_id: int, script: bytes | str, flags: lis
             apply_state(session, job, JobState.PENDING, f"submitted to {cluster_name} as {native_id} for {user_name}")
         return job
     if isinstance(first_error, SubmitRejected):
-        raise InvalidRequest(f"cluster {decision.ranked[0].target.cluster} refused the job: {first_error}")
-    raise Unavailable(f"no cluster could take the job: {'; '.join(decision.notes)}")
+        raise InvalidRequest(msg("cluster %(cluster)s refused the job: %(first_error)s",
+                                 cluster=decision.ranked[0].target.cluster, first_error=first_error))
+    raise Unavailable(msg("no cluster could take the job: %(listed)s", listed='; '.join(decision.notes)))
 
 
 def _stage(platform: Platform, job_id: int, cluster_name: str, request: SubmitRequest) -> None:
@@ -280,8 +295,28 @@ def estimate_job(platform: Platform, user_id: int, script: bytes | str, flags: l
         if spec.options.dependency and spec.options.dependency != "singleton":
             _, dep_cluster_id = translate_dependency(session, user, spec.options.dependency)
             pinned = session.get(Cluster, dep_cluster_id).name
-        return route(session, platform, spec, account, pinned, wanted or RoutingRequest(), refuse=False,
-                     user_id=user.id)
+        decision = route(session, platform, spec, account, pinned, wanted or RoutingRequest(), refuse=False,
+                         user_id=user.id)
+    return _refuse_what_executors_cannot(platform, spec, decision)
+
+
+def _refuse_what_executors_cannot(platform: Platform, spec: JobSpec, decision: Decision) -> Decision:
+    """An estimate must not promise what the cluster's submit then refuses: the local executor
+    runs no arrays and no dependencies (its submit says the same)."""
+    why = ("it does not run job arrays" if spec.options.array else
+           "it does not support --dependency" if spec.options.dependency else None)
+    if why is None:
+        return decision
+    for candidate in list(decision.ranked):
+        try:
+            kind = platform.cluster_config(candidate.target.cluster).kind
+        except KeyError:
+            continue
+        if kind == "local":
+            candidate.refuse(f"the local executor: {why}")
+            decision.ranked.remove(candidate)
+            decision.rejected.append(candidate)
+    return decision
 
 
 def _prepare(platform: Platform, user_id: int, account_id: int, text: str, spec: JobSpec, script_args,
@@ -331,13 +366,22 @@ def _prepare(platform: Platform, user_id: int, account_id: int, text: str, spec:
         except ledger.InsufficientFunds:
             available = funds.funds(session, account).available
             raise InsufficientFunds(
-                f"account {account.name} cannot cover this job: it may cost up to {cost} {account.currency} "
-                f"({res.total_cores} cores, {res.total_gpus} GPUs, {limit} min on {target.name}), "
-                f"and {available} is available"
+                msg("account %(account)s cannot cover this job: it may cost up to %(cost)s "
+                    "(%(total_cores)s cores, %(total_gpus)s GPUs, %(limit)s min on %(target)s), and "
+                    "%(available)s is available",
+                    account=account.name, cost=Money(cost, account.currency), total_cores=res.total_cores,
+                    total_gpus=res.total_gpus, limit=limit, target=target.name, available=Money(available))
             ) from None
         job.workdir, job.stdout_path, job.stderr_path = job_paths(
             platform, cluster.name, user.name, job.id, opts, job_name=name,
             unix_user=path_unix_user(session, platform, cluster, user.id))
+        if extras.outputs is None and extras.app is None:
+            # one filesystem view: a plain job's files come back to the same place in the workspace
+            # (where the cluster's space is not the workspace itself)
+            from .job_files import plain_outputs
+
+            job.outputs = plain_outputs(platform, cluster.name, user.name, job.id, job.workdir)
+            job.collect_state = "pending" if job.outputs else None
         session.add(JobEvent(job_id=job.id, from_state=None, to_state=job.state,
                              detail=f"accepted; routed to {target.name} ({decision.policy})"))
         return job.id, request_for(session, platform, job, dependency)
@@ -368,7 +412,7 @@ def request_for(session: Session, platform: Platform, job: Job, dependency: str 
 
     unix_user = unix_user_for(session, job.owner_id, cluster.id)
     if unix_user is None:  # the router rules this out; a mapping removed meanwhile lands here
-        raise InvalidRequest(f"you have no Unix identity on cluster {cluster.name}")
+        raise InvalidRequest(msg("you have no Unix identity on cluster %(cluster)s", cluster=cluster.name))
     owner = session.get(User, job.owner_id)
     space = paths.user_space(platform.settings.workdir_root(platform.cluster_config(cluster.name)), owner.name)
     return replace(request, run_as=unix_user, space=space)

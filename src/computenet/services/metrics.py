@@ -85,4 +85,6 @@ def render(session: Session) -> str:
           [({}, session.scalar(select(func.max(JobSample.id))) or 0)], kind="counter")
     gauge("computenet_step_snapshots_total", "sstat snapshots of running steps stored.",
           [({}, session.scalar(select(func.max(JobStepSample.id))) or 0)], kind="counter")
-    return "\n".join(out) + "\n"
+    from ..workers.status import exposition as workers  # per background task: holder, last success, lag
+
+    return "\n".join(out) + "\n" + workers(session)

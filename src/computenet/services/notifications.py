@@ -6,8 +6,10 @@ and keyed, so a watch that runs every 30 seconds says each thing once.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -15,10 +17,67 @@ from sqlalchemy.orm import Session
 
 from ..billing import funds
 from ..domain.money import MoneyError, to_decimal
+from ..messages import N_, Money, Text, msg
 from ..store.models import Account, AccountMember, Notification, User
 from ..store.types import utcnow
 from .errors import InvalidRequest, NotFound
 from .platform import Platform
+
+
+# Every notice is made from one of these (English stored, as the API and `cnet notifications` show it);
+# the portal matches a stored notice back to its template to say it in the reader's language.
+LOW_BALANCE = N_("account %(account)s: %(available)s available, below the %(threshold)s you asked to hear about. "
+                 "Top up to keep jobs running.")
+BLOCKED = N_("account %(account)s is blocked on %(cluster)s (Slurm account %(slurm_account)s): no funds left for "
+             "new jobs. Top up to lift the block.")
+UNBLOCKED = N_("account %(account)s is open again on %(cluster)s (Slurm account %(slurm_account)s).")
+RESTORED = N_("account %(account)s has funds again (%(available)s available); jobs held for lack of funds are "
+              "resumed.")
+EXHAUSTED_BLOCK = N_("account %(account)s is %(arrears)s in arrears. New jobs are refused until you top up.")
+EXHAUSTED_HOLD = N_("account %(account)s is %(arrears)s in arrears. Unless you top up before %(deadline)s UTC, its "
+                    "running jobs will be suspended and its waiting jobs held.")
+EXHAUSTED_CANCEL = N_("account %(account)s is %(arrears)s in arrears. Unless you top up before %(deadline)s UTC, "
+                      "its running and waiting jobs will be cancelled.")
+JOB_LOST = N_("job %(job)s (%(name)s) was lost by cluster %(cluster)s (%(detail)s); it was not charged and its "
+              "reserved funds are released. Submit it again if you still need it.")
+JOB_WITHDRAWN = N_("job %(job)s (%(name)s) was withdrawn: %(detail)s. Nothing was charged; submit it again.")
+IDLE_GPU = N_("job %(job)s (%(name)s) on %(cluster)s has kept its %(gpus)s GPU(s) idle for %(minutes)s minutes; "
+              "cancel it if it is stuck")
+IDLE_GPU_CANCELLED = N_("job %(job)s (%(name)s) on %(cluster)s has kept its %(gpus)s GPU(s) idle for %(minutes)s "
+                        "minutes: it was cancelled, as the platform's policy says")
+TEMPLATES = (LOW_BALANCE, BLOCKED, UNBLOCKED, RESTORED, EXHAUSTED_BLOCK, EXHAUSTED_HOLD, EXHAUSTED_CANCEL, JOB_LOST,
+             JOB_WITHDRAWN, IDLE_GPU, IDLE_GPU_CANCELLED)
+_MONEY = {"available", "threshold", "arrears"}
+_AMOUNT = re.compile(r"(-?\d+(?:\.\d+)?)(?: ([A-Z]{3}))?")
+
+
+def _pattern(template: str) -> re.Pattern:
+    parts = re.split(r"%\((\w+)\)s", template)
+    return re.compile("".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>.+?)" for i, p in enumerate(parts)) + r"\Z",
+                      re.S)
+
+
+_PATTERNS = [(t, _pattern(t)) for t in TEMPLATES]
+
+
+def said(message: str) -> Text | str:
+    """A stored notice as the message it was made from (translatable), or the text itself if none fits."""
+    for template, pattern in _PATTERNS:
+        found = pattern.match(message)
+        if found is None:
+            continue
+        params: dict = dict(found.groupdict())
+        for name in _MONEY & params.keys():
+            amount = _AMOUNT.fullmatch(params[name])
+            try:
+                if amount:
+                    params[name] = Money(Decimal(amount.group(1)), amount.group(2), english=params[name])
+            except InvalidOperation:
+                pass
+        made = msg(template, **params)
+        if made == message:
+            return made
+    return message
 
 
 def notify_user(session: Session, user: User, account: Account, kind: str, message: str, key: str,
@@ -57,7 +116,7 @@ def set_threshold(session: Session, account: Account, amount: object | None) -> 
     except MoneyError as exc:
         raise InvalidRequest(str(exc)) from None
     if value < 0 or value != value.quantize(to_decimal("0.01")):
-        raise InvalidRequest("a low-balance threshold is a non-negative amount in cents")
+        raise InvalidRequest(msg("a low-balance threshold is a non-negative amount in cents"))
     account.low_balance_threshold = value
     account.low_balance_notified = False
     session.flush()
@@ -84,8 +143,8 @@ class BalanceWatch:
                 if available < account.low_balance_threshold and not account.low_balance_notified:
                     report.notices += notify_members(
                         session, account, "low_balance",
-                        f"account {account.name}: {available} {account.currency} available, below the "
-                        f"{account.low_balance_threshold} you asked to hear about. Top up to keep jobs running.",
+                        msg(LOW_BALANCE, account=account.name, available=Money(available, account.currency),
+                            threshold=Money(account.low_balance_threshold)),
                         f"low:{account.id}:{uuid.uuid4().hex[:8]}")
                     account.low_balance_notified = True
                     report.notified_accounts += 1
@@ -105,6 +164,6 @@ def for_user(session: Session, user: User, unread_only: bool = False, limit: int
 def mark_read(session: Session, user: User, notification_id: int) -> Notification:
     row = session.get(Notification, notification_id)
     if row is None or row.user_id != user.id:
-        raise NotFound(f"no notification {notification_id}")
+        raise NotFound(msg("no notification %(id)s", id=notification_id))
     row.read_at = row.read_at or utcnow()
     return row

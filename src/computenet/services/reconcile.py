@@ -23,7 +23,9 @@ from ..domain.states import JobState
 from ..store.models import Account, Cluster, Job, JobEvent, Partition, Transfer, User
 from ..store.types import utcnow
 from . import audit
+from ..messages import msg
 from .errors import Conflict, InvalidRequest, NotFound
+from .notifications import JOB_LOST, JOB_WITHDRAWN
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +73,7 @@ def mark_lost(session: Session, job: Job, detail: str) -> None:
     _end(session, job, JobState.LOST, detail)
     _settle(session, job, Decimal("0"))
     tell_owner(session, job, "job_lost",
-               f"job {job.id} ({job.name}) was lost by cluster {cluster.name} ({detail}); it was not charged "
-               f"and its reserved funds are released. Submit it again if you still need it.")
+               msg(JOB_LOST, job=job.id, name=job.name, cluster=cluster.name, detail=detail))
     log.error("job %s on %s lost: %s", job.id, cluster.name, detail)
 
 
@@ -81,7 +82,7 @@ def withdraw(session: Session, job: Job, detail: str) -> None:
     _end(session, job, JobState.CANCELLED, f"withdrawn: {detail}")
     _settle(session, job, Decimal("0"))
     tell_owner(session, job, "job_withdrawn",
-               f"job {job.id} ({job.name}) was withdrawn: {detail}. Nothing was charged; submit it again.")
+               msg(JOB_WITHDRAWN, job=job.id, name=job.name, detail=detail))
 
 
 @dataclass(frozen=True)

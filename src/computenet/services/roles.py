@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from ..store.models import Account, AccountMember, User
+from ..messages import msg
 from .errors import Forbidden, NotFound
 
 PLATFORM_ROLES = ("operator", "finance", "vendor", "tenant_admin")
@@ -65,6 +66,8 @@ ACTIONS: dict[str, Rule] = {
     "member_set": Rule("adding a project member or changing their role or limit", PROJECT_MANAGERS),
     "member_remove": Rule("removing a project member", PROJECT_MANAGERS),
     "move": Rule("moving money between a tenant's accounts", STAFF + (("tenant_admin", "tenant"),)),
+    "project_add": Rule("adding a project account under a tenant", (("operator", "any"), ("tenant_admin", "tenant"))),
+    "contract_add": Rule("giving a tenant contract prices", STAFF),
     "see_account": Rule("seeing an account, its statements and efficiency",
                         PROJECT_MANAGERS + (("member", "project"),)),
     "user_view": Rule("seeing people's accounts (profile, status, roles)", STAFF + (("tenant_admin", "tenant"),)),
@@ -149,7 +152,7 @@ def require(session: Session, user: User, action: str, account: Account | None =
     """Raise Forbidden (or NotFound for an account the user may not even see)."""
     if account is not None and not allowed(session, user, "see_account", account):
         # the very words a missing account gets (accounts.get_account): which names exist is not told
-        raise NotFound(f"no account {account.name!r}")
+        raise NotFound(msg("no account %(account)r", account=account.name))
     if not allowed(session, user, action, account, tenant_id):
         raise Forbidden(refusal(action))
 

@@ -125,8 +125,30 @@ def targets(session: Session, platform: Platform) -> list[Target]:
                 breaker_open=cluster.breaker_open_until is not None and cluster.breaker_open_until > now,
                 backfill=cluster.kind == "slurm", tags=tuple(cluster.tags or ()),
                 dedicated_to=tuple(cfg.dedicated.get(part.name, ())), node_names=mine, nested_partitions=nested,
+                executor=executor_kind(cfg),
                 features=frozenset(part.features) if part.features is not None and part.node_names else None))
     return out
+
+
+def executor_kind(cfg) -> str:
+    """Which column of the sbatch option table a cluster follows."""
+    if cfg.kind == "local":
+        return "local"
+    return "slurmrest" if cfg.transport == "rest" else "slurm"
+
+
+def refused_kinds(spec) -> tuple[tuple[str, str], ...]:
+    """The cluster kinds that cannot honour an option this job uses, each with the first such option."""
+    from ..domain import sbatch_options
+
+    out = []
+    for kind in sbatch_options.KINDS:
+        why = sbatch_options.refusal(kind, list(spec.options.used))
+        if why is None and kind == "local" and any(p.startswith("--exclusive=") for p in spec.options.passthrough):
+            why = "--exclusive=user|mcs: the local executor runs one job per slot set; use plain --exclusive"
+        if why:
+            out.append((kind, why))
+    return tuple(out)
 
 
 def history(session: Session, cluster_name: str) -> History:
@@ -179,7 +201,7 @@ def decide(session: Session, platform: Platform, spec: JobSpec, account: Account
         missing = frozenset(c.name for c in session.scalars(select(Cluster))
                             if _runs_as_users(platform, c.name) and unix_user_for(session, user_id, c.id) is None)
     constraints = Constraints(**{**constraints.__dict__, "tenant": tenant.name if tenant else None,
-                                 "no_identity": missing})
+                                 "no_identity": missing, "refused_kinds": refused_kinds(spec)})
     res = spec.resources
     histories: dict[str, History] = {}
     read: dict[str, list[QueueEntry] | None] = {}  # one queue read per cluster per decision

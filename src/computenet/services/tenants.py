@@ -14,6 +14,7 @@ from ..domain.money import MoneyError, to_decimal
 from ..store.models import Account, AccountMember, Charge, Contract, Job, Tenant, Transfer, User
 from ..store.types import utcnow
 from .accounts import ACCOUNT_NAME, by_name, create_account
+from ..messages import Money, msg
 from .errors import Conflict, Forbidden, InsufficientFunds, InvalidRequest, NotFound
 from .roles import can_see_account  # noqa: F401  (where callers have found it)
 
@@ -23,11 +24,12 @@ MEMBER_ROLES = ("member", "pi")
 
 def create_tenant(session: Session, name: str, segment: str) -> Tenant:
     if not ACCOUNT_NAME.match(name):
-        raise InvalidRequest(f"invalid tenant name {name!r}")
+        raise InvalidRequest(msg("invalid tenant name %(name)r", name=name))
     if segment not in SEGMENTS:
-        raise InvalidRequest(f"unknown segment {segment!r} (use {', '.join(SEGMENTS)})")
+        raise InvalidRequest(msg("unknown segment %(segment)r (use %(listed)s)",
+                                 segment=segment, listed=', '.join(SEGMENTS)))
     if session.scalar(select(Tenant).where(Tenant.name == name)):
-        raise Conflict(f"tenant {name!r} exists")
+        raise Conflict(msg("tenant %(name)r exists", name=name))
     tenant = Tenant(name=name, segment=segment)
     session.add(tenant)
     session.flush()
@@ -52,7 +54,8 @@ def create_project(session: Session, tenant: Tenant, name: str, pi: User | None 
 def set_member(session: Session, account: Account, user: User, role: str = "member",
                spend_limit: object | None = None) -> AccountMember:
     if role not in MEMBER_ROLES:
-        raise InvalidRequest(f"unknown member role {role!r} (use {', '.join(MEMBER_ROLES)})")
+        raise InvalidRequest(msg("unknown member role %(role)r (use %(listed)s)",
+                                 role=role, listed=', '.join(MEMBER_ROLES)))
     limit = None if spend_limit is None else cap_amount(spend_limit, "a spending limit")
     member = session.get(AccountMember, (account.id, user.id))
     if member is None:
@@ -71,9 +74,9 @@ def cap_amount(value: object, what: str) -> Decimal:
         amount = to_decimal(value)
         cents(amount)
     except (MoneyError, LedgerError) as exc:
-        raise InvalidRequest(f"{what}: {exc}") from None
+        raise InvalidRequest(msg("%(what)s: %(exc)s", what=what, exc=exc)) from None
     if amount < 0:
-        raise InvalidRequest(f"{what} cannot be negative")
+        raise InvalidRequest(msg("%(what)s cannot be negative", what=what))
     return amount
 
 
@@ -81,7 +84,7 @@ def remove_member(session: Session, account: Account, user: User) -> None:
     """The user can no longer charge jobs to the account (running jobs finish and are charged)."""
     member = session.get(AccountMember, (account.id, user.id))
     if member is None:
-        raise NotFound(f"{user.name} is not a member of {account.name}")
+        raise NotFound(msg("%(user)s is not a member of %(account)s", user=user.name, account=account.name))
     session.delete(member)
     if user.default_account_id == account.id:
         user.default_account_id = None
@@ -120,22 +123,26 @@ def check_spend_limit(session: Session, user: User, account: Account, cost: Deci
     member = session.scalar(select(AccountMember).where(
         AccountMember.account_id == account.id, AccountMember.user_id == user.id).with_for_update())
     if member is None:
-        raise Forbidden(f"you are not a member of account {account.name}")
+        raise Forbidden(msg("you are not a member of account %(account)s", account=account.name))
     if account.budget is not None:
         session.execute(select(Account.id).where(Account.id == account.id).with_for_update())
         spent = spent_on_account(session, account)
         if spent + cost > account.budget:
-            period = "this month" if account.budget_period == "month" else "in all"
+            period = msg("this month") if account.budget_period == "month" else msg("in all")
             raise InsufficientFunds(
-                f"project budget of {account.name} is {account.budget} {period}: {_cents(spent)} is spent or held and "
-                f"this job may cost up to {cost}")
+                msg("project budget of %(account)s is %(budget)s %(period)s: %(spent)s is spent or held "
+                    "and this job may cost up to %(cost)s",
+                    account=account.name, budget=Money(account.budget), period=period,
+                    spent=Money(spent, english=_cents(spent)), cost=Money(cost)))
     if member.spend_limit is None:
         return
     spent = spent_this_month(session, user, account)
     if spent + cost > member.spend_limit:
         raise InsufficientFunds(
-            f"your monthly spending limit on {account.name} is {member.spend_limit}: {_cents(spent)} is spent or held "
-            f"this month and this job may cost up to {cost}")
+            msg("your monthly spending limit on %(account)s is %(spend_limit)s: %(spent)s is spent or "
+                "held this month and this job may cost up to %(cost)s",
+                account=account.name, spend_limit=Money(member.spend_limit),
+                spent=Money(spent, english=_cents(spent)), cost=Money(cost)))
 
 
 BUDGET_PERIODS = ("month", "total")
@@ -144,7 +151,8 @@ BUDGET_PERIODS = ("month", "total")
 def set_budget(session: Session, account: Account, amount: object | None, period: str = "month") -> None:
     """A cap on what the account's jobs may cost, apart from the money on it (None: no cap)."""
     if period not in BUDGET_PERIODS:
-        raise InvalidRequest(f"unknown budget period {period!r} (use {', '.join(BUDGET_PERIODS)})")
+        raise InvalidRequest(msg("unknown budget period %(period)r (use %(listed)s)",
+                                 period=period, listed=', '.join(BUDGET_PERIODS)))
     account.budget = None if amount is None else cap_amount(amount, "a budget")
     account.budget_period = period
     session.flush()
@@ -168,17 +176,18 @@ def move(session: Session, source: Account, target: Account, amount: object, key
     except (MoneyError, LedgerError) as exc:
         raise InvalidRequest(str(exc)) from None
     if value <= 0:
-        raise InvalidRequest("an amount to move must be positive")
+        raise InvalidRequest(msg("an amount to move must be positive"))
     if source.id == target.id:
-        raise InvalidRequest("source and target are the same account")
+        raise InvalidRequest(msg("source and target are the same account"))
     if source.tenant_id is None or source.tenant_id != target.tenant_id:
-        raise InvalidRequest("money moves only between accounts of the same tenant")
+        raise InvalidRequest(msg("money moves only between accounts of the same tenant"))
     try:
         return ledger.transfer(session, key, funds.customer(session, source), funds.customer(session, target), value,
                                "transfer", check_funds=True, actor=actor,
                                memo=memo or f"from {source.name} to {target.name}")
     except ledger.InsufficientFunds:
-        raise InsufficientFunds(f"{source.name} cannot spare {ledger.money(value)}") from None
+        raise InsufficientFunds(msg("%(source)s cannot spare %(value)s",
+                                    source=source.name, value=Money(value, english=ledger.money(value)))) from None
     except LedgerError as exc:
         raise InvalidRequest(str(exc)) from None
 
@@ -188,16 +197,16 @@ def add_contract(session: Session, tenant: Tenant, *, cluster_id: int | None = N
                  effective_from: datetime | None = None, effective_to: datetime | None = None,
                  actor: str = "", reason: str = "") -> Contract:
     if (unit_price is None) == (discount_percent is None):
-        raise InvalidRequest("a contract gives either a unit price or a discount")
+        raise InvalidRequest(msg("a contract gives either a unit price or a discount"))
     if resource not in ("*", "core_hour", "gpu_hour", "mem_gb_hour"):
-        raise InvalidRequest(f"unknown resource {resource!r}")
+        raise InvalidRequest(msg("unknown resource %(resource)r", resource=resource))
     if unit_price is not None and (resource == "*" or unit_price < 0):
-        raise InvalidRequest("a contract unit price needs one resource and cannot be negative")
+        raise InvalidRequest(msg("a contract unit price needs one resource and cannot be negative"))
     if discount_percent is not None and not (Decimal(0) <= discount_percent <= Decimal(100)):
-        raise InvalidRequest("a discount is between 0 and 100 percent")
+        raise InvalidRequest(msg("a discount is between 0 and 100 percent"))
     start = effective_from or utcnow()
     if effective_to is not None and effective_to <= start:
-        raise InvalidRequest("a contract must end after it starts")
+        raise InvalidRequest(msg("a contract must end after it starts"))
     contract = Contract(tenant_id=tenant.id, cluster_id=cluster_id, partition=partition, resource=resource,
                         unit_price=unit_price, discount_percent=discount_percent, effective_from=start,
                         effective_to=effective_to, actor=actor, reason=reason)

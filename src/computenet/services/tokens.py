@@ -18,6 +18,7 @@ from ..config import AuthConfig
 from ..store.models import ApiToken, User
 from ..store.types import utcnow
 from .accounts import TOKEN_PREFIX, hash_token
+from ..messages import msg
 from .errors import Conflict, InvalidRequest, NotFound
 
 SCOPES = ("full", "read")
@@ -34,7 +35,9 @@ def lifetime(policy: AuthConfig, days: int | None) -> timedelta:
     """The asked-for life, or the configured default; never beyond the configured maximum."""
     days = policy.token_default_days if days is None else days
     if not 1 <= days <= policy.token_max_days:
-        raise InvalidRequest(f"a token lives 1 to {policy.token_max_days} days (auth.token_max_days), not {days}")
+        raise InvalidRequest(msg("a token lives 1 to %(token_max_days)s days (auth.token_max_days), not "
+                                 "%(days)s",
+                                 token_max_days=policy.token_max_days, days=days))
     return timedelta(days=days)
 
 
@@ -42,11 +45,13 @@ def issue(session: Session, user: User, name: str = "", scope: str = "full", day
           policy: AuthConfig | None = None, life: timedelta | None = None) -> tuple[ApiToken, str]:
     """A new token row and the token itself (shown once); ``life`` (for `cnet login`) overrides days."""
     if scope not in SCOPES:
-        raise InvalidRequest(f"unknown token scope {scope!r} (use {' or '.join(SCOPES)})")
+        raise InvalidRequest(msg("unknown token scope %(scope)r (use %(listed)s)",
+                                 scope=scope, listed=' or '.join(SCOPES)))
     if len(name) > MAX_NAME or not name.isprintable():
-        raise InvalidRequest(f"a token name is at most {MAX_NAME} printable characters")
+        raise InvalidRequest(msg("a token name is at most %(max_name)s printable characters", max_name=MAX_NAME))
     if (user.status or "active") != "active":
-        raise Conflict(f"user {user.name} is {user.status}: no tokens until reinstated")
+        raise Conflict(msg("user %(user)s is %(status)s: no tokens until reinstated",
+                           user=user.name, status=user.status))
     expires = utcnow() + (life if life is not None else lifetime(policy or AuthConfig(), days))
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(user_id=user.id, token_hash=hash_token(token), prefix=token[:12], name=name, scope=scope,

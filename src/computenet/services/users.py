@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from ..store.models import Account, AccountMember, Cluster, Tenant, UnixIdentity, User
 from . import audit, roles, tokens
 from .accounts import create_user
+from ..messages import msg
 from .errors import Conflict, Forbidden, InvalidRequest, NotFound
 from .tenants import get_tenant
 
@@ -29,7 +30,8 @@ MAX_REASON = 1000
 def _display_name(value: str) -> str:
     value = value.strip()
     if len(value) > MAX_DISPLAY_NAME or not value.isprintable():
-        raise InvalidRequest(f"a display name is at most {MAX_DISPLAY_NAME} printable characters")
+        raise InvalidRequest(msg("a display name is at most %(max_display_name)s printable characters",
+                                 max_display_name=MAX_DISPLAY_NAME))
     return value
 
 
@@ -37,22 +39,23 @@ def _email(value: str | None) -> str | None:
     if value is None or value == "":
         return None
     if len(value) > 255 or not value.isprintable() or not EMAIL.match(value):
-        raise InvalidRequest(f"invalid e-mail address {value[:80]!r}")
+        raise InvalidRequest(msg("invalid e-mail address %(value)r", value=value[:80]))
     return value
 
 
 def _language(value: str) -> str:
     if value not in LANGUAGES:
-        raise InvalidRequest(f"unknown language {value[:20]!r} (use {' or '.join(LANGUAGES)})")
+        raise InvalidRequest(msg("unknown language %(value)r (use %(listed)s)",
+                                 value=value[:20], listed=' or '.join(LANGUAGES)))
     return value
 
 
 def reason_text(reason: str | None) -> str:
     reason = (reason or "").strip()
     if not reason:
-        raise InvalidRequest("a reason is needed (it is kept in the audit log)")
+        raise InvalidRequest(msg("a reason is needed (it is kept in the audit log)"))
     if len(reason) > MAX_REASON:
-        raise InvalidRequest(f"a reason is at most {MAX_REASON} characters")
+        raise InvalidRequest(msg("a reason is at most %(max_reason)s characters", max_reason=MAX_REASON))
     return reason
 
 
@@ -70,11 +73,11 @@ def _tenant_for(session: Session, actor: User | None, name: str | None) -> Tenan
             return None
         mine = roles.admin_tenants(actor)
         if len(mine) != 1:
-            raise InvalidRequest("name the tenant the user joins")
+            raise InvalidRequest(msg("name the tenant the user joins"))
         return session.get(Tenant, next(iter(mine)))
     tenant = get_tenant(session, name)
     if actor is not None and not roles.allowed(None, actor, "user_manage", tenant_id=tenant.id):
-        raise NotFound(f"no tenant {name!r}")  # another tenant's answers as a missing one
+        raise NotFound(msg("no tenant %(name)r", name=name))  # another tenant's answers as a missing one
     return tenant
 
 
@@ -83,20 +86,22 @@ def find(session: Session, actor: User | None, name: str, action: str = "user_vi
     _may(actor, action)
     user = session.scalar(select(User).where(User.name == name))
     if user is None or (actor is not None and not roles.manages_user(actor, user, "user_view")):
-        raise NotFound(f"no user {name!r}")
+        raise NotFound(msg("no user %(name)r", name=name))
     if actor is not None and not roles.manages_user(actor, user, action):
-        raise Forbidden(f"{user.name} holds a platform-wide role: only an operator changes their account")
+        raise Forbidden(msg("%(user)s holds a platform-wide role: only an operator changes their account",
+                            user=user.name))
     return user
 
 
 def add(session: Session, actor: User | None, who: audit.Who, name: str, *, display_name: str = "",
-        email: str | None = None, email_verified: bool = False, language: str = "en",
+        email: str | None = None, email_verified: bool = False, language: str | None = None,
         tenant: str | None = None) -> User:
     _may(actor, "user_manage")
     joined = _tenant_for(session, actor, tenant)
-    display, mail, lang = _display_name(display_name), _email(email), _language(language)
+    # no language: "" (not chosen), so the portal follows the person's browser until they choose
+    display, mail, lang = _display_name(display_name), _email(email), _language(language) if language else ""
     if session.scalar(select(User.status).where(User.name == name)) == "deleted":
-        raise Conflict(f"user {name!r} was deleted: the name stays with their history")
+        raise Conflict(msg("user %(name)r was deleted: the name stays with their history", name=name))
     user = create_user(session, name, email=mail)
     user.display_name, user.email_verified, user.language = display, bool(email_verified and mail), lang
     user.tenant_id = joined.id if joined else None
@@ -111,7 +116,7 @@ def update(session: Session, actor: User | None, who: audit.Who, user: User, *, 
            tenant: str | None = None) -> User:
     """Change the given fields; a new e-mail address is unverified unless said otherwise."""
     if user.status == "deleted":
-        raise Conflict(f"user {user.name} was deleted")
+        raise Conflict(msg("user %(user)s was deleted", user=user.name))
     changes: dict[str, list] = {}
 
     def put(field: str, value) -> None:
@@ -121,7 +126,7 @@ def update(session: Session, actor: User | None, who: audit.Who, user: User, *, 
 
     if tenant is not None:
         if actor is not None and not roles.is_operator(actor):
-            raise Forbidden("moving a user to another tenant needs the operator role")
+            raise Forbidden(msg("moving a user to another tenant needs the operator role"))
         old_tenant = user.tenant_id
         put("tenant_id", None if tenant == "" else get_tenant(session, tenant).id)
         if "tenant_id" in changes:  # administering the tenant they left ends with it
@@ -158,7 +163,7 @@ def set_status(session: Session, actor: User | None, who: audit.Who, user: User,
     status, from_ = TRANSITIONS[change]
     why = reason_text(reason)
     if actor is not None and actor.id == user.id:
-        raise InvalidRequest(f"you cannot {change} yourself")
+        raise InvalidRequest(msg("you cannot %(change)s yourself", change=change))
     if user.status not in from_:
         raise Conflict(f"user {user.name} is {user.status}" + (": a deleted user stays deleted"
                                                                if user.status == "deleted" else ""))
@@ -183,7 +188,8 @@ def listing(session: Session, actor: User | None, tenant: str | None = None, sta
     query = select(User).order_by(User.name).limit(max(1, min(limit, 10_000)))
     if status is not None:
         if status not in STATUSES:
-            raise InvalidRequest(f"unknown status {status[:20]!r} (use {', '.join(STATUSES)})")
+            raise InvalidRequest(msg("unknown status %(status)r (use %(listed)s)",
+                                     status=status[:20], listed=', '.join(STATUSES)))
         query = query.where(User.status == status)
     if tenant is not None:
         query = query.where(User.tenant_id == _tenant_for(session, None, tenant).id)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from .. import files
 from ..store.models import Account, AccountMember, FileRecord, Upload, User
 from ..store.types import utcnow
+from ..messages import msg
 from .errors import InvalidRequest, NotFound, ServiceError, TooLarge, Unavailable
 from .platform import Platform
 
@@ -57,11 +58,11 @@ def service_error(exc: files.FileError) -> ServiceError:
 def split(text: str) -> tuple[str | None, str]:
     """'@proj/a/b' -> ('proj', 'a/b'); '~/a' or 'a' -> (None, 'a')."""
     if not isinstance(text, str):
-        raise InvalidRequest("a path must be text")
+        raise InvalidRequest(msg("a path must be text"))
     if text.startswith("@"):
         project, _, rest = text[1:].partition("/")
         if not project:
-            raise InvalidRequest(f"path {text!r}: name a project after '@' (e.g. @myproject/data)")
+            raise InvalidRequest(msg("path %(text)r: name a project after '@' (e.g. @myproject/data)", text=text))
         return project, rest
     if text == "~" or text.startswith("~/"):
         return None, text[2:]
@@ -79,7 +80,8 @@ def project_space(session: Session, platform: Platform, user: User, project: str
     member = account is not None and session.get(AccountMember, (account.id, user.id)) is not None
     if not member and not (account is not None and user.is_admin):
         # someone else's project is not found: its existence is not the caller's business
-        raise NotFound(f"no project workspace @{project} (it does not exist or you are not a member)")
+        raise NotFound(msg("no project workspace @%(project)s (it does not exist or you are not a member)",
+                           project=project))
     quota = account.storage_quota_bytes or gb_bytes(platform.settings.files.project_quota_gb)
     return Space(f"project:{account.name}", f"@{account.name}",
                  platform.settings.storage_root() / "projects" / account.name, quota, account.id)
@@ -95,7 +97,8 @@ def resolve(session: Session, platform: Platform, user: User, text: str) -> tupl
         raise service_error(exc) from None
     joined = "/".join(parts)
     if len(joined) > MAX_PATH_CHARS:
-        raise InvalidRequest(f"path {text[:60]!r}... is longer than {MAX_PATH_CHARS} characters")
+        raise InvalidRequest(msg("path %(text)r... is longer than %(max_path_chars)s characters",
+                                 text=text[:60], max_path_chars=MAX_PATH_CHARS))
     return space, joined
 
 
@@ -120,9 +123,9 @@ def set_project_quota(session: Session, account: Account, gb: str | None) -> int
     try:
         value = Decimal(str(gb))
     except ArithmeticError:
-        raise InvalidRequest(f"quota {gb!r} is not a number of GB") from None
+        raise InvalidRequest(msg("quota %(gb)r is not a number of GB", gb=gb)) from None
     if not value.is_finite() or value <= 0 or gb_bytes(value) < 1024 * 1024:
-        raise InvalidRequest(f"a quota must be a number of GB of at least 1 MiB, not {gb}")
+        raise InvalidRequest(msg("a quota must be a number of GB of at least 1 MiB, not %(gb)s", gb=gb))
     account.storage_quota_bytes = gb_bytes(value)
     return account.storage_quota_bytes
 
@@ -168,7 +171,7 @@ def list_dir(session: Session, platform: Platform, user: User, text: str) -> lis
 def make_dir(session: Session, platform: Platform, user: User, text: str) -> str:
     space, rel = resolve(session, platform, user, text)
     if not rel:
-        raise InvalidRequest("the workspace itself exists already")
+        raise InvalidRequest(msg("the workspace itself exists already"))
     _do(workspace(platform, space).mkdir, rel)
     return space.show(rel)
 
@@ -176,7 +179,7 @@ def make_dir(session: Session, platform: Platform, user: User, text: str) -> str
 def remove(session: Session, platform: Platform, user: User, text: str, recursive: bool = False) -> int:
     space, rel = resolve(session, platform, user, text)
     if not rel:
-        raise InvalidRequest("the workspace itself cannot be removed")
+        raise InvalidRequest(msg("the workspace itself cannot be removed"))
     freed = _do(workspace(platform, space).remove, rel, recursive=recursive)
     session.execute(delete(FileRecord).where(FileRecord.workspace == space.id, _at_or_below(rel)))
     return freed
@@ -186,15 +189,17 @@ def move(session: Session, platform: Platform, user: User, src: str, dst: str, o
     space, rel = resolve(session, platform, user, src)
     dst_space, dst_rel = resolve(session, platform, user, dst)
     if dst_space.id != space.id:
-        raise InvalidRequest(f"{src} and {dst} are in different workspaces: download and upload to copy between them")
+        raise InvalidRequest(msg("%(src)s and %(dst)s are in different workspaces: download and upload "
+                                 "to copy between them",
+                                 src=src, dst=dst))
     if not rel:
-        raise InvalidRequest("the workspace itself cannot be moved")
+        raise InvalidRequest(msg("the workspace itself cannot be moved"))
     ws = workspace(platform, space)
     into_dir = dst.endswith("/") or (dst_rel == "" or _is_dir(ws, dst_rel))
     base = rel.rsplit("/", 1)[-1]
     if into_dir and not dst_rel:  # to the top of the workspace
         if "/" not in rel:
-            raise InvalidRequest(f"{src} is at the top of the workspace already")
+            raise InvalidRequest(msg("%(src)s is at the top of the workspace already", src=src))
         into_dir, dst_rel = False, base
     _do(ws.move, rel, (dst_rel + "/") if into_dir else dst_rel, overwrite=overwrite)
     final = f"{dst_rel}/{base}" if into_dir else dst_rel
@@ -224,8 +229,8 @@ def open_file(session: Session, platform: Platform, user: User, text: str) -> tu
     ws = workspace(platform, space)
     entry = _do(ws.stat, rel)
     if entry.kind != "file":
-        raise InvalidRequest(f"{space.show(rel)} is a {'directory' if entry.kind == 'dir' else 'symbolic link'}, "
-                             "not a file")
+        raise InvalidRequest(msg("%(path)s is a directory, not a file", path=space.show(rel)) if entry.kind == "dir"
+                             else msg("%(path)s is a symbolic link, not a file", path=space.show(rel)))
     record = session.scalar(select(FileRecord).where(FileRecord.workspace == space.id, FileRecord.path == rel))
     return _do(ws.open_read, rel), entry_json(space, entry, record)
 
@@ -246,7 +251,7 @@ def write_small(session: Session, platform: Platform, user: User, text: str, dat
     """A whole file in one request (small files; large ones upload in chunks)."""
     space, rel = resolve(session, platform, user, text)
     if not rel:
-        raise InvalidRequest("name a file to write")
+        raise InvalidRequest(msg("name a file to write"))
     size, digest = _do(workspace(platform, space).write, rel, data, overwrite=overwrite, expected_sha256=sha256)
     record(session, space, rel, size, digest, "upload", user.id)
     return {"path": space.show(rel), "size": size, "sha256": digest}
@@ -263,7 +268,7 @@ def begin_upload(session: Session, platform: Platform, user: User, text: str, si
                  overwrite: bool = False) -> dict:
     space, rel = resolve(session, platform, user, text)
     if not rel:
-        raise InvalidRequest("name the file to upload into")
+        raise InvalidRequest(msg("name the file to upload into"))
     ws = workspace(platform, space)
     existing = None
     try:
@@ -278,15 +283,30 @@ def begin_upload(session: Session, platform: Platform, user: User, text: str, si
     freed = existing.size if existing is not None else 0
     open_uploads = list(session.scalars(select(Upload).where(Upload.user_id == user.id,
                                                              Upload.completed_at.is_(None))))
+    # the same file to the same place again (an interrupted `cnet files put` run once more): that
+    # upload goes on from the chunks it has, rather than a second copy beside it in .uploads
+    sha = sha256.lower() if isinstance(sha256, str) else sha256
+    for row in open_uploads:
+        if (row.workspace, row.path, row.size, row.sha256) == (space.id, rel, size, sha):
+            try:
+                state = upload_store(platform).state(row.id)
+            except files.FileError:
+                continue  # its chunks are gone (expired): a new upload
+            row.overwrite = overwrite
+            return upload_json(space.show(rel), state)
     if len(open_uploads) >= MAX_OPEN_UPLOADS:
-        raise TooLarge(f"you have {len(open_uploads)} unfinished uploads: finish or abort some first "
-                       f"(they expire after {platform.settings.files.keep_uploads_hours:g} h)")
+        raise TooLarge(msg("you have %(open_uploads)s unfinished uploads: finish or abort some first "
+                           "(they expire after %(keep_uploads_hours)s h)",
+                           open_uploads=len(open_uploads),
+                           keep_uploads_hours=format(platform.settings.files.keep_uploads_hours, 'g')))
     # unfinished uploads into the same workspace count: their chunks are on disk and will land there
     pending = sum(u.size for u in open_uploads if u.workspace == space.id)
     used = ws.usage()
     if used + pending - freed + size > space.quota_bytes:  # refused before a byte is sent; checked at the end
-        raise TooLarge(f"{space.label} would hold {used + pending - freed + size} bytes, over its quota of "
-                       f"{space.quota_bytes} ({used} used, {pending} in unfinished uploads)")
+        raise TooLarge(msg("%(label)s would hold %(value)s bytes, over its quota of %(quota_bytes)s "
+                           "(%(used)s used, %(pending)s in unfinished uploads)",
+                           label=space.label, value=used + pending - freed + size, quota_bytes=space.quota_bytes,
+                           used=used, pending=pending))
     upload_id = secrets.token_urlsafe(24)
     state = _do(upload_store(platform).begin, upload_id, size, sha256.lower() if isinstance(sha256, str) else sha256,
                 platform.settings.files.chunk_mb * 1024 * 1024)
@@ -304,9 +324,9 @@ def upload_json(path: str, state) -> dict:
 def _upload(session: Session, user: User, upload_id: str) -> Upload:
     row = session.get(Upload, upload_id)
     if row is None or row.user_id != user.id:
-        raise NotFound(f"no upload {upload_id}")
+        raise NotFound(msg("no upload %(upload_id)s", upload_id=upload_id))
     if row.completed_at is not None:
-        raise InvalidRequest(f"upload {upload_id} is finished already")
+        raise InvalidRequest(msg("upload %(upload_id)s is finished already", upload_id=upload_id))
     return row
 
 

@@ -61,6 +61,8 @@ def migrate(engine: Engine) -> None:
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as connection:
         cfg.attributes["connection"] = connection
+        if engine.dialect.name == "postgresql":  # replicas starting together migrate one at a time
+            connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7317001)")
         command.upgrade(cfg, "head")
 
 

@@ -136,7 +136,8 @@ class User(Base):
     default_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", use_alter=True))
     display_name: Mapped[str] = mapped_column(String(128), default="", server_default="")
     email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    language: Mapped[str] = mapped_column(String(8), default="en", server_default="en")  # en | zh-CN
+    # en | zh-CN, or "" until the person chooses one: the portal follows their browser's Accept-Language
+    language: Mapped[str] = mapped_column(String(8), default="", server_default="en")
     # active | suspended (no sign-in, no tokens, until reinstated) | deleted (the same, for good;
     # the row stays for the ledger's history)
     status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
@@ -433,4 +434,5 @@ from .app_models import App, FileRecord, Upload  # noqa: E402,F401
 from .monitor_models import JobProfile, JobSample, JobStepSample  # noqa: E402,F401
 from .admin_models import AuditEvent, ChargeAdjustment, ClosedPeriod, RoleGrant, SlurmAccount  # noqa: E402,F401
 from .auth_models import ExternalIdentity, OidcLogin, PasswordCredential, PasswordReset, RefreshToken, SignInAttempt, WebSession  # noqa: E402,F401
+from .worker_models import WorkerLease, WorkerRun  # noqa: E402,F401
 from .session_models import InteractiveSession  # noqa: E402,F401

@@ -21,6 +21,8 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal
 from babel.support import NullTranslations, Translations
 
+from .. import messages
+
 LOCALE_DIR = Path(__file__).parent / "locale"
 LANGUAGES = {"en": "English", "zh-CN": "中文"}  # as users.language spells them
 DEFAULT = "en"
@@ -74,10 +76,10 @@ class Formats:
     def __init__(self, language: str, currency: str, timezone: str = "UTC") -> None:
         self.locale, self.currency, self.zone = babel_locale(language), currency, ZoneInfo(timezone)
 
-    def money(self, amount: Decimal | str | None) -> str:
+    def money(self, amount: Decimal | str | None, currency: str | None = None) -> str:
         if amount is None:
             return "—"
-        return format_currency(Decimal(str(amount)), self.currency, locale=self.locale)
+        return format_currency(Decimal(str(amount)), currency or self.currency, locale=self.locale)
 
     def number(self, value, places: int | None = None) -> str:
         if value is None:
@@ -98,3 +100,34 @@ class Formats:
         if hasattr(moment, "astimezone") and getattr(moment, "tzinfo", None) is not None:
             moment = moment.astimezone(self.zone)
         return format_date(moment, "medium", locale=self.locale)
+
+
+def localise(text, language: str, formats: Formats) -> str:
+    """A service's message (messages.Text, or an exception carrying one) in ``language``: its template
+    translated, money, decimals and moments in the locale's format, fragments translated in turn (in English
+    the text is the services' own, character for character). Plain
+    text (an error nobody wrapped) is shown as it is; a translation that does not fit its parameters falls
+    back to the English text rather than failing the page."""
+    made = messages.template_of(text)
+    if made is None or language == DEFAULT:  # English: the services' own words, as the API and CLI say them
+        return str(text)
+    said = translations(language).gettext(made.template)
+    if not made.params:
+        return said
+    values = {name: _local(value, language, formats) for name, value in made.params.items()}
+    try:
+        return said % values
+    except (KeyError, ValueError, TypeError):
+        return str(made)
+
+
+def _local(value, language: str, formats: Formats):
+    if isinstance(value, (messages.Text, BaseException)):
+        return localise(value, language, formats)
+    if isinstance(value, messages.Money):
+        return formats.money(value.amount, value.currency)
+    if isinstance(value, messages.When):
+        return formats.when(value.moment)
+    if isinstance(value, Decimal):
+        return formats.number(value)
+    return value

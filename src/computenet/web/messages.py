@@ -19,6 +19,9 @@ HERE = Path(__file__).parent
 METHODS = [("templates/**.html", "jinja2.ext:babel_extract"), ("**.py", "python")]
 OPTIONS = {"templates/**.html": {"extensions": "jinja2.ext.i18n", "trim_blocks": "True", "lstrip_blocks": "True"}}
 KEYWORDS = {"_": None, "gettext": None, "N_": None, "ngettext": (1, 2)}
+# below the portal, text a person reads is made with computenet.messages.msg (English str, translatable)
+BELOW = ("services", "monitoring", "billing", "catalog", "files")
+BELOW_KEYWORDS = {"msg": None, "N_": None}
 LETTERS = re.compile(r"[A-Za-z\u4e00-\u9fff]{2,}")
 JINJA = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.S)
 
@@ -26,11 +29,15 @@ JINJA = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.S)
 def extracted() -> dict[str, list[str]]:
     """msgid -> where it is used (file:line)."""
     found: dict[str, list[str]] = {}
-    for filename, line, message, _comments, _context in extract_from_dir(
-            HERE, METHODS, options_map=OPTIONS, keywords=KEYWORDS):
-        for msgid in (message if isinstance(message, tuple) else (message,)):
-            if msgid:
-                found.setdefault(msgid, []).append(f"{filename}:{line}")
+    sources = [(HERE, "", METHODS, KEYWORDS)] + [
+        (HERE.parent / below, f"{below}/", [("**.py", "python")], BELOW_KEYWORDS)
+        for below in BELOW if (HERE.parent / below).is_dir()]
+    for folder, prefix, methods, keywords in sources:
+        for filename, line, message, _comments, _context in extract_from_dir(
+                folder, methods, options_map=OPTIONS, keywords=keywords):
+            for msgid in (message if isinstance(message, tuple) else (message,)):
+                if msgid:
+                    found.setdefault(msgid, []).append(f"{prefix}{filename}:{line}")
     return found
 
 

@@ -45,6 +45,17 @@ class Viewer:
         text = i18n.translations(self.language).gettext(message)
         return text % values if values else text
 
+    def say(self, text) -> str:
+        """A service's refusal, finding or notice (or the exception carrying it) in the viewer's language."""
+        return i18n.localise(text, self.language, self.formats or i18n.Formats(self.language, "CNY"))
+
+    def notice(self, message: str) -> str:
+        """A stored notice (English, as the API shows it) in the viewer's language when it is one of the
+        notices the services make (services/notifications.py TEMPLATES), else as it was stored."""
+        from ..services.notifications import said
+
+        return self.say(said(message))
+
 
 def page(request: Request, viewer: Viewer, template: str, status: int = 200, **context) -> HTMLResponse:
     env = environment(viewer.language)

@@ -33,8 +33,8 @@ class BadCsrf(Exception):
 def _nav(user) -> list[tuple[str, str]]:
     """The pages this user may open, with their (translatable) labels; the role checks are roles.py's."""
     items = [("/", "Dashboard"), ("/portal/jobs", "Jobs"), ("/portal/submit", "Submit"),
-             ("/portal/apps", "Applications"), ("/portal/sessions", "Sessions"), ("/portal/files", "Files"), ("/portal/billing", "Billing"),
-             ("/portal/projects", "Projects")]  # (labels translated in the template; marked in words.py)
+             ("/portal/apps", "Applications"), ("/portal/sessions", "Sessions"), ("/portal/files", "Files"), ("/portal/clusters", "Clusters"), ("/portal/billing", "Billing"),
+             ("/portal/efficiency", "Efficiency"), ("/portal/projects", "Projects")]  # (labels translated in the template; marked in words.py)
     if roles.allowed(None, user, "topup"):
         items.append(("/portal/finance", "Finance"))
     if roles.is_staff(user):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field
 
 from ...domain.states import JobState
 from ...domain.money import MoneyError, to_decimal
@@ -33,11 +34,20 @@ def routing_request(body: RoutingIn) -> job_service.RoutingRequest:
                                       data_at=tuple(body.data_at))
 
 
+def _inputs(platform: Platform, user_id: int, paths: list[str]) -> job_service.JobExtras:
+    """Workspace files to stage, checked (each exists, is a file, no two share a name) before anything is written."""
+    from ...services.job_files import resolve_inputs
+
+    with platform.db.session() as session:
+        return job_service.JobExtras(inputs=resolve_inputs(session, platform, session.get(User, user_id), paths))
+
+
 @router.post("", status_code=201, response_model=JobOut)
 async def submit(body: JobSubmit, user: User = Depends(current_user), platform: Platform = Depends(get_platform)):
     # sbatch is blocking I/O: keep it off the event loop
+    extras = await run_in_threadpool(_inputs, platform, user.id, body.inputs) if body.inputs else None
     job = await run_in_threadpool(job_service.submit_job, platform, user.id, body.script, body.args, body.script_name,
-                                  routing_request(body.routing))
+                                  routing_request(body.routing), extras)
     with platform.db.session() as session:
         return job_out(session, session.get(Job, job.id))
 
@@ -45,12 +55,32 @@ async def submit(body: JobSubmit, user: User = Depends(current_user), platform: 
 @router.get("", response_model=list[JobOut])
 def list_jobs(
     active: bool = Query(False, description="only jobs that have not ended"),
-    state: str | None = None,
+    state: str | None = Query(None, max_length=200, description="states as squeue -t takes them: PD,R or "
+                              "PENDING,RUNNING or all"),
+    user_names: str | None = Query(None, alias="user", max_length=1000,
+                                   description="owners, comma-separated (squeue -u); default: yourself"),
+    partition: str | None = Query(None, max_length=1000, description="partitions, comma-separated (-p)"),
+    cluster: str | None = Query(None, max_length=1000, description="clusters, comma-separated (-M)"),
+    name: str | None = Query(None, max_length=2000, description="job names, comma-separated (-n)"),
+    start: datetime | None = Query(None, description="jobs not ended before this (sacct -S)"),
+    end: datetime | None = Query(None, description="jobs submitted before this (sacct -E)"),
+    before: int | None = Query(None, ge=1, le=MAX_ROW_ID, description="page: jobs with a smaller id"),
     limit: int = Query(100, ge=1, le=1000),
     user: User = Depends(current_user),
     session=Depends(get_session),
 ):
-    return [job_out(session, job) for job in job_service.list_jobs(session, user, active, state, limit)]
+    """Newest first; page on by passing the last id as ``before``."""
+    from ...services.job_list import JobFilter, list_jobs as listed, split
+
+    found = listed(session, user, JobFilter(
+        users=split(user_names), partitions=split(partition), clusters=split(cluster), names=split(name),
+        states=state, active_only=active, start=_utc(start), end=_utc(end), before=before, limit=limit))
+    return [job_out(session, job) for job in found]
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """A time without a zone is UTC (as the CLI sends it)."""
+    return moment.replace(tzinfo=timezone.utc) if moment is not None and moment.tzinfo is None else moment
 
 
 @router.get("/{job_id}", response_model=JobDetail)
@@ -81,6 +111,26 @@ async def release(job_id: JobId, user: User = Depends(current_user), platform: P
     from ...services.job_hold import release_job
 
     job = await run_in_threadpool(release_job, platform, user.id, job_id)
+    with platform.db.session() as session:
+        return job_out(session, session.get(Job, job.id))
+
+
+class JobUpdate(BaseModel):
+    """scontrol update's fields an owner may change."""
+
+    model_config = ConfigDict(extra="forbid")
+    time_limit: str | None = Field(None, max_length=32, description="lower only; Slurm's formats (M, H:M:S, D-H…)")
+    partition: str | None = Field(None, min_length=1, max_length=64, description="while the job waits")
+    name: str | None = Field(None, min_length=1, max_length=200)
+
+
+@router.post("/{job_id}/update", response_model=JobOut)
+async def update(job_id: JobId, body: JobUpdate, user: User = Depends(current_user),
+                 platform: Platform = Depends(get_platform)):
+    """Lower the time limit, move a waiting job to another partition, rename it (scontrol update)."""
+    from ...services.job_update import update_job
+
+    job = await run_in_threadpool(update_job, platform, user.id, job_id, body.time_limit, body.partition, body.name)
     with platform.db.session() as session:
         return job_out(session, session.get(Job, job.id))
 

@@ -28,7 +28,7 @@ class UserIn(BaseModel):
     display_name: str = Field("", max_length=users.MAX_DISPLAY_NAME)
     email: str | None = Field(None, max_length=255)
     email_verified: bool = False
-    language: Language = "en"
+    language: Language | None = Field(None, description="default: none chosen (the portal follows the browser)")
     tenant: str | None = Field(None, max_length=64, description="default: a tenant admin's own tenant")
 
 

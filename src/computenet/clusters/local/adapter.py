@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
-from ...domain import patterns
+from ...domain import job_env, patterns
 from ...domain.states import from_slurm
 from ... import fsutil
 from ..base import (
@@ -37,6 +37,50 @@ _BASE_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "HOME", "USER", "LOGNAME")
 
 def _user() -> str:
     return getpass.getuser()
+
+
+def _mem_asked(res) -> bool:
+    return res.mem_per_node_mb not in (None, 0) or res.mem_per_cpu_mb is not None or res.mem_per_gpu_mb is not None
+
+
+def local_refusal(opts) -> str | None:
+    """Why the local executor cannot run a job with these options (sbatch_options' local column)."""
+    from ...domain import sbatch_options
+
+    why = sbatch_options.refusal("local", list(opts.used))
+    if why is None and any(p.startswith("--exclusive=") for p in opts.passthrough):
+        why = "--exclusive=user|mcs: the local executor runs one job per slot set; use plain --exclusive"
+    return why
+
+
+def read_extras(passthrough) -> dict:
+    """--export, --begin, --signal, --open-mode as the job gave them (the last one wins, as in sbatch)."""
+    out: dict = {"export": ("ALL", {}), "begin": None, "signal": None, "open_mode": "truncate"}
+    for item in passthrough:
+        name, _, value = item.partition("=")
+        if name == "--export":
+            out["export"] = job_env.parse_export(value)
+        elif name == "--begin":
+            out["begin"] = job_env.parse_begin(value).astimezone(timezone.utc).isoformat(timespec="seconds")
+        elif name == "--signal":
+            out["signal"] = list(job_env.parse_signal(value))
+        elif name == "--open-mode":
+            out["open_mode"] = value
+    return out
+
+
+def export_environment(export, base: dict[str, str], slurm: dict[str, str]) -> dict[str, str]:
+    """The job's environment as sbatch --export makes it: ALL (the user's environment, and VAR=x
+    added), NONE (only SLURM_* variables), or a list (those, and SLURM_*)."""
+    mode, variables = export
+    env = dict(base) if mode == "ALL" else {}
+    for name, value in variables.items():
+        if value is not None:
+            env[name] = value
+        elif name in base:
+            env[name] = base[name]
+    env.update(slurm)
+    return env
 
 
 def _dt(value: str | None) -> datetime | None:
@@ -128,6 +172,16 @@ class LocalCluster:
         return {"PATH": isolation.PATH, "LANG": "C.UTF-8", "HOME": user.home, "USER": user.name,
                 "LOGNAME": user.name, "SHELL": "/bin/sh"}
 
+    def _space_of(self, request: SubmitRequest) -> str:
+        """The job's user's space (their HOME in a job): given, or the top of its working directory."""
+        if request.space:
+            return request.space
+        workdir = os.path.normpath(request.workdir)
+        if self.workdir_root and workdir.startswith(self.workdir_root + "/"):
+            return os.path.join(self.workdir_root, workdir[len(self.workdir_root) + 1:].split("/")[0])
+        head, _, _ = workdir.partition("/jobs/")
+        return head or workdir
+
     def _check_paths(self, request: SubmitRequest) -> None:
         """The last word before the runner opens the outputs: the platform filled in %x and %u and
         checked them; what is left (ids, the node name) cannot lead out of the user's space."""
@@ -153,11 +207,18 @@ class LocalCluster:
             raise SubmitRejected(f"invalid partition {res.partition!r} on cluster {self.name} (it has {self.partition!r})")
         if res.nodes != 1:
             raise SubmitRejected(f"cluster {self.name} has one node; the job asks for {res.nodes}")
+        why = local_refusal(request.spec.options)  # the router rules this out; the last word is here
+        if why:
+            raise SubmitRejected(f"cluster {self.name} cannot honour {why}")
+        extra = read_extras(opts.passthrough)
         if res.total_cores > self.slots:
             raise SubmitRejected(f"the job asks for {res.total_cores} cores; cluster {self.name} has {self.slots}")
         if res.total_gpus > self.gpus:
             raise SubmitRejected(f"the job asks for {res.total_gpus} GPUs; cluster {self.name} has {self.gpus}")
         mem = res.mem_per_node_needed_mb(self.default_mem_per_cpu_mb) or self.mem_mb
+        if res.exclusive:  # plain --exclusive: the whole host
+            res = res.model_copy(update={"cpus_per_task": max(res.cpus_per_task, self.slots // max(1, res.tasks)),
+                                         "cpus_per_gpu": None})
         if mem > self.mem_mb:
             raise SubmitRejected(f"the job asks for {mem} MB of memory; cluster {self.name} has {self.mem_mb} MB")
         limit = res.time_limit_minutes or self.default_time_minutes
@@ -185,7 +246,9 @@ class LocalCluster:
             fsutil.atomic_write(script, request.script, 0o700)
         unix_user = user.name if user is not None else _user()
         env = self._environment(user)
-        env.update(
+        if user is None:  # the job's user's environment, not the server's: HOME is their space
+            env.update(HOME=self._space_of(request), USER=unix_user, LOGNAME=unix_user)
+        slurm_env = dict(
             SLURM_JOB_ID=str(job_id),
             SLURM_JOBID=str(job_id),
             SLURM_JOB_NAME=request.job_name,
@@ -198,9 +261,14 @@ class LocalCluster:
             SLURM_CPUS_PER_TASK=str(res.cpus_per_task),
             SLURM_CPUS_ON_NODE=str(res.total_cores),
             SLURM_JOB_CPUS_PER_NODE=str(res.total_cores),
-            SLURM_MEM_PER_NODE=str(mem),
         )
-        env.update(request.environment)
+        if res.mem_per_cpu_mb is not None or (res.mem_per_node_mb is None and res.mem_per_gpu_mb is None):
+            slurm_env["SLURM_MEM_PER_CPU"] = str(res.mem_per_cpu_mb or self.default_mem_per_cpu_mb)
+        if res.mem_per_node_mb is not None:
+            slurm_env["SLURM_MEM_PER_NODE"] = str(mem)
+        if res.mem_per_gpu_mb is not None:
+            slurm_env["SLURM_MEM_PER_GPU"] = str(res.mem_per_gpu_mb)
+        env = export_environment(extra["export"], env, slurm_env | dict(request.environment))
         run = {"mode": self.mode.name}
         if user is not None:
             run.update(uid=user.uid, gid=user.gid, login=user.name if user.login else None)
@@ -223,12 +291,19 @@ class LocalCluster:
                 "gpu_slots": self.gpus,
                 "user": unix_user,
                 "run": run,
+                "mem_limit_mb": mem if _mem_asked(res) else None,  # enforced by the kernel (runner.py)
+                "open_mode": extra["open_mode"],
+                "signal": extra["signal"],
             },
         )
         # state.json last: a job directory without it is not a job yet
         held = "--hold" in opts.passthrough  # sbatch -H: waits until released (resume)
-        sp.write_json(job_dir / "state.json", {"state": "PENDING", "submit": sp.now_iso(),
-                                               "reason": "JobHeldUser" if held else "None", "held": held})
+        state = {"state": "PENDING", "submit": sp.now_iso(), "reason": "JobHeldUser" if held else "None",
+                 "held": held}
+        if extra["begin"] is not None:  # pending until then, as Slurm's BeginTime
+            state["begin"] = extra["begin"]
+            state["reason"] = state["reason"] if held else "BeginTime"
+        sp.write_json(job_dir / "state.json", state)
         sp.schedule(self.spool, self.slots, self.gpus)
         return str(job_id)
 
@@ -413,3 +488,23 @@ class LocalCluster:
         if not os.access(self.spool, os.W_OK):
             return Health(HealthState.OFFLINE, f"spool {self.spool} is not writable")
         return Health(HealthState.ONLINE, f"{self.slots} slots on this host; {self.mode.detail}", 0.0)
+
+    # -- scontrol update (the owner's changes to a live job) -----------------------
+    def update(self, native_id: str, time_limit_minutes: int | None = None, partition: str | None = None,
+               name: str | None = None) -> None:
+        """A waiting job's limit and name (the runner reads them when it starts the job); the one
+        partition is the only one. ValueError says why a running job cannot change here."""
+        job_dir = self._known_dir(native_id)
+        if partition is not None and partition != self.partition:
+            raise ValueError(f"cluster {self.name} has one partition, {self.partition!r}")
+        with sp.locked(self.spool):
+            state = sp.read_json(job_dir / "state.json") or {}
+            if state.get("state") != "PENDING":
+                raise ValueError(f"the local executor changes only a waiting job; this one is {state.get('state')}")
+            request = sp.read_json(job_dir / "request.json")
+            if time_limit_minutes is not None:
+                request["time_limit_minutes"] = time_limit_minutes
+            if name is not None:
+                request["name"] = name
+                request["environment"]["SLURM_JOB_NAME"] = name
+            sp.write_json(job_dir / "request.json", request)

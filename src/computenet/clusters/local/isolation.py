@@ -39,17 +39,20 @@ UID_MAP = "local-job-uids.json"  # in the data directory: one map for every loca
 
 # PID 1 of the job's namespace, as the job's user: enter the working directory, open stdout and
 # stderr (as the user, so a planted link reaches only what the user may write), run the script
-# as a child (PID 1 ignores signals it has no handler for) and pass SIGTERM on; its own notices
+# as a child (PID 1 ignores signals it has no handler for) and pass SIGTERM on (the signals --signal
+# may send reach every process of the job: PID 1 catches them with no-op handlers, which its
+# children do not inherit); its own notices
 # ("Terminated") are not the job's output; its exit ends the namespace, and the kernel then kills
 # everything left in it.
 INIT = r"""
-wd=$1 out=$2 err=$3; shift 3
+wd=$1 out=$2 err=$3 mode=$4; shift 4
 cd -- "$wd" || exit 1
 for f in "$out" "$err"; do d=${f%/*}; [ -z "$d" ] || [ -d "$d" ] || mkdir -p -- "$d" || exit 1; done
-exec 3>"$out" || exit 1
-if [ "$err" = "$out" ]; then exec 4>&3; else exec 4>"$err" || exit 1; fi
+if [ "$mode" = append ]; then exec 3>>"$out" || exit 1; else exec 3>"$out" || exit 1; fi
+if [ "$err" = "$out" ]; then exec 4>&3; elif [ "$mode" = append ]; then exec 4>>"$err" || exit 1; else exec 4>"$err" || exit 1; fi
 exec 2>/dev/null
 trap 'kill -TERM "$c"' TERM
+trap : USR1 USR2 HUP INT QUIT ALRM
 "$@" >&3 2>&4 3>&- 4>&- &
 c=$!
 exec 3>&- 4>&-
@@ -152,19 +155,26 @@ def harden(data_dir: Path, passable: list[Path]) -> None:
     Run at start-up and before each job, so a key or database file made after start-up
     (with the server's umask) is closed before any job could read it."""
     data_dir = data_dir.resolve()
-    keep = {p.resolve() for p in passable}
-    keep |= {parent for p in keep for parent in p.parents}
-    with os.scandir(data_dir) as entries:
-        for entry in entries:
-            path = Path(entry.path)
-            if path in keep or entry.is_symlink():
-                continue
-            try:
-                mode = stat.S_IMODE(entry.stat(follow_symlinks=False).st_mode)
-                if mode & 0o077:
-                    os.chmod(path, mode & 0o700, follow_symlinks=False)
-            except FileNotFoundError:
-                pass
+    targets = {p.resolve() for p in passable}
+    on_the_way = {parent for p in targets for parent in p.parents}
+    # a directory on the way to a passable one (the storage root above users' workspaces) is
+    # entered too: what sits beside the way (uploads in progress, project workspaces) is closed
+    pending = [data_dir]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                path = Path(entry.path)
+                if path in targets or entry.is_symlink():
+                    continue
+                if path in on_the_way:
+                    pending.append(path)
+                    continue
+                try:
+                    mode = stat.S_IMODE(entry.stat(follow_symlinks=False).st_mode)
+                    if mode & 0o077:
+                        os.chmod(path, mode & 0o700, follow_symlinks=False)
+                except FileNotFoundError:
+                    pass
 
 
 # -- who a job runs as -------------------------------------------------------------------------
@@ -244,32 +254,55 @@ def prepare_space(workdir_root: str, workdir: str, user: JobUser) -> None:
                 raise IsolationError(f"{workdir} is not {user.name}'s (a component has uid {owner})")
             if depth == 0:
                 os.fchmod(fd, 0o700)
-        with os.scandir(fd) as entries:  # inputs the service staged here
-            for entry in entries:
-                if entry.is_symlink() or not entry.is_file(follow_symlinks=False):
-                    continue
-                try:
-                    file_fd = os.open(entry.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=fd)
-                except OSError:
-                    continue
-                try:
-                    if os.fstat(file_fd).st_uid == 0:
-                        os.fchown(file_fd, user.uid, user.gid)
-                finally:
-                    os.close(file_fd)
     finally:
         os.close(fd)
+    _give_space(os.path.join(root, workdir[len(root) + 1:].split("/")[0]), user)
+
+
+def _give_space(space: str, user: JobUser) -> None:
+    """What the service wrote into the user's space (uploads, staged inputs, fetched outputs:
+    root's) becomes the job user's, so a job reads its workspace as `cnet files` shows it.
+
+    Walked through descriptors opened without following links; a file with more than one link
+    is left alone (a job user who could link a file of the host into the space must not be
+    handed it), and nothing that is neither root's nor the user's is descended into."""
+    pending = [os.open(space, _DIR)]
+    while pending:
+        fd = pending.pop()
+        try:
+            with os.scandir(fd) as entries:
+                names = [(e.name, e.is_dir(follow_symlinks=False), e.is_file(follow_symlinks=False))
+                         for e in entries if not e.is_symlink()]
+            for name, is_dir, is_file in names:
+                if not (is_dir or is_file):
+                    continue
+                try:
+                    child = os.open(name, (_DIR if is_dir else os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+                                           | os.O_CLOEXEC), dir_fd=fd)
+                except OSError:
+                    continue  # swapped for a link meanwhile, or gone
+                st = os.fstat(child)
+                if st.st_uid == 0 and (stat.S_ISDIR(st.st_mode) or (stat.S_ISREG(st.st_mode) and st.st_nlink == 1)):
+                    os.fchown(child, user.uid, user.gid)
+                    st = os.fstat(child)
+                if stat.S_ISDIR(st.st_mode) and st.st_uid == user.uid:
+                    pending.append(child)
+                else:
+                    os.close(child)
+        finally:
+            os.close(fd)
 
 
 # -- the runner's side -------------------------------------------------------------------------
 
-def job_argv(run: dict, script: str, args: list[str], workdir: str, output: str, error: str) -> list[str]:
+def job_argv(run: dict, script: str, args: list[str], workdir: str, output: str, error: str,
+             open_mode: str = "truncate") -> list[str]:
     """The command the runner starts for a job in ``namespace`` or ``users`` mode."""
     argv = [shutil.which("unshare") or "unshare", "--pid", "--fork", "--kill-child", "--mount-proc", "--"]
     if run["mode"] == USERS:
         argv += [shutil.which("setpriv") or "setpriv", f"--reuid={run['uid']}", f"--regid={run['gid']}",
                  "--init-groups" if run.get("login") else "--clear-groups", "--no-new-privs", "--"]
-    return argv + ["/bin/sh", "-c", INIT, "cnet-job", workdir, output, error, script, *args]
+    return argv + ["/bin/sh", "-c", INIT, "cnet-job", workdir, output, error, open_mode, script, *args]
 
 
 def namespace_of(pid: int) -> str | None:

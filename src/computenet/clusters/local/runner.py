@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -28,9 +29,42 @@ PR_SET_PDEATHSIG = 1  # prctl(2)
 KILL_WAIT_S = 5.0  # SIGTERM, then SIGKILL after this, as Slurm's KillWait
 
 
-def _open_output(path: str) -> int:
+def _open_output(path: str, append: bool = False) -> int:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    return os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC), 0o644)
+
+
+def _limits(request: dict):
+    """In the child before exec: --mem as a limit the kernel enforces on every process of the job
+    (RLIMIT_AS, inherited; an allocation beyond it fails), and the runner's death ends the job."""
+    mem_mb = request.get("mem_limit_mb")
+
+    def apply() -> None:
+        if request.get("run", {}).get("mode", isolation.NONE) != isolation.NONE:
+            _die_with_runner()
+        if mem_mb:
+            limit = int(mem_mb) * 1024 * 1024
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    return apply
+
+
+_OOM_WORDS = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "out of memory", "Out of memory",
+              "memory exhausted")
+
+
+def _out_of_memory(request: dict) -> bool:
+    """Did a job under a memory limit end because an allocation failed? Its error stream says so
+    (each language has its own words for ENOMEM): then it ends OUT_OF_MEMORY, as under Slurm."""
+    if not request.get("mem_limit_mb"):
+        return False
+    try:
+        with open(request["error"], "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 8192))
+            tail = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return False
+    return any(word in tail for word in _OOM_WORDS)
 
 
 class _Job:
@@ -49,6 +83,17 @@ class _Job:
 
     def signal(self, sig: int) -> None:
         isolation.signal_job(self.proc.pid, self.namespace, sig)
+
+    def warn(self, sig: int) -> None:
+        """--signal: to the job's own processes (in a namespace, not to ``unshare`` outside it)."""
+        if self.namespace:
+            for pid in isolation.namespace_pids(self.namespace):
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+        elif not self.namespaced:
+            self.signal(sig)
 
     def kill(self) -> None:
         """SIGTERM to every process of the job, SIGKILL after KILL_WAIT_S, as Slurm does."""
@@ -72,12 +117,14 @@ def _start(job_dir: Path, request: dict) -> _Job:
     run = request.get("run") or {"mode": isolation.NONE}
     script = str(job_dir / "script")
     if run["mode"] == isolation.NONE:
-        out_fd = _open_output(request["output"])
-        err_fd = out_fd if request["error"] == request["output"] else _open_output(request["error"])
+        append = request.get("open_mode") == "append"
+        out_fd = _open_output(request["output"], append)
+        err_fd = out_fd if request["error"] == request["output"] else _open_output(request["error"], append)
         try:
             proc = subprocess.Popen([script, *request["script_args"]], cwd=request["workdir"],
                                     stdin=subprocess.DEVNULL, stdout=out_fd, stderr=err_fd,
-                                    env=request["environment"], start_new_session=True)
+                                    env=request["environment"], start_new_session=True,
+                                    preexec_fn=_limits(request))
         finally:
             os.close(out_fd)
             if err_fd != out_fd:
@@ -87,10 +134,10 @@ def _start(job_dir: Path, request: dict) -> _Job:
     init_err = os.open(job_dir / "init.err", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
         argv = isolation.job_argv(run, script, list(request["script_args"]), request["workdir"],
-                                  request["output"], request["error"])
+                                  request["output"], request["error"], request.get("open_mode") or "truncate")
         proc = subprocess.Popen(argv, cwd="/", stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=init_err, env=request["environment"], start_new_session=True,
-                                preexec_fn=_die_with_runner)
+                                preexec_fn=_limits(request))
     finally:
         os.close(init_err)
     return _Job(proc, True)
@@ -144,6 +191,7 @@ def main(job_dir: Path) -> int:
         proc = job.proc
         limit = request["time_limit_minutes"] * 60 if request["time_limit_minutes"] else None
         started = time.monotonic()
+        warn = request.get("signal")  # --signal=[B:]SIG@secs: [batch shell only, signal, seconds before the limit]
         while True:
             wanted = (job_dir / "suspend").exists()
             if wanted != (suspended_at is not None):
@@ -169,6 +217,10 @@ def main(job_dir: Path) -> int:
                 outcome = {"state": "CANCELLED", "exit_code": 0, "signal": 15}
                 break
             paused_now = time.monotonic() - suspended_at if suspended_at is not None else 0.0
+            ran = time.monotonic() - started - suspended_for - paused_now
+            if warn and limit is not None and ran >= limit - warn[2]:
+                job.warn(warn[1])  # B: or not, one host has no steps: the script and what it started
+                warn = None
             if limit is not None and time.monotonic() - started - suspended_for - paused_now >= limit:
                 job.kill()
                 outcome = {"state": "TIMEOUT", "exit_code": 0, "signal": 15}
@@ -179,6 +231,8 @@ def main(job_dir: Path) -> int:
             except subprocess.TimeoutExpired:
                 continue
             outcome = _outcome(job_dir, job, code)
+            if outcome["state"] == "FAILED" and _out_of_memory(request):
+                outcome["state"] = "OUT_OF_MEMORY"
             break
         # what the script left behind: in its process group and, in a namespace, the rest
         # (the kernel also ends a namespace whose first process has exited)

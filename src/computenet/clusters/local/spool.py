@@ -129,6 +129,8 @@ def schedule(spool: Path, slots: int, gpus: int) -> list[str]:
                     state.update(state="NODE_FAIL", end=now_iso(), reason="runner process vanished")
                     write_json(state_file, state)
             elif state["state"] == "PENDING" and not state.get("held"):
+                if state.get("begin") and datetime.fromisoformat(state["begin"]) > datetime.now(timezone.utc):
+                    continue  # --begin: not eligible yet, and it holds up no one behind it
                 request = read_json(job_dir / "request.json")
                 if request is None:
                     state.update(state="FAILED", end=now_iso(), reason="request.json is damaged")

@@ -37,6 +37,17 @@ def _message(result: CommandResult) -> str:
     return f"{result.argv[0]} exited {result.returncode}: {text[:500]}"
 
 
+def _output_dirs(request: SubmitRequest) -> list[str]:
+    """The directories -o/-e name below the job's directory that hold no pattern (logs/ in
+    logs/%x-%j.out); one that depends on an id or a node cannot be made beforehand."""
+    out = []
+    for path in (request.output, request.error):
+        directory = path.rsplit("/", 1)[0]
+        if "%" not in directory and directory not in out and directory.startswith(request.workdir + "/"):
+            out.append(directory)
+    return out
+
+
 class SlurmCluster:
     def __init__(self, name: str, transport: Transport, tz: tzinfo | None = None, timeout: float = 60,
                  slurm_cluster: str | None = None) -> None:
@@ -60,7 +71,12 @@ class SlurmCluster:
             self.transport.ensure_dir(request.workdir, as_user=request.run_as)
         else:
             self.transport.ensure_dir(request.workdir)
-        result = self._run(commands.sbatch_argv(request), stdin=request.script, as_user=request.run_as)
+        for directory in _output_dirs(request):  # as the user would have: Slurm does not create them
+            if request.run_as:
+                self.transport.ensure_dir(directory, as_user=request.run_as)
+            else:
+                self.transport.ensure_dir(directory)
+        result = self._run(commands.sbatch_argv(request, self.slurm_cluster), stdin=request.script, as_user=request.run_as)
         if result.returncode != 0:
             raise parsers.sbatch_error(result.stderr or result.stdout)
         return parsers.parse_sbatch(result.stdout)
@@ -249,3 +265,25 @@ class SlurmCluster:
         state = self.account_limits([account])
         if state.get(account) is not blocked:
             raise ClusterError(f"account {account} on {self.slurm_cluster} is missing or did not change")
+
+    # -- scontrol update (the owner's changes to a live job) -----------------------
+    def update(self, native_id: str, time_limit_minutes: int | None = None, partition: str | None = None,
+               name: str | None = None) -> None:
+        """scontrol update JobId=… TimeLimit=… Partition=… JobName=… (one argv word each, no shell).
+        ValueError: Slurm refuses it in the job's state; LookupError: Slurm does not know the job."""
+        argv = ["scontrol", "update", f"JobId={native_id}"]
+        if time_limit_minutes is not None:
+            argv.append(f"TimeLimit={time_limit_minutes}")
+        if partition is not None:
+            argv.append(f"Partition={partition}")
+        if name is not None:
+            argv.append(f"JobName={name}")
+        result = self._run(argv)
+        if not _failed(result):
+            return
+        if "Invalid job id" in result.stderr:
+            raise LookupError(f"cluster {self.name} does not know job {native_id}")
+        if any(text in result.stderr for text in ("pending execution", "already completing", "finished",
+                                                  "Access/permission denied", "Requested partition")):
+            raise ValueError(result.stderr.strip().removeprefix("slurm_update error: ")[:300])
+        raise ClusterError(_message(result))

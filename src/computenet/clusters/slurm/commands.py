@@ -19,7 +19,7 @@ SQUEUE_FIELDS = ["%i", "%A", "%T", "%r", "%V", "%S", "%e", "%P", "%D", "%C", "%b
 SACCT_FIELDS = [
     "JobIDRaw", "JobID", "Cluster", "Partition", "Account", "User", "State", "ExitCode",
     "Submit", "Start", "End", "ElapsedRaw", "AllocTRES", "NNodes", "AllocCPUS",
-    "TimelimitRaw", "Comment", "JobName",
+    "TimelimitRaw", "Comment", "WCKey", "JobName",
 ]
 QUEUE_FIELDS = ["%i", "%P", "%T", "%C", "%D", "%b", "%l", "%M", "%Q", "%u", "%r", "%N"]
 # sstat has no --delimiter: "|" (parsable2) separates fields, "," the TRES inside one
@@ -36,11 +36,16 @@ def check_output_paths(request: SubmitRequest) -> None:
             raise SubmitRejected(f"the {what} path {path!r} {why}")
 
 
-def sbatch_argv(request: SubmitRequest) -> list[str]:
-    """sbatch with every option explicit; the script goes on stdin.
+TAG_OPTION = "--wckey"  # the platform's tag (computenet:<id>): the user's --comment stays theirs
 
-    Flags override the script's own #SBATCH lines, so what we validated and
-    priced is what Slurm runs.
+
+def sbatch_argv(request: SubmitRequest, slurm_cluster: str | None = None) -> list[str]:
+    """sbatch as the user would run it, the script on stdin: sbatch reads the script's own #SBATCH
+    lines itself, and gets the user's command-line options as written (JobOptions.flags), so Slurm
+    makes of them exactly what plain sbatch makes. The platform adds only what it decides: where the
+    job runs and for how long (partition, account, time limit: what it priced and holds money for),
+    its name, directory and files (resolved inside the user's space), the dependency in the cluster's
+    ids, and its tag. Command-line options override the script's lines, as in sbatch.
     """
     res = request.spec.resources
     opts = request.spec.options
@@ -51,18 +56,46 @@ def sbatch_argv(request: SubmitRequest) -> list[str]:
         f"--chdir={request.workdir}",
         f"--output={request.output}",
         f"--error={request.error}",
-        f"--comment={request.comment}",
-        f"--nodes={res.nodes}",
-        f"--cpus-per-task={res.cpus_per_task}",
     ]
-    if res.ntasks is not None:
-        argv.append(f"--ntasks={res.ntasks}")
-    if res.ntasks_per_node is not None:
-        argv.append(f"--ntasks-per-node={res.ntasks_per_node}")
+    if not any(p.startswith(f"{TAG_OPTION}=") for p in opts.passthrough):
+        argv.append(f"{TAG_OPTION}={request.comment}")  # a user's own wckey wins (the job then has no tag)
     if res.partition:
         argv.append(f"--partition={res.partition}")
     if res.account:
         argv.append(f"--account={res.account}")
+    if res.time_unlimited:  # as the user wrote it: Slurm keeps the job within the partition's maximum
+        argv.append("--time=UNLIMITED")
+    elif res.time_limit_minutes is not None:
+        argv.append(f"--time={format_time_minutes(res.time_limit_minutes)}")
+    if request.dependency:
+        argv.append(f"--dependency={request.dependency}")
+    if slurm_cluster and opts.cluster:
+        argv.append(f"--clusters={slurm_cluster}")  # the script's -M names the platform's cluster
+    if opts.used:
+        argv.extend(opts.flags)
+    else:
+        argv.extend(_legacy_flags(request))
+    if request.script_args:
+        # sbatch reads the script from the named file; /dev/stdin keeps the
+        # script on stdin (works the same through an SSH transport)
+        argv.append("/dev/stdin")
+        argv.extend(request.script_args)
+    return argv
+
+
+def _legacy_flags(request: SubmitRequest) -> list[str]:
+    """A job stored before options were kept as written (or built by the platform, as an app's):
+    its modelled resources as flags, only those that differ from sbatch's defaults."""
+    res = request.spec.resources
+    argv = []
+    if res.nodes != 1:
+        argv.append(f"--nodes={res.nodes}")
+    if res.ntasks is not None:
+        argv.append(f"--ntasks={res.ntasks}")
+    if res.ntasks_per_node is not None:
+        argv.append(f"--ntasks-per-node={res.ntasks_per_node}")
+    if res.cpus_per_task != 1:
+        argv.append(f"--cpus-per-task={res.cpus_per_task}")
     if res.qos:
         argv.append(f"--qos={res.qos}")
     if res.constraint:
@@ -78,19 +111,9 @@ def sbatch_argv(request: SubmitRequest) -> list[str]:
         argv.append(f"--gres=gpu:{gpu_prefix}{res.gpus_per_node}")
     if res.gpus_total:
         argv.append(f"--gpus={gpu_prefix}{res.gpus_total}")
-    if res.time_limit_minutes is not None:
-        argv.append(f"--time={format_time_minutes(res.time_limit_minutes)}")
-    if opts.array:
-        argv.append(f"--array={opts.array}")
-    if request.dependency:
-        argv.append(f"--dependency={request.dependency}")
-    # sbatch takes the first --comment; ours above wins over a passthrough one
-    argv.extend(p for p in opts.passthrough if not p.startswith("--comment="))
-    if request.script_args:
-        # sbatch reads the script from the named file; /dev/stdin keeps the
-        # script on stdin (works the same through an SSH transport)
-        argv.append("/dev/stdin")
-        argv.extend(request.script_args)
+    if request.spec.options.array:
+        argv.append(f"--array={request.spec.options.array}")
+    argv.extend(p for p in request.spec.options.passthrough if not p.startswith("--comment="))
     return argv
 
 
@@ -105,9 +128,10 @@ def squeue_argv(native_ids: Sequence[str]) -> list[str]:
 
 
 def squeue_comments_argv() -> list[str]:
-    """Every job slurmctld knows (finished ones for MinJobAge too): id, comment, submit time.
+    """Every job slurmctld knows (finished ones for MinJobAge too): id, submit time, comment, wckey
+    (the platform's tag is in the wckey; jobs submitted before were tagged in the comment).
     sacct stores a comment only once a job starts, so a pending job is found here."""
-    return ["squeue", "--noheader", "--states=all", f"--format=%A{SEP}%V{SEP}%k"]
+    return ["squeue", "--noheader", "--states=all", f"--format=%A{SEP}%V{SEP}%k{SEP}%w"]
 
 
 def squeue_queue_argv() -> list[str]:

@@ -177,15 +177,28 @@ def parse_squeue(stdout: str, tz: tzinfo | None) -> list[JobStatus]:
     return rows
 
 
+_TAG = "computenet:"
+
+
+def _tag(comment: str, wckey: str = "") -> str | None:
+    """The platform's tag of a job: in its wckey, or (jobs submitted before) its comment."""
+    for value in (wckey.strip(), comment.strip()):
+        if value.startswith(_TAG):
+            return value
+    value = comment.strip()
+    return value if value and value != "(null)" else None
+
+
 def parse_squeue_comments(stdout: str, tz: tzinfo | None) -> dict[str, list[tuple[str, datetime | None]]]:
     """``squeue_comments_argv`` rows -> {comment: [(job id, submit time)]} (no comment: left out)."""
     found: dict[str, list[tuple[str, datetime | None]]] = {}
     for line in stdout.splitlines():
         if not line.strip():
             continue
-        job_id, submit, comment = _split(line, 3, "squeue comments")
-        comment = comment.strip()
-        if comment and comment != "(null)":
+        parts = _split(line, 3, "squeue comments")
+        rest = parts[2].rsplit(SEP, 1) if SEP in parts[2] else [parts[2]]  # comment[, wckey]
+        job_id, submit, comment = parts[0], parts[1], _tag(*rest)
+        if comment:
             found.setdefault(comment, []).append((job_id.strip(), parse_slurm_time(submit, tz)))
     return found
 
@@ -246,13 +259,18 @@ def parse_sacct(stdout: str, cluster: str, tz: tzinfo | None) -> list[UsageRecor
     for line in stdout.splitlines():
         if not line.strip():
             continue
-        f = dict(zip(SACCT_FIELDS, _split(line, len(SACCT_FIELDS), "sacct")))
+        fields = SACCT_FIELDS
+        if line.count(SEP) == len(SACCT_FIELDS) - 2:  # rows read before WCKey was asked for
+            fields = [name for name in SACCT_FIELDS if name != "WCKey"]
+        f = dict(zip(fields, _split(line, len(fields), "sacct")))
         submit = parse_slurm_time(f["Submit"], tz)
         if submit is None:
             raise ParseError(f"sacct row without a submit time: {line!r}")
         tres = parse_tres(f["AllocTRES"])
         gpus, gpu_type = tres_gpus(tres)
         exit_code, signal = parse_exit_code(f["ExitCode"])
+        if from_slurm(f["State"]) == JobState.FAILED and exit_code == 0 and signal:
+            exit_code = 128 + signal  # FAILED 0:53 is no success: reported as a shell reports a signal
         limit = f["TimelimitRaw"].strip()
         records.append(
             SlurmUsageRecord(
@@ -278,7 +296,7 @@ def parse_sacct(stdout: str, cluster: str, tz: tzinfo | None) -> list[UsageRecor
                 partition=f["Partition"] or None,
                 account=f["Account"] or None,
                 user=f["User"] or None,
-                comment=f["Comment"] or None,
+                comment=_tag(f["Comment"], f.get("WCKey", "")),
                 job_name=f["JobName"],
                 time_limit_minutes=int(limit) if limit.isdigit() else None,
                 alloc_tres=f["AllocTRES"],

@@ -20,6 +20,7 @@ from ...store.auth_models import PasswordCredential, PasswordReset
 from ...store.models import User
 from ...store.types import utcnow
 from .. import audit
+from ...messages import msg
 from ..errors import InvalidRequest
 
 _hasher = PasswordHasher()
@@ -33,21 +34,25 @@ LINK_PURPOSES = ("reset", "verify")
 def check_policy(password: str, login: str, policy: AuthConfig) -> None:
     """InvalidRequest naming the first rule the password breaks."""
     if len(password) > MAX_PASSWORD:
-        raise InvalidRequest(f"a password is at most {MAX_PASSWORD} characters")
+        raise InvalidRequest(msg("a password is at most %(max_password)s characters", max_password=MAX_PASSWORD))
     if len(password) < policy.password_min_length:
-        raise InvalidRequest(f"a password needs at least {policy.password_min_length} characters")
+        raise InvalidRequest(msg("a password needs at least %(password_min_length)s characters",
+                                 password_min_length=policy.password_min_length))
     if not password.isprintable():
-        raise InvalidRequest("a password may not contain control characters")
+        raise InvalidRequest(msg("a password may not contain control characters"))
     classes = sum((any(c.islower() for c in password), any(c.isupper() for c in password),
                    any(c.isdigit() for c in password), any(not c.isalnum() for c in password)))
     if classes < policy.password_min_classes and len(password) < policy.passphrase_length:
-        raise InvalidRequest(f"a password needs characters of {policy.password_min_classes} kinds (lower case, "
-                             f"upper case, digits, others), or at least {policy.passphrase_length} characters")
+        raise InvalidRequest(msg("a password needs characters of %(password_min_classes)s kinds (lower "
+                                 "case, upper case, digits, others), or at least %(passphrase_length)s "
+                                 "characters",
+                                 password_min_classes=policy.password_min_classes,
+                                 passphrase_length=policy.passphrase_length))
     lowered = password.lower()
     if login and login.lower() in lowered:
-        raise InvalidRequest("a password may not contain the login name")
+        raise InvalidRequest(msg("a password may not contain the login name"))
     if len(set(password)) < 4 or any(word in lowered for word in COMMON):
-        raise InvalidRequest("this password is too easy to guess")
+        raise InvalidRequest(msg("this password is too easy to guess"))
 
 
 def set_password(session: Session, who: audit.Who, user: User, password: str, policy: AuthConfig,
@@ -111,10 +116,11 @@ def redeem_link(session: Session, token: str, purpose: str) -> User:
     row = session.scalar(select(PasswordReset).where(PasswordReset.token_hash == _digest(token or ""),
                                                      PasswordReset.purpose == purpose).with_for_update())
     if row is None or row.used_at is not None or row.expires_at <= utcnow():
-        raise InvalidRequest("this link is not valid: it was used, has expired, or was replaced by a newer one")
+        raise InvalidRequest(msg("this link is not valid: it was used, has expired, or was replaced by a "
+                                 "newer one"))
     user = session.get(User, row.user_id)
     if user.status != "active":
-        raise InvalidRequest(f"the account {user.name} is {user.status}")
+        raise InvalidRequest(msg("the account %(user)s is %(status)s", user=user.name, status=user.status))
     row.used_at = utcnow()
     session.flush()
     return user

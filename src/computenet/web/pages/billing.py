@@ -121,7 +121,7 @@ def statement_page(request: Request, name: str = Path(max_length=128), month: st
             result = statement(session, account, month)
     except ServiceError as exc:
         return page(request, who, "billing/refused.html", status=exc.status_code,
-                    title=who.gettext("No such statement"), message=str(exc))
+                    title=who.gettext("No such statement"), message=who.say(exc))
     return page(request, who, "billing/statement.html", s=result, kind_words=KIND_WORDS)
 
 
@@ -135,5 +135,5 @@ def mark_read(request: Request, notice_id: int = Path(ge=1, le=MAX_ROW_ID),
             notifications.mark_read(session, session.get(User, who.user.id), notice_id)
     except ServiceError as exc:
         return page(request, who, "billing/refused.html", status=exc.status_code,
-                    title=who.gettext("No such notice"), message=str(exc))
+                    title=who.gettext("No such notice"), message=who.say(exc))
     return RedirectResponse("/portal/billing#notices-h", status_code=303)

@@ -63,7 +63,7 @@ def crumbs(space_label: str, rel: str) -> list[tuple[str, str]]:
 def _refused(request: Request, who, exc: ServiceError):
     """A service's refusal as a page with its status (4xx) and its own words."""
     return page(request, who, "files/refused.html", status=exc.status_code,
-                title=who.gettext("This cannot be done"), message=str(exc))
+                title=who.gettext("This cannot be done"), message=who.say(exc))
 
 
 @router.get("/portal/files")

@@ -74,7 +74,7 @@ def _change(request: Request, csrf_token: str, work):
         return refused(request, who, exc)
     except ServiceError as exc:
         return _finance_page(request, who, status=exc.status_code if exc.status_code == 409 else 400,
-                             error=str(exc))
+                             error=who.say(exc))
     return RedirectResponse(f"/portal/finance?done={done}", status_code=303)
 
 

@@ -154,7 +154,7 @@ def update_profile(request: Request, display_name: str = Form("", max_length=128
             users.update(session, None, _who(request, who.user.name), session.get(User, who.user.id),
                          display_name=display_name, email=email)
     except ServiceError as exc:
-        return _profile_with(request, who, 400, error=str(exc))
+        return _profile_with(request, who, 400, error=who.say(exc))
     return RedirectResponse("/portal/profile", status_code=303)
 
 
@@ -172,7 +172,7 @@ def create_token(request: Request, name: str = Form("", max_length=64), scope: s
             audit.record(session, _who(request, who.user.name), "token.issue", f"user:{who.user.name}",
                          token=row.id, scope=row.scope)
     except ServiceError as exc:
-        return _profile_with(request, who, 400, error=str(exc))
+        return _profile_with(request, who, 400, error=who.say(exc))
     return _profile_with(request, who, new_token=secret)
 
 
@@ -186,7 +186,7 @@ def revoke_token(request: Request, token_id: int, csrf_token: str = Form("", max
             audit.record(session, _who(request, who.user.name), "token.revoke", f"user:{who.user.name}",
                          token=token_id)
     except ServiceError as exc:
-        return _profile_with(request, who, 404, error=str(exc))
+        return _profile_with(request, who, 404, error=who.say(exc))
     return RedirectResponse("/portal/profile", status_code=303)
 
 
@@ -198,7 +198,7 @@ def revoke_session(request: Request, session_id: int, csrf_token: str = Form("",
         with _platform(request).db.session() as session:
             web_sessions.revoke(session, who.user, session_id)
     except ServiceError as exc:
-        return _profile_with(request, who, 404, error=str(exc))
+        return _profile_with(request, who, 404, error=who.say(exc))
     return RedirectResponse("/portal/profile" if session_id != who.session_id else "/login", status_code=303)
 
 
@@ -233,7 +233,7 @@ def change(request: Request, login: str = Form("", max_length=255), current_pass
             change_password(session, platform.settings.auth, login, current_password, new_password,
                             request.client.host if request.client else "", "portal")
         except SignInRefused as exc:
-            error = who.gettext(REFUSALS[exc.reason]) if exc.reason in REFUSALS else str(exc)
+            error = who.gettext(REFUSALS[exc.reason]) if exc.reason in REFUSALS else who.say(exc)
         except (ServiceError, ProviderDown) as exc:
             error = str(exc)
     if error is not None:
@@ -257,7 +257,7 @@ def reset(request: Request, token: str = Form("", max_length=200), new_password:
             passwords.set_password(session, _who(request, user.name), user, new_password, platform.settings.auth)
             web_sessions.revoke_all(session, user)
     except ServiceError as exc:
-        return page(request, who, "password_reset.html", status=400, token=token, error=str(exc))
+        return page(request, who, "password_reset.html", status=400, token=token, error=who.say(exc))
     return page(request, who, "password_reset.html", done=True)
 
 
@@ -271,6 +271,6 @@ def verify_email(request: Request, token: str = ""):
             address = user.email
     except ServiceError as exc:
         return page(request, who, "error.html", status=400, title=who.gettext("This link does not work"),
-                    message=str(exc))
+                    message=who.say(exc))
     return page(request, who, "error.html", title=who.gettext("E-mail address confirmed"),
                 message=who.gettext("%(address)s is now your confirmed address.", address=address))

@@ -56,7 +56,7 @@ def _link(params: dict[str, str], **changes) -> str:
 
 
 def _bad_request(request: Request, who: Viewer, exc: ServiceError, title: str):
-    return page(request, who, "error.html", status=400, title=title, message=str(exc))
+    return page(request, who, "error.html", status=400, title=title, message=who.say(exc))
 
 
 def _query(platform: Platform, session, user: User, params: dict[str, str]) -> JobQuery:
@@ -106,7 +106,7 @@ def _job_id(raw: str) -> int:
 
 
 def _not_found(request: Request, who: Viewer, exc: ServiceError):
-    return page(request, who, "error.html", status=404, title=who.gettext("No such job"), message=str(exc))
+    return page(request, who, "error.html", status=404, title=who.gettext("No such job"), message=who.say(exc))
 
 
 def _candidates(routing: dict | None, decided_at) -> list[dict]:
@@ -236,7 +236,7 @@ def _act(request: Request, job_id: str, csrf_token: str, action, done: str):
         return _not_found(request, who, exc)
     except ServiceError as exc:
         return page(request, who, "error.html", status=409 if isinstance(exc, Conflict) else 400,
-                    title=who.gettext("This was not done"), message=str(exc))
+                    title=who.gettext("This was not done"), message=who.say(exc))
     return RedirectResponse(f"/portal/jobs/{result.id}?done={done}", status_code=303)
 
 

@@ -66,6 +66,19 @@ def _sections(session, me) -> list[tuple[str, str]]:
         out.append(("/portal/operations/prices", N_("Price book")))
     if roles.allowed(session, me, "cluster_admin"):
         out.append(("/portal/operations/reconcile", N_("Reconcile queue")))
+        out.append(("/portal/operations/registry", N_("Cluster registry")))
+        out.append(("/portal/operations/access", N_("Slurm accounts and enforcement")))
+        out.append(("/portal/operations/simulator", N_("Simulator")))
+    from .operations_ledger import may as ledger_may  # (operations_ledger imports this module)
+
+    if any(ledger_may(session, me).values()):
+        out.append(("/portal/operations/ledger", N_("Accounts and money")))
+    if roles.allowed(session, me, "reprice"):
+        out.append(("/portal/operations/reprice", N_("Re-pricing")))
+    if roles.allowed(session, me, "token_admin"):
+        out.append(("/portal/operations/tokens", N_("API tokens")))
+    if out:
+        out.append(("/portal/operations/permissions", N_("Permissions")))
     return out
 
 

@@ -48,7 +48,7 @@ def refused(request: Request, who: Viewer, exc: ServiceError):
     status = exc.status_code if exc.status_code in (402, 403, 404, 409, 413) else 400
     titles = {403: who.gettext("Not allowed"), 404: who.gettext("Not found")}
     return page(request, who, "error.html", status=status,
-                title=titles.get(status, who.gettext("This could not be done")), message=str(exc))
+                title=titles.get(status, who.gettext("This could not be done")), message=who.say(exc))
 
 
 def amount_or_none(text: str, what: str) -> str | None:
@@ -132,7 +132,7 @@ def _change(request: Request, name: str, csrf_token: str, action: str, work):
     except (NotFound, Forbidden) as exc:
         return refused(request, who, exc)
     except ServiceError as exc:
-        return _project_page(request, who, name, status=400, error=str(exc))
+        return _project_page(request, who, name, status=400, error=who.say(exc))
     return RedirectResponse(f"/portal/projects/{name}", status_code=303)
 
 

@@ -127,7 +127,7 @@ async def estimate(request: Request):
                                                    [], _wanted(policy))
             rows = estimate_rows(decision)
         except ServiceError as exc:
-            refusal, status = str(exc), exc.status_code
+            refusal, status = who.say(exc), exc.status_code
     if is_htmx(request):
         return page(request, who, "submit/_estimate.html", status=status, rows=rows, refusal=refusal,
                     heading=who.gettext("No estimate"))
@@ -156,6 +156,6 @@ def submit(request: Request, script: str = Form(""),
     try:
         job = job_service.submit_job(_platform(request), who.user.id, composed, [], None, _wanted(policy))
     except ServiceError as exc:
-        return _composer(request, who, composed, status=exc.status_code, refusal=str(exc), policy=policy,
+        return _composer(request, who, composed, status=exc.status_code, refusal=who.say(exc), policy=policy,
                          heading=heading)
     return RedirectResponse(f"/portal/jobs/{job.id}", status_code=303)

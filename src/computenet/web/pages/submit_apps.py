@@ -160,7 +160,7 @@ def _app_page(request: Request, who, name: str, values: dict | None = None, stat
             ref = apps.find(session, user, name)
         except ServiceError as exc:
             return page(request, who, "error.html", status=exc.status_code,
-                        title=who.gettext("No such application"), message=str(exc))
+                        title=who.gettext("No such application"), message=who.say(exc))
         spec = ref.spec
         typical = characteristics(session, app=spec.name)
         shown = typical[0] if typical and (typical[0]["jobs"] >= PUBLIC_MIN_RUNS or user.is_admin) else None
@@ -205,7 +205,7 @@ async def preview(request: Request, name: str):
         who, values, params, account, problems = await _posted(request, name)
     except ServiceError as exc:
         return page(request, viewer(request), "error.html", status=exc.status_code,
-                    title=viewer(request).gettext("No such application"), message=str(exc))
+                    title=viewer(request).gettext("No such application"), message=viewer(request).say(exc))
     if problems:
         return page(request, who, "submit/_preview.html", status=400, problems=problems,
                     refusal=who.gettext("Some fields need another value."))
@@ -213,7 +213,7 @@ async def preview(request: Request, name: str):
         result = await run_in_threadpool(app_runs.run_app, _platform(request), who.user.id, name, params, None,
                                          account or None, None, None, None, True)
     except ServiceError as exc:
-        return page(request, who, "submit/_preview.html", status=exc.status_code, refusal=str(exc), problems={},
+        return page(request, who, "submit/_preview.html", status=exc.status_code, refusal=who.say(exc), problems={},
                     heading=who.gettext("No preview"))
     return page(request, who, "submit/_preview.html", result=result, rows=rows_from_json(result["decision"]),
                 problems={}, refusal=None, heading=who.gettext("No preview"))
@@ -227,7 +227,7 @@ async def run(request: Request, name: str):
         who, values, params, account, problems = await _posted(request, name)
     except ServiceError as exc:
         return page(request, viewer(request), "error.html", status=exc.status_code,
-                    title=viewer(request).gettext("No such application"), message=str(exc))
+                    title=viewer(request).gettext("No such application"), message=viewer(request).say(exc))
     heading = who.gettext("The application was not started")
     if problems:
         return await run_in_threadpool(_app_page, request, who, name, values, status=400, problems=problems,
@@ -238,5 +238,5 @@ async def run(request: Request, name: str):
                                       account or None)
     except ServiceError as exc:
         return await run_in_threadpool(_app_page, request, who, name, values, status=exc.status_code,
-                                       account=account, refusal=str(exc), heading=heading)
+                                       account=account, refusal=who.say(exc), heading=heading)
     return RedirectResponse(f"/portal/jobs/{job.id}", status_code=303)

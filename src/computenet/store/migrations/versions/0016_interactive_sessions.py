@@ -1,7 +1,7 @@
 """Interactive sessions: a JupyterLab (shell, desktop) started by a job and proxied by the platform
 
 Revision ID: 0016_interactive_sessions
-Revises: 0012
+Revises: 0013
 """
 from alembic import op
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ import computenet.store.types
 
 
 revision = '0016_interactive_sessions'
-down_revision = '0012'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 

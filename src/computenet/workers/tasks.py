@@ -1,0 +1,96 @@
+"""Every background task, as one table: its name, how often it is due and the run_once() it calls.
+
+A table and not a file per task: each entry is one line naming an existing service's run_once()
+(a file per task would hold those three lines and an import). Per-cluster tasks are named
+poller:<cluster>; the rest are platform-wide.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+from sqlalchemy import select
+
+from ..services.platform import Platform
+
+log = logging.getLogger(__name__)
+
+SYNC_INTERVAL_S = 60.0
+DELIVERY_INTERVAL_S = 10.0
+REROUTE_INTERVAL_S = 60.0
+ENFORCE_INTERVAL_S = 30.0  # how soon a top-up lifts a block, and a lost block returns
+COLLECT_INTERVAL_S = 2.0  # how soon an ended job's outputs are in the workspace
+METER_INTERVAL_S = 3600.0  # storage is charged per day; an hourly pass catches the new day early
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    interval_s: float
+    run: Callable[[], object]
+
+
+def poller_task(platform: Platform, cluster: str) -> TaskSpec:
+    from ..services.poller import ClusterPoller
+
+    return TaskSpec(f"poller:{cluster}", platform.cluster_config(cluster).poll_interval_s,
+                    ClusterPoller(platform, cluster).run_once)
+
+
+def platform_tasks(platform: Platform) -> list[TaskSpec]:
+    """The platform-wide tasks (what services/loops.py ran as bare threads)."""
+    from ..services.cluster_probe import ClusterProbe
+    from ..services.delivery import Deliverer
+    from ..services.enforcement import Enforcer
+    from ..services.exhaustion import ExhaustionWatch
+    from ..services.job_files import OutputCollector
+    from ..services.monitoring import SampleCollector
+    from ..services.notifications import BalanceWatch
+    from ..services.reroute import Rerouter
+    from ..services.sample_retention import SampleCompactor
+    from ..services.sessions.watch import SessionWatch
+    from ..services.step_usage import StepUsageCollector
+    from ..services.storage_meter import StorageMeter
+
+    tasks = [
+        TaskSpec("cluster-sync", SYNC_INTERVAL_S, platform.sync_clusters),
+        TaskSpec("cluster-probe", platform.settings.routing.probe_interval_seconds, ClusterProbe(platform).run_once),
+        TaskSpec("enforcement", ENFORCE_INTERVAL_S, Enforcer(platform).run_once),
+        TaskSpec("balance-watch", ENFORCE_INTERVAL_S, BalanceWatch(platform).run_once),
+        TaskSpec("exhaustion", ENFORCE_INTERVAL_S, ExhaustionWatch(platform).run_once),
+        TaskSpec("delivery", DELIVERY_INTERVAL_S, Deliverer(platform).run_once),
+        TaskSpec("re-routing", REROUTE_INTERVAL_S, Rerouter(platform).run_once),
+        TaskSpec("outputs", COLLECT_INTERVAL_S, OutputCollector(platform).run_once),
+        TaskSpec("storage-meter", METER_INTERVAL_S, StorageMeter(platform).run_once),
+        TaskSpec("samples", COLLECT_INTERVAL_S, SampleCollector(platform).run_once),
+        TaskSpec("sample-retention", METER_INTERVAL_S, SampleCompactor(platform).run_once),
+        # interactive sessions: queued -> starting -> running -> ended (services/sessions/watch.py)
+        TaskSpec("sessions", platform.settings.sessions.watch_interval_s, SessionWatch(platform).run_once),
+    ]
+    monitoring = platform.settings.monitoring
+    if monitoring.enabled and monitoring.step_usage:
+        tasks.append(TaskSpec("sstat", monitoring.collect_every_s, StepUsageCollector(platform).run_once))
+    return tasks
+
+
+def attach_registered(platform: Platform) -> list[str]:
+    """Clusters registered through the API (by any replica) since this process started: added to
+    this process, so that its workers poll them too. The names added."""
+    from ..config import ClusterConfig
+    from ..services import registry
+    from ..store.models import RegisteredCluster
+
+    with platform.db.session() as session:
+        rows = [(r.name, r.config) for r in session.scalars(select(RegisteredCluster))]
+    added = []
+    for name, data in rows:
+        if name in platform.adapters:
+            continue
+        try:
+            registry._attach(platform, ClusterConfig.model_validate(data))  # the registry's own way in
+            added.append(name)
+        except ValueError as exc:  # pydantic's ValidationError is one
+            log.error("registered cluster %s cannot be loaded: %s", name, exc)
+    return added
