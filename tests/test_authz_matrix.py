@@ -22,7 +22,7 @@ from computenet import catalog
 from computenet.api.app import create_app
 from computenet.services import accounts, apps, audit, grants, notifications, tenants, tokens, workspaces
 from computenet.services.platform import Platform
-from computenet.store.models import Upload, User
+from computenet.store.models import InteractiveSession, Upload, User
 
 from conftest import TABLES_IN_DELETE_ORDER, local_cluster, make_settings
 
@@ -123,6 +123,11 @@ REQUESTS: dict[tuple[str, str], tuple[str, object, str]] = {
                                             {"role": "tenant_admin", "reason": "matrix"}, "person"),
     ("DELETE", "/admin/users/{name}/roles/{role}"): ("/admin/users/{person}/roles/tenant_admin?reason=matrix", None,
                                                      "admin person"),
+    ("GET", "/sessions"): ("/sessions", None, ""),
+    ("POST", "/sessions"): ("/sessions", {"app": "jupyterlab", "account": "{acct}"}, ""),
+    ("GET", "/sessions/{session_id}"): ("/sessions/{session}", None, ""),
+    ("PATCH", "/sessions/{session_id}"): ("/sessions/{session}", {"extend_minutes": 30}, ""),
+    ("DELETE", "/sessions/{session_id}"): ("/sessions/{session}", None, ""),
     ("POST", "/auth/login"): ("/auth/login", {"login": "", "password": "x"}, ""),
     ("POST", "/auth/token"): ("/auth/token", {"grant_type": "refresh_token", "refresh_token": "cnr_matrix"}, ""),
     ("GET", "/auth/session"): ("/auth/session", None, ""),
@@ -161,6 +166,13 @@ EXPECTED: dict[tuple[str, str], str] = {
     ('GET', '/jobs/{job_id}/stats.png'): "404/404 404/404 404/404 404/404 404/404 404/404 404/404",
     ('POST', '/jobs/estimate'): "400/400 400/400 400/400 200/400 200/400 400/400 400/400",
     ('GET', '/clusters'): "200/200 200/200 200/200 200/200 200/200 200/200 200/200",
+    # an interactive session is its owner's alone (the member's here; it has ended, so no extend);
+    # JupyterLab is on no cluster of this network (none has the tag)
+    ('GET', '/sessions'): "200/200 200/200 200/200 200/200 200/200 200/200 200/200",
+    ('POST', '/sessions'): "400/400 400/400 400/400 400/400 400/400 400/400 400/400",
+    ('GET', '/sessions/{session_id}'): "404/404 404/404 404/404 404/404 200/404 404/404 404/404",
+    ('PATCH', '/sessions/{session_id}'): "404/404 404/404 404/404 404/404 409/404 404/404 404/404",
+    ('DELETE', '/sessions/{session_id}'): "404/404 404/404 404/404 404/404 200/404 404/404 404/404",
     ('GET', '/accounts/me'): "200/200 200/200 200/200 200/200 200/200 200/200 200/200",
     ('GET', '/usage'): "200/200 200/200 200/200 200/200 200/200 200/200 200/200",
     ('GET', '/accounts/{name}/statements/{month}'): "200/200 200/200 200/404 200/404 200/404 404/404 404/404",
@@ -302,6 +314,13 @@ class World:
                                                                     "args": ["-t", "1", "-A", str(ids["acct"])]})
             assert job.status_code == 201, job.text
             ids["job"] = job.json()["id"]
+            with self.platform.db.session() as session:
+                row = InteractiveSession(owner_id=ids["member_id"], job_id=ids["job"], app="jupyterlab",
+                                         app_version="4", kind="jupyterlab", probe="", state="ended",
+                                         ended_reason="stopped", secret="matrix", detail="")
+                session.add(row)
+                session.flush()
+                ids["session"] = row.id
             ids["notice"] = self.client.get("/notifications", headers=headers).json()[0]["id"]
 
     def fresh(self, tenant_key: str, what: str) -> dict[str, object]:

@@ -19,6 +19,7 @@ from computenet.catalog import (AppSpec, ParamError, Resources, SpecError, built
 APPS = Path(__file__).parent / "fixtures" / "apps"
 BUILTIN_NAMES = {"generic-shell", "python-script", "lammps", "gromacs", "openfoam", "quantum-espresso",
                  "pytorch-ddp", "jupyter-notebook"}
+INTERACTIVE_NAMES = {"jupyterlab"}  # sessions: no stand-in (the real server is the test), tests/test_sessions.py
 needs_python3 = pytest.mark.skipif(not shutil.which("python3") or not shutil.which("bash"),
                                    reason="needs bash and python3 on PATH")
 
@@ -74,8 +75,9 @@ def run_script(script: str, workdir: Path, timeout: float = 60) -> subprocess.Co
 
 def test_every_builtin_loads_with_bilingual_texts():
     specs = builtin_specs()
-    assert {s.name for s in specs} == BUILTIN_NAMES
-    for spec in specs:
+    assert {s.name for s in specs if s.kind == "batch"} == BUILTIN_NAMES
+    assert {s.name for s in specs if s.kind == "interactive"} == INTERACTIVE_NAMES
+    for spec in (s for s in specs if s.kind == "batch"):
         assert spec.title["en"] and spec.title["zh"] and spec.description["zh"]
         assert spec.input_parameters(), spec.name
         names = [e.name for e in spec.environments]
@@ -90,7 +92,7 @@ SOFTWARE_TAG = {"gromacs": "gromacs", "jupyter-notebook": "jupyter", "lammps": "
 
 
 def test_environment_for_picks_stand_in_only_on_tagged_clusters():
-    for spec in builtin_specs():
+    for spec in (s for s in builtin_specs() if s.kind == "batch"):
         assert spec.environment_for("alpha", {"stand-in", "x"}).name == "stand-in"
         tag = SOFTWARE_TAG.get(spec.name)
         # the real code runs only where a cluster declares it installed (shell and Python: anywhere)
@@ -584,3 +586,21 @@ def test_resources_over_the_maximum_name_the_parameter():
     # large asks for 2 nodes; 1 core cannot spread over them
     with pytest.raises(ParamError, match="^parameter cores: 1 cores cannot spread over 2 nodes$"):
         resources_for(spec, validate_params(spec, {"input": "x", "size": "large", "cores": 1}))
+
+
+def test_interactive_kind_is_checked_and_gets_the_session_preamble():
+    spec = next(s for s in builtin_specs() if s.name == "jupyterlab")
+    assert spec.kind == "interactive" and spec.interactive["type"] == "jupyterlab"
+    assert load_spec(json.loads(json.dumps(spec.source))) == spec
+    env = spec.environment_for("alpha", {"jupyterlab"})
+    params = validate_params(spec, {"cores": 4})
+    script = render(spec, params, env, {}, resources_for(spec, params))
+    # the secret comes from the staged file, never on a command line
+    assert 'JUPYTER_TOKEN_FILE="$CNET_SESSION_SECRET_FILE"' in script and "--ServerApp.token" not in script
+    assert script.index("cnet-session.json") < script.index("jupyter lab")
+    assert spec.environment_for("alpha", {"stand-in"}) is None
+    for bad, where in (({"type": "vnc"}, "interactive.type"), ({"type": "shell", "probe": "/etc"}, "interactive.probe"),
+                       ({"type": "shell", "port": 80}, "interactive.port"), ("jupyterlab", "interactive")):
+        with pytest.raises(SpecError) as info:
+            load_spec(spec.source | {"interactive": bad})
+        assert where in [path for path, _ in info.value.errors], bad

@@ -379,6 +379,16 @@ class WorkersConfig(_Strict):
     record_runs: bool = False  # keep a row per run in worker_runs (audits, the takeover test)
 
 
+class SessionsConfig(_Strict):
+    """Interactive sessions (services/sessions): how long a server may take to answer, how long
+    one may sit unused, and how often the watch looks."""
+
+    start_timeout_s: float = Field(300.0, gt=0)  # from the job's start to the server's first answer
+    idle_minutes: float = Field(60.0, gt=0)  # no proxied request this long: stopped, the owner told
+    watch_interval_s: float = Field(2.0, gt=0)
+    probe_timeout_s: float = Field(3.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COMPUTENET_", env_nested_delimiter="__", extra="forbid")
 
@@ -404,6 +414,7 @@ class Settings(BaseSettings):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     sim: SimConfig = Field(default_factory=SimConfig)
     workers: WorkersConfig = Field(default_factory=WorkersConfig)
+    sessions: SessionsConfig = Field(default_factory=SessionsConfig)
     # client side
     url: str | None = None
     token: str | None = None

@@ -79,6 +79,11 @@ def create_app(platform: Platform, run_services: bool = False) -> FastAPI:
     app.include_router(user_routes.router)
     app.include_router(auth_routes.router)
     app.include_router(oidc_routes.router)
+    from .routers import sessions as session_routes
+    from . import session_proxy
+
+    app.include_router(session_routes.router)
+    session_proxy.mount(app)  # /sessions/<id>/...: the session's own server, for its owner
     from ..web import mount as mount_portal
 
     mount_portal(app)  # the portal at / (and /docs with local assets)

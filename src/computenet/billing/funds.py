@@ -190,3 +190,21 @@ def entries(session: Session, account: Account, limit: int = 20) -> list[Entry]:
                            .order_by(Transfer.id.desc()).limit(limit))
     return [Entry(t.id, t.kind, money(t.amount if t.credit_id == me.id else -t.amount), t.pending, t.job_id,
                   t.memo, t.created_at) for t in rows]
+
+
+def extend_hold(session: Session, job: Job, extra: Decimal) -> Transfer:
+    """Hold ``extra`` more for a job whose time limit grows (an interactive session's extend): the
+    open hold is voided and held again, larger, in one savepoint; ledger.InsufficientFunds leaves
+    the old hold as it was."""
+    hold = session.get(Transfer, job.hold_id) if job.hold_id else None
+    if hold is None or not ledger.open_hold(session, hold):
+        raise LedgerError(f"job {job.id} has no open hold to extend")
+    add = cents(to_decimal(extra).quantize(CENT, rounding=ROUND_UP))
+    with session.begin_nested():
+        ledger.resolve(session, f"void:{hold.key}", hold, 0, memo=f"job {job.id}: held again for a longer time limit")
+        again = ledger.transfer(session, f"hold:job:{job.id}:{uuid.uuid4().hex[:12]}",
+                                session.get(LedgerAccount, hold.debit_id), session.get(LedgerAccount, hold.credit_id),
+                                hold.amount + add, "hold", pending=True, check_funds=True,
+                                memo=f"hold for job {job.id}, extended by {extra}")
+    job.hold_id = again.id
+    return again

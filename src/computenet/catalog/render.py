@@ -289,6 +289,10 @@ def render(spec: AppSpec, params: Mapping[str, object], env: Environment, inputs
         text = env.stand_in if env.stand_in.endswith("\n") else env.stand_in + "\n"
         lines += [f"cat > .cnet-stand-in <<'{STAND_IN_DELIMITER}'", text + STAND_IN_DELIMITER,
                   "chmod +x .cnet-stand-in"]
+    if spec.interactive:  # after the modules: python3 may come from one
+        from .interactive import PREAMBLE
+
+        lines.append(PREAMBLE.rstrip("\n"))
     return "\n".join(lines) + "\n" + body + ("" if body.endswith("\n") else "\n")
 
 

@@ -36,7 +36,11 @@ MAX_SPEC_BYTES = 1 << 20
 
 REQUIRED_KEYS = ("name", "version", "category", "title", "description", "parameters", "resources",
                  "template", "environments")
-OPTIONAL_KEYS = ("outputs", "runtime_hint_minutes")
+OPTIONAL_KEYS = ("outputs", "runtime_hint_minutes", "interactive")
+# kind interactive: the job starts a server the platform proxies (services/sessions); the platform
+# adds the preamble that picks the port, holds the one-time secret and reports where it listens
+INTERACTIVE_TYPES = ("jupyterlab", "shell", "desktop")
+INTERACTIVE_KEYS = ("type", "probe")
 ENV_KEYS = ("name", "clusters", "tags", "modules", "container", "variables", "stand_in")
 SCALAR_TYPES = ("string", "integer", "number", "boolean")
 # template context names and Jinja literals a parameter may not shadow
@@ -85,6 +89,11 @@ class AppSpec:
     outputs: tuple[str, ...]
     runtime_hint_minutes: int | None
     source: dict
+    interactive: dict | None = None  # {"type": jupyterlab|shell|desktop, "probe": path under the base URL}
+
+    @property
+    def kind(self) -> str:
+        return "interactive" if self.interactive else "batch"
 
     def properties(self) -> dict[str, dict]:
         return self.parameters.get("properties") or {}
@@ -272,6 +281,22 @@ def _check_outputs(outputs: Any, errors: _Errors) -> None:
             errors.add(f"outputs.{i}", "must not contain '..'")
 
 
+def _check_interactive(value: Any, errors: _Errors) -> dict | None:
+    if not isinstance(value, dict):
+        errors.add("interactive", f"must be a mapping with a type ({', '.join(INTERACTIVE_TYPES)})")
+        return None
+    for key in value:
+        if key not in INTERACTIVE_KEYS:
+            errors.add(f"interactive.{key}", f"unknown key (allowed: {', '.join(INTERACTIVE_KEYS)})")
+    if value.get("type") not in INTERACTIVE_TYPES:
+        errors.add("interactive.type", f"must be one of {', '.join(INTERACTIVE_TYPES)}")
+    probe = value.get("probe", "")
+    if not isinstance(probe, str) or len(probe) > 200 or _has_control(probe) or probe.startswith("/") \
+            or ".." in probe.split("/") or "://" in probe:
+        errors.add("interactive.probe", "must be a path relative to the session's base URL, e.g. api/status")
+    return {"type": value.get("type"), "probe": probe if isinstance(probe, str) else ""}
+
+
 def load_spec(source: str | bytes | dict) -> AppSpec:
     """Parse and validate a spec; raises SpecError listing every problem found."""
     from .render import check_template, trial_render  # late import: render depends on this module
@@ -322,13 +347,14 @@ def load_spec(source: str | bytes | dict) -> AppSpec:
     hint = data.get("runtime_hint_minutes")
     if hint is not None and (not isinstance(hint, int) or isinstance(hint, bool) or hint < 1):
         errors.add("runtime_hint_minutes", "must be a positive integer (minutes)")
+    interactive = _check_interactive(data["interactive"], errors) if "interactive" in data else None
     if errors:
         raise SpecError(errors)
     spec = AppSpec(name=data["name"], version=data["version"], category=data["category"],
                    title=dict(data["title"]), description=dict(data["description"]), parameters=params,
                    resources=data["resources"], template=data["template"], environments=tuple(envs),
                    outputs=tuple(data.get("outputs", [])), runtime_hint_minutes=hint,
-                   source=data)
+                   source=data, interactive=interactive)
     if parameters_ok and template_ok:
         # catch templates that only fail when rendered (undefined names, sandbox refusals) at upload
         found = {env.name: trial_render(spec, env) for env in envs}

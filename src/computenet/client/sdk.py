@@ -176,3 +176,22 @@ class ComputeNetClient(WorkspaceApi):
 
     def mark_read(self, notification_id: int) -> NotificationOut:
         return NotificationOut.model_validate(self._call("POST", f"/notifications/{notification_id}/read"))
+
+    # -- interactive sessions (JupyterLab, ...) -------------------------------------------
+    def start_session(self, app: str, cores: int | None = None, hours: float | None = None,
+                      params: dict | None = None, account: str | None = None, cluster: str | None = None) -> dict:
+        body = {"app": app, "cores": cores, "hours": hours, "params": params or {}, "account": account,
+                "cluster": cluster}
+        return self._call("POST", "/sessions", json={k: v for k, v in body.items() if v is not None})
+
+    def sessions(self, include_ended: bool = True) -> list[dict]:
+        return self._call("GET", "/sessions", params={"all": include_ended})
+
+    def session(self, session_id: int) -> dict:
+        return self._call("GET", f"/sessions/{session_id}")
+
+    def extend_session(self, session_id: int, minutes: int) -> dict:
+        return self._call("PATCH", f"/sessions/{session_id}", json={"extend_minutes": minutes})
+
+    def stop_session(self, session_id: int) -> dict:
+        return self._call("DELETE", f"/sessions/{session_id}")

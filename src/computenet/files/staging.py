@@ -67,6 +67,8 @@ def _too_large(remote: str, limit: int | None) -> None:
 
 
 def _mode_for(local_mode: int) -> int:
+    if not local_mode & 0o077:  # a private file (a session's secret) stays private there
+        return 0o600
     return 0o755 if local_mode & 0o100 else 0o644  # keep a script executable, nothing else
 
 

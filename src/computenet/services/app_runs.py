@@ -84,6 +84,8 @@ def run_app(platform: Platform, user_id: int, name: str, params: dict, version: 
     ref, values, resources, inputs, scripts, envs, flags = prepare(
         platform, user_id, name, params, version, account, cluster, partition)
     spec = ref.spec
+    if spec.interactive:  # its script needs the secret and base URL a session stages
+        raise InvalidRequest(f"app {spec.name} is interactive: start it as a session (POST /sessions)")
     wanted = replace(wanted or RoutingRequest(), only_clusters=frozenset(scripts),
                      only_reason=f"does not offer app {spec.name}")
     any_script = next(iter(scripts.values()))

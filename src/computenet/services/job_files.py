@@ -161,6 +161,32 @@ def stage_inputs(platform: Platform, job_id: int, cluster_name: str, run_as: str
                              detail=f"staged {len(staged)} input file(s), {total} bytes, to {cluster_name}:{workdir}"))
 
 
+def stage_private_files(platform: Platform, job_id: int, cluster_name: str, contents: dict[str, str],
+                        run_as: str | None = None) -> None:
+    """Small files the platform made for the job (a session's one-time secret) into its working
+    directory, mode 0600: copied from a private temporary file, so no command line carries them."""
+    import tempfile
+
+    with platform.db.session() as session:
+        workdir = session.get(Job, job_id).workdir
+    stager = stager_for(platform, cluster_name, run_as)
+    try:
+        with tempfile.TemporaryDirectory(prefix="cnet-private-") as tmp:  # mode 0700
+            for name, text in contents.items():
+                local = os.path.join(tmp, name)
+                with open(os.open(local, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+                    f.write(text)
+                stager.put(local, posixpath.join(workdir, name))
+        if run_as and isinstance(stager, files.LocalStager):
+            _hand_over(platform, cluster_name, workdir, list(contents), run_as)
+    except (files.TransferFailed, ClusterError, OSError) as exc:
+        raise StagingFailed(f"staging the session's files to {cluster_name} failed: {exc}") from None
+    except files.FileError as exc:
+        raise InvalidRequest(f"the session's files cannot be staged into {workdir} on {cluster_name}: {exc}") from None
+    finally:
+        stager.close()
+
+
 def _hand_over(platform: Platform, cluster_name: str, workdir: str, names: list[str], unix_user: str) -> None:
     """Jobs that run as their owner must own what was staged for them (the service copied it).
 

@@ -70,6 +70,7 @@ class JobExtras:
     app: dict | None = None  # {"name", "version", "namespace", "params", "environments": {cluster: env}}
     inputs: list[dict] = field(default_factory=list)  # job_files.resolve_inputs
     outputs: dict | None = None  # {"patterns": [...], "dest": workspace dir}
+    private_files: dict[str, str] = field(default_factory=dict)  # name -> text, staged mode 0600 (sessions)
 
 
 _AVAILABILITY = ("is offline", "circuit open", "no price")
@@ -229,6 +230,10 @@ def submit_job(platform: Platform, user_id: int, script: bytes | str, flags: lis
         try:
             if extras.inputs:
                 _stage(platform, job_id, cluster_name, request)
+            if extras.private_files:
+                from .job_files import stage_private_files
+
+                stage_private_files(platform, job_id, cluster_name, extras.private_files, run_as=request.run_as)
             native_id = platform.adapter(cluster_name).submit(request)
         except (SubmitRejected, ClusterError) as exc:
             _withdraw(platform, job_id, cluster_name, exc)

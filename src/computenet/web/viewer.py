@@ -33,7 +33,7 @@ class BadCsrf(Exception):
 def _nav(user) -> list[tuple[str, str]]:
     """The pages this user may open, with their (translatable) labels; the role checks are roles.py's."""
     items = [("/", "Dashboard"), ("/portal/jobs", "Jobs"), ("/portal/submit", "Submit"),
-             ("/portal/apps", "Applications"), ("/portal/files", "Files"), ("/portal/clusters", "Clusters"), ("/portal/billing", "Billing"),
+             ("/portal/apps", "Applications"), ("/portal/sessions", "Sessions"), ("/portal/files", "Files"), ("/portal/clusters", "Clusters"), ("/portal/billing", "Billing"),
              ("/portal/efficiency", "Efficiency"), ("/portal/projects", "Projects")]  # (labels translated in the template; marked in words.py)
     if roles.allowed(None, user, "topup"):
         items.append(("/portal/finance", "Finance"))

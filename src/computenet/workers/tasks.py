@@ -50,6 +50,7 @@ def platform_tasks(platform: Platform) -> list[TaskSpec]:
     from ..services.notifications import BalanceWatch
     from ..services.reroute import Rerouter
     from ..services.sample_retention import SampleCompactor
+    from ..services.sessions.watch import SessionWatch
     from ..services.step_usage import StepUsageCollector
     from ..services.storage_meter import StorageMeter
 
@@ -65,6 +66,8 @@ def platform_tasks(platform: Platform) -> list[TaskSpec]:
         TaskSpec("storage-meter", METER_INTERVAL_S, StorageMeter(platform).run_once),
         TaskSpec("samples", COLLECT_INTERVAL_S, SampleCollector(platform).run_once),
         TaskSpec("sample-retention", METER_INTERVAL_S, SampleCompactor(platform).run_once),
+        # interactive sessions: queued -> starting -> running -> ended (services/sessions/watch.py)
+        TaskSpec("sessions", platform.settings.sessions.watch_interval_s, SessionWatch(platform).run_once),
     ]
     monitoring = platform.settings.monitoring
     if monitoring.enabled and monitoring.step_usage:

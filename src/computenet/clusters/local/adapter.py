@@ -361,6 +361,18 @@ class LocalCluster:
                         pass
         sp.schedule(self.spool, self.slots, self.gpus)
 
+    def set_time_limit(self, native_id: str, minutes: int) -> None:
+        """A new time limit (within the partition's): the runner reads the file each turn."""
+        if self.max_time_minutes is not None and minutes > self.max_time_minutes:
+            raise SubmitRejected(f"time limit {minutes} min is above the partition's maximum of "
+                                 f"{self.max_time_minutes} min")
+        job_dir = self._known_dir(native_id)
+        with sp.locked(self.spool):
+            request = sp.read_json(job_dir / "request.json") or {}
+            request["time_limit_minutes"] = minutes
+            sp.write_json(job_dir / "request.json", request)
+            fsutil.atomic_write(job_dir / "time_limit", str(minutes), 0o600)
+
     def queue(self) -> list[QueueEntry]:
         entries = []
         now = datetime.now(timezone.utc)

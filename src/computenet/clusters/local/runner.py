@@ -205,6 +205,11 @@ def main(job_dir: Path) -> int:
                     state = read_json(job_dir / "state.json") or {}
                     state.update(state="SUSPENDED" if wanted else "RUNNING", suspended_s=int(suspended_for))
                     write_json(job_dir / "state.json", state)
+            if (job_dir / "time_limit").exists():  # extended (adapter.set_time_limit)
+                try:
+                    limit = int((job_dir / "time_limit").read_text()) * 60
+                except (OSError, ValueError):
+                    pass
             if (job_dir / "cancel").exists():
                 cancelled = True
             if cancelled:

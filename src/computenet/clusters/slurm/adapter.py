@@ -161,6 +161,25 @@ class SlurmCluster:
             raise LookupError(f"cluster {self.name} does not know job {native_id}")
         raise ClusterError(_message(result))
 
+    def node_address(self, node: str) -> str:
+        """Where a node is reached (its NodeAddr; NodeName need not resolve), for a session's proxy."""
+        result = self._run(commands.scontrol_node_argv(node))
+        if _failed(result):
+            raise ClusterError(_message(result))
+        records = parsers.parse_scontrol_oneliner(result.stdout)
+        address = records[0].get("NodeAddr") if records else None
+        if not address:
+            raise ClusterError(f"cluster {self.name} gave no address for node {node}")
+        return address
+
+    def set_time_limit(self, native_id: str, minutes: int) -> None:
+        result = self._run(commands.scontrol_time_limit_argv(native_id, minutes))
+        if not _failed(result):
+            return
+        if _INVALID_ID in result.stderr or "Invalid job id" in result.stderr:
+            raise LookupError(f"cluster {self.name} does not know job {native_id}")
+        raise ClusterError(_message(result))
+
     def queue(self) -> list[QueueEntry]:
         """Every live job on the cluster (one squeue call)."""
         result = self._run(commands.squeue_queue_argv())

@@ -207,6 +207,13 @@ def scontrol_job_action_argv(action: str, native_id: str) -> list[str]:
     return ["scontrol", action, native_id]
 
 
+def scontrol_time_limit_argv(native_id: str, minutes: int) -> list[str]:
+    """A new time limit for a job (an interactive session's extend; raising it needs an operator)."""
+    if not native_id.replace("_", "").isdigit() or not isinstance(minutes, int) or minutes < 1:
+        raise ValueError(f"bad job id or time limit: {native_id!r}, {minutes!r}")
+    return ["scontrol", "update", f"JobId={native_id}", f"TimeLimit={minutes}"]
+
+
 def sinfo_argv() -> list[str]:
     return ["sinfo", "--noheader", "--Node", f"--format={SEP.join(SINFO_FIELDS)}"]
 
@@ -217,6 +224,12 @@ def scontrol_partitions_argv() -> list[str]:
 
 def scontrol_job_argv(native_id: str) -> list[str]:
     return ["scontrol", "--oneliner", "show", "job", native_id]
+
+
+def scontrol_node_argv(node: str) -> list[str]:
+    if not node or node.startswith("-") or any(c.isspace() or c in ",[]" for c in node):
+        raise ValueError(f"not a node name: {node!r}")
+    return ["scontrol", "--oneliner", "show", "node", node]
 
 
 def scontrol_ping_argv() -> list[str]:

@@ -16,6 +16,8 @@ from .operations_sim import router as operations_sim
 from .operations_people import router as operations_people
 from .operations_reprice import router as operations_reprice
 from .projects import router as projects
+from .sessions import router as sessions
 from .submit import router as submit
 
-ROUTERS = [finance_more, operations_ledger, operations_reprice, billing, efficiency, files, finance, home, jobs, operations, operations_money, operations_access, operations_network, operations_sim, operations_people, projects, submit]
+ROUTERS = [finance_more, operations_ledger, operations_reprice, billing, efficiency, files, finance, home, jobs, operations, operations_money, operations_access, operations_network, operations_sim, operations_people, projects, submit,
+           sessions]

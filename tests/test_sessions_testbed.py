@@ -1,0 +1,72 @@
+"""Interactive sessions on the real Slurm test bed: JupyterLab started as a Slurm job on alpha,
+its report's host checked against the node Slurm gave the job (SLURMD_NODENAME; the address is the
+node's NodeAddr), a cell run through the proxy's kernel WebSocket, extend (scontrol update
+TimeLimit), stop (scancel) and the charge from sacct."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from computenet.cli.embedded import EmbeddedServer
+from computenet.client import ComputeNetClient
+from computenet.config import Price, RoutingConfig
+from computenet.services.poller import ClusterPoller
+from computenet.services.sessions.watch import SessionWatch
+from computenet.store.models import InteractiveSession
+
+from conftest import add_user, poll_until, slurm_clusters
+from test_sessions import execute
+
+pytestmark = [pytest.mark.slurm, pytest.mark.skipif(not (Path(sys.executable).parent / "jupyter-lab").exists(),
+                                                    reason="needs jupyterlab in the test environment")]
+
+
+def test_jupyterlab_on_slurm_through_the_proxy(testbed, make_platform, monkeypatch):
+    # sbatch passes the submitting environment on: the venv's jupyter is on the job's PATH
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}")
+    clusters = slurm_clusters(testbed)
+    clusters[0].tags = ["jupyterlab"]  # alpha has it; beta does not
+    clusters[0].prices = {"cpu": Price(core_hour=Decimal("36.00"))}  # a few seconds cost a few cents
+    platform = make_platform(clusters, routing=RoutingConfig(queue_cache_seconds=0))
+    _, token = add_user(platform, "sam", balance="500.00")
+    with EmbeddedServer(platform, run_services=False) as server, ComputeNetClient(server.url, token) as client:
+        poller, watch = ClusterPoller(platform, "alpha"), SessionWatch(platform)
+
+        def step():
+            poller.run_once()
+            watch.run_once()
+        started = client.start_session("jupyterlab", cores=1, hours=1)
+        assert started["cluster"] == "alpha"
+        sid = started["id"]
+        shown = poll_until(lambda: (s := client.session(sid))["state"] in ("running", "ended") and s, step=step,
+                           timeout=180, what="JupyterLab on alpha")
+        assert shown["state"] == "running", shown
+        with platform.db.session() as session:
+            row = session.get(InteractiveSession, sid)
+            host, address, native = row.host, row.address, row.job.native_id
+        assert host.startswith("alpha-n") and address == "127.0.0.1"  # the NodeAddr of a node Slurm gave it
+        auth = {"Authorization": f"Bearer {token}"}
+        base = f"{server.url}/sessions/{sid}/"
+        assert httpx.get(f"{base}api/status", headers=auth, timeout=30).status_code == 200
+        kernel = httpx.post(f"{base}api/kernels", headers=auth, json={"name": "python3"}, timeout=60).json()
+        printed = execute(base.replace("http://", "ws://"), kernel["id"],
+                          "import os\nprint(os.environ['SLURMD_NODENAME'], sum(range(101)))", auth)
+        assert printed.split() == [host, "5050"]
+
+        longer = client.extend_session(sid, 30)
+        assert longer["time_limit_minutes"] == 90
+        shown_limit = subprocess.run(["squeue", "-h", "-j", native, "-o", "%l"], capture_output=True, text=True,
+                                     env={**os.environ, "SLURM_CONF": testbed["SLURM_CONF_ALPHA"]}).stdout.strip()
+        assert shown_limit == "1:30:00", shown_limit
+
+        client.stop_session(sid)
+        job = poll_until(lambda: (j := client.job(started["job_id"])).settled and j, step=poller.run_once,
+                         timeout=120, what="the session's charge from sacct")
+        assert job.state == "CANCELLED" and job.cost > 0
