@@ -1,6 +1,6 @@
 """Interactive sessions: a JupyterLab (shell, desktop) started by a job and proxied by the platform
 
-Revision ID: 0016_interactive_sessions
+Revision ID: 0014
 Revises: 0013
 """
 from alembic import op
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 import computenet.store.types
 
 
-revision = '0016_interactive_sessions'
+revision = '0014'
 down_revision = '0013'
 branch_labels = None
 depends_on = None
