@@ -186,6 +186,10 @@ def test_lost_job_tells_its_owner(platform):
     poller = ClusterPoller(platform, "local")
     poller.run_once()
     adapter.cancel(job.native_id)
+    # the runner writes its ending into the spool entry: remove it only once it has ended, or the
+    # removal races those writes ("Directory not empty", seen on a busy machine)
+    poll_until(lambda: adapter.status([job.native_id])[job.native_id].state.is_terminal, timeout=30,
+               what="the cancelled runner to end")
     shutil.rmtree(adapter.spool / "jobs" / job.native_id)
     poller.run_once()
     with platform.db.session() as session:
