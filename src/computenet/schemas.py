@@ -203,6 +203,9 @@ class AppRunIn(BaseModel):
     partition: str | None = Field(None, max_length=64)
     routing: RoutingIn = Field(default_factory=RoutingIn)
     dry_run: bool = False
+    local_inputs: dict[str, int] = Field(default_factory=dict, max_length=64,
+                                         description="dry run only: input parameter -> size in bytes of a file the "
+                                                     "client has not uploaded (the parameter's value is its name)")
 
 
 class AppPublishIn(BaseModel):

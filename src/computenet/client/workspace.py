@@ -134,8 +134,9 @@ class WorkspaceApi:
 
     def run_app(self, name: str, params: dict, version: str | None = None, account: str | None = None,
                 cluster: str | None = None, partition: str | None = None, routing: RoutingIn | None = None,
-                dry_run: bool = False) -> JobOut | dict:
+                dry_run: bool = False, local_inputs: dict[str, int] | None = None) -> JobOut | dict:
+        """``local_inputs`` (dry run): parameter -> size of a local file named by the parameter, not uploaded."""
         body = AppRunIn(params=params, version=version, account=account, cluster=cluster, partition=partition,
-                        routing=routing or RoutingIn(), dry_run=dry_run)
+                        routing=routing or RoutingIn(), dry_run=dry_run, local_inputs=local_inputs or {})
         out = self._call("POST", f"/apps/{name}/runs", json=body.model_dump())
         return out if dry_run else JobOut.model_validate(out)
