@@ -113,6 +113,7 @@ class JobDetail(JobOut):
     mem_mb: int | None = None  # memory asked for, all nodes (None: the partition's default)
     max_rss_bytes: int | None = None  # peak resident memory seen (monitoring samples / sstat), if known
     elapsed_s: int | None = None  # from accounting where the scheduler has reported it
+    node_list: str | None = None  # where it ran, as the scheduler wrote it (squeue %N), once seen placed
 
 
 class OutputChunk(BaseModel):
