@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field
 
-from .domain.sbatch import MAX_SCRIPT_BYTES
+from .domain.limits import MAX_SCRIPT_BYTES
 
 # Bounds on what a request may carry, so that hostile input is a 422 naming the field and never
 # an overflow deep in the store (issue 13): row ids fit the primary keys (INTEGER, 32 bits on

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -78,6 +77,8 @@ class WorkspaceApi:
                 progress(len(data))
 
         # a few chunks in flight: the server checks and writes one while the next is on the wire
+        from concurrent.futures import ThreadPoolExecutor  # uploads only: not paid by every command
+
         with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(state["missing"]) or 1))) as pool:
             for future in [pool.submit(send, index) for index in state["missing"]]:
                 future.result()  # the first failure stops the upload (it resumes from what arrived)
