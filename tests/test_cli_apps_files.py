@@ -67,3 +67,36 @@ def test_apps_show_dry_run_and_run(cli, tmp_path):
         hashlib.sha256((FIXTURES / "apps" / "in.lj").read_bytes()).hexdigest()
     bad = invoke("run", "lammps", "--param", "steps=0", "--input", "inputs/in.lj", code=1)
     assert "steps" in bad
+
+
+def test_a_dry_run_checks_the_form_without_uploading_the_input(cli, tmp_path):
+    invoke, platform = cli
+    local = tmp_path / "big.lj"
+    local.write_bytes(b"units lj\n" + b"#" * 200_000)
+    dry = invoke("run", "lammps", "--param", "steps=50", "--input", str(local), "--dry-run")
+    assert "python3 .cnet-stand-in -in big.lj -var steps 50" in dry and "-n 2" in dry
+    assert "big.lj, 200009 bytes (local, not uploaded)" in dry
+    assert not (platform.settings.storage_root() / "users" / "cli-user" / "inputs").exists()
+    # the form is still checked on the server without the file
+    assert "steps" in invoke("run", "lammps", "--param", "steps=0", "--input", str(local), "--dry-run", code=1)
+    assert not (platform.settings.storage_root() / "users" / "cli-user" / "inputs").exists()
+    # a local path that is not a file and not in the workspace is still refused
+    missing = invoke("run", "lammps", "--input", "data/none.lj", "--dry-run", code=1)
+    assert "does not exist" in missing
+
+
+def test_local_inputs_are_refused_outside_a_dry_run_or_for_a_non_input(make_platform):
+    from computenet.services import app_runs
+    from computenet.services.errors import InvalidRequest
+
+    platform = make_platform([local_cluster(tags=["stand-in"])])
+    uid, _ = add_user(platform, "dry-user", balance="10.00")
+    cases = [({"input": "in.lj"}, {"input": 10}, False, "dry run only"),
+             ({"input": "in.lj"}, {"steps": 10}, True, "not an input"),
+             ({"input": "sub/in.lj"}, {"input": 10}, True, "must name a file"),
+             ({"input": "in.lj"}, {"input": -1}, True, "whole number")]
+    for params, local, dry, said in cases:
+        with pytest.raises(InvalidRequest) as refused:
+            app_runs.run_app(platform, uid, "lammps", {"steps": 5, **params}, dry_run=dry, local_inputs=local)
+        assert said in str(refused.value)
+    assert not (platform.settings.storage_root() / "users" / "dry-user").exists()

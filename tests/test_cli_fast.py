@@ -29,13 +29,14 @@ try:
     app()
 except SystemExit:
     pass
-print("\\nLOADED " + json.dumps(sorted(m for m in {HEAVY} if m in sys.modules)))
+print("\\nLOADED " + json.dumps(sorted(m for m in {HEAVY} if sys.modules.get(m) is not None)))
 """
 
 
-def _heavy_loaded(args: list[str]) -> list[str]:
-    done = subprocess.run([sys.executable, "-c", PROBE.replace("{HEAVY}", repr(HEAVY)), json.dumps(args)],
-                          capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "120"})
+def _heavy_loaded(args: list[str], heavy: tuple[str, ...] = HEAVY, env: dict | None = None) -> list[str]:
+    done = subprocess.run([sys.executable, "-c", PROBE.replace("{HEAVY}", repr(heavy)), json.dumps(args)],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "120", **(env or {})})
     assert done.returncode == 0, done.stderr
     line = [s for s in done.stdout.splitlines() if s.startswith("LOADED ")]
     assert line, done.stdout + done.stderr
@@ -75,6 +76,21 @@ def cli(make_platform, tmp_path):
             assert result.exit_code == code, result.output
             return result.output
         yield invoke
+
+
+# what `cnet jobs` has no use for, yet once imported with the client: httpx's own command line (click,
+# pygments, rich.syntax, rich.progress) and the sbatch parser behind one constant of the wire models
+UNUSED_BY_JOBS = HEAVY + ("httpx._main", "click", "pygments", "rich.syntax", "rich.progress",
+                          "computenet.domain.sbatch", "computenet.domain.resources", "concurrent.futures.thread")
+
+
+def test_cnet_jobs_against_a_server_loads_only_what_it_uses(make_platform, tmp_path):
+    platform = make_platform([local_cluster()])
+    _, token = add_user(platform, "fast-user")
+    with EmbeddedServer(platform) as server:
+        env = {"COMPUTENET_URL": server.url, "COMPUTENET_TOKEN": token, "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+        assert _heavy_loaded(["jobs"], UNUSED_BY_JOBS, env) == []
+        assert _heavy_loaded(["jobs", "--all"], UNUSED_BY_JOBS, env) == []
 
 
 def test_a_job_name_with_markup_prints_as_typed(cli, tmp_path):

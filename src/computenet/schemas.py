@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field
 
-from .domain.sbatch import MAX_SCRIPT_BYTES
+from .domain.limits import MAX_SCRIPT_BYTES
 
 # Bounds on what a request may carry, so that hostile input is a 422 naming the field and never
 # an overflow deep in the store (issue 13): row ids fit the primary keys (INTEGER, 32 bits on
@@ -113,6 +113,7 @@ class JobDetail(JobOut):
     mem_mb: int | None = None  # memory asked for, all nodes (None: the partition's default)
     max_rss_bytes: int | None = None  # peak resident memory seen (monitoring samples / sstat), if known
     elapsed_s: int | None = None  # from accounting where the scheduler has reported it
+    node_list: str | None = None  # where it ran, as the scheduler wrote it (squeue %N), once seen placed
 
 
 class OutputChunk(BaseModel):
@@ -203,6 +204,9 @@ class AppRunIn(BaseModel):
     partition: str | None = Field(None, max_length=64)
     routing: RoutingIn = Field(default_factory=RoutingIn)
     dry_run: bool = False
+    local_inputs: dict[str, int] = Field(default_factory=dict, max_length=64,
+                                         description="dry run only: input parameter -> size in bytes of a file the "
+                                                     "client has not uploaded (the parameter's value is its name)")
 
 
 class AppPublishIn(BaseModel):

@@ -33,6 +33,7 @@ def job_detail(session: Session, job: Job) -> JobDetail:
         script=job.script, script_args=job.script_args, spec=job.spec,
         events=[JobEventOut(from_state=e.from_state, to_state=e.to_state, detail=e.detail, at=e.at) for e in events],
         routing=job.routing, predicted_start=job.predicted_start, reroutes=job.reroutes or 0,
+        node_list=job.node_list,
         app_run={k: v for k, v in job.app.items() if k != "scripts"} if job.app else None,
         inputs=[{k: i.get(k) for k in ("path", "name", "size", "sha256", "cluster", "remote")}
                 for i in job.inputs or []],

@@ -120,6 +120,7 @@ def run(name: str = typer.Argument(..., help="the app (see `cnet apps`)"),
     values = _params(param)
     detail = api(lambda: cli.app(name, version))
     input_params = [p for p, prop in (detail["parameters"].get("properties") or {}).items() if prop.get("x-input")]
+    local_inputs: dict[str, int] = {}
     for item in input:
         key, sep, path = item.partition("=")
         if not sep or key not in input_params:
@@ -127,17 +128,25 @@ def run(name: str = typer.Argument(..., help="the app (see `cnet apps`)"),
                 fail(f"{name} takes input files {', '.join(input_params) or '(none)'}: use --input PARAM=FILE")
             key, path = input_params[0], item
         local = Path(path)
-        if local.is_file():  # (a dry run uploads it too: the run is checked against the real file)
+        if local.is_file() and dry_run:  # checked on the server by name and size; the file stays here
+            local_inputs[key] = local.stat().st_size
+            path = local.name
+        elif local.is_file():
             done = api(lambda: upload_with_bar(cli, local, f"inputs/{local.name}", True))
             path = done["path"]
         values[key] = path
-    result = api(lambda: cli.run_app(name, values, version, account, cluster, partition, dry_run=dry_run))
+    result = api(lambda: cli.run_app(name, values, version, account, cluster, partition, dry_run=dry_run,
+                                     local_inputs=local_inputs))
     if dry_run:
         from rich.syntax import Syntax
 
         console.print(f"[bold]{escape(result['app'])} {escape(result['version'])}[/] "
                       + escape(f"would go to {result['cluster'] or 'no cluster'} "
                                f"with {json.dumps(result['resources'])}"))
+        for item in result.get("inputs") or []:
+            if item["param"] in local_inputs:
+                console.print(f"input {item['param']}: {item['name']}, {item['size']} bytes (local, not uploaded)",
+                              highlight=False, markup=False)
         console.print("sbatch " + " ".join(result["flags"]), highlight=False, markup=False)
         console.print(Syntax(result["script"], "bash", theme="ansi_dark"))
         return

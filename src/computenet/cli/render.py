@@ -157,4 +157,5 @@ def job_facts(job) -> list[str]:
         f"memory asked {'-' if not mem else _bytes(mem * 1024 * 1024)}   "
         f"MaxRSS {_bytes(getattr(job, 'max_rss_bytes', None))}",
         f"state   {job.state}   exit code {exit_code}" + (f"   reason {job.reason}" if job.reason else ""),
+        f"nodelist {getattr(job, 'node_list', None) or '(not placed yet)'}",
     ]

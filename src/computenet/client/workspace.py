@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -78,6 +77,8 @@ class WorkspaceApi:
                 progress(len(data))
 
         # a few chunks in flight: the server checks and writes one while the next is on the wire
+        from concurrent.futures import ThreadPoolExecutor  # uploads only: not paid by every command
+
         with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(state["missing"]) or 1))) as pool:
             for future in [pool.submit(send, index) for index in state["missing"]]:
                 future.result()  # the first failure stops the upload (it resumes from what arrived)
@@ -134,8 +135,9 @@ class WorkspaceApi:
 
     def run_app(self, name: str, params: dict, version: str | None = None, account: str | None = None,
                 cluster: str | None = None, partition: str | None = None, routing: RoutingIn | None = None,
-                dry_run: bool = False) -> JobOut | dict:
+                dry_run: bool = False, local_inputs: dict[str, int] | None = None) -> JobOut | dict:
+        """``local_inputs`` (dry run): parameter -> size of a local file named by the parameter, not uploaded."""
         body = AppRunIn(params=params, version=version, account=account, cluster=cluster, partition=partition,
-                        routing=routing or RoutingIn(), dry_run=dry_run)
+                        routing=routing or RoutingIn(), dry_run=dry_run, local_inputs=local_inputs or {})
         out = self._call("POST", f"/apps/{name}/runs", json=body.model_dump())
         return out if dry_run else JobOut.model_validate(out)

@@ -50,6 +50,7 @@ class JobStatus:
     start: datetime | None = None
     end: datetime | None = None
     exit_code: int | None = None
+    node_list: str | None = None  # where it runs or ran, as Slurm writes it ("c[1-2]"); None: not placed or not said
 
 
 @dataclass(frozen=True)

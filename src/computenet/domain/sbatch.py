@@ -26,7 +26,7 @@ from .resources import (
     parse_time_minutes,
 )
 
-MAX_SCRIPT_BYTES = 1024 * 1024  # 1 MiB: sbatch scripts are small; data goes in files
+from .limits import MAX_SCRIPT_BYTES  # noqa: E402,F401  (named here too: callers import it from sbatch)
 
 
 class ScriptError(ValueError):

@@ -34,11 +34,32 @@ def sbatch_flags(res: catalog.Resources, job_name: str, account: str | None = No
     return flags
 
 
+def _local_inputs(local: dict, input_params: list[str], values: dict) -> list[dict]:
+    """A dry run's inputs still on the client's disk: checked by name and size, never read."""
+    out = []
+    for param, size in local.items():
+        if param not in input_params:
+            raise InvalidRequest(msg("local_inputs names %(param)r, which is not an input of this app", param=param))
+        name = str(values[param])
+        if not isinstance(size, int) or size < 0:
+            raise InvalidRequest(msg("local_inputs: the size of %(param)r must be a whole number of bytes",
+                                     param=param))
+        if not name or "/" in name or name in (".", ".."):
+            raise InvalidRequest(msg("local_inputs: %(param)r must name a file, not %(value)r",
+                                     param=param, value=name))
+        out.append({"param": param, "path": f"(local) {name}", "name": name, "size": size})
+    return out
+
+
 def prepare(platform: Platform, user_id: int, name: str, params: dict, version: str | None = None,
-            account: str | None = None, cluster: str | None = None, partition: str | None = None):
-    """Everything checked, nothing written: (app ref, values, resources, inputs, scripts, envs, flags)."""
+            account: str | None = None, cluster: str | None = None, partition: str | None = None,
+            local_inputs: dict | None = None):
+    """Everything checked, nothing written: (app ref, values, resources, inputs, scripts, envs, flags).
+
+    ``local_inputs`` (a dry run's files not uploaded): parameter -> size; the value is the file's name."""
     if not isinstance(params, dict):
         raise InvalidRequest(msg("params must be an object of parameter names to values"))
+    local_inputs = local_inputs or {}
     with platform.db.session() as session:
         user = session.get(User, user_id)
         ref = apps.find(session, user, name, version)
@@ -49,9 +70,18 @@ def prepare(platform: Platform, user_id: int, name: str, params: dict, version: 
         except (catalog.ParamError, catalog.SpecError) as exc:
             raise InvalidRequest(msg("%(name)s: %(exc)s", name=spec.name, exc=exc)) from None
         input_params = [p for p in spec.input_parameters() if values.get(p) not in (None, "")]
+        local = _local_inputs(local_inputs, input_params, values)
+        input_params = [p for p in input_params if p not in local_inputs]
         inputs = resolve_inputs(session, platform, user, [str(values[p]) for p in input_params])
         for param, item in zip(input_params, inputs):
             item["param"] = param
+        seen = {item["name"] for item in inputs}
+        for item in local:
+            if item["name"] in seen:
+                raise InvalidRequest(msg("two inputs are named %(name)r in the working directory: rename one",
+                                         name=item["name"]))
+            seen.add(item["name"])
+        inputs += local
         staged = {item["param"]: item["name"] for item in inputs}
         scripts, envs = {}, {}
         for cluster_name in session.scalars(select(Cluster.name).order_by(Cluster.name)):
@@ -80,9 +110,12 @@ def prepare(platform: Platform, user_id: int, name: str, params: dict, version: 
 
 def run_app(platform: Platform, user_id: int, name: str, params: dict, version: str | None = None,
             account: str | None = None, cluster: str | None = None, partition: str | None = None,
-            wanted: RoutingRequest | None = None, dry_run: bool = False) -> Job | dict:
+            wanted: RoutingRequest | None = None, dry_run: bool = False,
+            local_inputs: dict | None = None) -> Job | dict:
+    if local_inputs and not dry_run:  # a real run stages files from the workspace only
+        raise InvalidRequest(msg("local_inputs is for a dry run only: upload the files first"))
     ref, values, resources, inputs, scripts, envs, flags = prepare(
-        platform, user_id, name, params, version, account, cluster, partition)
+        platform, user_id, name, params, version, account, cluster, partition, local_inputs)
     spec = ref.spec
     if spec.interactive:  # its script needs the secret and base URL a session stages
         raise InvalidRequest(f"app {spec.name} is interactive: start it as a session (POST /sessions)")

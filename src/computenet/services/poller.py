@@ -154,6 +154,8 @@ class ClusterPoller:
                         report.changed_jobs.append(job.id)
                     continue
                 job.missing_since = None
+                if status.node_list:  # kept once the job leaves the queue (sacct is not asked for it)
+                    job.node_list = status.node_list
                 if status.start and job.start_time is None:
                     job.start_time = status.start
                 if status.end and status.state.is_terminal:

@@ -334,6 +334,8 @@ class Job(Base):
     # since when the scheduler has not shown this live job (out of its queue, accounting not
     # final, or its id on someone else's job); long enough and the job is LOST
     missing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # the nodes it runs or ran on, as the scheduler wrote them when polled (squeue %N: "c[1-2]")
+    node_list: Mapped[str | None] = mapped_column(Text)
     # suspended (running) or held (pending) because its account ran out of money
     paused_for_funds_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # the router's decision: policy, every candidate's score and reasons (cnet job ID --why)

@@ -58,7 +58,7 @@ async def run(name: str, body: AppRunIn, user: User = Depends(current_user),
     """Submit a run (201, the job), or with dry_run the rendered script and resources (200)."""
     result = await run_in_threadpool(app_runs.run_app, platform, user.id, name, body.params, body.version,
                                      body.account, body.cluster, body.partition, routing_request(body.routing),
-                                     body.dry_run)
+                                     body.dry_run, body.local_inputs)
     if isinstance(result, dict):
         return JSONResponse(result, status_code=200)
     with platform.db.session() as session:

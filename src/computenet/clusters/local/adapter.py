@@ -29,6 +29,7 @@ from . import isolation
 from . import spool as sp
 
 log = logging.getLogger(__name__)
+_HOST = socket.gethostname()  # the local executor's one node (a job's NodeList)
 
 # what a job of a single-tenant executor gets from the server's environment besides the SLURM_*
 # variables (an isolating executor passes none of it)
@@ -335,6 +336,7 @@ class LocalCluster:
                 start=_dt(state.get("start")),
                 end=_dt(state.get("end")),
                 exit_code=state.get("exit_code"),
+                node_list=_HOST if state.get("start") else None,  # one node: this machine
             )
         return result
 

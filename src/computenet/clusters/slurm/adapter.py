@@ -144,11 +144,13 @@ class SlurmCluster:
         starts = [p.start for p in parts if p.start]
         ends = [p.end for p in parts if p.end]
         reasons = sorted({p.reason for p in parts if p.reason})
+        nodes = sorted({p.node_list for p in parts if p.node_list})  # an array's tasks may run apart
         return JobStatus(
             job, state, ",".join(sorted({p.raw_state for p in parts})),
             reason=", ".join(reasons) or None,
             start=min(starts) if starts else None,
             end=max(ends) if ends and state.is_terminal else None,
+            node_list=",".join(nodes) or None,
         )
 
     def cancel(self, native_id: str) -> None:

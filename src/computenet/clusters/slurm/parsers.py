@@ -172,6 +172,7 @@ def parse_squeue(stdout: str, tz: tzinfo | None) -> list[JobStatus]:
                 reason=None if f["%r"] in ("None", "") else f["%r"],
                 start=parse_slurm_time(f["%S"], tz) if started else None,
                 end=parse_slurm_time(f["%e"], tz) if state.is_terminal else None,
+                node_list=f["%N"].strip() or None if started else None,
             )
         )
     return rows
