@@ -204,3 +204,38 @@ def test_no_traceback_on_mutated_json_statement(tmp_path):
             result = CliRunner().invoke(app, ["finance", command, str(path)], env={"COLUMNS": "220"})
             ok = result.exit_code == 0 or (result.exit_code == 1 and isinstance(result.exception, SystemExit))
             assert ok, (number, copy, result.output, repr(result.exception))
+
+
+# --- printed claims (scenario --check) --------------------------------------------------------
+
+CLAIMS = FIXTURES / "star-2019-printed-claims.json"
+
+
+@pytest.mark.parametrize("path, value, message", [
+    (("table", 3, "share_percent"), "5 dollars", "table[3].share_percent: '5 dollars' is not a number"),
+    (("table", 0, "pe"), "1e400", "table[0].pe: '1e400' is not a number"),
+    (("sums", 1), 1, "sums must be a list of objects"),
+    (("sums", 0, "year"), "MMXVIII", "sums[0].year: 'MMXVIII' is not a number"),
+    (("sector_cap",), True, "sector_cap: True is not a number"),
+    (("table",), {"premium": "1.2"}, "table must be a list of objects"),
+])
+def test_bad_claims_are_named(tmp_path, path, value, message):
+    data = json.loads(CLAIMS.read_text(encoding="utf-8"))
+    target = data
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    bad = tmp_path / "claims.json"
+    bad.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    result, said = cnet("scenario", "--check", bad, "--peers", TABLE)
+    assert result.exit_code == 1 and message in said and isinstance(result.exception, SystemExit), result.output
+
+
+def test_a_base_with_its_own_unit_relates_to_the_peer_sums(tmp_path):
+    data = json.loads(CLAIMS.read_text(encoding="utf-8"))
+    data["profit_base"] = "121000 万元"  # = 12.1 亿元, the table's unit
+    path = tmp_path / "claims.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    result = CliRunner().invoke(app, ["finance", "scenario", "--check", str(path), "--peers", str(TABLE), "--json"])
+    assert result.exit_code == 0, result.output
+    assert any("without 视联动力" in note for note in json.loads(result.output)["base"])

@@ -289,6 +289,9 @@ def explain_base(peers: list[Peer], item: str, year: int, base_text: str) -> lis
     """Which single firm, left out, makes the rows add up to a printed base (a hypothesis, not a fact)."""
     base = Decimal(base_text.replace(",", ""))
     half = half_of_last_digit(base)
+    missing = [p.company for p in peers if p.statement.value(item, year) is None]
+    if missing:
+        raise StatementError(f"{item} {year} is missing for {', '.join(missing)}: no sum to relate the base to")
     factor = UNIT_FACTORS[peers[0].statement.unit]
     values = {p.company: p.statement.value(item, year) / factor for p in peers}
     total = sum(values.values())
