@@ -96,7 +96,8 @@ def test_statement_as_pdf(alice, platform, tmp_path):
     data = alice.statement_file("alice-lab", month, "pdf")
     text = PdfReader(io.BytesIO(data)).pages[0].extract_text()
     expected = alice.statement("alice-lab", month)
-    assert data.startswith(b"%PDF-1.4") and f"account alice-lab" in text
+    assert data.startswith(b"%PDF-1.4") and "alice-lab" in text and "Statement no." in text
+    assert f"ST-{month.replace('-', '')}-" in text and "UTC" in text  # the number, the period with its zone
     assert f"Closing balance" in text and expected["closing_balance"] in text and "charge" in text
     # long statements flow onto more pages; Chinese text is set in the CJK font, not lost
     long = Statement(account="big", currency="CNY", month=month, opening_balance=Decimal("0.00"),
@@ -108,3 +109,24 @@ def test_statement_as_pdf(alice, platform, tmp_path):
     font = reader.pages[1]["/Resources"]["/Font"]["/F1"]  # embedded, a subset (tests/test_statement_pdf.py)
     assert "+NotoSansMonoCJK" in font["/BaseFont"] or font["/BaseFont"] == "/Courier"  # without fonts-noto-cjk
     assert font["/BaseFont"] == "/Courier" or "/FontFile3" in font["/DescendantFonts"][0]["/FontDescriptor"]
+
+
+def test_statement_pdf_in_chinese_with_the_issuer(alice, platform, monkeypatch):
+    import io
+
+    from pypdf import PdfReader
+
+    month = datetime.now(timezone.utc).strftime("%Y-%m")
+    monkeypatch.setattr(platform.settings.billing.issuer, "name", "北京算力网络科技有限公司")
+    monkeypatch.setattr(platform.settings.billing.issuer, "tax_id", "91110108MA01ABCDEF")
+    zh = alice.http.get(f"/accounts/alice-lab/statements/{month}", params={"format": "pdf", "lang": "zh-CN"})
+    assert zh.status_code == 200, zh.text
+    text = PdfReader(io.BytesIO(zh.content)).pages[0].extract_text()
+    for said in ("北京算力网络科技有限公司", "对账单编号", "纳税人识别号", "91110108MA01ABCDEF", "账期", "期末余额", "UTC"):
+        assert said in text, said
+    # the language follows Accept-Language when not asked for; a language it has not is refused
+    by_header = alice.http.get(f"/accounts/alice-lab/statements/{month}", params={"format": "pdf"},
+                               headers={"Accept-Language": "zh-CN,zh;q=0.9"})
+    assert "对账单编号" in PdfReader(io.BytesIO(by_header.content)).pages[0].extract_text()
+    assert alice.http.get(f"/accounts/alice-lab/statements/{month}",
+                          params={"format": "pdf", "lang": "fr"}).status_code == 422

@@ -139,10 +139,12 @@ def check_firm_scales(peers: list[Peer]) -> None:
         factor = size / reference
         if factor >= FIRM_JUMP or factor <= 1 / FIRM_JUMP:
             shown = f"{factor:,.0f} x" if factor >= 1 else f"1/{1 / factor:,.0f} of"
+            number = amount.yuan / UNIT_FACTORS[amount.unit]
+            other = "万元" if factor >= 1 else "元"  # the likelier slip: a smaller unit's digits, or a bigger one's
             raise StatementError(
-                f"{company} revenue_{year} ({amount.written()}) is {shown} the median firm's revenue "
-                f"({reference / UNIT_FACTORS[amount.unit]:,} {amount.unit}): this row looks like it is in "
-                f"another unit than the header's {amount.unit}; give its cells their own unit (e.g. '28600 万元')")
+                f"{company} revenue_{year} ({amount.written()}): the firm's revenue is {shown} the median firm's "
+                f"({reference / UNIT_FACTORS[amount.unit]:,} {amount.unit}); the row looks like it is in another "
+                f"unit than the header's {amount.unit}: give its cells their own unit (e.g. '{number} {other}')")
 
 
 def _cagr_over(periods: int):

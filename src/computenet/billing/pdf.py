@@ -15,12 +15,15 @@ import io
 import os
 import unicodedata
 import zlib
+from dataclasses import dataclass
+from datetime import date, datetime
 from functools import lru_cache
 from itertools import groupby
 from pathlib import Path
 from typing import Optional
+from zoneinfo import ZoneInfo
 
-from .statements import KIND_WORDS, Statement
+from .statements import KIND_WORDS, Statement, month_bounds
 
 PAGE_W, PAGE_H = 595, 842  # A4 in points
 MARGIN, LEADING, SIZE = 40, 12, 8.5
@@ -77,38 +80,106 @@ def wrap(text: str, columns: int) -> list[str]:
 
 
 def _fit(lines: list[str]) -> list[str]:
-    """Every line inside the printable width; continuations keep a ledger line's detail column."""
-    out = []
-    for line in lines:
-        if width(line) <= COLUMNS:
-            out.append(line)
-            continue
-        indent = DETAIL_AT if width(line[:DETAIL_AT]) == DETAIL_AT and line[DETAIL_AT - 2:DETAIL_AT] == "  " else 0
-        first, *rest = wrap(line[indent:], COLUMNS - indent)
-        out.append(line[:indent] + first)
-        out += [" " * indent + piece for piece in rest]
-    return out
+    """Every line inside the printable width (ledger lines arrive wrapped already)."""
+    return [piece for line in lines for piece in wrap(line, COLUMNS)]
 
 
-def statement_lines(st: Statement) -> list[str]:
+@dataclass(frozen=True)
+class Header:
+    """Who issues the statement to whom: the document's top block."""
+
+    issuer: str = "ComputeNet"
+    issuer_address: str = ""
+    issuer_tax_id: str = ""
+    payment: str = ""
+    customer: str = ""  # the organisation (tenant); the account code is printed anyway
+    number: str = ""
+    issued: str = ""  # a date
+    period: str = ""  # start - end with the time zone
+    language: str = "en"
+
+
+LABELS = {
+    "en": {"statement": "Statement", "issuer": "Issuer", "tax_id": "Tax ID", "customer": "Customer",
+           "account": "Account", "number": "Statement no.", "issued": "Issue date", "period": "Period",
+           "currency": "Currency", "closed": "closed", "open": "open, not yet final", "payment": "Payment"},
+    "zh-CN": {"statement": "对账单", "issuer": "出具方", "tax_id": "纳税人识别号", "customer": "客户",
+              "account": "账户", "number": "对账单编号", "issued": "出具日期", "period": "账期",
+              "currency": "币种", "closed": "已结账", "open": "未结账，金额可能变动", "payment": "付款方式"},
+}
+
+
+def statement_header(issuer, account_id: int, customer: str, month: str, zone: str, language: str,
+                     today: Optional[date] = None) -> Header:
+    """The header for one account's month: ``issuer`` is the configured IssuerConfig; the number is
+    stable (the same account and month always print the same number); the period is the UTC month
+    the ledger is cut at, said with its time zone, and the issue date is today in ``zone``."""
+    start, end = month_bounds(month)
+    issued = today or datetime.now(ZoneInfo(zone)).date()
+    return Header(issuer=issuer.name, issuer_address=issuer.address, issuer_tax_id=issuer.tax_id,
+                  payment=issuer.payment, customer=customer, number=f"ST-{month.replace('-', '')}-{account_id:06d}",
+                  issued=issued.isoformat(), period=f"{start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC",
+                  language=language if language in LABELS else "en")
+
+
+def header_lines(st: Statement, header: Header) -> list[str]:
+    words = LABELS.get(header.language, LABELS["en"])
+    rows = [(words["issuer"], header.issuer), ("", header.issuer_address),
+            (words["tax_id"], header.issuer_tax_id), (words["customer"], header.customer),
+            (words["account"], st.account), (words["number"], header.number), (words["issued"], header.issued),
+            (words["period"], header.period or st.month),
+            (words["currency"], f"{st.currency}  ({words['closed'] if st.closed else words['open']})"),
+            (words["payment"], header.payment)]
+    label = max(width(name) for name, _ in rows) + 2
+    out = [f"{header.issuer}  {words['statement']}  {st.month}", ""]
+    for name, value in rows:
+        if value:
+            first, *rest = wrap(value, COLUMNS - label)
+            out += [pad(name, label) + first] + [" " * label + piece for piece in rest]
+    return out + [""]
+
+
+def pad(text: str, cells_wide: int, right: bool = False) -> str:
+    """Pad to a width in half-width cells (a CJK character takes two)."""
+    space = " " * max(0, cells_wide - width(text))
+    return space + text if right else text + space
+
+
+TABLE_WORDS = {
+    "en": {"opening": "Opening balance", "date": "date", "what": "what", "job": "job", "core": "core-h",
+           "gpu": "GPU-h", "amount": "amount", "detail": "detail", "in": "Top-ups and transfers in",
+           "charges": "Charges", "closing": "Closing balance", "held": "Held for running jobs"},
+    "zh-CN": {"opening": "期初余额", "date": "日期", "what": "类型", "job": "作业", "core": "核时",
+              "gpu": "卡时", "amount": "金额", "detail": "明细", "in": "充值及转入",
+              "charges": "消费", "closing": "期末余额", "held": "运行中作业冻结"},
+}
+KIND_WORDS_ZH = {"topup": "充值", "hold": "冻结", "post": "消费", "void": "解冻", "charge": "消费", "refund": "退款",
+                 "transfer": "转账", "adjustment": "调整"}
+
+
+def statement_lines(st: Statement, header: Optional[Header] = None) -> list[str]:
+    language = header.language if header is not None and header.language in TABLE_WORDS else "en"
+    w = TABLE_WORDS[language]
+    top = [f"ComputeNet statement  {st.month}  account {st.account}  ({st.currency})"
+           + ("  [closed]" if st.closed else ""), ""] if header is None else header_lines(st, header)
     out = [
-        f"ComputeNet statement  {st.month}  account {st.account}  ({st.currency})"
-        + ("  [closed]" if st.closed else ""),
+        *top,
+        f"{pad(w['opening'], 16)}{st.opening_balance:>14}",
         "",
-        f"Opening balance {st.opening_balance:>14}",
-        "",
-        f"{'date':<20}{'what':<11}{'job':>8} {'core-h':>10}{'GPU-h':>9}{'amount':>13}  detail",
+        pad(w["date"], 20) + pad(w["what"], 11) + pad(w["job"], 8, True) + " " + pad(w["core"], 10, True)
+        + pad(w["gpu"], 9, True) + pad(w["amount"], 13, True) + "  " + w["detail"],
     ]
     for line in st.lines:
-        out.append(f"{line.date:<20}{KIND_WORDS.get(line.kind, line.kind):<11}{str(line.job_id or ''):>8} {line.core_hours:>10}"
-                   f"{line.gpu_hours:>9}{line.amount:>13}  {_detail(line)}")
-    out += [
-        "",
-        f"Top-ups and transfers in {st.top_ups:>14}",
-        f"Charges                  {st.charges:>14}",
-    ]
-    out += [f"  {name:<22} {total:>14}" for name, total in sorted(st.by_product_line.items())]
-    out += [f"Closing balance          {st.closing_balance:>14}", f"Held for running jobs    {st.held_at_close:>14}"]
+        kind = KIND_WORDS.get(line.kind, line.kind)
+        if language == "zh-CN":
+            kind = KIND_WORDS_ZH.get(line.kind, kind)
+        first, *rest = wrap(_detail(line), COLUMNS - DETAIL_AT)  # continuations stay under the detail
+        out.append(f"{line.date:<20}{pad(kind, 11)}{str(line.job_id or ''):>8} {line.core_hours:>10}"
+                   f"{line.gpu_hours:>9}{line.amount:>13}  {first}")
+        out += [" " * DETAIL_AT + piece for piece in rest]
+    out += ["", f"{pad(w['in'], 25)}{st.top_ups:>14}", f"{pad(w['charges'], 25)}{st.charges:>14}"]
+    out += [f"  {pad(name, 22)} {total:>14}" for name, total in sorted(st.by_product_line.items())]
+    out += [f"{pad(w['closing'], 25)}{st.closing_balance:>14}", f"{pad(w['held'], 25)}{st.held_at_close:>14}"]
     return _fit(out)
 
 
@@ -117,8 +188,8 @@ def _detail(line) -> str:
     return f"{name}: {line.memo}" if name and name not in line.memo else line.memo
 
 
-def to_pdf(st: Statement) -> bytes:
-    lines = statement_lines(st)
+def to_pdf(st: Statement, header: Optional[Header] = None) -> bytes:
+    lines = statement_lines(st, header)
     per_page = LINES_PER_PAGE - 2  # a blank line and the page number close each page
     pages = [lines[i:i + per_page] for i in range(0, len(lines), per_page)] or [[]]
     pages = [page + [""] * (per_page - len(page) + 1) + [f"page {n} of {len(pages)}".rjust(COLUMNS)]
