@@ -130,3 +130,19 @@ def test_statement_pdf_in_chinese_with_the_issuer(alice, platform, monkeypatch):
     assert "对账单编号" in PdfReader(io.BytesIO(by_header.content)).pages[0].extract_text()
     assert alice.http.get(f"/accounts/alice-lab/statements/{month}",
                           params={"format": "pdf", "lang": "fr"}).status_code == 422
+
+
+def test_zero_cost_jobs_are_listed_with_unit_prices(alice, platform):
+    # a job that used next to nothing rates at 0.00 and moves no money; the statement still lists it
+    free, paid = run_jobs(alice, platform, ["#!/bin/bash\n#SBATCH -t 5\nexit 0\n",
+                                            "#!/bin/bash\n#SBATCH -c 2 -t 5\nsleep 1.2\n"])
+    assert free.cost == 0 and paid.cost > 0, (free.cost, paid.cost)
+    month = datetime.now(timezone.utc).strftime("%Y-%m")
+    data = alice.statement("alice-lab", month)
+    listed = [x for x in data["lines"] if x["job_id"] == free.id]
+    assert len(listed) == 1 and listed[0]["amount"] == "0.00" and listed[0]["kind"] == "charge", data["lines"]
+    assert listed[0]["price_core_hour"] is not None
+    charged = [x for x in data["lines"] if x["job_id"] == paid.id and x["kind"] == "post"]
+    assert Decimal(charged[0]["price_core_hour"]) > 0
+    assert sum(Decimal(x["amount"]) for x in data["lines"]) == Decimal(data["closing_balance"])
+    assert [x["date"] for x in data["lines"]] == sorted(x["date"] for x in data["lines"])

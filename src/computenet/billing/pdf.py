@@ -173,7 +173,7 @@ def statement_lines(st: Statement, header: Optional[Header] = None) -> list[str]
         kind = KIND_WORDS.get(line.kind, line.kind)
         if language == "zh-CN":
             kind = KIND_WORDS_ZH.get(line.kind, kind)
-        first, *rest = wrap(_detail(line), COLUMNS - DETAIL_AT)  # continuations stay under the detail
+        first, *rest = wrap(_detail(line, language), COLUMNS - DETAIL_AT)  # continuations stay under the detail
         out.append(f"{line.date:<20}{pad(kind, 11)}{str(line.job_id or ''):>8} {line.core_hours:>10}"
                    f"{line.gpu_hours:>9}{line.amount:>13}  {first}")
         out += [" " * DETAIL_AT + piece for piece in rest]
@@ -183,9 +183,17 @@ def statement_lines(st: Statement, header: Optional[Header] = None) -> list[str]
     return _fit(out)
 
 
-def _detail(line) -> str:
+def _detail(line, language: str = "en") -> str:
     name = (line.job_name or "").strip()
-    return f"{name}: {line.memo}" if name and name not in line.memo else line.memo
+    text = f"{name}: {line.memo}" if name and name not in line.memo else line.memo
+    prices = []  # the unit prices the job was rated at
+    for hours, price, unit in ((line.core_hours, getattr(line, "price_core_hour", None), ("core-h", "核时")),
+                               (line.gpu_hours, getattr(line, "price_gpu_hour", None), ("GPU-h", "卡时"))):
+        if price is not None and hours:
+            prices.append(f"{price.normalize():f}/{unit[language == 'zh-CN']}")
+    if prices:
+        text += ("  单价 " if language == "zh-CN" else "  at ") + ", ".join(prices)
+    return text
 
 
 def to_pdf(st: Statement, header: Optional[Header] = None) -> bytes:
