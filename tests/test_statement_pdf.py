@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from computenet.billing.pdf import MARGIN, PAGE_H, PAGE_W, font_source, to_pdf
+from computenet.billing.pdf import MARGIN, PAGE_H, PAGE_W, Header, font_source, to_pdf
 from computenet.billing.statements import Line, Statement
 
 pytestmark = pytest.mark.skipif(not shutil.which("pdftotext"), reason="poppler-utils not installed (scripts/test installs it)")
@@ -53,6 +53,30 @@ def test_chinese_text_is_extracted_and_the_font_embedded(pdf):
         emb, sub, uni = row.split()[-5:-2]
         assert (emb, sub, uni) == ("yes", "yes", "yes"), row
         assert "+NotoSansMonoCJK" in name, row
+
+
+def word_boxes(pdf):
+    words = ET.fromstring(run("pdftotext", "-bbox", str(pdf), "-").replace('xmlns="http://www.w3.org/1999/xhtml"', ""))
+    return [(float(w.get("xMin")), float(w.get("xMax")), float(w.get("yMin")), float(w.get("yMax")), w.text)
+            for w in words.iter("word")]
+
+
+def test_a_chinese_statement_with_a_long_issuer_block_stays_inside(tmp_path):
+    if font_source() is None:
+        pytest.skip("fonts-noto-cjk not installed")
+    header = Header(issuer="北京算力网络科技有限公司", issuer_address="北京市海淀区中关村大街1号院" * 12,
+                    issuer_tax_id="91110108MA01ABCDEF", customer="清华大学化学系", number="ST-202611-000001",
+                    issued="2026-12-01", period="2026-11-01 00:00 – 2026-12-01 00:00 UTC",
+                    payment="开户行 中国工商银行北京中关村支行", language="zh-CN")
+    path = tmp_path / "zh.pdf"
+    path.write_bytes(to_pdf(statement(), header))
+    text = run("pdftotext", "-layout", str(path), "-")
+    for said in ("对账单编号", "ST-202611-000001", "纳税人识别号", "清华大学化学系", "账期", "期末余额", "消费", JOB_NAME):
+        assert said in text, said
+    run("pdftoppm", "-r", "50", "-png", str(path), str(tmp_path / "zh"))
+    assert list(tmp_path.glob("zh-*.png"))
+    for x0, x1, y0, y1, word in word_boxes(path):
+        assert MARGIN - 1 <= x0 and x1 <= PAGE_W - MARGIN + 1 and 0 <= y0 and y1 <= PAGE_H, (word, x0, x1)
 
 
 def test_long_text_wraps_inside_the_page(pdf):
