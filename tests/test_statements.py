@@ -96,7 +96,8 @@ def test_statement_as_pdf(alice, platform, tmp_path):
     data = alice.statement_file("alice-lab", month, "pdf")
     text = PdfReader(io.BytesIO(data)).pages[0].extract_text()
     expected = alice.statement("alice-lab", month)
-    assert data.startswith(b"%PDF-1.4") and f"account alice-lab" in text
+    assert data.startswith(b"%PDF-1.4") and "alice-lab" in text and "Statement no." in text
+    assert f"ST-{month.replace('-', '')}-" in text and "UTC" in text  # the number, the period with its zone
     assert f"Closing balance" in text and expected["closing_balance"] in text and "charge" in text
     # long statements flow onto more pages; Chinese text is set in the CJK font, not lost
     long = Statement(account="big", currency="CNY", month=month, opening_balance=Decimal("0.00"),
@@ -105,5 +106,43 @@ def test_statement_as_pdf(alice, platform, tmp_path):
                                  Decimal("0"), "memo (with) \\ 分子动力学") for i in range(3 * LINES_PER_PAGE)])
     reader = PdfReader(io.BytesIO(to_pdf(long)))
     assert len(reader.pages) == 4 and "memo (with) \\ 分子动力学" in reader.pages[1].extract_text()
-    fonts = reader.pages[1]["/Resources"]["/Font"]
-    assert fonts["/F2"]["/BaseFont"] == "/STSong-Light" and fonts["/F2"]["/Encoding"] == "/UniGB-UTF16-H"
+    font = reader.pages[1]["/Resources"]["/Font"]["/F1"]  # embedded, a subset (tests/test_statement_pdf.py)
+    assert "+NotoSansMonoCJK" in font["/BaseFont"] or font["/BaseFont"] == "/Courier"  # without fonts-noto-cjk
+    assert font["/BaseFont"] == "/Courier" or "/FontFile3" in font["/DescendantFonts"][0]["/FontDescriptor"]
+
+
+def test_statement_pdf_in_chinese_with_the_issuer(alice, platform, monkeypatch):
+    import io
+
+    from pypdf import PdfReader
+
+    month = datetime.now(timezone.utc).strftime("%Y-%m")
+    monkeypatch.setattr(platform.settings.billing.issuer, "name", "北京算力网络科技有限公司")
+    monkeypatch.setattr(platform.settings.billing.issuer, "tax_id", "91110108MA01ABCDEF")
+    zh = alice.http.get(f"/accounts/alice-lab/statements/{month}", params={"format": "pdf", "lang": "zh-CN"})
+    assert zh.status_code == 200, zh.text
+    text = PdfReader(io.BytesIO(zh.content)).pages[0].extract_text()
+    for said in ("北京算力网络科技有限公司", "对账单编号", "纳税人识别号", "91110108MA01ABCDEF", "账期", "期末余额", "UTC"):
+        assert said in text, said
+    # the language follows Accept-Language when not asked for; a language it has not is refused
+    by_header = alice.http.get(f"/accounts/alice-lab/statements/{month}", params={"format": "pdf"},
+                               headers={"Accept-Language": "zh-CN,zh;q=0.9"})
+    assert "对账单编号" in PdfReader(io.BytesIO(by_header.content)).pages[0].extract_text()
+    assert alice.http.get(f"/accounts/alice-lab/statements/{month}",
+                          params={"format": "pdf", "lang": "fr"}).status_code == 422
+
+
+def test_zero_cost_jobs_are_listed_with_unit_prices(alice, platform):
+    # a job that used next to nothing rates at 0.00 and moves no money; the statement still lists it
+    free, paid = run_jobs(alice, platform, ["#!/bin/bash\n#SBATCH -t 5\nexit 0\n",
+                                            "#!/bin/bash\n#SBATCH -c 2 -t 5\nsleep 1.2\n"])
+    assert free.cost == 0 and paid.cost > 0, (free.cost, paid.cost)
+    month = datetime.now(timezone.utc).strftime("%Y-%m")
+    data = alice.statement("alice-lab", month)
+    listed = [x for x in data["lines"] if x["job_id"] == free.id]
+    assert len(listed) == 1 and listed[0]["amount"] == "0.00" and listed[0]["kind"] == "charge", data["lines"]
+    assert listed[0]["price_core_hour"] is not None
+    charged = [x for x in data["lines"] if x["job_id"] == paid.id and x["kind"] == "post"]
+    assert Decimal(charged[0]["price_core_hour"]) > 0
+    assert sum(Decimal(x["amount"]) for x in data["lines"]) == Decimal(data["closing_balance"])
+    assert [x["date"] for x in data["lines"]] == sorted(x["date"] for x in data["lines"])

@@ -67,11 +67,21 @@ class Price(_Strict):
         return value
 
 
+class IssuerConfig(_Strict):
+    """Who issues the statements: printed at the top of every statement PDF."""
+
+    name: str = "ComputeNet"
+    address: str = ""
+    tax_id: str = ""  # 纳税人识别号
+    payment: str = ""  # payment instructions: bank, account, reference
+
+
 class BillingConfig(_Strict):
     """How amounts are rounded (to the cent) and the least a job that ran is charged."""
 
     rounding: Literal["half_up", "up", "down"] = "half_up"
     minimum_charge: Decimal = Field(Decimal("0"), ge=0)
+    issuer: IssuerConfig = Field(default_factory=IssuerConfig)
 
 
 # the ClusterConfig fields that price owned capacity per node-hour (kept on the clusters table)

@@ -14,18 +14,24 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from statistics import median_low
 from typing import Optional
 
 from .finance import ratio
 from .growth import Figure, cagr, yoy
 from .reconcile import AGREES, CONTRADICTION, HUNDRED, ROUNDING, Check, compare, half_of_last_digit, printed_percent
 from .star import StandardResult, evaluate_standard
-from .statements_io import UNIT_FACTORS, Amount, Statement, StatementError, parse_amount, read_text, unit_name
+from .statements_io import (UNIT_FACTORS, Amount, Statement, StatementError, check_scales, check_sense, parse_amount,
+                            read_text, unit_name)
 
 _UNIT_WORDS = {"100m-yuan": r"亿元|100 ?million|100m-yuan", "10k-yuan": r"万元|10 ?thousand|10k-yuan"}
 _MONEY = re.compile(r"^(revenue|net_profit)_(\d{4})$")
 _REPORTED_YOY = re.compile(r"^reported_(revenue|profit)_yoy_(\d{4})$")
 ITEM_OF = {"revenue": "revenue", "profit": "net_profit"}
+_PERCENT = re.compile(r"^[-+]?(?:[0-9][0-9,]*(?:\.[0-9]+)?|\.[0-9]+)$")
+PERCENT_COLUMNS = ("reported_", "gross_margin_", "net_margin_", "rd_ratio_")
+BOUNDED_PERCENT = ("gross_margin_", "rd_ratio_")  # shares of revenue: never over 100 %
+FIRM_JUMP = Decimal(1_000)  # a unit (万 vs 亿) is x10,000; peers in one sector differ far less
 # printed columns that the table's own figures cannot reproduce, and why
 NOT_RECOMPUTABLE = {
     "gross_margin": "the table gives no gross profit or cost of sales, so printed gross margins cannot be checked",
@@ -64,6 +70,7 @@ def read_peers(path: Path, unit: Optional[str] = None) -> list[Peer]:
     if not rows:
         raise StatementError(f"{path}: no firms in the table (a period with no data)")
     peers = [_peer(row, unit) for row in rows]
+    check_firm_scales(peers)
     for peer in peers:
         peer.checks = checks(peer)
         if peer.standard.isdigit() and 1 <= int(peer.standard) <= 5:
@@ -71,10 +78,27 @@ def read_peers(path: Path, unit: Optional[str] = None) -> list[Peer]:
     return peers
 
 
+def _percent_cell(text: str, where: str, column: str) -> str:
+    """A printed percentage as written (a trailing % allowed), refused by name when it is none."""
+    number = text.strip().removesuffix("%").strip()
+    if not _PERCENT.match(number):
+        raise StatementError(f"{where}: printed percentage {text.strip()!r} is not a number")
+    if column.startswith(BOUNDED_PERCENT):
+        if Decimal(number.replace(",", "")) > HUNDRED:
+            raise StatementError(f"{where}: {number} % is above 100 %; a share of revenue cannot exceed it")
+        if column.startswith("rd_ratio_") and Decimal(number.replace(",", "")) < 0:
+            raise StatementError(f"{where}: {number} % is negative; R&D spending cannot be below zero")
+    return number
+
+
 def _peer(row: dict[str, str], unit: str) -> Peer:
     if None in row or not (row.get("company") or "").strip():
         raise StatementError(f"a row has no company or more cells than the header has columns: {row}")
     company = row["company"].strip()
+    missing = [column for column, cell in row.items() if cell is None]
+    if missing:  # csv fills a short row's last columns with None
+        raise StatementError(f"{company} {missing[0]}: the cell is missing (the row has "
+                             f"{len(row) - len(missing)} cells, the header {len(row)} columns)")
     figures: dict[int, dict[str, Amount]] = {}
     rd: dict[int, Amount] = {}
     for column, cell in row.items():
@@ -82,10 +106,14 @@ def _peer(row: dict[str, str], unit: str) -> Peer:
         if match and cell.strip():
             item, year = match.group(1), int(match.group(2))
             figures.setdefault(year, {})[item] = parse_amount(cell, unit, f"{company} {column}")
-        elif column.startswith("rd_ratio_") and column[9:].isdigit() and cell.strip():
-            rd[int(column[9:])] = parse_amount(cell, "yuan", f"{company} {column}")
+        elif column.startswith(PERCENT_COLUMNS) and cell.strip():
+            number = _percent_cell(cell, f"{company} {column}", column)
+            if column.startswith("rd_ratio_") and column[9:].isdigit():
+                rd[int(column[9:])] = parse_amount(number, "yuan", f"{company} {column}")
     if not figures:
         raise StatementError(f"{company}: no revenue or net profit figures (a period with no data)")
+    check_sense(company, figures, cell=lambda item, year: f"{item}_{year}")
+    check_scales(company, figures)
     for year, share in rd.items():  # R&D expense = ratio x revenue, with both roundings carried
         revenue = figures.get(year, {}).get("revenue")
         if revenue is not None:
@@ -94,6 +122,29 @@ def _peer(row: dict[str, str], unit: str) -> Peer:
             figures[year]["rd_expense"] = Amount(value, half, unit, True)
     statement = Statement(company, unit, figures)
     return Peer(company, statement, dict(row), rd, (row.get("listing_standard") or "").strip())
+
+
+def check_firm_scales(peers: list[Peer]) -> None:
+    """Refuse a firm whose unlabelled revenue is 1,000x the median firm's, or 1/1,000 of it: one
+    firm in 万元 under a 亿元 header (the table's firms differ, but not by the factor of a unit)."""
+    sizes = {}
+    for peer in peers:
+        cells = [(y, a) for y in peer.statement.years if (a := peer.statement.get("revenue", y)) and a.yuan]
+        if cells and not all(a.labelled for _, a in cells):
+            sizes[peer.company] = (median_low(abs(a.yuan) for _, a in cells), cells[-1])
+    if len(sizes) < 2:
+        return
+    reference = median_low(size for size, _ in sizes.values())
+    for company, (size, (year, amount)) in sizes.items():
+        factor = size / reference
+        if factor >= FIRM_JUMP or factor <= 1 / FIRM_JUMP:
+            shown = f"{factor:,.0f} x" if factor >= 1 else f"1/{1 / factor:,.0f} of"
+            number = amount.yuan / UNIT_FACTORS[amount.unit]
+            other = "万元" if factor >= 1 else "元"  # the likelier slip: a smaller unit's digits, or a bigger one's
+            raise StatementError(
+                f"{company} revenue_{year} ({amount.written()}): the firm's revenue is {shown} the median firm's "
+                f"({reference / UNIT_FACTORS[amount.unit]:,} {amount.unit}); the row looks like it is in another "
+                f"unit than the header's {amount.unit}: give its cells their own unit (e.g. '{number} {other}')")
 
 
 def _cagr_over(periods: int):
@@ -117,6 +168,10 @@ def checks(peer: Peer) -> list[Check]:
         elif column in ("reported_revenue_cagr", "reported_profit_cagr"):
             item = ITEM_OF[column.split("_")[1]]
             years = [y for y in s.years if s.get(item, y)]
+            if len(years) < 2:  # a row with one year of this item: no growth period to check against
+                why = f"{item}: {'only ' + str(years[0]) if years else 'no year'} given, no growth period"
+                out.append(compare(column, printed, Figure(None, why), yoy, []))
+                continue
             first, last = years[0], years[-1]
             pair = [(f"{item} {first}", s.get(item, first)), (f"{item} {last}", s.get(item, last))]
             growth = cagr(shown(pair[0][1]), shown(pair[1][1]), last - first)
@@ -158,6 +213,8 @@ def period_fit(peers: list[Peer], column: str = "reported_revenue_cagr") -> dict
         for peer in peers:
             s = peer.statement
             pair = [("first", s.get(item, s.years[0])), ("last", s.get(item, s.years[-1]))]
+            if pair[0][1] is None or pair[1][1] is None:
+                continue  # a firm without this item in its first or last year says nothing here
             growth = cagr(pair[0][1].yuan, pair[1][1].yuan, periods)
             printed = printed_percent(peer.printed.get(column))
             if printed is None or growth.value is None:
@@ -175,7 +232,7 @@ class RdMethod:
     mean_matches: int  # printed = mean of the yearly ratios (to the printed 0.01)
     cumulative_matches: int  # printed = cumulative R&D / cumulative revenue
     firms: int
-    largest_gap: tuple[str, Decimal, Decimal]  # firm, printed, cumulative
+    largest_gap: Optional[tuple[str, Decimal, Decimal]]  # firm, printed, cumulative; None: none printed
     flips: list[tuple[str, Decimal, Decimal]]  # the 15 % threshold of standard 2 read differently
 
 
@@ -194,7 +251,7 @@ def rd_method(peers: list[Peer]) -> RdMethod:
         gaps.append((peer.company, printed, cumulative))
         if (printed >= 15) != (cumulative >= 15):
             flips.append((peer.company, printed, cumulative))
-    largest = max(gaps, key=lambda g: abs(g[1] - g[2]))
+    largest = max(gaps, key=lambda g: abs(g[1] - g[2])) if gaps else None  # no firm prints it
     return RdMethod(mean_hits, cumulative_hits, len(gaps), largest, flips)
 
 
@@ -234,6 +291,9 @@ def explain_base(peers: list[Peer], item: str, year: int, base_text: str) -> lis
     """Which single firm, left out, makes the rows add up to a printed base (a hypothesis, not a fact)."""
     base = Decimal(base_text.replace(",", ""))
     half = half_of_last_digit(base)
+    missing = [p.company for p in peers if p.statement.value(item, year) is None]
+    if missing:
+        raise StatementError(f"{item} {year} is missing for {', '.join(missing)}: no sum to relate the base to")
     factor = UNIT_FACTORS[peers[0].statement.unit]
     values = {p.company: p.statement.value(item, year) / factor for p in peers}
     total = sum(values.values())

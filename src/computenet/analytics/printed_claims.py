@@ -9,6 +9,7 @@ where they contradict each other, instead of picking one to believe.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Optional
 
 from .peers import Peer, SumCheck, check_sum, explain_base
 from .reconcile import Check
-from .statements_io import StatementError
+from .statements_io import UNIT_FACTORS, StatementError, parse_amount, unit_name
 from .valuation import Scenario, check_row, scenario
 
 
@@ -34,21 +35,74 @@ class Claims:
     base_year: Optional[int] = None
 
 
+_NUMBER = re.compile(r"^[-+]?(?:[0-9][0-9,]*(?:\.[0-9]+)?|\.[0-9]+)$")
+ROW_KEYS = ("premium", "pe", "market_cap", "share_percent")
+SUM_ITEMS = ("revenue", "net_profit")
+
+
+def _claim_number(value: object, where: str) -> str:
+    """A printed figure as text: digits only (no exponent, NaN, float or boolean), named when it is not."""
+    text = str(value).strip() if isinstance(value, (str, int, Decimal)) and not isinstance(value, bool) else None
+    if text is None or not _NUMBER.match(text):
+        raise StatementError(f"{where}: {value!r} is not a number")
+    return text
+
+
+def _rows(data: dict, key: str, path: Path) -> list[dict]:
+    rows = data.get(key) or []
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise StatementError(f"{path}: {key} must be a list of objects")
+    for number, row in enumerate(rows):
+        if row.get("premium") is None:
+            raise StatementError(f"{path}: {key}[{number}].premium is missing")
+        for name in ROW_KEYS:
+            if row.get(name) is not None:
+                _claim_number(row[name], f"{path}: {key}[{number}].{name}")
+    return rows
+
+
 def read_claims(path: Path) -> Claims:
+    """The claims file, every figure checked by name before any arithmetic sees it."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+        data = json.loads(Path(path).read_text(encoding="utf-8"), parse_float=Decimal, parse_constant=Decimal)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise StatementError(f"{path}: cannot read the claims ({exc})") from None
+    if not isinstance(data, dict):
+        raise StatementError(f"{path}: expected a JSON object with sector_pe, profit_base, unit")
     missing = [key for key in ("sector_pe", "profit_base", "unit") if not data.get(key)]
     if missing:
         raise StatementError(f"{path}: missing {', '.join(missing)}")
-    table = data.get("table") or []
+    if not isinstance(data["unit"], str):
+        raise StatementError(f"{path}: unit: {data['unit']!r} is not a unit")
+    for key in ("sector_pe", "sector_cap"):
+        if data.get(key) is not None:
+            _claim_number(data[key], f"{path}: {key}")
+    if not isinstance(data["profit_base"], (str, int, Decimal)) or isinstance(data["profit_base"], bool):
+        raise StatementError(f"{path}: profit_base: {data['profit_base']!r} is not an amount")
+    table, text_claims = _rows(data, "table", path), _rows(data, "text_claims", path)
     premiums = data.get("premiums") or [row["premium"] for row in table]
+    if not isinstance(premiums, list):
+        raise StatementError(f"{path}: premiums must be a list")
+    premiums = [_claim_number(p, f"{path}: premiums[{n}]") for n, p in enumerate(premiums)]
+    sums = data.get("sums") or []
+    if not isinstance(sums, list) or not all(isinstance(s, dict) for s in sums):
+        raise StatementError(f"{path}: sums must be a list of objects")
+    for number, total in enumerate(sums):
+        if total.get("item") not in SUM_ITEMS:
+            raise StatementError(f"{path}: sums[{number}].item must be one of {', '.join(SUM_ITEMS)}")
+        for key in ("year", "printed"):
+            text = _claim_number(total.get(key), f"{path}: sums[{number}].{key}")
+            if key == "year" and not text.isdigit():
+                raise StatementError(f"{path}: sums[{number}].year: {total['year']!r} is not a year")
     base = data.get("base") or {}
-    return Claims(str(data["sector_pe"]), [str(p) for p in premiums], str(data["profit_base"]),
+    if not isinstance(base, dict) or base.get("item", "net_profit") not in SUM_ITEMS:
+        raise StatementError(f"{path}: base must be an object whose item is one of {', '.join(SUM_ITEMS)}")
+    if base.get("year") is not None and not _claim_number(base["year"], f"{path}: base.year").isdigit():
+        raise StatementError(f"{path}: base.year: {base['year']!r} is not a year")
+    return Claims(str(data["sector_pe"]), premiums, str(data["profit_base"]),
                   None if data.get("sector_cap") is None else str(data["sector_cap"]), data["unit"], table,
-                  data.get("text_claims") or [], data.get("sums") or [], base.get("item", "net_profit"),
-                  base.get("year"))
+                  text_claims, sums, base.get("item", "net_profit"),
+                  None if base.get("year") is None else int(base["year"]))
 
 
 def claims_scenario(claims: Claims) -> Scenario:
@@ -85,4 +139,5 @@ def check_peer_totals(claims: Claims, peers: list[Peer]) -> tuple[list[SumCheck]
     """The printed totals over the peers, and how the scenario's profit base relates to them."""
     sums = [check_sum(peers, s["item"], int(s["year"]), str(s["printed"])) for s in claims.sums]
     year = claims.base_year or max(p.statement.years[-1] for p in peers)
-    return sums, explain_base(peers, claims.base_item, year, claims.profit_base)
+    base = parse_amount(claims.profit_base, unit_name(claims.unit), "profit_base")  # '12.1 亿元' too
+    return sums, explain_base(peers, claims.base_item, year, str(base.yuan / UNIT_FACTORS[peers[0].statement.unit]))

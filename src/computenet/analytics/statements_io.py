@@ -35,6 +35,10 @@ SCALE_JUMP = Decimal(10_000)  # 万 vs 元, 亿 vs 万: no real series moves thi
 # x1,000..x100,000 (2.86 亿 then 46,300 万); profits can cross zero, so they keep SCALE_JUMP
 REVENUE_JUMP = Decimal(1_000)
 _AMOUNT = re.compile(r"^\s*([-+]?[0-9][0-9,]*(?:\.[0-9]+)?|[-+]?\.[0-9]+)\s*(.*?)\s*$")
+_EXPONENT = re.compile(r"^\s*[-+]?(?:[0-9][0-9,]*(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+")
+# items that cannot be below zero, and those that cannot exceed revenue (a ratio over 100 %)
+NON_NEGATIVE = ("revenue", "cost_of_revenue", "rd_expense")
+WITHIN_REVENUE = ("gross_profit", "rd_expense")
 
 
 class StatementError(ValueError):
@@ -42,7 +46,7 @@ class StatementError(ValueError):
 
 
 def unit_name(text: str) -> str:
-    unit = UNIT_ALIASES.get(text.strip().lower())
+    unit = UNIT_ALIASES.get(text.strip().lower()) if isinstance(text, str) else None
     if unit is None:
         raise StatementError(f"unknown unit {text!r} (use one of: yuan, 10k-yuan (万元), 100m-yuan (亿元))")
     return unit
@@ -73,10 +77,19 @@ def parse_amount(text: object, default_unit: Optional[str], where: str, labelled
     """'2.86', '2.86 亿元', '286,000,000 yuan' -> Amount; no unit anywhere is an error."""
     if isinstance(text, float):
         raise StatementError(f"{where}: {text!r} is a float; write amounts as strings or exact numbers")
+    if isinstance(text, Decimal) and not text.is_finite():
+        raise StatementError(f"{where}: {text} is not a finite number")
+    if isinstance(text, (bool, list, dict)) or text is None:
+        raise StatementError(f"{where}: {text!r} is not an amount")
+    if _EXPONENT.match(str(text)):
+        raise StatementError(f"{where}: {str(text)!r} is not an amount (exponent notation is not accepted: "
+                             "write the digits, e.g. 2.86 or 28600)")
     match = _AMOUNT.match(str(text))
     if match is None:
         raise StatementError(f"{where}: {text!r} is not an amount")
     number, unit_text = match.groups()
+    if unit_text and unit_text[0] in "0123456789.,+-" and unit_text.strip().lower() not in UNIT_ALIASES:
+        raise StatementError(f"{where}: {text!r} is not an amount")  # 1.2.3, 1,2-3: not a number and a unit
     if unit_text:
         unit, labelled = unit_name(unit_text), True
     elif default_unit:
@@ -158,7 +171,8 @@ def _finish(company: str, file_unit: Optional[str], figures: dict[int, dict[str,
     for year, items in figures.items():
         if not items:
             raise StatementError(f"{company}: year {year} has no figures (a period with no data)")
-    _check_scales(company, figures)
+    check_sense(company, figures)
+    check_scales(company, figures)
     used = Counter(a.unit for items in figures.values() for a in items.values())
     unit = file_unit or used.most_common(1)[0][0]
     notes = [f"{item} {year}: {amount.written()} converted to {unit}"
@@ -168,7 +182,29 @@ def _finish(company: str, file_unit: Optional[str], figures: dict[int, dict[str,
     return Statement(company, unit, figures, market_cap, facts, notes)
 
 
-def _check_scales(company: str, figures: dict[int, dict[str, Amount]]) -> None:
+def check_sense(company: str, figures: dict[int, dict[str, Amount]],
+                cell=lambda item, year: f"{item} {year}") -> None:
+    """Refuse figures no company can report: negative revenue, cost or R&D; gross profit or R&D
+    above revenue. ``cell`` names the cell as the file does (``revenue 2018``, ``revenue_2018``)."""
+    for year in sorted(figures):
+        items = figures[year]
+        for item in NON_NEGATIVE:
+            amount = items.get(item)
+            if amount is not None and amount.yuan < 0:
+                raise StatementError(f"{company} {cell(item, year)}: {amount.written()} is negative; "
+                                     f"{item.replace('_', ' ')} cannot be below zero")
+        revenue = items.get("revenue")
+        for item in WITHIN_REVENUE:
+            amount = items.get(item)
+            if amount is None or revenue is None or amount.yuan <= revenue.yuan:
+                continue
+            if item == "rd_expense" and revenue.yuan == 0:
+                continue  # no revenue yet: the ratio is undefined and said so, not a slip
+            raise StatementError(f"{company} {cell(item, year)}: {amount.written()} is above revenue "
+                                 f"({revenue.written()}), a ratio over 100 %; check the cell and its unit")
+
+
+def check_scales(company: str, figures: dict[int, dict[str, Amount]]) -> None:
     """Refuse figures 10,000x apart that rely on the file's one unit: an unlabelled unit mix."""
     for item in ITEMS:
         series = [(y, figures[y][item]) for y in sorted(figures) if item in figures[y] and figures[y][item].yuan]
@@ -191,7 +227,7 @@ def _check_scales(company: str, figures: dict[int, dict[str, Amount]]) -> None:
 
 def read_json(text: str, name: str = "statement") -> Statement:
     try:
-        data = json.loads(text, parse_float=Decimal)
+        data = json.loads(text, parse_float=Decimal, parse_constant=Decimal)  # NaN is refused by name
     except json.JSONDecodeError as exc:
         raise StatementError(f"{name}: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
@@ -219,6 +255,8 @@ def read_json(text: str, name: str = "statement") -> Statement:
     cap = data.get("market_cap")
     market_cap = amount(cap, f"{company} market cap") if cap is not None else None
     facts = {}
+    if not isinstance(data.get("facts") or {}, dict):
+        raise StatementError(f"{company}: 'facts' must map each fact to yes or no")
     for key, raw in (data.get("facts") or {}).items():
         if key not in FACTS:
             raise StatementError(f"{company}: unknown fact {key!r} (known: {', '.join(FACTS)})")

@@ -18,7 +18,7 @@ from decimal import Decimal
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, aliased
 
-from ..store.models import Account, Charge, ClosedPeriod, LedgerAccount, Transfer
+from ..store.models import Account, Charge, ClosedPeriod, Job, LedgerAccount, Transfer
 from .ledger import NANO_PER_CENT, money
 from .words import KIND_WORDS  # noqa: F401  (re-exported: pdf.py and the portal import it from here)
 
@@ -50,6 +50,8 @@ class Line:
     core_hours: Decimal
     gpu_hours: Decimal
     memo: str
+    price_core_hour: Decimal | None = None  # the job's unit prices, where the line names a charged job
+    price_gpu_hour: Decimal | None = None
 
 
 @dataclass
@@ -160,12 +162,15 @@ def statements_for_month(session: Session, month: str, account_ids: list[int] | 
     # core- and GPU-hours of the jobs these lines name (and only those)
     job_ids = list(first_line_of_job)
     for lo in range(0, len(job_ids), 5_000):
-        for job_id, cs, gs in session.execute(
-                select(Charge.job_id, func.sum(Charge.core_seconds), func.sum(Charge.gpu_seconds))
+        for job_id, cs, gs, core_price, gpu_price in session.execute(
+                select(Charge.job_id, func.sum(Charge.core_seconds), func.sum(Charge.gpu_seconds),
+                       func.max(Charge.price_core_hour), func.max(Charge.price_gpu_hour))
                 .where(Charge.job_id.in_(job_ids[lo:lo + 5_000])).group_by(Charge.job_id)):
             for line in first_line_of_job[job_id]:
                 line.core_hours = (Decimal(cs or 0) / 3600).quantize(hour_places)
                 line.gpu_hours = (Decimal(gs or 0) / 3600).quantize(hour_places)
+                line.price_core_hour, line.price_gpu_hour = core_price, gpu_price
+    _zero_cost_jobs(session, start, end, result, lines_of, first_line_of_job, hour_places)
     held: dict[int, int] = defaultdict(int)
     resolution = aliased(Transfer)
     for lid, total in session.execute(select(Transfer.debit_id, func.sum(Transfer.amount)).where(
@@ -189,6 +194,33 @@ def statements_for_month(session: Session, month: str, account_ids: list[int] | 
         st.by_product_line = {k: money(v) for k, v in by_line[lid].items()}
         st.held_at_close, st.closed = money(held[lid]), closed
     return {st.account: st for st in result.values()}
+
+
+def _zero_cost_jobs(session: Session, start: datetime, end: datetime, result: dict, lines_of: dict,
+                    listed: dict, hour_places: Decimal) -> None:
+    """Jobs rated this month that moved no money (free, or under a cent still carried) are listed
+    too, at 0.00 with their hours: a customer sees every job that ran, not only the paid ones."""
+    ledger_of = {account.id: lid for lid, account in lines_of.items()}
+    added = set()
+    for job_id, account_id, first, cs, gs, amount, core_price, gpu_price, name in session.execute(
+            select(Charge.job_id, Charge.account_id, func.min(Charge.created_at), func.sum(Charge.core_seconds),
+                   func.sum(Charge.gpu_seconds), func.sum(Charge.amount), func.max(Charge.price_core_hour),
+                   func.max(Charge.price_gpu_hour), Job.name)
+            .join(Job, Job.id == Charge.job_id)
+            .where(Charge.created_at >= start, Charge.created_at < end, Charge.account_id.in_(list(ledger_of)))
+            .group_by(Charge.job_id, Charge.account_id, Job.name)):
+        lid = ledger_of[account_id]
+        if job_id in listed or Decimal(amount or 0) != 0:
+            continue  # its money lines carry it (a charge that moved money has a transfer)
+        when = first if isinstance(first, str) else first.strftime("%Y-%m-%d %H:%M:%S")
+        result[lid].lines.append(Line(when[:19], "charge", Decimal("0.00"), job_id, name, None,
+                                      (Decimal(cs or 0) / 3600).quantize(hour_places),
+                                      (Decimal(gs or 0) / 3600).quantize(hour_places),
+                                      "no charge this month (free, or under a cent and carried)",
+                                      core_price, gpu_price))
+        added.add(lid)
+    for lid in added:  # in time order with the money lines
+        result[lid].lines.sort(key=lambda line: line.date)
 
 
 def _month_lines(session: Session, start: datetime, end: datetime, ledger_ids: list[int] | None):

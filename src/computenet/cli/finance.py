@@ -153,11 +153,14 @@ def peers(file: Path = typer.Argument(..., help="a peer table (CSV) with printed
     for column, fit in fits.items():
         console.print(f"{column}: " + ", ".join(f"{n} periods reproduce {hit} of {tried}"
                                                 for n, (hit, tried) in fit.items()), highlight=False)
-    company, printed, cumulative = method.largest_gap
-    console.print(f"R&D 3-year ratio: the printed figure is the mean of the yearly ratios for {method.mean_matches} "
-                  f"of {method.firms} firms, cumulative R&D / cumulative revenue (the STAR standard 2 definition) "
-                  f"for {method.cumulative_matches}; largest gap {company}: {printed} % vs {cumulative:.2f} %",
-                  highlight=False, markup=False)
+    if method.largest_gap is None:
+        console.print("R&D 3-year ratio: no firm has both the printed ratio and the yearly ratios", highlight=False)
+    else:
+        company, printed, cumulative = method.largest_gap
+        console.print(f"R&D 3-year ratio: the printed figure is the mean of the yearly ratios for "
+                      f"{method.mean_matches} of {method.firms} firms, cumulative R&D / cumulative revenue "
+                      f"(the STAR standard 2 definition) for {method.cumulative_matches}; largest gap {company}: "
+                      f"{printed} % vs {cumulative:.2f} %", highlight=False, markup=False)
     for company, printed, cumulative in method.flips:
         console.print(f"  {company}: the printed {printed} % is {'at or over' if printed >= 15 else 'under'} 15 %, "
                       f"the cumulative {cumulative:.2f} % is not: standard 2's threshold reads differently",

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Optional
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Header, Path, Query
 from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy import select
 
-from ...billing.pdf import to_pdf
+from ...billing.pdf import statement_header, to_pdf
 from ...billing.statements import month_bounds, statement
 from ...schemas import MONTH_PATTERN, UsageRowOut
 from ...services import usage as usage_service
 from ...services.errors import InvalidRequest, NotFound
+from ...services.platform import Platform
 from ...services.tenants import can_see_account
-from ...store.models import Account, User
-from ..deps import current_user, get_session
+from ...store.models import Account, Tenant, User
+from ..deps import current_user, get_platform, get_session
 from ..responses import errors
 
 router = APIRouter(tags=["billing"], responses=errors(400, 401, 404, 422))
@@ -39,7 +41,11 @@ def usage(
 @router.get("/accounts/{name}/statements/{month}")
 def monthly_statement(name: str, month: str = Path(pattern=MONTH_PATTERN, description="YYYY-MM"),
                       format: str = Query("json", pattern="^(json|csv|pdf)$"),
-                      user: User = Depends(current_user), session=Depends(get_session)):
+                      lang: Optional[str] = Query(None, pattern="^(en|zh-CN)$",
+                                                  description="the PDF's language (default: Accept-Language)"),
+                      accept_language: Optional[str] = Header(None),
+                      user: User = Depends(current_user), session=Depends(get_session),
+                      platform: Platform = Depends(get_platform)):
     account = session.scalar(select(Account).where(Account.name == name))
     # an account you may not see is "not found": its existence is not your business
     if account is None or not can_see_account(session, user, account):
@@ -50,7 +56,12 @@ def monthly_statement(name: str, month: str = Path(pattern=MONTH_PATTERN, descri
         raise InvalidRequest(str(exc)) from None
     result = statement(session, account, month)
     if format == "pdf":
-        return Response(to_pdf(result), media_type="application/pdf",
+        settings = platform.settings
+        tenant = session.get(Tenant, account.tenant_id) if account.tenant_id else None
+        wanted = lang or ("zh-CN" if (accept_language or "").lower().startswith("zh") else "en")
+        header = statement_header(settings.billing.issuer, account.id, tenant.name if tenant else "", month,
+                                  settings.display_timezone, wanted)
+        return Response(to_pdf(result, header), media_type="application/pdf",
                         headers={"Content-Disposition": f'attachment; filename="{name}-{month}.pdf"'})
     if format == "csv":
         return PlainTextResponse(result.to_csv(), media_type="text/csv",
