@@ -1,13 +1,13 @@
 """A job's node list, as the scheduler wrote it when polled (`cnet job` shows it)
 
-Revision ID: 0015_job_node_list
+Revision ID: 0015
 Revises: 0014
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0015_job_node_list'
+revision = '0015'
 down_revision = '0014'
 branch_labels = None
 depends_on = None
