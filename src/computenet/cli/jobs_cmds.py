@@ -1,4 +1,5 @@
-"""squeue, scancel and scontrol habits: `cnet jobs`, `cancel`, `hold`, `release`, `requeue`, `update`.
+"""squeue, scancel and scontrol habits: `cnet jobs`, `cancel`, `hold`, `release`, `update`
+(requeue waits until every run of a requeued job is charged: sacct --duplicates).
 
 Registered on the main app by main.py. Nothing here imports httpx or pydantic at module level
 (`cnet version` pays for every command module's imports).
