@@ -89,7 +89,8 @@ def owned_first(cands: list[Candidate], max_wait_s: float = 1800.0, **_) -> list
         if best.target.ownership == "owned" and _wait(best) <= max_wait_s:
             _won(best, msg("owned capacity, wait within %(n)s min", n=format(max_wait_s / 60, ".0f")))
         else:
-            _won(best, msg("no owned capacity starts within %(n)s min; earliest start", n=format(max_wait_s / 60, ".0f")))
+            _won(best, msg("no owned capacity starts within %(n)s min; earliest start",
+                           n=format(max_wait_s / 60, ".0f")))
     return ranked
 
 
