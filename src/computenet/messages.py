@@ -117,7 +117,7 @@ def load(data, english: str | None = None):
 def _load(value):
     if isinstance(value, dict):
         if "text" in value:
-            return load(value["text"], "")
+            return load(value["text"])  # a fragment: the whole text is checked against its English
         if "money" in value:
             return Money(Decimal(value["money"]), value.get("currency"), value.get("english"))
         if "when" in value:

@@ -96,7 +96,8 @@ class Candidate:
                 "score": None if self.score is None or not math.isfinite(self.score) else round(self.score, 6),
                 "explanation": self.explanation,
                 # the reasons again as templates and parameters: a page says them in its reader's language
-                "reasons_said": [messages.dump(reason) for reason in self.reasons]}
+                "reasons_said": [messages.dump(reason) for reason in self.reasons],
+                "explanation_said": messages.dump(self.explanation)}
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Callable
 
+from ..messages import N_, Money, msg
 from .model import Candidate
 
 NEVER = float("inf")
@@ -27,19 +28,30 @@ def _tie(c: Candidate) -> tuple:
     return (_wait(c), _price(c), c.target.name)
 
 
+# the why of a feasible candidate is made with msg (English as always, a template the portal translates)
+OWNERSHIP = {"owned": N_("owned"), "leased": N_("leased")}
+
+
 def human_wait(seconds: float | None) -> str:
     if seconds is None or seconds == NEVER:
-        return "no start predicted"
+        return msg("no start predicted")
     if seconds < 60:
-        return "starts now" if seconds < 1 else f"starts in ~{seconds:.0f} s"
+        return msg("starts now") if seconds < 1 else msg("starts in ~%(n)s s", n=format(seconds, ".0f"))
     if seconds < 3600:
-        return f"starts in ~{seconds / 60:.0f} min"
-    return f"starts in ~{seconds / 3600:.1f} h"
+        return msg("starts in ~%(n)s min", n=format(seconds / 60, ".0f"))
+    return msg("starts in ~%(n)s h", n=format(seconds / 3600, ".1f"))
 
 
 def _describe(c: Candidate) -> str:
-    price = f"at most {c.held}" if c.price is not None else "unpriced"
-    return f"{human_wait(c.wait_s)}, {price}, {c.target.ownership}"
+    price = msg("at most %(held)s", held=Money(c.held)) if c.price is not None else msg("unpriced")
+    owner = c.target.ownership
+    owner = msg(OWNERSHIP[owner]) if owner in OWNERSHIP else owner
+    return msg("%(wait)s, %(price)s, %(ownership)s", wait=human_wait(c.wait_s), price=price, ownership=owner)
+
+
+def _won(c: Candidate, why: str) -> None:
+    """The best candidate's explanation, with why it won."""
+    c.explanation = msg("%(described)s: %(why)s", described=c.explanation, why=why)
 
 
 def earliest_start(cands: list[Candidate], **_) -> list[Candidate]:
@@ -48,7 +60,7 @@ def earliest_start(cands: list[Candidate], **_) -> list[Candidate]:
         c.explanation = _describe(c)
     ranked = sorted(cands, key=_tie)
     if ranked:
-        ranked[0].explanation += ": the earliest predicted start"
+        _won(ranked[0], msg("the earliest predicted start"))
     return ranked
 
 
@@ -58,7 +70,7 @@ def cheapest(cands: list[Candidate], **_) -> list[Candidate]:
         c.explanation = _describe(c)
     ranked = sorted(cands, key=lambda c: (_price(c), _wait(c), c.target.name))
     if ranked:
-        ranked[0].explanation += ": the lowest price"
+        _won(ranked[0], msg("the lowest price"))
     return ranked
 
 
@@ -75,19 +87,21 @@ def owned_first(cands: list[Candidate], max_wait_s: float = 1800.0, **_) -> list
     if ranked:
         best = ranked[0]
         if best.target.ownership == "owned" and _wait(best) <= max_wait_s:
-            best.explanation += f": owned capacity, wait within {max_wait_s / 60:.0f} min"
+            _won(best, msg("owned capacity, wait within %(n)s min", n=format(max_wait_s / 60, ".0f")))
         else:
-            best.explanation += f": no owned capacity starts within {max_wait_s / 60:.0f} min; earliest start"
+            _won(best, msg("no owned capacity starts within %(n)s min; earliest start",
+                           n=format(max_wait_s / 60, ".0f")))
     return ranked
 
 
 def data_locality(cands: list[Candidate], **_) -> list[Candidate]:
     for c in cands:
         c.score = (0 if c.has_data else 1) * 1e12 + min(_wait(c), 1e11)
-        c.explanation = _describe(c) + (", input already there" if c.has_data else ", input must be staged")
+        c.explanation = msg("%(described)s, input already there", described=_describe(c)) if c.has_data \
+            else msg("%(described)s, input must be staged", described=_describe(c))
     ranked = sorted(cands, key=lambda c: (not c.has_data,) + _tie(c))
     if ranked:
-        ranked[0].explanation += ": " + ("where the input lives" if ranked[0].has_data else "earliest start")
+        _won(ranked[0], msg("where the input lives") if ranked[0].has_data else msg("earliest start"))
     return ranked
 
 
@@ -107,10 +121,11 @@ def weighted(cands: list[Candidate], weights: dict[str, float] | None = None, **
         }
         c.score = sum(w.get(k, 0.0) * v for k, v in terms.items())
         parts = ", ".join(f"{k} {w.get(k, 0.0):g}x{v:.2f}" for k, v in terms.items() if w.get(k, 0.0))
-        c.explanation = f"{_describe(c)}; score {c.score:.3f} = {parts}"
+        c.explanation = msg("%(described)s; score %(score)s = %(parts)s", described=_describe(c),
+                            score=format(c.score, ".3f"), parts=parts)
     ranked = sorted(cands, key=lambda c: (c.score,) + _tie(c))
     if ranked:
-        ranked[0].explanation += ": the lowest weighted score"
+        _won(ranked[0], msg("the lowest weighted score"))
     return ranked
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from ..domain.states import TERMINAL_STATES, JobState
 from ..store.models import Account, Charge, Cluster, Job, User
+from ..messages import msg
 from .errors import InvalidRequest
 
 SORTS = ("submitted", "state", "cost")
@@ -45,26 +46,28 @@ class JobQuery:
         state, sort, order = state.strip(), sort or "submitted", order or "desc"
         for name, value in (("cluster", cluster), ("account", account), ("app", app)):
             if len(value) > 128:
-                raise InvalidRequest(f"{name} {value[:40]!r}... is longer than 128 characters")
+                raise InvalidRequest(msg("%(name)s %(value)r... is longer than 128 characters", name=name,
+                                         value=value[:40]))
         if state and state not in ("active", "ended"):
             try:
                 state = JobState(state.upper()).value
             except ValueError:
-                raise InvalidRequest(f"unknown state {state!r}") from None
+                raise InvalidRequest(msg("unknown state %(state)r", state=state)) from None
         if sort not in SORTS:
-            raise InvalidRequest(f"unknown sort {sort!r}: one of {', '.join(SORTS)}")
+            raise InvalidRequest(msg("unknown sort %(sort)r: one of %(sorts)s", sort=sort, sorts=", ".join(SORTS)))
         if order not in ("asc", "desc"):
-            raise InvalidRequest(f"unknown order {order!r}: asc or desc")
+            raise InvalidRequest(msg("unknown order %(order)r: asc or desc", order=order))
         after_id = None
         if after.strip():
             if not after.strip().isdigit() or int(after) < 1 or int(after) > 2**31 - 1:
-                raise InvalidRequest(f"after must be a job id, not {after!r}")
+                raise InvalidRequest(msg("after must be a job id, not %(after)r", after=after))
             after_id = int(after)
         query = cls(state=state, cluster=cluster.strip(), account=account.strip(), app=app.strip(),
                     submitted_from=_day(submitted_from, "from"), submitted_to=_day(submitted_to, "to"),
                     sort=sort, descending=order == "desc", after=after_id, limit=max(1, min(limit, 200)))
         if query.submitted_from and query.submitted_to and query.submitted_from > query.submitted_to:
-            raise InvalidRequest(f"submitted from {submitted_from} is after submitted to {submitted_to}")
+            raise InvalidRequest(msg("submitted from %(start)s is after submitted to %(end)s", start=submitted_from,
+                                     end=submitted_to))
         return query
 
 
@@ -81,7 +84,8 @@ def _day(text: str, which: str) -> date | None:
     try:
         return date.fromisoformat(text.strip())
     except ValueError:
-        raise InvalidRequest(f"submitted {which} {text!r} is not a date (YYYY-MM-DD)") from None
+        raise InvalidRequest(msg("submitted %(which)s %(text)r is not a date (YYYY-MM-DD)", which=which,
+                                 text=text)) from None
 
 
 def _cost_column():
@@ -126,7 +130,7 @@ def _after(session: Session, user: User, query: JobQuery, key):
     """Rows that sort after job ``query.after`` in this order (its key, then the id breaking ties)."""
     anchor = session.execute(select(Job.id, key).where(Job.id == query.after, Job.owner_id == user.id)).first()
     if anchor is None:
-        raise InvalidRequest(f"after: no job {query.after} in your list")
+        raise InvalidRequest(msg("after: no job %(after)s in your list", after=query.after))
     value = anchor[1]
     if query.descending:
         return or_(key < value, and_(key == value, Job.id < anchor[0]))

@@ -23,7 +23,7 @@ from ..domain.states import JobState
 from ..store.models import Account, Cluster, Job, JobEvent, Partition, Transfer, User
 from ..store.types import utcnow
 from . import audit
-from ..messages import msg
+from ..messages import Money, msg
 from .errors import Conflict, InvalidRequest, NotFound
 from .notifications import JOB_LOST, JOB_WITHDRAWN
 
@@ -152,20 +152,25 @@ def resolve(session: Session, job_id: int, action: str, who: audit.Who, native_i
     ``amount`` (at most its max cost) instead.
     """
     if action not in ACTIONS:
-        raise InvalidRequest(f"unknown action {action!r} (use {', '.join(ACTIONS)})")
+        raise InvalidRequest(msg("unknown action %(action)r (use %(actions)s)", action=action,
+                                 actions=", ".join(ACTIONS)))
     job = session.get(Job, job_id)
     if job is None:
-        raise NotFound(f"no job {job_id}")
+        raise NotFound(msg("no job %(job_id)s", job_id=job_id))
     if not job.needs_reconcile or job.settled_at is not None:
-        raise Conflict(f"job {job_id} does not need reconciling (state {job.state}"
-                       f"{', settled' if job.settled_at else ''})")
+        raise Conflict(msg("job %(job_id)s does not need reconciling (state %(state)s, settled)", job_id=job_id,
+                           state=job.state) if job.settled_at else
+                       msg("job %(job_id)s does not need reconciling (state %(state)s)", job_id=job_id,
+                           state=job.state))
     if action not in _actions(job):
-        raise InvalidRequest(f"job {job_id} ({job.state}{', no cluster id' if job.native_id is None else ''}) "
-                             f"can be resolved with {' or '.join(_actions(job))}, not {action}")
+        said = dict(job_id=job_id, state=job.state, actions=" or ".join(_actions(job)), action=action)
+        raise InvalidRequest(msg("job %(job_id)s (%(state)s, no cluster id) can be resolved with %(actions)s, not "
+                                 "%(action)s", **said) if job.native_id is None else
+                             msg("job %(job_id)s (%(state)s) can be resolved with %(actions)s, not %(action)s", **said))
     why = f" ({note})" if note else ""
     if action == "adopt":
         if not native_id or not native_id.isdigit() or len(native_id) > 20:
-            raise InvalidRequest("adopt needs the job's id on the cluster (digits)")
+            raise InvalidRequest(msg("adopt needs the job's id on the cluster (digits)"))
         job.native_id = native_id
         job.needs_reconcile = False
         job.missing_since = None
@@ -188,10 +193,10 @@ def resolve(session: Session, job_id: int, action: str, who: audit.Who, native_i
             try:
                 value = to_decimal(amount if amount is not None else "")
             except MoneyError as exc:
-                raise InvalidRequest(f"charge needs an amount: {exc}") from None
+                raise InvalidRequest(msg("charge needs an amount: %(why)s", why=exc)) from None
             if value < 0 or value > job.max_cost or value != value.quantize(Decimal("0.01")):
-                raise InvalidRequest(f"the amount must be between 0.00 and the job's max cost {job.max_cost}, "
-                                     "in cents")
+                raise InvalidRequest(msg("the amount must be between 0.00 and the job's max cost %(most)s, in cents",
+                                         most=Money(job.max_cost)))
         _settle(session, job, value)
         session.add(JobEvent(job_id=job.id, from_state=job.state, to_state=job.state,
                              detail=f"settled by {who.actor} at {value}{why}"))

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from ...config import AuthConfig
 from ...store.auth_models import SignInAttempt
 from ...store.types import utcnow
+from ...messages import When, msg
 from .identity import SignInRefused
 
 MAX_LOGIN = 255
@@ -61,8 +62,8 @@ def check_locked(session: Session, login: str, client: str, policy: AuthConfig) 
     """SignInRefused(reason "locked") while the login or the client address is locked out."""
     until = locked_until(session, login, client, policy)
     if until is not None:
-        raise SignInRefused(f"too many failed sign-ins: try again after {until.isoformat(timespec='seconds')} "
-                            "(or ask an operator to unlock the account)", "locked")
+        raise SignInRefused(msg("too many failed sign-ins: try again after %(until)s (or ask an operator to unlock "
+                                "the account)", until=When(until, until.isoformat(timespec="seconds"))), "locked")
 
 
 def unlock(session: Session, login: str) -> None:

@@ -20,9 +20,10 @@ from ldap3.core import exceptions as ldap_errors
 from ldap3.utils.conv import escape_filter_chars
 
 from ...config import LdapConfig
+from ...messages import msg
 from .identity import ExternalUser, ProviderDown, SignInRefused
 
-REFUSED = "unknown user or wrong password"
+REFUSED = msg("unknown user or wrong password")  # as login.WRONG
 MAX_LOGIN = 256  # longer is no one's login; refused before the directory sees it
 MAX_GROUPS = 1000
 # bind results that mean "not with this password" (49), or a directory policy refusing the person

@@ -17,6 +17,7 @@ from ...config import GroupMapping
 from ...store.models import ExternalIdentity, PasswordCredential, RoleGrant, Tenant, User
 from ...store.types import utcnow
 from .. import audit
+from ...messages import msg
 from ..accounts import USER_NAME, create_user
 
 
@@ -26,6 +27,14 @@ class SignInRefused(Exception):
     def __init__(self, message: str, reason: str = "refused") -> None:
         super().__init__(message)
         self.reason = reason
+
+
+def account_is(user: User) -> str:
+    """Why an account that is not active cannot sign in (its status, and the operator's reason if any)."""
+    if user.status_reason:
+        return msg("the account %(user)s is %(status)s: %(reason)s", user=user.name, status=user.status,
+                   reason=user.status_reason)
+    return msg("the account %(user)s is %(status)s", user=user.name, status=user.status)
 
 
 class ProviderDown(Exception):
@@ -47,8 +56,9 @@ def platform_login(name: str) -> str:
     """A provider's login name as a platform login: lower-case, or SignInRefused naming the problem."""
     login = name.strip().lower()
     if not USER_NAME.match(login):
-        raise SignInRefused(f"the login name {name[:64]!r} cannot be a platform login (lower-case letters, digits, "
-                            "'-' and '_', up to 32, starting with a letter): ask an operator", "bad_login")
+        raise SignInRefused(msg("the login name %(name)r cannot be a platform login (lower-case letters, digits, "
+                                "'-' and '_', up to 32, starting with a letter): ask an operator", name=name[:64]),
+                            "bad_login")
     return login
 
 
@@ -83,12 +93,12 @@ def _find(session: Session, who: ExternalUser, create: bool, login: str) -> tupl
             select(ExternalIdentity.id).where(ExternalIdentity.user_id == user.id,
                                               ExternalIdentity.provider == who.provider)) is not None
         if taken:
-            raise SignInRefused(f"the login name {login!r} belongs to another account here: ask an operator "
-                                "to link them", "name_taken")
+            raise SignInRefused(msg("the login name %(login)r belongs to another account here: ask an operator "
+                                    "to link them", login=login), "name_taken")
         return user, True
     if not create:
-        raise SignInRefused(f"there is no account for {login!r} here and accounts are not created on "
-                            "first sign-in: ask an operator", "no_account")
+        raise SignInRefused(msg("there is no account for %(login)r here and accounts are not created on "
+                                "first sign-in: ask an operator", login=login), "no_account")
     return None, True
 
 
@@ -102,7 +112,8 @@ def provision(session: Session, who: ExternalUser, mappings: list[GroupMapping],
     user, new_link = _find(session, who, create_users, login)
     if user is None:
         if session.scalar(select(User.id).where(User.name == login)) is not None:
-            raise SignInRefused(f"the login name {login!r} belongs to another account here", "name_taken")
+            raise SignInRefused(msg("the login name %(login)r belongs to another account here", login=login),
+                                "name_taken")
         user = create_user(session, login, email=who.email)
         user.tenant_id = tenant.id if tenant else None
         user.display_name = who.display_name[:128]
@@ -111,8 +122,7 @@ def provision(session: Session, who: ExternalUser, mappings: list[GroupMapping],
         audit.record(session, source, "user.add", f"user:{login}", tenant=tenant_name, email=who.email,
                      just_in_time=True, groups=list(who.groups)[:50])
     if user.status != "active":
-        raise SignInRefused(f"the account {user.name} is {user.status}" + (
-            f": {user.status_reason}" if user.status_reason else ""), user.status)
+        raise SignInRefused(account_is(user), user.status)
     if new_link:
         session.add(ExternalIdentity(user_id=user.id, provider=who.provider, subject=who.subject))
         audit.record(session, source, "user.link", f"user:{user.name}", provider=who.provider, subject=who.subject)

@@ -18,9 +18,10 @@ from ...store.models import User
 from .. import audit
 from ..errors import Conflict
 from . import attempts, passwords, web_sessions
-from .identity import ProviderDown, SignInRefused, provision
+from ...messages import N_, msg
+from .identity import ProviderDown, SignInRefused, account_is, provision
 
-WRONG = "unknown user or wrong password"
+WRONG = N_("unknown user or wrong password")
 
 
 @dataclass
@@ -35,9 +36,9 @@ def with_password(session: Session, policy: AuthConfig, login: str, password: st
     either way (the caller commits even when this raises: see api/routers/auth.py)."""
     login = (login or "").strip()
     if not login or len(login) > attempts.MAX_LOGIN or not login.isprintable():
-        raise SignInRefused("give a login name (printable, at most 255 characters)", "bad_login")
+        raise SignInRefused(msg("give a login name (printable, at most 255 characters)"), "bad_login")
     if not password:
-        raise SignInRefused("give a password", "no_password")
+        raise SignInRefused(msg("give a password"), "no_password")
     attempts.check_locked(session, login, client, policy)
     method = "password"
     try:
@@ -45,10 +46,9 @@ def with_password(session: Session, policy: AuthConfig, login: str, password: st
         if user is not None and passwords.has_password(session, user):
             credential = passwords.verify(session, user, password)
             if credential is None:
-                raise SignInRefused(WRONG, "bad_password")
+                raise SignInRefused(msg(WRONG), "bad_password")
             if user.status != "active":
-                raise SignInRefused(f"the account {user.name} is {user.status}" + (
-                    f": {user.status_reason}" if user.status_reason else ""), user.status)
+                raise SignInRefused(account_is(user), user.status)
             result = SignedIn(user, method, credential.must_change)
         elif policy.ldap is not None:
             from . import directory  # ldap3 is imported only where a directory is configured
@@ -60,7 +60,7 @@ def with_password(session: Session, policy: AuthConfig, login: str, password: st
             result = SignedIn(user, method)
         else:
             passwords.verify(session, None, password)  # the same time as for a real user
-            raise SignInRefused(WRONG, "bad_password")
+            raise SignInRefused(msg(WRONG), "bad_password")
     except SignInRefused as exc:
         attempts.record(session, login, client, method, False, exc.reason)
         raise
@@ -77,7 +77,7 @@ def change_password(session: Session, policy: AuthConfig, login: str, current: s
     included), the new one against the policy; every session of theirs ends."""
     signed_in = with_password(session, policy, login, current, client)
     if signed_in.method != "password":
-        raise Conflict("this account signs in with the centre's directory: change the password there")
+        raise Conflict(msg("this account signs in with the centre's directory: change the password there"))
     passwords.set_password(session, audit.Who(signed_in.user.name, f"{source} {client}".strip()), signed_in.user,
                            new, policy)
     web_sessions.revoke_all(session, signed_in.user)

@@ -17,6 +17,7 @@ from ...store.auth_models import RefreshToken
 from ...store.models import ApiToken, User
 from ...store.types import utcnow
 from .. import tokens
+from ...messages import msg
 from .identity import SignInRefused
 
 REFRESH_PREFIX = "cnr_"
@@ -48,21 +49,22 @@ def refresh(session: Session, presented: str, client: str, policy: AuthConfig) -
     row = session.scalar(select(RefreshToken).where(RefreshToken.token_hash == _digest(presented or ""))
                          .with_for_update())
     if row is None:
-        raise SignInRefused("unknown refresh token: sign in again (`cnet login`)", "bad_refresh")
+        raise SignInRefused(msg("unknown refresh token: sign in again (`cnet login`)"), "bad_refresh")
     now = utcnow()
     if row.used_at is not None and row.revoked_at is None:
         # a rotated-out token came back: someone holds a copy; end every token of this sign-in
         session.execute(update(RefreshToken).where(RefreshToken.family == row.family,
                                                    RefreshToken.revoked_at.is_(None)).values(revoked_at=now))
         session.flush()
-        raise SignInRefused("this refresh token was already used, so every token of that sign-in is now "
-                            "revoked: sign in again (`cnet login`)", "refresh_replayed")
+        raise SignInRefused(msg("this refresh token was already used, so every token of that sign-in is now "
+                                "revoked: sign in again (`cnet login`)"), "refresh_replayed")
     if row.revoked_at is not None:
-        raise SignInRefused("this sign-in was ended (signed out): sign in again (`cnet login`)", "bad_refresh")
+        raise SignInRefused(msg("this sign-in was ended (signed out): sign in again (`cnet login`)"), "bad_refresh")
     if row.expires_at <= now:
-        raise SignInRefused("the sign-in expired: sign in again (`cnet login`)", "bad_refresh")
+        raise SignInRefused(msg("the sign-in expired: sign in again (`cnet login`)"), "bad_refresh")
     if row.user.status != "active":
-        raise SignInRefused(f"the account {row.user.name} is {row.user.status}", row.user.status)
+        raise SignInRefused(msg("the account %(user)s is %(status)s", user=row.user.name, status=row.user.status),
+                            row.user.status)
     row.used_at = now
     return _pair(session, row.user, row.method, client, policy, row.family)
 

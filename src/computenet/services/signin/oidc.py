@@ -35,6 +35,7 @@ from ...config import OidcConfig
 from ...store.auth_models import OidcLogin
 from ...store.models import User
 from ...store.types import utcnow
+from ...messages import msg
 from ..errors import InvalidRequest
 from .identity import ExternalUser, ProviderDown, SignInRefused
 
@@ -135,9 +136,10 @@ def signing_algorithms(config: OidcConfig) -> list[str]:
 def safe_next_path(next_path: str) -> str:
     """Where to go after signing in: a path on this site, or InvalidRequest naming what is wrong."""
     if not next_path.startswith("/") or next_path.startswith("//") or "\\" in next_path:
-        raise InvalidRequest(f"next must be a path on this site starting with a single '/', not {next_path[:80]!r}")
+        raise InvalidRequest(msg("next must be a path on this site starting with a single '/', not %(next)r",
+                                 next=next_path[:80]))
     if len(next_path) > MAX_NEXT or any(ord(c) < 0x20 or ord(c) == 0x7f for c in next_path):
-        raise InvalidRequest(f"next must be a plain path of at most {MAX_NEXT} characters")
+        raise InvalidRequest(msg("next must be a plain path of at most %(most)s characters", most=MAX_NEXT))
     return next_path
 
 
@@ -150,11 +152,11 @@ def begin(session: Session, config: OidcConfig, redirect_uri: str, next_path: st
     """Store a sign-in under way and give the provider's authorize URL to send the browser to."""
     next_path = safe_next_path(next_path)
     if (cli_port is None) != (cli_challenge is None):
-        raise InvalidRequest("cli_port and cli_challenge come together (`cnet login` sends both)")
+        raise InvalidRequest(msg("cli_port and cli_challenge come together (`cnet login` sends both)"))
     if cli_port is not None and not 1024 <= cli_port <= 65535:
-        raise InvalidRequest(f"cli_port must be 1024-65535, not {cli_port}")
+        raise InvalidRequest(msg("cli_port must be 1024-65535, not %(port)s", port=cli_port))
     if cli_challenge is not None and not CHALLENGE.match(cli_challenge):
-        raise InvalidRequest("cli_challenge must be the S256 PKCE challenge: 43 characters of base64url")
+        raise InvalidRequest(msg("cli_challenge must be the S256 PKCE challenge: 43 characters of base64url"))
     endpoint = discovery(config)["authorization_endpoint"]
     login = OidcLogin(state=secrets.token_urlsafe(32), provider=f"oidc:{config.name}",
                       nonce=secrets.token_urlsafe(32), code_verifier=secrets.token_urlsafe(64),
@@ -175,7 +177,7 @@ def pending(session: Session, config: OidcConfig, state: str) -> OidcLogin:
                                                    OidcLogin.provider == f"oidc:{config.name}"))
     if login is None or login.used_at is not None or \
             login.created_at < utcnow() - timedelta(minutes=STATE_MINUTES):
-        raise SignInRefused("this sign-in link expired or was already used: start signing in again", "bad_state")
+        raise SignInRefused(msg("this sign-in link expired or was already used: start signing in again"), "bad_state")
     return login
 
 
@@ -206,11 +208,13 @@ def _exchange(config: OidcConfig, redirect_uri: str, code: str, verifier: str) -
     if answer.status_code != 200 or "error" in body:
         error = str(body.get("error", f"HTTP {answer.status_code}"))[:100]
         detail = str(body.get("error_description", ""))[:200]
-        raise SignInRefused(f"the sign-in provider {config.name} refused the code: {error}"
-                            + (f" ({detail})" if detail else ""), "bad_code")
+        said = dict(provider=config.name, error=error, detail=detail)
+        raise SignInRefused(msg("the sign-in provider %(provider)s refused the code: %(error)s (%(detail)s)", **said)
+                            if detail else msg("the sign-in provider %(provider)s refused the code: %(error)s",
+                                               **said), "bad_code")
     if not isinstance(body.get("id_token"), str):
-        raise SignInRefused(f"the sign-in provider {config.name} gave no ID token (is 'openid' in its scopes?)",
-                            "bad_token")
+        raise SignInRefused(msg("the sign-in provider %(provider)s gave no ID token (is 'openid' in its scopes?)",
+                                provider=config.name), "bad_token")
     return body
 
 
@@ -221,7 +225,7 @@ def finish(session: Session, config: OidcConfig, redirect_uri: str, state: str, 
     # spent before anything else, and only by one of two racing requests with the same state
     if session.execute(update(OidcLogin).where(OidcLogin.id == login.id, OidcLogin.used_at.is_(None))
                        .values(used_at=utcnow())).rowcount != 1:
-        raise SignInRefused("this sign-in link expired or was already used: start signing in again", "bad_state")
+        raise SignInRefused(msg("this sign-in link expired or was already used: start signing in again"), "bad_state")
     tokens = _exchange(config, redirect_uri, code, login.code_verifier)
     options = dict(issuer=config.issuer, client_id=config.client_id, nonce=login.nonce,
                    algorithms=signing_algorithms(config))
@@ -341,7 +345,7 @@ def redeem_cli_code(session: Session, code: str, code_verifier: str) -> User:
     The code's time is the sign-in's used_at (when the provider's answer came back and the code was made);
     redeeming clears its hash, so a second try finds nothing.
     """
-    refused = SignInRefused("this sign-in code is unknown, expired or already used: run `cnet login` again",
+    refused = SignInRefused(msg("this sign-in code is unknown, expired or already used: run `cnet login` again"),
                             "bad_code")
     login = session.scalar(select(OidcLogin).where(OidcLogin.cli_code_hash == _hash(code)))
     if login is None or login.user_id is None or login.cli_challenge is None or login.used_at is None:
@@ -349,11 +353,12 @@ def redeem_cli_code(session: Session, code: str, code_verifier: str) -> User:
     if login.used_at < utcnow() - timedelta(minutes=CLI_CODE_MINUTES):
         raise refused
     if not VERIFIER.match(code_verifier) or not hmac.compare_digest(s256(code_verifier), login.cli_challenge):
-        raise SignInRefused("the code verifier does not match the challenge this sign-in started with",
+        raise SignInRefused(msg("the code verifier does not match the challenge this sign-in started with"),
                             "bad_verifier")
     user = session.get(User, login.user_id)
     if user is None or user.status != "active":
-        raise SignInRefused(f"the account is {user.status if user else 'gone'}", user.status if user else "gone")
+        raise SignInRefused(msg("the account is %(status)s", status=user.status if user else "gone"),
+                            user.status if user else "gone")
     # cleared only by the one of two racing redemptions that still finds it
     if session.execute(update(OidcLogin).where(OidcLogin.id == login.id, OidcLogin.cli_code_hash == _hash(code))
                        .values(cli_code_hash=None)).rowcount != 1:

@@ -18,6 +18,7 @@ from ...config import AuthConfig
 from ...store.auth_models import RefreshToken, WebSession
 from ...store.models import User
 from ...store.types import utcnow
+from ...messages import msg
 from ..errors import NotFound
 
 COOKIE = "cnet_session"
@@ -52,17 +53,17 @@ def check(session: Session, secret: str, policy: AuthConfig) -> WebSession:
     """The live session for a cookie (its last use noted), or SessionRefused saying why."""
     row = session.scalar(select(WebSession).where(WebSession.secret_hash == _digest(secret or "")))
     if row is None:
-        raise SessionRefused("not signed in (unknown session)")
+        raise SessionRefused(msg("not signed in (unknown session)"))
     now = utcnow()
     if row.revoked_at is not None:
-        raise SessionRefused("this session was signed out")
+        raise SessionRefused(msg("this session was signed out"))
     if row.expires_at <= now:
-        raise SessionRefused("this session expired: sign in again")
+        raise SessionRefused(msg("this session expired: sign in again"))
     if row.last_seen_at + timedelta(minutes=policy.session_idle_minutes) <= now:
         row.revoked_at = now
-        raise SessionRefused("signed out after being idle: sign in again")
+        raise SessionRefused(msg("signed out after being idle: sign in again"))
     if row.user.status != "active":
-        raise SessionRefused(f"user {row.user.name} is {row.user.status}")
+        raise SessionRefused(msg("user %(user)s is %(status)s", user=row.user.name, status=row.user.status))
     if now - row.last_seen_at > TOUCH_RESOLUTION:
         row.last_seen_at = now
     return row
@@ -83,7 +84,7 @@ def listing(session: Session, user: User) -> list[WebSession]:
 def revoke(session: Session, user: User, session_id: int) -> WebSession:
     row = session.get(WebSession, session_id)
     if row is None or row.user_id != user.id:
-        raise NotFound(f"no session {session_id} of yours")
+        raise NotFound(msg("no session %(session)s of yours", session=session_id))
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         session.flush()

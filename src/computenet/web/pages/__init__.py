@@ -5,6 +5,7 @@ from .efficiency import router as efficiency
 from .files import router as files
 from .finance import router as finance
 from .finance_more import router as finance_more
+from .finance_checks import router as finance_checks
 from .home import router as home
 from .jobs import router as jobs
 from .operations import router as operations
@@ -19,5 +20,5 @@ from .projects import router as projects
 from .sessions import router as sessions
 from .submit import router as submit
 
-ROUTERS = [finance_more, operations_ledger, operations_reprice, billing, efficiency, files, finance, home, jobs, operations, operations_money, operations_access, operations_network, operations_sim, operations_people, projects, submit,
+ROUTERS = [finance_more, finance_checks, operations_ledger, operations_reprice, billing, efficiency, files, finance, home, jobs, operations, operations_money, operations_access, operations_network, operations_sim, operations_people, projects, submit,
            sessions]

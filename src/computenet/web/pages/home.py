@@ -77,7 +77,7 @@ def login(request: Request, login: str = Form("", max_length=255), password: str
                                 "password can still sign in.")
     if refused is not None or error is not None:
         if refused is not None:
-            error = who.gettext(REFUSALS[refused.reason]) if refused.reason in REFUSALS else str(refused)
+            error = who.gettext(REFUSALS[refused.reason]) if refused.reason in REFUSALS else who.say(refused)
         return page(request, who, "login.html", status=401 if refused and refused.reason == "bad_password" else 403,
                     next=safe_next(next), methods=platform.settings.auth, error=error, login=login,
                     must_change=refused is not None and refused.reason == "must_change")

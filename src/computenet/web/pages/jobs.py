@@ -118,7 +118,9 @@ def _candidates(routing: dict | None, decided_at) -> list[dict]:
         said = item.get("reasons_said") or []  # stored with the decision: the reasons in any language
         reasons = [messages.load(said[i] if i < len(said) else None, reason)
                    for i, reason in enumerate(item.get("reasons") or [])]
+        explanation = messages.load(item.get("explanation_said"), item.get("explanation") or "")
         out.append(item | {"name": f"{item['cluster']}/{item['partition']}", "reasons": reasons,
+                           "explanation": explanation,
                            "predicted_start": None if wait is None or decided_at is None
                            else decided_at + timedelta(seconds=wait)})
     return out

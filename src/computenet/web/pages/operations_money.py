@@ -78,5 +78,5 @@ def resolve(request: Request, job_id: int, action: str = Form("", max_length=16)
     except ServiceError as exc:
         if exc.status_code in (403, 404) or isinstance(exc, NotFound):
             return refused(request, who, exc)
-        return _queue_page(request, who, status=409 if exc.status_code == 409 else 400, error=str(exc))
+        return _queue_page(request, who, status=409 if exc.status_code == 409 else 400, error=who.say(exc))
     return RedirectResponse("/portal/operations/reconcile?done=1", status_code=303)

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 
+from ... import messages
 from ...api.routers.apps import PUBLIC_MIN_RUNS
 from ...services import app_runs, apps, workspaces
 from ...services.accounts import accounts_of
@@ -60,7 +61,8 @@ def rows_from_json(decision: dict) -> list[dict]:
     rows = []
     for item in decision["candidates"]:
         start = None if item["wait_s"] is None or decided is None else decided + timedelta(seconds=item["wait_s"])
-        rows.append(item | {"predicted_start": start})
+        rows.append(item | {"predicted_start": start,  # the why again in the reader's language, where stored
+                            "explanation": messages.load(item.get("explanation_said"), item.get("explanation") or "")})
     return rows
 
 
