@@ -74,7 +74,7 @@ def test_one_event_per_change_on_the_tenants_subject_only(make_platform, events)
         lab = accounts.get_account(session, "ann-lab")
         accounts.add_member(session, lab, accounts.get_user(session, "bob"))  # two members told, one event
         notifications.set_threshold(session, lab, "150.00")
-        session.scalar(select(Cluster).where(Cluster.name == "local")).health = "down"
+        session.scalar(select(Cluster).where(Cluster.name == "local")).health = "offline"
     assert BalanceWatch(platform).run_once().notices == 2
     assert changes and changes[-1][1] == "COMPLETED"
 
@@ -101,7 +101,7 @@ def test_one_event_per_change_on_the_tenants_subject_only(make_platform, events)
     assert consume(events.nats_url, events.stream, f"{events.subject_prefix}.beta~corp.events.>") == []
     platform_events = consume(events.nats_url, events.stream, f"{events.subject_prefix}._platform.events.>")
     assert [(e["type"], e["data"]["from"], e["data"]["to"]) for e in platform_events] == [
-        ("cluster.health_changed", "unknown", "online"), ("cluster.health_changed", "online", "down")]
+        ("cluster.health_changed", "unknown", "online"), ("cluster.health_changed", "online", "offline")]
 
 
 KILLED_PUBLISHER = textwrap.dedent("""
