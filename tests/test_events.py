@@ -13,7 +13,7 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from computenet.config import EventsConfig
 from computenet.services import accounts, notifications, tenants
@@ -24,7 +24,7 @@ from computenet.services.poller import ClusterPoller
 from computenet.store.event_models import OutboxEvent
 from computenet.store.models import Charge, Cluster, JobEvent
 
-from conftest import poll_until
+from conftest import FIXTURES, poll_until
 from events_nats import PrivateNats, consume, delete_stream, nats_url_or_skip
 
 SCRIPT = "#!/bin/bash\n#SBATCH -c 1 -t 10\necho hi\n"
@@ -162,3 +162,27 @@ def test_broker_restart(make_platform, tmp_path):
         assert {e["data"]["job"] for e in seen} == {first, second}
     finally:
         broker.stop()
+
+
+def test_app_approval_is_an_event_and_a_rolled_back_change_is_none(platform):
+    from computenet.services import apps
+
+    source = (FIXTURES / "apps" / "only-plain.yaml").read_text().replace("name: only-plain", "name: vendor-tool")
+    with platform.db.session() as session:
+        isv, boss = accounts.create_user(session, "isv"), accounts.create_user(session, "boss")
+        isv.role, boss.role = "vendor", "operator"
+        version = apps.publish(session, isv, source, "vendor").spec.version
+    with platform.db.session() as session:
+        assert not session.scalars(select(OutboxEvent).where(OutboxEvent.type == "app.approved")).all()
+        apps.review(session, accounts.get_user(session, "boss"), "vendor-tool", version, True, "checked")
+    with platform.db.session() as session:
+        (approved,) = session.scalars(select(OutboxEvent).where(OutboxEvent.type == "app.approved"))
+        assert (approved.tenant, approved.subject) == ("_platform", f"app/vendor-tool/{version}")
+        before = session.scalar(select(func.count()).select_from(OutboxEvent))
+    with pytest.raises(RuntimeError), platform.db.session() as session:  # the change fails after its flush
+        session.scalar(select(Cluster).where(Cluster.name == "local")).health = "offline"
+        session.flush()
+        assert session.scalar(select(func.count()).select_from(OutboxEvent)) == before + 1
+        raise RuntimeError("rolled back")
+    with platform.db.session() as session:  # ... and its event went with it
+        assert session.scalar(select(func.count()).select_from(OutboxEvent)) == before
