@@ -186,3 +186,12 @@ def test_app_approval_is_an_event_and_a_rolled_back_change_is_none(platform):
         raise RuntimeError("rolled back")
     with platform.db.session() as session:  # ... and its event went with it
         assert session.scalar(select(func.count()).select_from(OutboxEvent)) == before
+
+
+def test_the_publisher_is_a_worker_task_when_a_broker_is_set(make_platform):
+    from computenet.workers.tasks import platform_tasks
+
+    assert "events" not in {t.name for t in platform_tasks(make_platform())}  # the outbox waits
+    configured = make_platform(events=EventsConfig(nats_url="nats://127.0.0.1:4222", publish_every_s=3))
+    (task,) = [t for t in platform_tasks(configured) if t.name == "events"]
+    assert task.interval_s == 3 and task.run.__self__.__class__ is EventPublisher
