@@ -128,8 +128,14 @@ def _app(conn, a: App) -> dict | None:
                 {"app": a.name, "version": a.version, "scope": a.scope})
 
 
+_WATCHED = (JobEvent, Charge, Notification)
+
+
 @event.listens_for(Session, "after_flush")
 def _write_outbox(session: Session, _context) -> None:
+    if not any(isinstance(o, _WATCHED) for o in session.new) and \
+            not any(isinstance(o, (Cluster, App)) for o in session.dirty):
+        return  # most flushes: nothing to tell
     rows = []
     conn = session.connection()
     for obj in session.new:
