@@ -195,3 +195,31 @@ def test_the_publisher_is_a_worker_task_when_a_broker_is_set(make_platform):
     configured = make_platform(events=EventsConfig(nats_url="nats://127.0.0.1:4222", publish_every_s=3))
     (task,) = [t for t in platform_tasks(configured) if t.name == "events"]
     assert task.interval_s == 3 and task.run.__self__.__class__ is EventPublisher
+
+
+def test_a_slurm_job_is_followed_through_the_stream(testbed, make_platform, events):
+    """On the real Slurm test bed: the job's states as the poller saw them, then its charge."""
+    from conftest import slurm_clusters
+
+    platform = make_platform(slurm_clusters(testbed), events=events)
+    ann = _tenant_user(platform, "acme", "ann")
+    job = submit_job(platform, ann, "#!/bin/bash\nsleep 2\n", ["-M", "alpha", "-c", "1", "-t", "2"])
+    poller = ClusterPoller(platform, "alpha")
+
+    def ended_and_charged() -> bool:  # the charge (sacct) may be written before the end (squeue), or after
+        with platform.db.session() as session:
+            told = {(e.type, e.data.get("to")) for e in session.scalars(
+                select(OutboxEvent).where(OutboxEvent.subject == f"job/{job.id}"))}
+            return {("job.charged", None), ("job.state_changed", "COMPLETED")} <= told
+
+    poll_until(ended_and_charged, step=poller.run_once, interval=1.0, timeout=180,
+               what="the Slurm job to end and be charged")
+    assert EventPublisher(platform).run_once().error == ""
+    seen = [e for e in consume(events.nats_url, events.stream, f"{events.subject_prefix}.acme.events.job.>")
+            if e["data"]["job"] == job.id]
+    states = [e["data"]["to"] for e in seen if e["type"] == "job.state_changed"]
+    assert states[-1] == "COMPLETED" and len(states) == len(set(states))  # each change once
+    assert states[0] == "SUBMITTING" and {"PENDING", "RUNNING"} <= set(states)
+    assert all(e["data"]["cluster"] == "alpha" for e in seen if e["type"] == "job.state_changed")
+    (charged,) = [e for e in seen if e["type"] == "job.charged"]
+    assert charged["data"]["account"] == "ann-lab" and Decimal(charged["data"]["amount"]) >= 0
