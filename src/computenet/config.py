@@ -383,7 +383,7 @@ class EventsConfig(_Strict):
     """Domain events (docs/events.md): the outbox is always written; it is published to NATS
     JetStream when nats_url is set (subjects <subject_prefix>.<tenant>.events.<type>)."""
 
-    nats_url: str | None = None  # e.g. nats://127.0.0.1:4222
+    nats_url: str | None = Field(None, pattern=r"^(nats|tls|ws|wss)://\S+$")  # e.g. nats://127.0.0.1:4222
     stream: str = Field("COMPUTENET_EVENTS", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     subject_prefix: str = Field("computenet", pattern=r"^[A-Za-z0-9_-]{1,32}$")
     publish_every_s: float = Field(2.0, gt=0, le=600)
