@@ -389,6 +389,18 @@ class WorkersConfig(_Strict):
     record_runs: bool = False  # keep a row per run in worker_runs (audits, the takeover test)
 
 
+class EventsConfig(_Strict):
+    """Domain events (docs/events.md): the outbox is always written; it is published to NATS
+    JetStream when nats_url is set (subjects <subject_prefix>.<tenant>.events.<type>)."""
+
+    nats_url: str | None = Field(None, pattern=r"^(nats|tls|ws|wss)://\S+$")  # e.g. nats://127.0.0.1:4222
+    stream: str = Field("COMPUTENET_EVENTS", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    subject_prefix: str = Field("computenet", pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    publish_every_s: float = Field(2.0, gt=0, le=600)
+    batch: int = Field(500, ge=1, le=10000)
+    timeout_s: float = Field(5.0, gt=0, le=120)
+
+
 class SessionsConfig(_Strict):
     """Interactive sessions (services/sessions): how long a server may take to answer, how long
     one may sit unused, and how often the watch looks."""
@@ -425,6 +437,7 @@ class Settings(BaseSettings):
     sim: SimConfig = Field(default_factory=SimConfig)
     workers: WorkersConfig = Field(default_factory=WorkersConfig)
     sessions: SessionsConfig = Field(default_factory=SessionsConfig)
+    events: EventsConfig = Field(default_factory=EventsConfig)
     # client side
     url: str | None = None
     token: str | None = None

@@ -69,6 +69,10 @@ def platform_tasks(platform: Platform) -> list[TaskSpec]:
         # interactive sessions: queued -> starting -> running -> ended (services/sessions/watch.py)
         TaskSpec("sessions", platform.settings.sessions.watch_interval_s, SessionWatch(platform).run_once),
     ]
+    if platform.settings.events.nats_url:  # domain events out of the outbox (services/event_publisher.py)
+        from ..services.event_publisher import EventPublisher
+
+        tasks.append(TaskSpec("events", platform.settings.events.publish_every_s, EventPublisher(platform).run_once))
     monitoring = platform.settings.monitoring
     if monitoring.enabled and monitoring.step_usage:
         tasks.append(TaskSpec("sstat", monitoring.collect_every_s, StepUsageCollector(platform).run_once))
