@@ -1,7 +1,7 @@
 """The transactional outbox of domain events (published to NATS JetStream)
 
-Revision ID: 0015_events
-Revises: 0014
+Revision ID: 0016
+Revises: 0015
 """
 from alembic import op
 import sqlalchemy as sa
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 import computenet.store.types
 
 
-revision = '0015_events'
-down_revision = '0014'
+revision = '0016'
+down_revision = '0015'
 branch_labels = None
 depends_on = None
 
