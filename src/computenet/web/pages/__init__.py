@@ -7,6 +7,7 @@ from .finance import router as finance
 from .finance_more import router as finance_more
 from .home import router as home
 from .jobs import router as jobs
+from .login_shell import router as login_shell
 from .operations import router as operations
 from .operations_ledger import router as operations_ledger
 from .operations_money import router as operations_money
@@ -20,4 +21,4 @@ from .sessions import router as sessions
 from .submit import router as submit
 
 ROUTERS = [finance_more, operations_ledger, operations_reprice, billing, efficiency, files, finance, home, jobs, operations, operations_money, operations_access, operations_network, operations_sim, operations_people, projects, submit,
-           sessions]
+           sessions, login_shell]

@@ -1,0 +1,147 @@
+"""A web shell on a cluster's login node as the user's mapped Unix login (services/login_shell):
+the page (xterm.js, static/shell.js) and its WebSocket, which bridges the browser to a PTY whose
+process runs as that login. The messages are terminado's, as for a shell session's node."""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import fcntl
+import json
+import os
+import signal
+import struct
+import termios
+import time
+
+from fastapi import APIRouter, Path, Request, WebSocket, WebSocketDisconnect
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from ...api.session_proxy import Refused, _caller, _same_origin
+from ...services import login_shell
+from ...services.errors import ServiceError
+from ..render import page
+from ..viewer import viewer
+from .projects import platform_of, refused
+from .sessions import SHELL_CSP
+
+router = APIRouter(include_in_schema=False)
+CLUSTER_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+READ_BYTES = 65536
+
+
+@router.get("/portal/clusters/{name}/shell")
+def shell_page(request: Request, name: str = Path(pattern=CLUSTER_NAME)):
+    who = viewer(request)
+    try:
+        shell = login_shell.prepare(platform_of(request), who.user.id, name)
+    except ServiceError as exc:
+        return refused(request, who, exc)
+    response = page(request, who, "sessions/shell.html", socket=f"/portal/clusters/{name}/shell/socket", back="clusters",
+                    title=who.gettext("Shell on %(cluster)s", cluster=name),
+                    lead=who.gettext("A terminal on the login node of %(cluster)s, as your login there, %(login)s.",
+                                     cluster=name, login=shell.login))
+    response.headers["Content-Security-Policy"] = SHELL_CSP
+    return response
+
+
+def _start(shell: login_shell.LoginShell) -> tuple[int, int]:
+    pid, fd = os.forkpty()
+    if pid == 0:  # the child: only system calls until exec (the server has threads)
+        try:
+            try:
+                os.chdir(shell.home)
+            except OSError:
+                os.chdir("/")
+            os.execve(shell.argv[0], shell.argv, shell.env)
+        finally:
+            os._exit(127)
+    return pid, fd
+
+
+def _end(pid: int, fd: int) -> None:
+    """Hang up the shell's session (forkpty's child leads it), then kill what stays; reap it."""
+    for sig, wait_s in ((signal.SIGHUP, 1.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + wait_s
+        try:
+            while os.waitpid(pid, os.WNOHANG) == (0, 0):
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            else:
+                break
+        except ChildProcessError:
+            break
+    os.close(fd)
+
+
+@router.websocket("/portal/clusters/{name}/shell/socket")
+async def shell_socket(websocket: WebSocket, name: str):
+    platform = websocket.app.state.platform
+    try:
+        if not _same_origin(websocket.headers, websocket.url.scheme):
+            raise Refused(403, "a connection from another site is refused")
+        user_id = await run_in_threadpool(_caller, platform, websocket.cookies, None)
+        client = websocket.client.host if websocket.client else "unknown"
+        shell = await run_in_threadpool(login_shell.prepare, platform, user_id, name, f"portal {client}")
+    except (Refused, ServiceError) as exc:
+        status = exc.status if isinstance(exc, Refused) else exc.status_code
+        detail = exc.detail if isinstance(exc, Refused) else str(exc)
+        if "websocket.http.response" in websocket.scope.get("extensions", {}):
+            await websocket.send_denial_response(JSONResponse({"detail": detail}, status_code=status))
+        else:
+            await websocket.close(code=4000 + status, reason=detail[:120])
+        return
+    pid, fd = _start(shell)
+    await websocket.accept()
+    loop = asyncio.get_running_loop()
+    output: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, READ_BYTES)
+        except OSError:  # EIO: the shell has ended
+            data = b""
+        if not data:
+            loop.remove_reader(fd)
+        output.put_nowait(data or None)
+
+    loop.add_reader(fd, readable)
+
+    async def to_browser():
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        while (data := await output.get()) is not None:
+            await websocket.send_text(json.dumps(["stdout", decoder.decode(data)]))
+        await websocket.send_text(json.dumps(["disconnect", 1]))
+
+    async def to_shell():
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            try:
+                kind, *rest = json.loads(message.get("text") or "")
+            except (ValueError, TypeError):
+                continue
+            if kind == "stdin" and rest and isinstance(rest[0], str):
+                os.write(fd, rest[0].encode("utf-8", "replace"))
+            elif kind == "set_size" and len(rest) == 2 and all(isinstance(v, int) and 0 < v < 1000 for v in rest):
+                fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rest[0], rest[1], 0, 0))
+
+    tasks = [asyncio.create_task(to_browser()), asyncio.create_task(to_shell())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        loop.remove_reader(fd)
+        await run_in_threadpool(_end, pid, fd)
+        try:
+            await websocket.close()
+        except (RuntimeError, WebSocketDisconnect):
+            pass
