@@ -60,6 +60,11 @@ def _start(shell: login_shell.LoginShell) -> tuple[int, int]:
     return pid, fd
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data):]
+
+
 def _end(pid: int, fd: int) -> None:
     """Hang up the shell's session (forkpty's child leads it), then kill what stays; reap it."""
     for sig, wait_s in ((signal.SIGHUP, 1.0), (signal.SIGKILL, 5.0)):
@@ -129,7 +134,8 @@ async def shell_socket(websocket: WebSocket, name: str):
             except (ValueError, TypeError):
                 continue
             if kind == "stdin" and rest and isinstance(rest[0], str):
-                os.write(fd, rest[0].encode("utf-8", "replace"))
+                # in a thread: a program that does not read its input fills the PTY and blocks the write
+                await run_in_threadpool(_write_all, fd, rest[0].encode("utf-8", "replace"))
             elif kind == "set_size" and len(rest) == 2 and all(isinstance(v, int) and 0 < v < 1000 for v in rest):
                 fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rest[0], rest[1], 0, 0))
 
