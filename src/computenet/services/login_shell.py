@@ -5,8 +5,9 @@ For a cluster whose commands run on this host (the local executor, Slurm with th
 transport) the login node is this host: the shell is the login's own shell from the password
 database, started under util-linux setpriv with the login's uid, gid and groups and no new
 privileges (clusters/local/isolation.py), in its home, with a clean environment. A login that is
-root, missing, or has no shell (nologin) is refused. SSH and REST clusters are refused for now:
-their shell would go over the user's own SSH key (SshTransport's per-user connection), not built yet.
+root, missing, or has no shell (nologin) is refused. For a cluster reached over SSH the shell is
+an SSH session to its login node as the login, with the login's own key (ssh_user_key, as for
+run_as_users jobs), never the service account's; REST clusters have no login node to reach.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class LoginShell:
     argv: list[str]
     env: dict[str, str]
     home: str
+    ssh: dict | None = None  # for an SSH cluster: asyncssh.connect's arguments (argv/env unused)
 
 
 def prepare(platform: Platform, user_id: int, cluster_name: str, source: str | None = None) -> LoginShell:
@@ -47,6 +49,18 @@ def prepare(platform: Platform, user_id: int, cluster_name: str, source: str | N
         if login is None:  # an unknown cluster and one without a login for you look the same
             raise NotFound(msg("no Unix login of yours on cluster %(cluster)s", cluster=cluster_name))
         config = platform.cluster_config(cluster_name)
+        if config.kind != "local" and config.transport == "ssh":
+            if not config.ssh_user_key:
+                raise Unavailable(msg("a web shell on %(cluster)s needs each user's own SSH key (ssh_user_key); "
+                                      "it never uses the service account", cluster=cluster_name))
+            if source is not None:
+                audit.record(session, audit.Who(user.name, source), "shell.open", f"cluster:{cluster_name}",
+                             unix_user=login)
+            ssh = {"host": config.ssh_host, "port": config.ssh_port, "username": login,
+                   "client_keys": [config.ssh_user_key.format(user=login)],
+                   "known_hosts": None if config.ssh_accept_any_host_key else config.ssh_known_hosts,
+                   "agent_path": None, "config": None}
+            return LoginShell(cluster_name, login, [], {}, "", ssh)
         if config.kind != "local" and config.transport != "local":
             raise Unavailable(msg("a web shell on %(cluster)s is not offered yet: its login node is reached "
                                   "over %(transport)s", cluster=cluster_name, transport=config.transport))

@@ -1,6 +1,7 @@
 """A web shell on a cluster's login node as the user's mapped Unix login (services/login_shell):
 the page (xterm.js, static/shell.js) and its WebSocket, which bridges the browser to a PTY whose
-process runs as that login. The messages are terminado's, as for a shell session's node."""
+process runs as that login (this host), or to an SSH session as that login (an SSH cluster).
+The messages are terminado's, as for a shell session's node."""
 
 from __future__ import annotations
 
@@ -85,6 +86,14 @@ def _end(pid: int, fd: int) -> None:
     os.close(fd)
 
 
+async def _deny(websocket: WebSocket, status: int, detail: str) -> None:
+    """An HTTP answer to the handshake where the server can send one, else a close."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(JSONResponse({"detail": detail}, status_code=status))
+    else:
+        await websocket.close(code=4000 + status, reason=detail[:120])
+
+
 @router.websocket("/portal/clusters/{name}/shell/socket")
 async def shell_socket(websocket: WebSocket, name: str):
     platform = websocket.app.state.platform
@@ -95,33 +104,19 @@ async def shell_socket(websocket: WebSocket, name: str):
         client = websocket.client.host if websocket.client else "unknown"
         shell = await run_in_threadpool(login_shell.prepare, platform, user_id, name, f"portal {client}")
     except (Refused, ServiceError) as exc:
-        status = exc.status if isinstance(exc, Refused) else exc.status_code
-        detail = exc.detail if isinstance(exc, Refused) else str(exc)
-        if "websocket.http.response" in websocket.scope.get("extensions", {}):
-            await websocket.send_denial_response(JSONResponse({"detail": detail}, status_code=status))
-        else:
-            await websocket.close(code=4000 + status, reason=detail[:120])
+        await _deny(websocket, exc.status if isinstance(exc, Refused) else exc.status_code,
+                    exc.detail if isinstance(exc, Refused) else str(exc))
         return
-    pid, fd = _start(shell)
+    try:
+        terminal = await (_SshTerminal.open(shell) if shell.ssh else _PtyTerminal.open(shell))
+    except (OSError, asyncio.TimeoutError, _ssh_errors()) as exc:
+        await _deny(websocket, 502, f"cannot reach the login node of {name}: {type(exc).__name__}")
+        return
     await websocket.accept()
-    loop = asyncio.get_running_loop()
-    output: asyncio.Queue[bytes | None] = asyncio.Queue()
-
-    def readable() -> None:
-        try:
-            data = os.read(fd, READ_BYTES)
-        except OSError:  # EIO: the shell has ended
-            data = b""
-        if not data:
-            loop.remove_reader(fd)
-        output.put_nowait(data or None)
-
-    loop.add_reader(fd, readable)
 
     async def to_browser():
-        decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        while (data := await output.get()) is not None:
-            await websocket.send_text(json.dumps(["stdout", decoder.decode(data)]))
+        while (text := await terminal.read()) is not None:
+            await websocket.send_text(json.dumps(["stdout", text]))
         await websocket.send_text(json.dumps(["disconnect", 1]))
 
     async def to_shell():
@@ -134,10 +129,9 @@ async def shell_socket(websocket: WebSocket, name: str):
             except (ValueError, TypeError):
                 continue
             if kind == "stdin" and rest and isinstance(rest[0], str):
-                # in a thread: a program that does not read its input fills the PTY and blocks the write
-                await run_in_threadpool(_write_all, fd, rest[0].encode("utf-8", "replace"))
+                await terminal.write(rest[0])
             elif kind == "set_size" and len(rest) == 2 and all(isinstance(v, int) and 0 < v < 1000 for v in rest):
-                fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rest[0], rest[1], 0, 0))
+                terminal.resize(*rest)
 
     tasks = [asyncio.create_task(to_browser()), asyncio.create_task(to_shell())]
     try:
@@ -145,9 +139,81 @@ async def shell_socket(websocket: WebSocket, name: str):
     finally:
         for task in tasks:
             task.cancel()
-        loop.remove_reader(fd)
-        await run_in_threadpool(_end, pid, fd)
+        await terminal.close()
         try:
             await websocket.close()
         except (RuntimeError, WebSocketDisconnect):
             pass
+
+
+def _ssh_errors():
+    import asyncssh
+
+    return asyncssh.Error
+
+
+class _PtyTerminal:
+    """The login's shell on this host, in a PTY of its own."""
+
+    @classmethod
+    async def open(cls, shell: login_shell.LoginShell) -> "_PtyTerminal":
+        self = cls()
+        self.pid, self.fd = _start(shell)
+        self.loop = asyncio.get_running_loop()
+        self.output: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self.loop.add_reader(self.fd, self._readable)
+        return self
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self.fd, READ_BYTES)
+        except OSError:  # EIO: the shell has ended
+            data = b""
+        if not data:
+            self.loop.remove_reader(self.fd)
+        self.output.put_nowait(data or None)
+
+    async def read(self) -> str | None:
+        data = await self.output.get()
+        return None if data is None else self.decoder.decode(data)
+
+    async def write(self, text: str) -> None:
+        # in a thread: a program that does not read its input fills the PTY and blocks the write
+        await run_in_threadpool(_write_all, self.fd, text.encode("utf-8", "replace"))
+
+    def resize(self, rows: int, cols: int) -> None:
+        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+    async def close(self) -> None:
+        self.loop.remove_reader(self.fd)
+        await run_in_threadpool(_end, self.pid, self.fd)
+
+
+class _SshTerminal:
+    """An SSH session with a terminal on the cluster's login node, as the login, with its own key."""
+
+    @classmethod
+    async def open(cls, shell: login_shell.LoginShell) -> "_SshTerminal":
+        import asyncssh
+
+        self = cls()
+        self.conn = await asyncio.wait_for(asyncssh.connect(**shell.ssh), 15)
+        self.process = await self.conn.create_process(term_type="xterm-256color", term_size=(80, 24),
+                                                      encoding="utf-8", errors="replace")
+        return self
+
+    async def read(self) -> str | None:
+        text = await self.process.stdout.read(READ_BYTES)
+        return text or None
+
+    async def write(self, text: str) -> None:
+        self.process.stdin.write(text)
+        await self.process.stdin.drain()
+
+    def resize(self, rows: int, cols: int) -> None:
+        self.process.change_terminal_size(cols, rows)
+
+    async def close(self) -> None:
+        self.process.close()
+        self.conn.close()
