@@ -69,7 +69,9 @@ def test_login_shell_in_a_browser(platform, chromium):
     with EmbeddedServer(platform, run_services=False) as server:
         page = new_page(chromium, server.url)
         sign_in(page, "alice", GOOD)
-        page.goto("/portal/clusters/local/shell")
+        page.goto("/portal/clusters")  # the way in: where the user has a login
+        page.click(f"a:has-text('Open a shell on its login node (as {LOGIN})')")
+        page.wait_for_url("**/portal/clusters/local/shell")
         page.locator("#terminal-state:has-text('Connected.')").wait_for(timeout=20_000)
         rows = page.locator("#terminal .xterm-rows")
         poll_until(lambda: rows.inner_text().strip(), timeout=20, what="the shell's prompt")
@@ -93,6 +95,8 @@ def test_login_shell_in_a_browser(platform, chromium):
 
         other = new_page(chromium, server.url, locale="zh-CN")
         sign_in(other, "bob", GOOD)
+        other.goto("/portal/clusters")
+        assert other.locator("a[href$='/shell']").count() == 0
         assert other.goto("/portal/clusters/local/shell").status == 404
         refused = other.evaluate("""url => new Promise(resolve => {
             const ws = new WebSocket(url);
