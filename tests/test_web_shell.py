@@ -19,7 +19,9 @@ from computenet.cli.embedded import EmbeddedServer
 from computenet.config import SessionsConfig
 from computenet.services import accounts, audit, sessions
 from computenet.services.signin import passwords
+from computenet.services.sessions.watch import server_activity
 from computenet.store.models import InteractiveSession
+from computenet.store.types import utcnow
 
 from browser import axe, new_page, shot, sign_in
 from conftest import add_user, local_cluster, poll_until
@@ -76,6 +78,9 @@ def test_shell_session_in_a_browser(make_platform, chromium, monkeypatch):
         page.goto(f"/portal/sessions/{sid}/shell")
         page.locator("#terminal-state:has-text('Connected.')").wait_for(timeout=20_000)
         text = _typed(page, "id -un", getpass.getuser())
+        with platform.db.session() as session:  # the idle watch hears from the shell's server too
+            seen = server_activity(platform, session.get(InteractiveSession, sid))
+        assert seen is not None and abs((utcnow() - seen).total_seconds()) < 60
         assert getpass.getuser() in text and secret not in page.content()
         assert axe(page) == []
         shot(page, "session-shell-en")
