@@ -80,6 +80,7 @@ def test_login_shell_in_a_browser(platform, chromium):
         uid = pwd.getpwnam(LOGIN).pw_uid
         text = poll_until(lambda: f"uid={uid}" in (t := rows.inner_text()) and t, timeout=20, what="id's answer")
         assert f"\n{LOGIN}\n" in text.replace("\xa0", " ") and "\nroot\n" not in text
+        assert "job control" not in text  # the PTY is the shell's controlling terminal
         assert axe(page) == []
         shot(page, "login-shell-en")
         page.keyboard.type("exit\n")  # the shell's end closes the socket and says so

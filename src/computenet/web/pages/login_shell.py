@@ -10,8 +10,10 @@ import codecs
 import fcntl
 import json
 import os
+import shutil
 import signal
 import struct
+import subprocess
 import termios
 import time
 
@@ -48,17 +50,19 @@ def shell_page(request: Request, name: str = Path(pattern=CLUSTER_NAME)):
 
 
 def _start(shell: login_shell.LoginShell) -> tuple[int, int]:
-    pid, fd = os.forkpty()
-    if pid == 0:  # the child: only system calls until exec (the server has threads)
-        try:
-            try:
-                os.chdir(shell.home)
-            except OSError:
-                os.chdir("/")
-            os.execve(shell.argv[0], shell.argv, shell.env)
-        finally:
-            os._exit(127)
-    return pid, fd
+    """The shell on a new PTY: subprocess's fork-exec (safe in a threaded server, unlike forkpty
+    followed by Python code), util-linux setsid making the PTY its controlling terminal (job control)."""
+    master, slave = os.openpty()
+    try:
+        proc = subprocess.Popen([shutil.which("setsid") or "setsid", "--ctty", *shell.argv], stdin=slave,
+                                stdout=slave, stderr=slave, env=shell.env, close_fds=True,
+                                cwd=shell.home if os.path.isdir(shell.home) else "/")
+    except BaseException:
+        os.close(master)
+        raise
+    finally:
+        os.close(slave)
+    return proc.pid, master
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -67,7 +71,7 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def _end(pid: int, fd: int) -> None:
-    """Hang up the shell's session (forkpty's child leads it), then kill what stays; reap it."""
+    """Hang up the shell's session (setsid made its first process the leader), then kill what stays; reap it."""
     for sig, wait_s in ((signal.SIGHUP, 1.0), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(pid, sig)
