@@ -19,7 +19,7 @@ from computenet.catalog import (AppSpec, ParamError, Resources, SpecError, built
 APPS = Path(__file__).parent / "fixtures" / "apps"
 BUILTIN_NAMES = {"generic-shell", "python-script", "lammps", "gromacs", "openfoam", "quantum-espresso",
                  "pytorch-ddp", "jupyter-notebook"}
-INTERACTIVE_NAMES = {"jupyterlab"}  # sessions: no stand-in (the real server is the test), tests/test_sessions.py
+INTERACTIVE_NAMES = {"jupyterlab", "shell"}  # sessions: no stand-in (the real server is the test): test_sessions.py, test_web_shell.py
 needs_python3 = pytest.mark.skipif(not shutil.which("python3") or not shutil.which("bash"),
                                    reason="needs bash and python3 on PATH")
 

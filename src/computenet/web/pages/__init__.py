@@ -8,6 +8,7 @@ from .finance_more import router as finance_more
 from .finance_checks import router as finance_checks
 from .home import router as home
 from .jobs import router as jobs
+from .login_shell import router as login_shell
 from .operations import router as operations
 from .operations_ledger import router as operations_ledger
 from .operations_money import router as operations_money
@@ -20,5 +21,6 @@ from .projects import router as projects
 from .sessions import router as sessions
 from .submit import router as submit
 
-ROUTERS = [finance_more, finance_checks, operations_ledger, operations_reprice, billing, efficiency, files, finance, home, jobs, operations, operations_money, operations_access, operations_network, operations_sim, operations_people, projects, submit,
-           sessions]
+ROUTERS = [finance_more, finance_checks, operations_ledger, operations_reprice, billing, efficiency, files, finance, home,
+           jobs, operations, operations_money, operations_access, operations_network, operations_sim,
+           operations_people, projects, submit, sessions, login_shell]

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from ...api.views import cluster_out
 from ...config import ClusterConfig
-from ...services import registry, roles
+from ...services import identities, registry, roles
 from ...services.errors import Forbidden, InvalidRequest, NotFound, ServiceError
 from ...store.models import Cluster
 from ..i18n import N_
@@ -61,8 +61,11 @@ def clusters(request: Request):
     who, platform = viewer(request), platform_of(request)
     with platform.db.session() as session:
         probe = platform.settings.routing.probe_interval_seconds
-        rows = [cluster_out(c, probe) for c in session.scalars(select(Cluster).order_by(Cluster.name))]
-    return page(request, who, "network/clusters.html", clusters=rows, values=VALUES)
+        found = list(session.scalars(select(Cluster).order_by(Cluster.name)))
+        rows = [cluster_out(c, probe) for c in found]
+        # where the user has a Unix login: the login-node web shell (web/pages/login_shell.py)
+        logins = {c.name: login for c in found if (login := identities.unix_user_for(session, who.user.id, c.id))}
+    return page(request, who, "network/clusters.html", clusters=rows, values=VALUES, logins=logins)
 
 
 # -- for operators: the registry ---------------------------------------------------------------

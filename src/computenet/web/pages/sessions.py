@@ -13,7 +13,7 @@ from ...schemas import MAX_ROW_ID
 from ...services import apps, sessions
 from ...services.errors import NotFound, ServiceError
 from ..i18n import N_
-from ..render import Viewer, page
+from ..render import CSP, Viewer, page
 from ..viewer import check_csrf, viewer
 from .projects import platform_of, refused, signed_in_user
 
@@ -25,8 +25,11 @@ REASON_WORDS = {"stopped": N_("stopped by you"), "idle": N_("stopped: not used f
                 "ended": N_("its job ended"), "refused": N_("refused: it reported another address")}
 DONE = {"started": N_("The session was started. It opens here once its server answers."),
         "extended": N_("The session was extended."), "stopped": N_("The session was stopped.")}
-# where each kind opens (under the session's base URL)
+# where each kind opens (under the session's base URL; a shell opens in a portal page of its own)
 OPEN_AT = {"jupyterlab": "lab"}
+# xterm.js measures glyphs and sets its colours in <style> elements it makes: the shell page alone
+# allows styles so made (scripts stay 'self' only)
+SHELL_CSP = CSP.replace("style-src 'self';", "style-src 'self' 'unsafe-inline';")
 
 
 def _page(request: Request, who: Viewer, status: int = 200, error: str | None = None, done: str = ""):
@@ -42,6 +45,8 @@ def _page(request: Request, who: Viewer, status: int = 200, error: str | None = 
     for row in rows:  # the page formats times itself (the API's are ISO text)
         row["predicted_start"] = datetime.fromisoformat(row["predicted_start"]) if row["predicted_start"] else None
         row["open_at"] = f"{row['url']}{OPEN_AT.get(row['kind'], '')}" if row["url"] else None
+        if row["url"] and row["kind"] == "shell":
+            row["open_at"] = f"/portal/sessions/{row['id']}/shell"
     live = any(r["state"] in ("queued", "starting") for r in rows)
     return page(request, who, "sessions/index.html", status=status, error=error, sessions=rows, apps=choices,
                 done=who.gettext(DONE[done]) if done in DONE else None, reasons=REASON_WORDS, live=live)
@@ -71,6 +76,29 @@ def start(request: Request, app: str = Form("", max_length=48), cores: int = For
     platform = platform_of(request)
     return _change(request, csrf_token, lambda user_id: sessions.start(platform, user_id, app.strip(), cores, hours),
                    "started")
+
+
+@router.get("/portal/sessions/{session_id}/shell")
+def shell_page(request: Request, session_id: int = Path(ge=1, le=MAX_ROW_ID)):
+    """A shell session's terminal: xterm.js talking to the node's terminal through the proxy."""
+    who = viewer(request)
+    with platform_of(request).db.session() as session:
+        try:
+            row = sessions.owned(session, signed_in_user(session, who), session_id)
+        except NotFound as exc:
+            return refused(request, who, exc)
+        if row.kind != "shell":
+            return refused(request, who, NotFound(f"no shell session {session_id}"))
+        state, cluster = row.state, row.job.cluster.name if row.job else ""
+    if state != "running":
+        return _page(request, who, status=409, error=who.gettext(
+            "Session %(id)s is not running, so its shell cannot open.", id=session_id))
+    response = page(request, who, "sessions/shell.html", socket=f"{sessions.base_url(session_id)}websocket",
+                    title=who.gettext("Shell, session %(id)s", id=session_id),
+                    lead=who.gettext("A terminal on a compute node of %(cluster)s, run by the session's job. "
+                                     "It closes when the session ends.", cluster=cluster))
+    response.headers["Content-Security-Policy"] = SHELL_CSP
+    return response
 
 
 @router.post("/portal/sessions/{session_id}/extend")
