@@ -372,3 +372,14 @@ def test_the_cli_adds_projects_moves_once_per_key_and_names_bad_contract_input(t
     assert "ledger consistent" in run("check-ledger").stdout
     events = run("audit", "--limit", "20").stdout
     assert events.count(" move ") == 1 and "project.add" in events and "contract.add" in events
+
+
+def test_a_refusal_on_an_operators_form_is_in_the_readers_language(org):
+    """The operations forms show a service's refusal through Viewer.say, as the user pages do: a zh-CN
+    reader sees it in Chinese (these pages printed the English str until then)."""
+    with org.db.session() as session:
+        accounts.get_user(session, "fin").language = "zh-CN"
+    fin = browser(org, "fin")
+    refused = post(fin, f"{LEDGER}/moves", {"source": "md", "target": "corp-proj", "amount": "1", "reference": "r1"})
+    assert refused.status_code == 400
+    assert "资金只能在同一租户的账户之间转移" in refused.text and "same tenant" not in refused.text

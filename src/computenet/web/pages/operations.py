@@ -134,7 +134,7 @@ def _user_change(request: Request, csrf_token: str, work):
     except (NotFound, Forbidden) as exc:
         return refused(request, who, exc)
     except ServiceError as exc:
-        return _users_page(request, who, status=exc.status_code if exc.status_code == 409 else 400, error=str(exc))
+        return _users_page(request, who, status=exc.status_code if exc.status_code == 409 else 400, error=who.say(exc))
     return RedirectResponse("/portal/operations/users?done=1", status_code=303)
 
 
@@ -236,7 +236,7 @@ def report_page(request: Request, who: Viewer, name: str, offered: tuple[str, ..
     try:
         as_of, report = _report(platform, name, first, last, by)
     except ServiceError as exc:
-        return page(request, who, template, status=400, sections=sections, error=str(exc), name=name,
+        return page(request, who, template, status=400, sections=sections, error=who.say(exc), name=name,
                     offered=offered, titles=REPORT_TITLES, first=first, last=last, by=by, report=None, chart=None)
     return page(request, who, template, sections=sections, error=None, name=name, offered=offered,
                 titles=REPORT_TITLES, first=first, last=last, by=by, report=report, as_of=as_of,

@@ -66,7 +66,7 @@ def _change(request: Request, csrf_token: str, work, done: str):
     except Forbidden as exc:
         return refused(request, who, exc)
     except ServiceError as exc:  # an unknown cluster, account or user is the form's mistake: shown with it
-        return _access_page(request, who, status=409 if exc.status_code == 409 else 400, error=str(exc))
+        return _access_page(request, who, status=409 if exc.status_code == 409 else 400, error=who.say(exc))
     return RedirectResponse(f"/portal/operations/access?done={done}", status_code=303)
 
 

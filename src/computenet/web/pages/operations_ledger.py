@@ -85,7 +85,7 @@ def _change(request: Request, csrf_token: str, work):
     except (NotFound, Forbidden) as exc:
         return refused(request, who, exc)
     except ServiceError as exc:
-        return _page(request, who, status=exc.status_code if exc.status_code in (402, 409) else 400, error=str(exc))
+        return _page(request, who, status=exc.status_code if exc.status_code in (402, 409) else 400, error=who.say(exc))
     return RedirectResponse(f"{PAGE}?done={done}", status_code=303)
 
 

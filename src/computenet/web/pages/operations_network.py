@@ -164,7 +164,7 @@ async def _change(request: Request, work, done: str):
         typed = {k: str(v)[:1000] for k, v in form.items() if k not in ("csrf_token", "rest_token")}
         typed["prices_text"] = str(form.get("prices") or "")[:20_000]
         return await run_in_threadpool(_registry_page, request, who, exc.status_code if exc.status_code == 409 else 400,
-                                       str(exc), "", typed)
+                                       who.say(exc), "", typed)
     return RedirectResponse(f"/portal/operations/registry?done={done}", status_code=303)
 
 

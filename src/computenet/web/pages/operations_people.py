@@ -61,7 +61,7 @@ def _change(request: Request, csrf_token: str, work):
     except (NotFound, Forbidden) as exc:
         return refused(request, who, exc), who
     except ServiceError as exc:
-        return _people_page(request, who, status=409 if exc.status_code == 409 else 400, error=str(exc)), who
+        return _people_page(request, who, status=409 if exc.status_code == 409 else 400, error=who.say(exc)), who
 
 
 @router.post("/portal/operations/people/users")

@@ -56,7 +56,7 @@ def _reprice(request: Request, csrf_token: str, job_text: str, reason: str, work
         return refused(request, who, exc)
     except ServiceError as exc:
         return _reprice_page(request, who, status=exc.status_code if exc.status_code in (404, 409) else 400,
-                             error=str(exc),
+                             error=who.say(exc),
                              job_text=job_text, reason=reason)
     chart = {"aria": {"enabled": True}, "tooltip": {"trigger": "axis"}, "grid": {"left": 70, "right": 20, "bottom": 40,
                                                                                    "top": 40},

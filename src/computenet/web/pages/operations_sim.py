@@ -122,7 +122,7 @@ async def start(request: Request):
         return refused(request, who, exc)
     except ServiceError as exc:
         status = exc.status_code if exc.status_code in (409, 413) else 400
-        return await run_in_threadpool(_form_page, request, who, status, str(exc), values)
+        return await run_in_threadpool(_form_page, request, who, status, who.say(exc), values)
     finally:
         await form.close()
     return RedirectResponse(f"/portal/operations/simulator/runs/{run_id}", status_code=303)

@@ -66,7 +66,7 @@ def _change(request: Request, csrf_token: str, work, done: str):
         return refused(request, who, exc)
     except ServiceError as exc:
         status = exc.status_code if exc.status_code in (402, 409) else 400
-        return _page(request, who, status=status, error=str(exc))
+        return _page(request, who, status=status, error=who.say(exc))
     return RedirectResponse(f"/portal/sessions?done={done}", status_code=303)
 
 
