@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 from decimal import Decimal
@@ -68,6 +69,13 @@ def test_shell_on_slurm_through_the_proxy(testbed, make_platform, monkeypatch):
             seen = _typed(ws, "echo job=$SLURM_JOB_ID node=$SLURMD_NODENAME", f"job={native} node={host}")
         assert f"job={native} node={host}" in seen and host.startswith("alpha-n")
 
+        # Slurm counts whole seconds: a shell started, used and stopped within one second (an idle machine)
+        # ran 00:00:00 and costs nothing. Let it run two seconds by Slurm's own clock before stopping it.
+        def ran_two_seconds() -> bool:
+            out = subprocess.run(["squeue", "-h", "-j", native, "-o", "%M"], capture_output=True, text=True,
+                                 env={**os.environ, "SLURM_CONF": testbed["SLURM_CONF_ALPHA"]}, timeout=30).stdout
+            return out.strip() not in ("", "0:00", "0:01")
+        poll_until(ran_two_seconds, timeout=30, what="the shell's job to have run two seconds")
         client.stop_session(sid)
         job = poll_until(lambda: (j := client.job(started["job_id"])).settled and j, step=poller.run_once,
                          timeout=120, what="the session's charge from sacct")
