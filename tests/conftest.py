@@ -1,7 +1,7 @@
 """Shared test fixtures.
 
 The database is SQLite unless COMPUTENET_TEST_DATABASE_URL names another
-(CI runs the whole suite a second time on PostgreSQL). It is migrated once
+(CI runs the tests that use the database a second time on PostgreSQL). It is migrated once
 per run; every test starts from empty tables.
 
 Tests marked ``slurm`` use the real test bed (scripts/slurm-testbed start);
@@ -51,6 +51,24 @@ def _pg_schema_url(url: str) -> str:
     engine.dispose()
     sep = "&" if "?" in url else "?"
     return f"{url}{sep}options=-csearch_path%3D{schema}"
+
+
+# A test that asks for none of these never touches the configured database: under PostgreSQL
+# (CI's second pass) it would only repeat the SQLite pass, so it runs once
+# (COMPUTENET_TEST_EVERY_TEST=1 runs everything again anyway).
+DATABASE_FIXTURES = frozenset({"db_url", "database", "clean_db"})
+
+
+def pytest_collection_modifyitems(config, items):
+    url = os.environ.get("COMPUTENET_TEST_DATABASE_URL", "")
+    if not url.startswith("postgresql") or os.environ.get("COMPUTENET_TEST_EVERY_TEST") == "1":
+        return
+    keep, once = [], []
+    for item in items:
+        (keep if DATABASE_FIXTURES & set(getattr(item, "fixturenames", ())) else once).append(item)
+    if once:
+        config.hook.pytest_deselected(items=once)
+        items[:] = keep
 
 
 @pytest.fixture(scope="session")
