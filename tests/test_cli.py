@@ -177,7 +177,9 @@ def test_usage_and_bill(cli, platform, tmp_path):
     bill = cli("bill", month)
     assert bill.exit_code == 0 and "opening balance 0.00" in bill.output and "closing balance" in bill.output
     as_csv = cli("bill", month, "--format", "csv")
-    assert as_csv.output.startswith("account,lee-lab,month,") and "closing_balance" in as_csv.output
+    assert as_csv.output.startswith("account,month,currency,date,kind,amount,") and ",charge," in as_csv.output
+    summary = cli("bill", month, "--format", "summary-csv")
+    assert summary.exit_code == 0 and "lee-lab," + month + ",CNY,closing_balance,," in summary.output
     assert '"opening_balance": "0.00"' in cli("bill", month, "--format", "json").output
     assert cli("bill", "2026-13").exit_code == 1
     pdf = tmp_path / "bill.pdf"

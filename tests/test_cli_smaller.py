@@ -53,7 +53,7 @@ def test_estimate_exits_non_zero_when_nothing_fits(cli):
 
 def test_bill_refuses_an_unknown_format_and_a_month_not_yyyy_mm(cli):
     xml = cli("bill", "2026-12", "--format", "xml")
-    assert xml.exit_code == 1 and "--format 'xml': use table, csv, json or pdf" in xml.stderr
+    assert xml.exit_code == 1 and "--format 'xml': use table, csv, summary-csv, json or pdf" in xml.stderr
     slash = cli("bill", "12/2026")
     assert slash.exit_code == 1 and "month '12/2026' is not YYYY-MM" in slash.stderr
     assert "Not Found" not in slash.output

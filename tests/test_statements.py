@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select, update
 
-from computenet.billing.statements import month_bounds, statement
+from computenet.billing.statements import STATEMENT_CSV_COLUMNS, month_bounds, statement
 from computenet.client import ApiError
 from computenet.services.poller import ClusterPoller
 from computenet.store.models import Account, Transfer
@@ -44,10 +44,21 @@ def test_statement_balances_and_lines(alice, platform):
     assert Decimal(data["by_product_line"]["hpc"]) == spent and Decimal(data["held_at_close"]) == 0
     charged = [x for x in data["lines"] if x["job_id"] == jobs[0].id and x["kind"] == "post"]
     assert len(charged) == 1 and Decimal(charged[0]["core_hours"]) > 0
-    # CSV says the same
-    rows = list(csv.reader(io.StringIO(alice.statement_csv("alice-lab", month))))
-    assert rows[1] == ["opening_balance", "0.00"]
-    assert ["closing_balance", data["closing_balance"]] in rows
+    # CSV says the same, as one rectangular table of lines in a customer's words, and a summary
+    rows = list(csv.DictReader(io.StringIO(alice.statement_csv("alice-lab", month))))
+    assert len(rows) == len(data["lines"]) and {len(r) for r in rows} == {len(STATEMENT_CSV_COLUMNS)}
+    assert all(r["account"] == "alice-lab" and r["month"] == month and r["currency"] == "CNY" for r in rows)
+    assert "post" not in {r["kind"] for r in rows}
+    charged_rows = [r for r in rows if r["job_id"] == str(jobs[0].id) and r["kind"] == "charge"]
+    assert len(charged_rows) == 1 and Decimal(charged_rows[0]["core_hours"]) > 0
+    assert Decimal(charged_rows[0]["price_core_hour"]) == Decimal("36.00")
+    assert sum(Decimal(r["amount"]) for r in rows) == Decimal(data["closing_balance"])
+    summary = list(csv.DictReader(io.StringIO(
+        alice.statement_file("alice-lab", month, "summary-csv").decode())))
+    assert {len(r) for r in summary} == {6}
+    items = {(r["item"], r["product_line"]): Decimal(r["amount"]) for r in summary}
+    assert items[("opening_balance", "")] == 0 and items[("closing_balance", "")] == Decimal(data["closing_balance"])
+    assert items[("charges", "hpc")] == spent and items[("top_ups", "")] == Decimal("100.00")
 
 
 def test_opening_balance_carries_last_month(alice, platform):

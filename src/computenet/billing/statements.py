@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, aliased
 
 from ..store.models import Account, Charge, ClosedPeriod, Job, LedgerAccount, Transfer
 from .ledger import NANO_PER_CENT, money
-from .words import KIND_WORDS  # noqa: F401  (re-exported: pdf.py and the portal import it from here)
+from .words import KIND_WORDS  # also re-exported: pdf.py and the portal import it from here
 
 NANO_PER_UNIT = NANO_PER_CENT * 100
 
@@ -76,21 +76,42 @@ class Statement:
         return _jsonable(data)
 
     def to_csv(self) -> str:
+        """The lines as one rectangular table (a spreadsheet or a database loads it as is): every
+        row has every column, the account and month on each, the kind in a customer's words."""
         out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["account", self.account, "month", self.month, "currency", self.currency])
-        writer.writerow(["opening_balance", self.opening_balance])
-        writer.writerow(["date", "kind", "amount", "job_id", "job_name", "product_line", "core_hours",
-                         "gpu_hours", "memo"])
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(STATEMENT_CSV_COLUMNS)
         for line in self.lines:
-            writer.writerow([line.date, line.kind, line.amount, line.job_id or "", line.job_name or "",
-                             line.product_line or "", line.core_hours, line.gpu_hours, line.memo])
-        writer.writerow(["closing_balance", self.closing_balance])
-        for name, total in sorted(self.by_product_line.items()):
-            writer.writerow(["product_line_total", name, total])
-        if self.usage_carried:  # below a cent, not yet posted (nothing is rounded away)
-            writer.writerow(["usage_carried", self.usage_carried])
+            writer.writerow([self.account, self.month, self.currency, line.date, KIND_WORDS.get(line.kind, line.kind),
+                             line.amount, line.job_id or "", line.job_name or "", line.product_line or "",
+                             line.core_hours, line.gpu_hours, _or_blank(line.price_core_hour),
+                             _or_blank(line.price_gpu_hour), line.memo])
         return out.getvalue()
+
+    def summary_csv(self) -> str:
+        """The totals as a table of their own: opening, top-ups, charges per product line,
+        closing, held at the close, and usage under a cent still carried (nothing rounded away)."""
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(SUMMARY_CSV_COLUMNS)
+        head = [self.account, self.month, self.currency]
+        writer.writerow(head + ["opening_balance", "", self.opening_balance])
+        writer.writerow(head + ["top_ups", "", self.top_ups])
+        for name, total in sorted(self.by_product_line.items()):
+            writer.writerow(head + ["charges", name, total])
+        writer.writerow(head + ["closing_balance", "", self.closing_balance])
+        writer.writerow(head + ["held_at_close", "", self.held_at_close])
+        writer.writerow(head + ["usage_carried", "", self.usage_carried])
+        return out.getvalue()
+
+
+STATEMENT_CSV_COLUMNS = ("account", "month", "currency", "date", "kind", "amount", "job_id", "job_name",
+                         "product_line", "core_hours", "gpu_hours", "price_core_hour", "price_gpu_hour", "memo")
+SUMMARY_CSV_COLUMNS = ("account", "month", "currency", "item", "product_line", "amount")
+
+
+def _or_blank(value: Decimal | None) -> str:
+    return "" if value is None else str(value)
 
 
 def _jsonable(value):

@@ -56,15 +56,15 @@ def usage(by: str = typer.Option("cluster", "--by", help="user, account, cluster
 
 def bill(month: str = typer.Argument(..., help="YYYY-MM"),
          account: Optional[str] = typer.Option(None, help="default: your default account"),
-         fmt: str = typer.Option("table", "--format", help="table, csv, json or pdf"),
+         fmt: str = typer.Option("table", "--format", help="table, csv (the lines), summary-csv (the totals), json or pdf"),
          out: Optional[Path] = typer.Option(None, "--out", help="write the PDF (or CSV) here")) -> None:
     """The monthly statement of an account: opening balance, every charge, closing balance."""
     import re
 
     from rich.table import Table
 
-    if fmt not in ("table", "csv", "json", "pdf"):
-        fail(f"--format {fmt!r}: use table, csv, json or pdf")
+    if fmt not in ("table", "csv", "summary-csv", "json", "pdf"):
+        fail(f"--format {fmt!r}: use table, csv, summary-csv, json or pdf")
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
         fail(f"month {month!r} is not YYYY-MM (e.g. 2026-12)")
     with client() as c:
@@ -74,7 +74,7 @@ def bill(month: str = typer.Argument(..., help="YYYY-MM"),
             if not default:
                 fail("you belong to no account")
             account = default[0].name
-        if fmt in ("csv", "pdf"):
+        if fmt in ("csv", "summary-csv", "pdf"):
             data = api(lambda: c.statement_file(account, month, fmt))
             if out is None and fmt == "pdf":
                 out = Path(f"{account}-{month}.pdf")

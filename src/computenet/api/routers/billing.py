@@ -40,7 +40,8 @@ def usage(
 
 @router.get("/accounts/{name}/statements/{month}")
 def monthly_statement(name: str, month: str = Path(pattern=MONTH_PATTERN, description="YYYY-MM"),
-                      format: str = Query("json", pattern="^(json|csv|pdf)$"),
+                      format: str = Query("json", pattern="^(json|csv|summary-csv|pdf)$",
+                                          description="json; csv (the lines); summary-csv (the totals); pdf"),
                       lang: Optional[str] = Query(None, pattern="^(en|zh-CN)$",
                                                   description="the PDF's language (default: Accept-Language)"),
                       accept_language: Optional[str] = Header(None),
@@ -63,7 +64,8 @@ def monthly_statement(name: str, month: str = Path(pattern=MONTH_PATTERN, descri
                                   settings.display_timezone, wanted)
         return Response(to_pdf(result, header), media_type="application/pdf",
                         headers={"Content-Disposition": f'attachment; filename="{name}-{month}.pdf"'})
-    if format == "csv":
-        return PlainTextResponse(result.to_csv(), media_type="text/csv",
-                                 headers={"Content-Disposition": f'attachment; filename="{name}-{month}.csv"'})
+    if format in ("csv", "summary-csv"):
+        body, suffix = (result.to_csv(), "") if format == "csv" else (result.summary_csv(), "-summary")
+        return PlainTextResponse(body, media_type="text/csv",
+                                 headers={"Content-Disposition": f'attachment; filename="{name}-{month}{suffix}.csv"'})
     return result.to_json()
