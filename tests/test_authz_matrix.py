@@ -28,7 +28,7 @@ from conftest import TABLES_IN_DELETE_ORDER, local_cluster, make_settings
 
 ROLES = ("operator", "finance", "tenant_admin", "pi", "member", "user", "vendor")
 TENANTS = ("own", "other")  # the caller's tenant (A) or another (B); staff and vendors belong to none
-UNAUTHENTICATED_OK = {("GET", "/health"): 200, ("POST", "/monitoring/samples"): 400,
+UNAUTHENTICATED_OK = {("GET", "/health"): 200, ("GET", "/problems/{code}"): 200, ("POST", "/monitoring/samples"): 400,
                       ("POST", "/auth/login"): 422, ("POST", "/auth/token"): 401, ("POST", "/auth/password"): 422,
                       ("POST", "/auth/password/forgot"): 202, ("POST", "/auth/password/reset"): 400,
                       ("POST", "/auth/email/confirm"): 400, ("GET", "/auth/methods"): 200}
@@ -42,6 +42,7 @@ SHA = hashlib.sha256(DATA).hexdigest()
 # (method, path) -> how it is called: URL with {placeholders}, JSON body (None: none), what to make fresh first
 REQUESTS: dict[tuple[str, str], tuple[str, object, str]] = {
     ("GET", "/health"): ("/health", None, ""),
+    ("GET", "/problems/{code}"): ("/problems/not_found", None, ""),
     ("POST", "/jobs"): ("/jobs", {"script": "#!/bin/bash\ntrue\n", "args": ["-A", "{acct}", "-t", "1"]}, ""),
     ("GET", "/jobs"): ("/jobs", None, ""),
     ("GET", "/jobs/{job_id}"): ("/jobs/{job}", None, ""),
@@ -151,6 +152,7 @@ REQUESTS: dict[tuple[str, str], tuple[str, object, str]] = {
 # What each role gets, own tenant/other tenant, in the order of ROLES:
 #            operator finance  t.admin  pi       member   user     vendor
 EXPECTED: dict[tuple[str, str], str] = {
+    ('GET', '/problems/{code}'): "200/200 200/200 200/200 200/200 200/200 200/200 200/200",
     ('GET', '/health'): "200/200 200/200 200/200 200/200 200/200 200/200 200/200",
     ('POST', '/jobs'): "400/400 400/400 400/400 201/400 201/400 400/400 400/400",
     ('GET', '/jobs'): "200/200 200/200 200/200 200/200 200/200 200/200 200/200",
@@ -371,8 +373,8 @@ class World:
         if "/chunks/" in url:
             headers["X-Chunk-SHA256"] = SHA
         if content is not None:
-            return self.client.request(method, fill(url), headers=headers, content=content)
-        return self.client.request(method, fill(url), headers=headers, json=body)
+            return self.client.request(method, "/v1" + fill(url), headers=headers, content=content)
+        return self.client.request(method, "/v1" + fill(url), headers=headers, json=body)
 
 
 @pytest.fixture(scope="module")
@@ -389,7 +391,9 @@ def world(database, db_url, tmp_path_factory) -> World:
 
 
 def _routes(app) -> list[tuple[str, str]]:
-    return [(method.upper(), path) for path, ops in app.openapi()["paths"].items() for method in ops]
+    """Every documented route, named without its /v1 (the table's keys; the requests go to /v1)."""
+    return [(method.upper(), path.removeprefix("/v1")) for path, ops in app.openapi()["paths"].items()
+            for method in ops]
 
 
 def _observed(world: World, route: tuple[str, str]) -> str:

@@ -34,9 +34,9 @@ EXAMPLES = {GenerationMode.POSITIVE: 25, GenerationMode.NEGATIVE: 15}  # per ope
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 # what the generator cannot know: these act on the outside world, not on input
 SKIPPED = {
-    ("POST", "/admin/clusters"), ("PATCH", "/admin/clusters/{name}"),  # would reach out to a cluster
-    ("DELETE", "/admin/clusters/{name}"),
-    ("POST", "/monitoring/samples"),  # a job agent's own token, not a user's
+    ("POST", "/v1/admin/clusters"), ("PATCH", "/v1/admin/clusters/{name}"),  # would reach out to a cluster
+    ("DELETE", "/v1/admin/clusters/{name}"),
+    ("POST", "/v1/monitoring/samples"),  # a job agent's own token, not a user's
 }
 
 

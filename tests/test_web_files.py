@@ -155,7 +155,7 @@ def test_delete_needs_the_csrf_token_and_asks_first(portal, platform):
 def test_the_download_link_works_with_the_session_cookie(portal):
     _put(portal, "results/out.dat", b"\x00\x01binary")
     html = portal.get("/portal/files", params={"path": "~/results"}).text
-    link = re.search(r'href="(/files/content\?path=[^"]+)" download="out.dat"', html).group(1)
+    link = re.search(r'href="(/v1/files/content\?path=[^"]+)" download="out.dat"', html).group(1)
     answer = portal.get(link.replace("&amp;", "&"))
     assert answer.status_code == 200 and answer.content == b"\x00\x01binary"
     assert answer.headers["x-checksum-sha256"] == hashlib.sha256(b"\x00\x01binary").hexdigest()

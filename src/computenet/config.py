@@ -9,6 +9,7 @@ keep their cents.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from decimal import Decimal
 from pathlib import Path
@@ -378,6 +379,19 @@ class SimConfig(_Strict):
 class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8750, ge=1, le=65535)
+    # per caller (token, sign-in or address), in the limits library's words; "" turns it off
+    rate_limit: str = "300/second;12000/minute"
+    # memory:// counts in each process; redis://host:6379 shares the count between API replicas
+    rate_limit_storage: str = Field("memory://", pattern=r"^(async\+)?(memory|redis|rediss|redis\+sentinel|redis\+cluster|memcached|mongodb)://")
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_rules(cls, value: str) -> str:
+        # the limits library's grammar, checked without importing it (0.4 s: the CLI reads this file too)
+        rule = r"\s*\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day|month|year)s?\s*"
+        if value.strip() and not re.fullmatch(rf"{rule}([;,]{rule})*", value):
+            raise ValueError(f"rate_limit {value!r}: write rules like '300/second;12000/minute'")
+        return value
 
 
 class WorkersConfig(_Strict):

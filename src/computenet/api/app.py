@@ -1,4 +1,4 @@
-"""The FastAPI application: routers, error mapping, request size limit."""
+"""The FastAPI application: routers (under /v1, with aliases), problems for errors, size and rate limits."""
 
 from __future__ import annotations
 
@@ -6,15 +6,14 @@ import json
 import math
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
 
 from .. import __version__
-from ..services.errors import ServiceError
 from ..services.loops import BackgroundServices
 from ..services.platform import Platform
+from .problems import MEDIA_TYPE as PROBLEM
+from .problems import problem_body
 from .routers import accounts, admin, apps, billing, clusters, files, jobs, monitoring, notifications
 from .routers import reports as report_routes
 from .routers import tokens as token_routes
@@ -41,48 +40,28 @@ def create_app(platform: Platform, run_services: bool = False) -> FastAPI:
     app.state.platform = platform
 
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, chunk_limit=MAX_CHUNK_BYTES)
+    from .rate_limits import RateLimit
+
+    app.add_middleware(RateLimit, rules=platform.settings.server.rate_limit,
+                       storage=platform.settings.server.rate_limit_storage)
     app.add_middleware(NoNulInUrl)
 
-    @app.exception_handler(ServiceError)
-    async def service_error(request: Request, exc: ServiceError):
-        return SafeJSONResponse({"detail": str(exc)}, status_code=exc.status_code)
+    from . import problems
 
-    @app.exception_handler(DataError)
-    async def unstorable(request: Request, exc: DataError):
-        # the database's own word that a value cannot be stored or compared (a NUL in text on
-        # PostgreSQL, a number beyond its column): the request's fault, and nothing was written
-        why = str(getattr(exc, "orig", exc)).splitlines()[0][:200]
-        return SafeJSONResponse({"detail": f"a value in the request cannot be stored: {why}"}, status_code=422)
+    problems.install(app)
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError):
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        return SafeJSONResponse({"detail": f"{where}: {first['msg']}" if where else first["msg"],
-                                 "errors": jsonable(exc.errors())}, status_code=422)
-
-    @app.get("/health", tags=["meta"])
+    @app.get("/v1/health", tags=["meta"])
+    @app.get("/health", tags=["meta"], include_in_schema=False)
     def health():
         return {"status": "ok", "version": __version__}
 
-    app.include_router(jobs.router)
-    app.include_router(clusters.router)
-    app.include_router(accounts.router)
-    app.include_router(billing.router)
-    app.include_router(notifications.router)
-    app.include_router(admin.router)
-    app.include_router(files.router)
-    app.include_router(apps.router)
-    app.include_router(monitoring.router)
-    app.include_router(report_routes.router)
-    app.include_router(token_routes.router)
-    app.include_router(user_routes.router)
-    app.include_router(auth_routes.router)
-    app.include_router(oidc_routes.router)
+    from . import session_proxy, versions
     from .routers import sessions as session_routes
-    from . import session_proxy
 
-    app.include_router(session_routes.router)
+    versions.include(app, [jobs.router, clusters.router, accounts.router, billing.router, notifications.router,
+                           admin.router, files.router, apps.router, monitoring.router, report_routes.router,
+                           token_routes.router, user_routes.router, auth_routes.router, oidc_routes.router,
+                           session_routes.router])
     session_proxy.mount(app)  # /sessions/<id>/...: the session's own server, for its owner
     from ..web import mount as mount_portal
 
@@ -104,7 +83,8 @@ class NoNulInUrl:
         if scope["type"] == "http":
             query = scope.get("query_string", b"").lower()
             if "\x00" in scope.get("path", "") or b"%00" in query or b"\x00" in query:
-                response = JSONResponse({"detail": "the URL contains a NUL byte"}, status_code=422)
+                response = JSONResponse(problem_body(None, 422, "the URL contains a NUL byte", "validation_failed"),
+                                        status_code=422, media_type=PROBLEM)
                 return await response(scope, receive, send)
         return await self.app(scope, receive, send)
 
@@ -143,7 +123,8 @@ class BodyLimit:
             await self._refuse(scope, receive, send, limit)
 
     async def _refuse(self, scope, receive, send, limit):
-        response = JSONResponse({"detail": f"request body is larger than {limit} bytes"}, status_code=413)
+        response = JSONResponse(problem_body(None, 413, f"request body is larger than {limit} bytes", "too_large"),
+                                status_code=413, media_type=PROBLEM)
         await response(scope, receive, send)
 
 

@@ -14,17 +14,32 @@ from .workspace import WorkspaceApi
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, code: str | None = None) -> None:
         super().__init__(f"{detail} (HTTP {status})")
         self.status = status
         self.detail = detail
+        self.code = code  # the problem's stable code (docs/api.md), where the server gave one
+
+
+def problem_error(response: httpx.Response) -> ApiError:
+    """The server's problem (RFC 9457) as an ApiError: its detail, and its code for programs."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ApiError(response.status_code, response.text)
+    if not isinstance(body, dict):
+        return ApiError(response.status_code, str(body))
+    detail = body.get("detail", response.text)
+    return ApiError(response.status_code, detail if isinstance(detail, str) else str(detail), body.get("code"))
 
 
 class ComputeNetClient(WorkspaceApi):
     def __init__(self, base_url: str, token: str | None = None, timeout: float = 120.0,
                  transport: httpx.BaseTransport | None = None) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout, transport=transport)
+        base = base_url.rstrip("/")
+        base = base if base.endswith("/v1") else f"{base}/v1"  # the versioned API (the server's root paths are aliases)
+        self.http = httpx.Client(base_url=base, headers=headers, timeout=timeout, transport=transport)
 
     def close(self) -> None:
         self.http.close()
@@ -41,11 +56,7 @@ class ComputeNetClient(WorkspaceApi):
         except httpx.HTTPError as exc:
             raise ApiError(0, f"cannot reach {self.http.base_url}: {exc}") from None
         if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail", response.text)
-            except ValueError:
-                detail = response.text
-            raise ApiError(response.status_code, detail if isinstance(detail, str) else str(detail))
+            raise problem_error(response)
         return response.json()
 
     # -- jobs -----------------------------------------------------------------
@@ -81,7 +92,7 @@ class ComputeNetClient(WorkspaceApi):
     def stats_png(self, job_id: int) -> bytes:
         response = self.http.get(f"/jobs/{job_id}/stats.png")
         if response.status_code >= 400:
-            raise ApiError(response.status_code, response.json().get("detail", response.text))
+            raise problem_error(response)
         return response.content
 
     def efficiency(self, limit: int = 50, user: str | None = None, project: str | None = None,
@@ -161,7 +172,7 @@ class ComputeNetClient(WorkspaceApi):
         """The statement as CSV or PDF bytes."""
         response = self.http.get(f"/accounts/{account}/statements/{month}", params={"format": fmt})
         if response.status_code >= 400:
-            raise ApiError(response.status_code, response.json().get("detail", response.text))
+            raise problem_error(response)
         return response.content
 
     def statement_csv(self, account: str, month: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -54,6 +54,8 @@ async def submit(body: JobSubmit, user: User = Depends(current_user), platform: 
 
 @router.get("", response_model=list[JobOut])
 def list_jobs(
+    request: Request,
+    response: Response,
     active: bool = Query(False, description="only jobs that have not ended"),
     state: str | None = Query(None, max_length=200, description="states as squeue -t takes them: PD,R or "
                               "PENDING,RUNNING or all"),
@@ -69,12 +71,16 @@ def list_jobs(
     user: User = Depends(current_user),
     session=Depends(get_session),
 ):
-    """Newest first; page on by passing the last id as ``before``."""
+    """Newest first; page on by passing the last id as ``before``, or follow the ``Link: rel="next"``
+    header, which a full page carries (a cursor: rows added meanwhile neither repeat nor go missing)."""
     from ...services.job_list import JobFilter, list_jobs as listed, split
 
     found = listed(session, user, JobFilter(
         users=split(user_names), partitions=split(partition), clusters=split(cluster), names=split(name),
         states=state, active_only=active, start=_utc(start), end=_utc(end), before=before, limit=limit))
+    if len(found) == limit:
+        following = request.url.include_query_params(before=found[-1].id)
+        response.headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
     return [job_out(session, job) for job in found]
 
 

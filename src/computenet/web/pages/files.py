@@ -3,7 +3,7 @@ rename/move, delete, download and quota bars.
 
 Every path goes through services/workspaces.py, as the API's routers/files.py does: it decides which
 spaces a user may reach and refuses ../ and absolute paths. Downloads and uploads use the API itself
-(GET /files/content, /uploads), which accepts the browser session; static/files.js sends the chunks.
+(GET /v1/files/content, /v1/uploads), which accepts the browser session; static/files.js sends the chunks.
 """
 
 from __future__ import annotations

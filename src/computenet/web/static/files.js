@@ -146,13 +146,13 @@
       var key = "cnet-upload:" + target + ":" + file.size + ":" + whole;
       var saved = window.localStorage.getItem(key);
       var started = saved
-        ? api("GET", "/uploads/" + encodeURIComponent(saved)).then(function (state) {
+        ? api("GET", "/v1/uploads/" + encodeURIComponent(saved)).then(function (state) {
             shown.say(words.resuming, "sending");
             return state;
           }, function () { return null; })
         : Promise.resolve(null);
       return started.then(function (state) {
-        return state || api("POST", "/uploads", JSON.stringify({ path: target, size: file.size, sha256: whole,
+        return state || api("POST", "/v1/uploads", JSON.stringify({ path: target, size: file.size, sha256: whole,
                                                     overwrite: overwrite.checked }),
                             { "Content-Type": "application/json" });
       }).then(function (state) {
@@ -167,7 +167,7 @@
             return file.slice(index * state.chunk_size, (index + 1) * state.chunk_size).arrayBuffer();
           }).then(function (chunk) {
             return hex(chunk).then(function (sum) {
-              return api("PUT", "/uploads/" + encodeURIComponent(state.id) + "/chunks/" + index, chunk,
+              return api("PUT", "/v1/uploads/" + encodeURIComponent(state.id) + "/chunks/" + index, chunk,
                          { "X-Chunk-SHA256": sum, "Content-Type": "application/octet-stream" });
             });
           }).then(function () {
@@ -176,7 +176,7 @@
           });
         });
         return chain.then(function () {
-          return api("POST", "/uploads/" + encodeURIComponent(state.id) + "/complete");
+          return api("POST", "/v1/uploads/" + encodeURIComponent(state.id) + "/complete");
         }).then(function () {
           window.localStorage.removeItem(key);
           shown.progress(1);
