@@ -19,7 +19,8 @@ from computenet.catalog import (AppSpec, ParamError, Resources, SpecError, built
 APPS = Path(__file__).parent / "fixtures" / "apps"
 BUILTIN_NAMES = {"generic-shell", "python-script", "lammps", "gromacs", "openfoam", "quantum-espresso",
                  "pytorch-ddp", "jupyter-notebook"}
-INTERACTIVE_NAMES = {"jupyterlab", "shell"}  # sessions: no stand-in (the real server is the test): test_sessions.py, test_web_shell.py
+INTERACTIVE_NAMES = {"jupyterlab", "shell", "desktop"}  # sessions: no stand-in (the real server is the test):
+# test_sessions.py, test_web_shell.py, test_web_desktop.py
 needs_python3 = pytest.mark.skipif(not shutil.which("python3") or not shutil.which("bash"),
                                    reason="needs bash and python3 on PATH")
 

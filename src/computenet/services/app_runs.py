@@ -98,6 +98,11 @@ def prepare(platform: Platform, user_id: int, name: str, params: dict, version: 
                 raise InvalidRequest(msg("%(name)s: %(exc)s", name=spec.name, exc=exc)) from None
             envs[cluster_name] = env.name
     if not scripts:
+        needs = ["+".join(env.tags) for env in spec.environments if env.tags]
+        if needs and len(needs) == len(spec.environments):  # the reason: what the clusters' tags lack
+            raise InvalidRequest(msg("app %(name)s %(version)s is not available on any cluster of the network: "
+                                     "it needs a cluster tagged %(tags)s", name=spec.name, version=spec.version,
+                                     tags=" / ".join(dict.fromkeys(needs))))
         raise InvalidRequest(msg("app %(name)s %(version)s is not available on any cluster of the network",
                                  name=spec.name, version=spec.version))
     if cluster and cluster not in scripts:

@@ -45,7 +45,7 @@ def probe(platform: Platform, row: InteractiveSession) -> bool:
 def server_activity(platform: Platform, row: InteractiveSession):
     """When the server last saw use, by its own account (JupyterLab's /api/status: its last activity,
     now while a browser is connected or a kernel is busy); None where the server does not say."""
-    if row.kind not in ("jupyterlab", "shell"):  # the shell's server answers the same way
+    if row.kind not in ("jupyterlab", "shell", "desktop"):  # the shell's and desktop's servers answer alike
         return None
     from datetime import datetime
 

@@ -32,6 +32,12 @@ OPEN_AT = {"jupyterlab": "lab"}
 SHELL_CSP = CSP.replace("style-src 'self';", "style-src 'self' 'unsafe-inline';")
 
 
+def desktop_url(base: str) -> str:
+    """noVNC's page on the node, connecting at once to the VNC WebSocket under the same base URL
+    (noVNC's path is relative to the site's root) and setting the desktop's size to the window's."""
+    return f"{base}vnc.html?autoconnect=true&resize=remote&reconnect=true&path={base.lstrip('/')}websockify"
+
+
 def _page(request: Request, who: Viewer, status: int = 200, error: str | None = None, done: str = ""):
     with platform_of(request).db.session() as session:
         me = signed_in_user(session, who)
@@ -47,6 +53,8 @@ def _page(request: Request, who: Viewer, status: int = 200, error: str | None = 
         row["open_at"] = f"{row['url']}{OPEN_AT.get(row['kind'], '')}" if row["url"] else None
         if row["url"] and row["kind"] == "shell":
             row["open_at"] = f"/portal/sessions/{row['id']}/shell"
+        if row["url"] and row["kind"] == "desktop":
+            row["open_at"] = desktop_url(row["url"])
     live = any(r["state"] in ("queued", "starting") for r in rows)
     return page(request, who, "sessions/index.html", status=status, error=error, sessions=rows, apps=choices,
                 done=who.gettext(DONE[done]) if done in DONE else None, reasons=REASON_WORDS, live=live)
