@@ -1,83 +1,165 @@
 """PNG charts of the reports: utilization over time per cluster, revenue by product line
-(stacked), margin per cluster. Figures are floats only here, for drawing."""
+(stacked), margin per cluster. Figures are floats only here, for drawing.
+
+Drawn to be read by people who did not make them: money axes name their currency, numbers have
+thousands separators, a long daily axis shows a readable number of dates, one cluster far below
+the others is cut at the axis with its value written on the bar (instead of squashing every
+other bar), and series that coincide are named together instead of one hiding the other.
+"""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 # a Figure of its own, never pyplot: pyplot's global figure registry is not safe in the API's
 # request threads, and no display is needed to draw a PNG
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from .periods import ReportError
 from .report_model import Report
 
 CHARTS = {"utilization": "utilization", "revenue": "revenue", "margin": "margin"}  # chart -> report it draws
+MAX_TICK_LABELS = 12  # more dates than this on one axis run into each other
+OUTLIER_FACTOR = 4.0  # a bar this many times the next largest (in size) is cut at the axis
+LINE_STYLES = ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 
 
 def _buckets(report: Report) -> list[str]:
     return [b.label for b in report.period.buckets()]
 
 
-def _utilization(report: Report, ax) -> None:
+def _thousands(decimals: int = 0) -> FuncFormatter:
+    return FuncFormatter(lambda value, _: f"{value:,.{decimals}f}")
+
+
+def _date_axis(ax, labels: list[str], offset: float = 0.0) -> None:
+    """At most MAX_TICK_LABELS dates, evenly spaced, always including the first."""
+    step = max(1, math.ceil(len(labels) / MAX_TICK_LABELS))
+    shown = list(range(0, len(labels), step))
+    ax.set_xticks([i + offset for i in shown], [labels[i] for i in shown])
+    if len(shown) > 6:
+        for label in ax.get_xticklabels():
+            label.set_rotation(45)
+            label.set_horizontalalignment("right")
+
+
+def _named_once(series: list[tuple[str, list[float]]]) -> list[tuple[str, list[float]]]:
+    """Series with exactly the same values are drawn once, under all their names."""
+    merged: list[tuple[list[str], list[float]]] = []
+    for name, values in series:
+        for names, known in merged:
+            if len(known) == len(values) and all(a == b or (a != a and b != b) for a, b in zip(known, values)):
+                names.append(name)
+                break
+        else:
+            merged.append(([name], values))
+    return [(" = ".join(names), values) for names, values in merged]
+
+
+def _utilization(report: Report, ax) -> list[str]:
     labels = _buckets(report)
+    series = []
     for name in sorted({r["name"] for r in report.rows if r["level"] == "cluster"}):
         rows = {r["bucket"]: r for r in report.rows if r["level"] == "cluster" and r["name"] == name}
-        values = [float(rows[b]["core_utilization"]) * 100 if b in rows and rows[b]["core_utilization"] is not None
-                  else float("nan") for b in labels]
-        ax.plot(labels, values, marker="o", label=f"{name} ({next(iter(rows.values()))['ownership']}) cores")
+        ownership = next(iter(rows.values()))["ownership"]
+        series.append((f"{name} ({ownership}) cores", [
+            float(rows[b]["core_utilization"]) * 100 if b in rows and rows[b]["core_utilization"] is not None
+            else float("nan") for b in labels]))
         cards = [float(rows[b]["card_utilization"]) * 100 if b in rows and rows[b]["card_utilization"] is not None
                  else float("nan") for b in labels]
         if any(v == v for v in cards):  # has GPUs
-            ax.plot(labels, cards, marker="s", linestyle="--", label=f"{name} cards")
+            series.append((f"{name} cards", cards))
+    xs = list(range(len(labels)))
+    for i, (name, values) in enumerate(_named_once(series)):
+        ax.plot(xs, values, linestyle=LINE_STYLES[i % len(LINE_STYLES)],
+                marker=MARKERS[i % len(MARKERS)] if len(labels) <= 60 else None, label=name)
+    _date_axis(ax, labels)
     ax.set_ylabel("allocated / capacity (%)")
+    ax.yaxis.set_major_formatter(_thousands())
     ax.set_ylim(bottom=0)
+    return []
 
 
-def _revenue(report: Report, ax) -> None:
+def _revenue(report: Report, ax) -> list[str]:
     labels = _buckets(report)
     rows = [r for r in report.rows if r["dimension"] == "product_line"]
+    xs = list(range(len(labels)))
     bottom = [0.0] * len(labels)
     for line in sorted({r["key"] for r in rows}):
         values = [sum(float(r["revenue"]) for r in rows if r["key"] == line and r["bucket"] == b) for b in labels]
-        ax.bar(labels, values, bottom=bottom, label=line)
+        ax.bar(xs, values, bottom=bottom, label=line)
         bottom = [a + b for a, b in zip(bottom, values)]
-    ax.set_ylabel("revenue")
+    _date_axis(ax, labels)
+    ax.set_ylabel(f"revenue ({report.currency})" if report.currency else "revenue")
+    ax.yaxis.set_major_formatter(_thousands())
+    return []
 
 
-def _margin(report: Report, ax) -> None:
+def _cut(values: list[float]) -> tuple[float, float] | None:
+    """The y-range that shows every bar but one far larger (in size) than the rest, or None."""
+    sizes = sorted((abs(v) for v in values if v == v), reverse=True)
+    if len(sizes) < 2 or sizes[0] <= OUTLIER_FACTOR * max(sizes[1], 1.0):
+        return None
+    reach = max(sizes[1], 1.0) * 1.6
+    return (-reach if any(v < 0 for v in values) else 0.0), (reach if any(v > 0 for v in values) else 0.0)
+
+
+def _margin(report: Report, ax) -> list[str]:
     labels = _buckets(report)
     rows = [r for r in report.rows if r["level"] == "cluster"]
     names = sorted({r["name"] for r in rows})
     width = 0.8 / max(1, len(names))
+    drawn: list[tuple[object, float]] = []
     for i, name in enumerate(names):
         xs = [j + i * width for j in range(len(labels))]
         by_bucket = {r["bucket"]: r["margin"] for r in rows if r["name"] == name}
         values = [float(by_bucket[b]) * 100 if by_bucket.get(b) is not None else 0.0 for b in labels]
         bars = ax.bar(xs, values, width=width, label=name)
-        for bar, b in zip(bars, labels):
+        for bar, b, value in zip(bars, labels, values):
             if by_bucket.get(b) is None:  # undefined: said, not drawn as zero
                 ax.annotate("n/a", (bar.get_x() + bar.get_width() / 2, 0), ha="center", va="bottom", fontsize=7)
-    ax.set_xticks([j + width * (len(names) - 1) / 2 for j in range(len(labels))], labels)
+            else:
+                drawn.append((bar, value))
+    _date_axis(ax, labels, offset=width * (len(names) - 1) / 2)
     ax.axhline(0, color="black", linewidth=0.6)
     ax.set_ylabel("gross margin (%)")
+    ax.yaxis.set_major_formatter(_thousands())
+    notes = []
+    cut = _cut([value for _, value in drawn])
+    if cut is not None:
+        ax.set_ylim(*cut)
+        for bar, value in drawn:
+            if not cut[0] <= value <= cut[1]:  # its true value, written at the edge it crosses
+                edge = cut[0] if value < 0 else cut[1]
+                ax.annotate(f"{value:,.0f} %", (bar.get_x() + bar.get_width() / 2, edge), ha="center",
+                            va="bottom" if value < 0 else "top", fontsize=8, fontweight="bold",
+                            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "0.5"})
+        notes.append("a bar beyond the axis is cut; its value is written on it")
+    return notes
 
 
-def draw(chart: str, report: Report, out: str | Path) -> Path:
+def figure(chart: str, report: Report) -> Figure:
     if chart not in CHARTS:
         raise ReportError(f"unknown chart {chart!r}: use one of {', '.join(CHARTS)}")
     if report.empty:
         raise ReportError(f"nothing to draw: {report.empty}")
     fig = Figure(figsize=(10, 5))
     ax = fig.subplots()
-    {"utilization": _utilization, "revenue": _revenue, "margin": _margin}[chart](report, ax)
+    notes = {"utilization": _utilization, "revenue": _revenue, "margin": _margin}[chart](report, ax)
     ax.set_title(f"{chart}, {report.period.describe()}")
     ax.legend(fontsize=8)
-    if len(_buckets(report)) > 8:
-        for label in ax.get_xticklabels():
-            label.set_rotation(45)
-            label.set_horizontalalignment("right")
-    fig.tight_layout()
+    ax.grid(axis="y", linewidth=0.3, alpha=0.6)
+    for i, note in enumerate(notes):
+        fig.text(0.01, 0.01 + 0.03 * i, note, fontsize=8, style="italic")
+    fig.tight_layout(rect=(0, 0.03 * len(notes), 1, 1))
+    return fig
+
+
+def draw(chart: str, report: Report, out: str | Path) -> Path:
+    fig = figure(chart, report)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

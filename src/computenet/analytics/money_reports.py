@@ -26,6 +26,13 @@ def _money(cents: int) -> Decimal:
     return money(int(cents))  # DuckDB sums come back as HUGEINT-sized ints
 
 
+def _currency(warehouse: Warehouse) -> str | None:
+    """The revenue accounts' currency, where the ledger keeps one (a chart's money axis says it)."""
+    found = sorted(c for (c,) in warehouse.query(
+        "SELECT DISTINCT currency FROM ledger_accounts WHERE code = 'revenue'")[1] if c)
+    return "/".join(found) or None
+
+
 def _no_revenue(period: Period) -> str:
     return f"no revenue in the ledger between {period.first} and {period.last}"
 
@@ -41,6 +48,7 @@ def revenue(warehouse: Warehouse, period: Period, dimension: str | None = None) 
     if dimension is not None and dimension not in DIMENSIONS:
         raise ReportError(f"unknown dimension {dimension!r}: use one of {', '.join(DIMENSIONS)}")
     report = Report("revenue", period, ["bucket", "dimension", "key", "revenue", "share"])
+    report.currency = _currency(warehouse)
     rows = queries.revenue(warehouse, period)
     if not rows:
         report.empty = _no_revenue(period)

@@ -33,6 +33,7 @@ class Report:
     summary: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     empty: str | None = None  # set: the period has no data for this report, and why
+    currency: str | None = None  # the money columns' currency (charts label their axes with it)
 
     def note(self, text: str) -> None:
         if text and text not in self.notes:

@@ -81,7 +81,9 @@ def install(app: FastAPI) -> None:
         return problem(request, 422, f"{where}: {first['msg']}" if where else first["msg"], "validation_failed",
                        errors=jsonable(exc.errors()))
 
-    @app.get("/v1/problems/{code}", tags=["meta"], summary="What an error code means")
+    from .responses import errors
+
+    @app.get("/v1/problems/{code}", tags=["meta"], summary="What an error code means", responses=errors(404))
     def explain(code: str, request: Request):
         if code not in CODES:
             return problem(request, 404, f"no error code {code!r}", "not_found")
