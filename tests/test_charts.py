@@ -56,7 +56,7 @@ def test_one_deeply_negative_cluster_is_cut_with_its_value_and_the_others_stay_r
     report = _margin_report({"owned-a": "0.26", "owned-b": "0.31", "leased": "-5.12"})
     fig = charts.figure("margin", report)
     low, high = fig.axes[0].get_ylim()
-    assert -100 < low < -26 and high > 31  # the others' bars are a visible share of the axis
+    assert low < 0 and high > 31 and 31 / (high - low) > 0.4  # the others' bars are a visible share of the axis
     assert "-512 %" in _texts(fig) and any("cut" in t for t in _texts(fig))
     charts.draw("margin", report, tmp_path / "margin.png")
 
@@ -76,3 +76,17 @@ def test_two_clusters_with_the_same_series_are_both_named():
                                 "core_utilization": Decimal("0.75"), "card_utilization": None})
     legend = [t.get_text() for t in charts.figure("utilization", report).axes[0].get_legend().get_texts()]
     assert legend == ["east (owned) cores = west (owned) cores"]
+
+
+def test_a_whole_cluster_far_below_the_others_is_cut_in_every_bucket():
+    period = Period(date(2026, 1, 1), date(2026, 6, 30), "month")
+    report = Report("margin", period, [])
+    for i, bucket in enumerate(period.buckets()):
+        for name, value in (("hpc", "0.25"), ("ind", "-0.08"), ("ai", str(-120 - 20 * i))):
+            report.rows.append({"bucket": bucket.label, "level": "cluster", "name": name, "ownership": "owned",
+                                "margin": Decimal(value)})
+    fig = charts.figure("margin", report)
+    low, high = fig.axes[0].get_ylim()
+    assert low < -8 and high > 25 and 25 / (high - low) > 0.4
+    written = [t for t in _texts(fig) if t.endswith(" %")]
+    assert len(written) == 6 and "-12,000 %" in written and any(t.startswith("ai: cut") for t in _texts(fig))

@@ -10,6 +10,7 @@ other bar), and series that coincide are named together instead of one hiding th
 from __future__ import annotations
 
 import math
+import statistics
 from pathlib import Path
 
 # a Figure of its own, never pyplot: pyplot's global figure registry is not safe in the API's
@@ -98,13 +99,16 @@ def _revenue(report: Report, ax) -> list[str]:
     return []
 
 
-def _cut(values: list[float]) -> tuple[float, float] | None:
-    """The y-range that shows every bar but one far larger (in size) than the rest, or None."""
-    sizes = sorted((abs(v) for v in values if v == v), reverse=True)
-    if len(sizes) < 2 or sizes[0] <= OUTLIER_FACTOR * max(sizes[1], 1.0):
-        return None
-    reach = max(sizes[1], 1.0) * 1.6
-    return (-reach if any(v < 0 for v in values) else 0.0), (reach if any(v > 0 for v in values) else 0.0)
+def _far_out(series: dict[str, list[float]]) -> set[str]:
+    """The series whose typical size (median |value|) is OUTLIER_FACTOR times that of the others'
+    median: drawn to scale they would squash every other bar into a line."""
+    typical = {name: statistics.median(abs(v) for v in values) for name, values in series.items() if values}
+    out = set()
+    for name, size in typical.items():
+        others = [s for other, s in typical.items() if other != name]
+        if others and size > OUTLIER_FACTOR * max(statistics.median(others), 1.0):
+            out.add(name)
+    return out
 
 
 def _margin(report: Report, ax) -> list[str]:
@@ -112,33 +116,40 @@ def _margin(report: Report, ax) -> list[str]:
     rows = [r for r in report.rows if r["level"] == "cluster"]
     names = sorted({r["name"] for r in rows})
     width = 0.8 / max(1, len(names))
-    drawn: list[tuple[object, float]] = []
+    drawn: dict[str, list[tuple[object, float]]] = {}
     for i, name in enumerate(names):
         xs = [j + i * width for j in range(len(labels))]
         by_bucket = {r["bucket"]: r["margin"] for r in rows if r["name"] == name}
         values = [float(by_bucket[b]) * 100 if by_bucket.get(b) is not None else 0.0 for b in labels]
         bars = ax.bar(xs, values, width=width, label=name)
+        drawn[name] = []
         for bar, b, value in zip(bars, labels, values):
             if by_bucket.get(b) is None:  # undefined: said, not drawn as zero
                 ax.annotate("n/a", (bar.get_x() + bar.get_width() / 2, 0), ha="center", va="bottom", fontsize=7)
             else:
-                drawn.append((bar, value))
+                drawn[name].append((bar, value))
     _date_axis(ax, labels, offset=width * (len(names) - 1) / 2)
     ax.axhline(0, color="black", linewidth=0.6)
     ax.set_ylabel("gross margin (%)")
     ax.yaxis.set_major_formatter(_thousands())
-    notes = []
-    cut = _cut([value for _, value in drawn])
-    if cut is not None:
-        ax.set_ylim(*cut)
-        for bar, value in drawn:
-            if not cut[0] <= value <= cut[1]:  # its true value, written at the edge it crosses
-                edge = cut[0] if value < 0 else cut[1]
-                ax.annotate(f"{value:,.0f} %", (bar.get_x() + bar.get_width() / 2, edge), ha="center",
-                            va="bottom" if value < 0 else "top", fontsize=8, fontweight="bold",
+    cut = _far_out({name: [v for _, v in bars] for name, bars in drawn.items()})
+    kept = [v for name, bars in drawn.items() if name not in cut for _, v in bars]
+    if not cut or not kept:
+        return []
+    low, high = min(0.0, min(kept)) * 1.3, max(0.0, max(kept)) * 1.3
+    span = max(high - low, 1.0)
+    everything = [v for bars in drawn.values() for _, v in bars]
+    low = min(low, -0.3 * span) if min(everything) < low else low  # room for a cut bar's stub and its value
+    high = max(high, 0.3 * span) if max(everything) > high else high
+    ax.set_ylim(low, high)
+    for name in cut:
+        for bar, value in drawn[name]:
+            if not low <= value <= high:  # its true value, written at the edge it crosses
+                ax.annotate(f"{value:,.0f} %", (bar.get_x() + bar.get_width() / 2, low if value < 0 else high),
+                            ha="center", va="bottom" if value < 0 else "top", fontsize=7, fontweight="bold",
+                            rotation=90 if len(labels) > 4 else 0,
                             bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "0.5"})
-        notes.append("a bar beyond the axis is cut; its value is written on it")
-    return notes
+    return [f"{', '.join(sorted(cut))}: cut at the axis (far outside the others); the values are written on the bars"]
 
 
 def figure(chart: str, report: Report) -> Figure:
@@ -150,7 +161,7 @@ def figure(chart: str, report: Report) -> Figure:
     ax = fig.subplots()
     notes = {"utilization": _utilization, "revenue": _revenue, "margin": _margin}[chart](report, ax)
     ax.set_title(f"{chart}, {report.period.describe()}")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # outside: it never hides a bar
     ax.grid(axis="y", linewidth=0.3, alpha=0.6)
     for i, note in enumerate(notes):
         fig.text(0.01, 0.01 + 0.03 * i, note, fontsize=8, style="italic")

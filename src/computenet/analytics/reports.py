@@ -11,7 +11,7 @@ from collections import defaultdict
 from decimal import Decimal
 
 from ..billing.ledger import money as ledger_money
-from . import money_reports, queries
+from . import job_reports, money_reports, queries
 from .costs import apply_settings, cluster_models
 from .periods import Period, ReportError, make_period
 from .report_model import Report, hours, ratio
@@ -124,6 +124,7 @@ REPORTS = {
     "customers": money_reports.customers,
     "users": users,
     "growth": money_reports.growth,
+    "jobs": job_reports.jobs,
 }
 
 

@@ -137,6 +137,15 @@ def revenue(first: str = FROM, last: str = TO, by: str = BY, data: Optional[Path
     _run("revenue", first, last, by, data, as_json, csv_file, dimension=dimension)
 
 
+@report_app.command("jobs")
+def jobs_report(first: str = FROM, last: str = TO, by: str = BY, data: Optional[Path] = DATA, as_json: bool = JSON,
+                csv_file: Optional[Path] = CSV,
+                dimension: str = typer.Option("cluster", help="cluster, partition or tenant")) -> None:
+    """Jobs started, queue wait (median, 90th percentile, longest), job sizes, run time and how well
+    their start was predicted, per cluster, partition or tenant."""
+    _run("jobs", first, last, by, data, as_json, csv_file, dimension=dimension)
+
+
 @report_app.command("customers")
 def customers(first: str = FROM, last: str = TO, by: str = BY, data: Optional[Path] = DATA, as_json: bool = JSON,
               csv_file: Optional[Path] = CSV, top: int = typer.Option(5, help="how many top customers")) -> None:

@@ -93,14 +93,16 @@ def _within_limit(work, name: str):
 def report(name: str, first: str = Query(..., alias="from", description="first day, YYYY-MM-DD"),
            last: str = Query(..., alias="to", description="last day (included), YYYY-MM-DD"),
            by: str = Query("month", description="day, month, quarter or year"),
-           dimension: Optional[str] = Query(None, description="revenue: one dimension only"),
+           dimension: Optional[str] = Query(None, description="revenue: one dimension only; jobs: cluster, "
+                                                                  "partition or tenant"),
            top: int = Query(5, ge=1, le=1000, description="customers: how many"),
            format: str = Query("json", description="json or csv"),
            refresh: bool = Query(False, description=f"read the tables now (else a copy at most {SNAPSHOT_S:g} s old)"),
            user=Depends(_staff), platform: Platform = Depends(get_platform)):
-    """One report (utilization, revenue, margin, segments, customers, users, growth); money as decimal strings.
+    """One report (utilization, revenue, margin, segments, customers, users, growth, jobs); money as decimal strings.
     ``as_of`` (and the X-Data-As-Of header) says when the tables were read."""
-    options = {"dimension": dimension} if name == "revenue" else {"top": top} if name == "customers" else {}
+    options = {"dimension": dimension} if name == "revenue" else {"top": top} if name == "customers" else \
+        {"dimension": dimension or "cluster"} if name == "jobs" else {}
     as_of, result = _report(platform, name, first, last, by, refresh, **options)
     if format == "csv":
         text = io.StringIO()
