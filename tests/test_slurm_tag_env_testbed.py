@@ -33,7 +33,7 @@ def _work() -> str:
 
 def _env_of_jobs(platform, user_id: int, flag_sets: list[list[str]]) -> list[dict[str, str]]:
     """Submit ENV_SCRIPT to alpha with each set of flags; what each job printed."""
-    jobs = [submit_job(platform, user_id, ENV_SCRIPT, ["-M", "alpha", "-t", "1", "-o", "env.out", *flags])
+    jobs = [submit_job(platform, user_id, ENV_SCRIPT, ["-M", "alpha", "-t", "1", "-o", "env-%j.out", *flags])
             for flags in flag_sets]
     adapter = platform.adapter("alpha")
     ids = [job.native_id for job in jobs]
@@ -41,7 +41,7 @@ def _env_of_jobs(platform, user_id: int, flag_sets: list[list[str]]) -> list[dic
                what="the env jobs to end")
     printed = []
     for job in jobs:
-        path = Path(job.workdir) / "env.out"
+        path = Path(job.workdir) / f"env-{job.native_id}.out"  # never an earlier run's (platform ids repeat)
         text = poll_until(lambda: path.exists() and path.read_text(), timeout=30, what=f"{path}")
         printed.append(dict(line.split("=", 1) for line in text.splitlines() if "=" in line))
     return printed
