@@ -7,10 +7,7 @@ marked slurm run jobs on the test bed (alpha, on this host and over SSH; beta th
 
 from __future__ import annotations
 
-import os
-import time
-from datetime import timedelta, timezone
-from pathlib import Path
+from datetime import timezone
 
 import pytest
 from pydantic import ValidationError
@@ -150,3 +147,15 @@ def test_the_remote_sbatch_gets_the_same_and_nothing_of_this_host(monkeypatch):
                                                 "LANG=C.UTF-8 SLURM_CONF=/etc/slurm/s.conf squeue"
     finally:
         transport.close()
+
+
+def test_a_forged_tag_is_refused_over_the_api_with_its_reason(platform, server):
+    from computenet.client.sdk import ApiError, ComputeNetClient
+
+    from conftest import add_user
+
+    _, token = add_user(platform, "forger")
+    with ComputeNetClient(server.url, token) as client:
+        with pytest.raises(ApiError) as refused:
+            client.submit("#!/bin/bash\ntrue\n", ["--comment=computenet:1", "-t", "1"])
+    assert refused.value.status == 400 and "platform's tag" in str(refused.value)
