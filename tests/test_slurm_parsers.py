@@ -301,7 +301,10 @@ def test_sbatch_argv_of_a_job_stored_before_options_were_kept_as_written():
     argv = commands.sbatch_argv(request)
     for expected in ("--nodes=2", "--cpus-per-task=4", "--gres=gpu:2", "--mail-type=END", "--wckey=computenet:2"):
         assert expected in argv
-    assert "--comment=x" not in argv and "--ntasks" not in " ".join(argv)
+    # the user's comment is theirs (the tag is in the wckey); the tag took the comment's place before
+    assert "--comment=x" in argv and "--ntasks" not in " ".join(argv)
+    tagged = commands.sbatch_argv(request, job_tag="comment")
+    assert "--comment=computenet:2 x" in tagged and not any(a.startswith(("--wckey", "--comment=x")) for a in tagged)
 
 
 def test_sacctmgr_account_limits():

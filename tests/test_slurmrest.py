@@ -70,7 +70,13 @@ def _request(**extra):
 def test_submit_body_and_what_it_refuses():
     body = api.submit_body(_request())
     assert body["job"]["gres"] == "gpu:a100:1" and body["job"]["time_limit"] == 5
-    assert body["job"]["environment"] == {"PATH": "/usr/local/bin:/usr/bin:/bin", "COMPUTENET_JOB_ID": "9"}
+    # the job's environment: only what the platform sets, never the server's
+    assert body["job"]["environment"] == {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
+                                          "COMPUTENET_JOB_ID": "9"}
+    assert body["job"]["wckey"] == "computenet:9" and "comment" not in body["job"]  # the default job_tag
+    tagged = api.submit_body(_request(), "comment", {"HOME": "/w/u"})
+    assert tagged["job"]["comment"] == "computenet:9" and "wckey" not in tagged["job"]
+    assert tagged["job"]["environment"] == {"HOME": "/w/u", "COMPUTENET_JOB_ID": "9"}
     with pytest.raises(SubmitRejected, match="--hold"):
         api.submit_body(_request(passthrough=("--hold",)))
     from dataclasses import replace

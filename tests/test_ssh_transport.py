@@ -117,10 +117,12 @@ def test_a_users_job_over_ssh_runs_as_that_user_with_their_key(ssh_login, testbe
         identities.map_user(session, accounts.get_user(session, "sue"), login, "alpha", audit.SYSTEM)
     poller = ClusterPoller(platform, "alpha")
     with EmbeddedServer(platform, run_services=False) as server, ComputeNetClient(server.url, token) as client:
-        job = client.submit("#!/bin/bash\n#SBATCH -c 1 -t 5\nid -un > who.txt\n")
+        job = client.submit("#!/bin/bash\n#SBATCH -c 1 -t 5\nid -un > who.txt\necho \"$HOME|$USER|$SHELL\" > env.txt\n")
         done = poll_until(lambda: (lambda j: j if j.settled else None)(client.job(job.id)), step=poller.run_once,
                           timeout=90, what="settled")
     who = Path(done.workdir) / "who.txt"
     assert who.read_text().strip() == login and who.stat().st_uid == pwd.getpwnam(login).pw_uid
     assert Path(done.workdir).stat().st_uid == pwd.getpwnam(login).pw_uid  # made by the user over their login
+    entry = pwd.getpwnam(login)  # their login's HOME and SHELL (sshd's), never the service's or none
+    assert (Path(done.workdir) / "env.txt").read_text().strip() == f"{entry.pw_dir}|{login}|{entry.pw_shell}"
     platform.adapter("alpha").transport.close()

@@ -156,11 +156,18 @@ class ClusterConfig(_Strict):
     run_as_users: bool = False
     timezone: str | None = None  # the cluster's wall-clock zone (IANA name)
     slurm_cluster: str | None = None  # ClusterName in its slurm.conf, if not the same as name
+    # where each job carries the platform's tag computenet:<id> (how a job is found again after a crash
+    # between sbatch and storing its id): "wckey", or "comment" where the site enforces workload keys
+    # (TrackWCKey with AccountingStorageEnforce=wckeys refuses an unknown wckey); a user's own comment
+    # is kept after the tag. See clusters/slurm/tags.py.
+    job_tag: Literal["wckey", "comment"] = "wckey"
 
     @model_validator(mode="after")
     def _needs(self) -> "ClusterConfig":
         if self.kind == "slurm" and not self.workdir_root:
             raise ValueError(f"cluster {self.name}: slurm clusters need workdir_root (a directory the nodes share)")
+        if self.kind == "local" and self.job_tag != "wckey":
+            raise ValueError(f"cluster {self.name}: job_tag is for slurm clusters (the local executor keeps its own)")
         # half a cost model would report a made-up margin: each pair comes together
         for first, second in (("node_capex", "depreciation_years"), ("node_watts", "power_price_kwh")):
             if (getattr(self, first) is None) != (getattr(self, second) is None):

@@ -38,7 +38,7 @@ class SubmitRequest:
     dependency: str | None = None  # in native ids
     environment: dict[str, str] = field(default_factory=dict)
     run_as: str | None = None  # the user's Unix identity on the cluster (None: the service account)
-    space: str | None = None  # the user's space there, created for run_as if missing
+    space: str | None = None  # the user's space there: HOME of a job run as the service; made for run_as if missing
 
 
 @dataclass(frozen=True)

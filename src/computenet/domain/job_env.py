@@ -118,3 +118,37 @@ def parse_begin(value: str, now: datetime | None = None) -> datetime:
         raise OptionValueError(f"--begin: {value!r} is not a valid date or time") from None
     raise OptionValueError(f"--begin: cannot read {value!r} (use now+1hour, HH:MM[:SS], YYYY-MM-DD[THH:MM[:SS]], "
                            "MM/DD[/YY], today, tomorrow, midnight or noon)")
+
+
+# -- the environment a job starts from --------------------------------------------------------------
+
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+DEFAULT_SHELL = "/bin/bash"
+# what of the host's environment a job may see: the locale and the clock, if well-formed
+_HOST_KEEPS = ("LANG", "LC_ALL", "TZ")
+_HOST_VALUE = re.compile(r"^[A-Za-z0-9_.:@+/-]{1,128}$")
+
+
+def login_environment(login: str | None, home: str | None, *, path: str = DEFAULT_PATH,
+                      shell: str | None = DEFAULT_SHELL, host: dict[str, str] | None = None) -> dict[str, str]:
+    """A job's starting environment as a login gives it, built, never inherited: PATH, LANG/LC_ALL and
+    TZ (``host``'s, if set and well-formed; LANG C.UTF-8 otherwise), USER/LOGNAME = ``login`` (the Unix
+    account the job runs as), HOME and SHELL. Nothing else of ``host`` (the server's environment: its
+    secrets, its HOME) gets in. ``home``/``shell`` None: left to whatever switches to the account
+    (runuser, an SSH login), which sets them from its passwd entry.
+
+    The base of sbatch's --export: ALL adds to it, NONE and lists start without it (Slurm and the
+    local executor apply it alike)."""
+    env = {"PATH": path}
+    for name in _HOST_KEEPS:
+        value = (host or {}).get(name)
+        if value and _HOST_VALUE.match(value):
+            env[name] = value
+    env.setdefault("LANG", "C.UTF-8")
+    if login:
+        env["USER"] = env["LOGNAME"] = login
+    if home:
+        env["HOME"] = home
+    if shell:
+        env["SHELL"] = shell
+    return env

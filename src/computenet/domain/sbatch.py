@@ -42,6 +42,9 @@ _DECIDED = {"cluster", "parsable", "wait", "test_only", "partition", "account", 
             "job_name", "output", "error", "workdir"}
 # modelled for pricing and placement, and still handed to sbatch as written
 _PRICED_PASSTHROUGH = {"gpus-per-task": "gpus_per_task", "cpus-per-gpu": "cpus_per_gpu", "mem-per-gpu": "mem_per_gpu"}
+# the platform's tag on a Slurm job (computenet:<job id>, clusters/slurm/tags.py): a job's own comment or
+# wckey may not pose as one (it would be taken for another job's lost submission)
+PLATFORM_TAG = "computenet:"
 _HOSTLIST = re.compile(r"^[A-Za-z0-9_.,\[\]-]{1,1024}$")
 
 
@@ -191,6 +194,8 @@ def _check_value(option: Option, value: str | None) -> None:
     name = option.long
     if value is None:
         return
+    if name in ("comment", "wckey") and value.strip().startswith(PLATFORM_TAG):
+        raise RequestError(f"--{name} may not start with {PLATFORM_TAG!r}: that is the platform's tag of its jobs")
     if name in ("nodelist", "exclude") and not _HOSTLIST.match(value):
         raise RequestError(f"--{name} needs node names (a Slurm host list), got {value!r}")
     if name == "time-min":

@@ -182,9 +182,13 @@ OPTIONS: tuple[Option, ...] = (
        slurm=tr("inside your space, created if missing")),
     _o("export", None, VALUE, ok("ALL, NONE, ALL,VAR=x or VAR lists, from your environment (not the server's)")),
     _o("propagate", None, OPTIONAL, no("the local executor sets no resource limits from the submitting shell")),
-    _o("comment", None, VALUE, ok("kept with the job")),
+    _o("comment", None, VALUE, ok("kept with the job"),
+       slurm=ok("passed as written; where the platform's tag is in the comment (the cluster's job_tag = "
+                "\"comment\", or your own --wckey) Slurm keeps `computenet:<id> <your comment>`; it may not "
+                "itself start with computenet:")),
     _o("wckey", None, VALUE, no("the local executor has no workload keys"),
-       slurm=ok("passed as written (the platform then tags the job with a comment in none of your fields)")),
+       slurm=ok("passed as written; the platform's tag then goes in the comment, before yours (it may not "
+                "itself start with computenet:)")),
     _o("ignore-pbs", None, FLAG, ok("#PBS lines are never read")),
     _o("quiet", "Q", FLAG, ok("sbatch's own messages are not shown anyway")),
     _o("verbose", "v", FLAG, ok("sbatch's own messages are not shown anyway")),

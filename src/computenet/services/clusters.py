@@ -44,7 +44,8 @@ def make_adapter(cfg: ClusterConfig, settings: Settings) -> ClusterAdapter:
             raise ValueError(f"cluster {cfg.name}: transport rest needs rest_url")
         tokens = TokenSource(cfg.rest_user, None if cfg.rest_token else scontrol_minter(cfg.slurm_conf),
                              cfg.rest_token)
-        return RestCluster(cfg.name, cfg.rest_url, tokens, slurm_cluster=cfg.slurm_cluster, tz=tz)
+        return RestCluster(cfg.name, cfg.rest_url, tokens, slurm_cluster=cfg.slurm_cluster, tz=tz,
+                           job_tag=cfg.job_tag)
     if cfg.transport == "ssh":
         from ..clusters.slurm.ssh import SshTransport
 
@@ -56,7 +57,7 @@ def make_adapter(cfg: ClusterConfig, settings: Settings) -> ClusterAdapter:
                                  bin_dir=cfg.bin_dir, user_key_template=cfg.ssh_user_key)
     else:
         transport = LocalTransport(cfg.slurm_conf, cfg.bin_dir)
-    return SlurmCluster(cfg.name, transport, tz=tz, slurm_cluster=cfg.slurm_cluster)
+    return SlurmCluster(cfg.name, transport, tz=tz, slurm_cluster=cfg.slurm_cluster, job_tag=cfg.job_tag)
 
 
 def sync_cluster(session: Session, cfg: ClusterConfig, adapter: ClusterAdapter) -> Cluster:

@@ -406,6 +406,10 @@ def request_for(session: Session, platform: Platform, job: Job, dependency: str 
         request = replace(request, script=inject(job.script, job.sample_interval_s or platform.settings.monitoring.interval_s, url, token,
                                                  job_id=job.id) or job.script)
     cluster = cluster or session.get(Cluster, job.cluster_id)
+    # the owner's space there: a job's HOME where it runs as the service's account, made for a user's
+    owner = session.get(User, job.owner_id)
+    space = paths.user_space(platform.settings.workdir_root(platform.cluster_config(cluster.name)), owner.name)
+    request = replace(request, space=space)
     if not platform.cluster_config(cluster.name).run_as_users:
         return request
     from .identities import unix_user_for
@@ -413,9 +417,7 @@ def request_for(session: Session, platform: Platform, job: Job, dependency: str 
     unix_user = unix_user_for(session, job.owner_id, cluster.id)
     if unix_user is None:  # the router rules this out; a mapping removed meanwhile lands here
         raise InvalidRequest(msg("you have no Unix identity on cluster %(cluster)s", cluster=cluster.name))
-    owner = session.get(User, job.owner_id)
-    space = paths.user_space(platform.settings.workdir_root(platform.cluster_config(cluster.name)), owner.name)
-    return replace(request, run_as=unix_user, space=space)
+    return replace(request, run_as=unix_user)
 
 
 def job_paths(platform: Platform, cluster_name: str, user_name: str, job_id: int, opts,

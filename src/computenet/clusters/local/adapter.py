@@ -31,11 +31,6 @@ from . import spool as sp
 log = logging.getLogger(__name__)
 _HOST = socket.gethostname()  # the local executor's one node (a job's NodeList)
 
-# what a job of a single-tenant executor gets from the server's environment besides the SLURM_*
-# variables (an isolating executor passes none of it)
-_BASE_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "HOME", "USER", "LOGNAME")
-
-
 def _user() -> str:
     return getpass.getuser()
 
@@ -164,14 +159,14 @@ class LocalCluster:
         except isolation.IsolationError as exc:
             raise ClusterError(f"cluster {self.name}: {exc}") from None
 
-    def _environment(self, user: isolation.JobUser | None) -> dict[str, str]:
+    def _environment(self, user: isolation.JobUser | None, request: SubmitRequest) -> dict[str, str]:
+        """The job's user's login environment (job_env.login_environment, as Slurm clusters build it):
+        HOME is their space. A single-tenant executor runs jobs as the service's account, with this
+        host's PATH and locale; an isolating one passes nothing of the server's."""
         if user is None:
-            env = {k: os.environ[k] for k in _BASE_ENV if k in os.environ}
-            env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
-            return env
-        # nothing of the server's own environment (its secrets, its HOME) reaches the job
-        return {"PATH": isolation.PATH, "LANG": "C.UTF-8", "HOME": user.home, "USER": user.name,
-                "LOGNAME": user.name, "SHELL": "/bin/sh"}
+            return job_env.login_environment(_user(), self._space_of(request), host=dict(os.environ),
+                                             path=os.environ.get("PATH") or job_env.DEFAULT_PATH)
+        return job_env.login_environment(user.name, user.home, path=isolation.PATH, shell="/bin/sh")
 
     def _space_of(self, request: SubmitRequest) -> str:
         """The job's user's space (their HOME in a job): given, or the top of its working directory."""
@@ -246,9 +241,7 @@ class LocalCluster:
         else:
             fsutil.atomic_write(script, request.script, 0o700)
         unix_user = user.name if user is not None else _user()
-        env = self._environment(user)
-        if user is None:  # the job's user's environment, not the server's: HOME is their space
-            env.update(HOME=self._space_of(request), USER=unix_user, LOGNAME=unix_user)
+        env = self._environment(user, request)
         slurm_env = dict(
             SLURM_JOB_ID=str(job_id),
             SLURM_JOBID=str(job_id),

@@ -19,7 +19,7 @@ from ..base import (
     aggregate_state,
 )
 from ...domain.states import JobState
-from . import commands, parsers, sstat
+from . import commands, parsers, sstat, tags
 from .transport import CommandResult, Transport
 
 # squeue's answer when none of the asked ids is known any more
@@ -50,8 +50,9 @@ def _output_dirs(request: SubmitRequest) -> list[str]:
 
 class SlurmCluster:
     def __init__(self, name: str, transport: Transport, tz: tzinfo | None = None, timeout: float = 60,
-                 slurm_cluster: str | None = None) -> None:
+                 slurm_cluster: str | None = None, job_tag: str = "wckey") -> None:
         self.name = name
+        self.job_tag = tags.check_field(job_tag)  # where the platform's computenet:<id> goes (config job_tag)
         self.slurm_cluster = slurm_cluster or name  # ClusterName in slurm.conf
         self.transport = transport
         self.tz = tz  # the cluster's wall-clock zone; None = this host's
@@ -76,10 +77,25 @@ class SlurmCluster:
                 self.transport.ensure_dir(directory, as_user=request.run_as)
             else:
                 self.transport.ensure_dir(directory)
-        result = self._run(commands.sbatch_argv(request, self.slurm_cluster), stdin=request.script, as_user=request.run_as)
+        argv = commands.sbatch_argv(request, self.slurm_cluster, self.job_tag)
+        result = self.transport.run(argv, stdin=request.script, timeout=self.timeout, as_user=request.run_as,
+                                    env=self.job_environment(request))
         if result.returncode != 0:
             raise parsers.sbatch_error(result.stderr or result.stdout)
         return parsers.parse_sbatch(result.stdout)
+
+    def job_environment(self, request: SubmitRequest) -> dict[str, str]:
+        """What sbatch runs with, so what the job starts from (--export=ALL is sbatch's default): its
+        user's login environment, never the server's. As a user (run_as_users) the account switch
+        (runuser, sudo, the user's SSH login) sets HOME and SHELL from their passwd entry; otherwise
+        the job runs as the service's account, and HOME is the user's space on the cluster."""
+        if request.run_as:
+            env = self.transport.job_environment(request.run_as, None)
+            env.pop("SHELL", None)
+        else:
+            env = self.transport.job_environment(self.transport.account, request.space or request.workdir)
+        env.update(request.environment)
+        return env
 
     def status(self, native_ids: Sequence[str]) -> dict[str, JobStatus]:
         """Status of many jobs in one squeue call; sacct for the ones gone."""
@@ -134,7 +150,7 @@ class SlurmCluster:
         result = self._run(commands.squeue_comments_argv())
         if _failed(result):
             raise ClusterError(_message(result))
-        return parsers.parse_squeue_comments(result.stdout, self.tz)
+        return parsers.parse_squeue_comments(result.stdout, self.tz, self.job_tag)
 
     @staticmethod
     def _combine(job: str, parts: list[JobStatus]) -> JobStatus:
@@ -216,7 +232,7 @@ class SlurmCluster:
         result = self._run(commands.sacct_argv(since, native_ids, self.tz))
         if _failed(result):
             raise ClusterError(_message(result))
-        return parsers.parse_sacct(result.stdout, self.name, self.tz)
+        return parsers.parse_sacct(result.stdout, self.name, self.tz, self.job_tag)
 
     def step_usage(self, native_ids: Sequence[str]) -> dict[str, list[StepUsage]]:
         """sstat for many running jobs in one call; a job with no running step is left out."""

@@ -13,6 +13,7 @@ from ...domain import patterns
 from ...domain.resources import format_time_minutes
 from ...domain.sbatch import ScriptError, script_directives
 from ..base import SubmitRejected, SubmitRequest
+from . import tags
 
 SEP = "\x1f"
 
@@ -37,9 +38,6 @@ def check_output_paths(request: SubmitRequest) -> None:
             raise SubmitRejected(f"the {what} path {path!r} {why}")
 
 
-TAG_OPTION = "--wckey"  # the platform's tag (computenet:<id>): the user's --comment stays theirs
-
-
 def _script_names_cluster(script: str) -> bool:
     """Whether the script's own #SBATCH lines carry -M/--clusters (sbatch reads them itself)."""
     try:
@@ -53,13 +51,14 @@ def _script_names_cluster(script: str) -> bool:
     return False
 
 
-def sbatch_argv(request: SubmitRequest, slurm_cluster: str | None = None) -> list[str]:
+def sbatch_argv(request: SubmitRequest, slurm_cluster: str | None = None, job_tag: str = "wckey") -> list[str]:
     """sbatch as the user would run it, the script on stdin: sbatch reads the script's own #SBATCH
     lines itself, and gets the user's command-line options as written (JobOptions.flags), so Slurm
     makes of them exactly what plain sbatch makes. The platform adds only what it decides: where the
     job runs and for how long (partition, account, time limit: what it priced and holds money for),
     its name, directory and files (resolved inside the user's space), the dependency in the cluster's
-    ids, and its tag. Command-line options override the script's lines, as in sbatch.
+    ids, and its tag (in the ``job_tag`` field: tags.placement; a comment of the user's is kept after
+    it). Command-line options override the script's lines, as in sbatch.
     """
     res = request.spec.resources
     opts = request.spec.options
@@ -71,8 +70,8 @@ def sbatch_argv(request: SubmitRequest, slurm_cluster: str | None = None) -> lis
         f"--output={request.output}",
         f"--error={request.error}",
     ]
-    if not any(p.startswith(f"{TAG_OPTION}=") for p in opts.passthrough):
-        argv.append(f"{TAG_OPTION}={request.comment}")  # a user's own wckey wins (the job then has no tag)
+    tagged = tags.placement(request.comment, job_tag, opts.passthrough)
+    argv.extend(f"--{field}={value}" for field, value in tagged.items())
     if res.partition:
         argv.append(f"--partition={res.partition}")
     if res.account:
@@ -88,10 +87,9 @@ def sbatch_argv(request: SubmitRequest, slurm_cluster: str | None = None) -> lis
         # overrides it with Slurm's name. Only then: --clusters makes sbatch ask slurmdbd first, and a
         # submission must not need slurmdbd (SLURM_CONF already names the controller)
         argv.append(f"--clusters={slurm_cluster}")
-    if opts.used:
-        argv.extend(opts.flags)
-    else:
-        argv.extend(_legacy_flags(request))
+    theirs = opts.flags if opts.used else _legacy_flags(request)
+    # the user's own comment is in the tagged one: theirs, later on the line, would replace it
+    argv.extend(f for f in theirs if not (f.startswith("--comment=") and "comment" in tagged))
     if request.script_args:
         # sbatch reads the script from the named file; /dev/stdin keeps the
         # script on stdin (works the same through an SSH transport)
@@ -130,7 +128,7 @@ def _legacy_flags(request: SubmitRequest) -> list[str]:
         argv.append(f"--gpus={gpu_prefix}{res.gpus_total}")
     if request.spec.options.array:
         argv.append(f"--array={request.spec.options.array}")
-    argv.extend(p for p in request.spec.options.passthrough if not p.startswith("--comment="))
+    argv.extend(request.spec.options.passthrough)
     return argv
 
 

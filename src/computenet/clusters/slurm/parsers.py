@@ -14,6 +14,7 @@ from ...domain.resources import RequestError, parse_time_minutes
 from ...domain.states import JobState, from_slurm
 from ..base import ClusterError, JobStatus, PartitionInfo, QueueEntry, SubmitRejected, UsageRecord
 from .commands import QUEUE_FIELDS, SACCT_FIELDS, SEP, SINFO_FIELDS, SQUEUE_FIELDS
+from . import tags
 
 _NO_TIME = {"", "N/A", "Unknown", "None", "(null)"}
 
@@ -178,27 +179,17 @@ def parse_squeue(stdout: str, tz: tzinfo | None) -> list[JobStatus]:
     return rows
 
 
-_TAG = "computenet:"
-
-
-def _tag(comment: str, wckey: str = "") -> str | None:
-    """The platform's tag of a job: in its wckey, or (jobs submitted before) its comment."""
-    for value in (wckey.strip(), comment.strip()):
-        if value.startswith(_TAG):
-            return value
-    value = comment.strip()
-    return value if value and value != "(null)" else None
-
-
-def parse_squeue_comments(stdout: str, tz: tzinfo | None) -> dict[str, list[tuple[str, datetime | None]]]:
-    """``squeue_comments_argv`` rows -> {comment: [(job id, submit time)]} (no comment: left out)."""
+def parse_squeue_comments(stdout: str, tz: tzinfo | None,
+                          job_tag: str = "wckey") -> dict[str, list[tuple[str, datetime | None]]]:
+    """``squeue_comments_argv`` rows -> {tag or comment: [(job id, submit time)]} (neither: left out);
+    ``job_tag``: the field the cluster puts the tag in (tags.read)."""
     found: dict[str, list[tuple[str, datetime | None]]] = {}
     for line in stdout.splitlines():
         if not line.strip():
             continue
         parts = _split(line, 3, "squeue comments")
         rest = parts[2].rsplit(SEP, 1) if SEP in parts[2] else [parts[2]]  # comment[, wckey]
-        job_id, submit, comment = parts[0], parts[1], _tag(*rest)
+        job_id, submit, comment = parts[0], parts[1], tags.read(rest[0], rest[1] if len(rest) > 1 else "", job_tag)
         if comment:
             found.setdefault(comment, []).append((job_id.strip(), parse_slurm_time(submit, tz)))
     return found
@@ -255,7 +246,7 @@ def array_tasks(job_id: str) -> str | None:
     return m.group(1) if m else None
 
 
-def parse_sacct(stdout: str, cluster: str, tz: tzinfo | None) -> list[UsageRecord]:
+def parse_sacct(stdout: str, cluster: str, tz: tzinfo | None, job_tag: str = "wckey") -> list[UsageRecord]:
     records = []
     for line in stdout.splitlines():
         if not line.strip():
@@ -297,7 +288,7 @@ def parse_sacct(stdout: str, cluster: str, tz: tzinfo | None) -> list[UsageRecor
                 partition=f["Partition"] or None,
                 account=f["Account"] or None,
                 user=f["User"] or None,
-                comment=_tag(f["Comment"], f.get("WCKey", "")),
+                comment=tags.read(f["Comment"], f.get("WCKey", ""), job_tag),  # the platform's tag
                 job_name=f["JobName"],
                 time_limit_minutes=int(limit) if limit.isdigit() else None,
                 alloc_tres=f["AllocTRES"],

@@ -3,6 +3,8 @@
 The argv is quoted for the remote shell with shlex.join and run under
 ``env -i`` with a fixed PATH (and the cluster's SLURM_CONF, if given), so
 neither user text nor the login shell's environment can change the command.
+sbatch gets a job's login environment instead (job_environment), never the
+service's: as a user (run_as_users), HOME and SHELL are that login's own.
 One connection per transport, kept open and reopened when it drops; the
 asyncio loop lives in a background thread, so the adapters stay synchronous.
 """
@@ -13,12 +15,15 @@ import asyncio
 import shlex
 import threading
 import time
-from typing import Sequence
+from typing import Mapping, Sequence
 
+from ...domain import job_env
 from ..base import ClusterError
 from .transport import CommandResult, check_unix_user
 
 REMOTE_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+# set by sshd from the login's passwd entry; expanded by its shell, never text of ours
+_FROM_LOGIN = ('HOME="$HOME"', 'SHELL="$SHELL"')
 
 
 class SshTransport:
@@ -41,17 +46,30 @@ class SshTransport:
         self._conns: dict[str | None, object] = {}
         self._lock = threading.Lock()
 
-    def command(self, argv: Sequence[str]) -> str:
-        """The remote command line: every word quoted, a clean environment."""
+    @property
+    def account(self) -> str:
+        import getpass
+
+        return self.username or getpass.getuser()  # asyncssh's default login is the local user's name
+
+    def job_environment(self, login: str | None, home: str | None) -> dict[str, str]:
+        path = f"{self.bin_dir.rstrip('/')}:{REMOTE_PATH}" if self.bin_dir else REMOTE_PATH
+        return job_env.login_environment(login, home, path=path)  # nothing of this host's
+
+    def command(self, argv: Sequence[str], env: Mapping[str, str] | None = None, as_user: str | None = None) -> str:
+        """The remote command line: every word quoted, a clean environment (``env``, or PATH and LANG)."""
         if not argv:
             raise ValueError("empty argv")
         words = list(argv)
         if self.bin_dir and words[0] not in ("mkdir", "install"):
             words[0] = f"{self.bin_dir.rstrip('/')}/{words[0]}"
-        env = ["env", "-i", f"PATH={REMOTE_PATH}", "LANG=C.UTF-8"]
+        variables = dict(env) if env is not None else {"PATH": REMOTE_PATH, "LANG": "C.UTF-8"}
         if self.slurm_conf:
-            env.append(f"SLURM_CONF={self.slurm_conf}")
-        return shlex.join(env + words)
+            variables["SLURM_CONF"] = self.slurm_conf
+        prefix = ["env", "-i"] + [f"{name}={value}" for name, value in variables.items()]
+        own = [word for word in _FROM_LOGIN if as_user and env is not None and word.split("=")[0] not in variables]
+        line = shlex.join(prefix + words)
+        return line.replace("env -i ", "env -i " + " ".join(own) + " ", 1) if own else line
 
     async def _connection(self, as_user: str | None):
         import asyncssh
@@ -73,14 +91,14 @@ class SshTransport:
         return await asyncio.wait_for(conn.run(command, input=stdin, check=False), timeout)
 
     def run(self, argv: Sequence[str], stdin: str | None = None, timeout: float = 60,
-            as_user: str | None = None) -> CommandResult:
+            as_user: str | None = None, env: Mapping[str, str] | None = None) -> CommandResult:
         import asyncssh
 
         if as_user:  # never a user's job as the service account: their own login, with their own key
             check_unix_user(as_user)
             if not self.user_key_template:
                 raise ClusterError(f"ssh {self.host}: running as {as_user} needs per-user keys (ssh_user_key)")
-        command = self.command(argv)
+        command = self.command(argv, env, as_user)
         started = time.monotonic()
         with self._lock:  # one command at a time per connection keeps the order of submissions
             future = asyncio.run_coroutine_threadsafe(self._run(command, stdin, timeout, as_user), self._loop)

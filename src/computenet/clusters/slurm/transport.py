@@ -11,12 +11,14 @@ import re
 import subprocess
 import time
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Mapping, Protocol, Sequence
 
+from ...domain import job_env
 from ..base import ClusterError
 
-# The job inherits sbatch's environment (--export=ALL is Slurm's default), so
-# sbatch must never see the server's own variables (database URLs, tokens).
+# What the Slurm commands that start no job get of the server's environment (never its database
+# URLs, tokens). sbatch gets a job's login environment instead (job_environment): the job inherits
+# sbatch's (--export=ALL is Slurm's default).
 _SAFE_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "HOME", "USER", "LOGNAME")
 
 
@@ -30,8 +32,16 @@ class CommandResult:
 
 
 class Transport(Protocol):
+    account: str  # whom the commands run as on the cluster, unless as_user
+
     def run(self, argv: Sequence[str], stdin: str | None = None, timeout: float = 60,
-            as_user: str | None = None) -> CommandResult: ...
+            as_user: str | None = None, env: Mapping[str, str] | None = None) -> CommandResult:
+        """``env``: the whole environment of the command (with SLURM_CONF added), instead of the default."""
+        ...
+
+    def job_environment(self, login: str | None, home: str | None) -> dict[str, str]:
+        """A job's login environment for sbatch there (job_env.login_environment with its PATH)."""
+        ...
 
     def ensure_dir(self, path: str, as_user: str | None = None, owner: str | None = None) -> None:
         """Create a directory where the cluster's nodes see it (sbatch won't): as ``as_user``,
@@ -55,13 +65,26 @@ class LocalTransport:
         self.slurm_conf = slurm_conf
         self.bin_dir = bin_dir
 
-    def environment(self) -> dict[str, str]:
-        env = {k: os.environ[k] for k in _SAFE_ENV if k in os.environ}
+    @property
+    def account(self) -> str:
+        import pwd
+
+        return pwd.getpwuid(os.geteuid()).pw_name
+
+    def environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        env = dict(base) if base is not None else {k: os.environ[k] for k in _SAFE_ENV if k in os.environ}
         env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
         env.setdefault("LANG", "C.UTF-8")
         if self.slurm_conf:
             env["SLURM_CONF"] = self.slurm_conf
         return env
+
+    def job_environment(self, login: str | None, home: str | None) -> dict[str, str]:
+        # this host's PATH (the service account's tools, Slurm's among them) and locale
+        path = os.environ.get("PATH") or job_env.DEFAULT_PATH
+        if self.bin_dir:
+            path = f"{self.bin_dir}:{path}"
+        return job_env.login_environment(login, home, path=path, host=dict(os.environ))
 
     def ensure_dir(self, path: str, as_user: str | None = None, owner: str | None = None) -> None:
         if as_user or owner:
@@ -77,7 +100,7 @@ class LocalTransport:
             raise ClusterError(f"cannot create {path}: {exc.strerror}") from None
 
     def run(self, argv: Sequence[str], stdin: str | None = None, timeout: float = 60,
-            as_user: str | None = None) -> CommandResult:
+            as_user: str | None = None, env: Mapping[str, str] | None = None) -> CommandResult:
         if not argv:
             raise ValueError("empty argv")
         command = list(argv)
@@ -96,7 +119,7 @@ class LocalTransport:
                 text=True,
                 errors="replace",
                 timeout=timeout,
-                env=self.environment(),
+                env=self.environment(env),
                 check=False,
             )
         except FileNotFoundError:

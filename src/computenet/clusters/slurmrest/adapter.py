@@ -16,6 +16,8 @@ from typing import Callable, Sequence
 import httpx
 
 from ..base import ClusterError, Health, HealthState, JobStatus, PartitionInfo, QueueEntry, SubmitRequest, UsageRecord
+from ...domain import job_env
+from ..slurm import tags
 from ..slurm.commands import check_output_paths
 from ..slurm.transport import check_unix_user
 from . import api
@@ -69,8 +71,9 @@ def scontrol_minter(slurm_conf: str | None = None) -> TokenMinter:
 
 class RestCluster:
     def __init__(self, name: str, url: str, tokens: TokenSource, slurm_cluster: str | None = None,
-                 timeout: float = 60.0, tz: tzinfo | None = None) -> None:
+                 timeout: float = 60.0, tz: tzinfo | None = None, job_tag: str = "wckey") -> None:
         self.name = name
+        self.job_tag = tags.check_field(job_tag)  # the field of the platform's tag, as on the command line
         self.tz = tz
         self.slurm_cluster = slurm_cluster or name
         self.tokens = tokens
@@ -95,8 +98,27 @@ class RestCluster:
         check_output_paths(request)  # slurmctld expands the patterns as sbatch's would be
         self._ensure_dirs(request)
         answer, _ = self._call("POST", f"/slurm/{api.VERSION}/job/submit", user=request.run_as,
-                               json=api.submit_body(request))
+                               json=api.submit_body(request, self.job_tag, self.job_environment(request)))
         return api.parse_submit(answer)
+
+    def job_environment(self, request: SubmitRequest) -> dict[str, str]:
+        """The job's login environment (slurmrestd passes exactly this): as the service's Slurm user,
+        HOME is the user's space; as the user, their own HOME where this host knows their account."""
+        import pwd
+
+        if not request.run_as:
+            return job_env.login_environment(self.tokens.service_user, request.space or request.workdir)
+        try:
+            home = pwd.getpwnam(request.run_as).pw_dir
+        except KeyError:
+            home = None
+        return job_env.login_environment(request.run_as, home)
+
+    def jobs_by_comment(self) -> dict[str, list[tuple[str, datetime | None]]]:
+        """{tag: [(job id, submit time)]} of every job slurmctld knows: a submission whose answer was
+        lost is adopted from here while it is pending (accounting has no comment for it yet)."""
+        answer, _ = self._call("GET", f"/slurm/{api.VERSION}/jobs")
+        return api.parse_jobs_by_tag(answer, self.job_tag)
 
     @staticmethod
     def _ensure_dirs(request: SubmitRequest) -> None:
@@ -154,7 +176,7 @@ class RestCluster:
         params = {"start_time": since.astimezone(self.tz).strftime("%Y-%m-%dT%H:%M:%S") if since is not None
                   else "now-30days"}
         answer, _ = self._call("GET", f"/slurmdb/{api.VERSION}/jobs", params=params)
-        records = api.parse_db_jobs(answer, self.slurm_cluster)
+        records = api.parse_db_jobs(answer, self.slurm_cluster, self.job_tag)
         if native_ids:
             wanted = set(native_ids)
             records = [r for r in records if r.native_id in wanted or r.record_id in wanted]

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from ...domain import job_env
 from ...domain.states import JobState, from_slurm
 from ..base import ClusterError, JobStatus, PartitionInfo, QueueEntry, SubmitRejected, SubmitRequest, UsageRecord
+from ..slurm import tags
 from ..slurm.parsers import expand_hostlist, parse_gres_gpus
 
 VERSION = "v0.0.38"
@@ -33,15 +35,19 @@ def error_text(errors: list[dict]) -> str:
     return "; ".join(e.get("description") or e.get("error") or str(e) for e in errors) or "unknown error"
 
 
-def submit_body(request: SubmitRequest) -> dict:
-    """POST /slurm/v0.0.38/job/submit: the job as sbatch would have got it from our flags."""
+def submit_body(request: SubmitRequest, job_tag: str = "wckey", environment: dict[str, str] | None = None) -> dict:
+    """POST /slurm/v0.0.38/job/submit: the job as sbatch would have got it from our flags, its tag in the
+    ``job_tag`` field (as the command line puts it), in ``environment`` (default: PATH and LANG only)."""
     res, opts = request.spec.resources, request.spec.options
     job: dict = {
         "name": request.job_name, "current_working_directory": request.workdir,
-        "standard_output": request.output, "standard_error": request.error, "comment": request.comment,
+        "standard_output": request.output, "standard_error": request.error,
+        **tags.placement(request.comment, job_tag, opts.passthrough),
         "nodes": res.nodes, "cpus_per_task": res.cpus_per_task,
         # the job's environment: only what the platform sets (never the server's)
-        "environment": {"PATH": "/usr/local/bin:/usr/bin:/bin", **request.environment},
+        "environment": {**(environment if environment is not None else job_env.login_environment(None, None,
+                                                                                                  shell=None)),
+                        **request.environment},
     }
     if res.ntasks:
         job["tasks"] = res.ntasks
@@ -118,6 +124,18 @@ def parse_jobs(answer: dict) -> list[JobStatus]:
     return out
 
 
+def parse_jobs_by_tag(answer: dict, job_tag: str = "wckey") -> dict[str, list[tuple[str, datetime | None]]]:
+    """GET /slurm/v0.0.38/jobs -> {tag or comment: [(job id, submit time)]}, as squeue gives it the
+    command-line adapter: a pending job whose submission answer was lost is found by its tag."""
+    found: dict[str, list[tuple[str, datetime | None]]] = {}
+    for job in answer.get("jobs") or []:
+        tag = tags.read(job.get("comment"), job.get("wckey"), job_tag)
+        entry = (str(job.get("array_job_id") or job["job_id"]), _epoch(job.get("submit_time")))  # an array: once
+        if tag and entry not in found.setdefault(tag, []):
+            found[tag].append(entry)
+    return found
+
+
 def parse_queue(answer: dict) -> list[QueueEntry]:
     entries = []
     for job in answer.get("jobs") or []:
@@ -146,7 +164,7 @@ def _tres_count(items: list[dict], kind: str, name: str | None = None) -> int:
     return sum(int(t.get("count") or 0) for t in items or [] if t.get("type") == kind and t.get("name") == name)
 
 
-def parse_db_jobs(answer: dict, cluster: str) -> list[UsageRecord]:
+def parse_db_jobs(answer: dict, cluster: str, job_tag: str = "wckey") -> list[UsageRecord]:
     """GET /slurmdb/v0.0.38/jobs: what accounting recorded, as sacct would."""
     records = []
     for job in answer.get("jobs") or []:
@@ -171,7 +189,8 @@ def parse_db_jobs(answer: dict, cluster: str) -> list[UsageRecord]:
             cpus=_tres_count(allocated, "cpu"), mem_mb=mem, gpus=gpus, gpu_type=models[0] if models else None,
             nodes=_tres_count(allocated, "node"), exit_code=exit_code.get("return_code"), signal=signal,
             partition=job.get("partition") or None, account=job.get("account"), user=job.get("user"),
-            comment=(job.get("comment") or {}).get("job"), job_name=job.get("name"),
+            comment=tags.read((job.get("comment") or {}).get("job"), (job.get("wckey") or {}).get("wckey"), job_tag),
+            job_name=job.get("name"),
             time_limit_minutes=t.get("limit") if isinstance(t.get("limit"), int) else None,
             alloc_tres=",".join(f"{x['type']}{'/' + x['name'] if x.get('name') else ''}={x.get('count')}"
                                 for x in allocated if x.get("count") is not None)))
