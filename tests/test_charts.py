@@ -90,3 +90,21 @@ def test_a_whole_cluster_far_below_the_others_is_cut_in_every_bucket():
     assert low < -8 and high > 25 and 25 / (high - low) > 0.4
     written = [t for t in _texts(fig) if t.endswith(" %")]
     assert len(written) == 6 and "-12,000 %" in written and any(t.startswith("ai: cut") for t in _texts(fig))
+
+
+def test_the_portal_chart_decides_as_the_png_does():
+    """The operations page's ECharts option: the currency on the money axis, digit grouping asked
+    of the page's script, and the same cluster cut at the same range as in the PNG."""
+    from computenet.web.pages.operations import chart_option
+    from computenet.web.render import Viewer
+
+    report = _margin_report({"owned-a": "0.26", "owned-b": "0.31", "leased": "-5.12"})
+    for row, profit in zip(report.rows, ("260000", "310000", "-5120000")):
+        row["gross_profit"] = Decimal(profit)
+    report.currency = "CNY"
+    option = chart_option(report, Viewer(language="zh-CN"))
+    y_axis = option["yAxis"]
+    assert y_axis["name"].endswith("(CNY)") and y_axis["axisLabel"]["formatter"] == "thousands"
+    assert y_axis["min"] < 0 < 310000 < y_axis["max"] and y_axis["min"] > -5120000
+    leased = next(s for s in option["series"] if s["name"] == "leased")
+    assert leased["data"][0]["value"] == -5120000 and leased["data"][0]["label"]["formatter"] == "-5,120,000"

@@ -10,7 +10,6 @@ other bar), and series that coincide are named together instead of one hiding th
 from __future__ import annotations
 
 import math
-import statistics
 from pathlib import Path
 
 # a Figure of its own, never pyplot: pyplot's global figure registry is not safe in the API's
@@ -18,12 +17,12 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from .chart_scale import cut_range, far_out, named_once
 from .periods import ReportError
 from .report_model import Report
 
 CHARTS = {"utilization": "utilization", "revenue": "revenue", "margin": "margin"}  # chart -> report it draws
 MAX_TICK_LABELS = 12  # more dates than this on one axis run into each other
-OUTLIER_FACTOR = 4.0  # a bar this many times the next largest (in size) is cut at the axis
 LINE_STYLES = ("-", "--", "-.", ":")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 
@@ -47,19 +46,6 @@ def _date_axis(ax, labels: list[str], offset: float = 0.0) -> None:
             label.set_horizontalalignment("right")
 
 
-def _named_once(series: list[tuple[str, list[float]]]) -> list[tuple[str, list[float]]]:
-    """Series with exactly the same values are drawn once, under all their names."""
-    merged: list[tuple[list[str], list[float]]] = []
-    for name, values in series:
-        for names, known in merged:
-            if len(known) == len(values) and all(a == b or (a != a and b != b) for a, b in zip(known, values)):
-                names.append(name)
-                break
-        else:
-            merged.append(([name], values))
-    return [(" = ".join(names), values) for names, values in merged]
-
-
 def _utilization(report: Report, ax) -> list[str]:
     labels = _buckets(report)
     series = []
@@ -74,7 +60,7 @@ def _utilization(report: Report, ax) -> list[str]:
         if any(v == v for v in cards):  # has GPUs
             series.append((f"{name} cards", cards))
     xs = list(range(len(labels)))
-    for i, (name, values) in enumerate(_named_once(series)):
+    for i, (name, values) in enumerate(named_once(series)):
         ax.plot(xs, values, linestyle=LINE_STYLES[i % len(LINE_STYLES)],
                 marker=MARKERS[i % len(MARKERS)] if len(labels) <= 60 else None, label=name)
     _date_axis(ax, labels)
@@ -99,18 +85,6 @@ def _revenue(report: Report, ax) -> list[str]:
     return []
 
 
-def _far_out(series: dict[str, list[float]]) -> set[str]:
-    """The series whose typical size (median |value|) is OUTLIER_FACTOR times that of the others'
-    median: drawn to scale they would squash every other bar into a line."""
-    typical = {name: statistics.median(abs(v) for v in values) for name, values in series.items() if values}
-    out = set()
-    for name, size in typical.items():
-        others = [s for other, s in typical.items() if other != name]
-        if others and size > OUTLIER_FACTOR * max(statistics.median(others), 1.0):
-            out.add(name)
-    return out
-
-
 def _margin(report: Report, ax) -> list[str]:
     labels = _buckets(report)
     rows = [r for r in report.rows if r["level"] == "cluster"]
@@ -132,15 +106,12 @@ def _margin(report: Report, ax) -> list[str]:
     ax.axhline(0, color="black", linewidth=0.6)
     ax.set_ylabel("gross margin (%)")
     ax.yaxis.set_major_formatter(_thousands())
-    cut = _far_out({name: [v for _, v in bars] for name, bars in drawn.items()})
-    kept = [v for name, bars in drawn.items() if name not in cut for _, v in bars]
-    if not cut or not kept:
+    values_of = {name: [v for _, v in bars] for name, bars in drawn.items()}
+    cut = far_out(values_of)
+    limits = cut_range(values_of, cut)
+    if limits is None:
         return []
-    low, high = min(0.0, min(kept)) * 1.3, max(0.0, max(kept)) * 1.3
-    span = max(high - low, 1.0)
-    everything = [v for bars in drawn.values() for _, v in bars]
-    low = min(low, -0.3 * span) if min(everything) < low else low  # room for a cut bar's stub and its value
-    high = max(high, 0.3 * span) if max(everything) > high else high
+    low, high = limits
     ax.set_ylim(low, high)
     for name in cut:
         for bar, value in drawn[name]:

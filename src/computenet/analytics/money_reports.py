@@ -26,7 +26,7 @@ def _money(cents: int) -> Decimal:
     return money(int(cents))  # DuckDB sums come back as HUGEINT-sized ints
 
 
-def _currency(warehouse: Warehouse) -> str | None:
+def currency_of(warehouse: Warehouse) -> str | None:
     """The revenue accounts' currency, where the ledger keeps one (a chart's money axis says it)."""
     found = sorted(c for (c,) in warehouse.query(
         "SELECT DISTINCT currency FROM ledger_accounts WHERE code = 'revenue'")[1] if c)
@@ -47,8 +47,8 @@ def revenue(warehouse: Warehouse, period: Period, dimension: str | None = None) 
     """Revenue per bucket by product line, cluster, segment, customer and prepaid/postpaid."""
     if dimension is not None and dimension not in DIMENSIONS:
         raise ReportError(f"unknown dimension {dimension!r}: use one of {', '.join(DIMENSIONS)}")
-    report = Report("revenue", period, ["bucket", "dimension", "key", "revenue", "share"])
-    report.currency = _currency(warehouse)
+    report = Report("revenue", period, ["bucket", "dimension", "key", "revenue", "share"],
+                    currency=currency_of(warehouse))
     rows = queries.revenue(warehouse, period)
     if not rows:
         report.empty = _no_revenue(period)
@@ -75,7 +75,7 @@ def customers(warehouse: Warehouse, period: Period, top: int = 5) -> Report:
     if top < 1:
         raise ReportError(f"--top must be at least 1, not {top}")
     report = Report("customers", period, ["bucket", "rank", "customer", "segment", "revenue", "share",
-                                          "cumulative_share"])
+                                          "cumulative_share"], currency=currency_of(warehouse))
     rows = queries.revenue(warehouse, period)
     if not rows:
         report.empty = _no_revenue(period)
@@ -116,7 +116,7 @@ def _margin_row(label, level, name, ownership, revenue_cents: int, cost: Cost | 
 def margin(warehouse: Warehouse, period: Period) -> Report:
     """(revenue - cost of capacity) / revenue per cluster, product line and in all."""
     report = Report("margin", period, ["bucket", "level", "name", "ownership", "revenue", "cost", "gross_profit",
-                                       "margin", "basis", "note"])
+                                       "margin", "basis", "note"], currency=currency_of(warehouse))
     usage, money = queries.usage(warehouse, period), queries.revenue(warehouse, period)
     if not usage and not money:
         report.empty = f"no usage and no revenue between {period.first} and {period.last}"
@@ -172,7 +172,8 @@ def growth(warehouse: Warehouse, period: Period) -> Report:
     if not period.aligned():
         raise ReportError(f"growth compares whole {period.by}s: the period {period.first} to {period.last} "
                           f"starts or ends inside a {period.by}")
-    report = Report("growth", period, ["bucket", "line", "revenue", "yoy", "yoy_note"])
+    report = Report("growth", period, ["bucket", "line", "revenue", "yoy", "yoy_note"],
+                    currency=currency_of(warehouse))
     money = queries.revenue(warehouse, period)
     if not money:
         report.empty = _no_revenue(period)

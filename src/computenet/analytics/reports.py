@@ -77,7 +77,7 @@ def _util_row(label, level, name, ownership, cores, cards, core_cap, card_cap) -
 def segments(warehouse: Warehouse, period: Period) -> Report:
     """Each customer segment's share of CPU core-hours and GPU card-hours (and of revenue)."""
     report = Report("segments", period, ["bucket", "segment", "core_hours", "cpu_share", "card_hours", "gpu_share",
-                                         "revenue", "revenue_share"])
+                                         "revenue", "revenue_share"], currency=money_reports.currency_of(warehouse))
     usage = queries.usage(warehouse, period)
     revenue = queries.revenue(warehouse, period)
     if not usage and not revenue:

@@ -78,8 +78,8 @@ def chart_option(series: dict[str, dict[str, Decimal]], months: list[str], curre
         "tooltip": {"trigger": "axis"},
         "legend": {"type": "scroll", "bottom": 0},
         "grid": {"left": 60, "right": 16, "top": 24, "bottom": 56},
-        "xAxis": {"type": "category", "data": months},
-        "yAxis": {"type": "value", "name": currency},
+        "xAxis": {"type": "category", "data": months, "axisLabel": {"hideOverlap": True}},
+        "yAxis": {"type": "value", "name": currency, "axisLabel": {"formatter": "thousands"}},
         "series": [{"name": key, "type": "bar", "stack": "cost",
                     "data": [float(values.get(m, 0)) for m in months]}
                    for key, values in sorted(series.items())],

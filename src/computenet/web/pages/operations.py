@@ -17,10 +17,12 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 
+from ...analytics.chart_scale import cut_range, far_out, named_once
 from ...api.routers.reports import _report
 from ...services import apps, audit, grants, metrics, registry, roles, users
 from ...services.errors import Forbidden, NotFound, ServiceError
 from ...store.models import Cluster
+from .. import i18n
 from ..i18n import N_
 from ..render import Viewer, page
 from ..viewer import check_csrf, viewer
@@ -254,12 +256,21 @@ def _num(value) -> float | None:
     return None if value is None else float(Decimal(str(value)))
 
 
+def _written(who: Viewer, value: float) -> str:
+    formats = who.formats or i18n.Formats(who.language, "CNY")
+    return formats.number(Decimal(str(value)), 0)
+
+
 def chart_option(report, who: Viewer) -> dict | None:
-    """An ECharts option for the report (data only: the portal's script draws it), None when empty."""
+    """An ECharts option for the report (data only: the portal's script draws it), None when empty.
+    It decides what the PNG charts decide (analytics/chart_scale): money axes name their currency,
+    series far outside the others are cut at the axis with their values written on the bars, and
+    series that coincide are named together."""
     if report.empty or not report.rows:
         return None
     buckets = sorted({r["bucket"] for r in report.rows})
     percent = lambda r, k: None if r.get(k) is None else round(_num(r[k]) * 100, 2)  # noqa: E731
+    money = f" ({report.currency})" if report.currency else ""
     if report.name == "utilization":
         rows = [r for r in report.rows if r["level"] == "cluster"]
         series = _series(rows, lambda r: r["name"], lambda r: percent(r, "core_utilization"), buckets)
@@ -267,21 +278,36 @@ def chart_option(report, who: Viewer) -> dict | None:
     elif report.name == "revenue":
         rows = [r for r in report.rows if r["dimension"] == "product_line"]
         series = _series(rows, lambda r: r["key"], lambda r: _num(r["revenue"]), buckets)
-        kind, axis = "bar", who.gettext("Revenue")
+        kind, axis = "bar", who.gettext("Revenue") + money
     elif report.name == "margin":
         rows = [r for r in report.rows if r["level"] == "cluster"]
         series = _series(rows, lambda r: r["name"], lambda r: _num(r["gross_profit"]), buckets)
-        kind, axis = "bar", who.gettext("Gross profit")
+        kind, axis = "bar", who.gettext("Gross profit") + money
     elif report.name == "segments":
         series = _series(report.rows, lambda r: r["segment"], lambda r: _num(r["revenue"]), buckets)
-        kind, axis = "bar", who.gettext("Revenue")
+        kind, axis = "bar", who.gettext("Revenue") + money
     else:  # customers
         series = _series(report.rows, lambda r: r["customer"], lambda r: _num(r["revenue"]), buckets)
-        kind, axis = "bar", who.gettext("Revenue")
+        kind, axis = "bar", who.gettext("Revenue") + money
     stacked = report.name in ("revenue", "segments", "customers")
+    if not stacked:
+        series = [{"name": name, "data": data}
+                  for name, data in named_once([(s["name"], s["data"]) for s in series])]
+    y_axis = {"type": "value", "name": axis, "axisLabel": {"formatter": "thousands"}}
+    if not stacked:
+        values = {s["name"]: [v for v in s["data"] if v is not None] for s in series}
+        cut = far_out(values)
+        limits = cut_range(values, cut)
+        if limits is not None:
+            y_axis |= {"min": round(limits[0], 2), "max": round(limits[1], 2)}
+            for s in series:
+                if s["name"] in cut:  # the true value, written on the cut bar
+                    s["data"] = [v if v is None or limits[0] <= v <= limits[1] else
+                                 {"value": v, "label": {"show": True, "position": "inside", "rotate": 90,
+                                                        "formatter": _written(who, v)}} for v in s["data"]]
     return {"aria": {"enabled": True}, "tooltip": {"trigger": "axis"}, "legend": {"type": "scroll", "top": 0},
-            "grid": {"left": 70, "right": 20, "bottom": 40, "top": 60},
-            "xAxis": {"type": "category", "data": buckets}, "yAxis": {"type": "value", "name": axis},
+            "grid": {"left": 80, "right": 20, "bottom": 40, "top": 60},
+            "xAxis": {"type": "category", "data": buckets, "axisLabel": {"hideOverlap": True}}, "yAxis": y_axis,
             "series": [s | {"type": kind} | ({"stack": "all"} if stacked else {}) for s in series]}
 
 

@@ -21,12 +21,23 @@
     if (event.target.matches("select[data-autosubmit]")) { event.target.form.submit(); }
   });
 
+  // an axis whose label formatter is "thousands" gets the page language's digit grouping (1,234,567)
+  var grouping = new Intl.NumberFormat(document.documentElement.lang || undefined, { maximumFractionDigits: 6 });
+  function withFormatters(option) {
+    [].concat(option.yAxis || [], option.xAxis || []).forEach(function (axis) {
+      if (axis.axisLabel && axis.axisLabel.formatter === "thousands") {
+        axis.axisLabel.formatter = function (value) { return grouping.format(value); };
+      }
+    });
+    return option;
+  }
+
   function drawCharts(root) {
     if (!window.echarts) { return; }
     root.querySelectorAll("[data-chart]").forEach(function (el) {
       if (el.getAttribute("data-chart-drawn")) { return; }
       var chart = window.echarts.init(el, null, { renderer: "svg" });
-      chart.setOption(JSON.parse(el.getAttribute("data-chart")));
+      chart.setOption(withFormatters(JSON.parse(el.getAttribute("data-chart"))));
       el.setAttribute("data-chart-drawn", "1");
       window.addEventListener("resize", function () { chart.resize(); });
     });
