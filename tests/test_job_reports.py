@@ -67,3 +67,15 @@ def test_cnet_report_jobs(platform, tmp_path, monkeypatch):
                                    "--dimension", "partition", "--json"])
     assert out.exit_code == 0, out.output
     assert {r["key"] for r in json.loads(out.output)["rows"]} == {"own/cpu", "lease/gpu"}
+
+
+def test_report_notes_are_said_in_the_readers_language(clean_db):
+    from computenet.web.render import Viewer
+
+    reports_network.build(clean_db)
+    with Warehouse.from_database(clean_db) as wh:
+        report = reports.run("revenue", wh, "2022-12-30", "2023-01-02", "day")
+    note = next(n for n in report.notes if "shares are undefined" in n)
+    assert note.startswith("2022-12-30: total revenue is 0.00")  # the API and CLI keep the English
+    said = Viewer(language="zh-CN").say(note)
+    assert said.startswith("2022-12-30：总收入为") and "占比无定义" in said

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from ..messages import msg
 from .periods import Period, ReportError
 from .report_model import HOURS, RATIO, Report
 from .warehouse import Warehouse
@@ -69,9 +70,9 @@ def jobs(warehouse: Warehouse, period: Period, dimension: str = "cluster") -> Re
                 if predicted else None})
     if not found:
         report.empty = f"no job started between {period.first} and {period.last}"
-    report.note("a job counts in the bucket in which it started; wait = start - submission")
+    report.note(msg("a job counts in the bucket in which it started; wait = start - submission"))
     if any(r["predicted_jobs"] < r["jobs"] for r in report.rows):
-        report.note("prediction figures cover only the jobs that had a predicted start (predicted_jobs)")
+        report.note(msg("prediction figures cover only the jobs that had a predicted start (predicted_jobs)"))
     return report
 
 

@@ -13,6 +13,7 @@ from decimal import Decimal
 from . import growth as growth_math
 from . import queries
 from ..billing.ledger import money
+from ..messages import msg
 from .costs import Cost, cluster_models
 from .periods import Period, ReportError, months_between
 from .report_model import RATIO, Report, ratio
@@ -61,7 +62,8 @@ def revenue(warehouse: Warehouse, period: Period, dimension: str | None = None) 
     for bucket in period.buckets():
         total = sums.get((bucket.label, "total", "all"), 0)
         if total <= 0:
-            report.note(f"{bucket.label}: total revenue is {_money(total)}, so shares are undefined")
+            report.note(msg("%(bucket)s: total revenue is %(total)s, so shares are undefined", bucket=bucket.label,
+                             total=_money(total)))
         for dim in DIMENSIONS if dimension is None else ("total", dimension):
             for (label, d, key), cents in sorted(sums.items(), key=lambda kv: (kv[0][1], -kv[1], kv[0][2])):
                 if label == bucket.label and d == dim:
@@ -95,9 +97,11 @@ def customers(warehouse: Warehouse, period: Period, top: int = 5) -> Report:
         report.summary.append({"bucket": bucket.label, "customers": len(ranked), "revenue": _money(total),
                                "top": top, "top_share": ratio(running, total) if ranked else None})
         if ranked and total <= 0:
-            report.note(f"{bucket.label}: total revenue is {_money(total)}: concentration is undefined")
+            report.note(msg("%(bucket)s: total revenue is %(total)s: concentration is undefined", bucket=bucket.label,
+                             total=_money(total)))
         if len(ranked) < top and ranked:
-            report.note(f"{bucket.label}: only {len(ranked)} customers paid, fewer than the top {top}")
+            report.note(msg("%(bucket)s: only %(paid)s customers paid, fewer than the top %(top)s", bucket=bucket.label,
+                             paid=len(ranked), top=top))
     return report
 
 
@@ -160,8 +164,8 @@ def margin(warehouse: Warehouse, period: Period) -> Report:
         revenue_all = sum(v for (label, _), v in by_cluster.items() if label == bucket.label)
         report.rows.append(_margin_row(bucket.label, "total", "all", "", revenue_all, total, undefined))
         if by_cluster.get((bucket.label, None)):
-            report.note(f"{bucket.label}: revenue no job carries (storage) is in the total and its product "
-                        "line, with no capacity cost of its own")
+            report.note(msg("%(bucket)s: revenue no job carries (storage) is in the total and its product "
+                            "line, with no capacity cost of its own", bucket=bucket.label))
     return report
 
 

@@ -11,6 +11,7 @@ from collections import defaultdict
 from decimal import Decimal
 
 from ..billing.ledger import money as ledger_money
+from ..messages import msg
 from . import job_reports, money_reports, queries
 from .costs import apply_settings, cluster_models
 from .periods import Period, ReportError, make_period
@@ -62,9 +63,9 @@ def utilization(warehouse: Warehouse, period: Period) -> Report:
                                          core_cap, card_cap))
     unknown = {row.cluster_id for row in usage} - set(models)
     if unknown:
-        report.note(f"usage on clusters no longer in the clusters table ({sorted(unknown)}) is left out")
+        report.note(msg("usage on clusters no longer in the clusters table (%(ids)s) is left out", ids=sorted(unknown)))
     if any(r["core_utilization"] is None and r["core_hours"] for r in report.rows):
-        report.note("core-hours on a partition or cluster with no known capacity: utilization undefined")
+        report.note(msg("core-hours on a partition or cluster with no known capacity: utilization undefined"))
     return report
 
 
@@ -99,7 +100,7 @@ def segments(warehouse: Warehouse, period: Period) -> Report:
                                 "gpu_share": ratio(cards[key], totals[1]), "revenue": money[key],
                                 "revenue_share": ratio(money[key], totals[2])})
         if names and not totals[1]:
-            report.note(f"{bucket.label}: no card-hours were used, so GPU shares are undefined")
+            report.note(msg("%(bucket)s: no card-hours were used, so GPU shares are undefined", bucket=bucket.label))
     return report
 
 

@@ -20,7 +20,7 @@ METHODS = [("templates/**.html", "jinja2.ext:babel_extract"), ("**.py", "python"
 OPTIONS = {"templates/**.html": {"extensions": "jinja2.ext.i18n", "trim_blocks": "True", "lstrip_blocks": "True"}}
 KEYWORDS = {"_": None, "gettext": None, "N_": None, "ngettext": (1, 2)}
 # below the portal, text a person reads is made with computenet.messages.msg (English str, translatable)
-BELOW = ("services", "monitoring", "billing", "catalog", "files", "routing")
+BELOW = ("services", "monitoring", "billing", "catalog", "files", "routing", "analytics")
 BELOW_KEYWORDS = {"msg": None, "N_": None}
 LETTERS = re.compile(r"[A-Za-z\u4e00-\u9fff]{2,}")
 JINJA = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.S)
