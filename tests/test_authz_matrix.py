@@ -59,6 +59,8 @@ REQUESTS: dict[tuple[str, str], tuple[str, object, str]] = {
     ("GET", "/usage"): ("/usage", None, ""),
     ("GET", "/accounts/{name}/statements/{month}"): ("/accounts/{acct}/statements/2026-11", None, ""),
     ("GET", "/notifications"): ("/notifications", None, ""),
+    ("GET", "/notifications/preferences"): ("/notifications/preferences", None, ""),
+    ("PUT", "/notifications/preferences"): ("/notifications/preferences", {"job_ended": "app"}, ""),
     ("POST", "/notifications/{notification_id}/read"): ("/notifications/{notice}/read", None, ""),
     ("POST", "/accounts/{name}/topups"): ("/accounts/{acct}/topups", {"amount": "0.01", "reference": "{unique}"}, ""),
     ("PUT", "/accounts/{name}/credit-limit"): ("/accounts/{acct}/credit-limit", {"amount": "0"}, ""),
@@ -179,6 +181,8 @@ EXPECTED: dict[tuple[str, str], str] = {
     ('GET', '/usage'): "200/200 200/200 200/200 200/200 200/200 200/200 200/200",
     ('GET', '/accounts/{name}/statements/{month}'): "200/200 200/200 200/404 200/404 200/404 404/404 404/404",
     ('GET', '/notifications'): "200/200 200/200 200/200 200/200 200/200 200/200 200/200",
+    ('GET', '/notifications/preferences'): "200/200 200/200 200/200 200/200 200/200 200/200 200/200",
+    ('PUT', '/notifications/preferences'): "200/200 200/200 200/200 200/200 200/200 200/200 200/200",
     ('POST', '/notifications/{notification_id}/read'): "404/404 404/404 404/404 404/404 200/404 404/404 404/404",
     ('POST', '/accounts/{name}/topups'): "201/201 201/201 403/404 403/404 403/404 404/404 404/404",
     ('PUT', '/accounts/{name}/credit-limit'): "200/200 200/200 403/404 403/404 403/404 404/404 404/404",
@@ -276,6 +280,7 @@ class World:
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
         self.client = TestClient(create_app(platform))
+        self.unversioned = {p for p in self.client.app.openapi()["paths"] if not p.startswith("/v1/")}
         self.tokens: dict[str, str] = {}
         self.calls = 0
         self.ids: dict[str, dict[str, object]] = {}
@@ -372,9 +377,10 @@ class World:
         content = DATA if method == "PUT" and "/files/content" in url or "/chunks/" in url else None
         if "/chunks/" in url:
             headers["X-Chunk-SHA256"] = SHA
+        where = "" if path in self.unversioned else "/v1"  # the OIDC sign-in flow is the browser's, unversioned
         if content is not None:
-            return self.client.request(method, "/v1" + fill(url), headers=headers, content=content)
-        return self.client.request(method, "/v1" + fill(url), headers=headers, json=body)
+            return self.client.request(method, where + fill(url), headers=headers, content=content)
+        return self.client.request(method, where + fill(url), headers=headers, json=body)
 
 
 @pytest.fixture(scope="module")

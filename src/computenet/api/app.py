@@ -60,8 +60,9 @@ def create_app(platform: Platform, run_services: bool = False) -> FastAPI:
 
     versions.include(app, [jobs.router, clusters.router, accounts.router, billing.router, notifications.router,
                            admin.router, files.router, apps.router, monitoring.router, report_routes.router,
-                           token_routes.router, user_routes.router, auth_routes.router, oidc_routes.router,
-                           session_routes.router])
+                           token_routes.router, user_routes.router, auth_routes.router, session_routes.router])
+    # a browser's sign-in flow, not an API: its callback is the URL registered at the provider, unversioned
+    app.include_router(oidc_routes.router)
     session_proxy.mount(app)  # /sessions/<id>/...: the session's own server, for its owner
     from ..web import mount as mount_portal
 
@@ -102,7 +103,8 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         path = scope.get("path", "")
         # upload chunks are the one place a large body is expected
-        limit = self.chunk_limit if path.startswith("/uploads/") and "/chunks/" in path else self.default_limit
+        limit = self.chunk_limit if path.removeprefix("/v1").startswith("/uploads/") and "/chunks/" in path \
+            else self.default_limit
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
             return await self._refuse(scope, receive, send, limit)

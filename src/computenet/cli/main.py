@@ -312,8 +312,20 @@ def clusters() -> None:
 
 
 @app.command()
-def notifications(all: bool = typer.Option(False, "--all", help="also those already read")) -> None:
-    """What the platform has told you (low balance, blocked accounts); shown ones are marked read."""
+def notifications(all: bool = typer.Option(False, "--all", help="also those already read"),
+                  job_ended: Optional[str] = typer.Option(None, "--job-ended",
+                                                          help="how to hear that a job ended: off, app or email")) -> None:
+    """What the platform has told you (low balance, blocked accounts, jobs that ended); shown ones are marked read."""
+    if job_ended is not None:
+        if job_ended not in ("off", "app", "email"):
+            fail(f"--job-ended {job_ended!r}: use off, app or email")
+        with client() as c:
+            prefs = api(lambda: c.set_notification_preferences(job_ended=job_ended))
+        where = f" ({prefs['email']})" if job_ended == "email" and prefs.get("email") else ""
+        console.print(f"job-ended notices: {job_ended}{where}", markup=False, highlight=False)
+        if job_ended == "email" and not prefs.get("email"):
+            console.print("you have no e-mail address on file: ask your administrator to set one", markup=False)
+        return
     with client() as c:
         rows = api(lambda: c.notifications(unread=not all))
         for n in reversed(rows):

@@ -178,6 +178,12 @@ class ComputeNetClient(WorkspaceApi):
     def statement_csv(self, account: str, month: str) -> str:
         return self.statement_file(account, month, "csv").decode()
 
+    def notification_preferences(self) -> dict:
+        return self._call("GET", "/notifications/preferences")
+
+    def set_notification_preferences(self, job_ended: str) -> dict:
+        return self._call("PUT", "/notifications/preferences", json={"job_ended": job_ended})
+
     def notifications(self, unread: bool = False) -> list[NotificationOut]:
         return [NotificationOut.model_validate(n) for n in self._call("GET", "/notifications", params={"unread": unread})]
 

@@ -90,4 +90,7 @@ def settle_job(session: Session, job: Job, billing: BillingConfig = BillingConfi
                 c.transfer_id = moved.id if moved is not None else None
         job.settled_at = utcnow()
         job.needs_reconcile = False
+        from .job_notices import job_ended  # its owner is told, in this transaction (an outbox)
+
+        job_ended(session, job, total)
     return True

@@ -18,6 +18,7 @@ import socket
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.message import EmailMessage
+from typing import Callable
 from urllib.parse import urlsplit
 
 import httpx
@@ -110,11 +111,12 @@ def set_webhook(session: Session, account: Account, url: str | None, cfg: Notifi
 
 
 def enqueue(session: Session, notification: Notification, user: User, account: Account | None,
-            first_of_event: bool) -> None:
-    """Deliveries for a new notice (called in the notice's transaction)."""
-    if user.email:
+            first_of_event: bool, channels: tuple[str, ...] | None = None) -> None:
+    """Deliveries for a new notice (called in the notice's transaction); ``channels`` limits them."""
+    if user.email and (channels is None or "email" in channels):
         session.add(Delivery(notification_id=notification.id, channel="email", target=user.email))
-    if first_of_event and account is not None and account.webhook_url:
+    if (first_of_event and account is not None and account.webhook_url
+            and (channels is None or "webhook" in channels)):
         session.add(Delivery(notification_id=notification.id, channel="webhook", target=account.webhook_url))
 
 
@@ -133,6 +135,7 @@ class _Due:
     account: str | None
     notification_id: int
     created_at: str
+    language: str = "en"  # the reader's, for e-mail
 
 
 @dataclass
@@ -158,9 +161,13 @@ def send_email(cfg: NotificationsConfig, to: str, subject: str, body: str, heade
 
 
 class Deliverer:
-    def __init__(self, platform: Platform) -> None:
+    """``say(text, language)`` puts a stored notice into its reader's language for e-mail; the process
+    that runs the task passes it (workers/tasks.py: the portal's catalogues), so this layer knows none."""
+
+    def __init__(self, platform: Platform, say: Callable[[str, str], str] | None = None) -> None:
         self.platform = platform
         self.cfg = platform.settings.notifications
+        self.say = say
 
     def run_once(self, limit: int = 200) -> DeliveryReport:
         report = DeliveryReport()
@@ -172,8 +179,10 @@ class Deliverer:
             due = []
             for d, n in session.execute(query):
                 account = session.get(Account, n.account_id) if n.account_id else None
+                reader = session.get(User, n.user_id) if n.user_id else None
                 due.append(_Due(d.id, d.channel, d.target, d.attempts, n.kind, n.message,
-                                account.name if account else None, n.id, n.created_at.isoformat()))
+                                account.name if account else None, n.id, n.created_at.isoformat(),
+                                (reader.language if reader else "") or "en"))
         for item in due:
             if item.channel == "email" and not self.cfg.smtp_host:
                 report.waiting += 1
@@ -197,8 +206,13 @@ class Deliverer:
         return report
 
     def _email(self, item: _Due) -> None:
-        subject = f"[ComputeNet] {item.kind.replace('_', ' ')}" + (f": {item.account}" if item.account else "")
-        send_email(self.cfg, item.target, subject, item.message, {"X-ComputeNet-Delivery": str(item.id)})
+        if self.say is not None and item.language != "en":
+            body = self.say(item.message, item.language)
+            subject = "[ComputeNet] " + (body if len(body) <= 70 else body[:69] + "…")
+        else:
+            body = item.message
+            subject = f"[ComputeNet] {item.kind.replace('_', ' ')}" + (f": {item.account}" if item.account else "")
+        send_email(self.cfg, item.target, subject, body, {"X-ComputeNet-Delivery": str(item.id)})
 
     def _webhook(self, item: _Due) -> None:
         # again at send time (the rules or DNS may have changed), and sent to the address checked

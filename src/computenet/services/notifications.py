@@ -45,9 +45,10 @@ IDLE_GPU = N_("job %(job)s (%(name)s) on %(cluster)s has kept its %(gpus)s GPU(s
               "cancel it if it is stuck")
 IDLE_GPU_CANCELLED = N_("job %(job)s (%(name)s) on %(cluster)s has kept its %(gpus)s GPU(s) idle for %(minutes)s "
                         "minutes: it was cancelled, as the platform's policy says")
+JOB_ENDED = N_("job %(job)s (%(name)s) ended %(state)s on %(cluster)s; it cost %(cost)s.")  # job_notices.py
 TEMPLATES = (LOW_BALANCE, BLOCKED, UNBLOCKED, RESTORED, EXHAUSTED_BLOCK, EXHAUSTED_HOLD, EXHAUSTED_CANCEL, JOB_LOST,
-             JOB_WITHDRAWN, IDLE_GPU, IDLE_GPU_CANCELLED)
-_MONEY = {"available", "threshold", "arrears"}
+             JOB_WITHDRAWN, IDLE_GPU, IDLE_GPU_CANCELLED, JOB_ENDED)
+_MONEY = {"available", "threshold", "arrears", "cost"}
 _AMOUNT = re.compile(r"(-?\d+(?:\.\d+)?)(?: ([A-Z]{3}))?")
 
 
@@ -81,8 +82,9 @@ def said(message: str) -> Text | str:
 
 
 def notify_user(session: Session, user: User, account: Account, kind: str, message: str, key: str,
-                first_of_event: bool = True) -> bool:
-    """One notice to one user, said once per ``key``; False when it was said already."""
+                first_of_event: bool = True, channels: tuple[str, ...] | None = None) -> bool:
+    """One notice to one user, said once per ``key``; False when it was said already. ``channels``:
+    which deliveries go out with it (default: e-mail to the user and the account's webhook)."""
     from .delivery import enqueue  # e-mail and webhook go out with the notice (an outbox)
 
     try:
@@ -90,7 +92,7 @@ def notify_user(session: Session, user: User, account: Account, kind: str, messa
             notice = Notification(user_id=user.id, account_id=account.id, kind=kind, message=message, key=key)
             session.add(notice)
             session.flush()
-            enqueue(session, notice, user, account, first_of_event=first_of_event)
+            enqueue(session, notice, user, account, first_of_event=first_of_event, channels=channels)
             session.flush()
         return True
     except IntegrityError:

@@ -138,6 +138,8 @@ class User(Base):
     email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # en | zh-CN, or "" until the person chooses one: the portal follows their browser's Accept-Language
     language: Mapped[str] = mapped_column(String(8), default="", server_default="en")
+    # how the user hears that a job of theirs ended: "off", "app" (the portal and the API), "email" (also mailed)
+    notify_job_ended: Mapped[str] = mapped_column(String(8), default="app", server_default="app")
     # active | suspended (no sign-in, no tokens, until reinstated) | deleted (the same, for good;
     # the row stays for the ledger's history)
     status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")

@@ -32,6 +32,17 @@ class TaskSpec:
     run: Callable[[], object]
 
 
+def _reader_language(platform: Platform):
+    """A stored notice in its reader's language, as the portal says it (the catalogues are the portal's)."""
+    def say(text: str, language: str) -> str:
+        from ..services.notifications import said
+        from ..web import i18n
+
+        return i18n.localise(said(text), language, i18n.Formats(language, platform.settings.currency,
+                                                                platform.settings.display_timezone))
+    return say
+
+
 def poller_task(platform: Platform, cluster: str) -> TaskSpec:
     from ..services.poller import ClusterPoller
 
@@ -60,7 +71,7 @@ def platform_tasks(platform: Platform) -> list[TaskSpec]:
         TaskSpec("enforcement", ENFORCE_INTERVAL_S, Enforcer(platform).run_once),
         TaskSpec("balance-watch", ENFORCE_INTERVAL_S, BalanceWatch(platform).run_once),
         TaskSpec("exhaustion", ENFORCE_INTERVAL_S, ExhaustionWatch(platform).run_once),
-        TaskSpec("delivery", DELIVERY_INTERVAL_S, Deliverer(platform).run_once),
+        TaskSpec("delivery", DELIVERY_INTERVAL_S, Deliverer(platform, say=_reader_language(platform)).run_once),
         TaskSpec("re-routing", REROUTE_INTERVAL_S, Rerouter(platform).run_once),
         TaskSpec("outputs", COLLECT_INTERVAL_S, OutputCollector(platform).run_once),
         TaskSpec("storage-meter", METER_INTERVAL_S, StorageMeter(platform).run_once),
