@@ -83,18 +83,16 @@ def _session_caller(platform: Platform, cookies: dict, session_id: int) -> int:
             raise Refused(exc.status, exc.detail) from None
 
 
-def _redeem(platform: Platform, ticket: str, session_id: int) -> tuple[int, str]:
-    """A ticket's user and the cookie it is exchanged for; the ticket is spent even when refused."""
+def _redeem(platform: Platform, ticket: str, session_id: int, cookie: bool = True) -> str:
+    """The cookie a ticket is exchanged for (cookie=False: its user's id, for a WebSocket's ticket);
+    the ticket is spent even when refused."""
     refused = None
     with platform.db.session() as session:
         try:
-            cookie = access.redeem_ticket(session, ticket, session_id, platform.settings)
-            user_id = access.check_cookie(session, cookie, session_id)
+            return access.redeem_ticket(session, ticket, session_id, platform.settings, cookie=cookie)
         except access.AccessRefused as exc:
-            refused = exc
-    if refused is not None:
-        raise Refused(refused.status, refused.detail)
-    return user_id, cookie
+            refused = exc  # leaving the block commits the spent ticket
+    raise Refused(refused.status, refused.detail)
 
 
 def _host_check(origins: Origins, headers, session_id: int) -> None:
@@ -200,7 +198,7 @@ def _enter(request: Request, platform: Platform, origins: Origins, session_id: i
     wanted = request.query_params.get("next", "")
     if not NEXT_PATH.match(wanted):
         raise Refused(400, "next must be a path under the session")
-    _, cookie = _redeem(platform, request.query_params.get("ticket", ""), session_id)
+    cookie = _redeem(platform, request.query_params.get("ticket", ""), session_id)
     response = RedirectResponse(base_url(session_id) + wanted, status_code=303)
     per_host = "{id}" in origins.sessions  # a host of its own: the cookie stays on it (host-only)
     response.set_cookie(ACCESS_COOKIE, cookie, path="/" if per_host else base_url(session_id), httponly=True,
@@ -313,7 +311,7 @@ def mount(app: FastAPI) -> None:
             if not _same_origin(websocket.headers, websocket.url.scheme, origins.portal if ticket else None):
                 raise Refused(403, "a connection from another site is refused")
             if ticket:
-                user_id, _ = await run_in_threadpool(_redeem, platform, ticket, session_id)
+                user_id = int(await run_in_threadpool(_redeem, platform, ticket, session_id, False))
             else:
                 user_id = await run_in_threadpool(_session_caller, platform, websocket.cookies, session_id)
             address, port, secret = await run_in_threadpool(_target, platform, user_id, session_id)

@@ -60,8 +60,9 @@ def issue_ticket(session: Session, user: User, session_id: int, settings: Settin
 
 
 def redeem_ticket(session: Session, ticket: str, session_id: int, settings: Settings,
-                  now: datetime | None = None) -> str:
-    """The cookie's secret for a good ticket to this session; the ticket is spent whatever follows."""
+                  now: datetime | None = None, cookie: bool = True) -> str:
+    """The cookie's secret for a good ticket to this session (with cookie=False, a WebSocket's ticket:
+    the user's id as text, and no cookie made); the ticket is spent whatever follows."""
     now = now or utcnow()
     row = session.scalar(select(SessionAccess).where(SessionAccess.secret_hash == _digest(ticket or ""),
                                                      SessionAccess.kind == "ticket"))
@@ -75,6 +76,8 @@ def redeem_ticket(session: Session, ticket: str, session_id: int, settings: Sett
     if row.expires_at <= now:
         raise AccessRefused(403, "this link to the session has expired: open the session from the portal again")
     _owner_check(session, row, now)
+    if not cookie:
+        return str(row.user_id)
     if row.web_session_id is not None:
         until = session.get(WebSession, row.web_session_id).expires_at
     else:
