@@ -15,23 +15,21 @@ from http.cookies import SimpleCookie
 
 import httpx
 import pytest
+from sqlalchemy import select
 from websockets.asyncio.server import serve as ws_serve
 from websockets.sync.client import connect
 
 from computenet.api.session_origin import Origins, origins
 from computenet.cli.embedded import EmbeddedServer
 from computenet.config import SessionsConfig
-from computenet.services import accounts, audit
+from computenet.services import accounts
 from computenet.services.errors import Conflict, NotFound
 from computenet.services.sessions import access
-from computenet.services.signin import passwords, web_sessions
-from computenet.store.models import InteractiveSession, SessionAccess
+from computenet.services.signin import web_sessions
+from computenet.store.models import InteractiveSession, SessionAccess, User
 from computenet.store.types import utcnow
 
 from conftest import add_user, make_settings
-
-GOOD = "Correct-Horse-7"
-
 
 class FakeNode:
     """A session's server: answers HTTP with what it was sent (headers, path) and echoes WebSocket text."""
@@ -106,11 +104,11 @@ def test_a_ticket_works_once_for_its_session_and_becomes_a_cookie_of_that_sessio
     bob, _ = add_user(platform, "bob")
     mine, theirs = running_session(platform, alice), running_session(platform, bob)
     with platform.db.session() as session:
-        user = session.get(accounts.User, alice)
+        user = session.get(User, alice)
         ticket = access.issue_ticket(session, user, mine, platform.settings)
         with pytest.raises(NotFound):  # someone else's session: as if there were none
             access.issue_ticket(session, user, theirs, platform.settings)
-        stored = session.scalars(access.select(SessionAccess)).all()
+        stored = session.scalars(select(SessionAccess)).all()
         assert [r.kind for r in stored] == ["ticket"] and ticket not in {r.secret_hash for r in stored}
     with platform.db.session() as session:
         with pytest.raises(access.AccessRefused) as other:  # a ticket opens only its own session
@@ -133,7 +131,7 @@ def test_a_ticket_expires_in_seconds_and_a_stopped_session_gets_none(make_platfo
     sid = running_session(platform, alice)
     then = utcnow()
     with platform.db.session() as session:
-        ticket = access.issue_ticket(session, session.get(accounts.User, alice), sid, platform.settings, now=then)
+        ticket = access.issue_ticket(session, session.get(User, alice), sid, platform.settings, now=then)
     with platform.db.session() as session:
         with pytest.raises(access.AccessRefused) as late:
             access.redeem_ticket(session, ticket, sid, platform.settings, now=then + timedelta(seconds=6))
@@ -142,7 +140,7 @@ def test_a_ticket_expires_in_seconds_and_a_stopped_session_gets_none(make_platfo
         session.get(InteractiveSession, sid).state = "ended"
     with platform.db.session() as session:
         with pytest.raises(Conflict):
-            access.issue_ticket(session, session.get(accounts.User, alice), sid, platform.settings)
+            access.issue_ticket(session, session.get(User, alice), sid, platform.settings)
 
 
 def test_signing_out_of_the_portal_or_suspension_closes_the_session_too(make_platform):
@@ -151,21 +149,21 @@ def test_signing_out_of_the_portal_or_suspension_closes_the_session_too(make_pla
     sid = running_session(platform, alice)
     web_id, _ = signed_in(platform, "alice")
     with platform.db.session() as session:
-        ticket = access.issue_ticket(session, session.get(accounts.User, alice), sid, platform.settings,
+        ticket = access.issue_ticket(session, session.get(User, alice), sid, platform.settings,
                                      web_session_id=web_id)
     with platform.db.session() as session:
         cookie = access.redeem_ticket(session, ticket, sid, platform.settings)
         assert access.check_cookie(session, cookie, sid) == alice
-        web_sessions.revoke(session, session.get(accounts.User, alice), web_id)
+        web_sessions.revoke(session, session.get(User, alice), web_id)
     with platform.db.session() as session:
         with pytest.raises(access.AccessRefused) as out:
             access.check_cookie(session, cookie, sid)
         assert "signed out" in out.value.detail
     # an API client's ticket (no sign-in to follow): the user's status still counts
     with platform.db.session() as session:
-        ticket = access.issue_ticket(session, session.get(accounts.User, alice), sid, platform.settings)
+        ticket = access.issue_ticket(session, session.get(User, alice), sid, platform.settings)
         cookie = access.redeem_ticket(session, ticket, sid, platform.settings)
-        session.get(accounts.User, alice).status = "suspended"
+        session.get(User, alice).status = "suspended"
     with platform.db.session() as session:
         with pytest.raises(access.AccessRefused):
             access.check_cookie(session, cookie, sid)
@@ -255,7 +253,7 @@ def test_the_session_origin_takes_only_a_tickets_cookie(make_platform, node):
         # an expired ticket is refused
         late = api.post(f"/sessions/{sid}/ticket").json()["connect_url"]
         with platform.db.session() as session:
-            for row in session.scalars(access.select(SessionAccess).where(SessionAccess.used_at.is_(None),
+            for row in session.scalars(select(SessionAccess).where(SessionAccess.used_at.is_(None),
                                                                           SessionAccess.kind == "ticket")):
                 row.expires_at = utcnow() - timedelta(seconds=1)
         refused = httpx.get(late)

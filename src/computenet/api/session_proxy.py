@@ -6,7 +6,7 @@ port the session reported and the watch accepted (services/sessions/report.py), 
 database: nothing in the request chooses the target, only the path under the session's base URL.
 The proxy adds the session's secret (Authorization: token ...); the platform's own cookies and
 the caller's credentials never reach the node, and the node cannot set the platform's cookies.
-Anyone but the owner gets 404, as for a session that does not exist.
+Anyone but the owner gets 404, as for a session that does not exist (or 401: no way in at all).
 
 It runs on the sessions' own origin (api/session_origin.py), where the only credential is a cookie
 of the one session (services/sessions/access.py): the portal's cookie and API tokens open nothing
@@ -18,7 +18,6 @@ to the portal's connect, which asks for a sign-in when needed. The portal's orig
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from urllib.parse import parse_qsl, quote, urlencode
 from http.cookies import SimpleCookie
@@ -226,7 +225,9 @@ def mount_portal_side(app: FastAPI) -> None:
     @app.api_route("/sessions/{session_id}/{path:path}", methods=METHODS, include_in_schema=False)
     async def elsewhere(session_id: int, path: str, request: Request):
         origins: Origins = request.app.state.origins
-        target = origins.session_url(session_id, path) + (f"?{request.url.query}" if request.url.query else "")
+        raw = (request.scope.get("raw_path") or request.url.path.encode()).decode("latin-1")  # as sent
+        query = request.scope.get("query_string", b"").decode("latin-1")
+        target = origins.session_origin(session_id) + raw + (f"?{query}" if query else "")
         if request.method in ("GET", "HEAD"):
             return RedirectResponse(target, status_code=302)
         return JSONResponse({"detail": f"sessions are served at {origins.session_origin(session_id)}, "

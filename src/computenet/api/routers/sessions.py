@@ -49,8 +49,10 @@ def _out(request: Request, shown: dict) -> dict:
 
 
 @router.get("")
-def list_sessions(request: Request, all: bool = True, user: User = Depends(current_user), session=Depends(get_session)):
-    return [_out(request, sessions.to_json(session, row)) for row in sessions.listing(session, user, include_ended=all)]
+def list_sessions(request: Request, all: bool = True, user: User = Depends(current_user),
+                  session=Depends(get_session)):
+    return [_out(request, sessions.to_json(session, row))
+            for row in sessions.listing(session, user, include_ended=all)]
 
 
 @router.post("", status_code=201)
@@ -58,7 +60,8 @@ async def start(request: Request, body: SessionStartIn, user: User = Depends(cur
     session_id = await run_in_threadpool(sessions.start, platform, user.id, body.app, body.cores, body.hours,
                                          body.params, body.account, body.cluster, body.partition)
     with platform.db.session() as session:
-        return _out(request, sessions.to_json(session, sessions.owned(session, session.get(User, user.id), session_id)))
+        return _out(request, sessions.to_json(session, sessions.owned(session, session.get(User, user.id),
+                                                                      session_id)))
 
 
 @router.get("/{session_id}")
@@ -84,11 +87,13 @@ async def change(request: Request, session_id: int, body: SessionChangeIn, user:
                  platform: Platform = Depends(get_platform)):
     await run_in_threadpool(sessions.extend, platform, user.id, session_id, body.extend_minutes)
     with platform.db.session() as session:
-        return _out(request, sessions.to_json(session, sessions.owned(session, session.get(User, user.id), session_id)))
+        return _out(request, sessions.to_json(session, sessions.owned(session, session.get(User, user.id),
+                                                                      session_id)))
 
 
 @router.delete("/{session_id}")
 async def stop(request: Request, session_id: int, user: User = Depends(current_user), platform: Platform = Depends(get_platform)):
     await run_in_threadpool(sessions.stop, platform, user.id, session_id)
     with platform.db.session() as session:
-        return _out(request, sessions.to_json(session, sessions.owned(session, session.get(User, user.id), session_id)))
+        return _out(request, sessions.to_json(session, sessions.owned(session, session.get(User, user.id),
+                                                                      session_id)))
