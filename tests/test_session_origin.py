@@ -250,6 +250,15 @@ def test_the_session_origin_takes_only_a_tickets_cookie(make_platform, node):
         bob_ticket = bob_api.post(f"/sessions/{bobs}/ticket").json()["connect_url"].split("ticket=")[1].split("&")[0]
         assert httpx.get(f"{base}_cnet/enter?ticket={bob_ticket}&next=").status_code == 403
 
+        # hostile input: a "next" that leaves the session, a ticket that is no ticket: 4xx, nothing made
+        for bad in ("//evil.example/", "../../portal/jobs", "/portal/jobs", "x?y=1", "lab/%2e%2e/x"):
+            answer = httpx.get(f"{base}_cnet/enter", params={"ticket": "t", "next": bad})
+            assert answer.status_code == 400 and "set-cookie" not in answer.headers, bad
+        for junk in ("", "x" * 5000, "\u00e9\u0000"):
+            answer = httpx.get(f"{base}_cnet/enter", params={"ticket": junk, "next": ""})
+            assert answer.status_code == 403 and "set-cookie" not in answer.headers
+        assert httpx.get(f"{base}api/status", cookies={"cnet_access": "forged"}).status_code == 401
+
         # an expired ticket is refused
         late = api.post(f"/sessions/{sid}/ticket").json()["connect_url"]
         with platform.db.session() as session:
