@@ -140,17 +140,21 @@ def listening_sockets(host: str, ports: list[int]) -> list[socket.socket]:
     return out
 
 
-def bind(app, settings: Settings, host: str, port: int, sessions: int | None = None,
-         derived: bool = False) -> list[socket.socket]:
+def bind(app, settings: Settings, host: str, port: int, sessions: int | None = None) -> list[socket.socket]:
     """Bind the server's port and, unless a configured origin reaches sessions by host alone, the
-    sessions' port; set the app's origins from the ports bound (port 0: a free one)."""
-    wanted = sessions if sessions is not None else sessions_port(settings)
+    sessions' port (``sessions``, else sessions.port, else the server's port + 1, else any free one
+    when that is taken); set the app's origins from the ports bound (port 0: a free one)."""
+    derived = sessions is None and settings.sessions.port is None
+    if sessions is None:
+        sessions = settings.sessions.port
+    if derived and not settings.sessions.origin:
+        sessions = port + 1 if port else 0
     try:
-        sockets = listening_sockets(host, [port] if wanted is None else [port, wanted])
+        sockets = listening_sockets(host, [port] if sessions is None else [port, sessions])
     except OSError:
-        if not wanted or settings.sessions.port is not None or (sessions is not None and not derived):
+        if not derived or not sessions:
             raise  # a port someone named: its being taken is theirs to know
-        sockets = listening_sockets(host, [port, 0])  # server.port + 1 is taken: any free one
+        sockets = listening_sockets(host, [port, 0])  # the server's port + 1 is taken: any free one
     bound = [sock.getsockname()[1] for sock in sockets]
     app.state.origins = origins(settings, bound[0], bound[1] if len(bound) > 1 else None, host)
     return sockets
@@ -167,6 +171,5 @@ class SessionOriginDispatch:
         if scope["type"] in ("http", "websocket"):
             found: Origins | None = getattr(scope["app"].state, "origins", None) if "app" in scope else None
             if found is not None and found.is_sessions_request(scope):
-                scope = dict(scope, app=self.sessions_app)
                 return await self.sessions_app(scope, receive, send)
         return await self.app(scope, receive, send)

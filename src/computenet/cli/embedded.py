@@ -25,11 +25,7 @@ class EmbeddedServer:
         self.host = host
         app = create_app(platform, run_services=run_services)
         # the portal's port and the sessions' (api/session_origin.py): free ones unless named
-        settings = platform.settings
-        derived = sessions_port is None and settings.sessions.port is None and not settings.sessions.origin
-        if derived:
-            sessions_port = port + 1 if port else 0
-        self.sockets = bind(app, settings, host, port or 0, sessions_port, derived=derived)
+        self.sockets = bind(app, platform.settings, host, port or 0, sessions_port)
         self.port = self.sockets[0].getsockname()[1]
         self.origins = app.state.origins
         config = uvicorn.Config(app, host=host, port=self.port, log_level="warning", lifespan="on")
