@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The interactive-session proxy's overhead: a real JupyterLab session started through the platform
-(local executor), then measured through the proxy (/sessions/<id>/...) and directly (the node's
+(local executor), then measured through the proxy (/sessions/<id>/... on the sessions' own origin,
+with the cookie a ticket gives) and directly (the node's
 port, with the session's token), in the same minute; the server runs in its own process (`cnet
 server`), as deployed:
 
@@ -135,7 +136,9 @@ def main() -> int:
             with open(Path(workdir) / "big.bin", "wb") as f:
                 f.write(os.urandom(size))
             base = f"/sessions/{session_id}/"
-            proxy = (f"{server_url}{base}", {"Authorization": f"Bearer {token}"})
+            # through the proxy on the sessions' own origin, with the cookie a one-time ticket gives
+            entered = httpx.get(client.session_connect_url(session_id), timeout=30)
+            proxy = (client.session(session_id)["url"], {"Cookie": f"cnet_access={entered.cookies['cnet_access']}"})
             direct = (f"http://{address}:{port}{base}", {"Authorization": f"token {secret}"})
             kernel = httpx.post(f"{proxy[0]}api/kernels", headers=proxy[1], json={"name": "python3"},
                                 timeout=60).json()

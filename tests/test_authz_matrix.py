@@ -131,6 +131,7 @@ REQUESTS: dict[tuple[str, str], tuple[str, object, str]] = {
     ("GET", "/sessions/{session_id}"): ("/sessions/{session}", None, ""),
     ("PATCH", "/sessions/{session_id}"): ("/sessions/{session}", {"extend_minutes": 30}, ""),
     ("DELETE", "/sessions/{session_id}"): ("/sessions/{session}", None, ""),
+    ("POST", "/sessions/{session_id}/ticket"): ("/sessions/{session}/ticket", None, ""),
     ("POST", "/auth/login"): ("/auth/login", {"login": "", "password": "x"}, ""),
     ("POST", "/auth/token"): ("/auth/token", {"grant_type": "refresh_token", "refresh_token": "cnr_matrix"}, ""),
     ("GET", "/auth/session"): ("/auth/session", None, ""),
@@ -177,6 +178,8 @@ EXPECTED: dict[tuple[str, str], str] = {
     ('GET', '/sessions/{session_id}'): "404/404 404/404 404/404 404/404 200/404 404/404 404/404",
     ('PATCH', '/sessions/{session_id}'): "404/404 404/404 404/404 404/404 409/404 404/404 404/404",
     ('DELETE', '/sessions/{session_id}'): "404/404 404/404 404/404 404/404 200/404 404/404 404/404",
+    # a way in to the session (its own origin): the owner's alone, and not to one that has ended
+    ('POST', '/sessions/{session_id}/ticket'): "404/404 404/404 404/404 404/404 409/404 404/404 404/404",
     ('GET', '/accounts/me'): "200/200 200/200 200/200 200/200 200/200 200/200 200/200",
     ('GET', '/usage'): "200/200 200/200 200/200 200/200 200/200 200/200 200/200",
     ('GET', '/accounts/{name}/statements/{month}'): "200/200 200/200 200/404 200/404 200/404 404/404 404/404",

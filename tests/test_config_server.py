@@ -98,6 +98,14 @@ def test_admin_and_server_processes(tmp_path, db_url, clean_db):
                 pass
             assert server.poll() is None and time.monotonic() < deadline, "cnet server did not start"
             time.sleep(0.2)
+        # the second port: the sessions' own origin (api/session_origin.py), which serves nothing else
+        line = ""
+        while "Interactive sessions are served on" not in line:
+            line = server.stdout.readline()
+            assert line, "cnet server did not say where sessions are served"
+        sessions_origin = line.split("served on")[1].strip()
+        assert sessions_origin.startswith("http://localhost:")
+        assert httpx.get(f"{sessions_origin}/health").status_code == 404
         with ComputeNetClient(f"http://127.0.0.1:{port}", token) as client:
             job = client.submit("#!/bin/bash\n#SBATCH -t 1\necho from the server\n")
             done = client.wait(job.id, timeout=60, settled=True)  # the server's own pollers settle it

@@ -93,6 +93,13 @@ def execute(base_ws: str, kernel_id: str, code: str, headers: dict) -> str:
                 return "".join(out)
 
 
+def session_cookie(who: ComputeNetClient, session_id: int) -> dict:
+    """The session origin's cookie for a session, got with a ticket from the API (no token works there)."""
+    entered = httpx.get(who.session_connect_url(session_id), timeout=30)
+    assert entered.status_code == 303, entered.text
+    return {"Cookie": f"cnet_access={entered.cookies['cnet_access']}"}
+
+
 @needs_jupyter
 def test_jupyterlab_through_the_proxy_owner_only_stopped_and_charged(lab):
     platform, srv = lab
@@ -102,7 +109,7 @@ def test_jupyterlab_through_the_proxy_owner_only_stopped_and_charged(lab):
     assert started["time_limit_minutes"] == 60
     sid, job_id = started["id"], started["job_id"]
     shown = wait_state(platform, alice, sid, ("running",))
-    assert shown["ready"] and shown["url"] == f"/sessions/{sid}/" and 0 < shown["time_left_s"] <= 3600
+    assert shown["ready"] and shown["url"] == f"{srv.origins.sessions}/sessions/{sid}/" and 0 < shown["time_left_s"] <= 3600
     assert Decimal(shown["cost_so_far"]) >= 0
     with platform.db.session() as session:
         row = session.get(InteractiveSession, sid)
@@ -114,8 +121,11 @@ def test_jupyterlab_through_the_proxy_owner_only_stopped_and_charged(lab):
     jupyter = [p for p in Path("/proc").iterdir() if p.name.isdigit() and b"jupyter" in _cmdline(p)]
     assert jupyter and all(secret.encode() not in _cmdline(p) for p in jupyter)
 
-    auth = {"Authorization": f"Bearer {alice.http.headers['authorization'].split()[-1]}"}
-    base = f"{srv.url}/sessions/{sid}/"
+    # on the sessions' own origin an API token opens nothing: a ticket from the API becomes a cookie
+    token = {"Authorization": f"Bearer {alice.http.headers['authorization'].split()[-1]}"}
+    base = shown["url"]
+    assert httpx.get(f"{base}api/status", headers=token, timeout=30).status_code == 401
+    auth = session_cookie(alice, sid)
     status = httpx.get(f"{base}api/status", headers=auth, timeout=30)
     assert status.status_code == 200 and "started" in status.json()
     # the secret file is in the session's directory, hidden from JupyterLab (no listing, no download)
@@ -136,14 +146,15 @@ def test_jupyterlab_through_the_proxy_owner_only_stopped_and_charged(lab):
 
     # someone else: 404 everywhere, as if there were no such session (HTTP, WebSocket, the API)
     bob_auth = {"Authorization": f"Bearer {bob.http.headers['authorization'].split()[-1]}"}
-    assert httpx.get(f"{base}api/status", headers=bob_auth, timeout=30).status_code == 404
+    assert httpx.get(f"{base}api/status", headers=bob_auth, timeout=30).status_code == 401
     assert httpx.get(f"{base}api/status", timeout=30).status_code == 401
-    with pytest.raises(ApiError) as info:
-        bob.session(sid)
-    assert info.value.status == 404
+    for ask in (lambda: bob.session(sid), lambda: bob.session_connect_url(sid)):
+        with pytest.raises(ApiError) as info:
+            ask()
+        assert info.value.status == 404
     with pytest.raises(Exception) as closed:
         execute(base.replace("http://", "ws://"), kernel.json()["id"], "print(1)", bob_auth)
-    assert "HTTP 404" in str(closed.value) or "4404" in str(closed.value)
+    assert "HTTP 401" in str(closed.value) or "4401" in str(closed.value)
     # a cross-site browser request is refused before it reaches the node
     assert httpx.post(f"{base}api/kernels", headers=auth | {"Origin": "https://evil.example"},
                       json={}, timeout=30).status_code == 403
@@ -209,9 +220,9 @@ def test_a_report_naming_another_host_is_refused_and_never_proxied(make_platform
             assert "not the job's node" in shown["detail"]
             with platform.db.session() as session:
                 assert session.get(InteractiveSession, sid).address is None
-            token = dave.http.headers["authorization"].split()[-1]
-            answer = httpx.get(f"{srv.url}/sessions/{sid}/", headers={"Authorization": f"Bearer {token}"})
-            assert answer.status_code == 409
+            with pytest.raises(ApiError) as info:  # no way in to a session that never ran
+                dave.session_connect_url(sid)
+            assert info.value.status == 409
 
 
 def test_report_check_accepts_only_the_jobs_node_and_a_port(make_platform):

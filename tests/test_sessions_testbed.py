@@ -52,8 +52,10 @@ def test_jupyterlab_on_slurm_through_the_proxy(testbed, make_platform, monkeypat
             row = session.get(InteractiveSession, sid)
             host, address, native = row.host, row.address, row.job.native_id
         assert host.startswith("alpha-n") and address == "127.0.0.1"  # the NodeAddr of a node Slurm gave it
-        auth = {"Authorization": f"Bearer {token}"}
-        base = f"{server.url}/sessions/{sid}/"
+        # the session's own origin: a ticket from the API becomes its cookie (no API token works there)
+        base = shown["url"]
+        entered = httpx.get(client.session_connect_url(sid), timeout=30)
+        auth = {"Cookie": f"cnet_access={entered.cookies['cnet_access']}"}
         assert httpx.get(f"{base}api/status", headers=auth, timeout=30).status_code == 200
         kernel = httpx.post(f"{base}api/kernels", headers=auth, json={"name": "python3"}, timeout=60).json()
         printed = execute(base.replace("http://", "ws://"), kernel["id"],

@@ -1,7 +1,8 @@
 """The sessions page in a real browser: start JupyterLab on the local executor from the portal,
-connect once it answers (the JupyterLab UI through the proxy), run code on its kernel over the
-proxied WebSocket with the browser's own sign-in, see that another user's browser gets 404 at the
-session's URL, stop it and find its charge; the page in en and zh-CN, with axe."""
+connect once it answers (the JupyterLab UI through the proxy, on the sessions' own origin), run code
+on its kernel over the proxied WebSocket, see that the session's page cannot read the portal (its
+origin is another), that another user's browser gets 404 at the session's URL, stop it and find its
+charge; the page in en and zh-CN, with axe."""
 
 from __future__ import annotations
 
@@ -51,6 +52,26 @@ RUN_CELL = """async ([base, code]) => {
 }"""
 
 
+# what a session's page (a notebook's JavaScript output, a shared notebook) would try: the owner's portal
+# pages and API with the owner's cookie, by absolute URL and by path
+STEAL = """async ([portal]) => {
+  const out = {};
+  const tries = {absolute: [portal + "/portal/jobs", {credentials: "include"}],
+                 path: ["/portal/jobs", {credentials: "include"}],
+                 api: [portal + "/sessions", {credentials: "include"}]};
+  for (const [name, [url, options]] of Object.entries(tries)) {
+    try {
+      const answer = await fetch(url, options);
+      const text = await answer.text();
+      out[name] = {status: answer.status, portal: text.includes("/static/portal.css") || text.includes('"app"')};
+    } catch (error) {
+      out[name] = {blocked: String(error)};
+    }
+  }
+  return out;
+}"""
+
+
 def test_jupyterlab_from_the_portal_in_a_browser(make_platform, chromium, monkeypatch):
     monkeypatch.setenv("PATH", f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}")
     platform = make_platform([local_cluster(tags=["jupyterlab"])], sessions=SessionsConfig(start_timeout_s=120))
@@ -84,17 +105,24 @@ def test_jupyterlab_from_the_portal_in_a_browser(make_platform, chromium, monkey
             connect.click()
         lab = opened.value
         lab.wait_for_selector(".jp-LauncherCard", timeout=60_000)  # JupyterLab's own UI, through the proxy
-        assert lab.url.startswith(f"{server.url}/sessions/{sid}/lab")
+        # the session's page cannot read the owner's portal pages or call the API as the owner
+        stolen = lab.evaluate(STEAL, [server.url])
+        for name, answer in stolen.items():
+            assert "blocked" in answer or not answer["portal"], (name, stolen)
+        session_origin = lab.evaluate("location.origin")
+        assert session_origin != server.url and lab.url == f"{session_origin}/sessions/{sid}/lab"
+        assert all(c["name"] != "cnet_session" for c in lab.context.cookies(session_origin))
         shot(lab, "session-jupyterlab")
         assert lab.locator(".jp-DirListing-item").count() >= 1 and ".cnet-session" not in lab.content()
         code = "import os\nprint('sum of squares', sum(i * i for i in range(10)), 'in job', os.environ['SLURM_JOB_ID'])"
-        printed = lab.evaluate(RUN_CELL, [f"{server.url}/sessions/{sid}/", code])
+        printed = lab.evaluate(RUN_CELL, [f"{session_origin}/sessions/{sid}/", code])
         assert printed.strip() == f"sum of squares 285 in job {native}"
 
         other = new_page(chromium, server.url)
         sign_in(other, "bob", GOOD)
-        answer = other.goto(f"/sessions/{sid}/lab")
-        assert answer.status == 404 and secret not in other.content()
+        for where in (f"{session_origin}/sessions/{sid}/lab", f"{server.url}/sessions/{sid}/lab"):
+            answer = other.goto(where)  # sent to the portal's connect, which knows no such session of bob's
+            assert answer.status == 404 and secret not in other.content()
         other.context.close()
 
         with platform.db.session() as session:

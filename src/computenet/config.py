@@ -430,6 +430,14 @@ class SessionsConfig(_Strict):
     idle_minutes: float = Field(60.0, gt=0)  # no proxied request this long: stopped, the owner told
     watch_interval_s: float = Field(2.0, gt=0)
     probe_timeout_s: float = Field(3.0, gt=0)
+    # sessions run the user's code (a notebook's JavaScript), so they are served on an origin of
+    # their own, never the portal's (api/session_origin.py): "https://sessions.example.org", or
+    # "https://{id}.sessions.example.org" with wildcard DNS (each session its own origin too).
+    # Unset: a second listening port on the server's host, reached as http://localhost:<port> when
+    # the portal is http://127.0.0.1:... (another host name: another cookie jar and another site)
+    origin: str | None = Field(None, pattern=r"^https?://(\{id\}\.)?[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$")
+    port: int | None = Field(None, ge=0, le=65535)  # that second port (0: any free); default server.port + 1
+    ticket_seconds: float = Field(30.0, gt=0, le=300)  # a "connect" ticket's life (used once)
 
 
 class Settings(BaseSettings):

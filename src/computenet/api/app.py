@@ -63,7 +63,13 @@ def create_app(platform: Platform, run_services: bool = False) -> FastAPI:
                            token_routes.router, user_routes.router, auth_routes.router, session_routes.router])
     # a browser's sign-in flow, not an API: its callback is the URL registered at the provider, unversioned
     app.include_router(oidc_routes.router)
-    session_proxy.mount(app)  # /sessions/<id>/...: the session's own server, for its owner
+    from .session_origin import SessionOriginDispatch, origins as session_origins
+
+    # /sessions/<id>/...: the session's own server, for its owner, on the sessions' own origin only
+    # (api/session_origin.py); the server start-up sets the origins again with the ports it bound
+    app.state.origins = session_origins(platform.settings)
+    session_proxy.mount_portal_side(app)
+    app.add_middleware(SessionOriginDispatch, sessions_app=session_proxy.sessions_app(platform, app.state))
     from ..web import mount as mount_portal
 
     mount_portal(app)  # the portal at / (and /docs with local assets)

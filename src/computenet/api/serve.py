@@ -42,9 +42,15 @@ def _hard_exit(why: str) -> None:
 
 
 def serve(app, host: str, port: int, log_level: str = "info") -> None:
+    from .session_origin import bind
+
+    # one server, two ports: the portal's and the sessions' own origin (api/session_origin.py)
+    sockets = bind(app, app.state.platform.settings, host, port) if hasattr(app.state, "origins") else None
     server = _PromptServer(uvicorn.Config(app, host=host, port=port, log_level=log_level,
                                           timeout_graceful_shutdown=GRACE_S))
-    server.run()
+    if sockets is not None:
+        print(f"Interactive sessions are served on {app.state.origins.sessions}", flush=True)
+    server.run(sockets=sockets)
     # a request's worker thread still running (it was cancelled, its thread cannot be) would keep
     # the interpreter waiting for it at exit
     busy = [t.name for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()]

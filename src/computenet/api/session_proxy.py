@@ -1,35 +1,45 @@
-"""The reverse proxy of interactive sessions: /sessions/<id>/... for the session's owner only.
+"""The reverse proxy of interactive sessions: /sessions/<id>/... on the session origin, for the
+session's owner only.
 
 HTTP (streamed both ways, httpx) and WebSockets (the `websockets` library) go to the host and
 port the session reported and the watch accepted (services/sessions/report.py), read from the
 database: nothing in the request chooses the target, only the path under the session's base URL.
 The proxy adds the session's secret (Authorization: token ...); the platform's own cookies and
 the caller's credentials never reach the node, and the node cannot set the platform's cookies.
-Anyone but the owner gets 404, as for a session that does not exist.
+Anyone but the owner gets 404, as for a session that does not exist (or 401: no way in at all).
+
+It runs on the sessions' own origin (api/session_origin.py), where the only credential is a cookie
+of the one session (services/sessions/access.py): the portal's cookie and API tokens open nothing
+here. The owner gets that cookie at /sessions/<id>/_cnet/enter?ticket=..., with a one-time ticket
+from the portal's "connect" (or the API's POST /sessions/<id>/ticket); a browser without it is sent
+to the portal's connect, which asks for a sign-in when needed. The portal's origin only redirects.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from urllib.parse import parse_qsl, quote, urlencode
 from http.cookies import SimpleCookie
 
 import httpx
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
 from ..services import tokens
 from ..services.platform import Platform
-from ..services.sessions import base_url
+from ..services.sessions import access, base_url
 from ..services.signin import web_sessions
 from ..store.models import InteractiveSession
 from ..store.types import utcnow
+from .session_origin import ENTER, NEXT_PATH, TICKET_PARAM, Origins
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
               "transfer-encoding", "upgrade", "host", "content-length"}
-PLATFORM_COOKIES = {web_sessions.COOKIE, "cnet_lang"}
+ACCESS_COOKIE = "cnet_access"  # a session's own cookie on the session origin (Path=/sessions/<id>/)
+PLATFORM_COOKIES = {web_sessions.COOKIE, "cnet_lang", ACCESS_COOKIE}
 ACTIVITY_EVERY_S = 30.0  # a session's last use is written at most this often
 CHUNK_BYTES = 1 << 20  # a download is passed on in blocks of up to this (fewer, larger ASGI sends)
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -42,7 +52,8 @@ class Refused(Exception):
 
 
 def _caller(platform: Platform, cookies: dict, authorization: str | None) -> int:
-    """The signed-in user's id (a browser session, or an API token as a Bearer credential)."""
+    """The portal's signed-in user (a browser session, or an API token as a Bearer credential): for
+    the portal origin's own sockets (the login shell), never for a session's proxy."""
     with platform.db.session() as session:
         if authorization and authorization.lower().startswith("bearer "):
             try:
@@ -57,6 +68,44 @@ def _caller(platform: Platform, cookies: dict, authorization: str | None) -> int
             except web_sessions.SessionRefused as exc:
                 raise Refused(401, str(exc)) from None
     raise Refused(401, "sign in to open a session")
+
+
+def _session_caller(platform: Platform, cookies: dict, session_id: int) -> int:
+    """The user whose cookie for this session came with the request (nothing else counts here)."""
+    secret = cookies.get(ACCESS_COOKIE)
+    if not secret:
+        raise Refused(401, "open the session from the portal")
+    with platform.db.session() as session:
+        try:
+            return access.check_cookie(session, secret, session_id)
+        except access.AccessRefused as exc:
+            raise Refused(exc.status, exc.detail) from None
+
+
+def _redeem(platform: Platform, ticket: str, session_id: int, cookie: bool = True) -> str:
+    """The cookie a ticket is exchanged for (cookie=False: its user's id, for a WebSocket's ticket);
+    the ticket is spent even when refused."""
+    refused = None
+    with platform.db.session() as session:
+        try:
+            return access.redeem_ticket(session, ticket, session_id, platform.settings, cookie=cookie)
+        except access.AccessRefused as exc:
+            refused = exc  # leaving the block commits the spent ticket
+    raise Refused(refused.status, refused.detail)
+
+
+def _host_check(origins: Origins, headers, session_id: int) -> None:
+    """On a host per session, the host's session must be the path's."""
+    own = origins.host_session(headers.get("host", ""))
+    if own is not None and own is not False and own != session_id:
+        raise Refused(404, f"no session {session_id}")
+
+
+def _navigation(request: Request) -> bool:
+    if request.method != "GET":
+        return False
+    mode = request.headers.get("sec-fetch-mode")
+    return mode == "navigate" if mode is not None else "text/html" in request.headers.get("accept", "")
 
 
 def _target(platform: Platform, user_id: int, session_id: int) -> tuple[str, int, str]:
@@ -89,14 +138,14 @@ class _Activity:
                 row.last_activity_at = utcnow()
 
 
-def _same_origin(headers, scheme: str) -> bool:
+def _same_origin(headers, scheme: str, also: str | None = None) -> bool:
     """A browser's request from another site is refused (SameSite=Lax already keeps the cookie off
-    most of them; a WebSocket handshake has no CSRF token)."""
+    most of them; a WebSocket handshake has no CSRF token). ``also``: one more origin allowed."""
     origin = headers.get("origin")
     if origin is None:  # not a browser's cross-site request
         return True
     host = headers.get("host", "")
-    return origin in (f"http://{host}", f"https://{host}")
+    return origin in (f"http://{host}", f"https://{host}") or (also is not None and origin == also)
 
 
 def _forward_cookies(header: str | None) -> str | None:
@@ -138,7 +187,72 @@ def _path(scope, session_id: int) -> str:
     if not path.startswith(base_url(session_id)):
         raise Refused(404, "not a session path")
     query = scope.get("query_string", b"").decode("latin-1")
+    if TICKET_PARAM in query:  # the ticket is the platform's: the node never sees it
+        query = urlencode([(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != TICKET_PARAM])
     return path + (f"?{query}" if query else "")
+
+
+def _enter(request: Request, platform: Platform, origins: Origins, session_id: int):
+    """A ticket from the portal becomes this session's cookie; then on to the page it was for."""
+    wanted = request.query_params.get("next", "")
+    if not NEXT_PATH.match(wanted):
+        raise Refused(400, "next must be a path under the session")
+    cookie = _redeem(platform, request.query_params.get("ticket", ""), session_id)
+    response = RedirectResponse(base_url(session_id) + wanted, status_code=303)
+    per_host = "{id}" in origins.sessions  # a host of its own: the cookie stays on it (host-only)
+    response.set_cookie(ACCESS_COOKIE, cookie, path="/" if per_host else base_url(session_id), httponly=True,
+                        samesite="lax", secure=origins.secure() or request.url.scheme == "https")
+    response.headers["Referrer-Policy"] = "no-referrer"  # the spent ticket is in this URL
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _refusal(request: Request, origins: Origins, session_id: int, exc: Refused):
+    """A browser opening a page without its cookie goes to the portal's connect (and back)."""
+    if exc.status == 401 and _navigation(request):
+        rest = request.url.path[len(base_url(session_id)):]
+        target = f"{origins.portal}/portal/sessions/{session_id}/connect"
+        if NEXT_PATH.match(rest):
+            target += "?next=" + quote(rest, safe="/")
+        return RedirectResponse(target, status_code=303)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+
+
+def mount_portal_side(app: FastAPI) -> None:
+    """On the portal's origin, /sessions/<id>/... is the session origin's: GET is redirected there,
+    anything else refused (after the API's own /sessions routes, which are matched first)."""
+
+    @app.api_route("/sessions/{session_id}/{path:path}", methods=METHODS, include_in_schema=False)
+    async def elsewhere(session_id: int, path: str, request: Request):
+        origins: Origins = request.app.state.origins
+        raw = (request.scope.get("raw_path") or request.url.path.encode()).decode("latin-1")  # as sent
+        query = request.scope.get("query_string", b"").decode("latin-1")
+        target = origins.session_origin(session_id) + raw + (f"?{query}" if query else "")
+        if request.method in ("GET", "HEAD"):
+            return RedirectResponse(target, status_code=302)
+        return JSONResponse({"detail": f"sessions are served at {origins.session_origin(session_id)}, "
+                                       "not on the portal's address"}, status_code=403)
+
+    @app.websocket("/sessions/{session_id}/{path:path}")
+    async def elsewhere_ws(websocket: WebSocket, session_id: int, path: str):
+        origins: Origins = websocket.app.state.origins
+        detail = f"sessions are served at {origins.session_origin(session_id)}, not on the portal's address"
+        if "websocket.http.response" in websocket.scope.get("extensions", {}):
+            await websocket.send_denial_response(JSONResponse({"detail": detail}, status_code=403))
+        else:
+            await websocket.close(code=4403, reason=detail[:120])
+
+
+def sessions_app(platform: Platform, state) -> FastAPI:
+    """The session origin's whole app: the proxy and nothing else (no API, no portal)."""
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.state = state  # the portal app's (platform, origins)
+    mount(app)
+
+    @app.api_route("/{path:path}", methods=METHODS, include_in_schema=False)
+    async def nothing_else(path: str):
+        return JSONResponse({"detail": "this address serves interactive sessions only"}, status_code=404)
+    return app
 
 
 def mount(app: FastAPI) -> None:
@@ -154,14 +268,18 @@ def mount(app: FastAPI) -> None:
     @app.api_route("/sessions/{session_id}/{path:path}", methods=METHODS, include_in_schema=False)
     async def proxy_http(session_id: int, path: str, request: Request):
         platform: Platform = request.app.state.platform
+        origins: Origins = request.app.state.origins
         try:
+            _host_check(origins, request.headers, session_id)
+            if path == ENTER and request.method == "GET":
+                return await run_in_threadpool(_enter, request, platform, origins, session_id)
             if request.method not in ("GET", "HEAD", "OPTIONS") and not _same_origin(request.headers, request.url.scheme):
                 raise Refused(403, "a request from another site is refused")
-            user_id = await run_in_threadpool(_caller, platform, request.cookies, request.headers.get("authorization"))
+            user_id = await run_in_threadpool(_session_caller, platform, request.cookies, session_id)
             address, port, secret = await run_in_threadpool(_target, platform, user_id, session_id)
             target = f"http://{address}:{port}{_path(request.scope, session_id)}"
         except Refused as exc:
-            return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+            return _refusal(request, origins, session_id, exc)
         if activity.due(session_id):
             await run_in_threadpool(activity.touch, platform, session_id)
         body = request.stream() if request.method not in ("GET", "HEAD") else None
@@ -186,11 +304,17 @@ def mount(app: FastAPI) -> None:
         from websockets.asyncio.client import connect
 
         platform: Platform = websocket.app.state.platform
+        origins: Origins = websocket.app.state.origins
         try:
-            if not _same_origin(websocket.headers, websocket.url.scheme):
+            _host_check(origins, websocket.headers, session_id)
+            ticket = websocket.query_params.get(TICKET_PARAM)
+            # with a ticket (the portal's shell page) the portal's origin may open it; a cookie: this origin only
+            if not _same_origin(websocket.headers, websocket.url.scheme, origins.portal if ticket else None):
                 raise Refused(403, "a connection from another site is refused")
-            user_id = await run_in_threadpool(_caller, platform, websocket.cookies,
-                                              websocket.headers.get("authorization"))
+            if ticket:
+                user_id = int(await run_in_threadpool(_redeem, platform, ticket, session_id, False))
+            else:
+                user_id = await run_in_threadpool(_session_caller, platform, websocket.cookies, session_id)
             address, port, secret = await run_in_threadpool(_target, platform, user_id, session_id)
             target = f"ws://{address}:{port}{_path(websocket.scope, session_id)}"
         except Refused as exc:

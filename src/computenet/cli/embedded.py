@@ -9,6 +9,7 @@ import time
 import uvicorn
 
 from ..api.app import create_app
+from ..api.session_origin import bind
 from ..services.platform import Platform
 
 
@@ -20,13 +21,17 @@ def free_port() -> int:
 
 class EmbeddedServer:
     def __init__(self, platform: Platform, host: str = "127.0.0.1", port: int | None = None,
-                 run_services: bool = True) -> None:
-        self.port = port or free_port()
+                 run_services: bool = True, sessions_port: int | None = None) -> None:
         self.host = host
-        config = uvicorn.Config(create_app(platform, run_services=run_services), host=host, port=self.port,
-                                log_level="warning", lifespan="on")
+        app = create_app(platform, run_services=run_services)
+        # the portal's port and the sessions' (api/session_origin.py): free ones unless named
+        self.sockets = bind(app, platform.settings, host, port or 0, sessions_port)
+        self.port = self.sockets[0].getsockname()[1]
+        self.origins = app.state.origins
+        config = uvicorn.Config(app, host=host, port=self.port, log_level="warning", lifespan="on")
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="api-server", daemon=True)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": self.sockets}, name="api-server",
+                                       daemon=True)
 
     @property
     def url(self) -> str:
@@ -44,6 +49,8 @@ class EmbeddedServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(15)
+        for sock in self.sockets:
+            sock.close()
 
     def __enter__(self) -> "EmbeddedServer":
         return self.start()

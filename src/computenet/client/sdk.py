@@ -208,3 +208,8 @@ class ComputeNetClient(WorkspaceApi):
 
     def stop_session(self, session_id: int) -> dict:
         return self._call("DELETE", f"/sessions/{session_id}")
+
+    def session_connect_url(self, session_id: int) -> str:
+        """A one-time URL on the sessions' own origin (seconds of life, used once): opening it in a
+        browser (or an HTTP client keeping cookies) gives the session's cookie there."""
+        return self._call("POST", f"/sessions/{session_id}/ticket")["connect_url"]

@@ -439,5 +439,5 @@ from .monitor_models import JobProfile, JobSample, JobStepSample  # noqa: E402,F
 from .admin_models import AuditEvent, ChargeAdjustment, ClosedPeriod, RoleGrant, SlurmAccount  # noqa: E402,F401
 from .auth_models import ExternalIdentity, OidcLogin, PasswordCredential, PasswordReset, RefreshToken, SignInAttempt, WebSession  # noqa: E402,F401
 from .worker_models import WorkerLease, WorkerRun  # noqa: E402,F401
-from .session_models import InteractiveSession  # noqa: E402,F401
+from .session_models import InteractiveSession, SessionAccess  # noqa: E402,F401
 from .event_models import OutboxEvent  # noqa: E402,F401

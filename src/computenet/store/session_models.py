@@ -44,3 +44,24 @@ class InteractiveSession(Base):
 
     owner: Mapped[User] = relationship(foreign_keys=[owner_id])
     job: Mapped[Job | None] = relationship(foreign_keys=[job_id])
+
+
+class SessionAccess(Base):
+    """A way into one session on the session origin (services/sessions/access.py), stored as a hash.
+
+    kind ticket: what the portal's "connect" hands the browser; seconds of life, used once.
+    kind cookie: what a ticket is exchanged for, the only credential the session origin accepts;
+    bound to the portal sign-in it came from (web_session_id) so signing out ends it too.
+    """
+
+    __tablename__ = "session_access"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))  # ticket | cookie
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    session_id: Mapped[int] = mapped_column(ForeignKey("interactive_sessions.id"), index=True)
+    web_session_id: Mapped[int | None] = mapped_column(ForeignKey("web_sessions.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a ticket, when it was exchanged

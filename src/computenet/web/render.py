@@ -18,7 +18,10 @@ TEMPLATES = Path(__file__).parent / "templates"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
 SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin",
-                    "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+                    "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store",
+                    # a session's page (another origin, maybe the same site) can neither embed a portal
+                    # page as a resource nor keep a handle on a portal window it opened
+                    "Cross-Origin-Resource-Policy": "same-origin", "Cross-Origin-Opener-Policy": "same-origin"}
 
 
 @lru_cache(maxsize=None)

@@ -1,17 +1,22 @@
 """Interactive sessions: start JupyterLab (or another interactive app) with cores and hours, see
 each session's state, time left and cost so far, connect once its server answers, extend, stop.
-The same services as the API's /sessions (services/sessions); the session opens at /sessions/<id>/."""
+The same services as the API's /sessions (services/sessions); the session opens at /sessions/<id>/ on
+the sessions' own origin (api/session_origin.py), through a one-time ticket that "connect" makes."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Path, Request
+from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse
 
+from ...api.session_origin import NEXT_PATH, TICKET_PARAM
 from ...schemas import MAX_ROW_ID
 from ...services import apps, sessions
 from ...services.errors import NotFound, ServiceError
+from ...services.sessions import access
+from ...store.models import InteractiveSession
 from ..i18n import N_
 from ..render import CSP, Viewer, page
 from ..viewer import check_csrf, viewer
@@ -50,7 +55,7 @@ def _page(request: Request, who: Viewer, status: int = 200, error: str | None = 
                    for ref in offered]
     for row in rows:  # the page formats times itself (the API's are ISO text)
         row["predicted_start"] = datetime.fromisoformat(row["predicted_start"]) if row["predicted_start"] else None
-        row["open_at"] = f"{row['url']}{OPEN_AT.get(row['kind'], '')}" if row["url"] else None
+        row["open_at"] = f"/portal/sessions/{row['id']}/connect" if row["url"] else None
         if row["url"] and row["kind"] == "shell":
             row["open_at"] = f"/portal/sessions/{row['id']}/shell"
         if row["url"] and row["kind"] == "desktop":
@@ -86,6 +91,37 @@ def start(request: Request, app: str = Form("", max_length=48), cores: int = For
                    "started")
 
 
+def _ticket(request: Request, who: Viewer, session_id: int):
+    """A one-time ticket to the viewer's own running session, bound to this sign-in; or the refusal page."""
+    platform = platform_of(request)
+    with platform.db.session() as session:
+        try:
+            ticket = access.issue_ticket(session, signed_in_user(session, who), session_id, platform.settings,
+                                         web_session_id=who.session_id)
+        except NotFound as exc:
+            return None, None, refused(request, who, exc)
+        except ServiceError as exc:
+            return None, None, _page(request, who, status=exc.status_code, error=who.say(exc))
+        kind = session.get(InteractiveSession, session_id).kind
+    return ticket, kind, None
+
+
+@router.get("/portal/sessions/{session_id}/connect")
+def connect(request: Request, session_id: int = Path(ge=1, le=MAX_ROW_ID), next: str = Query("", max_length=200)):
+    """Open the session: a ticket, taken by the browser to the session's origin, becomes its cookie there.
+    The session origin sends a browser without that cookie here (``next``: the page it wanted)."""
+    who = viewer(request)
+    ticket, kind, answer = _ticket(request, who, session_id)
+    if answer is not None:
+        return answer
+    if kind == "shell":  # a terminal in a portal page of its own (which gets a ticket of its own)
+        return RedirectResponse(f"/portal/sessions/{session_id}/shell", status_code=303)
+    wanted = next if next and NEXT_PATH.match(next) else OPEN_AT.get(kind, "")
+    response = RedirectResponse(request.app.state.origins.enter_url(session_id, ticket, wanted), status_code=303)
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
 @router.get("/portal/sessions/{session_id}/shell")
 def shell_page(request: Request, session_id: int = Path(ge=1, le=MAX_ROW_ID)):
     """A shell session's terminal: xterm.js talking to the node's terminal through the proxy."""
@@ -101,11 +137,19 @@ def shell_page(request: Request, session_id: int = Path(ge=1, le=MAX_ROW_ID)):
     if state != "running":
         return _page(request, who, status=409, error=who.gettext(
             "Session %(id)s is not running, so its shell cannot open.", id=session_id))
-    response = page(request, who, "sessions/shell.html", socket=f"{sessions.base_url(session_id)}websocket",
+    # the terminal's socket is on the session origin, opened with a one-time ticket (no cookie there)
+    ticket, _, answer = _ticket(request, who, session_id)
+    if answer is not None:
+        return answer
+    origins = request.app.state.origins
+    socket = origins.socket_url(session_id, "websocket") + "?" + urlencode({TICKET_PARAM: ticket})
+    response = page(request, who, "sessions/shell.html", socket=socket,
                     title=who.gettext("Shell, session %(id)s", id=session_id),
                     lead=who.gettext("A terminal on a compute node of %(cluster)s, run by the session's job. "
                                      "It closes when the session ends.", cluster=cluster))
-    response.headers["Content-Security-Policy"] = SHELL_CSP
+    where = socket.split("/sessions/", 1)[0]
+    response.headers["Content-Security-Policy"] = SHELL_CSP.replace("connect-src 'self';", f"connect-src 'self' {where};")
+    response.headers["Referrer-Policy"] = "no-referrer"
     return response
 
 

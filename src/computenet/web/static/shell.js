@@ -10,7 +10,10 @@
   term.loadAddon(fit);
   term.open(box);
   fit.fit();
-  const ws = new WebSocket(location.origin.replace(/^http/, "ws") + box.dataset.socket);
+  // a session's terminal is on the sessions' own origin (an absolute ws:// URL with a one-time ticket);
+  // the login node's is on the portal's (a path)
+  const socket = box.dataset.socket;
+  const ws = new WebSocket(/^wss?:/.test(socket) ? socket : location.origin.replace(/^http/, "ws") + socket);
   const send = (message) => { if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message)); };
   ws.onopen = () => {
     said.textContent = box.dataset.connected;
