@@ -181,6 +181,7 @@ def set_low_balance(request: Request, name: str, amount: str = Form("", max_leng
 def set_webhook(request: Request, name: str, url: str = Form("", max_length=2000),
                 csrf_token: str = Form("", max_length=100)):
     def work(session, me, account, by):
-        delivery.set_webhook(session, account, url.strip() or None, platform_of(request).settings.notifications)
+        delivery.set_webhook(session, account, url.strip() or None, platform_of(request).settings.notifications,
+                             by=me.name)
         audit.record(session, by, "webhook.set", f"account:{name}", url=url.strip() or None)
     return _change(request, name, csrf_token, "webhook", work)
