@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import json
 import logging
 import smtplib
 import socket
@@ -23,7 +22,6 @@ from datetime import timedelta
 from email.message import EmailMessage
 from urllib.parse import urlsplit
 
-import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 

@@ -5,8 +5,8 @@ between the POST and the mark sends it again with the same `webhook-id` (the eve
 
 One endpoint cannot hold up another, nor the platform: endpoints are sent to in parallel (at most
 [webhooks] parallel at once), each endpoint's deliveries one at a time in event order, every POST
-bounded by timeout_s, and an endpoint's first failure ends its turn for the pass (the rest wait,
-untried, for its back-off). The pass runs in the worker's own thread, never in a request.
+bounded by timeout_s, and an endpoint's first failure ends its turn (the rest wait, untried, until
+that delivery's back-off is over: the endpoint backs off as a whole). The pass runs in the worker's own thread, never in a request.
 """
 
 from __future__ import annotations
@@ -99,8 +99,13 @@ class WebhookDispatcher:
         now = utcnow()
         out: dict[int, list[_Item]] = {}
         with self.platform.db.session() as session:
+            # an endpoint backs off as a whole: while one delivery waits for its retry, the later ones
+            # wait behind it (in order; and a receiver that is down is not tried once per event)
+            backing_off = select(WebhookDelivery.endpoint_id).where(WebhookDelivery.status == "pending",
+                                                                    WebhookDelivery.next_attempt_at > now)
             ids = session.scalars(select(WebhookDelivery.endpoint_id).where(
-                WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
+                WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now,
+                WebhookDelivery.endpoint_id.not_in(backing_off))
                 .group_by(WebhookDelivery.endpoint_id).order_by(func.min(WebhookDelivery.next_attempt_at))).all()
             for endpoint_id in ids:
                 rows = session.execute(
