@@ -23,6 +23,7 @@ from computenet.services.delivery import sign
 from computenet.services.errors import InvalidRequest
 from computenet.services.webhook_sender import WebhookDispatcher
 from computenet.store.event_models import OutboxEvent
+from computenet.store.models import AuditEvent
 from computenet.store.types import utcnow
 from computenet.store.webhook_models import WebhookDelivery
 
@@ -252,3 +253,70 @@ def test_the_account_webhook_setting_is_an_endpoint_on_the_outbox(make_platform,
         lab = accounts.get_account(session, "ann-lab")
         delivery.set_webhook(session, lab, None, platform.settings.notifications)
         assert webhooks.endpoints(session, lab) == [] and lab.webhook_url is None
+
+
+def test_the_api_and_cnet_webhooks_for_a_projects_managers(make_platform, receiver, tmp_path):
+    """`cnet webhooks add|list|test|deliveries|remove` over the real API; a plain member is refused,
+    another tenant's PI does not even see the account, bad input is a clear 400."""
+    from typer.testing import CliRunner
+
+    from computenet.cli.embedded import EmbeddedServer
+    from computenet.cli.main import app
+    from computenet.client import ApiError, ComputeNetClient
+
+    platform = make_platform(notifications=NOTIFY)
+    _project(platform, "acme", "ann")
+    _project(platform, "beta", "bob")
+    with platform.db.session() as session:
+        lab, ann, bob = (accounts.get_account(session, "ann-lab"), accounts.get_user(session, "ann"),
+                         accounts.get_user(session, "bob"))
+        mia = accounts.create_user(session, "mia")
+        mia.tenant_id = ann.tenant_id
+        accounts.add_member(session, lab, mia)  # a plain member
+        tokens = {u.name: accounts.issue_token(session, u, "test") for u in (ann, bob, mia)}
+    with EmbeddedServer(platform, run_services=False) as srv:
+        env = {"COMPUTENET_URL": srv.url, "COMPUTENET_TOKEN": tokens["ann"], "XDG_CONFIG_HOME": str(tmp_path),
+               "COLUMNS": "200"}
+        cnet = lambda *args: CliRunner().invoke(app, list(args), env=env)  # noqa: E731
+        made = cnet("webhooks", "add", receiver.url("cli"), "-A", "ann-lab", "-e", "account.*", "-e", "balance.low")
+        assert made.exit_code == 0, made.output
+        secret = made.output.split()[-1]
+        assert secret.startswith("whsec_")
+        listed = cnet("webhooks", "list", "-A", "ann-lab")
+        assert receiver.url("cli") in listed.output and "account.*, balance.low" in listed.output
+        assert secret not in listed.output  # shown once only
+        endpoint_id = int(made.output.split()[1])
+
+        tested = cnet("webhooks", "test", str(endpoint_id), "-A", "ann-lab")
+        assert tested.exit_code == 0 and "answered HTTP 204" in tested.output, tested.output
+        ((_, headers, body),) = receiver.received
+        assert Webhook(secret).verify(body, headers)["type"] == "webhook.test"
+
+        _notices(platform, "ann-lab", "ann", 1)
+        WebhookDispatcher(platform).run_once()
+        shown = cnet("webhooks", "deliveries", "-A", "ann-lab")
+        assert "account.notice" in shown.output and "delivered" in shown.output, shown.output
+
+        bad = cnet("webhooks", "add", "ftp://example.com/x", "-A", "ann-lab")
+        assert bad.exit_code == 1 and "must be http(s)" in bad.output
+        bad = cnet("webhooks", "add", receiver.url("x"), "-A", "ann-lab", "-e", "job.done")
+        assert bad.exit_code == 1 and "unknown event type 'job.done'" in bad.output
+        for who, status in (("mia", 403), ("bob", 404)):
+            with ComputeNetClient(srv.url, tokens[who]) as other:
+                for call in (lambda: other.webhooks("ann-lab"), lambda: other.webhook_deliveries("ann-lab"),
+                             lambda: other.add_webhook("ann-lab", receiver.url("x"), ["*"]),
+                             lambda: other.remove_webhook("ann-lab", endpoint_id)):
+                    with pytest.raises(ApiError) as err:
+                        call()
+                    assert err.value.status == status, who
+        with ComputeNetClient(srv.url, tokens["ann"]) as client:
+            with pytest.raises(ApiError) as err:
+                client.webhook_deliveries("ann-lab", status="lost")
+            assert err.value.status == 400 and "pending, delivered, dead" in err.value.detail
+
+        assert cnet("webhooks", "remove", str(endpoint_id), "-A", "ann-lab").exit_code == 0
+        assert "cli" not in cnet("webhooks", "list", "-A", "ann-lab").output
+        gone = cnet("webhooks", "remove", str(endpoint_id), "-A", "ann-lab")
+        assert gone.exit_code == 1 and "no webhook endpoint" in gone.output
+    with platform.db.session() as session:
+        assert {e.action for e in session.scalars(select(AuditEvent))} >= {"webhook.add", "webhook.remove"}

@@ -71,6 +71,9 @@ def create_app(platform: Platform, run_services: bool = False) -> FastAPI:
     app.include_router(billing.router)
     app.include_router(notifications.router)
     app.include_router(admin.router)
+    from .routers import webhooks as webhook_routes  # noqa: E402  (a project's webhook endpoints)
+
+    app.include_router(webhook_routes.router)
     app.include_router(files.router)
     app.include_router(apps.router)
     app.include_router(monitoring.router)
