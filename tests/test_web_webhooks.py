@@ -18,8 +18,9 @@ from test_webhooks import receiver  # noqa: F401 (a fixture)
 def test_a_pi_adds_sees_and_removes_an_endpoint_a_member_cannot(org, receiver):
     org.settings.notifications = NotificationsConfig(webhook_allow_private=True)  # the receiver is on loopback
     pi = browser(org, "pi")
-    page = pi.post("/portal/projects/md/webhooks", data={"url": receiver.url("portal"), "event_types": "account.*, job.*",
-                                                        "description": "ops", "csrf_token": csrf(pi)})
+    page = pi.post("/portal/projects/md/webhooks", data={"url": receiver.url("portal"),
+                                                        "event_types": "account.*, job.*", "description": "ops",
+                                                        "csrf_token": csrf(pi)})
     assert page.status_code == 200 and 'id="webhook-secret"' in page.text
     with org.db.session() as session:
         (endpoint,) = session.scalars(select(WebhookEndpoint))

@@ -320,3 +320,31 @@ def test_the_api_and_cnet_webhooks_for_a_projects_managers(make_platform, receiv
         assert gone.exit_code == 1 and "no webhook endpoint" in gone.output
     with platform.db.session() as session:
         assert {e.action for e in session.scalars(select(AuditEvent))} >= {"webhook.add", "webhook.remove"}
+
+
+def test_migration_0017_turns_each_account_webhook_into_an_endpoint(tmp_path):
+    """An account's webhook URL set before becomes its legacy endpoint; events written before are not
+    sent again (their notices went out by the older path)."""
+    import sqlalchemy
+
+    from conftest import database_at
+    from computenet.store.webhook_models import WebhookEndpoint
+
+    db = database_at(tmp_path, "0016")
+    with db.engine.begin() as conn:
+        conn.execute(sqlalchemy.text(
+            "INSERT INTO accounts (id, name, currency, kind, low_balance_notified, exhaustion_policy, "
+            "exhaustion_grace_minutes, budget_period, webhook_url, created_at) VALUES "
+            "(1, 'hooked', 'CNY', 'project', 0, 'block', 60, 'month', 'https://93.184.215.14/h', '2026-01-01'),"
+            "(2, 'quiet', 'CNY', 'project', 0, 'block', 60, 'month', NULL, '2026-01-01')"))
+        conn.execute(sqlalchemy.text(
+            "INSERT INTO outbox_events (id, type, occurred_at, tenant, subject, data, schema_version, attempts, "
+            "last_error) VALUES ('e1', 'balance.low', '2026-01-01', '_platform', 'account/hooked', "
+            "'{\"account\": \"hooked\"}', 1, 0, '')"))
+    db.migrate()
+    with db.session() as session:
+        (endpoint,) = session.scalars(select(WebhookEndpoint))
+        assert (endpoint.account_id, endpoint.url, endpoint.legacy) == (1, "https://93.184.215.14/h", True)
+        assert endpoint.event_types == webhooks.LEGACY_TYPES and endpoint.secret.startswith("whsec_")
+        assert session.scalar(select(OutboxEvent.fanned_out_at)) is not None
+    db.engine.dispose()

@@ -191,7 +191,8 @@ class ComputeNetClient(WorkspaceApi):
 
     def webhook_deliveries(self, account: str, endpoint: int | None = None, status: str | None = None,
                            limit: int = 50) -> list[dict]:
-        params = {"limit": limit, **({"endpoint": endpoint} if endpoint else {}), **({"status": status} if status else {})}
+        params = {"limit": limit, **({"endpoint": endpoint} if endpoint else {}),
+                  **({"status": status} if status else {})}
         return self._call("GET", f"/accounts/{quote(account, safe='')}/webhooks/deliveries", params=params)
 
     # -- interactive sessions (JupyterLab, ...) -------------------------------------------

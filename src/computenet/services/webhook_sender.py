@@ -6,7 +6,8 @@ between the POST and the mark sends it again with the same `webhook-id` (the eve
 One endpoint cannot hold up another, nor the platform: endpoints are sent to in parallel (at most
 [webhooks] parallel at once), each endpoint's deliveries one at a time in event order, every POST
 bounded by timeout_s, and an endpoint's first failure ends its turn (the rest wait, untried, until
-that delivery's back-off is over: the endpoint backs off as a whole). The pass runs in the worker's own thread, never in a request.
+that delivery's back-off is over: the endpoint backs off as a whole). The pass runs in the worker's
+own thread, never in a request.
 """
 
 from __future__ import annotations
@@ -192,7 +193,8 @@ def send_test(platform: Platform, endpoint: WebhookEndpoint, account: Account) -
     body = json.dumps({"schema": "computenet.event/1", "id": event_id, "type": "webhook.test",
                        "time": utcnow().isoformat(),
                        "tenant": tenant_token(account.tenant.name if account.tenant else None),
-                       "subject": f"account/{account.name}", "data": {"account": account.name, "endpoint": endpoint.id}}, separators=(",", ":")).encode()
+                       "subject": f"account/{account.name}",
+                       "data": {"account": account.name, "endpoint": endpoint.id}}, separators=(",", ":")).encode()
     sender = WebhookDispatcher(platform)
     try:
         with httpx.Client(timeout=sender.cfg.timeout_s, follow_redirects=False, trust_env=False) as client:

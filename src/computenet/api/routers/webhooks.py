@@ -45,7 +45,8 @@ def add_endpoint(name: str, body: EndpointIn, request: Request, user: User = Dep
     """The secret is in this answer only: the receiver verifies signatures with it."""
     account = webhooks.managed_account(session, user, name)
     endpoint = webhooks.add_endpoint(session, account, body.url, body.event_types, platform.settings.notifications,
-                                     user.name, body.description, max_endpoints=platform.settings.webhooks.max_endpoints)
+                                     user.name, body.description,
+                                     max_endpoints=platform.settings.webhooks.max_endpoints)
     audit.record(session, _who(request, user), "webhook.add", f"account:{name}", endpoint=endpoint.id,
                  url=endpoint.url, event_types=endpoint.event_types)
     out = webhooks.endpoint_json(endpoint, name, with_secret=True)
