@@ -37,6 +37,7 @@ SKIPPED = {
     ("POST", "/admin/clusters"), ("PATCH", "/admin/clusters/{name}"),  # would reach out to a cluster
     ("DELETE", "/admin/clusters/{name}"),
     ("POST", "/monitoring/samples"),  # a job agent's own token, not a user's
+    ("POST", "/accounts/{name}/webhooks/{endpoint_id}/test"),  # would POST to the endpoint's URL
 }
 
 
