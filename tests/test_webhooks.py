@@ -249,6 +249,10 @@ def test_the_account_webhook_setting_is_an_endpoint_on_the_outbox(make_platform,
     payload = json.loads(body)
     assert payload["type"] == "balance.low" and payload["data"]["account"] == "ann-lab"
     assert "5.00" in payload["data"]["message"]
+    with platform.db.session() as session:  # set again as it was: the same endpoint
+        lab = accounts.get_account(session, "ann-lab")
+        delivery.set_webhook(session, lab, receiver.url("legacy"), platform.settings.notifications)
+        assert [e.id for e in webhooks.endpoints(session, lab)] == [ep.id]
     with platform.db.session() as session:  # switched off: the endpoint goes
         lab = accounts.get_account(session, "ann-lab")
         delivery.set_webhook(session, lab, None, platform.settings.notifications)

@@ -124,8 +124,11 @@ def replace_legacy(session: Session, account: Account, url: str | None, notifica
                    by: str) -> None:
     """The older per-account setting (`cnet admin webhook`, PUT /accounts/{name}/webhook): one endpoint
     for the account's notices, replaced or removed."""
-    for old in session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.account_id == account.id,
-                                                             WebhookEndpoint.legacy.is_(True))):
+    olds = list(session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.account_id == account.id,
+                                                              WebhookEndpoint.legacy.is_(True))))
+    if url and [e.url for e in olds] == [url]:
+        return  # set again as it was: the endpoint, its secret and its pending deliveries stay
+    for old in olds:
         remove_endpoint(session, account, old.id)
     if url:
         add_endpoint(session, account, url, LEGACY_TYPES, notifications, by, "account webhook", legacy=True)
