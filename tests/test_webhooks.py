@@ -212,6 +212,7 @@ def test_endpoints_are_checked(make_platform):
         for url, types, fragment in (
                 ("http://127.0.0.1:8080/", ["*"], "private address"),
                 ("ftp://example.com/", ["*"], "http(s)"),
+                ("http://[::1/", ["*"], "not a valid URL"),
                 ("https://93.184.215.14/", [], "name the event types"),
                 ("https://93.184.215.14/", ["job.finished"], "unknown event type"),
                 ("https://93.184.215.14/", ["nope.*"], "unknown event type"),

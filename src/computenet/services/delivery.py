@@ -66,7 +66,10 @@ def _allowed(address: IPAddress, cfg: NotificationsConfig) -> bool:
 
 def check_webhook_url(url: str, cfg: NotificationsConfig) -> list[IPAddress]:
     """The addresses the URL's host resolves to, every one allowed; else InvalidRequest naming why."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed [IPv6 literal, ...
+        raise InvalidRequest(msg("webhook URL %(url)r is not a valid URL", url=url[:200])) from None
     try:
         port = parts.port
     except ValueError:
