@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from ..store.event_models import OutboxEvent, tenant_token
 from ..store.models import Account, Tenant
@@ -34,6 +34,7 @@ from .platform import Platform
 from .webhooks import matches, signature
 
 log = logging.getLogger(__name__)
+RECORD_EVERY = 50  # deliveries marked per transaction (a stopped task repeats at most these, same ids)
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,8 @@ class WebhookDispatcher:
                     getattr(report, outcome).append(delivery_id)
 
     def _endpoint_turn(self, items: list[_Item]) -> list[tuple[int, str]]:
-        done = []
+        done: list[tuple[int, str]] = []
+        sent: list[tuple[int, int]] = []  # (delivery, status) delivered, marked RECORD_EVERY at a time
         with httpx.Client(timeout=self.cfg.timeout_s, follow_redirects=False, trust_env=False) as client:
             for item in items:
                 try:
@@ -141,11 +143,17 @@ class WebhookDispatcher:
                                               item.body)
                 except Exception as exc:  # any failure is retried later; the reason is kept
                     status, error = None, f"{type(exc).__name__}: {exc}"[:500]
-                outcome = self._record(item, status, error)
-                done.append((item.id, outcome))
-                if outcome != "sent":
-                    break  # this endpoint's turn ends: the rest wait for its back-off, untried
-        return done
+                if not error:
+                    sent.append((item.id, status))
+                    if len(sent) >= RECORD_EVERY:
+                        done += self._delivered(sent)
+                        sent = []
+                    continue
+                done += self._delivered(sent)
+                sent = []
+                done.append((item.id, self._failed(item, status, error)))
+                break  # this endpoint's turn ends: the rest wait for its back-off, untried
+        return done + self._delivered(sent)
 
     def post(self, client: httpx.Client, url: str, secret: str, event_id: str, event_type: str,
              body: bytes) -> tuple[int, str]:
@@ -164,18 +172,28 @@ class WebhookDispatcher:
         ok = 200 <= response.status_code < 300
         return response.status_code, "" if ok else f"HTTP {response.status_code}"
 
-    def _record(self, item: _Item, status: int | None, error: str) -> str:
+    def _delivered(self, sent: list[tuple[int, int]]) -> list[tuple[int, str]]:
+        """Marks them delivered, in one transaction (a task stopped before it sends them again, same ids)."""
+        if not sent:
+            return []
+        now = utcnow()
+        with self.platform.db.session() as session:
+            for status in {s for _, s in sent}:
+                session.execute(update(WebhookDelivery).where(
+                    WebhookDelivery.id.in_([i for i, s in sent if s == status]), WebhookDelivery.status == "pending")
+                    .values(status="delivered", finished_at=now, last_error="", last_status=status,
+                            attempts=WebhookDelivery.attempts + 1))
+        return [(i, "sent") for i, _ in sent]
+
+    def _failed(self, item: _Item, status: int | None, error: str) -> str:
+        log.warning("webhook delivery %s (event %s to %s) failed: %s", item.id, item.event_id, item.url, error)
         with self.platform.db.session() as session:
             row = session.get(WebhookDelivery, item.id)
             if row is None or row.status != "pending":
-                return "sent" if row is not None and row.status == "delivered" else "failed"  # removed meanwhile
+                return "failed"  # the endpoint was removed meanwhile
             row.attempts += 1
             row.last_status = status
             now = utcnow()
-            if not error:
-                row.status, row.finished_at, row.last_error = "delivered", now, ""
-                return "sent"
-            log.warning("webhook delivery %s (event %s to %s) failed: %s", item.id, item.event_id, item.url, error)
             if row.attempts >= self.cfg.max_attempts:
                 row.status, row.finished_at = "dead", now
                 row.last_error = f"{error} (gave up after {row.attempts} tries)"
