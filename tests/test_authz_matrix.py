@@ -69,6 +69,12 @@ REQUESTS: dict[tuple[str, str], tuple[str, object, str]] = {
     ("PUT", "/accounts/{name}/storage-quota"): ("/accounts/{acct}/storage-quota", {"amount": None}, ""),
     ("PUT", "/accounts/{name}/exhaustion-policy"): ("/accounts/{acct}/exhaustion-policy", {"policy": "hold"}, ""),
     ("PUT", "/accounts/{name}/webhook"): ("/accounts/{acct}/webhook", {"url": None}, ""),
+    ("GET", "/accounts/{name}/webhooks"): ("/accounts/{acct}/webhooks", None, ""),
+    ("POST", "/accounts/{name}/webhooks"): ("/accounts/{acct}/webhooks",
+                                            {"url": "https://93.184.215.14/matrix", "event_types": ["job.*"]}, ""),
+    ("DELETE", "/accounts/{name}/webhooks/{endpoint_id}"): ("/accounts/{acct}/webhooks/999999", None, ""),
+    ("POST", "/accounts/{name}/webhooks/{endpoint_id}/test"): ("/accounts/{acct}/webhooks/999999/test", None, ""),
+    ("GET", "/accounts/{name}/webhooks/deliveries"): ("/accounts/{acct}/webhooks/deliveries", None, ""),
     ("PUT", "/accounts/{name}/members/{user_name}"): ("/accounts/{acct}/members/{guest}", {"role": "member"}, ""),
     ("DELETE", "/accounts/{name}/members/{user_name}"): ("/accounts/{acct}/members/{guest}", None, "guest"),
     ("POST", "/accounts/{name}/moves"): ("/accounts/{wallet}/moves",
@@ -194,6 +200,13 @@ EXPECTED: dict[tuple[str, str], str] = {
     ('PUT', '/accounts/{name}/storage-quota'): "200/200 200/200 403/404 403/404 403/404 404/404 404/404",
     ('PUT', '/accounts/{name}/exhaustion-policy'): "200/200 200/200 403/404 403/404 403/404 404/404 404/404",
     ('PUT', '/accounts/{name}/webhook'): "200/200 200/200 200/404 200/404 403/404 404/404 404/404",
+    # webhook endpoints: the same managers (an endpoint of no account answers as missing)
+    ('GET', '/accounts/{name}/webhooks'): "200/200 200/200 200/404 200/404 403/404 404/404 404/404",
+    ('POST', '/accounts/{name}/webhooks'): "201/201 201/201 201/404 201/404 403/404 404/404 404/404",
+    ('DELETE', '/accounts/{name}/webhooks/{endpoint_id}'): "404/404 404/404 404/404 404/404 403/404 404/404 404/404",
+    ('POST', '/accounts/{name}/webhooks/{endpoint_id}/test'):
+        "404/404 404/404 404/404 404/404 403/404 404/404 404/404",
+    ('GET', '/accounts/{name}/webhooks/deliveries'): "200/200 200/200 200/404 200/404 403/404 404/404 404/404",
     ('PUT', '/accounts/{name}/members/{user_name}'): "200/200 200/200 200/404 200/404 403/404 404/404 404/404",
     ('DELETE', '/accounts/{name}/members/{user_name}'): "204/204 204/204 204/404 204/404 403/404 404/404 404/404",
     # from the tenant's wallet to the project: the tenant's admin, finance, operators

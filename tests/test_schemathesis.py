@@ -37,6 +37,7 @@ SKIPPED = {
     ("POST", "/v1/admin/clusters"), ("PATCH", "/v1/admin/clusters/{name}"),  # would reach out to a cluster
     ("DELETE", "/v1/admin/clusters/{name}"),
     ("POST", "/v1/monitoring/samples"),  # a job agent's own token, not a user's
+    ("POST", "/v1/accounts/{name}/webhooks/{endpoint_id}/test"),  # would POST to the endpoint's URL
 }
 
 

@@ -9,9 +9,10 @@ from sqlalchemy import select
 
 from computenet.config import NotificationsConfig
 from computenet.services import accounts, delivery, notifications
-from computenet.services.delivery import Deliverer, check_webhook_url
+from computenet.services.delivery import check_webhook_url
 from computenet.services.errors import InvalidRequest
-from computenet.store.models import Delivery
+from computenet.services.webhook_sender import WebhookDispatcher
+from computenet.store.webhook_models import WebhookDelivery, WebhookEndpoint
 
 NOT_GLOBAL = ("http://100.64.0.1/", "http://100.100.100.200/latest/meta-data/", "http://169.254.169.254/",
               "http://0.0.0.0/", "http://192.0.0.170/", "http://[::ffff:100.64.0.1]/", "http://[::ffff:127.0.0.1]/",
@@ -67,7 +68,8 @@ def _notice_to(platform, url: str) -> None:
     with platform.db.session() as session:
         owner = accounts.create_user(session, "hooked", email=None)
         lab = accounts.create_account(session, "hooked-lab", owner=owner)
-        lab.webhook_url = url  # stored while the rules allowed it
+        session.add(WebhookEndpoint(account_id=lab.id, url=url, event_types=["*"],  # stored while allowed
+                                    secret="whsec_" + "A" * 32, legacy=True))
         session.flush()
         notifications.notify_members(session, lab, "low_balance", "balance is low", "low:1")
 
@@ -76,10 +78,10 @@ def test_checked_again_at_send_time_by_name(make_platform, hook_server):
     """A target stored while allowed is refused when sent, once the rules no longer allow it."""
     platform = make_platform()  # the default: only global addresses
     _notice_to(platform, f"http://localhost:{hook_server.server_port}/hook")
-    report = Deliverer(platform).run_once()
+    report = WebhookDispatcher(platform).run_once()
     assert report.sent == [] and len(report.failed) == 1
     with platform.db.session() as session:
-        (row,) = session.scalars(select(Delivery).where(Delivery.channel == "webhook"))
+        (row,) = session.scalars(select(WebhookDelivery))
         assert "private address (127.0.0.1)" in row.last_error
     assert hook_server.received == []  # nothing was sent there
 
@@ -87,7 +89,7 @@ def test_checked_again_at_send_time_by_name(make_platform, hook_server):
 def test_sent_to_the_address_that_was_checked_with_the_name_as_host(make_platform, hook_server):
     platform = make_platform(notifications=NotificationsConfig(webhook_allow_networks=["127.0.0.0/8"]))
     _notice_to(platform, f"http://localhost:{hook_server.server_port}/hook")
-    report = Deliverer(platform).run_once()
+    report = WebhookDispatcher(platform).run_once()
     assert len(report.sent) == 1, report
     (headers,) = hook_server.received
     assert headers["Host"] == f"localhost:{hook_server.server_port}"

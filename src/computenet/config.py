@@ -420,6 +420,25 @@ class EventsConfig(_Strict):
     publish_every_s: float = Field(2.0, gt=0, le=600)
     batch: int = Field(500, ge=1, le=10000)
     timeout_s: float = Field(5.0, gt=0, le=120)
+    # the outbox clean-up (services/outbox_cleanup.py): published events (and finished webhook
+    # deliveries) older than this are deleted, `cleanup_batch` rows per transaction
+    retention_hours: float = Field(168.0, gt=0)
+    cleanup_batch: int = Field(1000, ge=1, le=100000)
+    cleanup_every_s: float = Field(3600.0, gt=0)
+
+
+class WebhooksConfig(_Strict):
+    """Webhook endpoints fed from the outbox (services/webhooks.py, docs/webhooks.md); the address
+    rules ([notifications] webhook_allow_private / webhook_allow_networks) apply to them."""
+
+    every_s: float = Field(2.0, gt=0, le=600)  # fan-out and send pass
+    timeout_s: float = Field(10.0, gt=0, le=120)  # one POST, connect to last byte
+    max_attempts: int = Field(8, ge=1, le=100)  # then the delivery is dead, its reason kept
+    backoff_s: float = Field(30.0, gt=0)  # after the n-th failure: backoff_s * 2**(n-1), at most max_backoff_s
+    max_backoff_s: float = Field(6 * 3600.0, gt=0)
+    parallel: int = Field(8, ge=1, le=64)  # endpoints sent to at once (each endpoint: one POST at a time)
+    per_endpoint: int = Field(100, ge=1, le=10000)  # deliveries per endpoint per pass
+    max_endpoints: int = Field(10, ge=1, le=100)  # per account
 
 
 class SessionsConfig(_Strict):
@@ -467,6 +486,7 @@ class Settings(BaseSettings):
     workers: WorkersConfig = Field(default_factory=WorkersConfig)
     sessions: SessionsConfig = Field(default_factory=SessionsConfig)
     events: EventsConfig = Field(default_factory=EventsConfig)
+    webhooks: WebhooksConfig = Field(default_factory=WebhooksConfig)
     # client side
     url: str | None = None
     token: str | None = None

@@ -389,7 +389,7 @@ def budget(account: str, amount: Optional[str] = typer.Argument(None, help="omit
 
 @admin_app.command("webhook")
 def webhook(account: str, url: Optional[str] = typer.Argument(None, help="omit to switch it off")) -> None:
-    """POST the account's notices (signed with notifications.webhook_secret) to URL."""
+    """POST the account's notices to URL (its `account webhook` endpoint; see `cnet webhooks`)."""
     from ..services import delivery
 
     platform = _platform()
@@ -397,7 +397,7 @@ def webhook(account: str, url: Optional[str] = typer.Argument(None, help="omit t
     def step():
         with platform.db.session() as session:
             delivery.set_webhook(session, accounts.get_account(session, account), url,
-                                 platform.settings.notifications)
+                                 platform.settings.notifications, by=WHO().actor)
             audit.record(session, WHO(), "webhook.set", f"account:{account}", url=url)
 
     _run(step)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from typing import Iterator
+from urllib.parse import quote
 
 import httpx
 
@@ -189,6 +190,27 @@ class ComputeNetClient(WorkspaceApi):
 
     def mark_read(self, notification_id: int) -> NotificationOut:
         return NotificationOut.model_validate(self._call("POST", f"/notifications/{notification_id}/read"))
+
+    # -- webhook endpoints of a project (docs/webhooks.md) ------------------------------
+    def webhooks(self, account: str) -> list[dict]:
+        return self._call("GET", f"/accounts/{quote(account, safe='')}/webhooks")
+
+    def add_webhook(self, account: str, url: str, event_types: list[str], description: str = "") -> dict:
+        """The new endpoint, with its signing secret (shown this once)."""
+        return self._call("POST", f"/accounts/{quote(account, safe='')}/webhooks",
+                          json={"url": url, "event_types": event_types, "description": description})
+
+    def remove_webhook(self, account: str, endpoint_id: int) -> dict:
+        return self._call("DELETE", f"/accounts/{quote(account, safe='')}/webhooks/{int(endpoint_id)}")
+
+    def test_webhook(self, account: str, endpoint_id: int) -> dict:
+        return self._call("POST", f"/accounts/{quote(account, safe='')}/webhooks/{int(endpoint_id)}/test")
+
+    def webhook_deliveries(self, account: str, endpoint: int | None = None, status: str | None = None,
+                           limit: int = 50) -> list[dict]:
+        params = {"limit": limit, **({"endpoint": endpoint} if endpoint else {}),
+                  **({"status": status} if status else {})}
+        return self._call("GET", f"/accounts/{quote(account, safe='')}/webhooks/deliveries", params=params)
 
     # -- interactive sessions (JupyterLab, ...) -------------------------------------------
     def start_session(self, app: str, cores: int | None = None, hours: float | None = None,

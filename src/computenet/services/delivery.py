@@ -1,9 +1,12 @@
-"""Notices out of the platform: e-mail to each member, a signed webhook per account.
+"""Notices out of the platform by e-mail to each member; the address rules of every webhook.
 
-An outbox: each notice writes its deliveries in the same transaction
+An outbox: each notice writes its e-mail deliveries in the same transaction
 (notify_members), and this loop sends what is due, outside any transaction,
 retrying with exponential back-off. A receiver sees each delivery id at
 least once (X-ComputeNet-Delivery), so it can drop repeats.
+
+Webhooks go out from the events outbox (services/webhooks.py, webhook_sender.py): a notice is an
+event (balance.*, account.notice), and the per-account webhook URL set here is one endpoint there.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import json
 import logging
 import smtplib
 import socket
@@ -21,7 +23,6 @@ from email.message import EmailMessage
 from typing import Callable
 from urllib.parse import urlsplit
 
-import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -66,7 +67,10 @@ def _allowed(address: IPAddress, cfg: NotificationsConfig) -> bool:
 
 def check_webhook_url(url: str, cfg: NotificationsConfig) -> list[IPAddress]:
     """The addresses the URL's host resolves to, every one allowed; else InvalidRequest naming why."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed [IPv6 literal, ...
+        raise InvalidRequest(msg("webhook URL %(url)r is not a valid URL", url=url[:200])) from None
     try:
         port = parts.port
     except ValueError:
@@ -103,10 +107,14 @@ def _pinned(url: str, address: IPAddress) -> tuple[str, dict, dict]:
     return parts._replace(netloc=netloc).geturl(), headers, extensions
 
 
-def set_webhook(session: Session, account: Account, url: str | None, cfg: NotificationsConfig) -> None:
+def set_webhook(session: Session, account: Account, url: str | None, cfg: NotificationsConfig, by: str = "") -> None:
+    """The account's notices to URL (None: off): its legacy endpoint (services/webhooks.py)."""
+    from .webhooks import replace_legacy
+
     if url:
         check_webhook_url(url, cfg)
     account.webhook_url = url or None
+    replace_legacy(session, account, url, cfg, by)
     session.flush()
 
 
@@ -115,9 +123,7 @@ def enqueue(session: Session, notification: Notification, user: User, account: A
     """Deliveries for a new notice (called in the notice's transaction); ``channels`` limits them."""
     if user.email and (channels is None or "email" in channels):
         session.add(Delivery(notification_id=notification.id, channel="email", target=user.email))
-    if (first_of_event and account is not None and account.webhook_url
-            and (channels is None or "webhook" in channels)):
-        session.add(Delivery(notification_id=notification.id, channel="webhook", target=account.webhook_url))
+    # the account's webhooks hear of it through the notice's event (store/event_models.py)
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -173,7 +179,8 @@ class Deliverer:
         report = DeliveryReport()
         with self.platform.db.session() as session:
             query = (select(Delivery, Notification).join(Notification, Notification.id == Delivery.notification_id)
-                     .where(Delivery.delivered_at.is_(None), Delivery.next_attempt_at <= utcnow(),
+                     .where(Delivery.channel == "email",  # webhooks: services/webhook_sender.py
+                            Delivery.delivered_at.is_(None), Delivery.next_attempt_at <= utcnow(),
                             Delivery.attempts < self.cfg.max_attempts)
                      .order_by(Delivery.next_attempt_at).limit(limit))
             due = []
@@ -188,7 +195,7 @@ class Deliverer:
                 report.waiting += 1
                 continue
             try:
-                self._email(item) if item.channel == "email" else self._webhook(item)
+                self._email(item)
                 error = None
             except Exception as exc:  # any failure is retried later; the reason is kept
                 error = f"{type(exc).__name__}: {exc}"[:500]
@@ -213,18 +220,3 @@ class Deliverer:
             body = item.message
             subject = f"[ComputeNet] {item.kind.replace('_', ' ')}" + (f": {item.account}" if item.account else "")
         send_email(self.cfg, item.target, subject, body, {"X-ComputeNet-Delivery": str(item.id)})
-
-    def _webhook(self, item: _Due) -> None:
-        # again at send time (the rules or DNS may have changed), and sent to the address checked
-        target, host_header, extensions = _pinned(item.target, check_webhook_url(item.target, self.cfg)[0])
-        body = json.dumps({"delivery": item.id, "notification": item.notification_id, "kind": item.kind,
-                           "account": item.account, "message": item.message, "created_at": item.created_at},
-                          ensure_ascii=False).encode()
-        headers = {"Content-Type": "application/json", "User-Agent": "ComputeNet",
-                   "X-ComputeNet-Event": item.kind, "X-ComputeNet-Delivery": str(item.id), **host_header}
-        if self.cfg.webhook_secret:
-            headers["X-ComputeNet-Signature"] = sign(self.cfg.webhook_secret, body)
-        with httpx.Client(timeout=self.cfg.timeout_s, follow_redirects=False, trust_env=False) as client:
-            response = client.post(target, content=body, headers=headers, extensions=extensions)
-        if not 200 <= response.status_code < 300:
-            raise RuntimeError(f"HTTP {response.status_code}")

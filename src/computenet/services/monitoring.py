@@ -234,8 +234,11 @@ class SampleCollector:
         with self.platform.db.session() as session:
             job = session.get(Job, job_id)
             job.monitor_state = "done"
-            if job.start_time is not None and job.end_time is not None and job.state == JobState.COMPLETED.value:
-                record_profile(session, self.platform, job)  # typical runs: the ones that ended well
+            if job.start_time is not None and job.end_time is not None:
+                result = analyse(session, self.platform, job)
+                if job.state == JobState.COMPLETED.value:
+                    record_profile(session, self.platform, job, result)  # typical runs: the ones that ended well
+                tell_findings(session, job, result)
         self.last.pop(job_id, None)
 
 
@@ -249,9 +252,9 @@ def profile_key(app: dict | None, script: str | None, name: str) -> str:
     return ((app or {}).get("name") or infer_app(script or "") or f"job:{name}")[:200]
 
 
-def record_profile(session: Session, platform: Platform, job: Job) -> None:
+def record_profile(session: Session, platform: Platform, job: Job, result: dict | None = None) -> None:
     """One line per ended monitored job; aggregated by app, user and cluster (services/app_profiles.py)."""
-    result = analyse(session, platform, job)
+    result = result or analyse(session, platform, job)
     if not result["samples"] and not result["steps"]:
         return
     eff = result["efficiency"]
@@ -263,6 +266,19 @@ def record_profile(session: Session, platform: Platform, job: Job) -> None:
         eff["gpu_utilisation"]
     row.price, row.wasted, row.finished_at = Decimal(result["price"]), Decimal(result["wasted"]), job.end_time
     session.add(row)
+
+
+def tell_findings(session: Session, job: Job, result: dict) -> None:
+    """An `efficiency.finding` event per finding of the ended job (docs/events.md), once each."""
+    from ..store.event_models import add_event
+
+    for f in result["findings"]:
+        add_event(session, "efficiency.finding", job.account_id, f"job/{job.id}",
+                  {"job": job.id, "name": job.name, "cluster": job.cluster.name, "code": f["code"],
+                   "severity": f["severity"], "title": str(f["title"]), "detail": str(f["detail"]),
+                   "recommendation": str(f["recommendation"]), "wasted": f["wasted"], "price": result["price"],
+                   "confidence": f["confidence"]},
+                  dedup_key=f"efficiency.finding:{job.id}:{f['code']}"[:200])
 
 
 # -- analysis ---------------------------------------------------------------------

@@ -56,7 +56,21 @@ def close_month(session: Session, month: str, who: audit.Who) -> ClosedPeriod:
     session.add(period)
     audit.record(session, who, "month.close", f"month:{month}")
     session.flush()
+    _statements_issued(session, month)
     return period
+
+
+def _statements_issued(session: Session, month: str) -> None:
+    """A `statement.issued` event per account with a statement for the month, in the close's transaction."""
+    from ..billing.statements import statements_for_month
+    from ..store.event_models import add_event
+
+    ids = dict(session.execute(select(Account.name, Account.id)).all())
+    for name, st in sorted(statements_for_month(session, month).items()):
+        add_event(session, "statement.issued", ids[name], f"statement/{name}/{month}",
+                  {"month": month, "currency": st.currency, "opening_balance": str(st.opening_balance),
+                   "closing_balance": str(st.closing_balance), "top_ups": str(st.top_ups), "charges": str(st.charges),
+                   "lines": len(st.lines)}, dedup_key=f"statement.issued:{name}:{month}")
 
 
 def current_amount(session: Session, charge: Charge) -> Decimal:

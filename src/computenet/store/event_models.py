@@ -27,6 +27,9 @@ PLATFORM_TENANT = "_platform"  # events of no tenant (clusters; accounts outside
 # notices that tell of an account's money; the event type each becomes
 BALANCE_KINDS = {"low_balance": "balance.low", "blocked": "balance.blocked", "unblocked": "balance.unblocked",
                  "exhausted": "balance.exhausted", "restored": "balance.restored"}
+# every type there is (docs/events.md); webhook endpoints choose among them
+EVENT_TYPES = ("job.state_changed", "job.charged", *BALANCE_KINDS.values(), "account.notice", "statement.issued",
+               "efficiency.finding", "cluster.health_changed", "app.approved")
 
 
 class OutboxEvent(Base):
@@ -46,6 +49,8 @@ class OutboxEvent(Base):
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str] = mapped_column(Text, default="")
+    # when its webhook deliveries were written (services/webhooks.py); the clean-up waits for it
+    fanned_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
 
 
 def tenant_token(name: str | None) -> str:
@@ -99,10 +104,14 @@ def _charge(conn, c: Charge) -> dict:
 
 
 def _notice(conn, n: Notification) -> dict | None:
-    type_ = BALANCE_KINDS.get(n.kind)
-    if type_ is None or n.account_id is None:
+    if n.account_id is None:
         return None
     tenant, account = _account_tenant(conn, n.account_id)
+    type_ = BALANCE_KINDS.get(n.kind)
+    if type_ is None:  # any other notice (a job lost, GPUs idle, a session ended): as told, to one person
+        return _row("account.notice", tenant, f"account/{account}",
+                    {"account": account, "kind": n.kind, "message": n.message},
+                    dedup_key=f"account.notice:{n.key}"[:200])
     # the notice's key is "<event>:<user>": one event per happening, however many members are told
     event_key = n.key.rsplit(":", 1)[0] if ":" in n.key else n.key
     return _row(type_, tenant, f"account/{account}", {"account": account, "message": n.message},
@@ -150,7 +159,18 @@ def _write_outbox(session: Session, _context) -> None:
             rows.append(_cluster(conn, obj))
         elif isinstance(obj, App):
             rows.append(_app(conn, obj))
-    rows = [r for r in rows if r is not None]
+    _insert(conn, [r for r in rows if r is not None])
+
+
+def add_event(session: Session, type_: str, account_id: int, subject: str, data: dict, dedup_key: str) -> None:
+    """An event about an account that no watched row tells of (a statement issued, a finding), written
+    in the caller's transaction; one per dedup_key however often it is called."""
+    conn = session.connection()
+    tenant, account = _account_tenant(conn, account_id)
+    _insert(conn, [_row(type_, tenant, subject, {"account": account} | data, dedup_key=dedup_key)])
+
+
+def _insert(conn, rows: list[dict]) -> None:
     for r in rows:
         if r["dedup_key"] is None:
             conn.execute(OutboxEvent.__table__.insert(), r)

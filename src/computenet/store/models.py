@@ -441,3 +441,4 @@ from .auth_models import ExternalIdentity, OidcLogin, PasswordCredential, Passwo
 from .worker_models import WorkerLease, WorkerRun  # noqa: E402,F401
 from .session_models import InteractiveSession, SessionAccess  # noqa: E402,F401
 from .event_models import OutboxEvent  # noqa: E402,F401
+from .webhook_models import WebhookDelivery, WebhookEndpoint  # noqa: E402,F401

@@ -84,6 +84,12 @@ def platform_tasks(platform: Platform) -> list[TaskSpec]:
         from ..services.event_publisher import EventPublisher
 
         tasks.append(TaskSpec("events", platform.settings.events.publish_every_s, EventPublisher(platform).run_once))
+    # webhook endpoints fed from the outbox, and the outbox's clean-up (services/webhook_sender.py, outbox_cleanup.py)
+    from ..services.outbox_cleanup import OutboxCleaner
+    from ..services.webhook_sender import WebhookDispatcher
+
+    tasks.append(TaskSpec("webhooks", platform.settings.webhooks.every_s, WebhookDispatcher(platform).run_once))
+    tasks.append(TaskSpec("outbox-cleanup", platform.settings.events.cleanup_every_s, OutboxCleaner(platform).run_once))
     monitoring = platform.settings.monitoring
     if monitoring.enabled and monitoring.step_usage:
         tasks.append(TaskSpec("sstat", monitoring.collect_every_s, StepUsageCollector(platform).run_once))

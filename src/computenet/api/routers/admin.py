@@ -168,7 +168,7 @@ def put_webhook(name: str, body: WebhookIn, request: Request, user: User = Depen
     from ...services import delivery
 
     account = _account(session, user, name, "webhook")
-    delivery.set_webhook(session, account, body.url, platform.settings.notifications)
+    delivery.set_webhook(session, account, body.url, platform.settings.notifications, by=user.name)
     audit.record(session, _who(request, user), "webhook.set", f"account:{name}", url=body.url)
     session.commit()  # before the response: the next request must see it
     return {"account": name, "webhook_url": account.webhook_url}

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
 
 from ...billing import funds
-from ...schemas import Amount
-from ...services import audit, delivery, notifications, roles, tenants
+from ...schemas import MAX_ROW_ID, Amount
+from ...services import audit, delivery, notifications, roles, tenants, webhooks
 from ...services.accounts import get_account, get_user
 from ...services.efficiency_report import efficiency_report
 from ...services.errors import Forbidden, InvalidRequest, NotFound, ServiceError
@@ -83,7 +83,8 @@ def projects(request: Request):
         return page(request, who, "projects/index.html", rows=rows)
 
 
-def _project_page(request: Request, who: Viewer, name: str, status: int = 200, error: str | None = None):
+def _project_page(request: Request, who: Viewer, name: str, status: int = 200, error: str | None = None,
+                  made_endpoint: dict | None = None):
     platform = platform_of(request)
     with platform.db.session() as session:
         me = signed_in_user(session, who)
@@ -96,10 +97,12 @@ def _project_page(request: Request, who: Viewer, name: str, status: int = 200, e
                    for m, u in session.execute(select(AccountMember, User).join(User, User.id == AccountMember.user_id)
                                                .where(AccountMember.account_id == account.id).order_by(User.name))]
         jobs = efficiency_report(session, platform, me, project=name, limit=200)
+        hooks = {"endpoints": webhooks.endpoints(session, account),
+                 "deliveries": webhooks.deliveries(session, account, limit=10)} if may["webhook"] else None
         return page(request, who, "projects/project.html", status=status, error=error, account=account,
                     funds=funds.funds(session, account), may=may, members=members, jobs=jobs[:20],
                     waste=_waste_by_user(jobs), spent=tenants.spent_on_account(session, account),
-                    manages=roles.manages_project(session, me, account))
+                    manages=roles.manages_project(session, me, account), hooks=hooks, made_endpoint=made_endpoint)
 
 
 def _waste_by_user(rows: list[dict]) -> list[dict]:
@@ -181,6 +184,37 @@ def set_low_balance(request: Request, name: str, amount: str = Form("", max_leng
 def set_webhook(request: Request, name: str, url: str = Form("", max_length=2000),
                 csrf_token: str = Form("", max_length=100)):
     def work(session, me, account, by):
-        delivery.set_webhook(session, account, url.strip() or None, platform_of(request).settings.notifications)
+        delivery.set_webhook(session, account, url.strip() or None, platform_of(request).settings.notifications,
+                             by=me.name)
         audit.record(session, by, "webhook.set", f"account:{name}", url=url.strip() or None)
+    return _change(request, name, csrf_token, "webhook", work)
+
+
+@router.post("/portal/projects/{name}/webhooks")
+def add_webhook(request: Request, name: str, url: str = Form("", max_length=2000),
+                event_types: str = Form("*", max_length=2000), description: str = Form("", max_length=200),
+                csrf_token: str = Form("", max_length=100)):
+    """A webhook endpoint; the page then shows its signing secret, this once."""
+    made: dict = {}
+
+    def work(session, me, account, by):
+        settings = platform_of(request).settings
+        endpoint = webhooks.add_endpoint(session, account, url, event_types.replace(",", " ").split(),
+                                         settings.notifications, me.name, description.strip(),
+                                         max_endpoints=settings.webhooks.max_endpoints)
+        audit.record(session, by, "webhook.add", f"account:{name}", endpoint=endpoint.id, url=endpoint.url,
+                     event_types=endpoint.event_types)
+        made.update(id=endpoint.id, secret=endpoint.secret)
+    response = _change(request, name, csrf_token, "webhook", work)
+    if made and isinstance(response, RedirectResponse):
+        return _project_page(request, viewer(request), name, made_endpoint=made)
+    return response
+
+
+@router.post("/portal/projects/{name}/webhooks/{endpoint_id}/remove")
+def remove_webhook(request: Request, name: str, endpoint_id: int = Path(ge=1, le=MAX_ROW_ID),
+                   csrf_token: str = Form("", max_length=100)):
+    def work(session, me, account, by):
+        endpoint = webhooks.remove_endpoint(session, account, endpoint_id)
+        audit.record(session, by, "webhook.remove", f"account:{name}", endpoint=endpoint_id, url=endpoint.url)
     return _change(request, name, csrf_token, "webhook", work)

@@ -1,0 +1,83 @@
+"""/accounts/{name}/webhooks: a project's webhook endpoints and their deliveries (docs/webhooks.md).
+
+The account's managers only (the `webhook` rule); another tenant's account answers as a missing one.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as ApiPath
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from ...schemas import MAX_ROW_ID
+from ...services import audit, webhooks
+from ...services.platform import Platform
+from ...store.models import User
+from ..deps import current_user, get_platform, get_session
+from ..responses import errors
+
+router = APIRouter(prefix="/accounts/{name}/webhooks", tags=["webhooks"],
+                   responses=errors(400, 401, 403, 404, 422))
+EndpointId = ApiPath(ge=1, le=MAX_ROW_ID)
+
+
+class EndpointIn(BaseModel):
+    url: str = Field(max_length=2000)
+    event_types: list[str] = Field(min_length=1, max_length=webhooks.MAX_PATTERNS,
+                                   description='patterns: "job.charged", "job.*", "*"')
+    description: str = Field("", max_length=200)
+
+
+def _who(request: Request, user: User) -> audit.Who:
+    return audit.Who.api(user.name, request.client.host if request.client else None)
+
+
+@router.get("")
+def list_endpoints(name: str, user: User = Depends(current_user), session: Session = Depends(get_session)):
+    account = webhooks.managed_account(session, user, name)
+    return [webhooks.endpoint_json(e, name) for e in webhooks.endpoints(session, account)]
+
+
+@router.post("", status_code=201)
+def add_endpoint(name: str, body: EndpointIn, request: Request, user: User = Depends(current_user),
+                 session: Session = Depends(get_session), platform: Platform = Depends(get_platform)):
+    """The secret is in this answer only: the receiver verifies signatures with it."""
+    account = webhooks.managed_account(session, user, name)
+    endpoint = webhooks.add_endpoint(session, account, body.url, body.event_types, platform.settings.notifications,
+                                     user.name, body.description,
+                                     max_endpoints=platform.settings.webhooks.max_endpoints)
+    audit.record(session, _who(request, user), "webhook.add", f"account:{name}", endpoint=endpoint.id,
+                 url=endpoint.url, event_types=endpoint.event_types)
+    out = webhooks.endpoint_json(endpoint, name, with_secret=True)
+    session.commit()  # before the response: the next request must see it
+    return out
+
+
+@router.delete("/{endpoint_id}")
+def remove_endpoint(name: str, request: Request, endpoint_id: int = EndpointId, user: User = Depends(current_user),
+                    session: Session = Depends(get_session)):
+    account = webhooks.managed_account(session, user, name)
+    endpoint = webhooks.remove_endpoint(session, account, endpoint_id)
+    audit.record(session, _who(request, user), "webhook.remove", f"account:{name}", endpoint=endpoint_id,
+                 url=endpoint.url)
+    session.commit()
+    return {"account": name, "removed": endpoint_id}
+
+
+@router.post("/{endpoint_id}/test")
+def test_endpoint(name: str, endpoint_id: int = EndpointId, user: User = Depends(current_user),
+                  session: Session = Depends(get_session), platform: Platform = Depends(get_platform)):
+    """A signed `webhook.test` event to the endpoint now; what it answered."""
+    from ...services.webhook_sender import send_test
+
+    account = webhooks.managed_account(session, user, name)
+    return send_test(platform, webhooks.get_endpoint(session, account, endpoint_id), account)
+
+
+@router.get("/deliveries")
+def list_deliveries(name: str, endpoint: int | None = Query(None, ge=1, le=MAX_ROW_ID),
+                    status: str | None = Query(None, max_length=20), limit: int = Query(50, ge=1, le=500),
+                    user: User = Depends(current_user), session: Session = Depends(get_session)):
+    account = webhooks.managed_account(session, user, name)
+    return [webhooks.delivery_json(d, e) for d, e in webhooks.deliveries(session, account, endpoint, status, limit)]
