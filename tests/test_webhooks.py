@@ -327,7 +327,7 @@ def test_the_api_and_cnet_webhooks_for_a_projects_managers(make_platform, receiv
         assert {e.action for e in session.scalars(select(AuditEvent))} >= {"webhook.add", "webhook.remove"}
 
 
-def test_migration_0017_turns_each_account_webhook_into_an_endpoint(tmp_path):
+def test_migration_0019_turns_each_account_webhook_into_an_endpoint(tmp_path):
     """An account's webhook URL set before becomes its legacy endpoint; events written before are not
     sent again (their notices went out by the older path)."""
     import sqlalchemy
@@ -335,7 +335,7 @@ def test_migration_0017_turns_each_account_webhook_into_an_endpoint(tmp_path):
     from conftest import database_at
     from computenet.store.webhook_models import WebhookEndpoint
 
-    db = database_at(tmp_path, "0016")
+    db = database_at(tmp_path, "0018")
     with db.engine.begin() as conn:
         conn.execute(sqlalchemy.text(
             "INSERT INTO accounts (id, name, currency, kind, low_balance_notified, exhaustion_policy, "
