@@ -134,6 +134,15 @@ def _slurm(testbed, *argv: str) -> subprocess.CompletedProcess:
     return subprocess.run(list(argv), env=env, capture_output=True, text=True, timeout=60)
 
 
+def _start_now(testbed, native_id: str) -> bool:
+    """Slurm keeps a requeued batch job waiting for its old credential to expire (~2 min, reason
+    BeginTime, set once the job is back in the queue): let it go now. True once it runs (or ran)."""
+    state = _slurm(testbed, "squeue", "-h", "-t", "all", "-j", native_id, "-o", "%T").stdout.strip()
+    if state == "PENDING":
+        _slurm(testbed, "scontrol", "update", f"JobId={native_id}", "StartTime=now")
+    return state in ("RUNNING", "COMPLETING", "COMPLETED")
+
+
 def _hold_of(platform, job_id) -> Transfer | None:
     with platform.db.session() as session:
         job = session.get(Job, job_id)
@@ -158,10 +167,14 @@ def test_a_requeued_job_is_charged_once_per_run_and_goes_back_to_pending(testbed
         poll_until(lambda: _slurm(testbed, "squeue", "-h", "-j", job.native_id, "-o", "%M").stdout.strip()
                    not in ("", "0:00", "0:01", "0:02"), timeout=30, what="the first run to last 3 s")
         assert client.requeue(job.id).state == "RUNNING"
+        # no poll until sacct has the next run's record: without --duplicates only that one shows (a
+        # poll in the second between would still see the REQUEUED row as the last; a real interval misses it)
+        poll_until(lambda: _slurm(testbed, "sacct", "-n", "-X", "-P", "-j", job.native_id, "-o", "State")
+                   .stdout.split() == ["PENDING"], timeout=30, interval=0.5, what="the next run's record")
         poll_until(lambda: client.job(job.id).state == "PENDING", step=poller.run_once, timeout=60,
                    what="PENDING after the requeue")
-        # Slurm keeps a requeued batch job waiting for its old credential to expire (~2 min): let it go now
-        assert _slurm(testbed, "scontrol", "update", f"JobId={job.native_id}", "StartTime=now").returncode == 0
+        poll_until(lambda: _start_now(testbed, job.native_id), timeout=60, interval=0.5,
+                   what="the requeued job to start again")
         done = poll_until(lambda: (lambda j: j if j.settled else None)(client.job(job.id)), step=poller.run_once,
                           timeout=120, what="the job to complete and be settled")
         assert done.state == "COMPLETED" and done.node_list and done.node_list.startswith("alpha-n")
@@ -194,6 +207,39 @@ def test_a_requeued_job_is_charged_once_per_run_and_goes_back_to_pending(testbed
         assert accounts.ledger_problems(session) == []  # what `cnet admin check-ledger` checks
         now = funds.funds(session, session.get(Account, stored.account_id))
         assert now.held == 0 and abs((Decimal("50.00") - now.balance) - total) < Decimal("0.01")
+
+
+@pytest.mark.slurm
+def test_a_run_requeued_and_run_again_between_two_polls_is_not_lost(testbed, make_platform):
+    """The poller meets the job running, then not again until its next run has started: sacct
+    without --duplicates shows only that run, and the first would go unbilled."""
+    platform = make_platform(slurm_clusters(testbed, poll=0.2))
+    _, token = add_user(platform, f"rq-{uuid.uuid4().hex[:6]}", balance="50.00")
+    poller = ClusterPoller(platform, "alpha")
+    script = ("#!/bin/bash\n#SBATCH -M alpha -p cpu -c 1 -t 5\n"
+              "if [ \"${SLURM_RESTART_COUNT:-0}\" = 0 ]; then sleep 120; else sleep 4; fi\n")
+    with EmbeddedServer(platform, run_services=False) as server, ComputeNetClient(server.url, token) as client:
+        job = client.submit(script, [], "rq2.sh")
+        poll_until(lambda: client.job(job.id).state == "RUNNING", step=poller.run_once, timeout=90, what="RUNNING")
+        poll_until(lambda: _slurm(testbed, "squeue", "-h", "-j", job.native_id, "-o", "%M").stdout.strip()
+                   not in ("", "0:00", "0:01", "0:02"), timeout=30, what="the first run to last 3 s")
+        client.requeue(job.id)
+        poll_until(lambda: _slurm(testbed, "squeue", "-h", "-j", job.native_id, "-o", "%T").stdout.strip()
+                   == "PENDING", timeout=30, interval=0.5, what="the job back in Slurm's queue")
+        poll_until(lambda: _start_now(testbed, job.native_id), timeout=60, interval=0.5,
+                   what="the requeued job to start again")
+        poll_until(lambda: _slurm(testbed, "sacct", "-n", "-X", "-P", "-j", job.native_id, "-o", "State")
+                   .stdout.split() in (["RUNNING"], ["COMPLETED"]), timeout=30, interval=0.5,
+                   what="the second run to start, unpolled")
+        done = poll_until(lambda: (lambda j: j if j.settled else None)(client.job(job.id)), step=poller.run_once,
+                          timeout=120, what="the job to complete and be settled")
+        assert done.state == "COMPLETED"
+    with platform.db.session() as session:
+        rows = list(session.scalars(select(UsageRecordRow).where(UsageRecordRow.job_id == job.id)
+                                    .order_by(UsageRecordRow.submit_time)))
+        charged = set(session.scalars(select(Charge.usage_record_id).where(Charge.job_id == job.id)))
+        assert [r.state for r in rows] == [RUN_REQUEUED, "COMPLETED"] and charged == {r.id for r in rows}
+        assert accounts.ledger_problems(session) == []
 
 
 @pytest.mark.slurm

@@ -296,6 +296,10 @@ class ClusterPoller:
         job = session.get(Job, job_id) if job_id is not None else None
         if job is None:
             return
+        if not JobState(job.state).is_terminal and job.start_time is not None and record.start is not None \
+                and job.start_time <= record.start:
+            # its start time is that run's: the next run's clock (and interim charges) starts afresh
+            job.start_time, job.interim_at = None, None
         session.add(JobEvent(job_id=job.id, from_state=job.state, to_state=job.state,
                              detail=f"a run ended by requeue ({record.start:%Y-%m-%d %H:%M:%S} to "
                                     f"{record.end:%H:%M:%S} UTC) is charged on its own"
