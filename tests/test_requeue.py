@@ -22,9 +22,10 @@ from computenet.client import ApiError, ComputeNetClient
 from computenet.clusters.slurm import commands, parsers
 from computenet.domain.states import RUN_REQUEUED, JobState
 from computenet.services import accounts, audit
+from computenet.services import jobs as job_service
 from computenet.services.enforcement import map_account
 from computenet.services.poller import REQUEUED_DETAIL, ClusterPoller
-from computenet.store.models import Account, Charge, Job, JobEvent, Transfer, UsageRecordRow
+from computenet.store.models import Account, Charge, Job, Transfer, UsageRecordRow, User
 
 from conftest import add_user, local_cluster, poll_until, slurm_clusters
 from test_slurm_parsers import UTC, _adapter_with, at, fixture
@@ -105,6 +106,34 @@ def test_local_executor_refuses_a_requeue_with_the_reason(make_platform):
             client.requeue(job.id)
         assert refused.value.status == 409 and "the local executor never requeues a job" in refused.value.detail
         client.cancel(job.id)
+
+
+def test_the_job_page_offers_requeue_for_a_running_job_and_shows_the_refusal(make_platform):
+    from test_web_jobs import _csrf, _person, _signed_in
+
+    platform = make_platform([local_cluster("local", slots=1)])
+    li = _person(platform, "rq-li")
+    with platform.db.session() as session:
+        session.get(User, li).language = "zh-CN"
+    busy = job_service.submit_job(platform, li, "#!/bin/bash\nsleep 60\n", [], "busy.sh")
+    waiting = job_service.submit_job(platform, li, "#!/bin/bash\ntrue\n", [], "next.sh")
+    poller = ClusterPoller(platform, "local")
+    poll_until(lambda: _state(platform, busy.id) == "RUNNING", step=poller.run_once, what="RUNNING")
+    client = _signed_in(platform, "rq-li")
+    page = client.get(f"/portal/jobs/{busy.id}").text
+    assert 'action="/portal/jobs/%d/requeue"' % busy.id in page and "重新排队" in page
+    assert 'action="/portal/jobs/%d/requeue"' % waiting.id not in client.get(f"/portal/jobs/{waiting.id}").text
+    assert client.post(f"/portal/jobs/{busy.id}/requeue", data={}).status_code == 403  # CSRF first
+    refused = client.post(f"/portal/jobs/{busy.id}/requeue", data={"csrf_token": _csrf(page)})
+    # the service's refusal in the reader's language, the executor's reason as the option table gives it
+    assert refused.status_code == 409 and "不能将作业" in refused.text
+    assert "the local executor never requeues a job" in refused.text
+    job_service.cancel_job(platform, li, busy.id)
+
+
+def _state(platform, job_id: int) -> str:
+    with platform.db.session() as session:
+        return session.get(Job, job_id).state
 
 
 def _cnet(url: str, token: str, *args: str):

@@ -51,6 +51,7 @@ def test_accounting_partitions_ping():
     assert gpu.comment == "computenet:901" and gpu.partition == "gpu" and gpu.account == "research"
     assert gpu.state == JobState.CANCELLED and gpu.elapsed_seconds == 4 and gpu.time_limit_minutes == 10
     assert gpu.submit == datetime.fromtimestamp(1795778633, timezone.utc)
+X
     assert api.parse_db_jobs(load("db_jobs"), "alpha") == []  # another cluster's rows are not ours
     parts = {p.name: p for p in api.parse_partitions(load("partitions"), load("nodes"))}
     assert (parts["gpu"].nodes, parts["gpu"].cores_per_node, parts["gpu"].gpus_per_node, parts["gpu"].gpu_type) == (

@@ -255,13 +255,13 @@ def array_tasks(job_id: str) -> str | None:
     return m.group(1) if m else None
 
 
-def _node_list(text: str) -> str | None:
+def node_list_of(text: str) -> str | None:
     """sacct's NodeList: ``alpha-n[1-2]``; ``None assigned`` (and nothing) for a run never placed."""
     value = text.strip()
     return None if value in ("", "None assigned", "(null)", "N/A") else value
 
 
-def _requeued(raw_state: str) -> bool:
+def is_requeued(raw_state: str) -> bool:
     """A row of a run that ended because its job went back to the queue (sacct --duplicates)."""
     return raw_state.strip().upper().split(" ")[0].rstrip("+") in ("REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED")
 
@@ -314,8 +314,8 @@ def parse_sacct(stdout: str, cluster: str, tz: tzinfo | None) -> list[UsageRecor
                 job_name=f["JobName"],
                 time_limit_minutes=int(limit) if limit.isdigit() else None,
                 alloc_tres=f["AllocTRES"],
-                node_list=_node_list(f.get("NodeList", "")),
-                requeued=_requeued(f["State"]) and end is not None,
+                node_list=node_list_of(f.get("NodeList", "")),
+                requeued=is_requeued(f["State"]) and end is not None,
             )
         )
     return records
