@@ -189,7 +189,7 @@ class ClusterAdapter(Protocol):
 
     def health(self) -> Health: ...
 
-    # optional capabilities (hasattr): queue(), pause(id), resume(id);
+    # optional capabilities (hasattr): queue(), pause(id), resume(id), requeue(id) (else requeue_refusal: why not);
     # Slurm's also account_limits(), set_account_blocked() and step_usage(ids)
 
 
