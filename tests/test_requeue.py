@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import subprocess
 import uuid
-from decimal import Decimal
+from decimal import ROUND_UP, Decimal
 
 import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from computenet.billing import funds
+from computenet.billing import funds, ledger
 from computenet.cli.embedded import EmbeddedServer
 from computenet.cli.main import app
 from computenet.client import ApiError, ComputeNetClient
@@ -136,6 +136,26 @@ def _state(platform, job_id: int) -> str:
         return session.get(Job, job_id).state
 
 
+def test_the_hold_grows_to_cover_the_ended_runs_and_one_more(make_platform):
+    """funds.cover_next_run on a real hold: ended runs not yet posted (less interim charges) plus a
+    whole new run; never smaller, once only, and the ledger stays consistent."""
+    platform = make_platform([local_cluster()])
+    user_id, _ = add_user(platform, "rq-hold", balance="100.00")
+    job = job_service.submit_job(platform, user_id, "#!/bin/bash\n#SBATCH -t 10 --hold\ntrue\n", [], "h.sh")
+    with platform.db.session() as session:
+        stored = session.get(Job, job.id)
+        first = session.get(Transfer, stored.hold_id)
+        max_cents = ledger.cents(stored.max_cost.quantize(Decimal("0.01"), rounding=ROUND_UP))
+        assert first.amount == max_cents
+        assert funds.cover_next_run(session, stored, Decimal("0")) is None  # a run that cost nothing: enough
+        stored.interim_charged = Decimal("0.50")  # posted already while the first run ran
+        again = funds.cover_next_run(session, stored, Decimal("1.234"))
+        assert again.amount == 74 + max_cents and stored.hold_id == again.id and not ledger.open_hold(session, first)
+        assert funds.cover_next_run(session, stored, Decimal("1.234")) is None  # covered: nothing more
+        assert accounts.ledger_problems(session) == []
+    job_service.cancel_job(platform, user_id, job.id)
+
+
 def _cnet(url: str, token: str, *args: str):
     return CliRunner().invoke(app, list(args), env={"COMPUTENET_URL": url, "COMPUTENET_TOKEN": token,
                                                     "COLUMNS": "200"})
@@ -232,7 +252,7 @@ def test_a_requeued_job_is_charged_once_per_run_and_goes_back_to_pending(testbed
         stored = session.get(Job, job.id)
         assert stored.settled_at is not None and not stored.needs_reconcile
         # the hold was grown for the second run, and settlement posted both runs against it
-        assert session.get(Transfer, stored.hold_id).amount >= first_hold
+        assert session.get(Transfer, stored.hold_id).amount > first_hold
         assert accounts.ledger_problems(session) == []  # what `cnet admin check-ledger` checks
         now = funds.funds(session, session.get(Account, stored.account_id))
         assert now.held == 0 and abs((Decimal("50.00") - now.balance) - total) < Decimal("0.01")
