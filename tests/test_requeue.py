@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import uuid
+from datetime import timedelta
 from decimal import ROUND_UP, Decimal
 
 import pytest
@@ -25,6 +26,8 @@ from computenet.services import accounts, audit
 from computenet.services import jobs as job_service
 from computenet.services.enforcement import map_account
 from computenet.services.poller import REQUEUED_DETAIL, ClusterPoller
+from computenet.services.reroute import Rerouter
+from computenet.store.types import utcnow
 from computenet.store.models import Account, Charge, Job, Transfer, UsageRecordRow, User
 
 from conftest import add_user, local_cluster, poll_until, slurm_clusters
@@ -222,6 +225,10 @@ def test_a_requeued_job_is_charged_once_per_run_and_goes_back_to_pending(testbed
                    .stdout.split() == ["PENDING"], timeout=30, interval=0.5, what="the next run's record")
         poll_until(lambda: client.job(job.id).state == "PENDING", step=poller.run_once, timeout=60,
                    what="PENDING after the requeue")
+        # waiting again long after its predicted start, it is still not re-routed: it has run here
+        with platform.db.session() as session:
+            session.get(Job, job.id).predicted_start = utcnow() - timedelta(hours=2)
+        assert Rerouter(platform).run_once().considered == 0
         poll_until(lambda: _start_now(testbed, job.native_id), timeout=60, interval=0.5,
                    what="the requeued job to start again")
         done = poll_until(lambda: (lambda j: j if j.settled else None)(client.job(job.id)), step=poller.run_once,
