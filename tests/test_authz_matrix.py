@@ -50,6 +50,7 @@ REQUESTS: dict[tuple[str, str], tuple[str, object, str]] = {
     ("POST", "/jobs/{job_id}/hold"): ("/jobs/{job}/hold", None, ""),
     ("POST", "/jobs/{job_id}/release"): ("/jobs/{job}/release", None, ""),
     ("POST", "/jobs/{job_id}/update"): ("/jobs/{job}/update", {"name": "renamed"}, ""),
+    ("POST", "/jobs/{job_id}/requeue"): ("/jobs/{job}/requeue", None, ""),
     ("GET", "/jobs/{job_id}/output"): ("/jobs/{job}/output", None, ""),
     ("GET", "/jobs/{job_id}/stats"): ("/jobs/{job}/stats", None, ""),
     ("GET", "/jobs/{job_id}/stats.png"): ("/jobs/{job}/stats.png", None, ""),
@@ -172,6 +173,8 @@ EXPECTED: dict[tuple[str, str], str] = {
     ('POST', '/jobs/{job_id}/release'): "404/404 404/404 404/404 404/404 200/404 404/404 404/404",
     # the owner passes the check and meets the job's own state: the matrix's job has ended (409)
     ('POST', '/jobs/{job_id}/update'): "404/404 404/404 404/404 404/404 409/404 404/404 404/404",
+    # the same: an ended job is not requeued (409 for its owner)
+    ('POST', '/jobs/{job_id}/requeue'): "404/404 404/404 404/404 404/404 409/404 404/404 404/404",
     ('GET', '/jobs/{job_id}/output'): "404/404 404/404 404/404 404/404 200/404 404/404 404/404",
     ('GET', '/jobs/{job_id}/stats'): "404/404 404/404 404/404 404/404 200/404 404/404 404/404",
     ('GET', '/jobs/{job_id}/stats.png'): "404/404 404/404 404/404 404/404 404/404 404/404 404/404",

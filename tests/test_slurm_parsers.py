@@ -36,9 +36,11 @@ def at(text):
 def test_our_argv_builders_are_what_was_captured():
     squeue = fixture("squeue_beta_gpu")["argv"]
     assert commands.squeue_argv(["1"]) == squeue
-    # captured before the platform's tag moved to the wckey (the user's --comment stays theirs)
+    # captured before the platform's tag moved to the wckey (the user's --comment stays theirs), and
+    # before sacct was asked for every run of a requeued job (--duplicates) and where it ran (NodeList)
     def with_wckey(argv):
-        return [a.replace(",Comment,JobName", ",Comment,WCKey,JobName") for a in argv]
+        argv = [a.replace(",Comment,JobName", ",Comment,WCKey,NodeList,JobName") for a in argv]
+        return argv[:argv.index("--allusers") + 1] + ["--duplicates"] + argv[argv.index("--allusers") + 1:]
 
     sacct = fixture("sacct_beta_jobs")["argv"]
     assert commands.sacct_argv(None, ["1", "2"]) == with_wckey(sacct)
@@ -226,9 +228,9 @@ def test_tres_memory_units():
 def test_job_names_with_the_separator_survive():
     line = "\x1f".join(["5", "5", "alpha", "cpu", "a", "u", "COMPLETED", "0:0", "2026-11-22T03:01:43",
                         "2026-11-22T03:01:45", "2026-11-22T03:01:46", "1", "cpu=1,mem=1M,node=1", "1", "1", "5",
-                        "", "computenet:5", "odd\x1fname"])
+                        "", "computenet:5", "alpha-n[1-2]", "odd\x1fname"])
     (row,) = parsers.parse_sacct(line + "\n", "alpha", UTC)
-    assert row.job_name == "odd\x1fname" and row.comment == "computenet:5"
+    assert row.job_name == "odd\x1fname" and row.comment == "computenet:5" and row.node_list == "alpha-n[1-2]"
 
 
 def test_the_tag_is_read_from_the_wckey_and_from_old_comments():

@@ -51,6 +51,8 @@ def test_accounting_partitions_ping():
     assert gpu.comment == "computenet:901" and gpu.partition == "gpu" and gpu.account == "research"
     assert gpu.state == JobState.CANCELLED and gpu.elapsed_seconds == 4 and gpu.time_limit_minutes == 10
     assert gpu.submit == datetime.fromtimestamp(1795778633, timezone.utc)
+    assert gpu.node_list == "beta-g2" and not gpu.requeued  # where it ran, as sacct's NodeList
+    assert records["6"].node_list is None  # "None assigned": pending, placed nowhere
     assert api.parse_db_jobs(load("db_jobs"), "alpha") == []  # another cluster's rows are not ours
     parts = {p.name: p for p in api.parse_partitions(load("partitions"), load("nodes"))}
     assert (parts["gpu"].nodes, parts["gpu"].cores_per_node, parts["gpu"].gpus_per_node, parts["gpu"].gpu_type) == (

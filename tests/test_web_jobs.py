@@ -224,7 +224,7 @@ def test_another_users_job_is_not_found(platform):
                 "/portal/jobs/99999999", "/portal/jobs/x1"):
         answer = wang.get(url)
         assert answer.status_code == 404 and "No such job" in answer.text, url
-    for action in ("cancel", "hold", "release", "resubmit"):
+    for action in ("cancel", "hold", "release", "requeue", "resubmit"):
         assert wang.post(f"/portal/jobs/{job_id}/{action}", data={"csrf_token": token}).status_code == 404
     assert _ids(wang.get("/portal/jobs").text) == []
     with platform.db.session() as session:

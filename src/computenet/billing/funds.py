@@ -208,3 +208,29 @@ def extend_hold(session: Session, job: Job, extra: Decimal) -> Transfer:
                                 memo=f"hold for job {job.id}, extended by {extra}")
     job.hold_id = again.id
     return again
+
+
+def cover_next_run(session: Session, job: Job, ended_runs: Decimal) -> Transfer | None:
+    """A requeued job runs again: its hold must cover what its ended runs cost (posted only at
+    settlement, less what interim charges have posted already) plus a whole new run (its maximum
+    cost). A smaller hold is voided and held again at that size (one savepoint, as extend_hold).
+
+    Without the funds check: whether the job runs again is Slurm's decision, not a request this
+    account could be refused; an account that cannot cover it goes below zero available, where
+    its exhaustion policy applies (services/exhaustion.py). Returns the new hold, or None when
+    the hold is big enough or the job has none (a direct sbatch)."""
+    hold = session.get(Transfer, job.hold_id) if job.hold_id else None
+    if hold is None or not ledger.open_hold(session, hold):
+        return None
+    round_up = lambda amount: cents(to_decimal(amount).quantize(CENT, rounding=ROUND_UP))  # noqa: E731
+    needed = max(0, round_up(ended_runs) - cents(job.interim_charged)) + round_up(job.max_cost)
+    if hold.amount >= needed:
+        return None
+    with session.begin_nested():
+        ledger.resolve(session, f"void:{hold.key}", hold, 0, memo=f"job {job.id}: held again, requeued to run again")
+        again = ledger.transfer(session, f"hold:job:{job.id}:{uuid.uuid4().hex[:12]}",
+                                session.get(LedgerAccount, hold.debit_id), session.get(LedgerAccount, hold.credit_id),
+                                needed, "hold", pending=True,
+                                memo=f"hold for job {job.id}: its ended runs and one more run")
+    job.hold_id = again.id
+    return again

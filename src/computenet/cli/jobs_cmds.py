@@ -1,5 +1,5 @@
-"""squeue, scancel and scontrol habits: `cnet jobs`, `cancel`, `hold`, `release`, `update`
-(requeue waits until every run of a requeued job is charged: sacct --duplicates).
+"""squeue, scancel and scontrol habits: `cnet jobs`, `cancel`, `hold`, `release`, `requeue`, `update`
+(each run of a requeued job is charged: the poller reads sacct --duplicates).
 
 Registered on the main app by main.py. Nothing here imports httpx or pydantic at module level
 (`cnet version` pays for every command module's imports).
@@ -168,6 +168,15 @@ def hold(job_ids: list[int]) -> None:
 def release(job_ids: list[int]) -> None:
     """Let held jobs start (scontrol release)."""
     _each(job_ids, "release", "released")
+
+
+@app.command()
+def requeue(job_ids: list[int]) -> None:
+    """Put running jobs back in the queue to run again from the start (scontrol requeue).
+
+    Each run is charged for what it used; a waiting or ended job cannot be requeued.
+    """
+    _each(job_ids, "requeue", "requeued")
 
 
 _UPDATE_KEYS = {"timelimit": "time_limit", "partition": "partition", "jobname": "name", "name": "name"}

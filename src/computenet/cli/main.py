@@ -409,7 +409,7 @@ def version() -> None:
     console.print(f"computenet {__version__}")
 
 
-from . import jobs_cmds  # noqa: E402,F401  (cnet jobs, cancel, hold, release, update)
+from . import jobs_cmds  # noqa: E402,F401  (cnet jobs, cancel, hold, release, requeue, update)
 from .admin import admin_app  # noqa: E402  (registers the admin sub-commands)
 from . import admin_files  # noqa: E402,F401  (cnet admin storage-quota)
 from .sim import sim as _sim  # noqa: E402

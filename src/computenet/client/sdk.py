@@ -111,6 +111,10 @@ class ComputeNetClient(WorkspaceApi):
     def release(self, job_id: int) -> JobOut:
         return JobOut.model_validate(self._call("POST", f"/jobs/{job_id}/release"))
 
+    def requeue(self, job_id: int) -> JobOut:
+        """Put a running job back in the queue to run again (scontrol requeue); each run is charged."""
+        return JobOut.model_validate(self._call("POST", f"/jobs/{job_id}/requeue"))
+
     def update(self, job_id: int, time_limit: str | None = None, partition: str | None = None,
                name: str | None = None) -> JobOut:
         """scontrol update: a lower time limit (Slurm's formats), another partition while pending, a name."""

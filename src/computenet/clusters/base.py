@@ -98,6 +98,10 @@ class UsageRecord:
     job_name: str | None = None
     time_limit_minutes: int | None = None
     alloc_tres: str = ""
+    node_list: str | None = None  # where it ran, as the scheduler writes it; None: not placed or not said
+    # a run that ended because the job went back to the queue (Slurm's REQUEUED row): the run is
+    # over and is charged, the job is not (its state says PENDING); the next run has a record of its own
+    requeued: bool = False
 
     @property
     def is_complete(self) -> bool:
@@ -108,7 +112,14 @@ class UsageRecord:
 
     @property
     def is_final(self) -> bool:
+        """The job's last record, ended."""
         return self.is_complete and self.state.is_terminal and self.end is not None
+
+    @property
+    def run_ended(self) -> bool:
+        """The run this record stands for is over, so it can be charged: the job's final record,
+        or an earlier run of a requeued job."""
+        return self.is_final or (self.is_complete and self.requeued and self.end is not None)
 
 
 @dataclass(frozen=True)
@@ -178,7 +189,7 @@ class ClusterAdapter(Protocol):
 
     def health(self) -> Health: ...
 
-    # optional capabilities (hasattr): queue(), pause(id), resume(id);
+    # optional capabilities (hasattr): queue(), pause(id), resume(id), requeue(id) (else requeue_refusal: why not);
     # Slurm's also account_limits(), set_account_blocked() and step_usage(ids)
 
 

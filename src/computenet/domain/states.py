@@ -68,10 +68,18 @@ _TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.SUBMITTING: frozenset({JobState.PENDING, JobState.RUNNING, JobState.UNKNOWN}) | _ENDINGS,
     JobState.UNKNOWN: _LIVE | _ENDINGS,
     **{s: (_LIVE | _ENDINGS | {JobState.UNKNOWN}) for s in _LIVE},
-    # Terminal means terminal: a requeued job comes back as a new accounting
-    # record and is handled by the poller, not by reopening the state.
+    # Terminal means terminal: a requeued job never ended (RUNNING -> PENDING above); each of
+    # its runs is an accounting record of its own (RUN_REQUEUED below), charged by the poller.
     **{s: frozenset() for s in TERMINAL_STATES},
 }
+
+
+# An accounting record's state is a JobState value, or this: a run that ended because its job went
+# back to the queue (sacct --duplicates shows it as REQUEUED). The run is over and is charged; the
+# job goes on, so this is no job state (Slurm's job is PENDING then) and is not in JobState.
+RUN_REQUEUED = "REQUEUED"
+# the record states whose run is over: each such record is rated once
+RUN_ENDED_STATES = frozenset({s.value for s in TERMINAL_STATES} | {RUN_REQUEUED})
 
 
 class InvalidTransition(ValueError):

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from ..billing import funds
 from ..billing.rating import Usage, rate_usage
 from ..config import BillingConfig
+from ..domain.states import RUN_REQUEUED, JobState
 from .pricing import prices_for, rules_for
 from ..store.models import Account, Charge, Cluster, Job, Partition, UsageRecordRow
 from ..store.types import utcnow
@@ -24,6 +25,14 @@ from ..store.types import utcnow
 
 def charge_key(cluster: str, row: UsageRecordRow) -> str:
     return f"usage:{cluster}:{row.record_id}:{row.submit_time.isoformat()}"
+
+
+def requeued_runs_cost(session: Session, job: Job) -> Decimal:
+    """What the job's runs that ended in a requeue cost, exactly (rated so far)."""
+    rows = session.execute(select(Charge.amount, Charge.exact_amount).join(
+        UsageRecordRow, UsageRecordRow.id == Charge.usage_record_id).where(
+        Charge.job_id == job.id, UsageRecordRow.state == RUN_REQUEUED)).all()
+    return sum((amount if exact is None else exact for amount, exact in rows), Decimal("0"))
 
 
 def record_partition(session: Session, row: UsageRecordRow, job: Job) -> Partition | None:
@@ -67,6 +76,10 @@ def charge_record(session: Session, row: UsageRecordRow, billing: BillingConfig 
                                      f"job {job.id} ({cluster.name} {row.record_id}), after settlement",
                                      part.product_line, billing.rounding)
                 charge.transfer_id = moved.id
+            elif row.state == RUN_REQUEUED and not JobState(job.state).is_terminal:
+                # a run of a requeued job: its charge waits in the hold for settlement like the last
+                # run's, and the hold must still cover the run to come
+                funds.cover_next_run(session, job, requeued_runs_cost(session, job))
     except IntegrityError:
         return None
     return charge

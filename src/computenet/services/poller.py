@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import ROUND_DOWN, Decimal
 
 
 from sqlalchemy import and_, or_, select
@@ -20,18 +21,21 @@ from sqlalchemy.exc import IntegrityError
 from ..billing import funds
 from ..billing.rating import Usage
 from ..clusters.base import ClusterError, UsageRecord
-from ..domain.states import JobState, TERMINAL_STATES
+from ..domain.states import RUN_REQUEUED, JobState, TERMINAL_STATES
 from ..store.models import AccountMember, Charge, Cluster, Job, JobEvent, Partition, UsageRecordRow, User
 from ..store.types import utcnow
 from .pricing import quote
 from .settlement import settle_pass
 from .jobs import apply_state, job_memory_mb
+from .charging import requeued_runs_cost
 from . import enforcement, reconcile
 from .platform import Platform
 
 log = logging.getLogger(__name__)
 
 _TERMINAL = [s.value for s in TERMINAL_STATES]
+_RAN = (JobState.RUNNING.value, JobState.SUSPENDED.value, JobState.COMPLETING.value)
+REQUEUED_DETAIL = "requeued: back in the queue to run again"
 OVERLAP = timedelta(minutes=15)  # sacct rows arrive late; re-read this much
 SUBMIT_GRACE = timedelta(minutes=5)  # SUBMITTING rows older than this lost their sbatch
 SLOWEST_STAGING_BYTES_S = 10 * 1024 * 1024  # a job's inputs may take this long to stage before it counts as lost
@@ -163,7 +167,13 @@ class ClusterPoller:
                 if status.exit_code is not None and status.state.is_terminal:
                     job.exit_code = status.exit_code
                 job.reason = status.reason
-                if apply_state(session, job, status.state, status.raw_state):
+                detail = status.raw_state
+                if status.state == JobState.PENDING and job.state in _RAN:
+                    # requeued (by its owner, an operator or a node failure): this run is over, its record
+                    # is charged on its own; the next run starts its own clock
+                    detail = REQUEUED_DETAIL
+                    job.start_time, job.interim_at = None, None
+                if apply_state(session, job, status.state, detail):
                     if status.state.is_terminal and job.end_time is None:
                         job.end_time = utcnow()
                     report.transitions += 1
@@ -191,7 +201,9 @@ class ClusterPoller:
                                tenant_id=job.account.tenant_id)
                 if so_far is None:
                     continue
-                if funds.interim(session, job, so_far.amount) is not None:
+                # this run so far, plus the runs that ended in a requeue (interim_charged counts them too)
+                earlier = requeued_runs_cost(session, job).quantize(Decimal("0.01"), rounding=ROUND_DOWN)
+                if funds.interim(session, job, so_far.amount + earlier) is not None:
                     report.interim += 1
                 job.interim_at = now
 
@@ -204,12 +216,14 @@ class ClusterPoller:
                 select(Job.submitted_at).where(Job.cluster_id == cluster.id, Job.settled_at.is_(None))
                 .order_by(Job.submitted_at).limit(1)
             )
-            # finished jobs with no record yet: asked for by id, whatever the window
+            # finished jobs with no record yet (a requeued run's is not the last one's): asked for by
+            # id, whatever the window
             missing = list(session.scalars(
                 select(Job.native_id).where(
                     Job.cluster_id == cluster.id, Job.state.in_(_TERMINAL), Job.settled_at.is_(None),
                     Job.native_id.is_not(None),
-                    ~select(UsageRecordRow.id).where(UsageRecordRow.job_id == Job.id).exists(),
+                    ~select(UsageRecordRow.id).where(UsageRecordRow.job_id == Job.id,
+                                                     UsageRecordRow.state != RUN_REQUEUED).exists(),
                 )
             ))
         since = (cursor or oldest_unsettled or pass_started) - OVERLAP
@@ -239,8 +253,14 @@ class ClusterPoller:
             )
         )
         job_id = self._job_for(session, cluster, record)
+        requeued = getattr(record, "requeued", False) and record.end is not None
+        if job_id is not None and record.node_list:
+            job = session.get(Job, job_id)
+            if not job.node_list:  # it started and ended between two polls: squeue never said where
+                job.node_list = record.node_list
         values = dict(
-            native_id=record.native_id, state=record.state.value, start_time=record.start,
+            native_id=record.native_id, state=RUN_REQUEUED if requeued else record.state.value,
+            start_time=record.start,
             end_time=record.end, elapsed_seconds=record.elapsed_seconds, cpus=record.cpus,
             mem_mb=record.mem_mb, gpus=record.gpus, gpu_type=record.gpu_type, nodes=record.nodes,
             exit_code=record.exit_code, partition=record.partition, alloc_tres=record.alloc_tres,
@@ -252,17 +272,38 @@ class ClusterPoller:
                     session.add(UsageRecordRow(cluster_id=cluster.id, record_id=record.record_id,
                                                submit_time=record.submit, job_id=job_id, **values))
                     session.flush()
+                    if requeued:
+                        self._requeued_run(session, job_id, record)
             except IntegrityError:
                 return False  # another poller stored it first
             return True
         if session.scalar(select(Charge.id).where(Charge.usage_record_id == row.id)):
             return False  # charged: the record as charged is the record
         changed = any(getattr(row, k) != v for k, v in values.items()) or (job_id and row.job_id != job_id)
+        newly_requeued = requeued and row.state != RUN_REQUEUED
         for key, value in values.items():
             setattr(row, key, value)
         # a final record carries its comment: that decides whose it is, whatever a live one suggested
-        row.job_id = job_id if record.state.is_terminal else (row.job_id or job_id)
+        row.job_id = job_id if record.state.is_terminal or requeued else (row.job_id or job_id)
+        if newly_requeued:
+            self._requeued_run(session, row.job_id, record)
         return bool(changed)
+
+    @staticmethod
+    def _requeued_run(session, job_id: int | None, record: UsageRecord) -> None:
+        """The timeline says that a run ended and the job went back to the queue (the poller may never
+        have seen it wait in between: it ran again before the next pass)."""
+        job = session.get(Job, job_id) if job_id is not None else None
+        if job is None:
+            return
+        if not JobState(job.state).is_terminal and job.start_time is not None and record.start is not None \
+                and job.start_time <= record.start:
+            # its start time is that run's: the next run's clock (and interim charges) starts afresh
+            job.start_time, job.interim_at = None, None
+        session.add(JobEvent(job_id=job.id, from_state=job.state, to_state=job.state,
+                             detail=f"a run ended by requeue ({record.start:%Y-%m-%d %H:%M:%S} to "
+                                    f"{record.end:%H:%M:%S} UTC) is charged on its own"
+                             if record.start else "a run ended by requeue is charged on its own"))
 
     @staticmethod
     def _job_for(session, cluster: Cluster, record: UsageRecord) -> int | None:

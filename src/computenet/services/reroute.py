@@ -53,7 +53,10 @@ class Rerouter:
             ids = list(session.scalars(select(Job.id).where(
                 Job.state == JobState.PENDING.value, Job.native_id.is_not(None), Job.origin == "platform",
                 Job.predicted_start.is_not(None), Job.predicted_start < late, Job.reroutes < cfg.max_reroutes,
-                Job.paused_for_funds_at.is_(None)).order_by(Job.id)))
+                Job.paused_for_funds_at.is_(None),
+                # a requeued job waits again but has run where it is (its runs are charged there): it stays
+                ~select(JobEvent.id).where(JobEvent.job_id == Job.id,
+                                           JobEvent.to_state == JobState.RUNNING.value).exists()).order_by(Job.id)))
         for job_id in ids:
             report.considered += 1
             try:

@@ -11,12 +11,13 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from ..config import BillingConfig
-from ..domain.states import TERMINAL_STATES
+from ..domain.states import RUN_ENDED_STATES, RUN_REQUEUED, TERMINAL_STATES
 from ..store.db import Database
 from ..store.models import Charge, Job, UsageRecordRow
 from .charging import charge_record, settle_job
 
 _TERMINAL = [s.value for s in TERMINAL_STATES]
+_RUN_ENDED = sorted(RUN_ENDED_STATES)  # a record whose run is over: the job's last, or a requeued run
 
 
 def task_ids(text: str) -> set[int]:
@@ -61,7 +62,7 @@ def covers_all(job: Job, records: list[UsageRecordRow]) -> bool:
 def _unrated(cluster_id: int):
     return select(UsageRecordRow.id).where(
         UsageRecordRow.cluster_id == cluster_id, UsageRecordRow.job_id.is_not(None),
-        UsageRecordRow.state.in_(_TERMINAL), UsageRecordRow.end_time.is_not(None),
+        UsageRecordRow.state.in_(_RUN_ENDED), UsageRecordRow.end_time.is_not(None),
         ~select(Charge.id).where(Charge.usage_record_id == UsageRecordRow.id).exists(),
     ).order_by(UsageRecordRow.id)
 
@@ -89,9 +90,10 @@ def settle_pass(db: Database, cluster_id: int, billing: BillingConfig = BillingC
             # the records of where it ran (a re-routed job also has the cancelled copy's elsewhere)
             records = session.scalars(select(UsageRecordRow).where(
                 UsageRecordRow.job_id == job.id, UsageRecordRow.cluster_id == job.cluster_id)).all()
-            if not covers_all(job, records):
+            # a requeued run's record is no task's last: the last run's record must come too
+            if not covers_all(job, [r for r in records if r.state != RUN_REQUEUED]):
                 continue  # an array task's record may still be on its way
-            if not all(r.state in _TERMINAL and r.end_time is not None for r in records):
+            if not all(r.state in _RUN_ENDED and r.end_time is not None for r in records):
                 continue
             if not all(session.scalar(select(Charge.id).where(Charge.usage_record_id == r.id)) for r in records):
                 continue

@@ -27,6 +27,10 @@ EVENTS = (
     N_("not moved: it started where it was"),
     N_("re-routing failed (%(why)s); resubmitted to %(cluster)s as %(native)s"),
     N_("withdrawn: %(detail)s"),
+    N_("requeue requested by its owner"),
+    N_("requeued: back in the queue to run again"),
+    N_("a run ended by requeue (%(start)s to %(end)s UTC) is charged on its own"),
+    N_("a run ended by requeue is charged on its own"),
 )
 _PATTERNS = [(template, pattern(template)) for template in EVENTS]
 

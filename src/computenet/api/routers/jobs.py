@@ -121,6 +121,17 @@ async def release(job_id: JobId, user: User = Depends(current_user), platform: P
         return job_out(session, session.get(Job, job.id))
 
 
+@router.post("/{job_id}/requeue", response_model=JobOut)
+async def requeue(job_id: JobId, user: User = Depends(current_user), platform: Platform = Depends(get_platform)):
+    """Put a running job back in the queue to run again from the start (scontrol requeue); each run
+    is charged. A waiting or ended job, or a cluster that cannot requeue: 409 with the reason."""
+    from ...services.job_requeue import requeue_job
+
+    job = await run_in_threadpool(requeue_job, platform, user.id, job_id)
+    with platform.db.session() as session:
+        return job_out(session, session.get(Job, job.id))
+
+
 class JobUpdate(BaseModel):
     """scontrol update's fields an owner may change."""
 

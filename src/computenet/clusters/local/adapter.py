@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
-from ...domain import job_env, patterns
+from ...domain import job_env, patterns, sbatch_options
 from ...domain.states import from_slurm
 from ... import fsutil
 from ..base import (
@@ -94,6 +94,9 @@ class LocalCluster:
     (``isolation`` "auto" or "required"); otherwise the executor serves one
     tenant and says so in its health and the log (see isolation.py).
     """
+
+    # no requeue(): the option table's verdict for --requeue on this kind (domain/sbatch_options.py)
+    requeue_refusal = sbatch_options.BY_LONG["requeue"].local.how
 
     def __init__(
         self,

@@ -118,10 +118,15 @@ class SlurmCluster:
             # out of squeue (older than MinJobAge): ask accounting. sacct
             # lags a few seconds, so a job may be in neither: UNKNOWN for now.
             records = self.accounting(None, missing)
-            grouped: dict[str, list[UsageRecord]] = defaultdict(list)
+            latest: dict[str, UsageRecord] = {}  # a requeued job has a row per run: its last run speaks
             for record in records:
                 if record.is_complete:  # a stub row says nothing yet
-                    grouped[record.native_id].append(record)
+                    seen = latest.get(record.record_id)
+                    if seen is None or record.submit >= seen.submit:
+                        latest[record.record_id] = record
+            grouped: dict[str, list[UsageRecord]] = defaultdict(list)
+            for record in latest.values():
+                grouped[record.native_id].append(record)
             for job in missing:
                 parts = grouped.get(job)
                 if not parts:
@@ -136,11 +141,13 @@ class SlurmCluster:
                 ends = [r.end for r in parts if r.end]
                 starts = [r.start for r in parts if r.start]
                 exit_codes = [r.exit_code for r in parts if r.exit_code is not None]
+                nodes = sorted({r.node_list for r in parts if r.node_list})
                 statuses[job] = JobStatus(
                     job, state, ",".join(sorted({r.raw_state for r in parts})),
                     start=min(starts) if starts else None,
                     end=max(ends) if ends and state.is_terminal else None,
                     exit_code=max(exit_codes) if exit_codes else None,
+                    node_list=",".join(nodes) or None,  # out of squeue already: only sacct says where it ran
                 )
         return statuses
 
@@ -213,6 +220,24 @@ class SlurmCluster:
     def resume(self, native_id: str) -> None:
         """Undo pause: resume a suspended job, release a held one."""
         self._job_action("resume", "release", native_id, ("Job is not suspended", "Job is pending execution"))
+
+    def requeue(self, native_id: str) -> None:
+        """scontrol requeue: the running job goes back to the queue and runs again from the start.
+        ValueError: Slurm refuses it for this job (not running, or submitted with --no-requeue);
+        LookupError: Slurm does not know the job."""
+        result = self._run(commands.scontrol_requeue_argv(native_id))
+        if not _failed(result):
+            return
+        text = (result.stderr or result.stdout).strip()
+        if "Invalid job id" in text:
+            raise LookupError(f"cluster {self.name} does not know job {native_id}")
+        if "presently disabled" in text:  # Slurm's words for a job that may not be requeued
+            raise ValueError(f"Slurm does not requeue job {native_id}: it was submitted with --no-requeue "
+                             "(or the cluster's JobRequeue=0)")
+        if any(words in text for words in ("pending execution", "already completing", "finished",
+                                           "Access/permission denied", "Only batch jobs")):
+            raise ValueError(text.removeprefix("Requeue error: ")[:300])
+        raise ClusterError(_message(result))
 
     def _job_action(self, first: str, otherwise: str, native_id: str, means_otherwise: tuple[str, ...]) -> None:
         result = self._run(commands.scontrol_job_action_argv(first, native_id))

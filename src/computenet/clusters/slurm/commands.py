@@ -21,8 +21,13 @@ SQUEUE_FIELDS = ["%i", "%A", "%T", "%r", "%V", "%S", "%e", "%P", "%D", "%C", "%b
 SACCT_FIELDS = [
     "JobIDRaw", "JobID", "Cluster", "Partition", "Account", "User", "State", "ExitCode",
     "Submit", "Start", "End", "ElapsedRaw", "AllocTRES", "NNodes", "AllocCPUS",
-    "TimelimitRaw", "Comment", "WCKey", "JobName",
+    "TimelimitRaw", "Comment", "WCKey", "NodeList", "JobName",
 ]
+# the layouts rows were read in before NodeList, then WCKey, were asked for (parsers pick by field count)
+SACCT_OLDER_FIELDS = (
+    [name for name in SACCT_FIELDS if name != "NodeList"],
+    [name for name in SACCT_FIELDS if name not in ("NodeList", "WCKey")],
+)
 QUEUE_FIELDS = ["%i", "%P", "%T", "%C", "%D", "%b", "%l", "%M", "%Q", "%u", "%r", "%N"]
 # sstat has no --delimiter: "|" (parsable2) separates fields, "," the TRES inside one
 SSTAT_FIELDS = ["JobID", "NTasks", "Nodelist", "TRESUsageInTot", "TRESUsageOutTot"]
@@ -167,6 +172,8 @@ def sacct_argv(since: datetime | None = None, native_ids: Sequence[str] | None =
 
     sacct without -S only covers today, so a window always names its start;
     with --jobs Slurm's default start is the epoch, which is what we want.
+    --duplicates: a requeued job has one row per run (the ended ones in state REQUEUED, each
+    with its own Submit); without it sacct shows only the last run and the others go unbilled.
     """
     argv = [
         "sacct",
@@ -175,6 +182,7 @@ def sacct_argv(since: datetime | None = None, native_ids: Sequence[str] | None =
         f"--delimiter={SEP}",
         "--allocations",
         "--allusers",
+        "--duplicates",
     ]
     if native_ids:
         argv.append(f"--jobs={','.join(native_ids)}")
@@ -203,6 +211,13 @@ def scontrol_job_action_argv(action: str, native_id: str) -> list[str]:
     if action not in ("suspend", "resume", "hold", "release"):
         raise ValueError(f"unknown job action {action!r}")
     return ["scontrol", action, native_id]
+
+
+def scontrol_requeue_argv(native_id: str) -> list[str]:
+    """Put a running (or suspended) batch job back in the queue; Slurm runs it again from the start."""
+    if not native_id or not native_id.replace("_", "").isdigit():
+        raise ValueError(f"not a job id: {native_id!r}")
+    return ["scontrol", "requeue", native_id]
 
 
 def scontrol_time_limit_argv(native_id: str, minutes: int) -> list[str]:

@@ -13,8 +13,8 @@ from datetime import datetime, timezone, tzinfo
 from ...domain.resources import RequestError, parse_time_minutes
 from ...domain.states import JobState, from_slurm
 from ..base import ClusterError, JobStatus, PartitionInfo, QueueEntry, SubmitRejected, UsageRecord
-from .commands import QUEUE_FIELDS, SACCT_FIELDS, SEP, SINFO_FIELDS, SQUEUE_FIELDS
 from . import tags
+from .commands import QUEUE_FIELDS, SACCT_FIELDS, SACCT_OLDER_FIELDS, SEP, SINFO_FIELDS, SQUEUE_FIELDS
 
 _NO_TIME = {"", "N/A", "Unknown", "None", "(null)"}
 
@@ -246,14 +246,26 @@ def array_tasks(job_id: str) -> str | None:
     return m.group(1) if m else None
 
 
+def node_list_of(text: str) -> str | None:
+    """sacct's NodeList: ``alpha-n[1-2]``; ``None assigned`` (and nothing) for a run never placed."""
+    value = text.strip()
+    return None if value in ("", "None assigned", "(null)", "N/A") else value
+
+
+def is_requeued(raw_state: str) -> bool:
+    """A row of a run that ended because its job went back to the queue (sacct --duplicates)."""
+    return raw_state.strip().upper().split(" ")[0].rstrip("+") in ("REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED")
+
+
 def parse_sacct(stdout: str, cluster: str, tz: tzinfo | None, job_tag: str = "wckey") -> list[UsageRecord]:
     records = []
     for line in stdout.splitlines():
         if not line.strip():
             continue
         fields = SACCT_FIELDS
-        if line.count(SEP) == len(SACCT_FIELDS) - 2:  # rows read before WCKey was asked for
-            fields = [name for name in SACCT_FIELDS if name != "WCKey"]
+        for older in SACCT_OLDER_FIELDS:  # rows read before NodeList (and WCKey) were asked for
+            if line.count(SEP) == len(older) - 1:
+                fields = older
         f = dict(zip(fields, _split(line, len(fields), "sacct")))
         submit = parse_slurm_time(f["Submit"], tz)
         if submit is None:
@@ -264,6 +276,7 @@ def parse_sacct(stdout: str, cluster: str, tz: tzinfo | None, job_tag: str = "wc
         if from_slurm(f["State"]) == JobState.FAILED and exit_code == 0 and signal:
             exit_code = 128 + signal  # FAILED 0:53 is no success: reported as a shell reports a signal
         limit = f["TimelimitRaw"].strip()
+        end = parse_slurm_time(f["End"], tz)
         records.append(
             SlurmUsageRecord(
                 array_tasks=array_tasks(f["JobID"]),
@@ -274,7 +287,7 @@ def parse_sacct(stdout: str, cluster: str, tz: tzinfo | None, job_tag: str = "wc
                 state=from_slurm(f["State"]),
                 raw_state=f["State"],
                 start=parse_slurm_time(f["Start"], tz),
-                end=parse_slurm_time(f["End"], tz),
+                end=end,
                 elapsed_seconds=int(f["ElapsedRaw"] or 0),
                 # no AllocTRES = nothing was allocated (cancelled or refused before
                 # start), whatever AllocCPUS says about the request
@@ -292,6 +305,8 @@ def parse_sacct(stdout: str, cluster: str, tz: tzinfo | None, job_tag: str = "wc
                 job_name=f["JobName"],
                 time_limit_minutes=int(limit) if limit.isdigit() else None,
                 alloc_tres=f["AllocTRES"],
+                node_list=node_list_of(f.get("NodeList", "")),
+                requeued=is_requeued(f["State"]) and end is not None,
             )
         )
     return records

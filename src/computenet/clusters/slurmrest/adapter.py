@@ -70,6 +70,9 @@ def scontrol_minter(slurm_conf: str | None = None) -> TokenMinter:
 
 
 class RestCluster:
+    # no requeue(): v0.0.38 has no call for it (its job update cannot change a job's state)
+    requeue_refusal = "slurmrestd v0.0.38 has no way to requeue a job; use a cluster reached by the command line"
+
     def __init__(self, name: str, url: str, tokens: TokenSource, slurm_cluster: str | None = None,
                  timeout: float = 60.0, tz: tzinfo | None = None, job_tag: str = "wckey") -> None:
         self.name = name

@@ -13,7 +13,7 @@ from ...domain import job_env
 from ...domain.states import JobState, from_slurm
 from ..base import ClusterError, JobStatus, PartitionInfo, QueueEntry, SubmitRejected, SubmitRequest, UsageRecord
 from ..slurm import tags
-from ..slurm.parsers import expand_hostlist, parse_gres_gpus
+from ..slurm.parsers import expand_hostlist, is_requeued, node_list_of, parse_gres_gpus
 
 VERSION = "v0.0.38"
 # error numbers that mean "the request is wrong", not "the cluster is in trouble"
@@ -193,7 +193,9 @@ def parse_db_jobs(answer: dict, cluster: str, job_tag: str = "wckey") -> list[Us
             job_name=job.get("name"),
             time_limit_minutes=t.get("limit") if isinstance(t.get("limit"), int) else None,
             alloc_tres=",".join(f"{x['type']}{'/' + x['name'] if x.get('name') else ''}={x.get('count')}"
-                                for x in allocated if x.get("count") is not None)))
+                                for x in allocated if x.get("count") is not None),
+            node_list=node_list_of(str(job.get("nodes") or "")),
+            requeued=is_requeued(state_name) and _epoch(t.get("end")) is not None))
     return records
 
 

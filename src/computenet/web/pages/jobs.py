@@ -1,10 +1,11 @@
 """The user's jobs: the list (filters, sort, keyset pages, rows refreshed by htmx polling while any
 listed job is live) and a job's page (state and timeline, where it runs and why, output tailing live,
-efficiency, files, cost; cancel, hold, release, resubmit).
+efficiency, files, cost; cancel, hold, release, requeue, resubmit).
 
 Every rule is the services': the list is services/job_search.py, a job is services/jobs.get_job (another
-user's job is "not found"), cancelling jobs.cancel_job, holding services/job_hold.py, resubmitting
-jobs.submit_job, the detail api/views.job_detail and the efficiency services/monitoring.analyse.
+user's job is "not found"), cancelling jobs.cancel_job, holding services/job_hold.py, requeueing
+services/job_requeue.py, resubmitting jobs.submit_job, the detail api/views.job_detail and the efficiency
+services/monitoring.analyse.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sqlalchemy import select
 from ...api.views import job_detail
 from ...domain.states import JobState
 from ...schemas import MAX_OFFSET
-from ...services import job_hold, job_output, job_update, monitoring, timeline
+from ...services import job_hold, job_output, job_requeue, job_update, monitoring, timeline
 from ...services import jobs as job_service
 from ...services.accounts import accounts_of
 from ...services.errors import Conflict, InvalidRequest, NotFound, ServiceError
@@ -263,6 +264,11 @@ async def hold(request: Request, job_id: str, csrf_token: str = Form("", max_len
 @router.post("/portal/jobs/{job_id}/release")
 async def release(request: Request, job_id: str, csrf_token: str = Form("", max_length=100)):
     return await run_in_threadpool(_act, request, job_id, csrf_token, job_hold.release_job, "release")
+
+
+@router.post("/portal/jobs/{job_id}/requeue")
+async def requeue(request: Request, job_id: str, csrf_token: str = Form("", max_length=100)):
+    return await run_in_threadpool(_act, request, job_id, csrf_token, job_requeue.requeue_job, "requeue")
 
 
 def _resubmit(platform: Platform, user_id: int, job_id: int) -> Job:
