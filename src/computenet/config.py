@@ -409,6 +409,8 @@ class SessionsConfig(_Strict):
     idle_minutes: float = Field(60.0, gt=0)  # no proxied request this long: stopped, the owner told
     watch_interval_s: float = Field(2.0, gt=0)
     probe_timeout_s: float = Field(3.0, gt=0)
+    warn_minutes_before_end: float = Field(10.0, ge=0)  # the owner is told this long before the limit (0: never)
+    time_limit_grace_s: float = Field(120.0, ge=0)  # past the limit by this much, the platform ends it
 
 
 class Settings(BaseSettings):
