@@ -4,7 +4,6 @@ job and move the session along) on the local executor, with a tiny server that s
 from __future__ import annotations
 
 import json
-import os
 import stat
 
 import httpx

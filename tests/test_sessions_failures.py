@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -84,7 +83,7 @@ def test_a_node_that_dies_mid_session_ends_it_charged_told_and_the_proxy_says_so
             assert ended["ended_reason"] == "node_failed" and "NODE_FAIL" in ended["detail"]
             told = _notices(platform, "session_ended")
             assert len(told) == 1 and f"session {sid} (node-echo) ended: its node stopped" in told[0]
-            job = poll_until(lambda: (j := nina.job(job_id)).cost is not None and j,
+            job = poll_until(lambda: (j := nina.job(job_id)).settled and j,
                              step=ClusterPoller(platform, "local").run_once, timeout=60, what="the charge")
             assert job.state == "NODE_FAIL" and job.cost > 0
             page = _html(srv, sid, token)
@@ -134,7 +133,7 @@ def test_near_its_limit_the_owner_is_told_once_and_past_it_the_session_is_ended_
             assert shown["state"] == "ended" and shown["ended_reason"] == "time_limit"
             told = _notices(platform, "session_ended")
             assert len(told) == 1 and "reached its time limit of 90 minutes and was ended" in told[0]
-            job = poll_until(lambda: (j := tim.job(shown["job_id"])).cost is not None and j,
+            job = poll_until(lambda: (j := tim.job(shown["job_id"])).settled and j,
                              step=ClusterPoller(platform, "local").run_once, timeout=60, what="the charge")
             assert job.state == "CANCELLED" and job.cost > 0
             token = tim.http.headers["authorization"].split()[-1]

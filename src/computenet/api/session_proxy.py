@@ -93,11 +93,13 @@ def _target(platform: Platform, user_id: int, session_id: int) -> tuple[str, int
             if row.state == "ended":
                 reach.release(platform, session_id)  # this process's forward to it, if any
             raise Refused(409, why, language)
-        try:
-            address, port = reach.target(platform, row)
-        except ClusterError as exc:
-            raise Refused(409, sessions_service.not_answering(session_id, str(exc)), language) from None
-        return address, port, row.secret, language
+        where = (row.job.cluster.name, session_id, row.address, row.port)
+        secret = row.secret
+    try:  # outside the database session: a forward over SSH may have to connect first
+        address, port = reach.connect_to(platform, *where)
+    except ClusterError as exc:
+        raise Refused(409, sessions_service.not_answering(session_id, str(exc)), language) from None
+    return address, port, secret, language
 
 
 class _Activity:

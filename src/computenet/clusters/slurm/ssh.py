@@ -45,6 +45,7 @@ class SshTransport:
         self._conns: dict[str | None, object] = {}
         self._lock = threading.Lock()
         self._forwards: dict[str, tuple[object, object, tuple[str, int]]] = {}  # key: (conn, listener, dest)
+        self._connecting: dict[str | None, asyncio.Lock] = {}  # used in the loop's thread only
 
     def command(self, argv: Sequence[str]) -> str:
         """The remote command line: every word quoted, a clean environment."""
@@ -59,6 +60,12 @@ class SshTransport:
         return shlex.join(env + words)
 
     async def _connection(self, as_user: str | None):
+        # commands (one at a time) and forwards (any time) share it: one connect, not two racing
+        lock = self._connecting.setdefault(as_user, asyncio.Lock())
+        async with lock:
+            return await self._connect(as_user)
+
+    async def _connect(self, as_user: str | None):
         import asyncssh
 
         conn = self._conns.get(as_user)

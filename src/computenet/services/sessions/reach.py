@@ -33,10 +33,16 @@ def target(platform: Platform, row: InteractiveSession) -> tuple[str, int]:
     """(host, port) to connect to for a running session (ClusterError if the forward cannot be made)."""
     if row.address is None or row.port is None:
         raise ValueError(f"session {row.id} has no checked address")
-    transport = _forwarding(platform, row.job.cluster.name)
+    return connect_to(platform, row.job.cluster.name, row.id, row.address, row.port)
+
+
+def connect_to(platform: Platform, cluster: str, session_id: int, address: str, port: int) -> tuple[str, int]:
+    """target's answer from the session's stored values (so a caller need not hold a database session
+    while an SSH connection is made)."""
+    transport = _forwarding(platform, cluster)
     if transport is None:
-        return row.address, row.port
-    return transport.forward(_key(row.id), row.address, row.port)
+        return address, port
+    return transport.forward(_key(session_id), address, port)
 
 
 def _transports(platform: Platform):
