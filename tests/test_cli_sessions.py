@@ -41,39 +41,41 @@ def cli(make_platform, tmp_path):
 def test_session_commands_start_open_extend_stop(cli):
     invoke, server, token, tmp_path = cli
     out = invoke("session", "start", "node-echo", "-c", "1", "-t", "1")
-    assert out.startswith("session 1 (node-echo on local): queued, 60 min limit") and "cnet session open 1" in out
+    sid = out.split()[1]  # ids are the database's (PostgreSQL's sequences go on across tests)
+    assert out.startswith(f"session {sid} (node-echo on local): queued, 60 min limit")
+    assert f"cnet session open {sid}" in out
     listed = invoke("session", "list").splitlines()  # a pipe: plain columns, a header
     assert listed[0].split() == ["ID", "APP", "STATE", "CLUSTER", "CORES", "LEFT", "COST", "URL"]
-    assert listed[1].split()[:5] == ["1", "node-echo", "queued", "local", "1"] or \
-        listed[1].split()[:3] == ["1", "node-echo", "starting"]
-    assert "session 1 is" in invoke("session", "open", "1", code=1)  # not ready yet: nothing to open
+    first = listed[1].split()  # the watch may have it running already
+    assert first[:2] == [sid, "node-echo"] and first[2] in ("queued", "starting", "running") and first[3:5] == [
+        "local", "1"], first
 
-    shown = poll_until(lambda: (s := json.loads(invoke("session", "show", "1", "--json")))["state"] == "running"
+    shown = poll_until(lambda: (s := json.loads(invoke("session", "show", sid, "--json")))["state"] == "running"
                        and s, timeout=90, what="the session running")
-    assert shown["url"] == "/sessions/1/" and shown["cores"] == 1
-    url = invoke("session", "open", "1").strip()
-    assert url == f"{server.url}/sessions/1/"
+    assert shown["url"] == f"/sessions/{sid}/" and shown["cores"] == 1
+    url = invoke("session", "open", sid).strip()
+    assert url == f"{server.url}/sessions/{sid}/"
     answer = httpx.get(url + "here", headers={"Authorization": f"Bearer {token}"}, timeout=30)
-    assert answer.status_code == 200 and answer.text.endswith("path /sessions/1/here")
-    assert invoke("session", "open", "1", "--browser").strip() == url
+    assert answer.status_code == 200 and answer.text.endswith(f"path /sessions/{sid}/here")
+    assert invoke("session", "open", sid, "--browser").strip() == url
     poll_until(lambda: (tmp_path / "opened").exists(), timeout=10, what="the browser started")
     assert (tmp_path / "opened").read_text() == url
-    text = invoke("session", "show", "1")
+    text = invoke("session", "show", sid)
     assert "state:           running" in text and f"url:             {url}" in text and "cost so far:" in text
 
-    assert "session 1 (node-echo on local): running, 90 min limit, may cost up to" in invoke(
-        "session", "extend", "1", "30")
-    assert "at most 1440 min" in invoke("session", "extend", "1", "2000", code=1)
-    assert json.loads(invoke("session", "extend", "1", "5", "--json"))["time_limit_minutes"] == 95
+    assert f"session {sid} (node-echo on local): running, 90 min limit, may cost up to" in invoke(
+        "session", "extend", sid, "30")
+    assert "at most 1440 min" in invoke("session", "extend", sid, "2000", code=1)
+    assert json.loads(invoke("session", "extend", sid, "5", "--json"))["time_limit_minutes"] == 95
 
-    assert invoke("session", "stop", "1").strip() == "session 1: stopped (ended)"
+    assert invoke("session", "stop", sid).strip() == f"session {sid}: stopped (ended)"
     assert invoke("session", "list", "--noheader").strip() == ""  # live ones only
     row = invoke("session", "list", "--all", "--noheader").split()
-    assert row[:4] == ["1", "node-echo", "ended:stopped", "local"] and row[-1] == "-"
+    assert row[:4] == [sid, "node-echo", "ended:stopped", "local"] and row[-1] == "-"
     assert json.loads(invoke("session", "list", "--all", "--json"))[0]["ended_reason"] == "stopped"
-    assert "session 1 is ended (stopped)" in invoke("session", "open", "1", code=1)
-    assert "no session 999" in invoke("session", "show", "999", code=1)
-    assert "session 999: no session 999" in invoke("session", "stop", "1", "999", code=1)
+    assert f"session {sid} is ended (stopped)" in invoke("session", "open", sid, code=1)
+    assert "no session 999999" in invoke("session", "show", "999999", code=1)
+    assert "session 999999: no session 999999" in invoke("session", "stop", sid, "999999", code=1)
     assert "not interactive" in invoke("session", "start", "generic-shell", code=1)
 
 
