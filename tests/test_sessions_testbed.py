@@ -72,3 +72,64 @@ def test_jupyterlab_on_slurm_through_the_proxy(testbed, make_platform, monkeypat
         job = poll_until(lambda: (j := client.job(started["job_id"])).settled and j, step=poller.run_once,
                          timeout=120, what="the session's charge from sacct")
         assert job.state == "CANCELLED" and job.cost > 0
+
+
+def test_a_session_whose_processes_die_on_the_node_ends_charged_and_told(testbed, make_platform):
+    """The node's side of a session goes away (its processes killed there: the test bed's nodes are shared,
+    so no node is set down): the proxy says so plainly, the session ends, its owner is told, sacct's
+    record is charged."""
+    import signal
+
+    from sqlalchemy import select
+
+    from computenet.store.models import Notification
+    from test_sessions import _publish, client
+
+    clusters = slurm_clusters(testbed)
+    clusters[0].prices = {"*": Price(core_hour=Decimal("36.00"))}
+    platform = make_platform(clusters[:1], routing=RoutingConfig(queue_cache_seconds=0))
+    with EmbeddedServer(platform, run_services=False) as server:
+        _publish(platform, server, "node-echo")
+        poller, watch = ClusterPoller(platform, "alpha"), SessionWatch(platform)
+
+        def step():
+            poller.run_once()
+            watch.run_once()
+        with client(platform, server, "h18b-dora") as dora:
+            token = dora.http.headers["authorization"].split()[-1]
+            sid = dora.start_session("node-echo", cores=1, hours=1)["id"]
+            shown = poll_until(lambda: (s := dora.session(sid))["state"] in ("running", "ended") and s, step=step,
+                               timeout=180, what="the session on alpha")
+            assert shown["state"] == "running", shown
+            with platform.db.session() as session:
+                workdir = os.path.realpath(session.get(InteractiveSession, sid).job.workdir)
+            # the job's processes on the node: those working in its directory (a job id alone is not unique
+            # across the test bed's clusters)
+            pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _cwd(p) == workdir]
+            assert pids
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            page = poll_until(lambda: (a := httpx.get(f"{server.url}/sessions/{sid}/", timeout=30, headers={
+                "Authorization": f"Bearer {token}", "Accept": "text/html"})).status_code != 200 and a, timeout=30,
+                what="the proxy to notice")
+            assert page.status_code == 409 and ("does not answer" in page.text or "has ended" in page.text), page.text
+            ended = poll_until(lambda: (s := dora.session(sid))["state"] == "ended" and s, step=step, timeout=120,
+                               what="the session ended")
+            assert ended["ended_reason"] in ("ended", "node_failed"), ended
+            with platform.db.session() as session:
+                told = [n.message for n in session.scalars(select(Notification).where(
+                    Notification.kind == "session_ended"))]
+            assert len(told) == 1 and f"session {sid} (node-echo) ended" in told[0], told
+            job = poll_until(lambda: (j := dora.job(ended["job_id"])).settled and j, step=poller.run_once,
+                             timeout=120, what="the charge from sacct")
+            assert job.cost > 0
+
+
+def _cwd(proc: Path) -> str | None:
+    try:
+        return os.path.realpath(os.readlink(proc / "cwd"))
+    except OSError:
+        return None

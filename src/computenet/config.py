@@ -457,6 +457,8 @@ class SessionsConfig(_Strict):
     origin: str | None = Field(None, pattern=r"^https?://(\{id\}\.)?[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$")
     port: int | None = Field(None, ge=0, le=65535)  # that second port (0: any free); default server.port + 1
     ticket_seconds: float = Field(30.0, gt=0, le=300)  # a "connect" ticket's life (used once)
+    warn_minutes_before_end: float = Field(10.0, ge=0)  # the owner is told this long before the limit (0: never)
+    time_limit_grace_s: float = Field(120.0, ge=0)  # past the limit by this much, the platform ends it
 
 
 class Settings(BaseSettings):

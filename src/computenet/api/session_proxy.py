@@ -13,6 +13,9 @@ of the one session (services/sessions/access.py): the portal's cookie and API to
 here. The owner gets that cookie at /sessions/<id>/_cnet/enter?ticket=..., with a one-time ticket
 from the portal's "connect" (or the API's POST /sessions/<id>/ticket); a browser without it is sent
 to the portal's connect, which asks for a sign-in when needed. The portal's origin only redirects.
+Where it connects is sessions.reach.target's answer (the node, or a port forwarded over the cluster's
+SSH connection). A session that is not running, or whose server stopped answering (its node died),
+gets a 409 that says so: a page in the reader's language for a browser, JSON otherwise; never a 5xx.
 """
 
 from __future__ import annotations
@@ -25,12 +28,14 @@ from http.cookies import SimpleCookie
 import httpx
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
 from ..services import tokens
 from ..services.platform import Platform
-from ..services.sessions import access, base_url
+from ..clusters.base import ClusterError
+from ..services import sessions as sessions_service
+from ..services.sessions import access, base_url, reach
 from ..services.signin import web_sessions
 from ..store.models import InteractiveSession
 from ..store.types import utcnow
@@ -46,9 +51,26 @@ METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 class Refused(Exception):
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, language: str | None = None) -> None:
         super().__init__(detail)
-        self.status, self.detail = status, detail
+        self.status, self.detail, self.language = status, detail, language
+
+
+def _said(exc: Refused, headers) -> JSONResponse | HTMLResponse:
+    """JSON for a program; for a browser's page load, a short page in the reader's language."""
+    if "text/html" not in headers.get("accept", ""):
+        return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status)
+    from html import escape
+
+    from ..web import i18n
+
+    language = i18n.choose(exc.language, None, headers.get("accept-language"))
+    said = i18n.localise(exc.detail, language, i18n.Formats(language, "CNY"))
+    back = i18n.translations(language).gettext("Back to your sessions")
+    page = (f'<!doctype html><html lang="{language}"><head><meta charset="utf-8"><title>{escape(said[:80])}</title>'
+            f'</head><body><main><p role="alert">{escape(said)}</p>'
+            f'<p><a href="/portal/sessions">{escape(back)}</a></p></main></body></html>')
+    return HTMLResponse(page, status_code=exc.status)
 
 
 def _caller(platform: Platform, cookies: dict, authorization: str | None) -> int:
@@ -108,15 +130,25 @@ def _navigation(request: Request) -> bool:
     return mode == "navigate" if mode is not None else "text/html" in request.headers.get("accept", "")
 
 
-def _target(platform: Platform, user_id: int, session_id: int) -> tuple[str, int, str]:
+def _target(platform: Platform, user_id: int, session_id: int) -> tuple[str, int, str, str | None]:
+    """(host, port, secret, the owner's language) to reach a running session of this user."""
     with platform.db.session() as session:
         row = session.get(InteractiveSession, session_id)
         if row is None or row.owner_id != user_id:
-            raise Refused(404, f"no session {session_id}")
-        if row.state != "running" or row.address is None or row.port is None:
-            raise Refused(409, f"session {session_id} is {row.state}"
-                               + (f" ({row.ended_reason})" if row.ended_reason else ""))
-        return row.address, row.port, row.secret
+            raise Refused(404, sessions_service.not_open(None, session_id))
+        language = row.owner.language if row.owner is not None else None
+        why = sessions_service.not_open(row, session_id)
+        if why is not None:
+            if row.state == "ended":
+                reach.release(platform, session_id)  # this process's forward to it, if any
+            raise Refused(409, why, language)
+        where = (row.job.cluster.name, session_id, row.address, row.port)
+        secret = row.secret
+    try:  # outside the database session: a forward over SSH may have to connect first
+        address, port = reach.connect_to(platform, *where)
+    except ClusterError as exc:
+        raise Refused(409, sessions_service.not_answering(session_id, str(exc)), language) from None
+    return address, port, secret, language
 
 
 class _Activity:
@@ -215,7 +247,7 @@ def _refusal(request: Request, origins: Origins, session_id: int, exc: Refused):
         if NEXT_PATH.match(rest):
             target += "?next=" + quote(rest, safe="/")
         return RedirectResponse(target, status_code=303)
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+    return _said(exc, request.headers)
 
 
 def mount_portal_side(app: FastAPI) -> None:
@@ -276,20 +308,21 @@ def mount(app: FastAPI) -> None:
             if request.method not in ("GET", "HEAD", "OPTIONS") and not _same_origin(request.headers, request.url.scheme):
                 raise Refused(403, "a request from another site is refused")
             user_id = await run_in_threadpool(_session_caller, platform, request.cookies, session_id)
-            address, port, secret = await run_in_threadpool(_target, platform, user_id, session_id)
+            address, port, secret, language = await run_in_threadpool(_target, platform, user_id, session_id)
             target = f"http://{address}:{port}{_path(request.scope, session_id)}"
         except Refused as exc:
             return _refusal(request, origins, session_id, exc)
         if activity.due(session_id):
             await run_in_threadpool(activity.touch, platform, session_id)
+            await run_in_threadpool(reach.sweep, platform)  # forwards to sessions ended elsewhere
         body = request.stream() if request.method not in ("GET", "HEAD") else None
         upstream = http_client().build_request(request.method, httpx.URL(target),
                                                headers=_request_headers(request.headers, secret), content=body)
         try:
             answer = await http_client().send(upstream, stream=True)
-        except httpx.HTTPError as exc:
-            return JSONResponse({"detail": f"the session's server did not answer: {type(exc).__name__}"},
-                                status_code=502)
+        except httpx.HTTPError as exc:  # the node died, or its server did: said plainly, not a 502
+            return _said(Refused(409, sessions_service.not_answering(session_id, type(exc).__name__), language),
+                         request.headers)
         response = StreamingResponse(answer.aiter_raw(CHUNK_BYTES), status_code=answer.status_code,
                                      background=BackgroundTask(answer.aclose))
         response.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1"))
@@ -315,14 +348,15 @@ def mount(app: FastAPI) -> None:
                 user_id = int(await run_in_threadpool(_redeem, platform, ticket, session_id, False))
             else:
                 user_id = await run_in_threadpool(_session_caller, platform, websocket.cookies, session_id)
-            address, port, secret = await run_in_threadpool(_target, platform, user_id, session_id)
+            address, port, secret, _ = await run_in_threadpool(_target, platform, user_id, session_id)
             target = f"ws://{address}:{port}{_path(websocket.scope, session_id)}"
         except Refused as exc:
             # an HTTP answer to the handshake where the server can send one (404 as for HTTP), else a close
             if "websocket.http.response" in websocket.scope.get("extensions", {}):
-                await websocket.send_denial_response(JSONResponse({"detail": exc.detail}, status_code=exc.status))
+                await websocket.send_denial_response(JSONResponse({"detail": str(exc.detail)},
+                                                                  status_code=exc.status))
             else:
-                await websocket.close(code=4000 + exc.status, reason=exc.detail[:120])
+                await websocket.close(code=4000 + exc.status, reason=str(exc.detail)[:120])
             return
         await run_in_threadpool(activity.touch, platform, session_id)
         headers = [("authorization", f"token {secret}")]

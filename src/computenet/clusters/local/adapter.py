@@ -433,6 +433,10 @@ class LocalCluster:
                 # the runner records suspended seconds when it resumes (an estimate while suspended)
                 elapsed = max(0, int((datetime.now(timezone.utc) - start).total_seconds())
                               - int(state.get("suspended_s") or 0))
+            elif state.get("elapsed") is None and start and end:
+                # the runner died before it could record the time (NODE_FAIL): the job ran until it was
+                # found gone, as Slurm charges a job on a node that went down
+                elapsed = max(0, int((end - start).total_seconds()) - int(state.get("suspended_s") or 0))
             else:
                 elapsed = int(state.get("elapsed") or 0)
             ran = start is not None

@@ -7,6 +7,10 @@ sbatch gets a job's login environment instead (job_environment), never the
 service's: as a user (run_as_users), HOME and SHELL are that login's own.
 One connection per transport, kept open and reopened when it drops; the
 asyncio loop lives in a background thread, so the adapters stay synchronous.
+
+Port forwards (``forward``) reach a node the platform cannot reach itself (an interactive
+session's server): a port on 127.0.0.1 here, tunnelled over the service's connection to one
+host and port as the login node sees them; one per key, closed by ``close_forward``.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ class SshTransport:
         self.user_key_template = user_key_template
         self._conns: dict[str | None, object] = {}
         self._lock = threading.Lock()
+        self._forwards: dict[str, tuple[object, object, tuple[str, int]]] = {}  # key: (conn, listener, dest)
+        self._connecting: dict[str | None, asyncio.Lock] = {}  # used in the loop's thread only
 
     @property
     def account(self) -> str:
@@ -72,6 +78,12 @@ class SshTransport:
         return line.replace("env -i ", "env -i " + " ".join(own) + " ", 1) if own else line
 
     async def _connection(self, as_user: str | None):
+        # commands (one at a time) and forwards (any time) share it: one connect, not two racing
+        lock = self._connecting.setdefault(as_user, asyncio.Lock())
+        async with lock:
+            return await self._connect(as_user)
+
+    async def _connect(self, as_user: str | None):
         import asyncssh
 
         conn = self._conns.get(as_user)
@@ -124,12 +136,49 @@ class SshTransport:
         if result.returncode != 0:
             raise ClusterError(f"cannot create {path} on {self.host}: {result.stderr.strip()}")
 
+    async def _forward(self, key: str, dest: tuple[str, int]) -> int:
+        conn = await self._connection(None)
+        held = self._forwards.get(key)
+        if held is not None:
+            if held[0] is conn and held[2] == dest:
+                return held[1].get_port()
+            held[1].close()  # its connection dropped (or another destination): a fresh one
+        listener = await conn.forward_local_port("127.0.0.1", 0, dest[0], dest[1])
+        self._forwards[key] = (conn, listener, dest)
+        return listener.get_port()
+
+    def forward(self, key: str, dest_host: str, dest_port: int) -> tuple[str, int]:
+        """(host, port) here that reach dest_host:dest_port from the login node; kept under ``key``."""
+        import asyncssh
+
+        future = asyncio.run_coroutine_threadsafe(self._forward(key, (dest_host, int(dest_port))), self._loop)
+        try:
+            return "127.0.0.1", future.result(self.connect_timeout + 5)
+        except (asyncssh.Error, OSError) as exc:
+            self._drop(None)
+            raise ClusterError(f"ssh {self.host}:{self.port}: cannot forward to {dest_host}:{dest_port}: {exc}") \
+                from None
+        except (asyncio.TimeoutError, TimeoutError):
+            self._drop(None)
+            raise ClusterError(f"ssh {self.host}:{self.port}: no forward to {dest_host}:{dest_port} within "
+                               f"{self.connect_timeout + 5:.0f} s") from None
+
+    def forwards(self) -> list[str]:
+        return list(self._forwards)
+
+    def close_forward(self, key: str) -> None:
+        held = self._forwards.pop(key, None)
+        if held is not None:
+            self._loop.call_soon_threadsafe(held[1].close)
+
     def _drop(self, as_user: str | None = None) -> None:
         conn = self._conns.pop(as_user, None)
         if conn is not None:
             self._loop.call_soon_threadsafe(conn.close)
 
     def close(self) -> None:
+        for key in list(self._forwards):
+            self.close_forward(key)
         for user in list(self._conns):
             self._drop(user)
         self._loop.call_soon_threadsafe(self._loop.stop)

@@ -21,6 +21,7 @@ from ...billing import funds, ledger
 from ...catalog.interactive import BASE_FILE, SECRET_FILE, probe_path
 from ...clusters.base import ClusterError, SubmitRejected
 from ...domain.money import CENT
+from ...messages import msg
 from ...domain.states import JobState
 from ...store.models import Account, Charge, InteractiveSession, Job, Partition, User
 from ...store.types import utcnow
@@ -95,6 +96,24 @@ def start(platform: Platform, user_id: int, app: str, cores: int | None = None, 
     return session_id
 
 
+def not_open(row: InteractiveSession | None, session_id: int):
+    """Why the proxy cannot open a session (a translatable message), or None when it can."""
+    if row is None:
+        return msg("no session %(session)s", session=session_id)
+    if row.state == "ended":
+        return msg("session %(session)s has ended (%(reason)s): %(detail)s", session=session_id,
+                   reason=row.ended_reason or "ended", detail=row.detail or "-")
+    if row.state != "running" or row.address is None or row.port is None:
+        return msg("session %(session)s is not ready yet: its job is queued or its server is starting",
+                   session=session_id)
+    return None
+
+
+def not_answering(session_id: int, problem: str):
+    return msg("the server of session %(session)s does not answer (%(problem)s): its node may have stopped. "
+               "The sessions page shows what became of it.", session=session_id, problem=problem)
+
+
 def owned(session: Session, user: User, session_id: int) -> InteractiveSession:
     """The user's own session; anyone else's is not found (not even that it exists)."""
     row = session.get(InteractiveSession, session_id)
@@ -164,6 +183,9 @@ def stop(platform: Platform, user_id: int, session_id: int) -> None:
         cancel_job(platform, user_id, job_id)
     with platform.db.session() as session:
         end(session, session.get(InteractiveSession, session_id), "stopped", "stopped by its owner")
+    from .reach import release
+
+    release(platform, session_id)  # this process's forward to it, if any
 
 
 def extend(platform: Platform, user_id: int, session_id: int, minutes: int) -> None:

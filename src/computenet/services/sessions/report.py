@@ -94,6 +94,12 @@ def check(platform: Platform, job: Job, report: object) -> tuple[str, str, int]:
             raise ReportRefused(f"the address of the job's node {host} is not known: {exc}") from None
     else:
         host_address = host
+    from .reach import forwards_ports
+
+    if forwards_ports(platform, job.cluster.name):  # the login node resolves it at the far end of the forward
+        if not host_address or len(host_address) > 64:
+            raise ReportRefused(f"the address of the job's node {host} is not usable: {host_address[:80]!r}")
+        return host, host_address, port
     try:
         address = socket.getaddrinfo(host_address, port, type=socket.SOCK_STREAM)[0][4][0]
     except OSError as exc:

@@ -1,9 +1,11 @@
 """The session watch: moves each live session along with its job (run_once, every few seconds).
 
 queued while the job waits; starting once it runs, until its server answers the probe (through
-the address the job reported and report.check accepted); running; ended when the job ends, when
-the server never answers (timeout: cancelled, its log is the job's output), when nobody used it
-for sessions.idle_minutes (cancelled, the owner told), or when its report is refused.
+the address the job reported and report.check accepted, reached as reach.target says); running;
+ended when the job ends (its node died, its time limit: the owner told), when the server never
+answers (timeout: cancelled, its log is the job's output), when nobody used it for
+sessions.idle_minutes (cancelled, the owner told), when it runs past its time limit (cancelled,
+told; a notice sessions.warn_minutes_before_end before), or when its report is refused.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from datetime import timedelta
 import httpx
 from sqlalchemy import select
 
+from ...clusters.base import ClusterError
 from ...domain.states import JobState
+from ...messages import msg
 from ...store.models import Account, InteractiveSession, User
 from ...store.types import utcnow
 from ..platform import Platform
-from . import end, report
+from . import end, reach, report
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +37,10 @@ def probe(platform: Platform, row: InteractiveSession) -> bool:
     """Does the server answer (any HTTP answer below 500) at its probe path?"""
     from . import base_url
 
-    url = report.probe_url(row.address, row.port, base_url(row.id), row.probe)
+    try:
+        url = report.probe_url(*reach.target(platform, row), base_url(row.id), row.probe)
+    except ClusterError:
+        return False
     try:
         answer = httpx.get(url, headers={"Authorization": f"token {row.secret}"},
                            timeout=platform.settings.sessions.probe_timeout_s, follow_redirects=False)
@@ -51,7 +58,10 @@ def server_activity(platform: Platform, row: InteractiveSession):
 
     from . import base_url
 
-    url = report.probe_url(row.address, row.port, base_url(row.id), "api/status")
+    try:
+        url = report.probe_url(*reach.target(platform, row), base_url(row.id), "api/status")
+    except ClusterError:
+        return None
     try:
         answer = httpx.get(url, headers={"Authorization": f"token {row.secret}"},
                            timeout=platform.settings.sessions.probe_timeout_s)
@@ -86,6 +96,10 @@ class SessionWatch:
                 continue
             if changed:
                 out.changed.append((session_id, changed))
+        try:
+            reach.sweep(self.platform)  # the forwards of sessions that ended close with them
+        except Exception:
+            log.exception("closing the forwards of ended sessions")
         return out
 
     def _step(self, session_id: int) -> str | None:
@@ -99,14 +113,10 @@ class SessionWatch:
                 return None
             state = JobState(job.state)
             if state.is_terminal:
-                reason = "time_limit" if state == JobState.TIMEOUT else "ended"
+                reason = ENDINGS.get(state, "ended")
                 end(session, row, reason, f"the job ended: {state.value}" + (f" ({job.reason})" if job.reason else ""))
-                if reason == "time_limit":  # told, as for an idle stop (the charge is the job's, as ever)
-                    from ..notifications import notify_user
-
-                    notify_user(session, session.get(User, row.owner_id), session.get(Account, job.account_id),
-                                "session_ended", f"session {row.id} ({row.app}) reached its time limit of "
-                                f"{job.time_limit_minutes} minutes and ended", key=f"session_ended:{row.id}")
+                # told, as for an idle stop: nobody asked for this end (the charge is the job's, as ever)
+                _tell(session, row, job, "session_ended", _ended_message(row, job, state))
                 return reason
             if state != JobState.RUNNING:
                 return None  # queued (or suspended): the predicted start is the job's
@@ -129,6 +139,9 @@ class SessionWatch:
                 cancel = ("timeout", f"the server did not answer within {cfg.start_timeout_s:.0f} s of the job's "
                                      "start; its log is the job's output")
             if cancel is None and row.state == "running":
+                cancel = self._time_limit(session, row, job, now)
+                tell = cancel[1] if cancel else None
+            if cancel is None and row.state == "running":
                 idle_since = row.last_activity_at or row.ready_at or now
                 if now - idle_since > timedelta(minutes=cfg.idle_minutes):
                     # nobody used it through the proxy: a server that says it is busy (a kernel still
@@ -150,9 +163,43 @@ class SessionWatch:
             row = session.get(InteractiveSession, session_id)
             end(session, row, cancel[0], cancel[1])
             if tell:
-                from ..notifications import notify_user
-
-                job = row.job
-                notify_user(session, session.get(User, owner_id), session.get(Account, job.account_id),
-                            "session_idle", tell, key=f"session_idle:{row.id}:{owner_id}")
+                _tell(session, row, row.job, "session_idle" if cancel[0] == "idle" else "session_ended", tell)
         return cancel[0]
+
+    def _time_limit(self, session, row: InteractiveSession, job, now):
+        """A notice once the end is near (once per time limit: an extension earns a new one); past the
+        limit and its grace (a scheduler that lets jobs overrun), the session is ended here."""
+        cfg = self.platform.settings.sessions
+        if job.start_time is None or not job.time_limit_minutes:
+            return None
+        left = (job.start_time + timedelta(minutes=job.time_limit_minutes) - now).total_seconds()
+        if left < -cfg.time_limit_grace_s:
+            return ("time_limit", msg("session %(session)s (%(app)s) reached its time limit of %(minutes)s minutes "
+                                      "and was ended", session=row.id, app=row.app, minutes=job.time_limit_minutes))
+        if cfg.warn_minutes_before_end and 0 < left <= cfg.warn_minutes_before_end * 60:
+            _tell(session, row, job, "session_time_left", msg(
+                "session %(session)s (%(app)s) ends in %(minutes)s minutes, at its time limit: extend it from the "
+                "sessions page to keep working", session=row.id, app=row.app, minutes=max(1, round(left / 60))),
+                key=f"session_time_left:{row.id}:{job.time_limit_minutes}")
+        return None
+
+
+ENDINGS = {JobState.TIMEOUT: "time_limit", JobState.NODE_FAIL: "node_failed"}
+
+
+def _ended_message(row: InteractiveSession, job, state: JobState):
+    if state == JobState.TIMEOUT:
+        return msg("session %(session)s (%(app)s) reached its time limit of %(minutes)s minutes and ended",
+                   session=row.id, app=row.app, minutes=job.time_limit_minutes)
+    if state == JobState.NODE_FAIL:
+        return msg("session %(session)s (%(app)s) ended: its node stopped (%(state)s); it is charged for the time "
+                   "it ran", session=row.id, app=row.app, state=state.value)
+    return msg("session %(session)s (%(app)s) ended: its job ended (%(state)s)", session=row.id, app=row.app,
+               state=state.value)
+
+
+def _tell(session, row: InteractiveSession, job, kind: str, message, key: str | None = None) -> None:
+    from ..notifications import notify_user
+
+    notify_user(session, session.get(User, row.owner_id), session.get(Account, job.account_id), kind, message,
+                key=key or f"{kind}:{row.id}:{row.owner_id}")

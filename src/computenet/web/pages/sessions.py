@@ -27,7 +27,8 @@ NAV_LABEL = N_("Sessions")  # (viewer._nav)
 STATE_WORDS = [N_("queued"), N_("starting"), N_("running"), N_("ended")]
 REASON_WORDS = {"stopped": N_("stopped by you"), "idle": N_("stopped: not used for a while"),
                 "timeout": N_("its server did not start in time"), "time_limit": N_("its time was up"),
-                "ended": N_("its job ended"), "refused": N_("refused: it reported another address")}
+                "ended": N_("its job ended"), "refused": N_("refused: it reported another address"),
+                "node_failed": N_("its node stopped")}
 DONE = {"started": N_("The session was started. It opens here once its server answers."),
         "extended": N_("The session was extended."), "stopped": N_("The session was stopped.")}
 # where each kind opens (under the session's base URL; a shell opens in a portal page of its own)
