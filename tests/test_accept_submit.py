@@ -8,6 +8,7 @@ Runs on SQLite and, with COMPUTENET_TEST_DATABASE_URL, on PostgreSQL.
 from __future__ import annotations
 
 import threading
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -318,3 +319,38 @@ def test_cli_submit_many_from_a_yaml_list_and_from_scripts(platform, server, tmp
     refused = runner.invoke(cli_app, ["submit", "--many", str(bad)], env=env)
     assert refused.exit_code == 1 and "list of jobs" in refused.output
     assert Path(tmp_path / "a.sh").exists()
+
+
+@pytest.mark.slurm
+def test_slurm_accepted_jobs_are_each_submitted_exactly_once(testbed, make_platform):
+    """The Slurm test bed: N accepted jobs, two submitters of alpha at once (a takeover's overlap);
+    squeue shows N jobs with N distinct tags, each the tag of its own job."""
+    from conftest import slurm_clusters
+    from computenet.services.job_accept import accept_job
+
+    platform = make_platform(slurm_clusters(testbed))
+    user_id, _ = add_user(platform, f"acc-tb-{uuid.uuid4().hex[:6]}")
+    n = 12
+    ids = [accept_job(platform, user_id, "#!/bin/bash\ntrue\n", ["-M", "alpha", "--hold", "-t", "2"]).job_id
+           for _ in range(n)]
+    submitters = [Submitter(platform, "alpha", holder=h, run_for_s=1.0) for h in ("one", "two")]
+    for s in submitters:
+        s.batch = 4
+    threads = [threading.Thread(target=s.run_once) for s in submitters]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with platform.db.session() as session:
+        natives = dict(session.execute(select(Job.id, Job.native_id).where(Job.id.in_(ids))).all())
+    try:
+        assert all(natives.values()), natives
+        queue = platform.adapter("alpha").jobs_by_comment()
+        tags = {f"computenet:{i}" for i in ids}
+        found = {tag: queue.get(tag, []) for tag in tags}
+        assert all(len(v) == 1 for v in found.values()), found  # on Slurm once each
+        assert {tag: v[0][0] for tag, v in found.items()} == {f"computenet:{i}": natives[i] for i in ids}
+    finally:
+        for native in natives.values():
+            if native:
+                platform.adapter("alpha").cancel(native)
