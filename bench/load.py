@@ -46,10 +46,12 @@ MAX_TOTAL_S = 180
 P99_BOUND_MS = 200.0
 
 
-def ensure_database(url: str) -> None:
+def ensure_database(url: str, fresh: bool) -> None:
     target = make_url(url)
     admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
+        if fresh:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}"'))
         if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": target.database}):
             conn.execute(text(f'CREATE DATABASE "{target.database}"'))
     admin.dispose()
@@ -119,11 +121,12 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--rates", default="25,50,100,200", help="requests/s, one run each")
     parser.add_argument("--seconds", type=int, default=40, help="per rate")
+    parser.add_argument("--fresh", action="store_true", help="drop the database first (a bench database only!)")
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     if len(rates) * args.seconds > MAX_TOTAL_S:
         parser.error(f"{len(rates)} rates x {args.seconds} s is more than {MAX_TOTAL_S} s")
-    ensure_database(args.database_url)
+    ensure_database(args.database_url, args.fresh)
     data = Path(tempfile.mkdtemp(prefix="cnet-load-"))
     config = data / "config.toml"
     config.write_text('[[clusters]]\nname = "local"\nkind = "local"\nslots = 8\n'

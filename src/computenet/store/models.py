@@ -292,6 +292,7 @@ class Job(Base):
         UniqueConstraint("cluster_id", "native_id", "submitted_at"),
         UniqueConstraint("owner_id", "idempotency_key"),  # a retried POST /jobs returns the first job
         Index("ix_jobs_owner_state", "owner_id", "state"),
+        Index("ix_jobs_owner_id_id", "owner_id", "id"),  # a user's newest jobs first (GET /jobs), in a big table
         Index("ix_jobs_cluster_state", "cluster_id", "state"),
     )
 

@@ -1,4 +1,5 @@
-"""Accept, then submit: a job accepted for the submitter task, its claim, and an idempotency key
+"""Accept, then submit: a job accepted for the submitter task, its claim, and an idempotency key;
+an index for a user's newest jobs (GET /jobs on a table of a million jobs scanned it backwards by id)
 
 Revision ID: 0017
 Revises: 0016
@@ -22,9 +23,11 @@ def upgrade() -> None:
         batch.add_column(sa.Column('submit_claimed_at', computenet.store.types.UTCDateTime(), nullable=True))
         batch.add_column(sa.Column('idempotency_key', sa.String(length=200), nullable=True))
         batch.create_unique_constraint('uq_jobs_owner_id_idempotency_key', ['owner_id', 'idempotency_key'])
+    op.create_index('ix_jobs_owner_id_id', 'jobs', ['owner_id', 'id'])
 
 
 def downgrade() -> None:
+    op.drop_index('ix_jobs_owner_id_id', table_name='jobs')
     with op.batch_alter_table('jobs') as batch:
         batch.drop_constraint('uq_jobs_owner_id_idempotency_key', type_='unique')
         batch.drop_column('idempotency_key')
