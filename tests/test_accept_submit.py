@@ -363,3 +363,17 @@ def test_slurm_accepted_jobs_are_each_submitted_exactly_once(testbed, make_platf
         for native in natives.values():
             if native:
                 platform.adapter("alpha").cancel(native)
+
+
+def test_cancelling_an_accepted_job_before_it_is_sent_withdraws_it_and_it_is_never_sent(platform, server):
+    user_id, token = add_user(platform, "acc-cancel")
+    with Calls(platform) as calls, http(server, token) as client:
+        job = client.post("/jobs", json={"script": QUICK}).json()
+        cancelled = client.post(f"/jobs/{job['id']}/cancel")
+        assert cancelled.status_code == 200 and cancelled.json()["state"] == "CANCELLED", cancelled.text
+        assert Submitter(platform, "local").submit_pass() == 0
+        assert calls.tags == [] and held(platform, user_id) == 0
+        assert "cancelled by its owner" in job_row(platform, job["id"]).reason
+        sent = client.post("/jobs", json={"script": QUICK}).json()  # once sent, cancel goes to the cluster
+        Submitter(platform, "local").submit_pass()
+        assert client.post(f"/jobs/{sent['id']}/cancel").status_code == 200
