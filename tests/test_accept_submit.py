@@ -377,3 +377,22 @@ def test_cancelling_an_accepted_job_before_it_is_sent_withdraws_it_and_it_is_nev
         sent = client.post("/jobs", json={"script": QUICK}).json()  # once sent, cancel goes to the cluster
         Submitter(platform, "local").submit_pass()
         assert client.post(f"/jobs/{sent['id']}/cancel").status_code == 200
+
+
+def test_hostile_items_in_a_batch_are_refused_one_by_one(platform, server):
+    user_id, token = add_user(platform, "acc-hostile")
+    jobs = [{"script": "#!/bin/bash\ntrue\x00\n"}, {"script": QUICK, "args": ["-J", "a\x00b"]},
+            {"script": QUICK, "script_name": "../../etc/passwd"}, {"script": QUICK}]
+    with http(server, token) as client:
+        response = client.post("/jobs:batch", json={"jobs": jobs})
+        assert response.status_code == 200, response.text
+        items = response.json()["results"]
+        assert items[3]["id"] and all(400 <= (i["status"] or 0) < 500 or i["id"] for i in items), items
+        for item in items:
+            if item["id"] is None:
+                assert item["detail"]
+        bad_key = client.post("/jobs:batch", json={"jobs": [{"script": QUICK, "idempotency_key": "x" * 201}]})
+        assert bad_key.status_code == 422
+    with platform.db.session() as session:
+        names = list(session.scalars(select(Job.name).where(Job.owner_id == user_id)))
+    assert all("\x00" not in n and "/" not in n for n in names)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from ..messages import msg
 from ..store.models import User
@@ -104,6 +104,11 @@ def accept_many(platform: Platform, user_id: int, items: list[Item]) -> list[Ite
                               extras, item.idempotency_key)
         except ServiceError as exc:
             results.append(ItemResult(index, status=exc.status_code, detail=str(exc)))
+            continue
+        except DataError as exc:  # the database's own refusal (as the API's handler says it): this item only
+            why = str(getattr(exc, "orig", exc)).splitlines()[0][:200]
+            results.append(ItemResult(index, status=422, detail=msg("a value in the job cannot be stored: %(why)s",
+                                                                    why=why)))
             continue
         results.append(ItemResult(index, done.job_id, done.created))
     return results
