@@ -8,6 +8,15 @@ before and after the API round, so drift on the machine shows. Held jobs are
 cancelled at the end.
 
     .venv/bin/python bench/submit.py [--n 200] [--database-url URL]
+
+--mode accept measures the accept-then-submit path instead (POST /jobs returns once the job and its
+hold are written; a worker's submitter task sends it): `cnet server` processes of their own (one
+--role all on SQLite; --apis N --role api replicas and one --role worker on PostgreSQL), --clients
+concurrent HTTP clients spread over the replicas; accept latency p50/p95 as the clients see it, and
+end-to-end throughput: jobs on Slurm (native id recorded) per second from the first POST to the last
+id, against raw sequential sbatch before and after in the same run.
+
+    .venv/bin/python bench/submit.py --mode accept --n 300 --clients 8 [--apis 2 --database-url URL]
 """
 
 from __future__ import annotations
@@ -83,7 +92,14 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--slurm-conf", default=None)
     parser.add_argument("--database-url", default=None, help="default: SQLite in a temporary directory")
+    parser.add_argument("--mode", choices=("sync", "accept"), default="sync")
+    parser.add_argument("--apis", type=int, default=1, help="accept mode: API processes (PostgreSQL for 2+)")
+    parser.add_argument("--clients", type=int, default=8, help="accept mode: concurrent HTTP clients")
     args = parser.parse_args()
+    if args.mode == "accept":
+        from submit_accept import main as accept_main
+
+        return accept_main(args)
     base = os.environ.get("COMPUTENET_TESTBED", "/tmp/computenet-testbed")
     slurm_conf = args.slurm_conf or os.environ.get("SLURM_CONF_ALPHA") or f"{base}/alpha/etc/slurm.conf"
     if not Path(slurm_conf).exists():

@@ -113,7 +113,7 @@ def test_project_budget_caps_spending_apart_from_the_balance(platform, server):
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as http:
         codes = [http.post("/jobs", json={"script": HELD_JOB, "args": []}).status_code for _ in range(3)]
         refused = http.post("/jobs", json={"script": HELD_JOB, "args": []})
-    assert codes == [201, 201, 402]
+    assert codes == [202, 202, 402]  # accepted (POST /jobs returns at once)
     assert "project budget of carol-lab is 1.20 this month" in refused.text
     with platform.db.session() as session:
         account = accounts.get_account(session, "carol-lab")
@@ -136,7 +136,7 @@ def test_concurrent_submissions_by_one_member_respect_the_spending_limit(platfor
 
     with ThreadPoolExecutor(16) as pool:
         codes = list(pool.map(submit, range(40)))
-    assert codes.count(201) == 10 and codes.count(402) == 30, {c: codes.count(c) for c in set(codes)}
+    assert codes.count(202) == 10 and codes.count(402) == 30, {c: codes.count(c) for c in set(codes)}
     with platform.db.session() as session:
         assert session.scalar(select(func.count(Job.id))) == 10
         assert funds.funds(session, accounts.get_account(session, "dave-lab")).held == D("6.00")

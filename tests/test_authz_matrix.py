@@ -44,6 +44,8 @@ REQUESTS: dict[tuple[str, str], tuple[str, object, str]] = {
     ("GET", "/health"): ("/health", None, ""),
     ("GET", "/problems/{code}"): ("/problems/not_found", None, ""),
     ("POST", "/jobs"): ("/jobs", {"script": "#!/bin/bash\ntrue\n", "args": ["-A", "{acct}", "-t", "1"]}, ""),
+    ("POST", "/jobs:batch"): ("/jobs:batch", {"jobs": [{"script": "#!/bin/bash\ntrue\n",
+                                                         "args": ["-A", "{acct}", "-t", "1"]}]}, ""),
     ("GET", "/jobs"): ("/jobs", None, ""),
     ("GET", "/jobs/{job_id}"): ("/jobs/{job}", None, ""),
     ("POST", "/jobs/{job_id}/cancel"): ("/jobs/{job}/cancel", None, ""),
@@ -164,7 +166,9 @@ REQUESTS: dict[tuple[str, str], tuple[str, object, str]] = {
 EXPECTED: dict[tuple[str, str], str] = {
     ('GET', '/problems/{code}'): "200/200 200/200 200/200 200/200 200/200 200/200 200/200",
     ('GET', '/health'): "200/200 200/200 200/200 200/200 200/200 200/200 200/200",
-    ('POST', '/jobs'): "400/400 400/400 400/400 201/400 201/400 400/400 400/400",
+    ('POST', '/jobs'): "400/400 400/400 400/400 202/400 202/400 400/400 400/400",
+    # each job of a batch is accepted or refused on its own (its own status inside the 200)
+    ('POST', '/jobs:batch'): "200/200 200/200 200/200 200/200 200/200 200/200 200/200",
     ('GET', '/jobs'): "200/200 200/200 200/200 200/200 200/200 200/200 200/200",
     # a job is its owner's (and an is_admin user's): not its PI's, not an operator role's
     ('GET', '/jobs/{job_id}'): "404/404 404/404 404/404 404/404 200/404 404/404 404/404",
@@ -336,7 +340,7 @@ class World:
                                         "app": app.spec.name}
         for tenant_key, ids in self.ids.items():
             headers = {"Authorization": f"Bearer {ids['member_token']}"}
-            job = self.client.post("/jobs", headers=headers, json={"script": "#!/bin/bash\ntrue\n",
+            job = self.client.post("/jobs?wait=native", headers=headers, json={"script": "#!/bin/bash\ntrue\n",
                                                                     "args": ["-t", "1", "-A", str(ids["acct"])]})
             assert job.status_code == 201, job.text
             ids["job"] = job.json()["id"]

@@ -30,7 +30,7 @@ def _world(platform) -> dict:
     as_victor = {"Authorization": f"Bearer {tokens['victor']}"}
     job = client.post("/jobs", headers=as_victor,
                       json={"script": "#!/bin/bash\ntrue\n", "args": ["-t", "1", "-A", "victim-lab"]})
-    assert job.status_code == 201, job.text
+    assert job.status_code == 202, job.text
     data = b"secret"
     upload = client.post("/uploads", headers=as_victor,
                          json={"path": "x.bin", "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})

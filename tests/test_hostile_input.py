@@ -68,7 +68,7 @@ def test_ids_beyond_64_bits_are_refused_not_500(http, method, path, number):
 def test_output_offset_beyond_64_bits_is_refused(http, offset):
     with http("alice") as alice:
         job = alice.post("/jobs", json={"script": SCRIPT})
-        assert job.status_code == 201, job.text
+        assert job.status_code == 202, job.text
         response = alice.get(f"/jobs/{job.json()['id']}/output", params={"offset": offset})
     clear_refusal(response, "offset")
 

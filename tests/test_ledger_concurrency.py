@@ -24,7 +24,7 @@ def test_500_concurrent_submissions_admit_exactly_what_the_account_covers(platfo
 
     with ThreadPoolExecutor(32) as pool:
         codes = list(pool.map(submit, range(500)))
-    assert codes.count(201) == 100 and codes.count(402) == 400, {c: codes.count(c) for c in set(codes)}
+    assert codes.count(202) == 100 and codes.count(402) == 400, {c: codes.count(c) for c in set(codes)}
     with platform.db.session() as session:
         account = session.scalar(select(Account).where(Account.name == "rush-lab"))
         f = funds.funds(session, account)

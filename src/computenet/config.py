@@ -408,6 +408,11 @@ class WorkersConfig(_Strict):
     lease_seconds: float = Field(15.0, ge=2, le=600)
     claim_every_s: float = Field(1.0, gt=0, le=60)  # how often an idle worker looks for a lapsed lease
     record_runs: bool = False  # keep a row per run in worker_runs (audits, the takeover test)
+    # the submitter task (services/submitter.py): accepted jobs claimed at a time, sbatch calls in
+    # parallel per cluster, and how often it looks for jobs accepted by another process
+    submit_batch: int = Field(32, ge=1, le=500)
+    submit_threads: int = Field(4, ge=1, le=32)
+    submit_poll_s: float = Field(0.2, gt=0, le=10)
 
 
 class EventsConfig(_Strict):

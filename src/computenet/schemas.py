@@ -61,6 +61,29 @@ class JobSubmit(BaseModel):
     inputs: list[str] = Field(default_factory=list, max_length=64,
                               description="workspace files (results/a.dat, @proj/in.lj) copied into the job's "
                                           "working directory before it starts, under their own names")
+    idempotency_key: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$",
+                                        description="a retry with the same key returns the first job, "
+                                                    "submitted once (printable ASCII, no spaces)")
+
+
+class JobBatch(BaseModel):
+    """POST /jobs:batch: many jobs in one request, each accepted (or refused) on its own."""
+
+    jobs: list[JobSubmit] = Field(min_length=1, max_length=500)
+
+
+class JobBatchItem(BaseModel):
+    index: int
+    id: int | None = None
+    created: bool = False  # False with an id: an earlier request with the same key made it
+    status: int | None = None  # a refused job: the HTTP status a single POST /jobs would have had
+    detail: str | None = None  # and why
+
+
+class JobBatchResult(BaseModel):
+    accepted: int
+    refused: int
+    results: list[JobBatchItem]
 
 
 class JobOut(BaseModel):

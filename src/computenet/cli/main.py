@@ -174,8 +174,17 @@ def submit(ctx: typer.Context) -> None:
     --stage FILE (repeatable) copies FILE into the job's directory first;
     arguments after the script are the script's, as with sbatch.
     --parsable, --wait and --test-only behave as sbatch's.
+    [b]--many[/b] FILE...: many jobs in one request: a JSON/YAML list of jobs, or several scripts
+    (options before --many apply to each); each job is accepted or refused on its own.
     """
-    from . import submit as extra
+    from . import many, submit as extra
+
+    if many.wants_many(list(ctx.args)):
+        jobs = many.jobs_from(list(ctx.args), fail)
+        parsable = "--parsable" in ctx.args[: ctx.args.index(many.MANY)]
+        with client() as c:
+            result = api(lambda: c.submit_many(jobs))
+        raise typer.Exit(many.report(result, [j.get("script_name") or "job" for j in jobs], parsable, console, err))
 
     ctx.args[:], staged = extra.take_staged(list(ctx.args), fail)
     text, args, name, wanted = _read_submission(ctx)

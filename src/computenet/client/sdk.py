@@ -9,8 +9,8 @@ from urllib.parse import quote
 import httpx
 
 from ..domain.states import JobState
-from ..schemas import (ClusterOut, JobDetail, JobOut, JobSubmit, MeOut, NotificationOut, OutputChunk, RoutingIn,
-                       UsageRowOut)
+from ..schemas import (ClusterOut, JobBatch, JobBatchResult, JobDetail, JobOut, JobSubmit, MeOut, NotificationOut,
+                       OutputChunk, RoutingIn, UsageRowOut)
 from .workspace import WorkspaceApi
 
 
@@ -62,11 +62,32 @@ class ComputeNetClient(WorkspaceApi):
 
     # -- jobs -----------------------------------------------------------------
     def submit(self, script: str, args: list[str] | None = None, script_name: str | None = None,
-               routing: RoutingIn | None = None, inputs: list[str] | None = None) -> JobOut:
-        """``inputs``: workspace files copied into the job's working directory before it starts."""
+               routing: RoutingIn | None = None, inputs: list[str] | None = None, *, wait: str = "native",
+               idempotency_key: str | None = None) -> JobOut:
+        """``inputs``: workspace files copied into the job's working directory before it starts.
+        wait="native" (the default): returns once the cluster has the job (its native id set);
+        wait="accepted": returns once the platform has it (SUBMITTING); a worker sends it on
+        (wait_submitted() waits for that). A retry with the same ``idempotency_key`` returns the first job."""
         body = JobSubmit(script=script, args=args or [], script_name=script_name, routing=routing or RoutingIn(),
-                         inputs=inputs or [])
-        return JobOut.model_validate(self._call("POST", "/jobs", json=body.model_dump()))
+                         inputs=inputs or [], idempotency_key=idempotency_key)
+        return JobOut.model_validate(self._call("POST", "/jobs", params={"wait": wait},
+                                                json=body.model_dump(exclude_none=True)))
+
+    def submit_many(self, jobs: list[JobSubmit | dict]) -> JobBatchResult:
+        """Many jobs in one request (POST /jobs:batch), each accepted or refused on its own:
+        per job its id, or the status and reason it was refused."""
+        body = JobBatch(jobs=[j if isinstance(j, JobSubmit) else JobSubmit.model_validate(j) for j in jobs])
+        return JobBatchResult.model_validate(self._call("POST", "/jobs:batch",
+                                                        json=body.model_dump(exclude_none=True)))
+
+    def wait_submitted(self, job_id: int, timeout: float = 60.0, interval: float = 0.2) -> JobOut:
+        """Poll until an accepted job has left SUBMITTING (its native id, or withdrawn), or the deadline."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = JobOut.model_validate(self._call("GET", f"/jobs/{job_id}"))
+            if job.state != JobState.SUBMITTING.value or time.monotonic() >= deadline:
+                return job
+            time.sleep(interval)
 
     def estimate(self, script: str, args: list[str] | None = None, routing: RoutingIn | None = None) -> dict:
         """Per candidate: feasible or why not, predicted start, price, ownership (nothing is submitted)."""

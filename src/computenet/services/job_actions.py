@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ..clusters.base import ClusterError
 from ..domain.states import JobState, TERMINAL_STATES
 from ..store.models import Job, JobEvent, User
+from ..store.types import utcnow
 from ..messages import msg
 from .errors import InvalidRequest, NotFound, Unavailable
 from .platform import Platform
@@ -36,6 +37,25 @@ def list_jobs(session: Session, user: User, active_only: bool = False, state: st
     return list(session.scalars(query.order_by(Job.id.desc()).limit(max(1, min(limit, 1000)))))
 
 
+def _withdraw_unsent(platform: Platform, job_id: int) -> bool:
+    """An accepted job the submitter has not claimed yet: claimed here instead (so it is never sent)
+    and withdrawn, its hold released. False when the submitter has it already."""
+    from .reconcile import withdraw
+
+    with platform.db.session() as session:
+        taken = session.execute(update(Job).where(Job.id == job_id, Job.queued_at.is_not(None),
+                                                  Job.submit_claim.is_(None), Job.native_id.is_(None),
+                                                  Job.state == JobState.SUBMITTING.value)
+                                .values(submit_claim="cancelled", submit_claimed_at=utcnow())
+                                .execution_options(synchronize_session=False)).rowcount
+        if taken != 1:
+            return False
+        job = session.get(Job, job_id)
+        session.refresh(job)
+        withdraw(session, job, "cancelled by its owner before it was sent to the cluster")
+        return True
+
+
 def cancel_job(platform: Platform, user_id: int, job_id: int) -> Job:
     with platform.db.session() as session:
         user = session.get(User, user_id)
@@ -44,6 +64,9 @@ def cancel_job(platform: Platform, user_id: int, job_id: int) -> Job:
             return job
         cluster_name, native_id = job.cluster.name, job.native_id
     if native_id is None:
+        if _withdraw_unsent(platform, job_id):
+            with platform.db.session() as session:
+                return session.get(Job, job_id)
         raise InvalidRequest(msg("job %(job_id)s is still being submitted; try again in a moment", job_id=job_id))
     try:
         platform.adapter(cluster_name).cancel(native_id)

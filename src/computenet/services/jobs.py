@@ -9,6 +9,7 @@ from datetime import timedelta
 from decimal import ROUND_UP, Decimal
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..billing import funds, ledger
@@ -183,15 +184,30 @@ def clean_name(name: str) -> str:
     return name[:200] or "job"
 
 
-def submit_job(platform: Platform, user_id: int, script: bytes | str, flags: list[str] | None = None,
-               script_name: str | None = None, wanted: RoutingRequest | None = None,
-               extras: JobExtras | None = None) -> Job:
-    """Validate everything first; then route, write a row, hold the money and call the scheduler.
+@dataclass
+class Plan:
+    """A checked submission and the router's decision for it: what accept and submit share."""
 
-    Bad input raises before any row or sbatch call exists. If the chosen
-    cluster cannot take the job, its row and hold go and the next candidate
-    is tried; the decision, with every attempt, is stored with the job.
-    """
+    text: str
+    spec: JobSpec
+    script_args: list
+    account_id: int
+    dependency: str | None
+    pinned: str | None
+    wanted: RoutingRequest
+    extras: JobExtras
+    decision: Decision
+
+    def routing_json(self, candidate) -> dict:
+        return self.decision.to_json() | {"chosen": candidate.target.name, "constraints": {
+            "cluster": self.pinned, "partition": self.spec.resources.partition, "region": self.wanted.region,
+            "max_price": None if self.wanted.max_price is None else str(self.wanted.max_price),
+            "max_wait_minutes": self.wanted.max_wait_minutes}}
+
+
+def plan_submission(platform: Platform, user_id: int, script: bytes | str, flags: list[str] | None = None,
+                    wanted: RoutingRequest | None = None, extras: JobExtras | None = None) -> Plan:
+    """Validate everything and route; writes nothing (bad input raises before any row exists)."""
     try:
         text, spec, script_args = parse_submission(script, flags)
     except (ScriptError, RequestError) as exc:
@@ -220,11 +236,47 @@ def submit_job(platform: Platform, user_id: int, script: bytes | str, flags: lis
                                              dep_cluster=dep_cluster.name, pinned=pinned))
                 pinned = dep_cluster.name
         decision = route(session, platform, spec, account, pinned, wanted, user_id=user.id)
+        return Plan(text, spec, list(script_args), account.id, dependency, pinned, wanted, extras, decision)
+
+
+def job_by_key(session: Session, user_id: int, key: str | None) -> Job | None:
+    """The job this user already submitted with this idempotency key."""
+    if not key:
+        return None
+    return session.scalar(select(Job).where(Job.owner_id == user_id, Job.idempotency_key == key))
+
+
+def submit_job(platform: Platform, user_id: int, script: bytes | str, flags: list[str] | None = None,
+               script_name: str | None = None, wanted: RoutingRequest | None = None,
+               extras: JobExtras | None = None, idempotency_key: str | None = None) -> Job:
+    """Validate everything first; then route, write a row, hold the money and call the scheduler.
+
+    Bad input raises before any row or sbatch call exists. If the chosen
+    cluster cannot take the job, its row and hold go and the next candidate
+    is tried; the decision, with every attempt, is stored with the job.
+    A retry with the same idempotency key returns the first job.
+    """
+    if idempotency_key:
+        with platform.db.session() as session:
+            first = job_by_key(session, user_id, idempotency_key)
+            if first is not None:
+                return first
+    plan = plan_submission(platform, user_id, script, flags, wanted, extras)
+    text, spec, script_args, dependency, pinned = plan.text, plan.spec, plan.script_args, plan.dependency, plan.pinned
+    wanted, extras, decision, account_id = plan.wanted, plan.extras, plan.decision, plan.account_id
     first_error: Exception | None = None
     for candidate in list(decision.ranked):
         cluster_name = candidate.target.cluster
-        job_id, request = _prepare(platform, user_id, account.id, extras.scripts.get(cluster_name, text), spec,
-                                   script_args, script_name, candidate, decision, dependency, extras)
+        try:
+            job_id, request = _prepare(platform, user_id, account_id, extras.scripts.get(cluster_name, text), spec,
+                                       script_args, script_name, candidate, decision, dependency, extras,
+                                       idempotency_key=idempotency_key)
+        except IntegrityError:  # the same key, at the same moment: the other request's job is the one
+            with platform.db.session() as session:
+                first = job_by_key(session, user_id, idempotency_key)
+            if first is None:
+                raise
+            return first
         # the row is committed before sbatch runs: a crash in between leaves a
         # SUBMITTING row the poller can match by comment, never an unknown job
         try:
@@ -254,23 +306,24 @@ def submit_job(platform: Platform, user_id: int, script: bytes | str, flags: lis
         with platform.db.session() as session:
             routing.record_success(session, cluster_name)
             job = session.get(Job, job_id)
-            job.native_id = native_id
-            job.routing = decision.to_json() | {"chosen": candidate.target.name, "constraints": {
-                "cluster": pinned, "partition": spec.resources.partition, "region": wanted.region,
-                "max_price": None if wanted.max_price is None else str(wanted.max_price),
-                "max_wait_minutes": wanted.max_wait_minutes}}
-            user_name = session.get(User, job.owner_id).name
-            if not spec.options.array:  # an array's tasks each write their own %A_%a file
-                space = paths.user_space(platform.settings.workdir_root(platform.cluster_config(cluster_name)),
-                                         user_name)
-                job.stdout_path = paths.submitted_path(job.stdout_path, native_id, space)
-                job.stderr_path = paths.submitted_path(job.stderr_path, native_id, space)
-            apply_state(session, job, JobState.PENDING, f"submitted to {cluster_name} as {native_id} for {user_name}")
+            job.routing = plan.routing_json(candidate)
+            record_submitted(session, platform, job, cluster_name, native_id)
         return job
     if isinstance(first_error, SubmitRejected):
         raise InvalidRequest(msg("cluster %(cluster)s refused the job: %(first_error)s",
                                  cluster=decision.ranked[0].target.cluster, first_error=first_error))
     raise Unavailable(msg("no cluster could take the job: %(listed)s", listed='; '.join(decision.notes)))
+
+
+def record_submitted(session: Session, platform: Platform, job: Job, cluster_name: str, native_id: str) -> None:
+    """The cluster took the job as ``native_id``: its id, its output paths with %j filled in, PENDING."""
+    job.native_id = native_id
+    user_name = session.get(User, job.owner_id).name
+    if not JobSpec.model_validate(job.spec).options.array:  # an array's tasks each write their own %A_%a file
+        space = paths.user_space(platform.settings.workdir_root(platform.cluster_config(cluster_name)), user_name)
+        job.stdout_path = paths.submitted_path(job.stdout_path, native_id, space)
+        job.stderr_path = paths.submitted_path(job.stderr_path, native_id, space)
+    apply_state(session, job, JobState.PENDING, f"submitted to {cluster_name} as {native_id} for {user_name}")
 
 
 def _stage(platform: Platform, job_id: int, cluster_name: str, request: SubmitRequest) -> None:
@@ -321,8 +374,10 @@ def _refuse_what_executors_cannot(platform: Platform, spec: JobSpec, decision: D
 
 def _prepare(platform: Platform, user_id: int, account_id: int, text: str, spec: JobSpec, script_args,
              script_name: str | None, candidate, decision: Decision, dependency: str | None,
-             extras: JobExtras) -> tuple[int, SubmitRequest]:
-    """The job row and its hold for one candidate (one transaction); returns what sbatch gets."""
+             extras: JobExtras, idempotency_key: str | None = None, queued: bool = False,
+             routing_json: dict | None = None) -> tuple[int, SubmitRequest]:
+    """The job row and its hold for one candidate (one transaction); returns what sbatch gets.
+    ``queued``: accepted for the submitter task (services/submitter.py), which sends it."""
     target = candidate.target
     with platform.db.session() as session:
         user = session.get(User, user_id)
@@ -351,7 +406,8 @@ def _prepare(platform: Platform, user_id: int, account_id: int, text: str, spec:
             name=name, state=JobState.SUBMITTING.value, spec=cluster_spec.model_dump(mode="json"),
             script=text, script_args=list(script_args), workdir="", stdout_path="", stderr_path="",
             cores=shape.cores, gpus=shape.gpus, time_limit_minutes=limit, max_cost=cost,
-            routing=decision.to_json(),
+            routing=routing_json or decision.to_json(), idempotency_key=idempotency_key or None,
+            queued_at=utcnow() if queued else None,
             predicted_start=None if candidate.wait_s is None else utcnow() + timedelta(seconds=candidate.wait_s),
             app=extras.app, inputs=list(extras.inputs) or None, outputs=extras.outputs,
             collect_state="pending" if extras.outputs else None,

@@ -41,6 +41,11 @@ SUBMIT_GRACE = timedelta(minutes=5)  # SUBMITTING rows older than this lost thei
 SLOWEST_STAGING_BYTES_S = 10 * 1024 * 1024  # a job's inputs may take this long to stage before it counts as lost
 
 
+def sent_at(job) -> object:
+    """When the platform called sbatch for the job (about): the submitter's claim, else the request."""
+    return job.submit_claimed_at or job.submitted_at
+
+
 def staging_allowance(inputs: list[dict]) -> timedelta:
     return timedelta(seconds=sum(int(i.get("size") or 0) for i in inputs) / SLOWEST_STAGING_BYTES_S)
 
@@ -331,7 +336,7 @@ class ClusterPoller:
         if job.native_id == record.native_id:
             return job.id
         allowance = SUBMIT_GRACE + staging_allowance(job.inputs or [])
-        if job.native_id is None and job.settled_at is None and abs(record.submit - job.submitted_at) < allowance:
+        if job.native_id is None and job.settled_at is None and abs(record.submit - sent_at(job)) < allowance:
             # our sbatch ran but we never heard its answer: adopt the job
             job.native_id = record.native_id
             apply_state(session, job, JobState.PENDING, "adopted from accounting")
@@ -354,14 +359,18 @@ class ClusterPoller:
                       job.end_time)
         lost = session.scalars(
             select(Job).where(Job.cluster_id == cluster.id, Job.native_id.is_(None), Job.needs_reconcile.is_(False),
-                              or_(and_(Job.state == JobState.SUBMITTING.value, Job.submitted_at < now - SUBMIT_GRACE),
+                              # a sync submission, or one the submitter task claimed (services/submitter.py);
+                              # an accepted job not yet claimed waits for the submitter
+                              or_(and_(Job.state == JobState.SUBMITTING.value, Job.queued_at.is_(None),
+                                       Job.submitted_at < now - SUBMIT_GRACE),
+                                  and_(Job.state == JobState.SUBMITTING.value, Job.submit_claimed_at < now - SUBMIT_GRACE),
                                   # a move (re-routing) that never finished
                                   and_(Job.state == JobState.PENDING.value, Job.updated_at < now - SUBMIT_GRACE)))
         )
         in_queue: dict[str, list] | None = None
         for job in lost:
             if job.state == JobState.SUBMITTING.value and job.inputs and \
-                    job.submitted_at > now - SUBMIT_GRACE - staging_allowance(job.inputs):
+                    sent_at(job) > now - SUBMIT_GRACE - staging_allowance(job.inputs):
                 continue  # still copying its inputs to the cluster, most likely
             if job.state == JobState.SUBMITTING.value:
                 # no record with its comment in the accounting just read; a scheduler that can
@@ -371,9 +380,9 @@ class ClusterPoller:
                     if in_queue is None:
                         return  # the cluster did not answer: decide next pass
                 allowance = SUBMIT_GRACE + staging_allowance(job.inputs or [])
-                near = sorted((abs(submit - job.submitted_at), native) for native, submit in
+                near = sorted((abs(submit - sent_at(job)), native) for native, submit in
                               in_queue.get(f"computenet:{job.id}", []) if submit is not None
-                              and abs(submit - job.submitted_at) < allowance)
+                              and abs(submit - sent_at(job)) < allowance)
                 native_id = near[0][1] if near else None
                 if native_id is not None:
                     job.native_id = native_id

@@ -292,7 +292,9 @@ class Job(Base):
     __table_args__ = (
         # Slurm hands a lost job's id to a new one: the id alone is not a job's identity
         UniqueConstraint("cluster_id", "native_id", "submitted_at"),
+        UniqueConstraint("owner_id", "idempotency_key"),  # a retried POST /jobs returns the first job
         Index("ix_jobs_owner_state", "owner_id", "state"),
+        Index("ix_jobs_owner_id_id", "owner_id", "id"),  # a user's newest jobs first (GET /jobs), in a big table
         Index("ix_jobs_cluster_state", "cluster_id", "state"),
     )
 
@@ -359,6 +361,13 @@ class Job(Base):
     # a downsampled series keeps (shorter ones would vanish at the coarser interval)
     sample_interval_s: Mapped[float | None] = mapped_column(Float)
     sample_gaps: Mapped[list | None] = mapped_column(JSON)
+    # accept, then submit (services/submitter.py): when the job was accepted for the submitter task
+    # (None: submitted in the request), and the claim (a token) the one submitter that sends it to the
+    # cluster wrote, with when; adoption by tag compares the cluster's submit time with that moment
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    submit_claim: Mapped[str | None] = mapped_column(String(80))
+    submit_claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     owner: Mapped[User] = relationship()

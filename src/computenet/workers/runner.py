@@ -20,7 +20,7 @@ from datetime import timedelta
 
 from ..services.platform import Platform
 from .leases import Leases, holder_name
-from .tasks import TaskSpec, attach_registered, platform_tasks, poller_task
+from .tasks import TaskSpec, attach_registered, cluster_tasks, platform_tasks
 
 log = logging.getLogger(__name__)
 DISCOVER_EVERY_S = 30.0
@@ -39,8 +39,8 @@ class Runner:
         self.leases = Leases(platform.db, self.holder, self.lease_seconds)
         self.discover = tasks is None if discover is None else discover
         if tasks is None:
-            tasks = platform_tasks(platform) + [poller_task(platform, c.name) for c in platform.settings.clusters
-                                                if c.name in platform.adapters]
+            tasks = platform_tasks(platform) + [t for c in platform.settings.clusters if c.name in platform.adapters
+                                                for t in cluster_tasks(platform, c.name)]
         self.tasks: dict[str, TaskSpec] = {}
         self.stop_event = threading.Event()
         self.threads: list[threading.Thread] = []
@@ -90,10 +90,12 @@ class Runner:
                 if self.discover and time.monotonic() >= next_discover:
                     next_discover = time.monotonic() + DISCOVER_EVERY_S
                     for name in attach_registered(self.platform):
-                        self._add(poller_task(self.platform, name))
+                        for task in cluster_tasks(self.platform, name):
+                            self._add(task)
                     for cfg in list(self.platform.settings.clusters):  # registered in this process
                         if cfg.name in self.platform.adapters:
-                            self._add(poller_task(self.platform, cfg.name))
+                            for task in cluster_tasks(self.platform, cfg.name):
+                                self._add(task)
             except Exception:  # the database away for a moment: the leases may lapse, the threads re-claim
                 log.exception("worker heartbeat failed")
 

@@ -50,6 +50,18 @@ def poller_task(platform: Platform, cluster: str) -> TaskSpec:
                     ClusterPoller(platform, cluster).run_once)
 
 
+def submitter_task(platform: Platform, cluster: str) -> TaskSpec:
+    """Sends the cluster's accepted jobs (services/submitter.py); a run keeps looking for a moment,
+    so it is due again at once."""
+    from ..services.submitter import Submitter
+
+    return TaskSpec(f"submitter:{cluster}", 0.0, Submitter(platform, cluster).run_once)
+
+
+def cluster_tasks(platform: Platform, cluster: str) -> list[TaskSpec]:
+    return [poller_task(platform, cluster), submitter_task(platform, cluster)]
+
+
 def platform_tasks(platform: Platform) -> list[TaskSpec]:
     """The platform-wide tasks (what services/loops.py ran as bare threads)."""
     from ..services.cluster_probe import ClusterProbe

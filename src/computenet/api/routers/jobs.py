@@ -11,9 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ...domain.states import JobState
 from ...domain.money import MoneyError, to_decimal
-from ...schemas import MAX_OFFSET, MAX_ROW_ID, JobDetail, JobOut, JobSubmit, OutputChunk, RoutingIn
+from ...schemas import (MAX_OFFSET, MAX_ROW_ID, JobBatch, JobBatchItem, JobBatchResult, JobDetail, JobOut, JobSubmit,
+                        OutputChunk, RoutingIn)
 from ...services.errors import InvalidRequest, NotFound
-from ...services import job_output, jobs as job_service
+from ...services import job_accept, job_output, jobs as job_service
 from ...services.platform import Platform
 from ...store.models import Job, User
 from ..deps import current_user, get_platform, get_session
@@ -42,14 +43,65 @@ def _inputs(platform: Platform, user_id: int, paths: list[str]) -> job_service.J
         return job_service.JobExtras(inputs=resolve_inputs(session, platform, session.get(User, user_id), paths))
 
 
-@router.post("", status_code=201, response_model=JobOut)
-async def submit(body: JobSubmit, user: User = Depends(current_user), platform: Platform = Depends(get_platform)):
-    # sbatch is blocking I/O: keep it off the event loop
-    extras = await run_in_threadpool(_inputs, platform, user.id, body.inputs) if body.inputs else None
-    job = await run_in_threadpool(job_service.submit_job, platform, user.id, body.script, body.args, body.script_name,
-                                  routing_request(body.routing), extras)
+WAIT = Query("accepted", pattern="^(accepted|native)$", description=(
+    "accepted (the default): the job and its hold are written and the request returns (202, SUBMITTING); "
+    "a worker's submitter sends it to the cluster (SUBMITTING -> PENDING). native: the request waits for "
+    "the cluster's job id (201), trying the next candidate cluster if the first refuses"))
+
+
+@router.post("", status_code=202, response_model=JobOut,
+             responses={200: {"description": "an earlier request with this idempotency key made the job"},
+                        201: {"description": "submitted (wait=native): the job has its cluster id"}})
+async def submit(body: JobSubmit, response: Response, wait: str = WAIT, user: User = Depends(current_user),
+                 platform: Platform = Depends(get_platform)):
+    # routing and the database (and sbatch, with wait=native) are blocking I/O: keep them off the event loop
+    first = await run_in_threadpool(_by_key, platform, user.id, body.idempotency_key)
+    if first is not None:
+        response.status_code = 200
+        job_id = first
+    elif wait == "native":
+        extras = await run_in_threadpool(_inputs, platform, user.id, body.inputs) if body.inputs else None
+        job = await run_in_threadpool(job_service.submit_job, platform, user.id, body.script, body.args,
+                                      body.script_name, routing_request(body.routing), extras,
+                                      body.idempotency_key)
+        response.status_code, job_id = 201, job.id
+    else:
+        extras = await run_in_threadpool(_inputs, platform, user.id, body.inputs) if body.inputs else None
+        done = await run_in_threadpool(job_accept.accept_job, platform, user.id, body.script, body.args,
+                                       body.script_name, routing_request(body.routing), extras, body.idempotency_key)
+        response.status_code, job_id = (202 if done.created else 200), done.job_id
     with platform.db.session() as session:
-        return job_out(session, session.get(Job, job.id))
+        return job_out(session, session.get(Job, job_id))
+
+
+def _by_key(platform: Platform, user_id: int, key: str | None) -> int | None:
+    if not key:
+        return None
+    with platform.db.session() as session:
+        first = job_service.job_by_key(session, user_id, key)
+        return None if first is None else first.id
+
+
+@router.post(":batch", response_model=JobBatchResult)
+async def submit_batch(body: JobBatch, user: User = Depends(current_user), platform: Platform = Depends(get_platform)):
+    """Many jobs in one request, each accepted as POST /jobs accepts one, in its own transaction: a
+    refused job gets its status and reason and leaves nothing written; the others get their ids."""
+    out: dict[int, JobBatchItem] = {}
+    items, where = [], []
+    for index, j in enumerate(body.jobs):
+        try:
+            wanted = routing_request(j.routing)
+        except InvalidRequest as exc:
+            out[index] = JobBatchItem(index=index, status=exc.status_code, detail=str(exc))
+            continue
+        items.append(job_accept.Item(j.script, j.args, j.script_name, wanted, tuple(j.inputs), j.idempotency_key))
+        where.append(index)
+    results = await run_in_threadpool(job_accept.accept_many, platform, user.id, items)
+    for r in results:
+        index = where[r.index]
+        out[index] = JobBatchItem(index=index, id=r.job_id, created=r.created, status=r.status, detail=r.detail)
+    refused = sum(1 for r in out.values() if r.id is None)
+    return JobBatchResult(accepted=len(out) - refused, refused=refused, results=[out[i] for i in sorted(out)])
 
 
 @router.get("", response_model=list[JobOut])
