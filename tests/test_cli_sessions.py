@@ -52,14 +52,19 @@ def test_session_commands_start_open_extend_stop(cli):
 
     shown = poll_until(lambda: (s := json.loads(invoke("session", "show", sid, "--json")))["state"] == "running"
                        and s, timeout=90, what="the session running")
-    assert shown["url"] == f"/sessions/{sid}/" and shown["cores"] == 1
+    where = server.origins.session_origin(int(sid))  # the sessions' own origin, not the portal's
+    assert shown["url"] == f"{where}/sessions/{sid}/" and shown["cores"] == 1
     url = invoke("session", "open", sid).strip()
-    assert url == f"{server.url}/sessions/{sid}/"
-    answer = httpx.get(url + "here", headers={"Authorization": f"Bearer {token}"}, timeout=30)
-    assert answer.status_code == 200 and answer.text.endswith(f"path /sessions/{sid}/here")
-    assert invoke("session", "open", sid, "--browser").strip() == url
+    assert url == f"{where}/sessions/{sid}/"
+    # the portal's token opens nothing there; --browser gets a one-time ticket that becomes the cookie
+    assert httpx.get(url + "here", headers={"Authorization": f"Bearer {token}"}, timeout=30).status_code == 401
+    ticket_url = invoke("session", "open", sid, "--browser").strip()
+    assert ticket_url.startswith(f"{where}/sessions/{sid}/_cnet/enter?ticket=")
     poll_until(lambda: (tmp_path / "opened").exists(), timeout=10, what="the browser started")
-    assert (tmp_path / "opened").read_text() == url
+    assert (tmp_path / "opened").read_text() == ticket_url
+    with httpx.Client(timeout=30, follow_redirects=True) as browser:  # as the browser would
+        answer = browser.get(ticket_url.replace("next=", "next=here"))
+        assert answer.status_code == 200 and answer.text.endswith(f"path /sessions/{sid}/here")
     text = invoke("session", "show", sid)
     assert "state:           running" in text and f"url:             {url}" in text and "cost so far:" in text
 

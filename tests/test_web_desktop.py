@@ -125,7 +125,8 @@ def test_desktop_session_in_a_browser(make_platform, chromium):
             job_id, workdir, owner_id = row.job_id, row.job.workdir, row.owner_id
         try:
             base = sessions.base_url(sid)
-            assert connect_link.get_attribute("href") == desktop_url(base)
+            # through the portal's connect (a one-time ticket for the sessions' own origin), to noVNC's page
+            assert connect_link.get_attribute("href") == f"/portal/sessions/{sid}/connect"
             assert "autoconnect=true" in desktop_url(base) and f"path=sessions/{sid}/websockify" in desktop_url(base)
 
             # the node's server: nothing without the session's secret (the proxy adds it); VNC on no TCP port
@@ -141,7 +142,7 @@ def test_desktop_session_in_a_browser(make_platform, chromium):
                 connect_link.click()
             desk = opened.value
             desk.locator("html.noVNC_connected").wait_for(timeout=30_000)
-            assert desk.url.startswith(f"{server.url}{base}vnc.html")
+            assert desk.url.startswith(f"{server.origins.session_origin(sid)}{base}vnc.html")
             drawn = poll_until(lambda: (p := desk.evaluate(CANVAS_PIXELS)) and p["colours"] >= 3
                                and p["lit"] > 0.05 and p, timeout=30, what="the desktop drawn in noVNC's canvas")
             assert drawn["width"] >= 600 and drawn["height"] >= 400, drawn
@@ -159,7 +160,8 @@ def test_desktop_session_in_a_browser(make_platform, chromium):
 
             other = new_page(chromium, server.url)
             sign_in(other, "edgar", GOOD)
-            assert other.goto(f"{base}vnc.html").status == 404
+            assert other.goto(f"{server.origins.session_origin(sid)}{base}vnc.html").status in (401, 404)
+            assert other.goto(f"/portal/sessions/{sid}/connect").status == 404  # no ticket for another's
             other.context.close()
             desk.close()
 

@@ -33,7 +33,8 @@ from ..services.sessions import base_url
 TICKET_PARAM = "cnet-ticket"  # a WebSocket's ticket (the portal's shell page has no cookie there)
 ENTER = "_cnet/enter"  # under a session's base URL: where a ticket becomes its cookie (never forwarded)
 # where a ticket leads, under the session's base URL: a relative path, no "..", nothing to escape
-NEXT_PATH = re.compile(r"^(?!/)(?!(?:.*/)?\.\.(?:/|$))[A-Za-z0-9._~/-]{0,200}$")
+# a page under the session's base URL (a relative path, never "..", with a plain query: noVNC's options)
+NEXT_PATH = re.compile(r"^(?!/)(?!(?:.*/)?\.\.(?:/|$))[A-Za-z0-9._~/-]{0,200}(\?[A-Za-z0-9._~/=&%-]{0,300})?$")
 LOOPBACK_NAMES = {"127.0.0.1": "localhost", "localhost": "127.0.0.1", "0.0.0.0": "localhost", "::": "localhost",
                   "::1": "localhost"}
 

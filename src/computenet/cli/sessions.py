@@ -28,7 +28,7 @@ def _left(s: dict) -> str:
 def _cells(s: dict, base: str) -> list[str]:
     state = s["state"] + (f":{s['ended_reason']}" if s.get("ended_reason") else "")  # one word, for awk
     cells = [str(s["id"]), s["app"], state, s.get("cluster") or "-", str(s.get("cores") or "-"), _left(s),
-             s.get("cost_so_far") or "-", base + s["url"] if s.get("url") else "-"]
+             s.get("cost_so_far") or "-", _address(s, base)]
     return [c.replace("\n", " ").replace("\t", " ") for c in cells]  # one session a line
 
 
@@ -58,7 +58,15 @@ def _print(rows: list[dict], base: str, as_json: bool, header: bool = True) -> N
 
 
 def _base(c) -> str:
-    return str(c.http.base_url).rstrip("/")
+    return str(c.http.base_url).rstrip("/").removesuffix("/v1")
+
+
+def _address(s: dict, base: str) -> str:
+    """The session's address: the API gives it absolute, on the sessions' own origin."""
+    url = s.get("url")
+    if not url:
+        return "-"
+    return url if "://" in url else base + url
 
 
 def _said(s: dict) -> str:
@@ -117,7 +125,7 @@ def show(session_id: int, as_json: bool = typer.Option(False, "--json", help="th
                                          else None),
               ("time left", _left(s) if s.get("time_left_s") is not None else None),
               ("predicted start", s.get("predicted_start")), ("cost so far", s.get("cost_so_far")),
-              ("held at most", s.get("max_cost")), ("url", base + s["url"] if s.get("url") else None),
+              ("held at most", s.get("max_cost")), ("url", _address(s, base) if s.get("url") else None),
               ("created", s.get("created_at")), ("ready", s.get("ready_at")), ("ended", s.get("ended_at")),
               ("detail", s.get("detail") or None)]
     for name, value in fields:
@@ -128,16 +136,17 @@ def show(session_id: int, as_json: bool = typer.Option(False, "--json", help="th
 @session_app.command("open")
 def open_(session_id: int, browser: bool = typer.Option(False, "--browser", help="open it in the web browser too")
           ) -> None:
-    """The session's address (sign in to the portal in that browser); --browser opens it."""
+    """The session's address (opened in a browser signed in to the portal, it asks for a ticket itself);
+    --browser opens it with a one-time ticket."""
     from .main import api, client, fail
 
     with client() as c:
         s = api(lambda: c.session(session_id))
-        base = _base(c)
-    if not s.get("url"):
-        fail(f"session {session_id} is {s['state']}" + (f" ({s['ended_reason']})" if s.get("ended_reason") else "")
-             + (": it opens once its server answers" if s["state"] in ("queued", "starting") else ""))
-    url = base + s["url"]
+        if not s.get("url"):
+            fail(f"session {session_id} is {s['state']}" + (f" ({s['ended_reason']})" if s.get("ended_reason") else "")
+                 + (": it opens once its server answers" if s["state"] in ("queued", "starting") else ""))
+        # with --browser, a one-time address (used once, seconds of life) that gives it the session's cookie
+        url = api(lambda: c.session_connect_url(session_id)) if browser else _address(s, _base(c))
     sys.stdout.write(url + "\n")
     if browser:
         import webbrowser

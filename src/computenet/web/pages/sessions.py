@@ -15,7 +15,7 @@ from ...api.session_origin import NEXT_PATH, TICKET_PARAM
 from ...schemas import MAX_ROW_ID
 from ...services import apps, sessions
 from ...services.errors import NotFound, ServiceError
-from ...services.sessions import access
+from ...services.sessions import access, base_url
 from ...store.models import InteractiveSession
 from ..i18n import N_
 from ..render import CSP, Viewer, page
@@ -39,9 +39,16 @@ SHELL_CSP = CSP.replace("style-src 'self';", "style-src 'self' 'unsafe-inline';"
 
 
 def desktop_url(base: str) -> str:
-    """noVNC's page on the node, connecting at once to the VNC WebSocket under the same base URL
-    (noVNC's path is relative to the site's root) and setting the desktop's size to the window's."""
-    return f"{base}vnc.html?autoconnect=true&resize=remote&reconnect=true&path={base.lstrip('/')}websockify"
+    """noVNC's page on the node (relative to the session's base URL ``base``), connecting at once to the
+    VNC WebSocket under the same base URL (noVNC's path is relative to the site's root) and setting the
+    desktop's size to the window's."""
+    return f"vnc.html?autoconnect=true&resize=remote&reconnect=true&path={base.lstrip('/')}websockify"
+
+
+def _open_at(kind: str, session_id: int) -> str:
+    if kind == "desktop":
+        return desktop_url(base_url(session_id))
+    return OPEN_AT.get(kind, "")
 
 
 def _page(request: Request, who: Viewer, status: int = 200, error: str | None = None, done: str = ""):
@@ -59,8 +66,6 @@ def _page(request: Request, who: Viewer, status: int = 200, error: str | None = 
         row["open_at"] = f"/portal/sessions/{row['id']}/connect" if row["url"] else None
         if row["url"] and row["kind"] == "shell":
             row["open_at"] = f"/portal/sessions/{row['id']}/shell"
-        if row["url"] and row["kind"] == "desktop":
-            row["open_at"] = desktop_url(row["url"])
     live = any(r["state"] in ("queued", "starting") for r in rows)
     return page(request, who, "sessions/index.html", status=status, error=error, sessions=rows, apps=choices,
                 done=who.gettext(DONE[done]) if done in DONE else None, reasons=REASON_WORDS, live=live)
@@ -117,7 +122,7 @@ def connect(request: Request, session_id: int = Path(ge=1, le=MAX_ROW_ID), next:
         return answer
     if kind == "shell":  # a terminal in a portal page of its own (which gets a ticket of its own)
         return RedirectResponse(f"/portal/sessions/{session_id}/shell", status_code=303)
-    wanted = next if next and NEXT_PATH.match(next) else OPEN_AT.get(kind, "")
+    wanted = next if next and NEXT_PATH.match(next) else _open_at(kind, session_id)
     response = RedirectResponse(request.app.state.origins.enter_url(session_id, ticket, wanted), status_code=303)
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
