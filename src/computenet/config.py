@@ -430,6 +430,12 @@ class EventsConfig(_Strict):
     retention_hours: float = Field(168.0, gt=0)
     cleanup_batch: int = Field(1000, ge=1, le=100000)
     cleanup_every_s: float = Field(3600.0, gt=0)
+    # jobs by message (services/job_requests.py): requests on <prefix>.<tenant>.jobs.submit, answers on
+    # <prefix>.<tenant>.jobs.replies.<idempotency key>, each in a stream of its own
+    job_requests: bool = True
+    request_stream: str = Field("COMPUTENET_JOB_REQUESTS", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    reply_stream: str = Field("COMPUTENET_JOB_REPLIES", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    requests_every_s: float = Field(1.0, gt=0, le=600)
 
 
 class WebhooksConfig(_Strict):

@@ -13,6 +13,7 @@ fall back to another candidate's row the way the synchronous path does.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from sqlalchemy.exc import DataError, IntegrityError
 
@@ -45,14 +46,19 @@ class Item:
 
 def accept_job(platform: Platform, user_id: int, script: bytes | str, flags: list[str] | None = None,
                script_name: str | None = None, wanted: RoutingRequest | None = None,
-               extras: JobExtras | None = None, idempotency_key: str | None = None) -> Accepted:
-    """Check, route, write the row and its hold (one transaction); the submitter sends it."""
+               extras: JobExtras | None = None, idempotency_key: str | None = None,
+               account_check: Callable[[int], None] | None = None) -> Accepted:
+    """Check, route, write the row and its hold (one transaction); the submitter sends it.
+    ``account_check(account_id)`` may refuse the account the job would be charged to, before anything
+    is written (the message-queue API: the account must be of the tenant whose subject asked)."""
     if idempotency_key:
         with platform.db.session() as session:
             first = job_by_key(session, user_id, idempotency_key)
             if first is not None:
                 return Accepted(first.id, False)
     plan = plan_submission(platform, user_id, script, flags, wanted, extras)
+    if account_check is not None:
+        account_check(plan.account_id)
     candidate = plan.decision.ranked[0]
     cluster_name = candidate.target.cluster
     try:

@@ -96,6 +96,9 @@ def platform_tasks(platform: Platform) -> list[TaskSpec]:
         from ..services.event_publisher import EventPublisher
 
         tasks.append(TaskSpec("events", platform.settings.events.publish_every_s, EventPublisher(platform).run_once))
+        from ..services.job_requests import JobRequests  # jobs by message over the same broker
+
+        tasks.append(TaskSpec("job-requests", platform.settings.events.requests_every_s, JobRequests(platform).run_once))
     # webhook endpoints fed from the outbox, and the outbox's clean-up (services/webhook_sender.py, outbox_cleanup.py)
     from ..services.outbox_cleanup import OutboxCleaner
     from ..services.webhook_sender import WebhookDispatcher
