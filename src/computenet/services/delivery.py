@@ -4,6 +4,11 @@ An outbox: each notice writes its deliveries in the same transaction
 (notify_members), and this loop sends what is due, outside any transaction,
 retrying with exponential back-off. A receiver sees each delivery id at
 least once (X-ComputeNet-Delivery), so it can drop repeats.
+
+Under a worker's lease (workers/) each send is preceded by a lease check: a
+worker that stalled past its lease (its due list read before the takeover)
+stops instead of sending what the new holder sends too. Repeats still happen
+when a sender dies between sending and marking, hence the id to drop them by.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from ..config import NotificationsConfig
 from ..store.models import Account, Delivery, Notification, User
 from ..store.types import utcnow
 from .errors import InvalidRequest
+from .lease_guard import UNGUARDED, LeaseGuard
 from .platform import Platform
 from ..messages import msg
 
@@ -162,7 +168,7 @@ class Deliverer:
         self.platform = platform
         self.cfg = platform.settings.notifications
 
-    def run_once(self, limit: int = 200) -> DeliveryReport:
+    def run_once(self, limit: int = 200, guard: LeaseGuard = UNGUARDED) -> DeliveryReport:
         report = DeliveryReport()
         with self.platform.db.session() as session:
             query = (select(Delivery, Notification).join(Notification, Notification.id == Delivery.notification_id)
@@ -178,6 +184,7 @@ class Deliverer:
             if item.channel == "email" and not self.cfg.smtp_host:
                 report.waiting += 1
                 continue
+            guard.check()  # LeaseLost ends the pass: the rest is the new holder's
             try:
                 self._email(item) if item.channel == "email" else self._webhook(item)
                 error = None

@@ -1,0 +1,152 @@
+"""A task that lost its lease does not act outside the process (services/lease_guard.py).
+
+A worker stalled past its lease (SIGSTOP, a long GC pause) may still be inside run_once() when
+another worker takes the task over. Here the takeover is made in-process at the worst moment
+(while the stale run is sending its first webhook, or deciding a move), on the test database:
+SQLite, or PostgreSQL with COMPUTENET_TEST_DATABASE_URL. No sleeps stand in for the stall.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from sqlalchemy import select, update
+
+from computenet.cli.embedded import free_port
+from computenet.config import NotificationsConfig
+from computenet.services import notifications
+from computenet.services.delivery import Deliverer
+from computenet.services.lease_guard import LeaseLost
+from computenet.store.models import Account, Delivery, User, WorkerLease
+from computenet.workers.leases import Leases, db_now
+
+from conftest import add_user
+
+
+class Receiver:
+    """A webhook endpoint on loopback that records each delivery id it is sent, in order."""
+
+    def __init__(self, on_request=None) -> None:
+        self.got: list[int] = []
+        self.on_request = on_request
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                receiver.got.append(int(self.headers["X-ComputeNet-Delivery"]))
+                assert body["delivery"] == receiver.got[-1]
+                if receiver.on_request:
+                    receiver.on_request(len(receiver.got))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.port = free_port()
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def lapse(db, task: str) -> None:
+    with db.session() as session:
+        now = db_now(session)
+        session.execute(update(WorkerLease).where(WorkerLease.task == task).values(expires_at=now - timedelta(seconds=1)))
+
+
+@pytest.fixture
+def receiver():
+    made = Receiver()
+    yield made
+    made.close()
+
+
+def webhook_notices(platform, url: str, how_many: int) -> list[int]:
+    """One low-balance notice for each of ``how_many`` accounts, each with a webhook to ``url``: the ids
+    of the webhook deliveries (the users have no e-mail address, so there are no others)."""
+    for i in range(how_many):
+        add_user(platform, f"hook{i}")
+    with platform.db.session() as session:
+        for account in session.scalars(select(Account).order_by(Account.id)):
+            account.webhook_url = url
+            notifications.notify_members(session, account, "low_balance", f"{account.name}: low", f"t:{account.id}")
+        ids = list(session.scalars(select(Delivery.id).order_by(Delivery.id)))
+    assert len(ids) == how_many
+    return ids
+
+
+def test_the_fenced_guard_renews_while_held_and_refuses_after_a_takeover(clean_db):
+    a, b = Leases(clean_db, "host:1:a", lease_seconds=15), Leases(clean_db, "host:2:b", lease_seconds=15)
+    a.ensure("delivery", 10)
+    lease = a.claim("delivery")
+    guard = a.guard(lease)
+    with clean_db.session() as session:
+        before = session.get(WorkerLease, "delivery").expires_at
+    guard.check()  # held: passes, and extends the lease
+    with clean_db.session() as session:
+        assert session.get(WorkerLease, "delivery").expires_at >= before
+    lapse(clean_db, "delivery")
+    with pytest.raises(LeaseLost):  # lapsed, even before anyone took it
+        guard.check()
+    assert b.claim("delivery") is not None
+    with pytest.raises(LeaseLost):
+        guard.check()
+    assert a.claim("delivery") is None  # and the check did not revive it
+
+
+def test_a_delivery_run_that_lost_its_lease_mid_pass_sends_nothing_more(make_platform, receiver):
+    platform = make_platform(notifications=NotificationsConfig(webhook_allow_private=True))
+    ids = webhook_notices(platform, receiver.url, 3)
+    stale, fresh = Leases(platform.db, "host:1:stale"), Leases(platform.db, "host:2:fresh")
+    stale.ensure("delivery", 10)
+    stale_lease = stale.claim("delivery")
+    taken = []
+
+    def takeover(count: int) -> None:  # the stale worker stalls in its first send; the other takes over
+        if count == 1:
+            lapse(platform.db, "delivery")
+            taken.append(fresh.claim("delivery"))
+
+    receiver.on_request = takeover
+    with pytest.raises(LeaseLost):
+        Deliverer(platform).run_once(guard=stale.guard(stale_lease))
+    assert receiver.got == [ids[0]]  # the send under way finished; nothing after the takeover
+    receiver.on_request = None
+    Deliverer(platform).run_once(guard=fresh.guard(taken[0]))
+    assert sorted(receiver.got) == ids and len(set(receiver.got)) == len(receiver.got)  # each exactly once
+    with platform.db.session() as session:
+        assert all(d.delivered_at is not None and d.attempts == 1 for d in session.scalars(select(Delivery)))
+
+
+def test_a_balance_watch_pass_that_overlaps_another_says_the_low_balance_once(make_platform):
+    platform = make_platform()
+    add_user(platform, "lowie", balance="5.00")
+    with platform.db.session() as session:
+        account = session.scalar(select(Account))
+        account.low_balance_threshold = 10
+    watch = notifications.BalanceWatch(platform)
+    # the stale pass read the account (not yet told) before the other pass told it
+    with platform.db.session() as session:
+        stale_account = session.scalar(select(Account))
+        assert stale_account.low_balance_notified is False
+        session.expunge(stale_account)
+    assert watch.run_once().notices == 1  # the new holder's pass, committed meanwhile
+    with platform.db.session() as session:  # the stale pass goes on from what it read
+        assert not notifications._claim_low_notice(session, stale_account)
+    assert watch.run_once().notices == 0
+    with platform.db.session() as session:
+        user = session.scalar(select(User).where(User.name == "lowie"))
+        assert len(notifications.for_user(session, user)) == 1
