@@ -9,6 +9,7 @@ SQLite, or PostgreSQL with COMPUTENET_TEST_DATABASE_URL. No sleeps stand in for 
 from __future__ import annotations
 
 import json
+import os
 import threading
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,11 +18,12 @@ import pytest
 from sqlalchemy import select, update
 
 from computenet.cli.embedded import free_port
+from computenet.billing import ledger
 from computenet.config import NotificationsConfig
 from computenet.services import notifications
 from computenet.services.delivery import Deliverer
 from computenet.services.lease_guard import LeaseLost
-from computenet.store.models import Account, Delivery, User, WorkerLease
+from computenet.store.models import Account, Delivery, Job, Transfer, User, WorkerLease
 from computenet.workers.leases import Leases, db_now
 
 from conftest import add_user
@@ -150,3 +152,87 @@ def test_a_balance_watch_pass_that_overlaps_another_says_the_low_balance_once(ma
     with platform.db.session() as session:
         user = session.scalar(select(User).where(User.name == "lowie"))
         assert len(notifications.for_user(session, user)) == 1
+
+
+# -- re-routing: two local clusters of one slot each; the job waits on one while the other frees
+
+def _stuck_job(make_platform):
+    """A platform with a job pending on one cluster past its prediction while the other is idle."""
+    from computenet.services.job_actions import cancel_job
+    from computenet.services.jobs import submit_job
+    from computenet.services.poller import ClusterPoller
+    from conftest import local_cluster, poll_until
+    from computenet.store.types import utcnow
+
+    platform = make_platform([local_cluster("a", slots=1), local_cluster("b", slots=1)])
+    user_id, _ = add_user(platform, "mover", balance="500.00")
+    fillers = [submit_job(platform, user_id, f"#!/bin/bash\n#SBATCH -M {c} -c 1 -t 20\nsleep 300\n").id
+               for c in ("a", "b")]  # pinned: they stay where they are
+    job = submit_job(platform, user_id, "#!/bin/bash\n#SBATCH -c 1 -t 5\nsleep 1\n")
+
+    def where(job_id: int) -> str:
+        with platform.db.session() as session:
+            return session.get(Job, job_id).cluster.name
+
+    assert {where(f) for f in fillers} == {"a", "b"}
+    here = where(job.id)
+    step = lambda: [ClusterPoller(platform, c).run_once() for c in ("a", "b")]  # noqa: E731
+    cancel_job(platform, user_id, next(f for f in fillers if where(f) != here))
+    with platform.db.session() as session:
+        poll_until(lambda: session.get(Job, job.id).state == "PENDING", step=step, what="the job pending")
+    poll_until(lambda: not platform.adapter("b" if here == "a" else "a").queue(), what="the other cluster free")
+    with platform.db.session() as session:
+        row = session.get(Job, job.id)
+        row.predicted_start = utcnow() - timedelta(hours=1)
+        native = row.native_id
+    return platform, job.id, here, native
+
+
+def test_a_re_routing_pass_that_lost_its_lease_moves_nothing(make_platform):
+    from computenet.services.reroute import Rerouter
+
+    platform, job_id, here, native = _stuck_job(make_platform)
+    stale, fresh = Leases(platform.db, "host:1:stale"), Leases(platform.db, "host:2:fresh")
+    stale.ensure("re-routing", 60)
+    lease = stale.claim("re-routing")
+    lapse(platform.db, "re-routing")
+    fresh.claim("re-routing")
+    with pytest.raises(LeaseLost):
+        Rerouter(platform).run_once(guard=stale.guard(lease))
+    with platform.db.session() as session:
+        job = session.get(Job, job_id)
+        assert (job.cluster.name, job.native_id, job.reroutes) == (here, native, 0)
+    assert platform.adapter(here).status([native])[native].state.value == "PENDING"  # not cancelled there
+    assert Rerouter(platform).run_once(guard=fresh.guard(fresh.claim("re-routing"))).moved == [
+        (job_id, here, "b" if here == "a" else "a")]
+
+
+@pytest.mark.skipif(not os.environ.get("COMPUTENET_TEST_DATABASE_URL", "").startswith("postgresql"),
+                    reason="two overlapping passes need two writers at once (PostgreSQL)")
+def test_two_overlapping_re_routing_passes_move_a_job_once(make_platform, monkeypatch):
+    """The stale pass decided before the other's whole move committed; its claim in the row fails."""
+    from computenet.services import reroute
+
+    platform, job_id, here, native = _stuck_job(make_platform)
+    there = "b" if here == "a" else "a"
+    decide = reroute.routing.decide
+    inner: list = []
+
+    def decide_then_overlap(*args, **kwargs):
+        decision = decide(*args, **kwargs)
+        if not inner:  # the first (stale) pass has read the job; the other pass runs start to end now
+            inner.append(None)
+            inner[0] = reroute.Rerouter(platform).run_once()
+        return decision
+
+    monkeypatch.setattr(reroute.routing, "decide", decide_then_overlap)
+    outer = reroute.Rerouter(platform).run_once()
+    assert inner[0].moved == [(job_id, here, there)] and outer.moved == []
+    with platform.db.session() as session:
+        job = session.get(Job, job_id)
+        assert job.cluster.name == there and job.reroutes == 1 and job.native_id
+        hold = session.get(Transfer, job.hold_id)
+        assert ledger.open_hold(session, hold)  # the new copy's hold, not voided by the stale pass
+        new_native = job.native_id
+    assert platform.adapter(there).status([new_native])[new_native].state.value in ("PENDING", "RUNNING",
+                                                                                     "COMPLETED")

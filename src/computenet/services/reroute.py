@@ -76,6 +76,7 @@ class Rerouter:
 
     def _consider(self, job_id: int, report: RerouteReport, guard: LeaseGuard = UNGUARDED) -> None:
         platform = self.platform
+        guard.check()  # outside the job's transaction (SQLite has one writer); the claim below is exact
         with platform.db.session() as session:
             job = session.get(Job, job_id)
             spec = JobSpec.model_validate(job.spec)
@@ -110,7 +111,6 @@ class Rerouter:
                 "partition": new_part.name, "time_limit_minutes": better.time_limit_minutes})})
             cost = max_cost(session, platform, new_spec, better.time_limit_minutes, new_part, account)
             old_native, old_hold_id = job.native_id, job.hold_id
-            guard.check()
             # the claim: out of the pollers' sight while it moves (they poll jobs by native id), and
             # out of any other pass's reach (its compare-and-set finds the row changed). A crash from
             # here to the end leaves a PENDING job without a native id, which the poller flags.
