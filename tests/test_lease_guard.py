@@ -236,3 +236,39 @@ def test_two_overlapping_re_routing_passes_move_a_job_once(make_platform, monkey
         new_native = job.native_id
     assert platform.adapter(there).status([new_native])[new_native].state.value in ("PENDING", "RUNNING",
                                                                                      "COMPLETED")
+
+
+def test_the_runner_hands_a_guarded_task_its_fenced_guard_and_a_lost_lease_ends_the_run(platform):
+    from computenet.workers import Runner
+    from computenet.workers.tasks import TaskSpec
+    from conftest import poll_until
+
+    after_loss: list[str] = []
+    done = threading.Event()
+
+    def run(guard) -> None:
+        if done.is_set():
+            return
+        guard.check()  # held: passes
+        lapse(platform.db, "guarded")
+        Leases(platform.db, "host:9:other").claim("guarded")  # taken over while this run is under way
+        try:
+            guard.check()
+            after_loss.append("acted after losing the lease")
+        finally:
+            done.set()
+
+    runner = Runner(platform, tasks=[TaskSpec("guarded", 0.05, run, guarded=True)], holder="host:1:me",
+                    lease_seconds=15, claim_every_s=0.05, record_runs=True).start()
+    try:
+        poll_until(lambda: done.is_set(), timeout=30, what="the guarded run")
+        poll_until(lambda: "LeaseLost" in (row_of(platform.db, "guarded").last_error or ""), timeout=30,
+                   what="the run recorded as stopped by the lost lease")
+    finally:
+        runner.stop()
+    assert after_loss == [] and row_of(platform.db, "guarded").holder == "host:9:other"
+
+
+def row_of(db, task: str) -> WorkerLease:
+    with db.session() as session:
+        return session.get(WorkerLease, task)

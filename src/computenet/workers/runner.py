@@ -126,7 +126,7 @@ class Runner:
         with self._lock:
             self.running.add(spec.name)
         try:
-            spec.run(self.leases.guard(lease)) if spec.guarded else spec.run()
+            spec.run(guard=self.leases.guard(lease)) if spec.guarded else spec.run()
         except LeaseLost as exc:  # stalled past the lease: the new holder carries on from the database
             log.warning("%s stopped: %s", spec.name, exc)
             error = f"LeaseLost: {exc}"

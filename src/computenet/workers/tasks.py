@@ -30,7 +30,7 @@ class TaskSpec:
     name: str
     interval_s: float
     run: Callable[..., object]
-    # run(guard): the task checks its lease (services/lease_guard.py) before effects outside the database
+    # run(guard=...): the task checks its lease (services/lease_guard.py) before effects outside the database
     guarded: bool = False
 
 
@@ -56,15 +56,14 @@ def platform_tasks(platform: Platform) -> list[TaskSpec]:
     from ..services.step_usage import StepUsageCollector
     from ..services.storage_meter import StorageMeter
 
-    deliverer, rerouter = Deliverer(platform), Rerouter(platform)
     tasks = [
         TaskSpec("cluster-sync", SYNC_INTERVAL_S, platform.sync_clusters),
         TaskSpec("cluster-probe", platform.settings.routing.probe_interval_seconds, ClusterProbe(platform).run_once),
         TaskSpec("enforcement", ENFORCE_INTERVAL_S, Enforcer(platform).run_once),
         TaskSpec("balance-watch", ENFORCE_INTERVAL_S, BalanceWatch(platform).run_once),
         TaskSpec("exhaustion", ENFORCE_INTERVAL_S, ExhaustionWatch(platform).run_once),
-        TaskSpec("delivery", DELIVERY_INTERVAL_S, lambda guard: deliverer.run_once(guard=guard), guarded=True),
-        TaskSpec("re-routing", REROUTE_INTERVAL_S, lambda guard: rerouter.run_once(guard=guard), guarded=True),
+        TaskSpec("delivery", DELIVERY_INTERVAL_S, Deliverer(platform).run_once, guarded=True),
+        TaskSpec("re-routing", REROUTE_INTERVAL_S, Rerouter(platform).run_once, guarded=True),
         TaskSpec("outputs", COLLECT_INTERVAL_S, OutputCollector(platform).run_once),
         TaskSpec("storage-meter", METER_INTERVAL_S, StorageMeter(platform).run_once),
         TaskSpec("samples", COLLECT_INTERVAL_S, SampleCollector(platform).run_once),
@@ -75,9 +74,8 @@ def platform_tasks(platform: Platform) -> list[TaskSpec]:
     if platform.settings.events.nats_url:  # domain events out of the outbox (services/event_publisher.py)
         from ..services.event_publisher import EventPublisher
 
-        publisher = EventPublisher(platform)
-        tasks.append(TaskSpec("events", platform.settings.events.publish_every_s,
-                              lambda guard: publisher.run_once(guard=guard), guarded=True))
+        tasks.append(TaskSpec("events", platform.settings.events.publish_every_s, EventPublisher(platform).run_once,
+                              guarded=True))
     monitoring = platform.settings.monitoring
     if monitoring.enabled and monitoring.step_usage:
         tasks.append(TaskSpec("sstat", monitoring.collect_every_s, StepUsageCollector(platform).run_once))
