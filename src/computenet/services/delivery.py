@@ -7,6 +7,11 @@ least once (X-ComputeNet-Delivery), so it can drop repeats.
 
 Webhooks go out from the events outbox (services/webhooks.py, webhook_sender.py): a notice is an
 event (balance.*, account.notice), and the per-account webhook URL set here is one endpoint there.
+
+Under a worker's lease (workers/) each send is preceded by a lease check: a
+worker that stalled past its lease (its due list read before the takeover)
+stops instead of sending what the new holder sends too. Repeats still happen
+when a sender dies between sending and marking, hence the id to drop them by.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from ..config import NotificationsConfig
 from ..store.models import Account, Delivery, Notification, User
 from ..store.types import utcnow
 from .errors import InvalidRequest
+from .lease_guard import UNGUARDED, LeaseGuard
 from .platform import Platform
 from ..messages import msg
 
@@ -175,7 +181,7 @@ class Deliverer:
         self.cfg = platform.settings.notifications
         self.say = say
 
-    def run_once(self, limit: int = 200) -> DeliveryReport:
+    def run_once(self, limit: int = 200, guard: LeaseGuard = UNGUARDED) -> DeliveryReport:
         report = DeliveryReport()
         with self.platform.db.session() as session:
             query = (select(Delivery, Notification).join(Notification, Notification.id == Delivery.notification_id)
@@ -194,6 +200,7 @@ class Deliverer:
             if item.channel == "email" and not self.cfg.smtp_host:
                 report.waiting += 1
                 continue
+            guard.check()  # LeaseLost ends the pass: the rest is the new holder's
             try:
                 self._email(item)
                 error = None

@@ -5,6 +5,10 @@ time; JetStream drops the repeat (the event id is the Nats-Msg-Id, within the st
 window), and a consumer can drop any later repeat by the same id. Rows go out in commit order
 (seq), one acknowledged publish at a time, so a broker that is down only delays them: nothing is
 marked unless JetStream stored it.
+
+Under a worker's lease each publish is preceded by a lease check (services/lease_guard.py): a
+publisher that stalled past its lease stops rather than racing the new holder (whose repeats
+JetStream would drop anyway, within its duplicate window).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from sqlalchemy import select, update
 from ..config import EventsConfig
 from ..store.event_models import OutboxEvent
 from ..store.types import utcnow
+from .lease_guard import UNGUARDED, LeaseGuard, LeaseLost
 from .platform import Platform
 
 log = logging.getLogger(__name__)
@@ -64,7 +69,7 @@ class EventPublisher:
             session.expunge_all()
             return rows
 
-    def run_once(self) -> PublishReport:
+    def run_once(self, guard: LeaseGuard = UNGUARDED) -> PublishReport:
         report = PublishReport()
         if not self.cfg.nats_url:
             return report
@@ -72,7 +77,10 @@ class EventPublisher:
         if not rows:
             return report
         try:
-            asyncio.run(self._publish(rows, report))
+            asyncio.run(self._publish(rows, report, guard))
+        except LeaseLost:
+            self.mark(report.published, rows, "")  # what JetStream stored is published, whoever marks it
+            raise
         except Exception as exc:  # the broker is down or refused: the rest waits for the next pass
             said = str(exc) or f"no answer from {self.cfg.nats_url} within {self.cfg.timeout_s:g} s"
             report.error = f"{type(exc).__name__}: {said}"[:500]
@@ -81,7 +89,7 @@ class EventPublisher:
         self.mark(report.published, rows, report.error)
         return report
 
-    async def _publish(self, rows: list[OutboxEvent], report: PublishReport) -> None:
+    async def _publish(self, rows: list[OutboxEvent], report: PublishReport, guard: LeaseGuard) -> None:
         import nats
 
         # bounded from outside too: nats-py keeps retrying a server that refuses the first connection
@@ -92,6 +100,7 @@ class EventPublisher:
             js = nc.jetstream(timeout=self.cfg.timeout_s)
             await ensure_stream(js, self.cfg)
             for row in rows:
+                guard.check()  # one short UPDATE; blocking the loop for it is fine (it runs nothing else)
                 ack = await js.publish(subject_of(self.cfg, row), json.dumps(envelope(row)).encode(),
                                        headers={"Nats-Msg-Id": row.id})
                 report.duplicates += bool(ack.duplicate)

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -143,17 +143,30 @@ class BalanceWatch:
             for account in session.scalars(select(Account).where(Account.low_balance_threshold.is_not(None))):
                 available = funds.funds(session, account).available
                 if available < account.low_balance_threshold and not account.low_balance_notified:
+                    # claimed in the row first: a second pass at once (a worker stalled past its lease
+                    # while another took over) finds it claimed and says nothing (the key is per event)
+                    if not _claim_low_notice(session, account):
+                        continue
                     report.notices += notify_members(
                         session, account, "low_balance",
                         msg(LOW_BALANCE, account=account.name, available=Money(available, account.currency),
                             threshold=Money(account.low_balance_threshold)),
                         f"low:{account.id}:{uuid.uuid4().hex[:8]}")
-                    account.low_balance_notified = True
                     report.notified_accounts += 1
                 elif available >= account.low_balance_threshold and account.low_balance_notified:
                     account.low_balance_notified = False
                     report.rearmed += 1
         return report
+
+
+def _claim_low_notice(session: Session, account: Account) -> bool:
+    claimed = session.execute(update(Account).where(Account.id == account.id, Account.low_balance_notified.is_(False))
+                              .values(low_balance_notified=True).execution_options(synchronize_session=False))
+    if claimed.rowcount == 1:
+        account.low_balance_notified = True  # what the row says now (the ORM copy is not refreshed)
+        session.flush()
+        return True
+    return False
 
 
 def for_user(session: Session, user: User, unread_only: bool = False, limit: int = 50) -> list[Notification]:

@@ -30,11 +30,20 @@ class Platform:
         self.sync_clusters()
 
     def sync_clusters(self) -> None:
+        from sqlalchemy.exc import IntegrityError
+
         for cfg in self.settings.clusters:
-            with self.db.session() as session:
-                cluster = sync_cluster(session, cfg, self.adapters[cfg.name])
-                if cluster.health != "online":
-                    log.warning("cluster %s is %s: %s", cfg.name, cluster.health, cluster.health_detail)
+            for attempt in range(3):
+                try:
+                    with self.db.session() as session:
+                        cluster = sync_cluster(session, cfg, self.adapters[cfg.name])
+                        health, detail = cluster.health, cluster.health_detail
+                    break
+                except IntegrityError:  # replicas starting at once on an empty database: one wrote the
+                    if attempt == 2:     # cluster's rows first; the next pass finds them there
+                        raise
+            if health != "online":
+                log.warning("cluster %s is %s: %s", cfg.name, health, detail)
 
     def adapter(self, name: str) -> ClusterAdapter:
         return self.adapters[name]

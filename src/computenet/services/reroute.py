@@ -6,6 +6,14 @@ against the job starting meanwhile: it is first held where it waits, then
 checked to be still pending, and only then cancelled there; a new hold for
 the new price is taken before anything is touched, and the old hold is
 voided once the new cluster has the job. Every step is in the job's history.
+
+One move per job even if two passes overlap (a worker stalled past its lease
+while another took over): before touching the cluster a pass checks its lease
+(services/lease_guard.py) and then claims the move in the job's row, a
+compare-and-set on (native id, re-route count) written before the scancel; the
+pass that loses the claim leaves the job alone. Once the old copy is cancelled
+the move is finished whatever the lease says: stopping between the scancel and
+the sbatch would leave a job that is on no cluster.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from ..store.types import utcnow
 from . import routing
 from .errors import InvalidRequest
 from .job_files import stage_inputs
+from .lease_guard import UNGUARDED, LeaseGuard, LeaseLost
 from .jobs import apply_state, job_paths, max_cost, path_unix_user, request_for
 from .platform import Platform
 
@@ -45,7 +54,7 @@ class Rerouter:
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
 
-    def run_once(self) -> RerouteReport:
+    def run_once(self, guard: LeaseGuard = UNGUARDED) -> RerouteReport:
         report = RerouteReport()
         cfg = self.platform.settings.routing
         late = utcnow() - timedelta(minutes=cfg.reroute_after_minutes)
@@ -60,14 +69,17 @@ class Rerouter:
         for job_id in ids:
             report.considered += 1
             try:
-                self._consider(job_id, report)
+                self._consider(job_id, report, guard)
+            except LeaseLost:
+                raise  # the rest is the new holder's
             except Exception as exc:  # one job's trouble must not stop the others
                 log.exception("re-routing job %s failed", job_id)
                 report.kept.append((job_id, f"error: {exc}"))
         return report
 
-    def _consider(self, job_id: int, report: RerouteReport) -> None:
+    def _consider(self, job_id: int, report: RerouteReport, guard: LeaseGuard = UNGUARDED) -> None:
         platform = self.platform
+        guard.check()  # outside the job's transaction (SQLite has one writer); the claim below is exact
         with platform.db.session() as session:
             job = session.get(Job, job_id)
             spec = JobSpec.model_validate(job.spec)
@@ -101,15 +113,27 @@ class Rerouter:
             new_spec = spec.model_copy(update={"resources": spec.resources.model_copy(update={
                 "partition": new_part.name, "time_limit_minutes": better.time_limit_minutes})})
             cost = max_cost(session, platform, new_spec, better.time_limit_minutes, new_part, account)
+            old_native, old_hold_id = job.native_id, job.hold_id
+            # the claim: out of the pollers' sight while it moves (they poll jobs by native id), and
+            # out of any other pass's reach (its compare-and-set finds the row changed). A crash from
+            # here to the end leaves a PENDING job without a native id, which the poller flags.
+            claimed = session.execute(
+                update(Job).where(Job.id == job.id, Job.native_id == old_native, Job.reroutes == job.reroutes,
+                                  Job.state == JobState.PENDING.value, Job.paused_for_funds_at.is_(None))
+                .values(native_id=None).execution_options(synchronize_session=False)).rowcount
+            if claimed != 1:
+                session.rollback()
+                report.kept.append((job_id, "changed meanwhile (moved or started by another pass)"))
+                return
             try:  # the new hold first: if the money is not there, nothing has moved
                 new_hold = ledger.transfer(
                     session, f"hold:job:{job.id}:reroute:{job.reroutes + 1}", funds.customer(session, account),
                     funds.revenue(session, new_part.product_line, account.currency), ledger.cents(cost), "hold",
                     pending=True, check_funds=True, memo=f"hold for job {job.id} on {better.target.name}")
             except ledger.InsufficientFunds:
+                session.rollback()  # and the claim with it
                 report.kept.append((job_id, "the account cannot hold the new price as well"))
                 return
-            old_native, old_hold_id = job.native_id, job.hold_id
             new_hold_id = new_hold.id
             user_name = session.get(User, job.owner_id).name
             new_cluster = session.scalar(select(Cluster).where(Cluster.name == better.target.cluster))
@@ -118,9 +142,6 @@ class Rerouter:
                                           unix_user=path_unix_user(session, platform, new_cluster, job.owner_id))
             moved = dict(cluster=better.target.cluster, partition=new_part.name, spec=new_spec, cost=cost,
                          workdir=workdir, out=out, err=err, wait=better.wait_s, decision=decision)
-            # out of the pollers' sight while it moves (they poll jobs by native id); a crash
-            # from here to the end leaves a PENDING job without one, which the poller flags
-            job.native_id = None
             session.add(JobEvent(job_id=job.id, from_state=job.state, to_state=job.state,
                                  detail=f"moving: {old_cluster} job {old_native} to be held and cancelled"))
         old = platform.adapter(old_cluster)

@@ -30,6 +30,7 @@ from ..store.types import utcnow
 from ..store.webhook_models import WebhookDelivery, WebhookEndpoint
 from .delivery import _pinned, check_webhook_url, sign
 from .event_publisher import envelope
+from .lease_guard import UNGUARDED, LeaseGuard, LeaseLost
 from .platform import Platform
 from .webhooks import matches, signature
 
@@ -61,10 +62,12 @@ class WebhookDispatcher:
         self.platform = platform
         self.cfg = platform.settings.webhooks
 
-    def run_once(self) -> WebhookReport:
+    def run_once(self, guard: LeaseGuard = UNGUARDED) -> WebhookReport:
+        """``guard``: the worker's lease, checked before each POST (a stalled worker that lost it stops;
+        the receiver drops a repeat that still happens by its webhook-id)."""
         report = WebhookReport()
         self.fan_out(report)
-        self.send(report)
+        self.send(report, guard)
         return report
 
     # -- fan-out ----------------------------------------------------------------------
@@ -123,21 +126,26 @@ class WebhookDispatcher:
                     for d, e, ep in rows]
         return out
 
-    def send(self, report: WebhookReport) -> None:
+    def send(self, report: WebhookReport, guard: LeaseGuard = UNGUARDED) -> None:
         due = self.due()
         if not due:
             return
         with ThreadPoolExecutor(max_workers=min(self.cfg.parallel, len(due)),
                                 thread_name_prefix="webhook") as pool:
-            for done in pool.map(self._endpoint_turn, due.values()):
+            for done in pool.map(lambda items: self._endpoint_turn(items, guard), due.values()):
                 for delivery_id, outcome in done:
                     getattr(report, outcome).append(delivery_id)
 
-    def _endpoint_turn(self, items: list[_Item]) -> list[tuple[int, str]]:
+    def _endpoint_turn(self, items: list[_Item], guard: LeaseGuard = UNGUARDED) -> list[tuple[int, str]]:
         done: list[tuple[int, str]] = []
         sent: list[tuple[int, int]] = []  # (delivery, status) delivered, marked RECORD_EVERY at a time
         with httpx.Client(timeout=self.cfg.timeout_s, follow_redirects=False, trust_env=False) as client:
             for item in items:
+                try:
+                    guard.check()
+                except LeaseLost:  # what was sent is marked; the rest is the new holder's
+                    self._delivered(sent)
+                    raise
                 try:
                     status, error = self.post(client, item.url, item.secret, item.event_id, item.event_type,
                                               item.body)

@@ -25,6 +25,7 @@ from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..services.lease_guard import LeaseLost
 from ..store.db import Database
 from ..store.models import WorkerLease, WorkerRun
 from ..store.types import utcnow
@@ -134,6 +135,20 @@ class Leases:
             session.flush()
             return run.id
 
+    def still_held(self, lease: Lease) -> bool:
+        """Is this tenure's lease still live? Renews it when so (the caller is about to act and
+        gets a whole lease length to do it in). One UPDATE on the lease's row."""
+        with self.db.session() as session:
+            now = db_now(session)
+            result = session.execute(
+                update(WorkerLease).where(WorkerLease.task == lease.task, WorkerLease.holder == self.holder,
+                                          WorkerLease.fence == lease.fence, WorkerLease.expires_at > now)
+                .values(heartbeat_at=now, expires_at=now + self.ttl).execution_options(synchronize_session=False))
+            return result.rowcount == 1
+
+    def guard(self, lease: Lease) -> "FencedGuard":
+        return FencedGuard(self, lease)
+
     def finish_run(self, lease: Lease, run_id: int, duration_s: float, error: str | None) -> bool:
         """Record how the run went. False when the lease had been lost meanwhile (logged by the
         caller: the run's work stood on the task's own idempotency)."""
@@ -153,3 +168,15 @@ class Leases:
             still = session.scalar(select(WorkerLease.holder).where(
                 WorkerLease.task == lease.task, WorkerLease.fence == lease.fence))
             return still == self.holder
+
+
+class FencedGuard:
+    """The LeaseGuard (services/lease_guard.py) a run gets: its lease, by fence number."""
+
+    def __init__(self, leases: Leases, lease: Lease) -> None:
+        self.leases = leases
+        self.lease = lease
+
+    def check(self) -> None:
+        if not self.leases.still_held(self.lease):
+            raise LeaseLost(f"task {self.lease.task}: lease (fence {self.lease.fence}) lost by {self.leases.holder}")

@@ -18,6 +18,7 @@ import threading
 import time
 from datetime import timedelta
 
+from ..services.lease_guard import LeaseLost
 from ..services.platform import Platform
 from .leases import Leases, holder_name
 from .tasks import TaskSpec, attach_registered, cluster_tasks, platform_tasks
@@ -127,7 +128,10 @@ class Runner:
         with self._lock:
             self.running.add(spec.name)
         try:
-            spec.run()
+            spec.run(guard=self.leases.guard(lease)) if spec.guarded else spec.run()
+        except LeaseLost as exc:  # stalled past the lease: the new holder carries on from the database
+            log.warning("%s stopped: %s", spec.name, exc)
+            error = f"LeaseLost: {exc}"
         except Exception as exc:  # a bad pass must not kill the loop
             log.exception("%s failed", spec.name)
             error = f"{type(exc).__name__}: {exc}"

@@ -29,7 +29,9 @@ METER_INTERVAL_S = 3600.0  # storage is charged per day; an hourly pass catches 
 class TaskSpec:
     name: str
     interval_s: float
-    run: Callable[[], object]
+    run: Callable[..., object]
+    # run(guard=...): the task checks its lease (services/lease_guard.py) before effects outside the database
+    guarded: bool = False
 
 
 def _reader_language(platform: Platform):
@@ -83,8 +85,9 @@ def platform_tasks(platform: Platform) -> list[TaskSpec]:
         TaskSpec("enforcement", ENFORCE_INTERVAL_S, Enforcer(platform).run_once),
         TaskSpec("balance-watch", ENFORCE_INTERVAL_S, BalanceWatch(platform).run_once),
         TaskSpec("exhaustion", ENFORCE_INTERVAL_S, ExhaustionWatch(platform).run_once),
-        TaskSpec("delivery", DELIVERY_INTERVAL_S, Deliverer(platform, say=_reader_language(platform)).run_once),
-        TaskSpec("re-routing", REROUTE_INTERVAL_S, Rerouter(platform).run_once),
+        TaskSpec("delivery", DELIVERY_INTERVAL_S, Deliverer(platform, say=_reader_language(platform)).run_once,
+                 guarded=True),
+        TaskSpec("re-routing", REROUTE_INTERVAL_S, Rerouter(platform).run_once, guarded=True),
         TaskSpec("outputs", COLLECT_INTERVAL_S, OutputCollector(platform).run_once),
         TaskSpec("storage-meter", METER_INTERVAL_S, StorageMeter(platform).run_once),
         TaskSpec("samples", COLLECT_INTERVAL_S, SampleCollector(platform).run_once),
@@ -95,7 +98,8 @@ def platform_tasks(platform: Platform) -> list[TaskSpec]:
     if platform.settings.events.nats_url:  # domain events out of the outbox (services/event_publisher.py)
         from ..services.event_publisher import EventPublisher
 
-        tasks.append(TaskSpec("events", platform.settings.events.publish_every_s, EventPublisher(platform).run_once))
+        tasks.append(TaskSpec("events", platform.settings.events.publish_every_s, EventPublisher(platform).run_once,
+                              guarded=True))
         from ..services.job_requests import JobRequests  # jobs by message over the same broker
 
         tasks.append(TaskSpec("job-requests", platform.settings.events.requests_every_s, JobRequests(platform).run_once))
@@ -103,7 +107,8 @@ def platform_tasks(platform: Platform) -> list[TaskSpec]:
     from ..services.outbox_cleanup import OutboxCleaner
     from ..services.webhook_sender import WebhookDispatcher
 
-    tasks.append(TaskSpec("webhooks", platform.settings.webhooks.every_s, WebhookDispatcher(platform).run_once))
+    tasks.append(TaskSpec("webhooks", platform.settings.webhooks.every_s, WebhookDispatcher(platform).run_once,
+                          guarded=True))
     tasks.append(TaskSpec("outbox-cleanup", platform.settings.events.cleanup_every_s, OutboxCleaner(platform).run_once))
     monitoring = platform.settings.monitoring
     if monitoring.enabled and monitoring.step_usage:
