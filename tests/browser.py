@@ -79,3 +79,33 @@ def shot(page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def users_who_sign_in(platform, names, password: str, balance: str = "500.00") -> None:
+    """Users with a funded account and a password, for a test that signs in through the portal."""
+    from computenet.services import accounts, audit
+    from computenet.services.signin import passwords
+
+    from conftest import add_user
+
+    for name in names:
+        add_user(platform, name, balance=balance)
+        with platform.db.session() as session:
+            passwords.set_password(session, audit.SYSTEM, accounts.get_user(session, name), password,
+                                   platform.settings.auth)
+
+
+def start_session(page, app: str, wait_ms: int = 60_000, before_start=None):
+    """Start an interactive app from the sessions page (1 core, 1 hour) and wait for its Connect link:
+    the page reloads itself while the session starts, and shows Connect once the server answers."""
+    page.goto("/portal/sessions")
+    if before_start is not None:
+        before_start(page)
+    page.select_option("#s-app", app)
+    page.fill("#s-cores", "1")
+    page.fill("#s-hours", "1")
+    page.click("form.session-start button[type=submit]")
+    page.wait_for_url("**/portal/sessions?done=started")
+    connect = page.locator("a.button:has-text('Connect')")
+    connect.wait_for(timeout=wait_ms)
+    return connect

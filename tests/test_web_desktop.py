@@ -21,9 +21,8 @@ from websockets.sync.client import connect
 from computenet.cli.embedded import EmbeddedServer
 from computenet.client.sdk import ComputeNetClient
 from computenet.config import SessionsConfig
-from computenet.services import accounts, audit, sessions
+from computenet.services import sessions
 from computenet.services.sessions.watch import server_activity
-from computenet.services.signin import passwords
 from computenet.store.models import Charge, InteractiveSession
 from computenet.store.types import utcnow
 from computenet.web.pages.sessions import desktop_url
@@ -100,25 +99,14 @@ def test_desktop_without_the_tag_is_refused_with_the_reason(make_platform):
 
 @needs_desktop
 def test_desktop_session_in_a_browser(make_platform, chromium):
-    from browser import new_page, shot, sign_in
+    from browser import new_page, shot, sign_in, start_session, users_who_sign_in
 
     platform = make_platform([local_cluster(tags=["desktop"])], sessions=SessionsConfig(start_timeout_s=60))
-    for name in ("dorothea", "edgar"):
-        add_user(platform, name, balance="500.00")
-        with platform.db.session() as session:
-            passwords.set_password(session, audit.SYSTEM, accounts.get_user(session, name), GOOD,
-                                   platform.settings.auth)
+    users_who_sign_in(platform, ("dorothea", "edgar"), GOOD)
     with EmbeddedServer(platform, run_services=True) as server:
         page = new_page(chromium, server.url)
         sign_in(page, "dorothea", GOOD)
-        page.goto("/portal/sessions")
-        page.select_option("#s-app", "desktop")
-        page.fill("#s-cores", "1")
-        page.fill("#s-hours", "1")
-        page.click("form.session-start button[type=submit]")
-        page.wait_for_url("**/portal/sessions?done=started")
-        connect_link = page.locator("a.button:has-text('Connect')")
-        connect_link.wait_for(timeout=60_000)
+        connect_link = start_session(page, "desktop")
         with platform.db.session() as session:
             row = session.scalars(select(InteractiveSession)).one()
             sid, secret, address, port = row.id, row.secret, row.address, row.port

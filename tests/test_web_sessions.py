@@ -16,12 +16,11 @@ from sqlalchemy import func, select
 
 from computenet.cli.embedded import EmbeddedServer
 from computenet.config import SessionsConfig
-from computenet.services import accounts, audit
-from computenet.services.signin import passwords
+from computenet.services import accounts
 from computenet.store.models import Charge, InteractiveSession
 
-from browser import axe, new_page, shot, sign_in
-from conftest import add_user, local_cluster, poll_until
+from browser import axe, new_page, shot, sign_in, start_session, users_who_sign_in
+from conftest import local_cluster, poll_until
 
 GOOD = "Correct-Horse-7"
 VENV_BIN = str(Path(sys.executable).parent)
@@ -75,25 +74,16 @@ STEAL = """async ([portal]) => {
 def test_jupyterlab_from_the_portal_in_a_browser(make_platform, chromium, monkeypatch):
     monkeypatch.setenv("PATH", f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}")
     platform = make_platform([local_cluster(tags=["jupyterlab"])], sessions=SessionsConfig(start_timeout_s=120))
-    for name in ("alice", "bob"):
-        add_user(platform, name, balance="500.00")
-        with platform.db.session() as session:
-            passwords.set_password(session, audit.SYSTEM, accounts.get_user(session, name), GOOD,
-                                   platform.settings.auth)
+    users_who_sign_in(platform, ("alice", "bob"), GOOD)
     with EmbeddedServer(platform, run_services=True) as server:
         page = new_page(chromium, server.url)
         sign_in(page, "alice", GOOD)
-        page.goto("/portal/sessions")
-        assert axe(page) == []
-        shot(page, "sessions-empty-en")
-        page.select_option("#s-app", "jupyterlab")
-        page.fill("#s-cores", "1")
-        page.fill("#s-hours", "1")
-        page.click("form.session-start button[type=submit]")
-        page.wait_for_url("**/portal/sessions?done=started")
-        # the page reloads itself while the session starts; Connect appears once the server answers
-        connect = page.locator("a.button:has-text('Connect')")
-        connect.wait_for(timeout=120_000)
+
+        def looked_at_empty(page):
+            assert axe(page) == []
+            shot(page, "sessions-empty-en")
+
+        connect = start_session(page, "jupyterlab", wait_ms=120_000, before_start=looked_at_empty)
         assert axe(page) == []
         shot(page, "sessions-running-en")
         with platform.db.session() as session:

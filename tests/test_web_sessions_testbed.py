@@ -13,12 +13,10 @@ from sqlalchemy import func, select
 
 from computenet.cli.embedded import EmbeddedServer
 from computenet.config import Price, RoutingConfig, SessionsConfig
-from computenet.services import accounts, audit
-from computenet.services.signin import passwords
 from computenet.store.models import Charge, InteractiveSession, Job
 
-from browser import new_page, shot, sign_in
-from conftest import add_user, poll_until, slurm_clusters
+from browser import new_page, shot, sign_in, start_session, users_who_sign_in
+from conftest import poll_until, slurm_clusters
 from test_web_sessions import GOOD, RUN_CELL, VENV_BIN, pytestmark as needs_jupyter
 
 pytestmark = [pytest.mark.slurm, *([needs_jupyter] if not isinstance(needs_jupyter, list) else needs_jupyter)]
@@ -32,21 +30,11 @@ def test_jupyterlab_on_the_test_bed_from_the_portal_in_a_browser(testbed, make_p
     clusters[0].prices = {"cpu": Price(core_hour=Decimal("36.00"))}  # a few seconds cost a few cents
     platform = make_platform(clusters, routing=RoutingConfig(queue_cache_seconds=0),
                              sessions=SessionsConfig(start_timeout_s=180))
-    add_user(platform, "h18b-lena", balance="500.00")
-    with platform.db.session() as session:
-        passwords.set_password(session, audit.SYSTEM, accounts.get_user(session, "h18b-lena"), GOOD,
-                               platform.settings.auth)
+    users_who_sign_in(platform, ("h18b-lena",), GOOD)
     with EmbeddedServer(platform, run_services=True) as server:
         page = new_page(chromium, server.url)
         sign_in(page, "h18b-lena", GOOD)
-        page.goto("/portal/sessions")
-        page.select_option("#s-app", "jupyterlab")
-        page.fill("#s-cores", "1")
-        page.fill("#s-hours", "1")
-        page.click("form.session-start button[type=submit]")
-        page.wait_for_url("**/portal/sessions?done=started")
-        connect = page.locator("a.button:has-text('Connect')")
-        connect.wait_for(timeout=180_000)  # the page reloads itself until the server answers
+        connect = start_session(page, "jupyterlab", wait_ms=180_000)
         with platform.db.session() as session:
             row = session.scalars(select(InteractiveSession)).one()
             sid, job_id, host, native = row.id, row.job_id, row.host, row.job.native_id

@@ -17,14 +17,13 @@ from websockets.sync.client import connect
 
 from computenet.cli.embedded import EmbeddedServer
 from computenet.config import SessionsConfig
-from computenet.services import accounts, audit, sessions
-from computenet.services.signin import passwords
+from computenet.services import accounts, sessions
 from computenet.services.sessions.watch import server_activity
 from computenet.store.models import InteractiveSession
 from computenet.store.types import utcnow
 
-from browser import axe, new_page, shot, sign_in
-from conftest import add_user, local_cluster, poll_until
+from browser import axe, new_page, shot, sign_in, start_session, users_who_sign_in
+from conftest import local_cluster, poll_until
 
 GOOD = "Correct-Horse-7"
 VENV_BIN = str(Path(sys.executable).parent)
@@ -47,22 +46,11 @@ def test_shell_session_in_a_browser(make_platform, chromium, monkeypatch):
     # jobs of the single-tenant local executor get the server's PATH: the venv's python3 (terminado) on it
     monkeypatch.setenv("PATH", f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}")
     platform = make_platform([local_cluster(tags=["terminado"])], sessions=SessionsConfig(start_timeout_s=60))
-    for name in ("alice", "bob"):
-        add_user(platform, name, balance="500.00")
-        with platform.db.session() as session:
-            passwords.set_password(session, audit.SYSTEM, accounts.get_user(session, name), GOOD,
-                                   platform.settings.auth)
+    users_who_sign_in(platform, ("alice", "bob"), GOOD)
     with EmbeddedServer(platform, run_services=True) as server:
         page = new_page(chromium, server.url)
         sign_in(page, "alice", GOOD)
-        page.goto("/portal/sessions")
-        page.select_option("#s-app", "shell")
-        page.fill("#s-cores", "1")
-        page.fill("#s-hours", "1")
-        page.click("form.session-start button[type=submit]")
-        page.wait_for_url("**/portal/sessions?done=started")
-        connect_link = page.locator("a.button:has-text('Connect')")
-        connect_link.wait_for(timeout=60_000)
+        connect_link = start_session(page, "shell")
         with platform.db.session() as session:
             row = session.scalars(select(InteractiveSession)).one()
             sid, secret, address, port = row.id, row.secret, row.address, row.port

@@ -11,7 +11,6 @@ Courier and Adobe's predefined STSong-Light, which the reader must supply.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import unicodedata
 import zlib

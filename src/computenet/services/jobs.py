@@ -262,7 +262,7 @@ def submit_job(platform: Platform, user_id: int, script: bytes | str, flags: lis
             if first is not None:
                 return first
     plan = plan_submission(platform, user_id, script, flags, wanted, extras)
-    text, spec, script_args, dependency, pinned = plan.text, plan.spec, plan.script_args, plan.dependency, plan.pinned
+    text, spec, script_args, dependency = plan.text, plan.spec, plan.script_args, plan.dependency
     wanted, extras, decision, account_id = plan.wanted, plan.extras, plan.decision, plan.account_id
     first_error: Exception | None = None
     for candidate in list(decision.ranked):

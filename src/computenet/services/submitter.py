@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select, update
 
-from ..clusters.base import ClusterError, SubmitRejected, SubmitRequest
+from ..clusters.base import SubmitRejected, SubmitRequest
 from ..domain.states import JobState
 from ..store.models import Cluster, Job, User
 from ..store.types import utcnow
