@@ -17,6 +17,7 @@ from decimal import ROUND_DOWN, Decimal
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import defer
 
 from ..billing import funds
 from ..billing.rating import Usage
@@ -139,6 +140,13 @@ class ClusterPoller:
         report.polled = len(active)
         now = utcnow()
         with self.platform.db.session() as session:
+            # the jobs in a few queries, not one each: session.get below finds them in the identity map
+            # (one query per job, each with its autoflush, was most of a poll's cost: bench/poll.py)
+            wanted, held = list(active.values()) + [old for old, _, _ in superseded], []  # held: the map is weak
+            for lo in range(0, len(wanted), 1000):
+                held += session.scalars(select(Job).where(Job.id.in_(wanted[lo:lo + 1000]))
+                                        .options(defer(Job.script), defer(Job.routing), defer(Job.inputs),
+                                                 defer(Job.outputs))).all()
             for job_id, native_id, newer_id in superseded:
                 job = session.get(Job, job_id)
                 if job.native_id == native_id and job.cluster_id == cluster_id and job.settled_at is None:
@@ -162,8 +170,10 @@ class ClusterPoller:
                         report.transitions += 1
                         report.changed_jobs.append(job.id)
                     continue
-                job.missing_since = None
-                if status.node_list:  # kept once the job leaves the queue (sacct is not asked for it)
+                # set only what changed: an attribute set, even to its value, is compared at every flush
+                if job.missing_since is not None:
+                    job.missing_since = None
+                if status.node_list and job.node_list != status.node_list:  # kept once the job leaves the queue
                     job.node_list = status.node_list
                 if status.start and job.start_time is None:
                     job.start_time = status.start
@@ -171,7 +181,8 @@ class ClusterPoller:
                     job.end_time = status.end
                 if status.exit_code is not None and status.state.is_terminal:
                     job.exit_code = status.exit_code
-                job.reason = status.reason
+                if job.reason != status.reason:
+                    job.reason = status.reason
                 detail = status.raw_state
                 if status.state == JobState.PENDING and job.state in _RAN:
                     # requeued (by its owner, an operator or a node failure): this run is over, its record
