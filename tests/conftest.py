@@ -306,3 +306,14 @@ def database_at(path, revision: str):
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
     return db
+
+
+def session_origin_client(srv, owner, session_id: int):
+    """An HTTP client on the sessions' own origin with the session's cookie, as a browser gets it: a
+    one-time ticket from the API (owner: the session owner's ComputeNetClient), no token works there."""
+    import httpx
+
+    entered = httpx.get(owner.session_connect_url(session_id), timeout=30)
+    assert entered.status_code == 303, entered.text
+    return httpx.Client(base_url=srv.origins.session_origin(session_id), timeout=30,
+                        cookies={"cnet_access": entered.cookies["cnet_access"]})

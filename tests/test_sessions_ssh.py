@@ -20,7 +20,7 @@ from computenet.services.sessions import reach
 from computenet.services.sessions.watch import SessionWatch
 from computenet.store.models import InteractiveSession
 
-from conftest import poll_until
+from conftest import poll_until, session_origin_client
 from test_sessions import _publish, client
 
 pytestmark = pytest.mark.slurm
@@ -51,7 +51,6 @@ def test_a_session_over_ssh_goes_through_a_forward_that_closes_with_it(ssh_login
                 poller.run_once()
                 watch.run_once()
             with client(platform, srv, "h18b-ossie") as ossie:
-                token = ossie.http.headers["authorization"].split()[-1]
                 sid = ossie.start_session("node-echo", cores=1, hours=1)["id"]
                 shown = poll_until(lambda: (s := ossie.session(sid))["state"] in ("running", "ended") and s,
                                    step=step, timeout=180, what="the session on alpha over ssh")
@@ -66,8 +65,8 @@ def test_a_session_over_ssh_goes_through_a_forward_that_closes_with_it(ssh_login
                 assert here[0] == "127.0.0.1" and here[1] != port
                 assert transport.forwards() == [f"session-{sid}"]
 
-                answer = httpx.get(f"{srv.url}/sessions/{sid}/api/x?y=1", timeout=30,
-                                   headers={"Authorization": f"Bearer {token}"})
+                origin = session_origin_client(srv, ossie, sid)  # the sessions' own origin, a ticket's cookie
+                answer = origin.get(f"/sessions/{sid}/api/x?y=1")
                 assert answer.status_code == 200 and answer.text == f"node {host} path /sessions/{sid}/api/x?y=1"
                 # the forwarded port is a tunnel to that node and port (the server still wants its secret)
                 direct = httpx.get(f"http://127.0.0.1:{here[1]}/z", headers={"Authorization": f"token {secret}"},
@@ -77,8 +76,7 @@ def test_a_session_over_ssh_goes_through_a_forward_that_closes_with_it(ssh_login
 
                 # the SSH connection drops: the next request makes a fresh forward over a fresh connection
                 transport._drop(None)
-                again = httpx.get(f"{srv.url}/sessions/{sid}/b", headers={"Authorization": f"Bearer {token}"},
-                                  timeout=30)
+                again = origin.get(f"/sessions/{sid}/b")
                 assert again.status_code == 200 and again.text == f"node {host} path /sessions/{sid}/b"
 
                 ossie.stop_session(sid)

@@ -21,7 +21,7 @@ from computenet.services.poller import ClusterPoller
 from computenet.services.sessions.watch import SessionWatch
 from computenet.store.models import InteractiveSession
 
-from conftest import add_user, poll_until, slurm_clusters
+from conftest import add_user, poll_until, session_origin_client, slurm_clusters
 from test_sessions import execute
 
 pytestmark = [pytest.mark.slurm, pytest.mark.skipif(not (Path(sys.executable).parent / "jupyter-lab").exists(),
@@ -96,11 +96,11 @@ def test_a_session_whose_processes_die_on_the_node_ends_charged_and_told(testbed
             poller.run_once()
             watch.run_once()
         with client(platform, server, "h18b-dora") as dora:
-            token = dora.http.headers["authorization"].split()[-1]
             sid = dora.start_session("node-echo", cores=1, hours=1)["id"]
             shown = poll_until(lambda: (s := dora.session(sid))["state"] in ("running", "ended") and s, step=step,
                                timeout=180, what="the session on alpha")
             assert shown["state"] == "running", shown
+            origin = session_origin_client(server, dora, sid)  # entered while it runs, as a browser would
             with platform.db.session() as session:
                 workdir = os.path.realpath(session.get(InteractiveSession, sid).job.workdir)
             # the job's processes on the node: those working in its directory (a job id alone is not unique
@@ -112,9 +112,8 @@ def test_a_session_whose_processes_die_on_the_node_ends_charged_and_told(testbed
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-            page = poll_until(lambda: (a := httpx.get(f"{server.url}/sessions/{sid}/", timeout=30, headers={
-                "Authorization": f"Bearer {token}", "Accept": "text/html"})).status_code != 200 and a, timeout=30,
-                what="the proxy to notice")
+            page = poll_until(lambda: (a := origin.get(f"/sessions/{sid}/", headers={"Accept": "text/html"}))
+                              .status_code != 200 and a, timeout=30, what="the proxy to notice")
             assert page.status_code == 409 and ("does not answer" in page.text or "has ended" in page.text), page.text
             ended = poll_until(lambda: (s := dora.session(sid))["state"] == "ended" and s, step=step, timeout=120,
                                what="the session ended")

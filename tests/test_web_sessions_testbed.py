@@ -46,11 +46,12 @@ def test_jupyterlab_on_the_test_bed_from_the_portal_in_a_browser(testbed, make_p
             connect.click()
         lab = opened.value
         lab.wait_for_selector(".jp-LauncherCard", timeout=90_000)  # JupyterLab's own UI, through the proxy
-        assert lab.url.startswith(f"{server.url}/sessions/{sid}/lab")
+        where = server.origins.session_origin(sid)  # the sessions' own origin, not the portal's
+        assert lab.url.startswith(f"{where}/sessions/{sid}/lab")
         shot(lab, "session-jupyterlab-testbed")
         code = ("import os\nprint(os.environ['SLURMD_NODENAME'], os.environ['SLURM_JOB_ID'], "
                 "sum(i * i for i in range(1000)))")
-        printed = lab.evaluate(RUN_CELL, [f"{server.url}/sessions/{sid}/", code])
+        printed = lab.evaluate(RUN_CELL, [f"{where}/sessions/{sid}/", code])
         assert printed.split() == [host, native, "332833500"], printed
         lab.close()
 

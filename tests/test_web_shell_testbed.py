@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from urllib.parse import parse_qs, urlencode, urlsplit
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from computenet.services.poller import ClusterPoller
 from computenet.services.sessions.watch import SessionWatch
 from computenet.store.models import InteractiveSession
 
+from computenet.api.session_origin import TICKET_PARAM
 from conftest import add_user, poll_until, slurm_clusters
 
 pytest.importorskip("terminado")
@@ -63,8 +65,10 @@ def test_shell_on_slurm_through_the_proxy(testbed, make_platform, monkeypatch):
         with platform.db.session() as session:
             row = session.get(InteractiveSession, sid)
             host, native = row.host, row.job.native_id
-        url = f"{server.url.replace('http://', 'ws://')}/sessions/{sid}/websocket"
-        with connect(url, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=30) as ws:
+        # on the sessions' own origin, with a one-time ticket (as the portal's shell page opens it)
+        ticket = parse_qs(urlsplit(client.session_connect_url(sid)).query)["ticket"][0]
+        url = f"{server.origins.session_origin(sid).replace('http://', 'ws://')}/sessions/{sid}/websocket"
+        with connect(f"{url}?{urlencode({TICKET_PARAM: ticket})}", open_timeout=30) as ws:
             ws.send(json.dumps(["set_size", 24, 100]))
             seen = _typed(ws, "echo job=$SLURM_JOB_ID node=$SLURMD_NODENAME", f"job={native} node={host}")
         assert f"job={native} node={host}" in seen and host.startswith("alpha-n")

@@ -34,6 +34,8 @@ def jobs(warehouse: Warehouse, period: Period, dimension: str = "cluster") -> Re
     report = Report("jobs", period, COLUMNS)
     buckets = period.buckets()
     found = False
+    # older exports and synthetic years have no predicted start: their prediction figures are empty
+    predicted_at = "j.predicted_start" if "predicted_start" in warehouse.columns("jobs") else "NULL::TIMESTAMP"
     for bucket in buckets:
         sizes = ", ".join(
             f"count(*) FILTER (WHERE j.cores >= {low}" + (f" AND j.cores <= {high})" if high else ")")
@@ -46,9 +48,9 @@ def jobs(warehouse: Warehouse, period: Period, dimension: str = "cluster") -> Re
                    {sizes},
                    count(*) FILTER (WHERE j.gpus > 0) AS gpu_jobs,
                    avg(epoch(j.end_time - j.start_time)) FILTER (WHERE j.end_time IS NOT NULL) / 3600 AS run_mean,
-                   count(j.predicted_start) AS predicted,
-                   quantile_cont(abs(epoch(j.start_time - j.predicted_start)), 0.5) / 3600 AS error_p50,
-                   count(*) FILTER (WHERE abs(epoch(j.start_time - j.predicted_start)) <= 3600) AS within_hour
+                   count({predicted_at}) AS predicted,
+                   quantile_cont(abs(epoch(j.start_time - {predicted_at})), 0.5) / 3600 AS error_p50,
+                   count(*) FILTER (WHERE abs(epoch(j.start_time - {predicted_at})) <= 3600) AS within_hour
             FROM jobs j
             JOIN clusters c ON c.id = j.cluster_id
             LEFT JOIN accounts a ON a.id = j.account_id

@@ -142,7 +142,8 @@ def _target(platform: Platform, user_id: int, session_id: int) -> tuple[str, int
             if row.state == "ended":
                 reach.release(platform, session_id)  # this process's forward to it, if any
             raise Refused(409, why, language)
-        where = (row.job.cluster.name, session_id, row.address, row.port)
+        cluster = row.job.cluster.name if row.job is not None else None  # no job: a stand-in server here
+        where = (cluster, session_id, row.address, row.port)
         secret = row.secret
     try:  # outside the database session: a forward over SSH may have to connect first
         address, port = reach.connect_to(platform, *where)

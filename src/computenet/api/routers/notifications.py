@@ -15,7 +15,7 @@ from ...store.models import User
 from ..deps import current_user, get_session
 from ..responses import errors
 
-router = APIRouter(prefix="/notifications", tags=["notifications"], responses=errors(401, 404, 422))
+router = APIRouter(prefix="/notifications", tags=["notifications"], responses=errors(400, 401, 404, 422))
 
 
 def _out(n) -> NotificationOut:

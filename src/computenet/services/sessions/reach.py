@@ -36,10 +36,10 @@ def target(platform: Platform, row: InteractiveSession) -> tuple[str, int]:
     return connect_to(platform, row.job.cluster.name, row.id, row.address, row.port)
 
 
-def connect_to(platform: Platform, cluster: str, session_id: int, address: str, port: int) -> tuple[str, int]:
+def connect_to(platform: Platform, cluster: str | None, session_id: int, address: str, port: int) -> tuple[str, int]:
     """target's answer from the session's stored values (so a caller need not hold a database session
-    while an SSH connection is made)."""
-    transport = _forwarding(platform, cluster)
+    while an SSH connection is made); no cluster: the address as it is."""
+    transport = _forwarding(platform, cluster) if cluster is not None else None
     if transport is None:
         return address, port
     return transport.forward(_key(session_id), address, port)
