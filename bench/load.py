@@ -129,7 +129,8 @@ def main() -> int:
     ensure_database(args.database_url, args.fresh)
     data = Path(tempfile.mkdtemp(prefix="cnet-load-"))
     config = data / "config.toml"
-    config.write_text('[[clusters]]\nname = "local"\nkind = "local"\nslots = 8\n'
+    # no rate limit: the load is the platform's to carry, not the limiter's to refuse
+    config.write_text('[server]\nrate_limit = ""\n\n[[clusters]]\nname = "local"\nkind = "local"\nslots = 8\n'
                       'prices = { "*" = { core_hour = "0.04" } }\n')
     settings = load_settings(config, data_dir=data, database_url=args.database_url)
     platform = Platform(settings)

@@ -32,7 +32,10 @@ console = Console()
 
 def _config(data: Path, slurm_conf: str, work: Path) -> Path:
     path = data / "config.toml"
-    path.write_text(f'''[[clusters]]
+    path.write_text(f'''[server]
+rate_limit = ""
+
+[[clusters]]
 name = "alpha"
 kind = "slurm"
 slurm_conf = "{slurm_conf}"
