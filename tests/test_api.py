@@ -187,7 +187,7 @@ def test_shell_metacharacters_stay_data(alice, platform, tmp_path):
     evil = "x; touch /tmp/cnet-pwned-$$ `id` $(id) | & > <"
     job = alice.submit("#!/bin/bash\necho \"$SLURM_JOB_NAME\"\n", ["-J", evil, "-o", "out dir/o'ut $x.txt"])
     poller = ClusterPoller(platform, "local")
-    poll_until(lambda: alice.job(job.id).state == "COMPLETED", step=poller.run_once, what="job to end")
+    poll_until(lambda: alice.job(job.id).state == "COMPLETED", step=poller.run_once, timeout=120, what="job to end")
     assert alice.output(job.id).data == evil + "\n"
     assert alice.job(job.id).stdout_path.endswith("/out dir/o'ut $x.txt")
     import glob
