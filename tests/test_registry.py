@@ -43,7 +43,7 @@ def test_an_operator_registers_a_cluster_that_then_takes_jobs(testbed, make_plat
         assert {p["name"] for p in clusters["gamma"]["partitions"]} == {"cpu", "debug"}  # discovered
         assert (clusters["gamma"]["region"], clusters["gamma"]["ownership"]) == ("north", "partner")
         # cheaper than beta and idle: the router sends a CPU job there
-        job = user_http.post("/jobs", json={"script": "#!/bin/bash\n#SBATCH -c 1 -t 5\necho hi\n"}).json()
+        job = user_http.post("/jobs?wait=native", json={"script": "#!/bin/bash\n#SBATCH -c 1 -t 5\necho hi\n"}).json()
         assert job["cluster"] == "gamma", job
         poller = ClusterPoller(platform, "gamma")
         poll_until(lambda: user_http.get(f"/jobs/{job['id']}").json()["settled"], step=poller.run_once,
@@ -60,7 +60,7 @@ def test_an_operator_registers_a_cluster_that_then_takes_jobs(testbed, make_plat
         ops_http = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {ops_token}"}, timeout=60)
         assert ops_http.delete("/admin/clusters/gamma").status_code == 204
         user_http = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {user_token}"}, timeout=60)
-        job = user_http.post("/jobs", json={"script": "#!/bin/bash\n#SBATCH -c 1 -t 5\ntrue\n"}).json()
+        job = user_http.post("/jobs?wait=native", json={"script": "#!/bin/bash\n#SBATCH -c 1 -t 5\ntrue\n"}).json()
         assert job["cluster"] == "beta"  # gone from the network
         audit = [e["action"] for e in ops_http.get("/admin/audit", params={"limit": 50}).json()]
     assert {"cluster.register", "cluster.update", "cluster.deregister"} <= set(audit)
