@@ -198,6 +198,22 @@ def testbed() -> dict[str, str]:
     return env
 
 
+@pytest.fixture(autouse=True)
+def testbed_to_itself(request):
+    """One test at a time on the Slurm test bed, across processes: scripts/test runs the SQLite and
+    PostgreSQL passes side by side, and some test-bed tests change it for everyone (kill a slurmctld,
+    cap an account, expect idle nodes). Tests that do not use the test bed never wait for it."""
+    base = os.environ.get("COMPUTENET_TESTBED")
+    if "testbed" not in request.fixturenames or not base or not Path(base).is_dir():
+        yield
+        return
+    import fcntl
+
+    with open(Path(base) / ".tests.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
 def slurm_clusters(testbed: dict[str, str], poll: float = 0.5) -> list[ClusterConfig]:
     work = str(Path(os.environ["COMPUTENET_TESTBED"]) / "work")
     return [
