@@ -70,6 +70,9 @@ def write_config(path: Path, testbed: dict[str, str], receiver_port: int) -> Non
     work = str(Path(os.environ["COMPUTENET_TESTBED"]) / "work")
     path.write_text(
         "[notifications]\nwebhook_allow_private = true\ntimeout_s = 5\n"
+        # a POST that fails under the kills (or a slow receiver on a loaded machine) is retried within
+        # seconds, not after the production back-off of 30 s, 60 s...: the test waits for every delivery
+        "[webhooks]\nbackoff_s = 1\nmax_backoff_s = 5\nmax_attempts = 100\n"
         f'[[clusters]]\nname = "alpha"\nkind = "slurm"\nslurm_conf = "{testbed["SLURM_CONF_ALPHA"]}"\n'
         f'workdir_root = "{work}"\npoll_interval_s = 1\n'
         'prices = { cpu = { core_hour = "0.05" }, debug = { core_hour = "0.08" } }\n'
@@ -125,6 +128,17 @@ class Fleet:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(10)
+
+    def tails(self, chars: int = 2500) -> str:
+        """The end of each process's log, without slurmrestd's chatter."""
+        out = ""
+        for name in self.ports:
+            path = self.logs / f"{name}.log"
+            if path.exists():
+                lines = [line for line in path.read_text(errors="replace").splitlines()
+                         if not line.startswith("slurmrestd:")]
+                out += f"\n--- {name}.log\n" + "\n".join(lines)[-chars:]
+        return out
 
     def api_urls(self) -> list[str]:
         return [f"http://127.0.0.1:{self.ports[n]}" for n in ("api1", "api2")]
@@ -235,7 +249,7 @@ def test_chaos(clean_db, db_url, testbed, tmp_path):
     try:
         for name in fleet.ports:  # all at once on the empty database, as systemd would start them
             fleet.start(name)
-        wait_until(lambda: all(fleet.healthy(n) for n in fleet.ports), 120, "every process up")
+        wait_until(lambda: all(fleet.healthy(n) for n in fleet.ports), 300, "every process up")  # a loaded machine imports slowly
 
         def chaos() -> None:
             rng = random.Random(run)
@@ -302,7 +316,7 @@ def test_chaos(clean_db, db_url, testbed, tmp_path):
                         assert lease.expires_at <= died + timedelta(seconds=LEASE_S + 1), (lease.task, pid)
                         assert lease.expires_at <= now or now - died < timedelta(seconds=LEASE_S + 1), lease.task
 
-        wait_until(lambda: all(fleet.healthy(n) for n in fleet.ports), 120, "every process up again")
+        wait_until(lambda: all(fleet.healthy(n) for n in fleet.ports), 300, "every process up again")
         # on a cluster exactly once; nothing of this run on a cluster without a row
         with clean_db.session() as session:
             all_rows = {j.id: j for j in session.scalars(select(Job).where(Job.name.like(f"{prefix}%")))}
@@ -329,7 +343,14 @@ def test_chaos(clean_db, db_url, testbed, tmp_path):
                 hooks = session.execute(select(WebhookDelivery.event_id, WebhookDelivery.status)).all()
             return len(hooks) >= USERS and all(h.status == "delivered" for h in hooks) and hooks
 
-        hooks = wait_until(delivered, 90, "every webhook delivered", every=2)
+        try:
+            hooks = wait_until(delivered, 90, "every webhook delivered", every=2)
+        except AssertionError as exc:  # what each delivery went through
+            with clean_db.session() as session:
+                rows = session.execute(select(WebhookDelivery.event_id, WebhookDelivery.status,
+                                              WebhookDelivery.attempts, WebhookDelivery.last_error)).all()
+            raise AssertionError(f"{exc}: {len(rows)} deliveries {[tuple(r) for r in rows]}; "
+                                 f"{len(receiver.receipts)} receipts") from None
         got: dict[str, list[float]] = {}
         for ident, at in receiver.receipts:
             got.setdefault(ident, []).append(at)
@@ -340,6 +361,8 @@ def test_chaos(clean_db, db_url, testbed, tmp_path):
                 assert any(first <= death <= again for death in worker_deaths), f"delivery {ident} repeated"
         print(f"chaos: {N_JOBS} jobs over {time.monotonic() - chaos_from:.0f} s, {len(kills)} kills ({sum(k[0].startswith('w') for k in kills)} workers), "
               f"{len(all_rows) - len(ids)} unacknowledged rows, {len(receiver.receipts) - len(got)} repeated webhooks")
+    except AssertionError as exc:  # with what the processes said (tmp_path may be gone when one looks)
+        raise AssertionError(f"{exc}{fleet.tails()}") from None
     finally:
         stop_chaos.set()
         with fleet.lock:  # not while the chaos thread starts one again
