@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from computenet.cli.embedded import EmbeddedServer
@@ -13,7 +14,7 @@ from computenet.client import ComputeNetClient
 from computenet.config import NotificationsConfig
 from computenet.services.delivery import Deliverer
 from computenet.services.poller import ClusterPoller
-from computenet.store.models import Delivery, Notification, User
+from computenet.store.models import Delivery, Job, Notification, User
 from computenet.workers.tasks import _reader_language
 from mail_server import smtp_server  # noqa: F401 (a fixture)
 
@@ -94,3 +95,34 @@ def test_without_a_window_each_pass_still_sends_one_message_per_reader(make_plat
     (mail,) = smtp_server.parsed()
     assert mail["Subject"] == "[ComputeNet] 2 of your jobs ended"
     assert all(f"- job {job} (sweep) ended COMPLETED" in mail.get_content() for job in jobs)
+
+
+@pytest.mark.slurm
+def test_a_job_array_on_slurm_is_one_message_not_one_per_task(testbed, make_platform, smtp_server):  # noqa: F811
+    from computenet.services.jobs import submit_job
+
+    from conftest import slurm_clusters
+
+    platform = make_platform(slurm_clusters(testbed), notifications=NotificationsConfig(
+        smtp_host="127.0.0.1", smtp_port=smtp_server.server_address[1], job_ended_group_s=0))
+    _emailed(platform, "wtasync-arr", "arr@uni.example")  # a name of its own on the shared test bed
+    with platform.db.session() as session:
+        user_id = session.scalar(select(User.id).where(User.name == "wtasync-arr"))
+    script = "#!/bin/bash\n#SBATCH -J wtasync-arr\nsleep $((SLURM_ARRAY_TASK_ID))\n"  # tasks end apart
+    job = submit_job(platform, user_id, script, ["-M", "alpha", "--array=0-3", "-c", "1", "-t", "2"])
+    poller, deliverer = ClusterPoller(platform, "alpha"), Deliverer(platform)
+    sent: list[int] = []
+
+    def settled() -> bool:  # e-mail goes out between the polls, as the worker's tasks interleave
+        sent.extend(deliverer.run_once().sent)
+        with platform.db.session() as session:
+            return session.get(Job, job.id).settled_at is not None
+
+    poll_until(settled, step=poller.run_once, interval=1.0, timeout=180, what=f"array job {job.id} to settle")
+    for _ in range(3):  # more passes tell nothing more
+        poller.run_once()
+        sent.extend(deliverer.run_once().sent)
+    assert len(sent) == 1
+    (mail,) = smtp_server.parsed()
+    assert mail["To"] == "arr@uni.example" and mail["Subject"] == "[ComputeNet] job ended: wtasync-arr-lab"
+    assert mail.get_content().count(f"job {job.id} (wtasync-arr) ended COMPLETED on alpha") == 1
