@@ -78,6 +78,12 @@ REQUESTS: dict[tuple[str, str], tuple[str, object, str]] = {
     ("DELETE", "/accounts/{name}/webhooks/{endpoint_id}"): ("/accounts/{acct}/webhooks/999999", None, ""),
     ("POST", "/accounts/{name}/webhooks/{endpoint_id}/test"): ("/accounts/{acct}/webhooks/999999/test", None, ""),
     ("GET", "/accounts/{name}/webhooks/deliveries"): ("/accounts/{acct}/webhooks/deliveries", None, ""),
+    ("GET", "/tenants/{tenant}/webhooks"): ("/tenants/{wallet}/webhooks", None, ""),
+    ("POST", "/tenants/{tenant}/webhooks"): ("/tenants/{wallet}/webhooks",
+                                             {"url": "https://93.184.215.14/matrix", "event_types": ["job.*"]}, ""),
+    ("DELETE", "/tenants/{tenant}/webhooks/{endpoint_id}"): ("/tenants/{wallet}/webhooks/999999", None, ""),
+    ("POST", "/tenants/{tenant}/webhooks/{endpoint_id}/test"): ("/tenants/{wallet}/webhooks/999999/test", None, ""),
+    ("GET", "/tenants/{tenant}/webhooks/deliveries"): ("/tenants/{wallet}/webhooks/deliveries", None, ""),
     ("PUT", "/accounts/{name}/members/{user_name}"): ("/accounts/{acct}/members/{guest}", {"role": "member"}, ""),
     ("DELETE", "/accounts/{name}/members/{user_name}"): ("/accounts/{acct}/members/{guest}", None, "guest"),
     ("POST", "/accounts/{name}/moves"): ("/accounts/{wallet}/moves",
@@ -214,6 +220,13 @@ EXPECTED: dict[tuple[str, str], str] = {
     ('POST', '/accounts/{name}/webhooks/{endpoint_id}/test'):
         "404/404 404/404 404/404 404/404 403/404 404/404 404/404",
     ('GET', '/accounts/{name}/webhooks/deliveries'): "200/200 200/200 200/404 200/404 403/404 404/404 404/404",
+    # a tenant's endpoints: its admins and operators; to anyone else the tenant is missing
+    ('GET', '/tenants/{tenant}/webhooks'): "200/200 404/404 200/404 404/404 404/404 404/404 404/404",
+    ('POST', '/tenants/{tenant}/webhooks'): "201/201 404/404 201/404 404/404 404/404 404/404 404/404",
+    ('DELETE', '/tenants/{tenant}/webhooks/{endpoint_id}'): "404/404 404/404 404/404 404/404 404/404 404/404 404/404",
+    ('POST', '/tenants/{tenant}/webhooks/{endpoint_id}/test'):
+        "404/404 404/404 404/404 404/404 404/404 404/404 404/404",
+    ('GET', '/tenants/{tenant}/webhooks/deliveries'): "200/200 404/404 200/404 404/404 404/404 404/404 404/404",
     ('PUT', '/accounts/{name}/members/{user_name}'): "200/200 200/200 200/404 200/404 403/404 404/404 404/404",
     ('DELETE', '/accounts/{name}/members/{user_name}'): "204/204 204/204 204/404 204/404 403/404 404/404 404/404",
     # from the tenant's wallet to the project: the tenant's admin, finance, operators

@@ -61,7 +61,8 @@ def test_by_email_in_the_readers_language(make_platform, smtp_server):  # noqa: 
     from computenet.cli.embedded import EmbeddedServer
 
     platform = make_platform([local_cluster()], notifications=NotificationsConfig(
-        smtp_host="127.0.0.1", smtp_port=smtp_server.server_address[1], mail_from="jobs@centre.example"))
+        smtp_host="127.0.0.1", smtp_port=smtp_server.server_address[1], mail_from="jobs@centre.example",
+        job_ended_group_s=0))  # sent at once (grouping: test_job_notice_grouping.py)
     uid, token = add_user(platform, "li")
     with platform.db.session() as session:
         user = session.get(User, uid)

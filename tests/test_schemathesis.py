@@ -38,6 +38,7 @@ SKIPPED = {
     ("DELETE", "/v1/admin/clusters/{name}"),
     ("POST", "/v1/monitoring/samples"),  # a job agent's own token, not a user's
     ("POST", "/v1/accounts/{name}/webhooks/{endpoint_id}/test"),  # would POST to the endpoint's URL
+    ("POST", "/v1/tenants/{tenant}/webhooks/{endpoint_id}/test"),  # the same
 }
 
 

@@ -201,6 +201,9 @@ class NotificationsConfig(_Strict):
     webhook_allow_networks: list[str] = Field(default_factory=list)
     timeout_s: float = Field(10.0, gt=0)
     max_attempts: int = Field(8, ge=1)
+    # quiet grouping: a job-ended e-mail waits this long, and those of one user's jobs that ended meanwhile
+    # go with it as one message (an array, a sweep of a hundred jobs); 0: each at once, still grouped per pass
+    job_ended_group_s: float = Field(60.0, ge=0)
 
     @field_validator("webhook_allow_networks")
     @classmethod

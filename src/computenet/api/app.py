@@ -61,7 +61,7 @@ def create_app(platform: Platform, run_services: bool = False) -> FastAPI:
     from .routers import webhooks as webhook_routes  # a project's webhook endpoints
 
     versions.include(app, [jobs.router, clusters.router, accounts.router, billing.router, notifications.router,
-                           admin.router, webhook_routes.router, files.router, apps.router, monitoring.router, report_routes.router,
+                           admin.router, webhook_routes.router, webhook_routes.tenant_router, files.router, apps.router, monitoring.router, report_routes.router,
                            token_routes.router, user_routes.router, auth_routes.router, session_routes.router])
     # a browser's sign-in flow, not an API: its callback is the URL registered at the provider, unversioned
     app.include_router(oidc_routes.router)

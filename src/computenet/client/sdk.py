@@ -216,26 +216,35 @@ class ComputeNetClient(WorkspaceApi):
     def mark_read(self, notification_id: int) -> NotificationOut:
         return NotificationOut.model_validate(self._call("POST", f"/notifications/{notification_id}/read"))
 
-    # -- webhook endpoints of a project (docs/webhooks.md) ------------------------------
-    def webhooks(self, account: str) -> list[dict]:
-        return self._call("GET", f"/accounts/{quote(account, safe='')}/webhooks")
+    # -- webhook endpoints of a project, or of a whole tenant (docs/webhooks.md) ----------
+    @staticmethod
+    def _hooks(account: str | None, tenant: str | None) -> str:
+        if (account is None) == (tenant is None):
+            raise ValueError("name the account or the tenant whose webhooks these are (one of them)")
+        if tenant is not None:
+            return f"/tenants/{quote(tenant, safe='')}/webhooks"
+        return f"/accounts/{quote(account, safe='')}/webhooks"
 
-    def add_webhook(self, account: str, url: str, event_types: list[str], description: str = "") -> dict:
+    def webhooks(self, account: str | None = None, *, tenant: str | None = None) -> list[dict]:
+        return self._call("GET", self._hooks(account, tenant))
+
+    def add_webhook(self, account: str | None, url: str, event_types: list[str], description: str = "", *,
+                    tenant: str | None = None) -> dict:
         """The new endpoint, with its signing secret (shown this once)."""
-        return self._call("POST", f"/accounts/{quote(account, safe='')}/webhooks",
+        return self._call("POST", self._hooks(account, tenant),
                           json={"url": url, "event_types": event_types, "description": description})
 
-    def remove_webhook(self, account: str, endpoint_id: int) -> dict:
-        return self._call("DELETE", f"/accounts/{quote(account, safe='')}/webhooks/{int(endpoint_id)}")
+    def remove_webhook(self, account: str | None, endpoint_id: int, *, tenant: str | None = None) -> dict:
+        return self._call("DELETE", f"{self._hooks(account, tenant)}/{int(endpoint_id)}")
 
-    def test_webhook(self, account: str, endpoint_id: int) -> dict:
-        return self._call("POST", f"/accounts/{quote(account, safe='')}/webhooks/{int(endpoint_id)}/test")
+    def test_webhook(self, account: str | None, endpoint_id: int, *, tenant: str | None = None) -> dict:
+        return self._call("POST", f"{self._hooks(account, tenant)}/{int(endpoint_id)}/test")
 
-    def webhook_deliveries(self, account: str, endpoint: int | None = None, status: str | None = None,
-                           limit: int = 50) -> list[dict]:
+    def webhook_deliveries(self, account: str | None = None, endpoint: int | None = None, status: str | None = None,
+                           limit: int = 50, *, tenant: str | None = None) -> list[dict]:
         params = {"limit": limit, **({"endpoint": endpoint} if endpoint else {}),
                   **({"status": status} if status else {})}
-        return self._call("GET", f"/accounts/{quote(account, safe='')}/webhooks/deliveries", params=params)
+        return self._call("GET", f"{self._hooks(account, tenant)}/deliveries", params=params)
 
     # -- interactive sessions (JupyterLab, ...) -------------------------------------------
     def start_session(self, app: str, cores: int | None = None, hours: float | None = None,

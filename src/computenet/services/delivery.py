@@ -28,7 +28,7 @@ from email.message import EmailMessage
 from typing import Callable
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from ..config import NotificationsConfig
@@ -41,6 +41,22 @@ from ..messages import msg
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(hours=6)
+JOB_ENDED_KIND = "job_ended"  # its e-mails are grouped per reader (NotificationsConfig.job_ended_group_s)
+
+
+def _batches(due: list[_Due]) -> list[list[_Due]]:
+    """What goes as one message: job-ended notices to one address together, anything else alone."""
+    out: list[list[_Due]] = []
+    together: dict[tuple[str, str], list[_Due]] = {}
+    for item in due:
+        if item.kind != JOB_ENDED_KIND:
+            out.append([item])
+        elif (item.target, item.language) in together:
+            together[(item.target, item.language)].append(item)
+        else:
+            together[(item.target, item.language)] = batch = [item]
+            out.append(batch)
+    return out
 
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -183,41 +199,69 @@ class Deliverer:
 
     def run_once(self, limit: int = 200, guard: LeaseGuard = UNGUARDED) -> DeliveryReport:
         report = DeliveryReport()
+        now = utcnow()
+        pending = (select(Delivery, Notification).join(Notification, Notification.id == Delivery.notification_id)
+                   .where(Delivery.channel == "email",  # webhooks: services/webhook_sender.py
+                          Delivery.delivered_at.is_(None), Delivery.next_attempt_at <= now,
+                          Delivery.attempts < self.cfg.max_attempts))
         with self.platform.db.session() as session:
-            query = (select(Delivery, Notification).join(Notification, Notification.id == Delivery.notification_id)
-                     .where(Delivery.channel == "email",  # webhooks: services/webhook_sender.py
-                            Delivery.delivered_at.is_(None), Delivery.next_attempt_at <= utcnow(),
-                            Delivery.attempts < self.cfg.max_attempts)
-                     .order_by(Delivery.next_attempt_at).limit(limit))
+            # a job-ended e-mail waits out the grouping window; when it goes, those of the same reader
+            # that came meanwhile go with it (quiet grouping: one message for a burst of jobs)
+            settled = now - timedelta(seconds=self.cfg.job_ended_group_s)
+            query = pending.where(or_(Notification.kind != JOB_ENDED_KIND, Delivery.created_at <= settled))
+            rows = list(session.execute(query.order_by(Delivery.next_attempt_at).limit(limit)))
+            grouped = {d.target for d, n in rows if n.kind == JOB_ENDED_KIND}
+            if grouped:
+                seen = {d.id for d, _ in rows}
+                rows += [(d, n) for d, n in session.execute(
+                    pending.where(Notification.kind == JOB_ENDED_KIND, Delivery.target.in_(grouped))
+                    .order_by(Delivery.id).limit(limit)) if d.id not in seen]
             due = []
-            for d, n in session.execute(query):
+            for d, n in rows:
                 account = session.get(Account, n.account_id) if n.account_id else None
                 reader = session.get(User, n.user_id) if n.user_id else None
                 due.append(_Due(d.id, d.channel, d.target, d.attempts, n.kind, n.message,
                                 account.name if account else None, n.id, n.created_at.isoformat(),
                                 (reader.language if reader else "") or "en"))
-        for item in due:
-            if item.channel == "email" and not self.cfg.smtp_host:
-                report.waiting += 1
+        for batch in _batches(due):
+            if not self.cfg.smtp_host:
+                report.waiting += len(batch)
                 continue
             guard.check()  # LeaseLost ends the pass: the rest is the new holder's
             try:
-                self._email(item)
+                if len(batch) == 1:
+                    self._email(batch[0])
+                else:
+                    self._grouped_email(batch)
                 error = None
             except Exception as exc:  # any failure is retried later; the reason is kept
                 error = f"{type(exc).__name__}: {exc}"[:500]
             with self.platform.db.session() as session:
-                row = session.get(Delivery, item.id)
-                row.attempts += 1
-                if error is None:
-                    row.delivered_at, row.last_error = utcnow(), ""
-                    report.sent.append(item.id)
-                else:
-                    row.last_error = error
-                    row.next_attempt_at = utcnow() + min(timedelta(seconds=30 * 2 ** row.attempts), MAX_BACKOFF)
-                    report.failed.append(item.id)
-                    log.warning("delivery %s (%s to %s) failed: %s", item.id, item.channel, item.target, error)
+                for item in batch:  # one message: its notices are sent, or retried, together
+                    row = session.get(Delivery, item.id)
+                    row.attempts += 1
+                    if error is None:
+                        row.delivered_at, row.last_error = utcnow(), ""
+                        report.sent.append(item.id)
+                    else:
+                        row.last_error = error
+                        row.next_attempt_at = utcnow() + min(timedelta(seconds=30 * 2 ** row.attempts), MAX_BACKOFF)
+                        report.failed.append(item.id)
+                        log.warning("delivery %s (%s to %s) failed: %s", item.id, item.channel, item.target, error)
         return report
+
+    def _grouped_email(self, batch: list[_Due]) -> None:
+        """One message for many job-ended notices to one reader: a count, then each job's line."""
+        from .notifications import JOBS_ENDED
+
+        head = str(msg(JOBS_ENDED, count=len(batch)))
+        lines = [item.message for item in batch]
+        language = batch[0].language
+        if self.say is not None and language != "en":
+            head, lines = self.say(head, language), [self.say(line, language) for line in lines]
+        body = head + "\n\n" + "\n".join(f"- {line}" for line in lines)
+        send_email(self.cfg, batch[0].target, f"[ComputeNet] {head}", body,
+                   {"X-ComputeNet-Delivery": ",".join(str(item.id) for item in batch)})
 
     def _email(self, item: _Due) -> None:
         if self.say is not None and item.language != "en":

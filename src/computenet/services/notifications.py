@@ -46,8 +46,9 @@ IDLE_GPU = N_("job %(job)s (%(name)s) on %(cluster)s has kept its %(gpus)s GPU(s
 IDLE_GPU_CANCELLED = N_("job %(job)s (%(name)s) on %(cluster)s has kept its %(gpus)s GPU(s) idle for %(minutes)s "
                         "minutes: it was cancelled, as the platform's policy says")
 JOB_ENDED = N_("job %(job)s (%(name)s) ended %(state)s on %(cluster)s; it cost %(cost)s.")  # job_notices.py
+JOBS_ENDED = N_("%(count)s of your jobs ended")  # one e-mail for many job-ended notices (delivery.py)
 TEMPLATES = (LOW_BALANCE, BLOCKED, UNBLOCKED, RESTORED, EXHAUSTED_BLOCK, EXHAUSTED_HOLD, EXHAUSTED_CANCEL, JOB_LOST,
-             JOB_WITHDRAWN, IDLE_GPU, IDLE_GPU_CANCELLED, JOB_ENDED)
+             JOB_WITHDRAWN, IDLE_GPU, IDLE_GPU_CANCELLED, JOB_ENDED, JOBS_ENDED)
 _MONEY = {"available", "threshold", "arrears", "cost"}
 _AMOUNT = re.compile(r"(-?\d+(?:\.\d+)?)(?: ([A-Z]{3}))?")
 

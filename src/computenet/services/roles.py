@@ -63,6 +63,8 @@ ACTIONS: dict[str, Rule] = {
     "low_balance": Rule("setting a project's low-balance notice", PROJECT_MANAGERS),
     "budget": Rule("setting a project's budget", PROJECT_MANAGERS),
     "webhook": Rule("setting a project's webhook", PROJECT_MANAGERS),
+    "tenant_webhook": Rule("setting a tenant's webhooks (every project's events)",
+                           (("operator", "any"), ("tenant_admin", "tenant"))),
     "member_set": Rule("adding a project member or changing their role or limit", PROJECT_MANAGERS),
     "member_remove": Rule("removing a project member", PROJECT_MANAGERS),
     "move": Rule("moving money between a tenant's accounts", STAFF + (("tenant_admin", "tenant"),)),

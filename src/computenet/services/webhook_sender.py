@@ -85,12 +85,19 @@ class WebhookDispatcher:
                                                                             WebhookEndpoint.account_id)
                     .outerjoin(Tenant, Tenant.id == Account.tenant_id)):
                 wanted[account].append((endpoint, tenant_token(tenant)))
+            # a tenant's endpoints hear every event of the tenant, by the event's tenant alone
+            tenant_wide: dict[str, list[WebhookEndpoint]] = defaultdict(list)
+            for endpoint, tenant in session.execute(
+                    select(WebhookEndpoint, Tenant.name).join(Tenant, Tenant.id == WebhookEndpoint.tenant_id)):
+                tenant_wide[tenant_token(tenant)].append(endpoint)
             now = utcnow()
             for event in events:
                 account = event.data.get("account") if isinstance(event.data, dict) else None
-                for endpoint, tenant in wanted.get(account, ()) if account else ():
-                    # the event's tenant too: an account's endpoint never hears another tenant's events
-                    if tenant == event.tenant and matches(endpoint.event_types, event.type):
+                targets = [endpoint for endpoint, tenant in (wanted.get(account, ()) if account else ())
+                           # the event's tenant too: an account's endpoint never hears another tenant's events
+                           if tenant == event.tenant] + tenant_wide.get(event.tenant, [])
+                for endpoint in targets:
+                    if matches(endpoint.event_types, event.type):
                         session.add(WebhookDelivery(endpoint_id=endpoint.id, event_id=event.id,
                                                     event_type=event.type, next_attempt_at=now))
                         report.queued += 1
@@ -212,15 +219,17 @@ class WebhookDispatcher:
             return "failed"
 
 
-def send_test(platform: Platform, endpoint: WebhookEndpoint, account: Account) -> dict:
+def send_test(platform: Platform, endpoint: WebhookEndpoint, account: Account | Tenant) -> dict:
     """A `webhook.test` event to one endpoint, now, signed as any other; what the endpoint answered.
     (Asked for by a person waiting for the answer, so it is not queued; bounded by timeout_s.)"""
     event_id = str(uuid.uuid4())
     body = json.dumps({"schema": "computenet.event/1", "id": event_id, "type": "webhook.test",
                        "time": utcnow().isoformat(),
-                       "tenant": tenant_token(account.tenant.name if account.tenant else None),
-                       "subject": f"account/{account.name}",
-                       "data": {"account": account.name, "endpoint": endpoint.id}}, separators=(",", ":")).encode()
+                       "tenant": tenant_token(account.name if isinstance(account, Tenant) else
+                                              account.tenant.name if account.tenant else None),
+                       "subject": f"{'tenant' if isinstance(account, Tenant) else 'account'}/{account.name}",
+                       "data": {"tenant" if isinstance(account, Tenant) else "account": account.name,
+                                "endpoint": endpoint.id}}, separators=(",", ":")).encode()
     sender = WebhookDispatcher(platform)
     try:
         with httpx.Client(timeout=sender.cfg.timeout_s, follow_redirects=False, trust_env=False) as client:

@@ -1,9 +1,12 @@
-"""Webhook endpoints of a project account, fed from the events outbox (docs/webhooks.md).
+"""Webhook endpoints of a project account or of a whole tenant, fed from the events outbox
+(docs/webhooks.md).
 
-Who: the account's managers (the `webhook` rule of services/roles.py: its PI, its tenant's admin,
-finance, operators), through the API, CLI and portal alike. What: every outbox event about the
-account whose type matches one of the endpoint's patterns; events of another account or tenant
-never match (an endpoint belongs to one account, and the event's tenant must be the account's).
+Who: an account's managers (the `webhook` rule of services/roles.py: its PI, its tenant's admin,
+finance, operators); a tenant's endpoints, its admins and operators (`tenant_webhook`); through the
+API, CLI and portal alike. What: every outbox event whose type matches one of the endpoint's
+patterns and that is about the account (an account's endpoint) or of the tenant (a tenant's
+endpoint: every account of the tenant, and the tenant's own events); events of another account or
+tenant never match (the event's tenant must be the endpoint's, or its account's).
 
 How (services/webhook_sender.py): a task writes one delivery row per (endpoint, event) after the
 event's commit, never in the request that caused it; the same task sends what is due, at least
@@ -25,7 +28,7 @@ from sqlalchemy.orm import Session
 from ..config import NotificationsConfig, WebhooksConfig
 from ..messages import msg
 from ..store.event_models import EVENT_TYPES
-from ..store.models import Account, User
+from ..store.models import Account, Tenant, User
 from ..store.webhook_models import WebhookDelivery, WebhookEndpoint
 from . import roles
 from .accounts import get_account
@@ -42,6 +45,29 @@ def managed_account(session: Session, viewer: User, name: str) -> Account:
     account = get_account(session, name)
     roles.require(session, viewer, "webhook", account)
     return account
+
+
+def managed_tenant(session: Session, viewer: User, name: str) -> Tenant:
+    """The tenant, if ``viewer`` may manage its webhooks (NotFound otherwise: which tenants exist is not told)."""
+    tenant = session.scalar(select(Tenant).where(Tenant.name == name))
+    if tenant is None or not roles.allowed(session, viewer, "tenant_webhook", tenant_id=tenant.id):
+        raise NotFound(msg("no tenant %(name)r", name=name))
+    return tenant
+
+
+Owner = Account | Tenant  # whose endpoints: one account's, or a whole tenant's
+
+
+def _owned_by(owner: Owner):
+    if isinstance(owner, Tenant):
+        return WebhookEndpoint.tenant_id == owner.id
+    return WebhookEndpoint.account_id == owner.id
+
+
+def _no_endpoint(owner: Owner, endpoint_id: int) -> NotFound:
+    if isinstance(owner, Tenant):
+        return NotFound(msg("tenant %(tenant)s has no webhook endpoint %(id)s", tenant=owner.name, id=endpoint_id))
+    return NotFound(msg("account %(account)s has no webhook endpoint %(id)s", account=owner.name, id=endpoint_id))
 
 
 def check_types(patterns: list[str]) -> list[str]:
@@ -74,7 +100,7 @@ def signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(mac).decode()
 
 
-def add_endpoint(session: Session, account: Account, url: str, event_types: list[str],
+def add_endpoint(session: Session, account: Owner, url: str, event_types: list[str],
                  notifications: NotificationsConfig, created_by: str, description: str = "", legacy: bool = False,
                  max_endpoints: int = WebhooksConfig().max_endpoints) -> WebhookEndpoint:
     from .delivery import check_webhook_url  # the address rules of every webhook
@@ -86,32 +112,34 @@ def add_endpoint(session: Session, account: Account, url: str, event_types: list
     types = check_types(event_types)
     if len(description) > 200:
         raise InvalidRequest(msg("a webhook description is at most 200 characters"))
-    count = session.scalar(select(func.count()).select_from(WebhookEndpoint)
-                           .where(WebhookEndpoint.account_id == account.id))
+    count = session.scalar(select(func.count()).select_from(WebhookEndpoint).where(_owned_by(account)))
     if count >= max_endpoints:
+        if isinstance(account, Tenant):
+            raise InvalidRequest(msg("tenant %(tenant)s has %(n)s webhook endpoints already, the most allowed; "
+                                     "remove one first", tenant=account.name, n=count))
         raise InvalidRequest(msg("account %(account)s has %(n)s webhook endpoints already, the most allowed; "
                                  "remove one first", account=account.name, n=count))
-    endpoint = WebhookEndpoint(account_id=account.id, url=url, event_types=types, secret=new_secret(),
+    tenant = isinstance(account, Tenant)
+    endpoint = WebhookEndpoint(account_id=None if tenant else account.id, tenant_id=account.id if tenant else None,
+                               url=url, event_types=types, secret=new_secret(),
                                description=description, legacy=legacy, created_by=created_by[:64])
     session.add(endpoint)
     session.flush()
     return endpoint
 
 
-def endpoints(session: Session, account: Account) -> list[WebhookEndpoint]:
-    return list(session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.account_id == account.id)
-                                .order_by(WebhookEndpoint.id)))
+def endpoints(session: Session, account: Owner) -> list[WebhookEndpoint]:
+    return list(session.scalars(select(WebhookEndpoint).where(_owned_by(account)).order_by(WebhookEndpoint.id)))
 
 
-def get_endpoint(session: Session, account: Account, endpoint_id: int) -> WebhookEndpoint:
-    endpoint = session.get(WebhookEndpoint, endpoint_id)
-    if endpoint is None or endpoint.account_id != account.id:
-        raise NotFound(msg("account %(account)s has no webhook endpoint %(id)s", account=account.name,
-                           id=endpoint_id))
+def get_endpoint(session: Session, account: Owner, endpoint_id: int) -> WebhookEndpoint:
+    endpoint = session.scalar(select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id, _owned_by(account)))
+    if endpoint is None:
+        raise _no_endpoint(account, endpoint_id)
     return endpoint
 
 
-def remove_endpoint(session: Session, account: Account, endpoint_id: int) -> WebhookEndpoint:
+def remove_endpoint(session: Session, account: Owner, endpoint_id: int) -> WebhookEndpoint:
     """The endpoint and its deliveries (pending ones are not sent)."""
     endpoint = get_endpoint(session, account, endpoint_id)
     session.execute(delete(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id))
@@ -134,14 +162,14 @@ def replace_legacy(session: Session, account: Account, url: str | None, notifica
         add_endpoint(session, account, url, LEGACY_TYPES, notifications, by, "account webhook", legacy=True)
 
 
-def deliveries(session: Session, account: Account, endpoint_id: int | None = None, status: str | None = None,
+def deliveries(session: Session, account: Owner, endpoint_id: int | None = None, status: str | None = None,
                limit: int = 50) -> list[tuple[WebhookDelivery, WebhookEndpoint]]:
     if status is not None and status not in DELIVERY_STATES:
         raise InvalidRequest(msg("status is one of %(states)s, not %(status)r", states=", ".join(DELIVERY_STATES),
                                  status=status[:20]))
     query = (select(WebhookDelivery, WebhookEndpoint).join(WebhookEndpoint,
                                                            WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-             .where(WebhookEndpoint.account_id == account.id))
+             .where(_owned_by(account)))
     if endpoint_id is not None:
         query = query.where(WebhookDelivery.endpoint_id == get_endpoint(session, account, endpoint_id).id)
     if status is not None:
@@ -150,8 +178,10 @@ def deliveries(session: Session, account: Account, endpoint_id: int | None = Non
                                               .limit(max(1, min(limit, 500))))]
 
 
-def endpoint_json(endpoint: WebhookEndpoint, account: str, with_secret: bool = False) -> dict:
-    out = {"id": endpoint.id, "account": account, "url": endpoint.url, "event_types": list(endpoint.event_types),
+def endpoint_json(endpoint: WebhookEndpoint, account: str | None, with_secret: bool = False,
+                  tenant: str | None = None) -> dict:
+    """``account`` for an account's endpoint, ``tenant`` for a tenant's (the other is None)."""
+    out = {"id": endpoint.id, "account": account, "tenant": tenant, "url": endpoint.url, "event_types": list(endpoint.event_types),
            "description": endpoint.description, "legacy": endpoint.legacy, "created_by": endpoint.created_by,
            "created_at": endpoint.created_at.isoformat()}
     if with_secret:  # shown once, when made: the receiver verifies signatures with it

@@ -1,4 +1,4 @@
-"""Webhook endpoints of an account and the deliveries of outbox events to them (services/webhooks.py).
+"""Webhook endpoints of an account or of a whole tenant, and the deliveries of outbox events to them (services/webhooks.py).
 
 A delivery row is written per (endpoint, event) by the fan-out task, never in a request; the
 unique pair makes the fan-out safe to repeat. The body sent is the event's envelope, read from
@@ -21,7 +21,9 @@ class WebhookEndpoint(Base):
     __tablename__ = "webhook_endpoints"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    # one of the two: an account's endpoint, or a tenant's (every account of the tenant)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"), index=True)
     url: Mapped[str] = mapped_column(Text)
     event_types: Mapped[list] = mapped_column(JSON)  # patterns: "job.charged", "job.*", "*"
     secret: Mapped[str] = mapped_column(String(100))  # whsec_<base64>: Standard Webhooks signing key
