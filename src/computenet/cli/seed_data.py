@@ -50,7 +50,7 @@ def seed_data(
             placing = progress.add_task("placing jobs (EASY)", total=None, visible=False)
 
             def placed(done: int) -> None:  # the placement may run a few rounds: the bar restarts
-                task = progress.tasks[placing]
+                task = next(t for t in progress.tasks if t.id == placing)
                 if task.completed + done > spec.job_count():
                     progress.reset(placing, total=spec.job_count())
                 progress.update(placing, advance=done, total=spec.job_count(), visible=True)
@@ -118,7 +118,8 @@ def render_calibration(figures, spec, language: str) -> Table:
                                 count=f"{spec.job_count():,}", seed=spec.seed)),
                   box=box.SIMPLE_HEAD, title_justify="left")
     for column in (msg("figure"), msg("target"), msg("achieved"), msg("tolerance"), msg("result")):
-        table.add_column(say(column), justify="left" if column == "figure" else "right")
+        table.add_column(say(column), justify="left" if column == "figure" else "right",
+                         overflow="fold")  # Chinese has no spaces to wrap at: fold, never cut
     for f in figures:
         mark = say(msg("pass")) if f.passed else say(msg("MISS"))
         table.add_row(say(f.name), value(f, f.target), value(f, f.achieved), say(f.tolerance),
