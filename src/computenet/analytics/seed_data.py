@@ -6,7 +6,11 @@ money in cents, prices in millionths, times in epoch seconds UTC); see
 seed_tables.py for the tables and seed_db.py / seed_parquet.py for where they
 are written. The mix is calibrated to the seed operator's published figures
 (seed_calibration.py): segments' shares of CPU core-hours and GPU card-hours,
-the top five customers' share of revenue, prepaid dominance.
+the top five customers' share of revenue, prepaid dominance; its volume is the
+target (--scale of the seed operator's) at every size, the simulator's EASY engine
+places every job on its partition (seed_placement.py: never more than a partition
+has), and owned nodes are sized to their planned utilization, which with the costs
+gives the published margins (seed_report.py prints target vs achieved).
 """
 
 from __future__ import annotations

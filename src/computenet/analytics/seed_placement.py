@@ -4,8 +4,9 @@ places them on their partitions, so no partition ever runs more cores or cards t
 Each partition is one simulated cluster (its nodes x cores and cards); every job
 queues on the partition it was drawn for and starts when EASY backfilling starts
 it. A job that would end (and be settled) after the year's end was submitted
-earlier: the placement is run again with those jobs moved back by what they
-overran, until every job ends in the year.
+earlier, or ran on another partition of its product line, or its partition was
+too small and grows: the placement is run again until every job ends in the year
+(see ``place``).
 """
 
 from __future__ import annotations
