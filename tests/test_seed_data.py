@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime, timezone
 from decimal import Decimal
 
 import numpy as np
@@ -137,9 +138,15 @@ def test_statements_and_balances_read_seeded_rows(seeded):
         months = [statement(session, account, f"2022-{m:02d}") for m in range(1, 13)]
         charged = session.scalar(select(func.sum(Charge.amount)).where(Charge.account_id == account.id))
         assert sum((s.charges for s in months), Decimal(0)) == charged
-        for before, after in zip(months, months[1:]):
+        jobs = session.execute(select(Job.submitted_at, Job.settled_at, Job.max_cost)
+                               .where(Job.account_id == account.id)).all()
+        for m, (before, after) in enumerate(zip(months, months[1:]), start=2):
             assert after.opening_balance == before.closing_balance
-            assert after.held_at_close == Decimal("0.00")
+            # holds open at the close: jobs submitted before it and settled after (queued or running)
+            close = datetime(2022 + m // 12, m % 12 + 1, 1, tzinfo=timezone.utc)
+            assert after.held_at_close == sum((j.max_cost for j in jobs if j.submitted_at < close <= j.settled_at),
+                                              Decimal("0.00"))
+        assert months[-1].held_at_close == Decimal("0.00")  # every job is settled within the year
         balance = funds.funds(session, account)
         assert balance.balance == months[-1].closing_balance
         assert balance.available >= 0

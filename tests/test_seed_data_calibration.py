@@ -70,10 +70,11 @@ def test_shares_hold_at_another_scale_and_seed(tmp_path):
 
 
 def test_no_month_runs_more_than_the_network_has(tmp_path):
-    """The busiest month sizes the nodes (December is about 1.5x January): sized on the year's
-    average, this year's leased cluster ran at 123 % of its cores in November."""
+    """Jobs are placed by EASY within what the partitions have (December is about 1.5x January:
+    its peaks queue), so no month reports more than its capacity; test_seed_capacity.py checks
+    every instant."""
     seed_parquet.write(generate(SeedSpec(year=2022, jobs=30_000, tenants=300, seed=1)), tmp_path)
     with Warehouse.from_parquet(tmp_path) as warehouse:
         rows = reports.run("utilization", warehouse, *YEAR, by="month").rows
     busiest = max(r[k] for r in rows for k in ("core_utilization", "card_utilization") if r[k] is not None)
-    assert Decimal("0.5") < busiest <= Decimal("0.95")
+    assert Decimal("0.5") < busiest <= Decimal("1")

@@ -6,7 +6,11 @@ money in cents, prices in millionths, times in epoch seconds UTC); see
 seed_tables.py for the tables and seed_db.py / seed_parquet.py for where they
 are written. The mix is calibrated to the seed operator's published figures
 (seed_calibration.py): segments' shares of CPU core-hours and GPU card-hours,
-the top five customers' share of revenue, prepaid dominance.
+the top five customers' share of revenue, prepaid dominance; its volume is the
+target (--scale of the seed operator's) at every size, the simulator's EASY engine
+places every job on its partition (seed_placement.py: never more than a partition
+has), and owned nodes are sized to their planned utilization, which with the costs
+gives the published margins (seed_report.py prints target vs achieved).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import seed_calibration as cal
-from . import seed_jobs, seed_money
+from . import seed_jobs, seed_money, seed_placement
 
 MAX_JOBS = 200_000_000
 
@@ -57,13 +61,55 @@ class SeedSpec:
     def job_count(self) -> int:
         if self.jobs is not None:
             return self.jobs
-        if self.scale is None:
-            return 20_000
-        core_seconds = self.scale * cal.REAL_CORE_HOURS_2022 * 3600
-        count = round(core_seconds / seed_jobs.mean_units("cpu") * (1 + gpu_job_ratio()))
+        count = round(self.volume_scale() * jobs_at_full_scale())
         if count < 1 or count > MAX_JOBS:
             raise SeedError(f"--scale {self.scale} means {count:,} jobs: use 1 to {MAX_JOBS:,}")
         return count
+
+    def volume_scale(self) -> float:
+        """The year's volume as a fraction of the seed operator's: --scale, or what --jobs jobs
+        of the average shape make (the default is DEFAULT_SCALE)."""
+        if self.jobs is not None:
+            return self.jobs / jobs_at_full_scale()
+        return self.scale if self.scale is not None else DEFAULT_SCALE
+
+    def targets(self) -> tuple[float, float]:
+        """(core-hours, card-hours) the year delivers: the seed operator's times the scale.
+        Core-hours count the cores GPU jobs hold, as the usage reports do."""
+        scale = self.volume_scale()
+        return scale * cal.REAL_CORE_HOURS_2022, scale * cal.REAL_CARD_HOURS_2022
+
+
+# The default year: big enough that owned clusters come in whole nodes near their planned
+# utilization (at 20,000 jobs the owned GPU cluster was one 8-card node, 4 % busy)
+DEFAULT_SCALE = 0.005
+
+
+def jobs_at_full_scale() -> float:
+    """Jobs of the average shapes that make the seed operator's whole volume."""
+    cores_per_card = max(p.cores_per_node // p.gpus_per_node for p in cal.PARTITIONS if p.gpus_per_node)
+    cpu_core_hours = cal.REAL_CORE_HOURS_2022 - cores_per_card * cal.REAL_CARD_HOURS_2022
+    return cpu_core_hours * 3600 / seed_jobs.mean_units("cpu") * (1 + gpu_job_ratio())
+
+
+def fit_volume(size: np.ndarray, elapsed: np.ndarray, target_seconds: float, rounds: int = 8) -> np.ndarray:
+    """Run times stretched (or shrunk) evenly so that size x elapsed adds up to the target: the
+    caps on the largest jobs take volume away, most at small scales. Run times stay within
+    the shortest and the 7-day limit; what the capped ones cannot take, the others do."""
+    out = elapsed.astype(np.float64)
+    if len(out) == 0 or target_seconds <= 0:
+        return elapsed
+    for _ in range(rounds):
+        total = float((size * out).sum())
+        if abs(total - target_seconds) <= 1e-6 * target_seconds:
+            break
+        free = (out < cal.MAX_RUNTIME_S) if total < target_seconds else (out > cal.MIN_RUNTIME_S)
+        movable = float((size[free] * out[free]).sum())
+        if movable <= 0:
+            break
+        out[free] *= 1 + (target_seconds - total) / movable
+        np.clip(out, cal.MIN_RUNTIME_S, cal.MAX_RUNTIME_S, out=out)
+    return np.round(out).astype(np.int64)
 
 
 def gpu_job_ratio() -> float:
@@ -78,14 +124,13 @@ def largest_job(units: np.ndarray, kind: str) -> int:
     hours = 8760 * 3600
     share = {p: (1 - _industry_share()) if p.product_line == "hpc" else _industry_share()
              for p in cal.PARTITIONS if not p.gpus_per_node}
-    util = {c.name: c.utilization for c in cal.CLUSTERS}
     sizes = []
     for plan in cal.PARTITIONS:
         if bool(plan.gpus_per_node) != (kind == "gpu"):
             continue
         per_node = plan.gpus_per_node or plan.cores_per_node
         fraction = plan.weight * (1 if kind == "gpu" else share[plan])
-        sizes.append(max(1, int(units.sum() * fraction / (util[plan.cluster] * per_node * hours))) * per_node)
+        sizes.append(max(1, int(units.sum() * fraction / (cal.planned_utilization(plan) * per_node * hours))) * per_node)
     return min(sizes)
 
 
@@ -188,9 +233,10 @@ def tenant_targets(pop: Population, list_revenue_of_segment: np.ndarray, discoun
     return share
 
 
-def generate(spec: SeedSpec, progress=None):
-    """The whole year, in stored-form tables (see seed_tables.SeedTables)."""
-    from .seed_tables import build_tables
+def generate(spec: SeedSpec, progress=None, placing=None):
+    """The whole year, in stored-form tables (see seed_tables.SeedTables). ``progress(step)`` is
+    called at each step; ``placing(jobs)`` as the EASY placement gets through jobs (the long part)."""
+    from .seed_tables import build_tables, size_partitions
 
     spec = spec.checked()
     rng = np.random.default_rng(spec.seed)
@@ -200,12 +246,19 @@ def generate(spec: SeedSpec, progress=None):
     n_cpu = n - n_gpu
     step = progress or (lambda what: None)
     step("shapes")
+    network = seed_money.network_plan()
+    cores_per_card = int(network.cores_per_gpu[network.is_gpu].max())
+    core_hours, card_hours = spec.targets()
     cores_cpu, elapsed_cpu = seed_jobs.cpu_shapes(rng, n_cpu)
     cards, elapsed_gpu = seed_jobs.gpu_shapes(rng, n_gpu)
     cores_cpu = np.minimum(cores_cpu, largest_job(cores_cpu * elapsed_cpu, "cpu"))
     cards = np.minimum(cards, largest_job(cards * elapsed_gpu, "gpu"))
     elapsed_cpu = shorten_largest(cores_cpu, elapsed_cpu)
     elapsed_gpu = shorten_largest(cards, elapsed_gpu)
+    # the delivered volume is the target at every scale (the caps above took some away)
+    elapsed_gpu = fit_volume(cards, elapsed_gpu, card_hours * 3600)
+    cpu_target = core_hours * 3600 - float((cards * elapsed_gpu).sum()) * cores_per_card
+    elapsed_cpu = fit_volume(cores_cpu, elapsed_cpu, cpu_target)
     is_gpu = np.concatenate([np.zeros(n_cpu, bool), np.ones(n_gpu, bool)])
     gpus = np.concatenate([np.zeros(n_cpu, np.int64), cards])
     elapsed = np.concatenate([elapsed_cpu, elapsed_gpu])
@@ -213,10 +266,9 @@ def generate(spec: SeedSpec, progress=None):
     step("segments")
     segment = np.empty(n, dtype=np.int64)
     segment[is_gpu] = seed_jobs.allocate(units[is_gpu], [cal.GPU_SHARE[s] for s in cal.SEGMENTS], rng)
-    network = seed_money.network_plan()
     segment[~is_gpu] = seed_jobs.allocate(units[~is_gpu], cpu_targets(network, segment[is_gpu], units[is_gpu],
                                                                       units[~is_gpu].sum()), rng)
-    partition = seed_money.choose_partitions(rng, network, is_gpu, segment)
+    partition = seed_money.choose_partitions(rng, network, is_gpu, segment, units)
     cores = np.where(is_gpu, gpus * network.cores_per_gpu[partition],
                      np.concatenate([cores_cpu, np.zeros(n_gpu, np.int64)]))
     list_amount = seed_money.list_amounts(network, partition, elapsed, cores, gpus)
@@ -233,13 +285,23 @@ def generate(spec: SeedSpec, progress=None):
     user = pop.first_user[tenant] + np.floor(rng.random(n) ** 2.5 * pop.users_of[tenant]).astype(np.int64)
     step("times")
     submit = seed_jobs.submit_times(rng, spec.year, segment)
-    submit, start, end, settled = seed_jobs.run_times(rng, spec.year, submit, elapsed)
+    submit, settle_delay = seed_jobs.run_times(rng, spec.year, submit, elapsed)
     state = seed_jobs.states(rng, n)
     limit = seed_jobs.time_limits(rng, elapsed, state)
+    nodes = size_partitions(network, partition, cores, gpus, elapsed)
+    step("placing jobs")
+    shape = [(p.cores_per_node, p.gpus_per_node) for p in network.partitions]
+    placed = seed_placement.place(submit, elapsed, limit * 60, cores, gpus, partition, nodes, shape,
+                                  network.line_of, seed_jobs.year_bounds(spec.year), settle_delay, placing)
+    submit, start, partition, nodes = placed.submit, placed.start, placed.partition, placed.nodes
+    end = start + elapsed
+    settled = end + settle_delay
     order = np.argsort(submit, kind="stable")  # job ids follow submission
     jobs = dict(submit=submit, start=start, end=end, settled=settled, elapsed=elapsed, cores=cores, gpus=gpus,
                 partition=partition, user=user, tenant=tenant, state=state, limit=limit, is_gpu=is_gpu)
     jobs = {k: v[order] for k, v in jobs.items()}
     step("money")
     money = seed_money.job_money(network, jobs, discount)
-    return build_tables(spec, network, pop, discount, jobs, money, rng)
+    tables = build_tables(spec, network, pop, discount, jobs, money, rng, nodes)
+    tables.extra["targets"] = dict(core_hours=core_hours, card_hours=card_hours)
+    return tables

@@ -9,6 +9,7 @@ seasonality.
 from __future__ import annotations
 
 import heapq
+from functools import lru_cache
 from datetime import date, datetime, timezone
 
 import numpy as np
@@ -39,6 +40,7 @@ def runtimes(rng: np.random.Generator, n: int, mu: float, sigma: float) -> np.nd
     return np.clip(seconds, cal.MIN_RUNTIME_S, cal.MAX_RUNTIME_S).astype(np.int64)
 
 
+@lru_cache(maxsize=None)
 def mean_units(kind: str) -> float:
     """Expected core-seconds (cpu) or card-seconds (gpu) of one job, from a fixed large sample."""
     rng = np.random.default_rng(12345)
@@ -120,16 +122,22 @@ def submit_times(rng: np.random.Generator, year: int, segment_of_job: np.ndarray
     return out
 
 
+END_SLACK_S = 2 * DAY  # room left at the year's end for the queue a late job meets
+
+
 def run_times(rng: np.random.Generator, year: int, submit: np.ndarray, elapsed: np.ndarray):
-    """(submit, start, end, settled) epoch seconds; every job starts, ends and is settled within the year."""
-    wait = np.minimum(np.exp(rng.normal(np.log(120), 1.5, size=len(submit))), 2 * DAY).astype(np.int64)
+    """(submit, settle delay): a job that could not end and be settled within the year (with some
+    room to queue) was submitted at another time of the year where it can, drawn evenly.
+    Moved to just before the end instead, the last week would carry every job that ran into
+    the next year: more than the nodes have. When a job starts is the placement's."""
     settle_delay = rng.integers(60, 900, size=len(submit))
-    _, end_of_year = year_bounds(year)
-    overflow = np.maximum(submit + wait + elapsed + settle_delay - (end_of_year - 1), 0)
-    submit = submit - overflow  # late long jobs were submitted earlier
-    start = submit + wait
-    end = start + elapsed
-    return submit, start, end, end + settle_delay
+    start_of_year, end_of_year = year_bounds(year)
+    latest = np.maximum(end_of_year - 1 - elapsed - settle_delay - END_SLACK_S, start_of_year)
+    late = submit > latest
+    redrawn = start_of_year + (rng.random(int(late.sum())) * (latest[late] - start_of_year)).astype(np.int64)
+    submit = submit.copy()
+    submit[late] = redrawn
+    return submit, settle_delay
 
 
 def states(rng: np.random.Generator, n: int) -> np.ndarray:

@@ -51,8 +51,12 @@ def network_plan() -> Network:
                    core, gpu)
 
 
-def choose_partitions(rng: np.random.Generator, net: Network, is_gpu: np.ndarray, segment: np.ndarray) -> np.ndarray:
-    """GPU jobs on AI partitions; CPU jobs on industry or general partitions by their segment's habit."""
+def choose_partitions(rng: np.random.Generator, net: Network, is_gpu: np.ndarray, segment: np.ndarray,
+                      units: np.ndarray) -> np.ndarray:
+    """GPU jobs on AI partitions; CPU jobs on industry or general partitions by their segment's habit.
+    Within a product line, work is shared out by ``line_shares`` (``units``: unit-seconds per job)."""
+    from .seed_jobs import allocate
+
     industry_p = np.asarray([cal.INDUSTRY_SHARE[s] for s in cal.SEGMENTS])[segment]
     line = np.where(is_gpu, PRODUCT_LINES.index("ai"),
                     np.where(rng.random(len(segment)) < industry_p, PRODUCT_LINES.index("industry"),
@@ -61,9 +65,38 @@ def choose_partitions(rng: np.random.Generator, net: Network, is_gpu: np.ndarray
     for index in range(len(PRODUCT_LINES)):
         mine = np.flatnonzero(line == index)
         candidates = np.flatnonzero(net.line_of == index)
-        weights = np.asarray([net.partitions[c].weight for c in candidates])
-        out[mine] = candidates[rng.choice(len(candidates), size=len(mine), p=weights / weights.sum())]
+        shares = line_shares(net, candidates, float(units[mine].sum()) / 3600)
+        out[mine] = candidates[allocate(units[mine], shares, rng)]
     return out
+
+
+def line_shares(net: Network, candidates: np.ndarray, work_hours: float) -> np.ndarray:
+    """Each partition's share of its product line's work. Owned capacity is bought in whole nodes
+    and filled to its planned utilization (it costs the same idle or busy); leased
+    partitions, paid per use, take the rest by their weights. At a large scale this is the
+    weights; in a small year a partition's weight may be a fraction of a node."""
+    hours = 8760
+    weights = np.asarray([net.partitions[c].weight for c in candidates], dtype=np.float64)
+    weights /= weights.sum()
+    owned = np.asarray([net.clusters[net.cluster_of[c]].ownership == "owned" for c in candidates])
+    if owned.all() or not owned.any() or work_hours <= 0:
+        return weights
+    shares = np.zeros(len(candidates))
+    for k, c in enumerate(candidates):
+        if owned[k]:
+            plan = net.partitions[c]
+            node_hours = (plan.gpus_per_node or plan.cores_per_node) * hours
+            node_hours *= cal.planned_utilization(plan)
+            nodes = max(1, round(work_hours * weights[k] / node_hours))
+            shares[k] = nodes * node_hours / work_hours
+    most = 1 - OWNED_LEAVES * weights[~owned].sum()
+    if shares.sum() > most:
+        shares *= most / shares.sum()
+    shares[~owned] = weights[~owned] / weights[~owned].sum() * (1 - shares.sum())
+    return shares
+
+
+OWNED_LEAVES = 0.1  # in a tiny year, leased partitions keep at least this share of their weight
 
 
 def list_amounts(net: Network, partition: np.ndarray, elapsed: np.ndarray, cores: np.ndarray,

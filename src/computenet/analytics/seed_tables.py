@@ -17,7 +17,7 @@ from decimal import Decimal
 import numpy as np
 
 from . import seed_calibration as cal
-from .seed_money import MICRO, PRODUCT_LINES, Network, funding, month_starts, postpaid_tenants
+from .seed_money import MICRO, PRODUCT_LINES, Network, funding, postpaid_tenants
 
 REFS = {
     "partitions": {"cluster_id": "clusters"},
@@ -66,32 +66,33 @@ def _micro(value: Decimal | None):
     return None if value is None else int(value * MICRO)
 
 
-PEAK_MONTH_UTILIZATION = 0.9  # the busiest month stays under this: no month may use more than the nodes have
+# EASY cannot keep a partition busier than this through the seasons (December is about 1.5 x
+# January, jobs as wide as a small partition leave holes): more work and its queue outgrows the year
+MOST_UTILIZATION = 0.8
 
 
-def size_partitions(net: Network, jobs: dict, year: int) -> np.ndarray:
-    """Nodes per partition: the work it ran over the year at its cluster's target utilization, but
-    enough for its busiest month (seasonality puts December at ~1.5x January) and its largest job."""
-    months = month_starts(year)
-    month_hours = np.diff(months) / 3600
-    hours = month_hours.sum()
-    nodes = []
+def size_partitions(net: Network, partition: np.ndarray, cores: np.ndarray, gpus: np.ndarray,
+                    elapsed: np.ndarray) -> np.ndarray:
+    """Nodes per partition: the work it runs over the year at its planned utilization,
+    to the nearest whole node, and never fewer than its largest job needs. Busy months queue
+    (the placement runs every job within what the nodes have) rather than buy nodes that
+    idle the rest of the year."""
+    hours = 8760
+    out = []
     for i, plan in enumerate(net.partitions):
-        mine = jobs["partition"] == i
-        util = net.clusters[net.cluster_of[i]].utilization
-        units = jobs["gpus"][mine] if plan.gpus_per_node else jobs["cores"][mine]
+        mine = partition == i
+        units = gpus[mine] if plan.gpus_per_node else cores[mine]
         per_node = plan.gpus_per_node or plan.cores_per_node
-        work = units * jobs["elapsed"][mine]  # unit-seconds
-        month = np.clip(np.searchsorted(months, jobs["start"][mine], side="right") - 1, 0, 11)
-        busiest = (np.bincount(month, weights=work, minlength=12)[:12] / 3600 / month_hours).max(initial=0)
-        nodes.append(max(int(np.ceil(work.sum() / 3600 / (util * per_node * hours))),
-                         int(np.ceil(busiest / (PEAK_MONTH_UTILIZATION * per_node))),
-                         int(np.ceil(units.max(initial=1) / per_node)), 1))
-    return np.asarray(nodes, dtype=np.int64)
+        work_hours = float((units * elapsed[mine]).sum()) / 3600
+        util = cal.planned_utilization(plan)
+        out.append(max(int(round(work_hours / (util * per_node * hours))),
+                       int(np.ceil(work_hours / (MOST_UTILIZATION * per_node * hours))),
+                       int(np.ceil(units.max(initial=1) / per_node)), 1))
+    return np.asarray(out, dtype=np.int64)
 
 
 def build_tables(spec, net: Network, pop, discount: np.ndarray, jobs: dict, money: dict,
-                 rng: np.random.Generator) -> SeedTables:
+                 rng: np.random.Generator, nodes: np.ndarray) -> SeedTables:
     year, prefix = spec.year, spec.prefix
     year_start = _seconds(datetime(year, 1, 1, tzinfo=timezone.utc))
     before = year_start - 30 * 86_400
@@ -124,7 +125,6 @@ def build_tables(spec, net: Network, pop, discount: np.ndarray, jobs: dict, mone
         tags=[["seed-data", f"seed-{year}"]] * n_clusters, failures=np.zeros(n_clusters, np.int64),
         created_at=np.full(n_clusters, before))
     times["clusters"] = ("created_at",)
-    nodes = size_partitions(net, jobs, year)
     parts = net.partitions
     cols["partitions"] = dict(
         id=np.arange(1, len(parts) + 1), cluster_id=net.cluster_of + 1, name=[p.name for p in parts], nodes=nodes,
