@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 from computenet.billing import funds
 from computenet.cli.main import app as cli_app
 from computenet.clusters.base import SubmitRejected
+from computenet.domain.sbatch import platform_tag
 from computenet.services.poller import ClusterPoller
 from computenet.services.submitter import Submitter
 from computenet.store.models import Account, Job, JobEvent, User
@@ -40,6 +41,11 @@ def held(platform, user_id) -> Decimal:
     with platform.db.session() as session:
         user = session.get(User, user_id)
         return funds.funds(session, session.get(Account, user.default_account_id)).held
+
+
+def tag(platform, job_id) -> str:
+    """The job's tag on the cluster (its id and nonce)."""
+    return platform_tag(job_id, job_row(platform, job_id).tag_nonce)
 
 
 def job_row(platform, job_id) -> Job:
@@ -95,7 +101,7 @@ def test_accepted_job_is_written_with_its_hold_before_any_sbatch_and_the_submitt
         assert held(platform, user_id) == Decimal(job["max_cost"]) > 0
         assert job_row(platform, job["id"]).queued_at is not None
         assert Submitter(platform, "local").submit_pass() == 1
-        assert calls.tags == [f"computenet:{job['id']}"]
+        assert calls.tags == [tag(platform, job['id'])]
         shown = client.get(f"/jobs/{job['id']}").json()
         assert shown["state"] in ("PENDING", "RUNNING", "COMPLETED") and shown["native_id"]
         assert "%j" not in shown["stdout_path"]
@@ -183,7 +189,7 @@ def test_a_batch_with_one_bad_job_refuses_that_job_and_accepts_the_others(platfo
         assert client.post("/jobs:batch", json={"jobs": [{"script": QUICK}] * 501}).status_code == 422
         assert client.post("/jobs:batch", json={"jobs": []}).status_code == 422
         Submitter(platform, "local").submit_pass()
-    assert sorted(calls.tags) == sorted(f"computenet:{j}" for j in accepted)
+    assert sorted(calls.tags) == sorted(tag(platform, j) for j in accepted)
 
 
 class Crash(BaseException):
@@ -208,7 +214,7 @@ def test_a_crash_between_the_claim_and_sbatch_is_withdrawn_never_sent_twice(plat
             Submitter(platform, "local").submit_pass()
         calls.before = None
         assert Submitter(platform, "local").submit_pass() == 0  # a claimed job is never claimed again
-    assert calls.tags == [f"computenet:{job_id}"]
+    assert calls.tags == [tag(platform, job_id)]
     job = job_row(platform, job_id)
     assert job.state == "SUBMITTING" and job.submit_claim and job.native_id is None
     poller = ClusterPoller(platform, "local")
@@ -278,7 +284,7 @@ def test_two_submitters_at_once_send_each_job_exactly_once(platform):
             t.start()
         for t in threads:
             t.join()
-    assert sorted(calls.tags) == sorted(f"computenet:{i}" for i in ids)  # each once, none twice
+    assert sorted(calls.tags) == sorted(tag(platform, i) for i in ids)  # each once, none twice
     with platform.db.session() as session:
         assert session.scalar(select(func.count(Job.id)).where(Job.native_id.is_(None))) == 0
 
@@ -358,7 +364,7 @@ def test_slurm_accepted_jobs_are_each_submitted_exactly_once(testbed, make_platf
                                 capture_output=True, text=True, check=True).stdout.split()
         on_slurm = dict(line.split("|")[::-1] for line in squeue)  # tag -> Slurm id
         assert len(squeue) == n and len(on_slurm) == n, squeue  # n jobs, n distinct tags: each once
-        assert on_slurm == {f"computenet:{i}": natives[i] for i in ids}
+        assert on_slurm == {tag(platform, i): natives[i] for i in ids}
     finally:
         for native in natives.values():
             if native:

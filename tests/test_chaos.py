@@ -41,6 +41,7 @@ from sqlalchemy import func, select
 
 from computenet.cli.embedded import free_port
 from computenet.config import NotificationsConfig
+from computenet.domain.sbatch import platform_tag
 from computenet.domain.states import TERMINAL_STATES
 from computenet.services import accounts, webhooks
 from computenet.store.models import Charge, Job, WorkerLease
@@ -322,11 +323,12 @@ def test_chaos(clean_db, db_url, testbed, tmp_path):
             all_rows = {j.id: j for j in session.scalars(select(Job).where(Job.name.like(f"{prefix}%")))}
             session.expunge_all()
         tags = sacct_by_tag(testbed, prefix, since)
+        tag_of = {job_id: platform_tag(job_id, job.tag_nonce) for job_id, job in all_rows.items()}
         for job_id in ids:
-            assert len(tags.get(f"computenet:{job_id}", [])) == 1, (job_id, tags.get(f"computenet:{job_id}"))
+            assert len(tags.get(tag_of[job_id], [])) == 1, (job_id, tags.get(tag_of[job_id]))
         for job_id, job in all_rows.items():  # unacknowledged rows (a replica died before answering)
-            assert len(tags.get(f"computenet:{job_id}", [])) <= 1, job_id
-        assert set(tags) <= {f"computenet:{i}" for i in all_rows}, set(tags) - {f"computenet:{i}" for i in all_rows}
+            assert len(tags.get(tag_of[job_id], [])) <= 1, job_id
+        assert set(tags) <= set(tag_of.values()), set(tags) - set(tag_of.values())
 
         # charged exactly once, and the ledger adds up
         with clean_db.session() as session:

@@ -15,10 +15,12 @@ import pytest
 from sqlalchemy import select
 
 from computenet.config import ClusterConfig, Price
+from computenet.domain.sbatch import platform_tag
 from computenet.services import paths
 from computenet.services.jobs import submit_job
 from computenet.services.poller import ClusterPoller
 from computenet.store.models import Charge, Job, JobEvent
+from computenet.store.types import utcnow
 
 from conftest import add_user, poll_until, slurm_clusters
 
@@ -79,6 +81,40 @@ def test_over_ssh_the_job_gets_its_users_environment_too(ssh_login, testbed, mak
         platform.adapter("alpha").transport.close()
 
 
+def test_another_installations_job_with_the_same_id_is_never_adopted(testbed, make_platform, monkeypatch):
+    """Two installations (a staging copy, a restored database, two test runs) on one cluster both have a
+    job 1. Ours was accepted and its submitter died before sbatch: the other's job 1, tagged in the old
+    form or in the new with its own nonce, is not ours to adopt (nor to charge). It once was."""
+    from computenet.services import poller as poller_module
+    from computenet.services.job_accept import accept_job
+
+    monkeypatch.setattr(poller_module, "SUBMIT_GRACE", timedelta(seconds=1))  # minutes in service
+    platform = make_platform(slurm_clusters(testbed))
+    user_id, _ = add_user(platform, "tagtwin")
+    job_id = accept_job(platform, user_id, "#!/bin/bash\ntrue\n", ["-M", "alpha", "-t", "1"]).job_id
+    with platform.db.session() as session:  # claimed by a submitter that died before its sbatch
+        job = session.get(Job, job_id)
+        job.submit_claim, job.submit_claimed_at = "submitter:alpha:dead", utcnow()
+    transport = platform.adapter("alpha").transport
+    theirs = [transport.run(["sbatch", "--parsable", "--hold", "-J", "twin", "-t", "1", f"--wckey={tag}",
+                             "--wrap", "true"]).stdout.strip().split(";")[0]
+              for tag in (f"computenet:{job_id}", platform_tag(job_id, "0ther1n5"))]
+    try:
+        time.sleep(1.5)
+        poller = ClusterPoller(platform, "alpha")
+        for _ in range(2):
+            poller.run_once()
+        with platform.db.session() as session:
+            job = session.get(Job, job_id)
+            details = [e.detail for e in session.scalars(select(JobEvent).where(JobEvent.job_id == job_id))]
+            assert job.native_id is None and job.state == "CANCELLED", (job.native_id, job.state, details)
+            assert not any("adopted" in d for d in details) and any("never reached alpha" in d for d in details)
+            assert job.settled_at is not None  # withdrawn: its hold voided, nothing charged
+    finally:
+        for native in theirs:
+            transport.run(["scancel", native])
+
+
 def _squeue_tag_fields(platform, native_id: str) -> str:
     result = platform.adapter("alpha").transport.run(["squeue", "-h", "--states=all", "-j", native_id,
                                                       "-o", "%k|%w"])
@@ -98,8 +134,8 @@ def test_a_comment_tagged_cluster_adopts_a_job_after_a_crash_and_keeps_the_users
                       ["-M", "alpha", "--hold", "-t", "2"])
     quick = submit_job(platform, user_id, "#!/bin/bash\ntrue\n", ["-M", "alpha", "-t", "1", "--comment=quick one"])
     try:
-        assert _squeue_tag_fields(platform, held.native_id).split("|")[0] == f"computenet:{held.id} my run 3"
-        assert _squeue_tag_fields(platform, quick.native_id).split("|")[0] == f"computenet:{quick.id} quick one"
+        assert _squeue_tag_fields(platform, held.native_id).split("|")[0] == f"{platform_tag(held.id, held.tag_nonce)} my run 3"
+        assert _squeue_tag_fields(platform, quick.native_id).split("|")[0] == f"{platform_tag(quick.id, quick.tag_nonce)} quick one"
         with platform.db.session() as session:  # the server died after sbatch, before it stored the answers
             for job in (held, quick):
                 stored = session.get(Job, job.id)

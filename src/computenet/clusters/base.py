@@ -33,7 +33,7 @@ class SubmitRequest:
     workdir: str
     output: str
     error: str
-    comment: str  # "computenet:<job id>", lets an operator match orphans
+    comment: str  # the platform tag "computenet:<job id>.<nonce>" (domain/sbatch.platform_tag): orphans are matched by it
     script_args: tuple[str, ...] = ()
     dependency: str | None = None  # in native ids
     environment: dict[str, str] = field(default_factory=dict)

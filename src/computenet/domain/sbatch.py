@@ -8,6 +8,7 @@ the first command), and flags given on the command line override them.
 from __future__ import annotations
 
 import re
+import secrets
 import shlex
 from dataclasses import dataclass, field
 
@@ -45,6 +46,27 @@ _PRICED_PASSTHROUGH = {"gpus-per-task": "gpus_per_task", "cpus-per-gpu": "cpus_p
 # the platform's tag on a Slurm job (computenet:<job id>, clusters/slurm/tags.py): a job's own comment or
 # wckey may not pose as one (it would be taken for another job's lost submission)
 PLATFORM_TAG = "computenet:"
+
+
+def new_tag_nonce() -> str:
+    return secrets.token_hex(4)
+
+
+def platform_tag(job_id: int, nonce: str | None) -> str:
+    """The platform's tag of its job on a cluster: ``computenet:42.9f3a61c2``. The id alone is not enough:
+    job 42 of another installation (a staging copy, a restored database) may share the cluster.
+    Jobs tagged before the nonce existed carry ``computenet:42``."""
+    return f"{PLATFORM_TAG}{job_id}.{nonce}" if nonce else f"{PLATFORM_TAG}{job_id}"
+
+
+def read_platform_tag(tag: str | None) -> tuple[int, str | None] | None:
+    """(job id, nonce or None) of a tag in either form; None where it is not one."""
+    if not tag or not tag.startswith(PLATFORM_TAG):
+        return None
+    ref, _, nonce = tag[len(PLATFORM_TAG):].partition(".")
+    if not ref.isdigit() or len(ref) >= 19 or (nonce and not nonce.isalnum()):
+        return None
+    return int(ref), nonce or None
 _HOSTLIST = re.compile(r"^[A-Za-z0-9_.,\[\]-]{1,1024}$")
 
 

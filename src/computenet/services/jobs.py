@@ -17,7 +17,7 @@ from ..clusters.base import ClusterError, SubmitRejected, SubmitRequest
 from ..billing.rating import Usage
 from ..domain.money import CENT
 from ..domain.resources import JobSpec, RequestError, ResourceRequest, allocation
-from ..domain.sbatch import ScriptError, parse_submission
+from ..domain.sbatch import ScriptError, parse_submission, platform_tag
 from ..domain.states import JobState
 from ..store.models import Account, AccountMember, Cluster, Job, JobEvent, Partition, User
 from ..store.types import utcnow
@@ -495,7 +495,7 @@ def submit_request(job: Job, dependency: str | None = None) -> SubmitRequest:
     spec = JobSpec.model_validate(job.spec)
     return SubmitRequest(
         script=job.script, spec=spec, job_name=job.name, workdir=job.workdir, output=job.stdout_path,
-        error=job.stderr_path, comment=f"computenet:{job.id}", script_args=tuple(job.script_args),
+        error=job.stderr_path, comment=platform_tag(job.id, job.tag_nonce), script_args=tuple(job.script_args),
         dependency=dependency, environment={"COMPUTENET_JOB_ID": str(job.id)},
     )
 

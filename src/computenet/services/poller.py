@@ -22,6 +22,7 @@ from sqlalchemy.orm import defer
 from ..billing import funds
 from ..billing.rating import Usage
 from ..clusters.base import ClusterError, UsageRecord
+from ..domain.sbatch import PLATFORM_TAG, platform_tag, read_platform_tag
 from ..domain.states import RUN_REQUEUED, JobState, TERMINAL_STATES
 from ..store.models import AccountMember, Charge, Cluster, Job, JobEvent, Partition, UsageRecordRow, User
 from ..store.types import utcnow
@@ -323,11 +324,10 @@ class ClusterPoller:
 
     @staticmethod
     def _job_for(session, cluster: Cluster, record: UsageRecord) -> int | None:
-        """The job a record belongs to: by the ``computenet:<id>`` comment the platform sets,
+        """The job a record belongs to: by the ``computenet:<id>.<nonce>`` tag the platform sets,
         never by the native id alone (Slurm reuses the ids of jobs it lost)."""
-        ref = (record.comment or "").removeprefix("computenet:") if (record.comment or "").startswith(
-            "computenet:") else None
-        if ref is None:
+        tagged = (record.comment or "").startswith(PLATFORM_TAG)
+        if not tagged:
             # the latest job with this id, submitted before the record (an id reused later is
             # another job's); Slurm stores the comment only once a job starts or ends, so a
             # live record without it may still be a platform job's, a final one never is
@@ -341,9 +341,10 @@ class ClusterPoller:
                 direct = adopt_direct_job(session, cluster, record)
                 return direct.id if direct is not None else None
             return None
-        job = session.get(Job, int(ref)) if ref.isdigit() and len(ref) < 19 else None
-        if job is None or job.cluster_id != cluster.id:
-            return None
+        ref = read_platform_tag(record.comment)
+        job = session.get(Job, ref[0]) if ref is not None else None
+        if job is None or job.cluster_id != cluster.id or job.tag_nonce != ref[1]:
+            return None  # another installation's job (or an earlier database's) with the same id
         if job.native_id == record.native_id:
             return job.id
         allowance = SUBMIT_GRACE + staging_allowance(job.inputs or [])
@@ -392,7 +393,7 @@ class ClusterPoller:
                         return  # the cluster did not answer: decide next pass
                 allowance = SUBMIT_GRACE + staging_allowance(job.inputs or [])
                 near = sorted((abs(submit - sent_at(job)), native) for native, submit in
-                              in_queue.get(f"computenet:{job.id}", []) if submit is not None
+                              in_queue.get(platform_tag(job.id, job.tag_nonce), []) if submit is not None
                               and abs(submit - sent_at(job)) < allowance)
                 native_id = near[0][1] if near else None
                 if native_id is not None:

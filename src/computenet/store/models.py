@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from ..domain.sbatch import new_tag_nonce
 from .types import FineMoney, Money, Rate, UTCDateTime, utcnow
 
 NAMING = {
@@ -368,6 +369,9 @@ class Job(Base):
     submit_claim: Mapped[str | None] = mapped_column(String(80))
     submit_claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    # with the id, the job's tag on the cluster (domain/sbatch.platform_tag): another installation's
+    # (or an earlier database's) job 42 on the same cluster is never taken for ours; None: tagged before it
+    tag_nonce: Mapped[str | None] = mapped_column(String(16), default=new_tag_nonce)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     owner: Mapped[User] = relationship()

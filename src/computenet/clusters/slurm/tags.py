@@ -1,10 +1,11 @@
-"""The platform's tag on a Slurm job (``computenet:<job id>``): where it goes, and how it is read back.
+"""The platform's tag on a Slurm job (``computenet:<job id>.<nonce>``, domain/sbatch.platform_tag): where it
+goes, and how it is read back.
 
 A job whose sbatch answer was lost (the server died between sbatch and storing the id) is found
 again by its tag in squeue and sacct (services/poller.py adopts it). The tag goes in the field the
 cluster's ``job_tag`` names: ``wckey`` (the default: the user's --comment stays theirs) or
 ``comment`` (for a site that enforces workload keys, where slurmctld refuses an unknown wckey).
-A user's own value there is never dropped: a comment is kept after the tag (``computenet:7 my run``),
+A user's own value there is never dropped: a comment is kept after the tag (``computenet:7.9f3a61c2 my run``),
 and a job with the user's own wckey carries its tag in the comment that way instead.
 
 (The job name is no place for it: SLURM_JOB_NAME, %x and squeue would show the tag, not the user's name.)
