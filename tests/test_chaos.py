@@ -21,7 +21,6 @@ submissions spread over it.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
