@@ -196,10 +196,14 @@ def _detail(line, language: str = "en") -> str:
 
 
 def to_pdf(st: Statement, header: Optional[Header] = None) -> bytes:
-    lines = statement_lines(st, header)
+    return pages_pdf(statement_lines(st, header))
+
+
+def pages_pdf(lines: list[str], page_word: str = "page %d of %d") -> bytes:
+    """Lines already inside the printable width, cut into pages, each closed by its number."""
     per_page = LINES_PER_PAGE - 2  # a blank line and the page number close each page
     pages = [lines[i:i + per_page] for i in range(0, len(lines), per_page)] or [[]]
-    pages = [page + [""] * (per_page - len(page) + 1) + [f"page {n} of {len(pages)}".rjust(COLUMNS)]
+    pages = [page + [""] * (per_page - len(page) + 1) + [pad(page_word % (n, len(pages)), COLUMNS, True)]
              for n, page in enumerate(pages, start=1)]
     source = font_source()
     return _embedded(pages, source) if source else _standard(pages)
