@@ -109,11 +109,12 @@ def invoice_document(inv: Invoice, language: str = "en") -> Document:
         rows.append([text, _number(line.quantity), UNITS.get(line.unit, (line.unit, line.unit))[zh],
                      _price(line.unit_price), _money(line.gross), _money(-line.discount) if line.discount else "",
                      _money(line.net), _number(line.tax_percent), _money(line.tax), _money(line.total)])
-    lines = Table(w["lines"], [Column(w["description"], 0), Column(w["quantity"], 10, True), Column(w["unit"], 6),
-                               Column(w["unit_price"], 10, True), Column(w["gross"], 12, True),
-                               Column(w["discount"], 11, True), Column(w["net"], 12, True),
-                               Column(w["tax_percent"], 6, True), Column(w["tax"], 10, True),
-                               Column(w["total"], 12, True)], rows)
+    # widths hold 12-digit quantities and amounts of a hundred million and more; the description wraps
+    lines = Table(w["lines"], [Column(w["description"], 0), Column(w["quantity"], 12, True), Column(w["unit"], 6),
+                               Column(w["unit_price"], 10, True), Column(w["gross"], 13, True),
+                               Column(w["discount"], 12, True), Column(w["net"], 13, True),
+                               Column(w["tax_percent"], 5, True), Column(w["tax"], 11, True),
+                               Column(w["total"], 13, True)], rows)
     per_line = Table(w["by_line"], [Column(w["product_line"], 0), Column(w["gross"], 14, True),
                                     Column(w["discount"], 13, True), Column(w["net"], 14, True),
                                     Column(w["tax"], 12, True), Column(w["total"], 15, True)],
