@@ -125,3 +125,32 @@ def test_hostile_requests_get_clear_refusals(alice, bob, platform):
     assert err.value.status == 422
     with platform.db.session() as session:
         assert session.scalars(select(IssuedInvoice)).all() == []
+
+
+def test_cnet_invoice(platform, server, tmp_path):
+    from typer.testing import CliRunner
+
+    from computenet.cli.main import app
+
+    from conftest import add_user
+
+    _, token = add_user(platform, "lee")
+    env = {"COMPUTENET_URL": server.url, "COMPUTENET_TOKEN": token, "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
+           "COLUMNS": "200"}
+
+    def cli(*args):
+        return CliRunner().invoke(app, list(args), env=env)
+
+    month, _ = last_month()
+    refused = cli("invoice", month)
+    assert refused.exit_code == 1 and "not closed" in refused.output
+    assert cli("invoice", "2026-13").exit_code == 1 and cli("invoice", month, "--format", "docx").exit_code == 1
+    close(platform, month)
+    table = cli("invoice", month)
+    assert table.exit_code == 0 and f"INV-{month[:4]}-000001" in table.output and "total due 0.00 CNY" in table.output
+    data = json.loads(cli("invoice", month, "--format", "json").output)
+    jsonschema.validate(data, schema("invoice"))
+    assert data["number"] == f"INV-{month[:4]}-000001"  # the same invoice again
+    out = tmp_path / "lee.pdf"
+    saved = cli("invoice", month, "--format", "pdf", "--lang", "zh-CN", "--out", str(out))
+    assert saved.exit_code == 0 and out.read_bytes().startswith(b"%PDF")

@@ -20,14 +20,7 @@ from ..billing.statements import month_bounds, statement
 from ..config import Settings
 from ..messages import msg
 from ..store.models import Account, ClosedPeriod, IssuedInvoice, Tenant
-from .errors import Conflict, InvalidRequest, NotFound
-
-
-def find_account(session: Session, name: str) -> Account:
-    account = session.scalar(select(Account).where(Account.name == name))
-    if account is None:
-        raise NotFound(msg("no account %(name)r", name=name))
-    return account
+from .errors import Conflict, InvalidRequest
 
 
 def issued(session: Session, account: Account, month: str) -> Invoice | None:
