@@ -69,7 +69,7 @@ WORDS = {
               "discount_note": "按账户协议折扣 %s%%。"},
 }
 PRODUCT_LINES = {"hpc": ("HPC compute", "高性能计算"), "gpu": ("GPU compute", "GPU 算力"),
-                 "cloud": ("Cloud compute", "云算力"), "storage": ("Storage", "存储")}
+                 "ai": ("AI compute", "智算"), "cloud": ("Cloud compute", "云算力"), "storage": ("Storage", "存储")}
 UNITS = {"core-h": ("core-h", "核时"), "GPU-h": ("GPU-h", "卡时"), ADJUSTMENT: ("", "")}
 
 
