@@ -154,3 +154,29 @@ def test_cnet_invoice(platform, server, tmp_path):
     out = tmp_path / "lee.pdf"
     saved = cli("invoice", month, "--format", "pdf", "--lang", "zh-CN", "--out", str(out))
     assert saved.exit_code == 0 and out.read_bytes().startswith(b"%PDF")
+
+
+def test_issuing_at_once_gives_one_invoice_per_account_and_distinct_numbers(platform):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from conftest import add_user
+
+    for name in ("ann", "ben", "cat"):
+        add_user(platform, name)
+    month, _ = last_month()
+    close(platform, month)
+
+    def issue(name: str) -> str:
+        with platform.db.session() as session:
+            account = session.scalar(select(Account).where(Account.name == name))
+            return invoices.issue(session, account, month, platform.settings, "test").number
+
+    names = ["ann-lab", "ben-lab", "cat-lab"] * 3
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        numbers = list(pool.map(issue, names))
+    by_account = {}
+    for name, number in zip(names, numbers):
+        assert by_account.setdefault(name, number) == number  # the same invoice for the same account
+    assert sorted(by_account.values()) == [f"INV-{month[:4]}-{n:06d}" for n in (1, 2, 3)]
+    with platform.db.session() as session:
+        assert len(session.scalars(select(IssuedInvoice)).all()) == 3
