@@ -111,3 +111,21 @@ def test_hostile_text_is_escaped_in_html():
     inv.customer = '<script>alert(1)</script>'
     page = environment("en").get_template("billing/document.html").render(doc=invoice_document(inv, "en"))
     assert "<script>alert" not in page and "&lt;script&gt;" in page
+
+
+def test_the_statement_pdf_and_page_come_from_one_document():
+    from computenet.billing.document import statement_document
+    from computenet.billing.pdf import Header
+
+    lines = [Line("2026-11-02 00:00:00", "charge", D("-1.25"), 7, "蛋白质折叠模拟", "hpc", D("0.0347"), D("0"), "job 7",
+                  D("36.00"), None),
+             Line("2026-11-03 00:00:00", "charge", D("0.00"), 8, "tiny", None, D("0.0001"), D("0"), "free", None, None)]
+    st = Statement(account="alice-lab", currency="CNY", month="2026-11", opening_balance=D("10.00"),
+                   closing_balance=D("8.75"), top_ups=D("0.00"), charges=D("1.25"),
+                   by_product_line={"hpc": D("1.25")}, lines=lines)
+    header = Header(issuer="北京算力网络科技有限公司", customer=CUSTOMER, number="ST-202611-000001", language="zh-CN")
+    doc = statement_document(st, header)
+    page = html.unescape(environment("zh-CN").get_template("billing/document.html").render(doc=doc))
+    printed = "\n".join(text_lines(doc, COLUMNS))
+    for said in ("对账单编号", "ST-202611-000001", "期末余额", "蛋白质折叠模拟", "tiny: free", "8.75", "单价 36/核时"):
+        assert said in page and said in printed, said

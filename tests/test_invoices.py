@@ -90,6 +90,8 @@ def test_an_invoice_is_issued_once_for_a_closed_month(alice, bob, platform):
     assert pdf.startswith(b"%PDF")
     page = alice.invoice_file("alice-lab", month, "html", "zh-CN").decode()
     assert first["number"] in page and "发票号码" in page and "应付总额" in page
+    shown = alice.http.get(f"/accounts/alice-lab/statements/{month}", params={"format": "html", "lang": "zh-CN"})
+    assert shown.status_code == 200 and "对账单编号" in shown.text and "期末余额" in shown.text
 
 
 def test_an_issued_invoice_is_frozen(alice, platform):

@@ -9,7 +9,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from .invoice import ADJUSTMENT, Invoice
-from .pdf import COLUMNS, pad, pages_pdf, width, wrap
+from typing import Optional
+
+from .pdf import (COLUMNS, KIND_WORDS_ZH, LABELS, TABLE_WORDS, Header, pad, pages_pdf, statement_detail, width,
+                  wrap)
+from .statements import KIND_WORDS, Statement
 
 
 @dataclass
@@ -181,3 +185,38 @@ def to_pdf(doc: Document) -> bytes:
 
 
 PAGE_WORDS = {"en": "page %d of %d", "zh-CN": "第 %d 页，共 %d 页"}
+
+
+def statement_document(st: Statement, header: Optional[Header] = None) -> Document:
+    """A month's statement as a Document: the header block (issuer, customer, number, dates, period,
+    payment), the opening balance, every line (zero-cost jobs too) with its hours, unit prices and
+    detail, then top-ups, charges per product line, the closing balance and what is held."""
+    language = header.language if header is not None and header.language in TABLE_WORDS else "en"
+    w, zh = TABLE_WORDS[language], language == "zh-CN"
+    if header is None:
+        title = f"ComputeNet statement  {st.month}  account {st.account}  ({st.currency})" + (
+            "  [closed]" if st.closed else "")
+        fields, issuer, number = [], "ComputeNet", ""
+    else:
+        words = LABELS[language]
+        title = f"{header.issuer}  {words['statement']}  {st.month}"
+        fields = [(words["issuer"], header.issuer), ("", header.issuer_address),
+                  (words["tax_id"], header.issuer_tax_id), (words["customer"], header.customer),
+                  (words["account"], st.account), (words["number"], header.number), (words["issued"], header.issued),
+                  (words["period"], header.period or st.month),
+                  (words["currency"], f"{st.currency}  ({words['closed'] if st.closed else words['open']})"),
+                  (words["payment"], header.payment)]
+        issuer, number = header.issuer, header.number
+    rows = []
+    for line in st.lines:
+        kind = KIND_WORDS_ZH.get(line.kind) if zh else None
+        rows.append([line.date, kind or KIND_WORDS.get(line.kind, line.kind), str(line.job_id or ""),
+                     str(line.core_hours), str(line.gpu_hours), str(line.amount), statement_detail(line, language)])
+    ledger = Table("", [Column(w["date"], 19), Column(w["what"], 10), Column(w["job"], 8, True),
+                        Column(w["core"], 10, True), Column(w["gpu"], 9, True), Column(w["amount"], 13, True),
+                        Column(w["detail"], 0)], rows)
+    totals = [(w["opening"], str(st.opening_balance)), (w["in"], str(st.top_ups)), (w["charges"], str(st.charges))]
+    totals += [(f"  {name}", str(total)) for name, total in sorted(st.by_product_line.items())]
+    totals += [(w["closing"], str(st.closing_balance)), (w["held"], str(st.held_at_close))]
+    return Document(language=language, title=title, number=number, issuer=issuer,
+                    fields=[(k, v) for k, v in fields if v], tables=[ledger], totals=totals)

@@ -42,8 +42,9 @@ def usage(
 
 @router.get("/accounts/{name}/statements/{month}")
 def monthly_statement(name: str, month: str = Path(pattern=MONTH_PATTERN, description="YYYY-MM"),
-                      format: str = Query("json", pattern="^(json|csv|summary-csv|pdf)$",
-                                          description="json; csv (the lines); summary-csv (the totals); pdf"),
+                      format: str = Query("json", pattern="^(json|csv|summary-csv|pdf|html)$",
+                                          description="json; csv (the lines); summary-csv (the totals); pdf; html "
+                                                      "(the same document as the PDF)"),
                       lang: Optional[str] = Query(None, pattern="^(en|zh-CN)$",
                                                   description="the PDF's language (default: Accept-Language)"),
                       accept_language: Optional[str] = Header(None),
@@ -58,12 +59,16 @@ def monthly_statement(name: str, month: str = Path(pattern=MONTH_PATTERN, descri
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
     result = statement(session, account, month)
-    if format == "pdf":
+    if format in ("pdf", "html"):
         settings = platform.settings
         tenant = session.get(Tenant, account.tenant_id) if account.tenant_id else None
         wanted = lang or ("zh-CN" if (accept_language or "").lower().startswith("zh") else "en")
         header = statement_header(settings.billing.issuer, account.id, tenant.name if tenant else "", month,
                                   settings.display_timezone, wanted)
+        if format == "html":
+            from ...billing.document import statement_document
+
+            return _document_page(statement_document(result, header))
         return Response(to_pdf(result, header), media_type="application/pdf",
                         headers={"Content-Disposition": f'attachment; filename="{name}-{month}.pdf"'})
     if format in ("csv", "summary-csv"):
@@ -92,6 +97,11 @@ def _invoice_response(invoice, name: str, month: str, format: str, language: str
     if format == "pdf":
         return Response(document_pdf(doc), media_type="application/pdf",
                         headers={"Content-Disposition": f'attachment; filename="{invoice.number}.pdf"'})
+    return _document_page(doc)
+
+
+def _document_page(doc) -> HTMLResponse:
+    """The page of a statement or invoice: the portal's document template, as the PDF says it."""
     from ...web.render import environment
 
     return HTMLResponse(environment(doc.language).get_template("billing/document.html").render(doc=doc))
