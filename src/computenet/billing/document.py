@@ -1,16 +1,15 @@
-"""One model of a billing document (an invoice), in either language, that both the PDF and the
-portal's HTML are drawn from: the PDF lays it out as text lines (``text_lines``), the portal's
-template ``billing/document.html`` shows the same fields, tables and totals. Words are chosen
-here, once, so the two never say different things."""
+"""One model of a billing document (an invoice or a statement), in either language, that both the PDF
+and the HTML are drawn from: the PDF lays it out as text lines (``text_lines``), the template
+``billing/_document.html`` (the portal's invoice page, the API's ``format=html``) shows the same fields,
+tables and totals. Words are chosen here, once, so the two never say different things."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-
-from .invoice import ADJUSTMENT, Invoice
 from typing import Optional
 
+from .invoice import ADJUSTMENT, Invoice
 from .pdf import (COLUMNS, KIND_WORDS_ZH, LABELS, TABLE_WORDS, Header, pad, pages_pdf, statement_detail, width,
                   wrap)
 from .statements import KIND_WORDS, Statement

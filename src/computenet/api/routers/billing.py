@@ -107,7 +107,7 @@ def _document_page(doc) -> HTMLResponse:
     return HTMLResponse(environment(doc.language).get_template("billing/document.html").render(doc=doc))
 
 
-@router.post("/accounts/{name}/invoices/{month}")
+@router.post("/accounts/{name}/invoices/{month}", responses=errors(409))
 def issue_invoice(name: str, month: str = Path(pattern=MONTH_PATTERN, description="YYYY-MM, a closed month"),
                   user: User = Depends(current_user), session=Depends(get_session),
                   platform: Platform = Depends(get_platform)):
