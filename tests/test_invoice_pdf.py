@@ -129,3 +129,12 @@ def test_the_statement_pdf_and_page_come_from_one_document():
     printed = "\n".join(text_lines(doc, COLUMNS))
     for said in ("对账单编号", "ST-202611-000001", "期末余额", "蛋白质折叠模拟", "tiny: free", "8.75", "单价 36/核时"):
         assert said in page and said in printed, said
+
+
+def test_the_configured_logo_is_shown_on_the_page():
+    inv = invoice()
+    inv.issuer.logo = "data:image/png;base64,iVBORw0KGgo="
+    page = environment("en").get_template("billing/document.html").render(doc=invoice_document(inv, "en"))
+    assert '<img class="logo" src="data:image/png;base64,iVBORw0KGgo="' in page
+    inv.issuer.logo = ""
+    assert "<img" not in environment("en").get_template("billing/document.html").render(doc=invoice_document(inv, "en"))

@@ -75,7 +75,9 @@ class IssuerConfig(_Strict):
     address: str = ""
     tax_id: str = ""  # 纳税人识别号
     payment: str = ""  # payment instructions: bank, account, reference
-    logo: str = ""  # an image URL the portal's documents show above the issuer (the PDF prints the name)
+    # an image the HTML documents show above the issuer (the PDF prints the name): a path on this
+    # server or a data: URL (the pages' Content-Security-Policy loads images from nowhere else)
+    logo: str = ""
 
 
 class InvoiceConfig(_Strict):

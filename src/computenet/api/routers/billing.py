@@ -102,9 +102,10 @@ def _invoice_response(invoice, name: str, month: str, format: str, language: str
 
 def _document_page(doc) -> HTMLResponse:
     """The page of a statement or invoice: the portal's document template, as the PDF says it."""
-    from ...web.render import environment
+    from ...web.render import SECURITY_HEADERS, environment
 
-    return HTMLResponse(environment(doc.language).get_template("billing/document.html").render(doc=doc))
+    return HTMLResponse(environment(doc.language).get_template("billing/document.html").render(doc=doc),
+                        headers=SECURITY_HEADERS)
 
 
 @router.post("/accounts/{name}/invoices/{month}", responses=errors(409))
