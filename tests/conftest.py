@@ -30,7 +30,7 @@ from computenet.store.db import Database
 FIXTURES = Path(__file__).parent / "fixtures"
 TABLES_IN_DELETE_ORDER = [
     "session_access", "webhook_deliveries", "webhook_endpoints", "outbox_events", "worker_runs", "worker_leases", "oidc_logins", "external_identities", "password_resets", "refresh_tokens", "web_sessions", "signin_attempts", "password_credentials",
-    "interactive_sessions", "job_step_samples", "job_profiles", "job_samples", "file_records", "uploads", "apps", "registered_clusters", "role_grants", "unix_identities", "deliveries", "notifications", "charge_adjustments", "audit_events", "closed_periods", "slurm_accounts",
+    "interactive_sessions", "job_step_samples", "job_profiles", "job_samples", "file_records", "uploads", "apps", "registered_clusters", "role_grants", "unix_identities", "deliveries", "notifications", "charge_adjustments", "audit_events", "invoices", "closed_periods", "slurm_accounts",
     "charges", "transfers", "ledger_accounts", "usage_records", "job_events", "jobs", "api_tokens",
     "account_members", "users", "accounts", "contracts", "tenants", "price_items", "partitions", "clusters",
 ]

@@ -75,6 +75,28 @@ class IssuerConfig(_Strict):
     address: str = ""
     tax_id: str = ""  # 纳税人识别号
     payment: str = ""  # payment instructions: bank, account, reference
+    # an image the HTML documents show above the issuer (the PDF prints the name): a path on this
+    # server or a data: URL (the pages' Content-Security-Policy loads images from nowhere else)
+    logo: str = ""
+
+
+class InvoiceConfig(_Strict):
+    """Invoices of closed months: numbering, discounts and tax (percentages, never floats)."""
+
+    number_prefix: str = Field("INV", pattern=r"^[A-Z0-9-]{1,12}$")
+    due_days: int = Field(30, ge=0, le=365)
+    # product line -> VAT percent, e.g. {"hpc": "6"}; a line not named is not taxed
+    tax_rates: dict[str, Decimal] = Field(default_factory=dict)
+    # account name -> discount percent off every line of its invoices, e.g. {"tsinghua-chem": "12.5"}
+    discounts: dict[str, Decimal] = Field(default_factory=dict)
+
+    @field_validator("tax_rates", "discounts")
+    @classmethod
+    def _percentages(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
+        for name, percent in value.items():
+            if not Decimal(0) <= percent <= Decimal(100) or percent != percent.quantize(Decimal("0.0001")):
+                raise ValueError(f"{name}: {percent} % must be between 0 and 100 with at most 4 decimal places")
+        return {name: Decimal(f"{percent.normalize():f}") for name, percent in value.items()}  # 1E+1 -> 10
 
 
 class BillingConfig(_Strict):
@@ -83,6 +105,7 @@ class BillingConfig(_Strict):
     rounding: Literal["half_up", "up", "down"] = "half_up"
     minimum_charge: Decimal = Field(Decimal("0"), ge=0)
     issuer: IssuerConfig = Field(default_factory=IssuerConfig)
+    invoice: InvoiceConfig = Field(default_factory=InvoiceConfig)
 
 
 # the ClusterConfig fields that price owned capacity per node-hour (kept on the clusters table)

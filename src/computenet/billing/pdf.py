@@ -1,4 +1,4 @@
-"""A statement as a PDF: plain text pages, the font embedded.
+"""A statement or an invoice as a PDF: plain text pages, the font embedded (billing/document.py lays them out).
 
 Text is set in Noto Sans Mono CJK SC (fonts-noto-cjk; COMPUTENET_PDF_FONT="path[#index]"
 names another OpenType CJK font): Latin is half width and CJK full width, so the
@@ -22,14 +22,13 @@ from pathlib import Path
 from typing import Optional
 from zoneinfo import ZoneInfo
 
-from .statements import KIND_WORDS, Statement, month_bounds
+from .statements import Statement, month_bounds
 
 PAGE_W, PAGE_H = 595, 842  # A4 in points
 MARGIN, LEADING, SIZE = 40, 12, 8.5
 LINES_PER_PAGE = (PAGE_H - 2 * MARGIN) // LEADING
 COLUMNS = int((PAGE_W - 2 * MARGIN) / (SIZE / 2))  # half-width cells across the printable width
 DEFAULT_FONT = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc#7"  # Noto Sans Mono CJK SC
-DETAIL_AT = 74  # where the detail column starts in a ledger line
 
 
 def _escape(text: str) -> str:
@@ -78,11 +77,6 @@ def wrap(text: str, columns: int) -> list[str]:
     return pieces + [rest]
 
 
-def _fit(lines: list[str]) -> list[str]:
-    """Every line inside the printable width (ledger lines arrive wrapped already)."""
-    return [piece for line in lines for piece in wrap(line, COLUMNS)]
-
-
 @dataclass(frozen=True)
 class Header:
     """Who issues the statement to whom: the document's top block."""
@@ -121,23 +115,6 @@ def statement_header(issuer, account_id: int, customer: str, month: str, zone: s
                   language=language if language in LABELS else "en")
 
 
-def header_lines(st: Statement, header: Header) -> list[str]:
-    words = LABELS.get(header.language, LABELS["en"])
-    rows = [(words["issuer"], header.issuer), ("", header.issuer_address),
-            (words["tax_id"], header.issuer_tax_id), (words["customer"], header.customer),
-            (words["account"], st.account), (words["number"], header.number), (words["issued"], header.issued),
-            (words["period"], header.period or st.month),
-            (words["currency"], f"{st.currency}  ({words['closed'] if st.closed else words['open']})"),
-            (words["payment"], header.payment)]
-    label = max(width(name) for name, _ in rows) + 2
-    out = [f"{header.issuer}  {words['statement']}  {st.month}", ""]
-    for name, value in rows:
-        if value:
-            first, *rest = wrap(value, COLUMNS - label)
-            out += [pad(name, label) + first] + [" " * label + piece for piece in rest]
-    return out + [""]
-
-
 def pad(text: str, cells_wide: int, right: bool = False) -> str:
     """Pad to a width in half-width cells (a CJK character takes two)."""
     space = " " * max(0, cells_wide - width(text))
@@ -156,33 +133,7 @@ KIND_WORDS_ZH = {"topup": "充值", "hold": "冻结", "post": "消费", "void": 
                  "transfer": "转账", "adjustment": "调整"}
 
 
-def statement_lines(st: Statement, header: Optional[Header] = None) -> list[str]:
-    language = header.language if header is not None and header.language in TABLE_WORDS else "en"
-    w = TABLE_WORDS[language]
-    top = [f"ComputeNet statement  {st.month}  account {st.account}  ({st.currency})"
-           + ("  [closed]" if st.closed else ""), ""] if header is None else header_lines(st, header)
-    out = [
-        *top,
-        f"{pad(w['opening'], 16)}{st.opening_balance:>14}",
-        "",
-        pad(w["date"], 20) + pad(w["what"], 11) + pad(w["job"], 8, True) + " " + pad(w["core"], 10, True)
-        + pad(w["gpu"], 9, True) + pad(w["amount"], 13, True) + "  " + w["detail"],
-    ]
-    for line in st.lines:
-        kind = KIND_WORDS.get(line.kind, line.kind)
-        if language == "zh-CN":
-            kind = KIND_WORDS_ZH.get(line.kind, kind)
-        first, *rest = wrap(_detail(line, language), COLUMNS - DETAIL_AT)  # continuations stay under the detail
-        out.append(f"{line.date:<20}{pad(kind, 11)}{str(line.job_id or ''):>8} {line.core_hours:>10}"
-                   f"{line.gpu_hours:>9}{line.amount:>13}  {first}")
-        out += [" " * DETAIL_AT + piece for piece in rest]
-    out += ["", f"{pad(w['in'], 25)}{st.top_ups:>14}", f"{pad(w['charges'], 25)}{st.charges:>14}"]
-    out += [f"  {pad(name, 22)} {total:>14}" for name, total in sorted(st.by_product_line.items())]
-    out += [f"{pad(w['closing'], 25)}{st.closing_balance:>14}", f"{pad(w['held'], 25)}{st.held_at_close:>14}"]
-    return _fit(out)
-
-
-def _detail(line, language: str = "en") -> str:
+def statement_detail(line, language: str = "en") -> str:
     name = (line.job_name or "").strip()
     text = f"{name}: {line.memo}" if name and name not in line.memo else line.memo
     prices = []  # the unit prices the job was rated at
@@ -196,10 +147,18 @@ def _detail(line, language: str = "en") -> str:
 
 
 def to_pdf(st: Statement, header: Optional[Header] = None) -> bytes:
-    lines = statement_lines(st, header)
+    """The statement's PDF, laid out from the same Document the HTML page shows (billing/document.py)."""
+    from .document import PAGE_WORDS, statement_document, text_lines
+
+    doc = statement_document(st, header)
+    return pages_pdf(text_lines(doc, COLUMNS), PAGE_WORDS.get(doc.language, PAGE_WORDS["en"]))
+
+
+def pages_pdf(lines: list[str], page_word: str = "page %d of %d") -> bytes:
+    """Lines already inside the printable width, cut into pages, each closed by its number."""
     per_page = LINES_PER_PAGE - 2  # a blank line and the page number close each page
     pages = [lines[i:i + per_page] for i in range(0, len(lines), per_page)] or [[]]
-    pages = [page + [""] * (per_page - len(page) + 1) + [f"page {n} of {len(pages)}".rjust(COLUMNS)]
+    pages = [page + [""] * (per_page - len(page) + 1) + [pad(page_word % (n, len(pages)), COLUMNS, True)]
              for n, page in enumerate(pages, start=1)]
     source = font_source()
     return _embedded(pages, source) if source else _standard(pages)

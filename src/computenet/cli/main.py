@@ -432,6 +432,8 @@ from .money import balance as _balance, bill as _bill, usage as _usage  # noqa: 
 app.command("balance")(_balance)
 app.command("usage")(_usage)
 app.command("bill")(_bill)
+from .invoice import invoice as _invoice  # noqa: E402
+app.command("invoice")(_invoice)
 app.command("sim")(_sim)
 app.command("apps")(_apps)
 app.command("run")(_run)

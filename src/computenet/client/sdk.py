@@ -201,6 +201,20 @@ class ComputeNetClient(WorkspaceApi):
             raise problem_error(response)
         return response.content
 
+    def issue_invoice(self, account: str, month: str) -> dict:
+        """The invoice of a closed month (issued on the first call, the same one after)."""
+        return self._call("POST", f"/accounts/{account}/invoices/{month}")
+
+    def invoice(self, account: str, month: str) -> dict:
+        return self._call("GET", f"/accounts/{account}/invoices/{month}")
+
+    def invoice_file(self, account: str, month: str, fmt: str, lang: str = "en") -> bytes:
+        """An issued invoice as PDF or HTML bytes."""
+        response = self.http.get(f"/accounts/{account}/invoices/{month}", params={"format": fmt, "lang": lang})
+        if response.status_code >= 400:
+            raise problem_error(response)
+        return response.content
+
     def statement_csv(self, account: str, month: str) -> str:
         return self.statement_file(account, month, "csv").decode()
 

@@ -85,3 +85,19 @@ class RoleGrant(Base):
     granted_by: Mapped[str] = mapped_column(String(64), default="")
     reason: Mapped[str] = mapped_column(Text, default="")
     granted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class IssuedInvoice(Base):
+    """An invoice of an account's closed month, as issued: its number and the document, frozen (a later
+    change of prices, discounts, tax rates or the issuer's details leaves it as it was sent)."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (UniqueConstraint("account_id", "month", name="uq_invoices_account_id_month"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    month: Mapped[str] = mapped_column(String(7))  # YYYY-MM, a closed period
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64))
+    document: Mapped[dict] = mapped_column(JSON)  # Invoice.to_json()

@@ -449,7 +449,7 @@ class Charge(Base):
 from .ops_models import Delivery, Notification, RegisteredCluster, UnixIdentity  # noqa: E402,F401
 from .app_models import App, FileRecord, Upload  # noqa: E402,F401
 from .monitor_models import JobProfile, JobSample, JobStepSample  # noqa: E402,F401
-from .admin_models import AuditEvent, ChargeAdjustment, ClosedPeriod, RoleGrant, SlurmAccount  # noqa: E402,F401
+from .admin_models import AuditEvent, ChargeAdjustment, ClosedPeriod, IssuedInvoice, RoleGrant, SlurmAccount  # noqa: E402,F401,E501
 from .auth_models import ExternalIdentity, OidcLogin, PasswordCredential, PasswordReset, RefreshToken, SignInAttempt, WebSession  # noqa: E402,F401
 from .worker_models import WorkerLease, WorkerRun  # noqa: E402,F401
 from .session_models import InteractiveSession, SessionAccess  # noqa: E402,F401

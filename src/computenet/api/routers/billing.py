@@ -1,4 +1,4 @@
-"""/usage and /accounts/{name}/statements: what was used and what it cost."""
+"""/usage, /accounts/{name}/statements and /accounts/{name}/invoices: what was used and what it cost."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ from datetime import datetime
 from typing import Optional
 
 from fastapi import APIRouter, Depends, Header, Path, Query
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from sqlalchemy import select
 
 from ...billing.pdf import statement_header, to_pdf
 from ...billing.statements import month_bounds, statement
 from ...schemas import MONTH_PATTERN, UsageRowOut
+from ...messages import msg
+from ...services import invoices
 from ...services import usage as usage_service
 from ...services.errors import InvalidRequest, NotFound
 from ...services.platform import Platform
@@ -40,8 +42,9 @@ def usage(
 
 @router.get("/accounts/{name}/statements/{month}")
 def monthly_statement(name: str, month: str = Path(pattern=MONTH_PATTERN, description="YYYY-MM"),
-                      format: str = Query("json", pattern="^(json|csv|summary-csv|pdf)$",
-                                          description="json; csv (the lines); summary-csv (the totals); pdf"),
+                      format: str = Query("json", pattern="^(json|csv|summary-csv|pdf|html)$",
+                                          description="json; csv (the lines); summary-csv (the totals); pdf; html "
+                                                      "(the same document as the PDF)"),
                       lang: Optional[str] = Query(None, pattern="^(en|zh-CN)$",
                                                   description="the PDF's language (default: Accept-Language)"),
                       accept_language: Optional[str] = Header(None),
@@ -56,12 +59,16 @@ def monthly_statement(name: str, month: str = Path(pattern=MONTH_PATTERN, descri
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
     result = statement(session, account, month)
-    if format == "pdf":
+    if format in ("pdf", "html"):
         settings = platform.settings
         tenant = session.get(Tenant, account.tenant_id) if account.tenant_id else None
         wanted = lang or ("zh-CN" if (accept_language or "").lower().startswith("zh") else "en")
         header = statement_header(settings.billing.issuer, account.id, tenant.name if tenant else "", month,
                                   settings.display_timezone, wanted)
+        if format == "html":
+            from ...billing.document import statement_document
+
+            return _document_page(statement_document(result, header))
         return Response(to_pdf(result, header), media_type="application/pdf",
                         headers={"Content-Disposition": f'attachment; filename="{name}-{month}.pdf"'})
     if format in ("csv", "summary-csv"):
@@ -69,3 +76,59 @@ def monthly_statement(name: str, month: str = Path(pattern=MONTH_PATTERN, descri
         return PlainTextResponse(body, media_type="text/csv",
                                  headers={"Content-Disposition": f'attachment; filename="{name}-{month}{suffix}.csv"'})
     return result.to_json()
+
+
+INVOICE_FORMATS = "^(json|pdf|html)$"
+
+
+def _visible_account(session, user: User, name: str) -> Account:
+    account = session.scalar(select(Account).where(Account.name == name))
+    if account is None or not can_see_account(session, user, account):
+        raise NotFound(msg("no account %(name)r of yours", name=name))
+    return account
+
+
+def _invoice_response(invoice, name: str, month: str, format: str, language: str):
+    if format == "json":
+        return invoice.to_json()
+    from ...billing.document import invoice_document, to_pdf as document_pdf
+
+    doc = invoice_document(invoice, language)
+    if format == "pdf":
+        return Response(document_pdf(doc), media_type="application/pdf",
+                        headers={"Content-Disposition": f'attachment; filename="{invoice.number}.pdf"'})
+    return _document_page(doc)
+
+
+def _document_page(doc) -> HTMLResponse:
+    """The page of a statement or invoice: the portal's document template, as the PDF says it."""
+    from ...web.render import SECURITY_HEADERS, environment
+
+    return HTMLResponse(environment(doc.language).get_template("billing/document.html").render(doc=doc),
+                        headers=SECURITY_HEADERS)
+
+
+@router.post("/accounts/{name}/invoices/{month}", responses=errors(409))
+def issue_invoice(name: str, month: str = Path(pattern=MONTH_PATTERN, description="YYYY-MM, a closed month"),
+                  user: User = Depends(current_user), session=Depends(get_session),
+                  platform: Platform = Depends(get_platform)):
+    """The account's invoice for a closed month: numbered and frozen on the first call, the same after."""
+    account = _visible_account(session, user, name)
+    return invoices.issue(session, account, month, platform.settings, user.name).to_json()
+
+
+@router.get("/accounts/{name}/invoices/{month}")
+def get_invoice(name: str, month: str = Path(pattern=MONTH_PATTERN, description="YYYY-MM"),
+                format: str = Query("json", pattern=INVOICE_FORMATS, description="json, pdf or html"),
+                lang: Optional[str] = Query(None, pattern="^(en|zh-CN)$",
+                                            description="the PDF's or page's language (default: Accept-Language)"),
+                accept_language: Optional[str] = Header(None),
+                user: User = Depends(current_user), session=Depends(get_session)):
+    """An issued invoice (POST issues it)."""
+    account = _visible_account(session, user, name)
+    invoice = invoices.issued(session, account, month)
+    if invoice is None:
+        raise NotFound(msg("no invoice of %(name)s for %(month)s yet: POST to this address issues it "
+                           "(the month must be closed)", name=name, month=month))
+    wanted = lang or ("zh-CN" if (accept_language or "").lower().startswith("zh") else "en")
+    return _invoice_response(invoice, name, month, format, wanted)

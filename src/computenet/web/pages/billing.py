@@ -125,6 +125,31 @@ def statement_page(request: Request, name: str = Path(max_length=128), month: st
     return page(request, who, "billing/statement.html", s=result, kind_words=KIND_WORDS)
 
 
+@router.get("/portal/billing/invoices/{name}/{month}")
+def invoice_page(request: Request, name: str = Path(max_length=128), month: str = Path(max_length=16)):
+    """The invoice of a closed month in the viewer's language, from the same document the PDF prints.
+    Opening it issues it if it was not yet: issuing is idempotent and a closed month's figures final."""
+    from ...billing.document import invoice_document
+    from ...services import invoices
+
+    who = viewer(request)
+    platform = _platform(request)
+    try:
+        with platform.db.session() as session:
+            user = session.get(User, who.user.id)
+            account = session.scalar(select(Account).where(Account.name == name))
+            if account is None or not can_see_account(session, user, account):
+                raise NotFound(f"no account {name!r} of yours")
+            if not re.fullmatch(MONTH_PATTERN, month):
+                raise InvalidRequest(f"invalid month {month!r} (use YYYY-MM)")
+            found = invoices.issue(session, account, month, platform.settings, user.name)
+    except ServiceError as exc:
+        return page(request, who, "billing/refused.html", status=exc.status_code,
+                    title=who.gettext("No such invoice"), message=who.say(exc))
+    return page(request, who, "billing/invoice.html", doc=invoice_document(found, who.language), account=name,
+                month=month)
+
+
 @router.post("/portal/billing/notices/{notice_id}/read")
 def mark_read(request: Request, notice_id: int = Path(ge=1, le=MAX_ROW_ID),
               csrf_token: str = Form("", max_length=100)):
