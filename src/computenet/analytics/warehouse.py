@@ -36,9 +36,9 @@ from sqlalchemy.types import JSON, TypeDecorator
 from ..store.models import Base
 
 TABLES = ("clusters", "partitions", "tenants", "accounts", "users", "jobs", "usage_records", "charges",
-          "ledger_accounts", "transfers")
+          "ledger_accounts", "transfers", "job_profiles")
 # large or private, and read by no report: never copied out of the operational database
-LEFT_OUT = {"jobs": {"script", "script_args", "spec", "routing", "inputs", "outputs", "app", "workdir",
+LEFT_OUT = {"jobs": {"script", "script_args", "spec", "inputs", "outputs", "app", "workdir",
                      "stdout_path", "stderr_path", "reason"},
             "users": {"email"}}
 REPORT_COLUMNS = {
@@ -49,14 +49,19 @@ REPORT_COLUMNS = {
     "accounts": ("id", "name", "tenant_id"),
     "users": ("id", "name", "created_at"),
     "jobs": ("id", "owner_id", "account_id", "cluster_id", "partition", "start_time", "end_time", "submitted_at",
-             "cores", "gpus", "predicted_start"),
+             "cores", "gpus", "predicted_start", "routing", "reroutes"),
     "usage_records": ("cluster_id", "job_id", "partition", "start_time", "end_time", "cpus", "gpus"),
     "ledger_accounts": ("id", "code", "account_id", "product_line", "credit_limit", "currency"),
     "transfers": ("debit_id", "credit_id", "amount", "pending", "job_id", "created_at"),
+    "job_profiles": ("job_id", "app", "cluster_id", "cores", "gpus", "runtime_s", "cpu_efficiency", "peak_rss",
+                     "gpu_utilisation", "price", "wasted", "finished_at", "mem_requested_bytes", "findings"),
 }
 # copied when there, not required (exports and synthetic years made before them lack them; the report
-# that reads one says so): the jobs report's start prediction
-OPTIONAL_COLUMNS = {"jobs": ("predicted_start",)}
+# that reads one says so): the jobs report's start prediction, the routing report's decisions, the
+# efficiency report's requested memory and findings; and the efficiency report's whole table
+OPTIONAL_COLUMNS = {"jobs": ("predicted_start", "routing", "reroutes"),
+                    "job_profiles": ("mem_requested_bytes", "findings")}
+OPTIONAL_TABLES = ("job_profiles",)
 BATCH_ROWS = 50_000
 
 
@@ -151,7 +156,7 @@ class Warehouse:
         for name in TABLES:
             path = folder / f"{name}.parquet"
             if not path.exists():
-                if name in REPORT_COLUMNS:
+                if name in REPORT_COLUMNS and name not in OPTIONAL_TABLES:
                     raise WarehouseError(f"{path} is missing: the reports read the {name} table")
                 continue
             con.read_parquet(str(path)).create_view(name)  # the path is a value, never spliced into SQL
@@ -175,7 +180,10 @@ class Warehouse:
             [table])[1]]
 
     def check_columns(self) -> None:
+        present = set(self.tables())
         for table, needed in REPORT_COLUMNS.items():
+            if table in OPTIONAL_TABLES and table not in present:
+                continue
             missing = [c for c in needed if c not in set(self.columns(table)) and c not in OPTIONAL_COLUMNS.get(table, ())]
             if missing:
                 raise WarehouseError(f"{self.source}: table {table} lacks column(s) {', '.join(missing)}")
