@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -279,3 +280,31 @@ def test_reports_over_http(platform, server):
         assert bad.status_code == 400 and expected in bad.json()["detail"]
     default = _get(server, token, "/reports/routing", **period).json()
     assert default["rows"][-1]["key"] == "(all)" and default["rows"][-1]["jobs"] == 4
+
+
+def test_the_portal_shows_both_reports_in_chinese_with_a_chart(platform):
+    from fastapi.testclient import TestClient
+
+    from computenet.api.app import create_app
+    from computenet.services import audit, grants
+    from computenet.services.signin import passwords
+
+    _network(platform.db)
+    with platform.db.session() as s:
+        op = accounts.create_user(s, "op")
+        grants.grant(s, None, audit.SYSTEM, op, "operator", "on call")
+        passwords.set_password(s, audit.SYSTEM, op, "Correct-Horse-7", platform.settings.auth)
+        op.language = "zh-CN"
+    client = TestClient(create_app(platform), follow_redirects=False)
+    assert client.post("/login", data={"login": "op", "password": "Correct-Horse-7", "next": "/"}).status_code == 303
+    page = client.get("/portal/operations/reports", params={"name": "efficiency", "from": PERIOD[0], "to": PERIOD[1]})
+    assert page.status_code == 200
+    assert "效率与浪费" in page.text and "浪费占比" in page.text and "作业计入其结束的时段" in page.text
+    chart = json.loads(re.search(r"data-chart='([^']*)'", page.text).group(1).replace("&#34;", '"'))
+    assert {s["name"]: s["data"] for s in chart["series"]} == {"corp": [300.0], "inst": [0.0], "uni": [30.0]}
+    assert chart["yAxis"]["name"].endswith("(CNY)")
+    routed = client.get("/portal/operations/reports", params={"name": "routing", "from": PERIOD[0], "to": PERIOD[1]})
+    assert routed.status_code == 200 and "开始时间误差中位数（时）" in routed.text and "已重新路由" in routed.text
+    empty = client.get("/portal/operations/reports", params={"name": "routing", "from": "2030-01-01",
+                                                             "to": "2030-01-31"})
+    assert empty.status_code == 200 and "2030-01-01 至 2030-01-31 之间没有提交作业" in empty.text
