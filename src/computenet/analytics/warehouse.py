@@ -101,6 +101,19 @@ def _raw(column):
     return column
 
 
+# what the routing report reads of a job's decision: the reasons and explanations in both their forms
+# (a few KB a job) stay in the operational table when only the reports' columns are copied
+_DECISION = ("policy", "chosen", "notes", "rerouted_from", "previous")
+_CANDIDATE = ("cluster", "partition", "ownership", "feasible", "price", "explanation")
+
+
+def _decision_only(value):
+    if not isinstance(value, dict):
+        return value
+    return {k: value[k] for k in _DECISION if k in value} | {"candidates": [
+        {k: c.get(k) for k in _CANDIDATE} for c in value.get("candidates") or () if isinstance(c, dict)]}
+
+
 def _as_text(value):
     return value if value is None or isinstance(value, str) else json.dumps(value)
 
@@ -109,12 +122,15 @@ def read_table(engine, name: str, only: tuple[str, ...] | None = None) -> pa.Tab
     """One operational table (or only some of its columns) as Arrow, streamed in batches."""
     columns, schema = table_schema(name, only)
     json_columns = {i for i, c in enumerate(columns) if isinstance(c.type, JSON)}
+    routing = next((i for i, c in enumerate(columns) if name == "jobs" and c.name == "routing" and only), None)
     batches = []
     with engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).execute(
             select(*[_raw(c) for c in columns]))
         for chunk in result.partitions(BATCH_ROWS):
             values = list(zip(*chunk)) if chunk else [[] for _ in columns]
+            if routing is not None:
+                values[routing] = [_decision_only(v) for v in values[routing]]
             arrays = [pa.array([_as_text(v) for v in col] if i in json_columns else col, type=schema.field(i).type)
                       for i, col in enumerate(values)]
             batches.append(pa.RecordBatch.from_arrays(arrays, schema=schema))
