@@ -47,14 +47,15 @@ def routing(warehouse: Warehouse, period: Period, dimension: str = "cluster") ->
         raise ReportError(f"unknown dimension {dimension!r}: use one of {', '.join(DIMENSIONS)}")
     report = Report("routing", period, COLUMNS, currency=_currency(warehouse))
     columns = set(warehouse.columns("jobs"))
-    decisions = "j.routing" if "routing" in columns else "NULL::VARCHAR"
+    decisions = "d.routing" if warehouse.decisions() else "NULL::VARCHAR"
+    joined = "LEFT JOIN job_decisions d ON d.job_id = j.id" if decisions == "d.routing" else ""
     reroutes = "j.reroutes" if "reroutes" in columns else "0"
     predicted = "j.predicted_start" if "predicted_start" in columns else "NULL::TIMESTAMP"
     found = False
     for bucket in period.buckets():
         rows = warehouse.query(f"""
             SELECT c.name, {decisions}, {reroutes}, j.start_time, {predicted}
-            FROM jobs j JOIN clusters c ON c.id = j.cluster_id
+            FROM jobs j JOIN clusters c ON c.id = j.cluster_id {joined}
             WHERE j.submitted_at >= ? AND j.submitted_at < ? ORDER BY j.id""", [bucket.start, bucket.end])[1]
         jobs = [_read(*row) for row in rows]
         if not jobs:

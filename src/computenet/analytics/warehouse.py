@@ -26,11 +26,12 @@ capacity costs from the clusters' cost columns.
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-from sqlalchemy import Boolean, DateTime, Float, Integer, Table, select, type_coerce
+from sqlalchemy import Boolean, DateTime, Float, Integer, Table, Text, cast, select, type_coerce
 from sqlalchemy.types import JSON, TypeDecorator
 
 from ..store.models import Base
@@ -49,7 +50,7 @@ REPORT_COLUMNS = {
     "accounts": ("id", "name", "tenant_id"),
     "users": ("id", "name", "created_at"),
     "jobs": ("id", "owner_id", "account_id", "cluster_id", "partition", "start_time", "end_time", "submitted_at",
-             "cores", "gpus", "predicted_start", "routing", "reroutes"),
+             "cores", "gpus", "predicted_start", "reroutes"),
     "usage_records": ("cluster_id", "job_id", "partition", "start_time", "end_time", "cpus", "gpus"),
     "ledger_accounts": ("id", "code", "account_id", "product_line", "credit_limit", "currency"),
     "transfers": ("debit_id", "credit_id", "amount", "pending", "job_id", "created_at"),
@@ -59,7 +60,7 @@ REPORT_COLUMNS = {
 # copied when there, not required (exports and synthetic years made before them lack them; the report
 # that reads one says so): the jobs report's start prediction, the routing report's decisions, the
 # efficiency report's requested memory and findings; and the efficiency report's whole table
-OPTIONAL_COLUMNS = {"jobs": ("predicted_start", "routing", "reroutes"),
+OPTIONAL_COLUMNS = {"jobs": ("predicted_start", "reroutes"),
                     "job_profiles": ("mem_requested_bytes", "findings")}
 OPTIONAL_TABLES = ("job_profiles",)
 BATCH_ROWS = 50_000
@@ -101,17 +102,20 @@ def _raw(column):
     return column
 
 
-# what the routing report reads of a job's decision: the reasons and explanations in both their forms
-# (a few KB a job) stay in the operational table when only the reports' columns are copied
-_DECISION = ("policy", "chosen", "notes", "rerouted_from", "previous")
-_CANDIDATE = ("cluster", "partition", "ownership", "feasible", "price", "explanation")
-
-
-def _decision_only(value):
-    if not isinstance(value, dict):
-        return value
-    return {k: value[k] for k in _DECISION if k in value} | {"candidates": [
-        {k: c.get(k) for k in _CANDIDATE} for c in value.get("candidates") or () if isinstance(c, dict)]}
+def read_decisions(engine) -> pa.Table:
+    """Every job's routing decision (job_id, routing) as the database's JSON text: decoding and encoding
+    them as other JSON columns are would make the copy ~10x slower (bench/routing_report.py)."""
+    schema = pa.schema([pa.field("job_id", pa.int64()), pa.field("routing", pa.string())])
+    jobs = Base.metadata.tables["jobs"]
+    batches = []
+    with engine.connect() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).execute(
+            select(jobs.c.id, cast(jobs.c.routing, Text)).where(jobs.c.routing.is_not(None)))
+        for chunk in result.partitions(BATCH_ROWS):
+            ids, texts = (list(col) for col in zip(*chunk))
+            batches.append(pa.RecordBatch.from_arrays([pa.array(ids, pa.int64()), pa.array(texts, pa.string())],
+                                                      schema=schema))
+    return pa.Table.from_batches(batches, schema=schema)
 
 
 def _as_text(value):
@@ -122,15 +126,12 @@ def read_table(engine, name: str, only: tuple[str, ...] | None = None) -> pa.Tab
     """One operational table (or only some of its columns) as Arrow, streamed in batches."""
     columns, schema = table_schema(name, only)
     json_columns = {i for i, c in enumerate(columns) if isinstance(c.type, JSON)}
-    routing = next((i for i, c in enumerate(columns) if name == "jobs" and c.name == "routing" and only), None)
     batches = []
     with engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).execute(
             select(*[_raw(c) for c in columns]))
         for chunk in result.partitions(BATCH_ROWS):
             values = list(zip(*chunk)) if chunk else [[] for _ in columns]
-            if routing is not None:
-                values[routing] = [_decision_only(v) for v in values[routing]]
             arrays = [pa.array([_as_text(v) for v in col] if i in json_columns else col, type=schema.field(i).type)
                       for i, col in enumerate(values)]
             batches.append(pa.RecordBatch.from_arrays(arrays, schema=schema))
@@ -144,9 +145,11 @@ def _connect() -> duckdb.DuckDBPyConnection:
 
 
 class Warehouse:
-    def __init__(self, con: duckdb.DuckDBPyConnection, source: str) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, source: str, engine=None) -> None:
         self.con = con
         self.source = source  # where the data came from, for messages
+        self.engine = engine  # the operational database, for what is read on first use (decisions)
+        self._lock = threading.Lock()
 
     @classmethod
     def from_database(cls, database, reports_only: bool = False) -> "Warehouse":
@@ -160,7 +163,7 @@ class Warehouse:
             con.register("_incoming", data)
             con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _incoming')  # names are our constants
             con.unregister("_incoming")
-        return cls(con, engine.url.render_as_string(hide_password=True))
+        return cls(con, engine.url.render_as_string(hide_password=True), engine if reports_only else None)
 
     @classmethod
     def from_parquet(cls, directory: str | Path) -> "Warehouse":
@@ -203,6 +206,25 @@ class Warehouse:
             missing = [c for c in needed if c not in set(self.columns(table)) and c not in OPTIONAL_COLUMNS.get(table, ())]
             if missing:
                 raise WarehouseError(f"{self.source}: table {table} lacks column(s) {', '.join(missing)}")
+
+    def decisions(self) -> bool:
+        """Make table job_decisions (job_id, routing: JSON text) of the jobs' routing decisions: a view
+        of jobs.routing where the data has it (a full copy, Parquet), else read from the operational
+        database now, once (they are large and only the routing report reads them, so copies for
+        reports leave them out). False where the data has none (older exports)."""
+        with self._lock:
+            present = {row[0] for row in self.query("SELECT table_name FROM information_schema.tables")[1]}
+            if "job_decisions" in present:
+                return True
+            if "routing" in self.columns("jobs"):
+                self.con.execute("CREATE VIEW job_decisions AS SELECT id AS job_id, routing FROM jobs")
+                return True
+            if self.engine is None:
+                return False
+            self.con.register("_incoming", read_decisions(self.engine))
+            self.con.execute("CREATE TABLE job_decisions AS SELECT * FROM _incoming")
+            self.con.unregister("_incoming")
+            return True
 
     def tables(self) -> list[str]:
         present = {row[0] for row in self.query("SELECT table_name FROM information_schema.tables")[1]}
