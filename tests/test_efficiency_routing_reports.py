@@ -309,3 +309,24 @@ def test_the_portal_shows_both_reports_in_chinese_with_a_chart(platform):
     empty = client.get("/portal/operations/reports", params={"name": "routing", "from": "2030-01-01",
                                                              "to": "2030-01-31"})
     assert empty.status_code == 200 and "2030-01-01 至 2030-01-31 之间没有提交作业" in empty.text
+
+
+def test_a_chart_of_the_waste_per_tenant(platform, tmp_path, monkeypatch):
+    from computenet.analytics import charts
+
+    _network(platform.db)
+    with Warehouse.from_database(platform.db, reports_only=True) as wh:
+        report = reports.run("efficiency", wh, *PERIOD, "day")
+    ax = charts.figure("efficiency", report).axes[0]
+    assert ax.get_ylabel() == "wasted (CNY)"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["corp", "inst", "uni"]  # the totals row is no bar
+    heights = {}
+    for bars, name in zip(ax.containers, ("corp", "inst", "uni")):
+        heights[name] = [bar.get_height() for bar in bars]
+    assert heights == {"corp": [0.0, 300.0], "inst": [0.0, 0.0], "uni": [30.0, 0.0]}  # 01-01, 01-02
+    monkeypatch.setenv("COMPUTENET_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("COMPUTENET_DATABASE_URL", platform.settings.db_url)
+    out = CliRunner().invoke(app, ["report", "chart", "efficiency", "--from", PERIOD[0], "--to", PERIOD[1],
+                                   "--out", str(tmp_path / "waste.png")])
+    assert out.exit_code == 0, out.output
+    assert (tmp_path / "waste.png").read_bytes().startswith(b"\x89PNG")

@@ -194,7 +194,7 @@ def export_command(fmt: str = typer.Option("parquet", "--format", help="csv or p
 
 
 @report_app.command("chart")
-def chart(kind: str = typer.Argument(..., help="utilization, revenue or margin"),
+def chart(kind: str = typer.Argument(..., help="utilization, revenue, margin or efficiency (waste per tenant)"),
           out: Path = typer.Option(..., "--out", help="the PNG file to write"),
           first: str = FROM, last: str = TO, by: str = BY, data: Optional[Path] = DATA) -> None:
     """Draw utilization over time per cluster, revenue by product line (stacked) or margin per cluster."""

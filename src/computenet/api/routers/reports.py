@@ -126,7 +126,8 @@ def report(name: str, first: str = Query(..., alias="from", description="first d
 @router.get("/reports/{name}/chart.png")
 def chart(name: str, first: str = Query(..., alias="from"), last: str = Query(..., alias="to"),
           by: str = Query("month"), user=Depends(_staff), platform: Platform = Depends(get_platform)):
-    """A PNG: utilization over time, revenue by product line (stacked) or margin per cluster."""
+    """A PNG: utilization over time, revenue by product line (stacked), margin per cluster or the money
+    wasted per tenant (stacked)."""
     if name not in charts.CHARTS:
         raise InvalidRequest(f"unknown chart {name!r}: use one of {', '.join(charts.CHARTS)}")
     _, result = _report(platform, charts.CHARTS[name], first, last, by)
