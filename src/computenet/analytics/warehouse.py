@@ -58,7 +58,7 @@ REPORT_COLUMNS = {
                      "gpu_utilisation", "price", "wasted", "finished_at", "mem_requested_bytes", "findings"),
 }
 # copied when there, not required (exports and synthetic years made before them lack them; the report
-# that reads one says so): the jobs report's start prediction, the routing report's decisions, the
+# that reads one says so): the jobs report's start prediction, the routing report's count of re-routes, the
 # efficiency report's requested memory and findings; and the efficiency report's whole table
 OPTIONAL_COLUMNS = {"jobs": ("predicted_start", "reroutes"),
                     "job_profiles": ("mem_requested_bytes", "findings")}
@@ -104,7 +104,7 @@ def _raw(column):
 
 def read_decisions(engine) -> pa.Table:
     """Every job's routing decision (job_id, routing) as the database's JSON text: decoding and encoding
-    them as other JSON columns are would make the copy ~10x slower (bench/routing_report.py)."""
+    them as other JSON columns are made it ~30x slower (bench/routing_report.py)."""
     schema = pa.schema([pa.field("job_id", pa.int64()), pa.field("routing", pa.string())])
     jobs = Base.metadata.tables["jobs"]
     batches = []
