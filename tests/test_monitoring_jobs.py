@@ -94,6 +94,12 @@ def test_memory_peak_is_seen(watched):
     stats = run(f"#!/bin/bash\n#SBATCH -c 1 --mem=4G -t 5\n{grab}\n")
     assert stats["efficiency"]["peak_rss"] >= 1.9 * 1024 ** 3
     assert 0.45 <= stats["efficiency"]["mem_efficiency"] <= 0.6
+    from computenet.store.models import JobProfile
+
+    with platform.db.session() as session:  # what the efficiency report prices (over-requested memory, findings)
+        profile = session.get(JobProfile, stats["job"])
+        assert profile.mem_requested_bytes == 4 * 1024 ** 3
+        assert {f["code"] for f in profile.findings} == {f["code"] for f in stats["findings"]}
 
 
 def test_a_sleeping_job_is_idle(watched):

@@ -21,7 +21,7 @@ from .chart_scale import cut_range, far_out, named_once
 from .periods import ReportError
 from .report_model import Report
 
-CHARTS = {"utilization": "utilization", "revenue": "revenue", "margin": "margin"}  # chart -> report it draws
+CHARTS = {"utilization": "utilization", "revenue": "revenue", "margin": "margin", "efficiency": "efficiency"}  # chart -> report it draws
 MAX_TICK_LABELS = 12  # more dates than this on one axis run into each other
 LINE_STYLES = ("-", "--", "-.", ":")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
@@ -123,6 +123,22 @@ def _margin(report: Report, ax) -> list[str]:
     return [f"{', '.join(sorted(cut))}: cut at the axis (far outside the others); the values are written on the bars"]
 
 
+def _efficiency(report: Report, ax) -> list[str]:
+    """The money wasted per tenant (or app, or cluster), stacked: a bar's height is the bucket's total."""
+    labels = _buckets(report)
+    rows = [r for r in report.rows if r["key"] != "(all)"]
+    xs = list(range(len(labels)))
+    bottom = [0.0] * len(labels)
+    for key in sorted({r["key"] for r in rows}):
+        values = [sum(float(r["wasted"]) for r in rows if r["key"] == key and r["bucket"] == b) for b in labels]
+        ax.bar(xs, values, bottom=bottom, label=key)
+        bottom = [a + b for a, b in zip(bottom, values)]
+    _date_axis(ax, labels)
+    ax.set_ylabel(f"wasted ({report.currency})" if report.currency else "wasted")
+    ax.yaxis.set_major_formatter(_thousands())
+    return []
+
+
 def figure(chart: str, report: Report) -> Figure:
     if chart not in CHARTS:
         raise ReportError(f"unknown chart {chart!r}: use one of {', '.join(CHARTS)}")
@@ -130,7 +146,8 @@ def figure(chart: str, report: Report) -> Figure:
         raise ReportError(f"nothing to draw: {report.empty}")
     fig = Figure(figsize=(10, 5))
     ax = fig.subplots()
-    notes = {"utilization": _utilization, "revenue": _revenue, "margin": _margin}[chart](report, ax)
+    notes = {"utilization": _utilization, "revenue": _revenue, "margin": _margin,
+             "efficiency": _efficiency}[chart](report, ax)
     ax.set_title(f"{chart}, {report.period.describe()}")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # outside: it never hides a bar
     ax.grid(axis="y", linewidth=0.3, alpha=0.6)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -38,6 +38,10 @@ class Report:
     def note(self, text: str) -> None:
         if text and text not in self.notes:
             self.notes.append(text)
+
+    def said(self, say) -> "Report":
+        """A copy whose notes and empty reason went through ``say`` (msg texts into a reader's language)."""
+        return replace(self, notes=[say(n) for n in self.notes], empty=say(self.empty) if self.empty else None)
 
     def as_json(self) -> dict:
         """Decimals as strings (money keeps its cents), undefined figures as null."""

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from ..billing.ledger import money as ledger_money
 from ..messages import msg
-from . import job_reports, money_reports, queries
+from . import efficiency_reports, job_reports, money_reports, queries, routing_reports
 from .costs import apply_settings, cluster_models
 from .periods import Period, ReportError, make_period
 from .report_model import Report, hours, ratio
@@ -126,6 +126,8 @@ REPORTS = {
     "users": users,
     "growth": money_reports.growth,
     "jobs": job_reports.jobs,
+    "efficiency": efficiency_reports.efficiency,
+    "routing": routing_reports.routing,
 }
 
 

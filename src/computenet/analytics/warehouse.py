@@ -26,19 +26,20 @@ capacity costs from the clusters' cost columns.
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-from sqlalchemy import Boolean, DateTime, Float, Integer, Table, select, type_coerce
+from sqlalchemy import Boolean, DateTime, Float, Integer, Table, Text, cast, select, type_coerce
 from sqlalchemy.types import JSON, TypeDecorator
 
 from ..store.models import Base
 
 TABLES = ("clusters", "partitions", "tenants", "accounts", "users", "jobs", "usage_records", "charges",
-          "ledger_accounts", "transfers")
+          "ledger_accounts", "transfers", "job_profiles")
 # large or private, and read by no report: never copied out of the operational database
-LEFT_OUT = {"jobs": {"script", "script_args", "spec", "routing", "inputs", "outputs", "app", "workdir",
+LEFT_OUT = {"jobs": {"script", "script_args", "spec", "inputs", "outputs", "app", "workdir",
                      "stdout_path", "stderr_path", "reason"},
             "users": {"email"}}
 REPORT_COLUMNS = {
@@ -49,14 +50,19 @@ REPORT_COLUMNS = {
     "accounts": ("id", "name", "tenant_id"),
     "users": ("id", "name", "created_at"),
     "jobs": ("id", "owner_id", "account_id", "cluster_id", "partition", "start_time", "end_time", "submitted_at",
-             "cores", "gpus", "predicted_start"),
+             "cores", "gpus", "predicted_start", "reroutes"),
     "usage_records": ("cluster_id", "job_id", "partition", "start_time", "end_time", "cpus", "gpus"),
     "ledger_accounts": ("id", "code", "account_id", "product_line", "credit_limit", "currency"),
     "transfers": ("debit_id", "credit_id", "amount", "pending", "job_id", "created_at"),
+    "job_profiles": ("job_id", "app", "cluster_id", "cores", "gpus", "runtime_s", "cpu_efficiency", "peak_rss",
+                     "gpu_utilisation", "price", "wasted", "finished_at", "mem_requested_bytes", "findings"),
 }
 # copied when there, not required (exports and synthetic years made before them lack them; the report
-# that reads one says so): the jobs report's start prediction
-OPTIONAL_COLUMNS = {"jobs": ("predicted_start",)}
+# that reads one says so): the jobs report's start prediction, the routing report's count of re-routes, the
+# efficiency report's requested memory and findings; and the efficiency report's whole table
+OPTIONAL_COLUMNS = {"jobs": ("predicted_start", "reroutes"),
+                    "job_profiles": ("mem_requested_bytes", "findings")}
+OPTIONAL_TABLES = ("job_profiles",)
 BATCH_ROWS = 50_000
 
 
@@ -96,6 +102,22 @@ def _raw(column):
     return column
 
 
+def read_decisions(engine) -> pa.Table:
+    """Every job's routing decision (job_id, routing) as the database's JSON text: decoding and encoding
+    them as other JSON columns are made it ~30x slower (bench/routing_report.py)."""
+    schema = pa.schema([pa.field("job_id", pa.int64()), pa.field("routing", pa.string())])
+    jobs = Base.metadata.tables["jobs"]
+    batches = []
+    with engine.connect() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).execute(
+            select(jobs.c.id, cast(jobs.c.routing, Text)).where(jobs.c.routing.is_not(None)))
+        for chunk in result.partitions(BATCH_ROWS):
+            ids, texts = (list(col) for col in zip(*chunk))
+            batches.append(pa.RecordBatch.from_arrays([pa.array(ids, pa.int64()), pa.array(texts, pa.string())],
+                                                      schema=schema))
+    return pa.Table.from_batches(batches, schema=schema)
+
+
 def _as_text(value):
     return value if value is None or isinstance(value, str) else json.dumps(value)
 
@@ -123,9 +145,11 @@ def _connect() -> duckdb.DuckDBPyConnection:
 
 
 class Warehouse:
-    def __init__(self, con: duckdb.DuckDBPyConnection, source: str) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, source: str, engine=None) -> None:
         self.con = con
         self.source = source  # where the data came from, for messages
+        self.engine = engine  # the operational database, for what is read on first use (decisions)
+        self._lock = threading.Lock()
 
     @classmethod
     def from_database(cls, database, reports_only: bool = False) -> "Warehouse":
@@ -139,7 +163,7 @@ class Warehouse:
             con.register("_incoming", data)
             con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _incoming')  # names are our constants
             con.unregister("_incoming")
-        return cls(con, engine.url.render_as_string(hide_password=True))
+        return cls(con, engine.url.render_as_string(hide_password=True), engine if reports_only else None)
 
     @classmethod
     def from_parquet(cls, directory: str | Path) -> "Warehouse":
@@ -151,7 +175,7 @@ class Warehouse:
         for name in TABLES:
             path = folder / f"{name}.parquet"
             if not path.exists():
-                if name in REPORT_COLUMNS:
+                if name in REPORT_COLUMNS and name not in OPTIONAL_TABLES:
                     raise WarehouseError(f"{path} is missing: the reports read the {name} table")
                 continue
             con.read_parquet(str(path)).create_view(name)  # the path is a value, never spliced into SQL
@@ -175,10 +199,32 @@ class Warehouse:
             [table])[1]]
 
     def check_columns(self) -> None:
+        present = set(self.tables())
         for table, needed in REPORT_COLUMNS.items():
+            if table in OPTIONAL_TABLES and table not in present:
+                continue
             missing = [c for c in needed if c not in set(self.columns(table)) and c not in OPTIONAL_COLUMNS.get(table, ())]
             if missing:
                 raise WarehouseError(f"{self.source}: table {table} lacks column(s) {', '.join(missing)}")
+
+    def decisions(self) -> bool:
+        """Make table job_decisions (job_id, routing: JSON text) of the jobs' routing decisions: a view
+        of jobs.routing where the data has it (a full copy, Parquet), else read from the operational
+        database now, once (they are large and only the routing report reads them, so copies for
+        reports leave them out). False where the data has none (older exports)."""
+        with self._lock:
+            present = {row[0] for row in self.query("SELECT table_name FROM information_schema.tables")[1]}
+            if "job_decisions" in present:
+                return True
+            if "routing" in self.columns("jobs"):
+                self.con.execute("CREATE VIEW job_decisions AS SELECT id AS job_id, routing FROM jobs")
+                return True
+            if self.engine is None:
+                return False
+            self.con.register("_incoming", read_decisions(self.engine))
+            self.con.execute("CREATE TABLE job_decisions AS SELECT * FROM _incoming")
+            self.con.unregister("_incoming")
+            return True
 
     def tables(self) -> list[str]:
         present = {row[0] for row in self.query("SELECT table_name FROM information_schema.tables")[1]}

@@ -31,7 +31,7 @@ analytics_warehouse = lazy("computenet.analytics.warehouse")
 report_app = typer.Typer(no_args_is_help=True, help="Operator reports: utilization, revenue, margin, customers, "
                                                     "growth (run on the server host, or on Parquet exports).")
 console = Console(emoji=False)
-RATIOS = ("utilization", "share", "margin", "yoy", "cagr")
+RATIOS = ("utilization", "share", "margin", "yoy", "cagr", "efficiency", "utilisation")
 
 FROM = typer.Option(..., "--from", help="first day, YYYY-MM-DD")
 TO = typer.Option(..., "--to", help="last day (included), YYYY-MM-DD")
@@ -90,7 +90,8 @@ def show(report: Report, as_json: bool, csv_file: Optional[Path]) -> None:
     for column in report.columns:
         table.add_column(column, justify="left" if column in ("bucket", "level", "name", "key", "dimension",
                                                               "customer", "segment", "line", "note", "basis",
-                                                              "ownership") else "right")
+                                                              "ownership", "currency", "top_findings",
+                                                              "top_reason") else "right")
     for row in report.rows:
         table.add_row(*[escape(_cell(c, row.get(c))) for c in report.columns])  # customer names are user data
     console.print(table)
@@ -103,13 +104,17 @@ def show(report: Report, as_json: bool, csv_file: Optional[Path]) -> None:
 
 
 def _run(name: str, first: str, last: str, by: str, data: Optional[Path], as_json: bool,
-         csv_file: Optional[Path], **options) -> None:
+         csv_file: Optional[Path], lang: Optional[str] = None, **options) -> None:
+    from ..web import report_language
+
+    if lang not in (None, *report_language.LANGUAGES):
+        fail(f"unknown language {lang!r}: use one of {', '.join(report_language.LANGUAGES)}")
     with _warehouse(data) as warehouse:
         try:
             report = reports.run(name, warehouse, first, last, by, **options)
         except ReportError as exc:
             fail(str(exc))
-        show(report, as_json, csv_file)
+        show(report_language.in_language(report, lang), as_json, csv_file)
 
 
 def _simple(name: str, doc: str):
@@ -146,6 +151,28 @@ def jobs_report(first: str = FROM, last: str = TO, by: str = BY, data: Optional[
     _run("jobs", first, last, by, data, as_json, csv_file, dimension=dimension)
 
 
+LANG = typer.Option(None, "--lang", help="the notes' language: en (default) or zh-CN")
+
+
+@report_app.command("efficiency")
+def efficiency_report(first: str = FROM, last: str = TO, by: str = BY, data: Optional[Path] = DATA,
+                      as_json: bool = JSON, csv_file: Optional[Path] = CSV, lang: Optional[str] = LANG,
+                      dimension: str = typer.Option("tenant", help="tenant, app or cluster")) -> None:
+    """Monitored jobs' core-hours and card-hours allocated vs used, idle cards, over-requested memory,
+    and the waste in money with the findings that cost most, per tenant, app or cluster (and in all)."""
+    _run("efficiency", first, last, by, data, as_json, csv_file, lang, dimension=dimension)
+
+
+@report_app.command("routing")
+def routing_report(first: str = FROM, last: str = TO, by: str = BY, data: Optional[Path] = DATA,
+                   as_json: bool = JSON, csv_file: Optional[Path] = CSV, lang: Optional[str] = LANG,
+                   dimension: str = typer.Option("cluster", help="cluster (where jobs run) or pair (where they "
+                                                                 "moved from -> to)")) -> None:
+    """The routing's effect: jobs moved from their first, cheapest or owned choice and why, re-routed
+    after submission, the quoted money of those moves, and predicted vs actual start per cluster."""
+    _run("routing", first, last, by, data, as_json, csv_file, lang, dimension=dimension)
+
+
 @report_app.command("customers")
 def customers(first: str = FROM, last: str = TO, by: str = BY, data: Optional[Path] = DATA, as_json: bool = JSON,
               csv_file: Optional[Path] = CSV, top: int = typer.Option(5, help="how many top customers")) -> None:
@@ -167,7 +194,7 @@ def export_command(fmt: str = typer.Option("parquet", "--format", help="csv or p
 
 
 @report_app.command("chart")
-def chart(kind: str = typer.Argument(..., help="utilization, revenue or margin"),
+def chart(kind: str = typer.Argument(..., help="utilization, revenue, margin or efficiency (waste per tenant)"),
           out: Path = typer.Option(..., "--out", help="the PNG file to write"),
           first: str = FROM, last: str = TO, by: str = BY, data: Optional[Path] = DATA) -> None:
     """Draw utilization over time per cluster, revenue by product line (stacked) or margin per cluster."""

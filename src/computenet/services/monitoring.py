@@ -265,6 +265,10 @@ def record_profile(session: Session, platform: Platform, job: Job, result: dict 
     row.cpu_efficiency, row.peak_rss, row.gpu_utilisation = eff["cpu_efficiency"], eff["peak_rss"], \
         eff["gpu_utilisation"]
     row.price, row.wasted, row.finished_at = Decimal(result["price"]), Decimal(result["wasted"]), job.end_time
+    from .jobs import job_memory_mb
+
+    row.mem_requested_bytes = job_memory_mb(job) * 1024 * 1024 or None
+    row.findings = [{"code": f["code"], "wasted": f["wasted"]} for f in result["findings"]]
     session.add(row)
 
 

@@ -69,3 +69,7 @@ class JobProfile(Base):
     price: Mapped[Decimal] = mapped_column(Money)
     wasted: Mapped[Decimal] = mapped_column(Money)
     finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # memory asked for on all nodes (None: not said, or profiled before it was kept) and each
+    # finding's code and cost ([{"code", "wasted"}]): what the efficiency report prices and ranks
+    mem_requested_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    findings: Mapped[list | None] = mapped_column(JSON)

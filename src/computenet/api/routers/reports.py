@@ -33,6 +33,8 @@ def _staff(user=Depends(current_user)):
 
 
 REPORT_TIME_LIMIT_S = 60.0  # a report over HTTP answers within this or is refused (503)
+# the reports with a dimension option, and the one they use when none is asked for
+DEFAULT_DIMENSION = {"jobs": "cluster", "efficiency": "tenant", "routing": "cluster"}
 SNAPSHOT_S = 60.0  # reports over HTTP share one copy of the tables this long (a dashboard asks several)
 _snapshots: "weakref.WeakKeyDictionary[Platform, tuple[float, datetime, Warehouse]]" = weakref.WeakKeyDictionary()
 _snapshot_lock = threading.Lock()
@@ -94,16 +96,24 @@ def report(name: str, first: str = Query(..., alias="from", description="first d
            last: str = Query(..., alias="to", description="last day (included), YYYY-MM-DD"),
            by: str = Query("month", description="day, month, quarter or year"),
            dimension: Optional[str] = Query(None, description="revenue: one dimension only; jobs: cluster, "
-                                                                  "partition or tenant"),
+                                                                  "partition or tenant; efficiency: tenant, app or "
+                                                                  "cluster; routing: cluster or pair"),
            top: int = Query(5, ge=1, le=1000, description="customers: how many"),
            format: str = Query("json", description="json or csv"),
+           lang: Optional[str] = Query(None, description="the notes' language: en (default) or zh-CN"),
            refresh: bool = Query(False, description=f"read the tables now (else a copy at most {SNAPSHOT_S:g} s old)"),
            user=Depends(_staff), platform: Platform = Depends(get_platform)):
-    """One report (utilization, revenue, margin, segments, customers, users, growth, jobs); money as decimal strings.
+    """One report (utilization, revenue, margin, segments, customers, users, growth, jobs, efficiency, routing);
+    money as decimal strings.
     ``as_of`` (and the X-Data-As-Of header) says when the tables were read."""
     options = {"dimension": dimension} if name == "revenue" else {"top": top} if name == "customers" else \
-        {"dimension": dimension or "cluster"} if name == "jobs" else {}
+        {"dimension": dimension or DEFAULT_DIMENSION[name]} if name in DEFAULT_DIMENSION else {}
+    from ...web import report_language  # the portal imports this module: at call time, not import time
+
+    if lang not in (None, *report_language.LANGUAGES):
+        raise InvalidRequest(f"unknown language {lang!r}: use one of {', '.join(report_language.LANGUAGES)}")
     as_of, result = _report(platform, name, first, last, by, refresh, **options)
+    result = report_language.in_language(result, lang)
     if format == "csv":
         text = io.StringIO()
         result.write_rows(text)
@@ -116,7 +126,8 @@ def report(name: str, first: str = Query(..., alias="from", description="first d
 @router.get("/reports/{name}/chart.png")
 def chart(name: str, first: str = Query(..., alias="from"), last: str = Query(..., alias="to"),
           by: str = Query("month"), user=Depends(_staff), platform: Platform = Depends(get_platform)):
-    """A PNG: utilization over time, revenue by product line (stacked) or margin per cluster."""
+    """A PNG: utilization over time, revenue by product line (stacked), margin per cluster or the money
+    wasted per tenant (stacked)."""
     if name not in charts.CHARTS:
         raise InvalidRequest(f"unknown chart {name!r}: use one of {', '.join(charts.CHARTS)}")
     _, result = _report(platform, charts.CHARTS[name], first, last, by)

@@ -29,9 +29,10 @@ from ..viewer import check_csrf, viewer
 from .projects import platform_of, portal_who, refused, signed_in_user
 
 router = APIRouter(include_in_schema=False)
-OPERATOR_REPORTS = ("utilization", "revenue", "margin", "segments", "customers")
+OPERATOR_REPORTS = ("utilization", "revenue", "margin", "segments", "customers", "efficiency", "routing")
 REPORT_TITLES = {"utilization": N_("Utilization"), "revenue": N_("Revenue"), "margin": N_("Gross margin"),
-                 "segments": N_("Segments"), "customers": N_("Top customers")}
+                 "segments": N_("Segments"), "customers": N_("Top customers"), "efficiency": N_("Efficiency and waste"),
+                 "routing": N_("Routing")}
 # report columns, as the reports name them (analytics/*.py), and the headings shown for them
 COLUMNS = {"bucket": N_("Period"), "level": N_("Level"), "name": N_("Name"), "ownership": N_("Ownership"),
            "core_hours": N_("Core-hours"), "core_capacity": N_("Core-hour capacity"),
@@ -40,13 +41,28 @@ COLUMNS = {"bucket": N_("Period"), "level": N_("Level"), "name": N_("Name"), "ow
            "dimension": N_("Dimension"), "key": N_("Item"), "revenue": N_("Revenue"), "share": N_("Share"),
            "cost": N_("Cost"), "gross_profit": N_("Gross profit"), "margin": N_("Gross margin"), "basis": N_("Basis"),
            "note": N_("Note"), "segment": N_("Segment"), "cpu_share": N_("CPU share"), "gpu_share": N_("GPU share"),
-           "revenue_share": N_("Revenue share"), "rank": N_("Rank"), "customer": N_("Customer")}
+           "revenue_share": N_("Revenue share"), "rank": N_("Rank"), "customer": N_("Customer"),
+           # the efficiency and routing reports (analytics/efficiency_reports.py, routing_reports.py)
+           "jobs": N_("Jobs"), "core_hours_used": N_("Core-hours used"), "cpu_efficiency": N_("CPU efficiency"),
+           "card_hours_used": N_("Card-hours used"), "idle_card_hours": N_("Idle card-hours"),
+           "gpu_utilisation": N_("GPU utilisation"), "mem_over_requested_gib_h": N_("Memory asked, unused (GiB-h)"),
+           "mem_efficiency": N_("Memory efficiency"), "currency": N_("Currency"), "charged": N_("Charged"),
+           "wasted": N_("Wasted"), "waste_share": N_("Waste share"), "top_findings": N_("Costliest findings"),
+           "decided_jobs": N_("With a routing decision"), "not_first": N_("Not first choice (failover)"),
+           "not_cheapest": N_("Not cheapest"), "not_owned": N_("Not owned"), "rerouted": N_("Re-routed"),
+           "extra_quoted": N_("Quoted above cheapest"), "top_reason": N_("Most common reason"),
+           "predicted_jobs": N_("Jobs with a predicted start"), "start_error_p50_h": N_("Start error, median (h)"),
+           "start_error_p90_h": N_("Start error, 90th percentile (h)"),
+           "start_late_p50_h": N_("Started later than predicted, median (h)"),
+           "predicted_within_1h": N_("Predicted within an hour")}
 # values of the level, ownership and dimension columns (and cluster ownership), shown translated
 VALUES = {"cluster": N_("Cluster"), "partition": N_("Partition"), "ownership": N_("Ownership"),
           "total": N_("Total"), "product_line": N_("Product line"), "segment": N_("Segment"),
-          "customer": N_("Customer"), "billing": N_("Prepaid or postpaid"), "owned": N_("Owned"), "leased": N_("Leased")}
-MONEY_COLUMNS = {"revenue", "cost", "gross_profit"}
-RATIO_COLUMNS = {"core_utilization", "card_utilization", "share", "margin", "cpu_share", "gpu_share", "revenue_share"}
+          "customer": N_("Customer"), "billing": N_("Prepaid or postpaid"), "owned": N_("Owned"), "leased": N_("Leased"),
+          "tenant": N_("Tenant"), "app": N_("Application"), "pair": N_("From cluster -> to cluster")}
+MONEY_COLUMNS = {"revenue", "cost", "gross_profit", "charged", "wasted", "extra_quoted"}
+RATIO_COLUMNS = {"core_utilization", "card_utilization", "share", "margin", "cpu_share", "gpu_share", "revenue_share",
+                 "cpu_efficiency", "gpu_utilisation", "mem_efficiency", "waste_share", "predicted_within_1h"}
 WORDS = [N_("online"), N_("offline"), N_("degraded"), N_("unknown"), N_("active"),
          N_("suspended"), N_("deleted"), N_("pending"), N_("approved"), N_("rejected"), N_("withdrawn")]
 STATUS_CHANGES = ("suspend", "reinstate")
@@ -283,13 +299,21 @@ def chart_option(report, who: Viewer) -> dict | None:
         rows = [r for r in report.rows if r["level"] == "cluster"]
         series = _series(rows, lambda r: r["name"], lambda r: _num(r["gross_profit"]), buckets)
         kind, axis = "bar", who.gettext("Gross profit") + money
+    elif report.name == "efficiency":  # the waste per tenant (the totals row is the sum of the bars)
+        rows = [r for r in report.rows if r["key"] != "(all)"]
+        series = _series(rows, lambda r: r["key"], lambda r: _num(r["wasted"]), buckets)
+        kind, axis = "bar", who.gettext("Wasted") + money
+    elif report.name == "routing":
+        rows = [r for r in report.rows if r["key"] != "(all)"]
+        series = _series(rows, lambda r: r["key"], lambda r: _num(r["start_error_p50_h"]), buckets)
+        kind, axis = "line", who.gettext("Start error, median (h)")
     elif report.name == "segments":
         series = _series(report.rows, lambda r: r["segment"], lambda r: _num(r["revenue"]), buckets)
         kind, axis = "bar", who.gettext("Revenue") + money
     else:  # customers
         series = _series(report.rows, lambda r: r["customer"], lambda r: _num(r["revenue"]), buckets)
         kind, axis = "bar", who.gettext("Revenue") + money
-    stacked = report.name in ("revenue", "segments", "customers")
+    stacked = report.name in ("revenue", "segments", "customers", "efficiency")
     if not stacked:
         series = [{"name": name, "data": data}
                   for name, data in named_once([(s["name"], s["data"]) for s in series])]
