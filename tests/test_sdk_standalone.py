@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -30,10 +31,13 @@ def _clean_env() -> dict[str, str]:
 def client_venv(tmp_path_factory) -> Path:
     """A venv holding computenet-client and what it declares, nothing else. pip finds its dependencies
     where the main install finds them (this machine's pip configuration: local index and wheels)."""
-    venv = tmp_path_factory.mktemp("sdk") / "venv"
+    base = tmp_path_factory.mktemp("sdk")
+    venv, source = base / "venv", base / "computenet-client"
+    # built from a copy: pip builds in the source tree, and the two backends' runs may build at once
+    shutil.copytree(CLIENT_DIR, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=_clean_env(), timeout=300)
     python = venv / "bin" / "python"
-    done = subprocess.run([str(python), "-m", "pip", "install", "-q", str(CLIENT_DIR)], capture_output=True,
+    done = subprocess.run([str(python), "-m", "pip", "install", "-q", str(source)], capture_output=True,
                           text=True, env=_clean_env(), timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     return python
@@ -100,14 +104,14 @@ def test_client_alone_drives_a_real_server(client_venv, platform):
     _, token = add_user(platform, "sdkuser", balance="100.00")
     with EmbeddedServer(platform, run_services=True) as srv:
         seen = _run(client_venv, CLIENT_RUN, srv.url, token)
-    assert seen["state"] == "COMPLETED" and seen["exit"] == 0
-    assert seen["text"] == "hello from sdk\n"
-    assert seen["states"][-1] == "COMPLETED" and {"PENDING", "RUNNING"} & set(seen["states"])
+    assert seen["state"] == "COMPLETED" and seen["exit"] == 0, seen
+    assert seen["text"] == "hello from sdk\n", seen
+    assert seen["states"][-1] == "COMPLETED" and {"PENDING", "RUNNING"} & set(seen["states"]), seen
     first, second, again = seen["ids"]
-    assert second == again != first  # the idempotency key gave the first job back
+    assert second == again != first, seen  # the idempotency key gave the first job back
     # once the job is charged, what the account can spend went down by exactly its cost
-    assert Decimal(seen["spent"]) == Decimal(seen["cost"]) > 0
+    assert Decimal(seen["spent"]) == Decimal(seen["cost"]) > 0, seen
     # pages of one, followed through Link: rel="next", newest first, every job once
-    assert seen["paged"] == [second, first]
-    assert seen["astate"] == "COMPLETED" and seen["aout"] == "hello from async\n"
-    assert seen["apaged"] == sorted(seen["apaged"], reverse=True) and len(seen["apaged"]) == 3
+    assert seen["paged"] == [second, first], seen
+    assert seen["astate"] == "COMPLETED" and seen["aout"] == "hello from async\n", seen
+    assert seen["apaged"] == sorted(seen["apaged"], reverse=True) and len(seen["apaged"]) == 3, seen
