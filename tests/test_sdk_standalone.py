@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -43,11 +44,11 @@ def client_venv(tmp_path_factory) -> Path:
     return python
 
 
-def _run(python: Path, code: str, *args: str, timeout: float = 300) -> dict:
+def _run(python: Path, code: str, *args: str, timeout: float = 300, env: dict[str, str] | None = None) -> dict:
     done = subprocess.run([str(python), "-c", textwrap.dedent(code), *args], capture_output=True, text=True,
-                          env=_clean_env(), timeout=timeout, cwd="/")
+                          env={**_clean_env(), **(env or {})}, timeout=timeout, cwd="/")
     assert done.returncode == 0, done.stdout + done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1]) if env is None else {"out": done.stdout}
 
 
 def test_client_alone_has_no_server_stack(client_venv):
@@ -115,3 +116,19 @@ def test_client_alone_drives_a_real_server(client_venv, platform):
     assert seen["paged"] == [second, first], seen
     assert seen["astate"] == "COMPLETED" and seen["aout"] == "hello from async\n", seen
     assert seen["apaged"] == sorted(seen["apaged"], reverse=True) and len(seen["apaged"]) == 3, seen
+
+
+def test_the_guide_s_examples_run_with_the_client_alone(client_venv, platform):
+    """Every python block of docs/sdk.md, as written, in the client-only venv against a real server."""
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "sdk.md").read_text(), re.S)
+    assert len(blocks) >= 5
+    _, token = add_user(platform, "sdkdocs", balance="100.00")
+    with EmbeddedServer(platform, run_services=True) as srv:
+        outputs = [_run(client_venv, block, env={"COMPUTENET_URL": srv.url, "COMPUTENET_TOKEN": token})["out"]
+                   for block in blocks]
+    assert "COMPLETED" in outputs[0] and "hello" in outputs[0]
+    assert "step 1\nstep 2\nstep 3\n" in outputs[1] and "-> COMPLETED" in outputs[1]
+    assert outputs[2].split() == ["404", "not_found"]
+    assert "['COMPLETED', 'COMPLETED', 'COMPLETED']" in outputs[3]
+    assert "docs-in.dat 3000" in outputs[4]
+    assert outputs[5].strip() == "['local']"
