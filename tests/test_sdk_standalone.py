@@ -71,7 +71,8 @@ CLIENT_RUN = """
     from computenet_client import AsyncComputeNetClient, ComputeNetClient, JobOut
 
     url, token = sys.argv[1], sys.argv[2]
-    script = "#!/bin/bash\\n#SBATCH -n 1 -t 5\\necho hello from {}\\n".format
+    # two seconds: a job charged by whole seconds costs something
+    script = "#!/bin/bash\\n#SBATCH -n 1 -t 5\\nsleep 2\\necho hello from {}\\n".format
     with ComputeNetClient(url, token) as cn:
         before = cn.me().account().available
         job = cn.submit(script("sdk"), [], "sdk-hello.sh")

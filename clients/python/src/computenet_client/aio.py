@@ -7,7 +7,7 @@ import hashlib
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any, AsyncIterator, TypeVar
+from typing import Any, AsyncIterator, Mapping, TypeVar
 
 import httpx
 
@@ -63,6 +63,13 @@ class AsyncComputeNetClient:
 
     async def run(self, call: Call[T]) -> T:
         return call.read(await self._send(call))
+
+    async def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None,
+                      content: bytes | None = None, headers: Mapping[str, str] | None = None) -> Any:
+        """Any API call no method covers (path under /v1): its JSON answer, untyped; retried as its method allows."""
+        return await self.run(calls.raw(method, path, params, json, content, headers))
+
+    _call = request  # the name the CLI and older scripts use
 
     # -- jobs -----------------------------------------------------------------------------------------
     async def submit(self, script: str, args: list[str] | None = None, script_name: str | None = None,

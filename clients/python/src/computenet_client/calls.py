@@ -75,6 +75,12 @@ def _seg(text: str) -> str:
     return quote(text, safe="")
 
 
+def raw(method: str, path: str, params: Mapping[str, Any] | None = None, json: Any = None,
+        content: bytes | None = None, headers: Mapping[str, str] | None = None) -> Call[Any]:
+    """A call no method covers: its JSON answer, untyped."""
+    return Call(method.upper(), path, _json(Any), params=params, json=json, content=content, headers=headers or {})
+
+
 # -- jobs ---------------------------------------------------------------------------------------------
 def submit(script: str, args: list[str] | None, script_name: str | None, routing: RoutingLike | None,
            inputs: list[str] | None, wait: str, idempotency_key: str | None) -> Call[m.JobOut]:
