@@ -136,3 +136,15 @@ def test_sync_and_async_offer_the_same_calls():
         wanted = inspect.iscoroutinefunction(getattr(AsyncComputeNetClient, name)) or \
             inspect.isasyncgenfunction(getattr(AsyncComputeNetClient, name))
         assert wanted, f"AsyncComputeNetClient.{name} is not async"
+
+
+def test_the_sdk_passes_mypy_strict(tmp_path):
+    """py.typed is a promise: the package itself type-checks under --strict (its own config, clients/python)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    client = Path(__file__).resolve().parent.parent / "clients" / "python"
+    done = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(tmp_path),
+                           "src/computenet_client"], cwd=client, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
