@@ -284,8 +284,9 @@ def _follow(c, job_id: int, stream: str, interval: float = 1.0, longest_wait: fl
     reached, try again with a growing pause (up to ``longest_wait`` s) from the offset already printed."""
     import time
 
-    from ..client import ApiError
+    from ..client import ApiError, RetryPolicy
 
+    c.retry = RetryPolicy(retries=0)  # this loop waits for the server itself, and says so
     offset, backoff, told = 0, interval, False
     while True:
         try:

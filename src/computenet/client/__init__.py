@@ -1,13 +1,6 @@
-"""Typed HTTP client for the ComputeNet API (used by the CLI, tests, scripts)."""
+"""The SDK, kept here for existing code: it lives in its own distribution, computenet-client
+(clients/python, import name ``computenet_client``), which installs without the server stack."""
 
-import sys
+from computenet_client import ApiError, AsyncComputeNetClient, ComputeNetClient, RetryPolicy
 
-if "httpx" not in sys.modules:
-    # httpx's own command line (httpx._main, imported by `import httpx` when click and pygments are
-    # installed) pulls in click, pygments, rich.progress and rich.syntax: about a third of `cnet jobs`'s
-    # import time. Nothing here runs `httpx` as a program; without it httpx defines a stub main().
-    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
-
-from .sdk import ApiError, ComputeNetClient  # noqa: E402
-
-__all__ = ["ApiError", "ComputeNetClient"]
+__all__ = ["ApiError", "AsyncComputeNetClient", "ComputeNetClient", "RetryPolicy"]
