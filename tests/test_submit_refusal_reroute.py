@@ -2,7 +2,8 @@
 submission goes to the next acceptable choice, the reason in its timeline; a refusal no cluster can
 get round still withdraws it clearly, and its hold is released (services/submit_refusal.py).
 
-Two local clusters; the first choice is made to refuse as sbatch would. Runs on SQLite and, with
+Two local clusters; the first choice is made to refuse as sbatch would. On the Slurm test bed,
+alpha really refuses (an account mapped there to a Slurm account that does not exist). Runs on SQLite and, with
 COMPUTENET_TEST_DATABASE_URL, on PostgreSQL.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import select
 
 from computenet.billing import funds, ledger
@@ -17,9 +19,9 @@ from computenet.clusters.base import SubmitRejected
 from computenet.config import Price
 from computenet.services.job_accept import accept_job
 from computenet.services.submitter import Submitter
-from computenet.store.models import Account, Cluster, Job, JobEvent, Transfer, User
+from computenet.store.models import Account, Cluster, Job, JobEvent, SlurmAccount, Transfer, User
 
-from conftest import add_user, local_cluster
+from conftest import add_user, local_cluster, slurm_clusters
 
 QUICK = "#!/bin/bash\n#SBATCH -t 5 -c 1\necho done\n"
 PINNED = "#!/bin/bash\n#SBATCH -t 5 -c 1\n#SBATCH --clusters={cluster}\necho done\n"
@@ -83,9 +85,7 @@ def test_a_job_its_first_choice_refuses_goes_to_the_next_with_the_reason_in_its_
     assert refusing.tags == taking.tags == [f"computenet:{job_id}"]
     job, cluster, events, _ = where(platform, job_id)
     assert cluster == second and job.native_id is not None and job.state != "SUBMITTING"
-    assert f"submitted to {second} as {job.native_id}" in events[-1] or any(
-        f"submitted to {second}" in e for e in events)
-    assert job.workdir and job.stdout_path.startswith(job.workdir.split("/jobs/")[0])
+    assert any(f"submitted to {second} as {job.native_id}" in e for e in events), events
 
 
 def test_a_refusal_no_cluster_gets_round_withdraws_it_with_every_reason_and_releases_the_hold(make_platform):
@@ -130,3 +130,26 @@ def test_a_job_the_account_cannot_hold_elsewhere_is_withdrawn(make_platform):
     job, cluster, _, held = where(platform, job_id)
     assert (cluster, job.state) == ("ra", "CANCELLED") and WHY in job.reason and held == 0
     assert other.tags == []
+
+
+@pytest.mark.slurm
+def test_on_the_test_bed_a_job_alpha_refuses_for_its_account_goes_to_beta(testbed, make_platform):
+    """sbatch on alpha really refuses: the job's account is mapped there to a Slurm account that does
+    not exist ("Invalid account"), which beta, without that mapping, does not have."""
+    platform = make_platform(slurm_clusters(testbed))
+    user_id, _ = add_user(platform, "wtpoll-refused", balance="50.00")
+    with platform.db.session() as session:
+        alpha = session.scalar(select(Cluster).where(Cluster.name == "alpha"))
+        account_id = session.get(User, user_id).default_account_id
+        session.add(SlurmAccount(cluster_id=alpha.id, slurm_account="wtpoll_nosuch", account_id=account_id))
+    job_id = accept_job(platform, user_id, "#!/bin/bash\n#SBATCH -c 1 -t 2 -J wt-poll-refused\nsleep 1\n").job_id
+    assert where(platform, job_id)[1] == "alpha"  # the cheaper one
+    Submitter(platform, "alpha").submit_pass()
+    job, cluster, events, held = where(platform, job_id)
+    assert (cluster, job.state) == ("beta", "SUBMITTING"), (cluster, job.state, job.reason)
+    assert any("Invalid account" in e and "re-routed to beta/" in e for e in events), events
+    assert held == job.max_cost
+    Submitter(platform, "beta").submit_pass()
+    job = where(platform, job_id)[0]
+    assert job.native_id is not None and job.state in ("PENDING", "RUNNING", "COMPLETED"), (job.state, job.reason)
+    platform.adapter("beta").cancel(job.native_id)  # leave the test bed as it was

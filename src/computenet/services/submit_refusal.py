@@ -25,7 +25,7 @@ from ..domain.states import JobState
 from ..routing.model import Constraints
 from ..store.models import Account, Cluster, Job, JobEvent, Partition, Transfer, User
 from ..store.types import utcnow
-from . import routing
+from . import enforcement, routing
 from .errors import ServiceError
 from .jobs import job_paths, max_cost, path_unix_user
 from .platform import Platform
@@ -74,8 +74,10 @@ def move_elsewhere(session, platform: Platform, job: Job, refused_on: str, why: 
     cluster = session.scalar(select(Cluster).where(Cluster.name == choice.target.cluster))
     part = session.scalar(select(Partition).where(Partition.cluster_id == cluster.id,
                                                   Partition.name == choice.target.partition))
+    # -A is the Slurm account mapped to the platform account on *that* cluster (or the user's default)
     new_spec = spec.model_copy(update={"resources": spec.resources.model_copy(update={
-        "partition": part.name, "time_limit_minutes": choice.time_limit_minutes})})
+        "partition": part.name, "time_limit_minutes": choice.time_limit_minutes,
+        "account": enforcement.slurm_account_for(session, cluster.id, account.id)})})
     cost = max_cost(session, platform, new_spec, choice.time_limit_minutes, part, account)
     old_hold = session.get(Transfer, job.hold_id) if job.hold_id else None
     try:
