@@ -114,7 +114,7 @@ def move_elsewhere(session, platform: Platform, job: Job, refused_on: str, why: 
     # the new cluster's submitter claims it afresh: nothing of it was started on the old one
     job.submit_claim, job.submit_claimed_at = None, None
     session.add(JobEvent(job_id=job.id, from_state=JobState.SUBMITTING.value, to_state=JobState.SUBMITTING.value,
-                         detail=f"{why[:300]}; re-routed to {choice.target.name}"))
+                         detail=f"re-routed to {choice.target.name}: {why[:300]}"))
     return Moved(cluster.name, choice.target.name)
 
 
