@@ -7,7 +7,8 @@ here, so the request costs database time only; callers that need the native id a
 synchronous jobs.submit_job (``?wait=native``).
 
 The accepted job goes to the router's first choice: its id is the user's from now on, so it cannot
-fall back to another candidate's row the way the synchronous path does.
+fall back to another candidate's row the way the synchronous path does; a cluster that refuses it at
+submission moves the same row to the next acceptable choice (services/submit_refusal.py).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal
 
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import defer
 
@@ -119,82 +119,118 @@ class ClusterPoller:
         return session.scalar(select(Cluster).where(Cluster.name == self.name))
 
     def _states(self, report: PassReport) -> None:
+        """Compare the active jobs (plain rows, the few columns a poll reads) with the cluster's
+        answer; jobs whose fields alone change are written with one executemany UPDATE, and only the
+        ones that change state (or are lost) become ORM objects (bench/poll.py: 30,000 ORM objects a
+        pass were most of its cost)."""
         with self.platform.db.session() as session:
-            cluster = self._cluster(session)
-            cluster_id = cluster.id
+            cluster_id = self._cluster(session).id
             rows = session.execute(
-                select(Job.native_id, Job.submitted_at, Job.id).where(
-                    Job.cluster_id == cluster.id, Job.state.not_in(_TERMINAL), Job.native_id.is_not(None)
+                select(Job.id, Job.native_id, Job.state, Job.reason, Job.node_list, Job.missing_since,
+                       Job.start_time.is_(None)).where(
+                    Job.cluster_id == cluster_id, Job.state.not_in(_TERMINAL), Job.native_id.is_not(None)
                 ).order_by(Job.submitted_at, Job.id)
             ).all()
         # Slurm reuses the ids of jobs it lost: the latest job with an id is the one it
         # means; an earlier live one with the same id is gone from the scheduler
-        active: dict[str, int] = {}
+        active: dict[str, tuple] = {}
         superseded: list[tuple[int, str, int]] = []
-        for native_id, _, job_id in rows:
+        for row in rows:
+            native_id = row[1]
             if native_id in active:
-                superseded.append((active[native_id], native_id, job_id))
-            active[native_id] = job_id
+                superseded.append((active[native_id][0], native_id, row[0]))
+            active[native_id] = row
         if not active:
             return
         statuses = self.adapter.status(list(active))  # one call for all of them
         report.polled = len(active)
         now = utcnow()
+        fields, first_missing, to_orm = [], [], []
+        for native_id, (job_id, _, state, reason, node_list, missing_since, not_started) in active.items():
+            status = statuses.get(native_id)
+            if status is None or status.state == JobState.UNKNOWN:
+                # between squeue and sacct for seconds, or forgotten by the scheduler for good
+                if missing_since is None:
+                    first_missing.append({"b_id": job_id, "b_native": native_id, "b_state": state})
+                elif now - missing_since >= reconcile.LOST_AFTER:
+                    to_orm.append((job_id, native_id, status))
+                continue
+            if status.state.value != state:
+                to_orm.append((job_id, native_id, status))
+                continue
+            new_nodes = status.node_list or node_list  # kept once the job leaves the queue
+            new_start = status.start if not_started else None
+            if missing_since is not None or new_nodes != node_list or new_start is not None \
+                    or reason != status.reason:
+                fields.append({"b_id": job_id, "b_native": native_id, "b_state": state, "b_reason": status.reason,
+                               "b_nodes": new_nodes, "b_start": new_start})
         with self.platform.db.session() as session:
-            # the jobs in a few queries, not one each: session.get below finds them in the identity map
-            # (one query per job, each with its autoflush, was most of a poll's cost: bench/poll.py)
-            wanted, held = list(active.values()) + [old for old, _, _ in superseded], []  # held: the map is weak
-            for lo in range(0, len(wanted), 1000):
-                held += session.scalars(select(Job).where(Job.id.in_(wanted[lo:lo + 1000]))
-                                        .options(defer(Job.script), defer(Job.routing), defer(Job.inputs),
-                                                 defer(Job.outputs))).all()
-            for job_id, native_id, newer_id in superseded:
-                job = session.get(Job, job_id)
-                if job.native_id == native_id and job.cluster_id == cluster_id and job.settled_at is None:
-                    reconcile.mark_lost(session, job, f"cluster {self.name} gave its id {native_id} to job "
-                                                      f"{newer_id}, submitted later")
+            # only where the row is still as read: moved (re-routing) or changed meanwhile is left alone
+            still = [Job.id == bindparam("b_id"), Job.native_id == bindparam("b_native"),
+                     Job.cluster_id == cluster_id, Job.state == bindparam("b_state")]
+            if fields:
+                session.execute(update(Job.__table__).where(*still).values(
+                    reason=bindparam("b_reason"), node_list=bindparam("b_nodes"), missing_since=None,
+                    start_time=func.coalesce(Job.start_time, bindparam("b_start", type_=Job.start_time.type))),
+                    fields)
+            if first_missing:
+                session.execute(update(Job.__table__).where(*still).values(missing_since=now), first_missing)
+            self._transitions(session, cluster_id, superseded, to_orm, now, report)
+
+    def _transitions(self, session, cluster_id: int, superseded: list, to_orm: list, now, report: PassReport) -> None:
+        """Jobs that change state, are lost or lost their id to a later job: as ORM objects, loaded
+        1,000 at a time (session.get below finds them in the identity map)."""
+        wanted = [job_id for job_id, _, _ in to_orm] + [old for old, _, _ in superseded]
+        held = []  # the identity map is weak: these keep the loaded jobs in it
+        for lo in range(0, len(wanted), 1000):
+            held += session.scalars(select(Job).where(Job.id.in_(wanted[lo:lo + 1000]))
+                                    .options(defer(Job.script), defer(Job.routing), defer(Job.inputs),
+                                             defer(Job.outputs))).all()
+        for job_id, native_id, newer_id in superseded:
+            job = session.get(Job, job_id)
+            if job.native_id == native_id and job.cluster_id == cluster_id and job.settled_at is None:
+                reconcile.mark_lost(session, job, f"cluster {self.name} gave its id {native_id} to job "
+                                                  f"{newer_id}, submitted later")
+                report.transitions += 1
+                report.changed_jobs.append(job.id)
+        for job_id, native_id, status in to_orm:
+            job = session.get(Job, job_id)
+            if job is None or job.native_id != native_id or job.cluster_id != cluster_id:
+                continue  # moved to another cluster meanwhile (re-routing)
+            if status is None or status.state == JobState.UNKNOWN:
+                if job.missing_since is None:
+                    job.missing_since = now
+                elif now - job.missing_since >= reconcile.LOST_AFTER:
+                    why = status.reason if status is not None else "not known to it any more"
+                    reconcile.mark_lost(session, job, f"out of the queue since {job.missing_since:%H:%M:%S} "
+                                                      f"UTC and its accounting never ended ({why})")
                     report.transitions += 1
                     report.changed_jobs.append(job.id)
-            for native_id, job_id in active.items():
-                status = statuses.get(native_id)
-                job = session.get(Job, job_id)
-                if job.native_id != native_id or job.cluster_id != cluster_id:
-                    continue  # moved to another cluster meanwhile (re-routing)
-                if status is None or status.state == JobState.UNKNOWN:
-                    # between squeue and sacct for seconds, or forgotten by the scheduler for good
-                    if job.missing_since is None:
-                        job.missing_since = now
-                    elif now - job.missing_since >= reconcile.LOST_AFTER:
-                        why = status.reason if status is not None else "not known to it any more"
-                        reconcile.mark_lost(session, job, f"out of the queue since {job.missing_since:%H:%M:%S} "
-                                                          f"UTC and its accounting never ended ({why})")
-                        report.transitions += 1
-                        report.changed_jobs.append(job.id)
-                    continue
-                # set only what changed: an attribute set, even to its value, is compared at every flush
-                if job.missing_since is not None:
-                    job.missing_since = None
-                if status.node_list and job.node_list != status.node_list:  # kept once the job leaves the queue
-                    job.node_list = status.node_list
-                if status.start and job.start_time is None:
-                    job.start_time = status.start
-                if status.end and status.state.is_terminal:
-                    job.end_time = status.end
-                if status.exit_code is not None and status.state.is_terminal:
-                    job.exit_code = status.exit_code
-                if job.reason != status.reason:
-                    job.reason = status.reason
-                detail = status.raw_state
-                if status.state == JobState.PENDING and job.state in _RAN:
-                    # requeued (by its owner, an operator or a node failure): this run is over, its record
-                    # is charged on its own; the next run starts its own clock
-                    detail = REQUEUED_DETAIL
-                    job.start_time, job.interim_at = None, None
-                if apply_state(session, job, status.state, detail):
-                    if status.state.is_terminal and job.end_time is None:
-                        job.end_time = utcnow()
-                    report.transitions += 1
-                    report.changed_jobs.append(job.id)
+                continue
+            # set only what changed: an attribute set, even to its value, is compared at every flush
+            if job.missing_since is not None:
+                job.missing_since = None
+            if status.node_list and job.node_list != status.node_list:  # kept once the job leaves the queue
+                job.node_list = status.node_list
+            if status.start and job.start_time is None:
+                job.start_time = status.start
+            if status.end and status.state.is_terminal:
+                job.end_time = status.end
+            if status.exit_code is not None and status.state.is_terminal:
+                job.exit_code = status.exit_code
+            if job.reason != status.reason:
+                job.reason = status.reason
+            detail = status.raw_state
+            if status.state == JobState.PENDING and job.state in _RAN:
+                # requeued (by its owner, an operator or a node failure): this run is over, its record
+                # is charged on its own; the next run starts its own clock
+                detail = REQUEUED_DETAIL
+                job.start_time, job.interim_at = None, None
+            if apply_state(session, job, status.state, detail):
+                if status.state.is_terminal and job.end_time is None:
+                    job.end_time = utcnow()
+                report.transitions += 1
+                report.changed_jobs.append(job.id)
 
     def _interim(self, report: PassReport) -> None:
         """Charge running jobs for what they used so far, every interim period."""

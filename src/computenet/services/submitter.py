@@ -9,8 +9,10 @@ The guarantees are the synchronous path's:
   recording its answer, leaves a claimed SUBMITTING job with no native id; the cluster's poller
   adopts it by its tag (``computenet:<id>``, in accounting or the queue) or withdraws it (hold voided,
   the reason in its history, its owner told) once SUBMIT_GRACE has passed since the claim;
-- sbatch refusing the job withdraws it at once with sbatch's reason. Any other failure (a cluster
-  that did not answer) is ambiguous, the job may be there, and goes the crash way.
+- sbatch refusing the job (or the executor its paths) moves it to the next acceptable choice, the
+  reason in its timeline (services/submit_refusal.py); where no other cluster may take it, it is
+  withdrawn at once with every refusal's reason. Any other failure (a cluster that did not answer)
+  is ambiguous, the job may be there, and goes the crash way.
 
 API replicas wake the submitter of their own process at once; one in another process finds the job
 within ``workers.submit_poll_s``.
@@ -35,6 +37,7 @@ from . import reconcile, routing
 from .errors import ServiceError
 from .jobs import _stage, record_submitted, request_for, translate_dependency
 from .platform import Platform
+from .submit_refusal import move_elsewhere, no_choice_left
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,7 @@ class Outcome:
     job_id: int
     native_id: str | None = None
     refused: str | None = None  # definitive: withdraw with this reason
+    elsewhere: bool = False  # refused by this cluster only: the next acceptable choice may take it
     error: BaseException | None = None  # ambiguous: the poller adopts or withdraws it later
 
 
@@ -147,15 +151,17 @@ class Submitter:
                 _stage(self.platform, job_id, self.cluster, request)
             return Outcome(job_id, native_id=self.platform.adapter(self.cluster).submit(request))
         except SubmitRejected as exc:
-            return Outcome(job_id, refused=f"{self.cluster} refused it: {str(exc)[:300]}")
+            return Outcome(job_id, refused=f"{self.cluster} refused it: {str(exc)[:300]}", elsewhere=True)
         except _PATH_ERRORS as exc:  # the executor could not make its paths: nothing was started
-            return Outcome(job_id, refused=f"{self.cluster} cannot use the job's paths: {exc.strerror}: {exc.filename}")
+            return Outcome(job_id, refused=f"{self.cluster} cannot use the job's paths: {exc.strerror}: {exc.filename}",
+                           elsewhere=True)
         except ServiceError as exc:  # staging refused an input
             return Outcome(job_id, refused=str(exc))
         except Exception as exc:
             return Outcome(job_id, error=exc)
 
     def _record(self, outcomes: list[Outcome]) -> None:
+        moved_to: set[str] = set()
         with self.platform.db.session() as session:
             for outcome in outcomes:
                 job = session.get(Job, outcome.job_id)
@@ -164,7 +170,12 @@ class Submitter:
                 if outcome.native_id is not None:
                     record_submitted(session, self.platform, job, self.cluster, outcome.native_id)
                 elif outcome.refused is not None:
-                    reconcile.withdraw(session, job, outcome.refused)
+                    moved = move_elsewhere(session, self.platform, job, self.cluster, outcome.refused) \
+                        if outcome.elsewhere else None
+                    if moved is not None:
+                        moved_to.add(moved.cluster)
+                    else:
+                        reconcile.withdraw(session, job, no_choice_left(job, self.cluster, outcome.refused))
                 else:
                     log.warning("job %s on %s: sbatch failed (%s); the poller adopts or withdraws it",
                                 job.id, self.cluster, outcome.error)
@@ -172,3 +183,5 @@ class Submitter:
                 routing.record_success(session, self.cluster)
             elif any(o.error for o in outcomes):
                 routing.record_failure(session, self.cluster, self.platform)
+        for cluster in moved_to:  # committed: their submitters may look now
+            wake(cluster)

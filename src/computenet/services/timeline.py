@@ -26,6 +26,7 @@ EVENTS = (
     N_("moving: %(cluster)s job %(native)s to be held and cancelled"),
     N_("not moved: it started where it was"),
     N_("re-routing failed (%(why)s); resubmitted to %(cluster)s as %(native)s"),
+    N_("re-routed to %(target)s: %(why)s"),
     N_("withdrawn: %(detail)s"),
     N_("requeue requested by its owner"),
     N_("requeued: back in the queue to run again"),

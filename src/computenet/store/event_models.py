@@ -66,12 +66,30 @@ def _row(type_: str, tenant: tuple[int | None, str | None], subject: str, data: 
             "dedup_key": dedup_key, "attempts": 0, "last_error": ""}
 
 
-def _account_tenant(conn, account_id: int | None) -> tuple[tuple[int | None, str | None], str | None]:
+def _account_tenant(conn, account_id: int | None,
+                    memo: dict | None = None) -> tuple[tuple[int | None, str | None], str | None]:
+    """((tenant id, tenant name), account name); ``memo``: the answers of this flush so far."""
     if account_id is None:
         return (None, None), None
+    if memo is not None and account_id in memo:
+        return memo[account_id]
     row = conn.execute(select(Account.name, Tenant.id, Tenant.name).select_from(Account)
                        .outerjoin(Tenant, Tenant.id == Account.tenant_id).where(Account.id == account_id)).first()
-    return ((row[1], row[2]), row[0]) if row else ((None, None), None)
+    found = ((row[1], row[2]), row[0]) if row else ((None, None), None)
+    if memo is not None:
+        memo[account_id] = found
+    return found
+
+
+def _jobs(conn, ids: set[int]) -> dict[int, tuple]:
+    """{job id: (account id, name, cluster name)}, 1,000 at a time (a poll may move thousands at once)."""
+    wanted, found = sorted(ids), {}
+    for lo in range(0, len(wanted), 1000):
+        for job_id, account_id, name, cluster in conn.execute(
+                select(Job.id, Job.account_id, Job.name, Cluster.name).select_from(Job)
+                .join(Cluster, Cluster.id == Job.cluster_id).where(Job.id.in_(wanted[lo:lo + 1000]))):
+            found[job_id] = (account_id, name, cluster)
+    return found
 
 
 def _changed(obj, attr: str) -> tuple[object, object] | None:
@@ -81,14 +99,13 @@ def _changed(obj, attr: str) -> tuple[object, object] | None:
     return (hist.deleted[0] if hist.deleted else None), hist.added[0]
 
 
-def _job_event(conn, ev: JobEvent) -> dict | None:
+def _job_event(conn, ev: JobEvent, jobs: dict[int, tuple], memo: dict) -> dict | None:
     if ev.from_state == ev.to_state:
         return None  # a note on the timeline (adopted, settled), not a change of state
-    row = conn.execute(select(Job.account_id, Job.name, Cluster.name).select_from(Job)
-                       .join(Cluster, Cluster.id == Job.cluster_id).where(Job.id == ev.job_id)).first()
+    row = jobs.get(ev.job_id)
     if row is None:
         return None
-    tenant, account = _account_tenant(conn, row[0])
+    tenant, account = _account_tenant(conn, row[0], memo)
     return _row("job.state_changed", tenant, f"job/{ev.job_id}",
                 {"job": ev.job_id, "name": row[1], "cluster": row[2], "account": account,
                  "from": ev.from_state, "to": ev.to_state, "reason": ev.detail or ""})
@@ -147,9 +164,12 @@ def _write_outbox(session: Session, _context) -> None:
         return  # most flushes: nothing to tell
     rows = []
     conn = session.connection()
+    # the jobs and accounts of all this flush's state changes in a few queries, not a few per event
+    jobs = _jobs(conn, {o.job_id for o in session.new if isinstance(o, JobEvent) and o.from_state != o.to_state})
+    memo: dict = {}
     for obj in session.new:
         if isinstance(obj, JobEvent):
-            rows.append(_job_event(conn, obj))
+            rows.append(_job_event(conn, obj, jobs, memo))
         elif isinstance(obj, Charge):
             rows.append(_charge(conn, obj))
         elif isinstance(obj, Notification):
@@ -171,10 +191,17 @@ def add_event(session: Session, type_: str, account_id: int, subject: str, data:
 
 
 def _insert(conn, rows: list[dict]) -> None:
+    plain: list[dict] = []  # written together (one executemany), in order
     for r in rows:
         if r["dedup_key"] is None:
+            plain.append(r)
+            continue
+        if plain:
+            conn.execute(OutboxEvent.__table__.insert(), plain)
+            plain = []
+        # said already in this or an earlier transaction: one event
+        seen = conn.execute(select(OutboxEvent.seq).where(OutboxEvent.dedup_key == r["dedup_key"])).first()
+        if seen is None:
             conn.execute(OutboxEvent.__table__.insert(), r)
-        else:  # said already in this or an earlier transaction: one event
-            seen = conn.execute(select(OutboxEvent.seq).where(OutboxEvent.dedup_key == r["dedup_key"])).first()
-            if seen is None:
-                conn.execute(OutboxEvent.__table__.insert(), r)
+    if plain:
+        conn.execute(OutboxEvent.__table__.insert(), plain)

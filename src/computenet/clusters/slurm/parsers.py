@@ -29,7 +29,10 @@ def parse_slurm_time(text: str, tz: tzinfo | None) -> datetime | None:
     if value in _NO_TIME:
         return None
     try:
-        naive = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S")
+        if len(value) == 19 and value[4] == value[7] == "-" and value[10] == "T" and value[13] == value[16] == ":":
+            naive = datetime.fromisoformat(value)  # the same format, ten times cheaper (a poll parses thousands)
+        else:
+            naive = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S")  # refuses what is not exactly that
     except ValueError:
         raise ParseError(f"unexpected Slurm time {text!r}") from None
     local = naive.replace(tzinfo=tz) if tz is not None else naive.astimezone()
