@@ -47,7 +47,7 @@ def job_detail(session: Session, job: Job) -> JobDetail:
 
 def _usage_seen(session: Session, job: Job) -> dict:
     """Requested memory; peak RSS from the samples (the agent's or sstat's); elapsed from accounting."""
-    from ..services.jobs import job_memory_mb
+    from ..services.pricing import job_memory_mb
     from ..store.monitor_models import JobSample, JobStepSample
 
     peaks = [session.scalar(select(func.max(JobSample.rss)).where(JobSample.job_id == job.id)),

@@ -7,9 +7,9 @@ import logging
 
 from sqlalchemy import func, select
 
+from ..domain.states import ON_NODES
 from ..messages import msg
 from ..store.models import Job, JobSample, Notification, User
-from .monitoring import LIVE
 from .notifications import IDLE_GPU, IDLE_GPU_CANCELLED
 from .platform import Platform
 
@@ -41,7 +41,7 @@ def watch_idle_gpus(platform: Platform, job_id: int) -> str | None:
     cfg = platform.settings.monitoring
     with platform.db.session() as session:
         job = session.get(Job, job_id)
-        if not job.gpus or job.state not in LIVE:
+        if not job.gpus or job.state not in ON_NODES:
             return None
         if session.scalar(select(Notification.id).where(Notification.key == f"idle_gpu:{job.id}:{job.owner_id}")):
             return None  # told (and acted) already
@@ -60,7 +60,7 @@ def watch_idle_gpus(platform: Platform, job_id: int) -> str | None:
             return None
         action, owner_id = cfg.idle_gpu_action, job.owner_id
     if action == "cancel":
-        from .jobs import cancel_job
+        from .job_actions import cancel_job
 
         try:  # cancelled first: a notice saying so is only written once it is true
             cancel_job(platform, owner_id, job_id)

@@ -23,7 +23,8 @@ from ..messages import Money, msg
 
 def update_job(platform: Platform, user_id: int, job_id: int, time_limit: str | None = None,
                partition: str | None = None, name: str | None = None) -> Job:
-    from .jobs import clean_name, max_cost
+    from .jobs import clean_name
+    from .pricing import max_cost
 
     if time_limit is None and partition is None and name is None:
         raise InvalidRequest(msg("nothing to update: give TimeLimit, Partition or JobName"))

@@ -6,7 +6,7 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from decimal import ROUND_UP, Decimal
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -14,9 +14,7 @@ from sqlalchemy.orm import Session
 
 from ..billing import funds, ledger
 from ..clusters.base import ClusterError, SubmitRejected, SubmitRequest
-from ..billing.rating import Usage
-from ..domain.money import CENT
-from ..domain.resources import JobSpec, RequestError, ResourceRequest, allocation
+from ..domain.resources import JobSpec, RequestError, allocation
 from ..domain.sbatch import ScriptError, parse_submission
 from ..domain.states import JobState
 from ..store.models import Account, AccountMember, Cluster, Job, JobEvent, Partition, User
@@ -27,7 +25,7 @@ from . import enforcement, paths, routing, tenants
 from ..messages import Money, msg
 from .errors import InsufficientFunds, InvalidRequest, Unavailable
 from .platform import Platform
-from .pricing import quote
+from .pricing import max_cost
 
 _DEPENDENCY_ITEM = re.compile(r"^(after|afterany|afterok|afternotok|aftercorr|afterburstbuffer)((?::[0-9]+)+)$")
 
@@ -120,37 +118,6 @@ def route(session: Session, platform: Platform, spec: JobSpec, account: Account,
         raise InvalidRequest(msg("the job cannot run on %(name)s: %(listed)s",
                                  name=shown[0].target.name, listed=', '.join(shown[0].reasons)))
     raise InvalidRequest(msg("no partition can run this job: %(detail)s", detail=detail))
-
-
-def job_memory_mb(job: Job) -> int:
-    """Memory the job asked for on all its nodes (0 when it did not say)."""
-    res = ResourceRequest(**(job.spec.get("resources") or {}))
-    return res.mem_per_node_needed_mb() * res.nodes
-
-
-MAX_QUOTE = Decimal(10) ** 12  # far above any account, far below what the ledger's integers hold
-
-
-def max_cost(session: Session, platform: Platform, spec: JobSpec, minutes: int, part: Partition,
-             account: Account, exact: bool = False) -> Decimal:
-    """What the job costs if it runs to its time limit, at today's prices for this account: what
-    Slurm allocates on this partition's nodes (whole nodes for --exclusive, GPUs however they are
-    asked for), for every array task, rounded up to the cent so that the hold covers the charge."""
-    res = spec.resources
-    alloc = allocation(res, cores_per_node=part.cores_per_node, mem_per_node_mb=part.mem_per_node_mb,
-                       gpus_per_node=part.gpus_per_node)
-    usage = Usage(minutes * 60, alloc.cores, alloc.gpus, alloc.mem_mb)
-    rated = quote(session, part, usage, utcnow(), platform.settings.billing, gpu_model=res.gpu_type,
-                  tenant_id=account.tenant_id)
-    if rated is None:
-        raise Unavailable(msg("partition %(part)s has no price in force; an operator must set one",
-                              part=part.name))
-    cost = rated.exact_amount * spec.options.array_tasks
-    if cost > MAX_QUOTE:
-        raise InvalidRequest(msg("the job may cost %(value)s %(currency)s on %(part)s: more than any "
-                                 "account can hold; ask for fewer resources, tasks or time",
-                                 value=cost.quantize(CENT), currency=account.currency, part=part.name))
-    return cost if exact else cost.quantize(CENT, rounding=ROUND_UP)
 
 
 def translate_dependency(session: Session, user: User, text: str) -> tuple[str, int | None]:

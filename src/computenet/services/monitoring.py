@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from .. import files
 from ..fsutil import fsync_dir
-from ..domain.states import TERMINAL_STATES, JobState
+from ..domain.states import ON_NODES, TERMINAL_STATES, JobState
 from ..monitoring.efficiency import JobFacts, measure
 from ..monitoring.inject import samples_file
 from ..monitoring.rules import diagnose
@@ -32,10 +32,11 @@ from ..monitoring.downsample import downsample
 from ..monitoring.series import JobSeries, Sample
 from ..store.models import Charge, Job, JobProfile, JobSample, User
 from ..store.types import utcnow
+from .app_profiles import profile_key
 from .platform import Platform
 
 log = logging.getLogger(__name__)
-LIVE = (JobState.RUNNING.value, JobState.COMPLETING.value, JobState.SUSPENDED.value)
+LIVE = ON_NODES
 CLOCK_SKEW_S = 300.0  # how far a node's clock may be behind ours before its samples look older than the job
 MAX_POINTS = 2000  # samples in an analysis's series before it is downsampled for display
 MAX_SAMPLE_FILE = 256 * 1024 * 1024  # a day at 1 s is ~20 MB: more is not the agent's
@@ -244,14 +245,6 @@ class SampleCollector:
 
 # -- the application characteristics database ----------------------------------------
 
-def profile_key(app: dict | None, script: str | None, name: str) -> str:
-    """App-centre runs under their app's name; a plain script under the app its executable names
-    (monitoring/infer.py); anything else under "job:<name>", never mistaken for an app."""
-    from ..monitoring.infer import infer_app
-
-    return ((app or {}).get("name") or infer_app(script or "") or f"job:{name}")[:200]
-
-
 def record_profile(session: Session, platform: Platform, job: Job, result: dict | None = None) -> None:
     """One line per ended monitored job; aggregated by app, user and cluster (services/app_profiles.py)."""
     result = result or analyse(session, platform, job)
@@ -317,7 +310,7 @@ def partial_view(job: Job) -> str | None:
 
 def facts_of(session: Session, job: Job) -> JobFacts:
     """What the job was given and what it cost, split into its CPU and GPU parts by list price."""
-    from .jobs import job_memory_mb
+    from .pricing import job_memory_mb
 
     charges = list(session.scalars(select(Charge).where(Charge.job_id == job.id)))
     # what was charged (re-pricing included), split in the proportion the charges' own rates give

@@ -27,7 +27,8 @@ from ..store.models import AccountMember, Charge, Cluster, Job, JobEvent, Partit
 from ..store.types import utcnow
 from .pricing import quote
 from .settlement import settle_pass
-from .jobs import apply_state, job_memory_mb
+from .jobs import apply_state
+from .pricing import job_memory_mb
 from .charging import requeued_runs_cost
 from . import enforcement, reconcile
 from .platform import Platform

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import ROUND_UP, Decimal
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
 from ..billing import pricebook
 from ..billing.rating import Rated, Rules, Strategy, Usage, rate_usage
 from ..config import BillingConfig
-from ..store.models import Partition
+from ..domain.money import CENT
+from ..domain.resources import JobSpec, ResourceRequest, allocation
+from ..messages import msg
+from ..store.models import Account, Job, Partition
+from ..store.types import utcnow
+from .errors import InvalidRequest, Unavailable
+
+if TYPE_CHECKING:  # platform.py imports clusters.py, which imports this module
+    from .platform import Platform
 
 
 def rules_for(part: Partition, billing: BillingConfig) -> Rules:
@@ -62,3 +72,34 @@ def sync_prices(session: Session, part: Partition, price, strategy: str, bootstr
         pricebook.set_price(session, part.cluster_id, part.name, resource, value, gpu_model=model, actor=actor,
                             effective_from=pricebook.EPOCH if bootstrap else None,
                             reason="from configuration")
+
+
+def job_memory_mb(job: Job) -> int:
+    """Memory the job asked for on all its nodes (0 when it did not say)."""
+    res = ResourceRequest(**(job.spec.get("resources") or {}))
+    return res.mem_per_node_needed_mb() * res.nodes
+
+
+MAX_QUOTE = Decimal(10) ** 12  # far above any account, far below what the ledger's integers hold
+
+
+def max_cost(session: Session, platform: Platform, spec: JobSpec, minutes: int, part: Partition,
+             account: Account, exact: bool = False) -> Decimal:
+    """What the job costs if it runs to its time limit, at today's prices for this account: what
+    Slurm allocates on this partition's nodes (whole nodes for --exclusive, GPUs however they are
+    asked for), for every array task, rounded up to the cent so that the hold covers the charge."""
+    res = spec.resources
+    alloc = allocation(res, cores_per_node=part.cores_per_node, mem_per_node_mb=part.mem_per_node_mb,
+                       gpus_per_node=part.gpus_per_node)
+    usage = Usage(minutes * 60, alloc.cores, alloc.gpus, alloc.mem_mb)
+    rated = quote(session, part, usage, utcnow(), platform.settings.billing, gpu_model=res.gpu_type,
+                  tenant_id=account.tenant_id)
+    if rated is None:
+        raise Unavailable(msg("partition %(part)s has no price in force; an operator must set one",
+                              part=part.name))
+    cost = rated.exact_amount * spec.options.array_tasks
+    if cost > MAX_QUOTE:
+        raise InvalidRequest(msg("the job may cost %(value)s %(currency)s on %(part)s: more than any "
+                                 "account can hold; ask for fewer resources, tasks or time",
+                                 value=cost.quantize(CENT), currency=account.currency, part=part.name))
+    return cost if exact else cost.quantize(CENT, rounding=ROUND_UP)

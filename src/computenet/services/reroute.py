@@ -36,7 +36,8 @@ from . import routing
 from .errors import InvalidRequest
 from .job_files import stage_inputs
 from .lease_guard import UNGUARDED, LeaseGuard, LeaseLost
-from .jobs import apply_state, job_paths, max_cost, path_unix_user, request_for
+from .jobs import apply_state, job_paths, path_unix_user, request_for
+from .pricing import max_cost
 from .platform import Platform
 
 log = logging.getLogger(__name__)

@@ -187,7 +187,7 @@ def decide(session: Session, platform: Platform, spec: JobSpec, account: Account
            user_id: int | None = None) -> Decision:
     """Rank every (cluster, partition) for this job; nothing is written."""
     from .errors import InvalidRequest
-    from .jobs import max_cost  # jobs imports this module
+    from .pricing import max_cost
 
     cfg = platform.settings.routing
     router = Router(policy or cfg.policy, {"max_wait_s": cfg.owned_first_max_wait_minutes * 60,
@@ -249,7 +249,7 @@ def app_ratios(session: Session, cluster_name: str, entries: list[QueueEntry]) -
     ids = [e.native_id for e in entries]
     if not ids:
         return ()
-    from .monitoring import profile_key
+    from .app_profiles import profile_key
 
     jobs = session.execute(select(Job.id, Job.submitted_at, Job.native_id, Job.app, Job.owner_id, Job.cores,
                                   Job.time_limit_minutes).join(Cluster)
