@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import select
 
 from computenet.config import ClusterConfig, Price
-from computenet.services import paths
-from computenet.services.jobs import submit_job
-from computenet.services.poller import ClusterPoller
+from computenet.services.files import paths
+from computenet.services.jobs.jobs import submit_job
+from computenet.services.jobs.poller import ClusterPoller
 from computenet.store.models import Charge, Job, JobEvent
 
 from conftest import add_user, poll_until, slurm_clusters
@@ -87,7 +87,7 @@ def _squeue_tag_fields(platform, native_id: str) -> str:
 
 def test_a_comment_tagged_cluster_adopts_a_job_after_a_crash_and_keeps_the_users_comment(
         testbed, make_platform, monkeypatch):
-    from computenet.services import poller as poller_module
+    from computenet.services.jobs import poller as poller_module
 
     monkeypatch.setattr(poller_module, "SUBMIT_GRACE", timedelta(seconds=1))  # minutes in service
     clusters = slurm_clusters(testbed)

@@ -11,7 +11,7 @@ from sqlalchemy import event, select
 
 from computenet.api.app import create_app
 from computenet.config import AuthConfig
-from computenet.services import accounts
+from computenet.services.tenancy import accounts
 from computenet.store.models import ApiToken
 from computenet.store.types import utcnow
 

@@ -12,10 +12,10 @@ from sqlalchemy import select
 from ...billing.pdf import statement_header, to_pdf
 from ...billing.statements import month_bounds, statement
 from ...schemas import MONTH_PATTERN, UsageRowOut
-from ...services import usage as usage_service
+from ...services.billing import usage as usage_service
 from ...services.errors import InvalidRequest, NotFound
 from ...services.platform import Platform
-from ...services.tenants import can_see_account
+from ...services.tenancy.tenants import can_see_account
 from ...store.models import Account, Tenant, User
 from ..deps import current_user, get_platform, get_session
 from ..responses import errors
