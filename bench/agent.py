@@ -124,7 +124,7 @@ def http_ingest_rate(n: int, batch: int) -> dict:
 
     from computenet.config import Settings
     from computenet.services.tenancy import accounts
-    from computenet.services.monitoring.monitoring import agent_token
+    from computenet.monitoring.agent_key import agent_token
     from computenet.services.platform import Platform
     from computenet.store.models import Cluster, Job
 
@@ -142,7 +142,7 @@ def http_ingest_rate(n: int, batch: int) -> dict:
         session.add(job)
         session.flush()
         job_id = job.id
-    token = agent_token(platform, job_id)
+    token = agent_token(platform.settings, job_id)
     platform.db.dispose()
     server, url = server_process.start(work, {"COMPUTENET_MONITORING__AGENT_SECRET": "bench"})
     try:

@@ -92,7 +92,7 @@ def test_lammps_app_runs_and_its_outputs_come_back_with_checksums(centre):
         # the run was monitored and profiled; one run is not shown on the public app page (it is one bill)
         assert ann.app("lammps")["typical"] is None
         with platform.db.session() as session:
-            from computenet.services.apps.app_profiles import characteristics
+            from computenet.services.monitoring.app_profiles import characteristics
 
             (typical,) = characteristics(session, app="lammps")
             assert typical["jobs"] == 1 and typical["runtime_s"]["p50"] > 0

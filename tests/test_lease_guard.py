@@ -193,7 +193,7 @@ def _stuck_job(make_platform):
 
 
 def test_a_re_routing_pass_that_lost_its_lease_moves_nothing(make_platform):
-    from computenet.services.network.reroute import Rerouter
+    from computenet.services.jobs.reroute import Rerouter
 
     platform, job_id, here, native = _stuck_job(make_platform)
     stale, fresh = Leases(platform.db, "host:1:stale"), Leases(platform.db, "host:2:fresh")
@@ -215,7 +215,7 @@ def test_a_re_routing_pass_that_lost_its_lease_moves_nothing(make_platform):
                     reason="two overlapping passes need two writers at once (PostgreSQL)")
 def test_two_overlapping_re_routing_passes_move_a_job_once(make_platform, monkeypatch):
     """The stale pass decided before the other's whole move committed; its claim in the row fails."""
-    from computenet.services.network import reroute
+    from computenet.services.jobs import reroute
 
     platform, job_id, here, native = _stuck_job(make_platform)
     there = "b" if here == "a" else "a"

@@ -212,7 +212,7 @@ def test_a_busy_gpu_or_a_gap_is_not_idle():
 
 
 def test_the_application_characteristics_database(watched):
-    from computenet.services.apps.app_profiles import characteristics, typical_runtime_s
+    from computenet.services.monitoring.app_profiles import characteristics, typical_runtime_s
 
     platform, client, run, *_ = watched
     seen = []  # (efficiency the spinner's CPU implies, elapsed) of each run
@@ -283,7 +283,7 @@ def test_agents_post_their_samples_to_the_control_plane_with_a_per_job_token(mak
 
     import httpx
 
-    from computenet.services.monitoring.monitoring import agent_token
+    from computenet.monitoring.agent_key import agent_token
 
     with socket.socket() as probe:  # the server's port, known before the platform (agents need the URL)
         probe.bind(("127.0.0.1", 0))
@@ -299,10 +299,10 @@ def test_agents_post_their_samples_to_the_control_plane_with_a_per_job_token(mak
             with platform.db.session() as session:
                 return session.query(JobSample).filter(JobSample.job_id == job.id).count() >= 3
         poll_until(posted, step=poller.run_once, timeout=60, what="samples posted by the agent")
-        good = agent_token(platform, job.id)
+        good = agent_token(platform.settings, job.id)
         sample = {"t": round(time.time(), 3) + 0.0005, "seq": 0, "cpu_s": 0.0, "cores": 0.0, "rss": 1,
                   "read": 0, "write": 0, "nproc": 1, "nthreads": 1, "gpus": []}  # not older than the job
-        for who, status in ((agent_token(platform, job.id + 1), 403), ("x", 403), (token, 403)):
+        for who, status in ((agent_token(platform.settings, job.id + 1), 403), ("x", 403), (token, 403)):
             answer = httpx.post(f"{srv.url}/monitoring/samples", json={"job": str(job.id), "samples": [sample]},
                                 headers={"Authorization": f"Bearer {who}"})
             assert answer.status_code == status, answer.text

@@ -27,7 +27,7 @@ from computenet.services import audit
 from computenet.services.jobs import jobs as job_service
 from computenet.services.billing.enforcement import map_account
 from computenet.services.jobs.poller import REQUEUED_DETAIL, ClusterPoller
-from computenet.services.network.reroute import Rerouter
+from computenet.services.jobs.reroute import Rerouter
 from computenet.store.types import utcnow
 from computenet.store.models import Account, Charge, Job, Transfer, UsageRecordRow, User
 

@@ -24,7 +24,7 @@ from computenet.config import RoutingConfig
 from computenet.services.network import routing
 from computenet.services.network.cluster_probe import ClusterProbe
 from computenet.services.jobs.poller import ClusterPoller
-from computenet.services.network.reroute import Rerouter
+from computenet.services.jobs.reroute import Rerouter
 from computenet.store.models import Charge, Cluster, Job, Transfer
 from computenet.store.types import utcnow
 

@@ -430,7 +430,7 @@ class EventsConfig(_Strict):
     retention_hours: float = Field(168.0, gt=0)
     cleanup_batch: int = Field(1000, ge=1, le=100000)
     cleanup_every_s: float = Field(3600.0, gt=0)
-    # jobs by message (services/integration/job_requests.py): requests on <prefix>.<tenant>.jobs.submit, answers on
+    # jobs by message (services/jobs/job_requests.py): requests on <prefix>.<tenant>.jobs.submit, answers on
     # <prefix>.<tenant>.jobs.replies.<idempotency key>, each in a stream of its own
     job_requests: bool = True
     request_stream: str = Field("COMPUTENET_JOB_REQUESTS", pattern=r"^[A-Za-z0-9_-]{1,64}$")

@@ -73,7 +73,7 @@ def platform_tasks(platform: Platform) -> list[TaskSpec]:
     from ..services.files.job_files import OutputCollector
     from ..services.monitoring.monitoring import SampleCollector
     from ..services.integration.notifications import BalanceWatch
-    from ..services.network.reroute import Rerouter
+    from ..services.jobs.reroute import Rerouter
     from ..services.monitoring.sample_retention import SampleCompactor
     from ..services.sessions.watch import SessionWatch
     from ..services.monitoring.step_usage import StepUsageCollector
@@ -100,7 +100,7 @@ def platform_tasks(platform: Platform) -> list[TaskSpec]:
 
         tasks.append(TaskSpec("events", platform.settings.events.publish_every_s, EventPublisher(platform).run_once,
                               guarded=True))
-        from ..services.integration.job_requests import JobRequests  # jobs by message over the same broker
+        from ..services.jobs.job_requests import JobRequests  # jobs by message over the same broker
 
         tasks.append(TaskSpec("job-requests", platform.settings.events.requests_every_s, JobRequests(platform).run_once))
     # webhook endpoints fed from the outbox, and the outbox's clean-up (services/integration/webhook_sender.py, outbox_cleanup.py)

@@ -27,7 +27,7 @@ def list_apps(all_versions: bool = Query(False), user: User = Depends(current_us
 @router.get("/{name}")
 def show(name: str, version: str | None = None, user: User = Depends(current_user),
          platform: Platform = Depends(get_platform), session=Depends(get_session)):
-    from ...services.apps.app_profiles import characteristics
+    from ...services.monitoring.app_profiles import characteristics
 
     ref = apps.find(session, user, name, version)
     typical = characteristics(session, app=ref.spec.name)  # what its monitored runs did (issue 6)

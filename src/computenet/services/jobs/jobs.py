@@ -426,9 +426,9 @@ def request_for(session: Session, platform: Platform, job: Job, dependency: str 
     request = submit_request(job, dependency)
     if job.monitor_state:  # the sampling agent rides in the script (the stored script stays the user's)
         from ...monitoring.inject import inject
-        from ..monitoring.monitoring import agent_endpoint
+        from ...monitoring.agent_key import agent_endpoint
 
-        url, token = agent_endpoint(platform, job.id)
+        url, token = agent_endpoint(platform.settings, job.id)
         request = replace(request, script=inject(job.script, job.sample_interval_s or platform.settings.monitoring.interval_s, url, token,
                                                  job_id=job.id) or job.script)
     cluster = cluster or session.get(Cluster, job.cluster_id)

@@ -9,10 +9,8 @@ nodes need no route to the control plane. A missing stretch of samples stays a g
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import hmac
 import logging
-import os
 import re
 import secrets
 import time
@@ -23,8 +21,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ... import files
-from ...fsutil import fsync_dir
 from ...domain.states import ON_NODES, TERMINAL_STATES, JobState
+from ...monitoring.agent_key import agent_token
 from ...monitoring.efficiency import JobFacts, measure
 from ...monitoring.inject import samples_file
 from ...monitoring.rules import diagnose
@@ -32,7 +30,7 @@ from ...monitoring.downsample import downsample
 from ...monitoring.series import JobSeries, Sample
 from ...store.models import Charge, Job, JobProfile, JobSample, User
 from ...store.types import utcnow
-from ..apps.app_profiles import profile_key
+from .app_profiles import profile_key
 from ..platform import Platform
 
 log = logging.getLogger(__name__)
@@ -40,44 +38,6 @@ LIVE = ON_NODES
 CLOCK_SKEW_S = 300.0  # how far a node's clock may be behind ours before its samples look older than the job
 MAX_POINTS = 2000  # samples in an analysis's series before it is downsampled for display
 MAX_SAMPLE_FILE = 256 * 1024 * 1024  # a day at 1 s is ~20 MB: more is not the agent's
-
-
-def _agent_secret(platform: Platform) -> bytes:
-    configured = platform.settings.monitoring.agent_secret
-    if configured:
-        return configured.encode()
-    path = platform.settings.data_dir / "agent.key"
-    if not path.exists():  # made whole, then linked into place: two first users agree on one key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f"agent.key.{secrets.token_hex(6)}")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(32))
-            handle.flush()
-            os.fsync(handle.fileno())  # whole on disk before it has its name
-        try:
-            os.link(temp, path)
-        except FileExistsError:
-            pass
-        finally:
-            temp.unlink()
-        fsync_dir(path.parent)
-    key = path.read_text().strip()
-    if len(key) < 32:  # an empty or cut key would sign anyone's samples
-        raise RuntimeError(f"{path} holds no usable agent key: remove it and a new one is made")
-    return key.encode()
-
-
-def agent_token(platform: Platform, job_id: int) -> str:
-    """What lets one job's agent post that job's samples, and nothing else."""
-    return hmac.new(_agent_secret(platform), f"agent:{job_id}".encode(), hashlib.sha256).hexdigest()
-
-
-def agent_endpoint(platform: Platform, job_id: int) -> tuple[str | None, str | None]:
-    url = platform.settings.monitoring.agent_url
-    if not url:
-        return None, None
-    return url.rstrip("/") + "/monitoring/samples", agent_token(platform, job_id)
 
 
 def receive(platform: Platform, token: str, body: dict) -> int:
@@ -88,7 +48,7 @@ def receive(platform: Platform, token: str, body: dict) -> int:
     if not (job_ref.isascii() and job_ref.isdigit()):
         raise InvalidRequest("job: the platform job id the samples belong to")
     job_id = int(job_ref)
-    if not hmac.compare_digest(token or "", agent_token(platform, job_id)):
+    if not hmac.compare_digest(token or "", agent_token(platform.settings, job_id)):
         raise Forbidden(f"this token does not sign samples of job {job_id}")
     raw = body.get("samples")
     if not isinstance(raw, list) or len(raw) > 10_000:
@@ -246,7 +206,7 @@ class SampleCollector:
 # -- the application characteristics database ----------------------------------------
 
 def record_profile(session: Session, platform: Platform, job: Job, result: dict | None = None) -> None:
-    """One line per ended monitored job; aggregated by app, user and cluster (services/apps/app_profiles.py)."""
+    """One line per ended monitored job; aggregated by app, user and cluster (services/monitoring/app_profiles.py)."""
     result = result or analyse(session, platform, job)
     if not result["samples"] and not result["steps"]:
         return

@@ -244,12 +244,12 @@ def app_ratios(session: Session, cluster_name: str, entries: list[QueueEntry]) -
     characteristics, so their end is predicted from what such runs take. App-centre jobs go by their
     app (on that many cores when known); other jobs by their owner's earlier runs of the same
     application (inferred from the executable) or job name, once there are MIN_RUNS of them."""
-    from ..apps.app_profiles import typical_runtimes
+    from ..monitoring.app_profiles import typical_runtimes
 
     ids = [e.native_id for e in entries]
     if not ids:
         return ()
-    from ..apps.app_profiles import profile_key
+    from ..monitoring.app_profiles import profile_key
 
     jobs = session.execute(select(Job.id, Job.submitted_at, Job.native_id, Job.app, Job.owner_id, Job.cores,
                                   Job.time_limit_minutes).join(Cluster)

@@ -22,7 +22,7 @@ from ...api.routers.apps import PUBLIC_MIN_RUNS
 from ...services.apps import app_runs, apps
 from ...services.files import workspaces
 from ...services.tenancy.accounts import accounts_of
-from ...services.apps.app_profiles import characteristics
+from ...services.monitoring.app_profiles import characteristics
 from ...services.errors import ServiceError
 from ...services.platform import Platform
 from ...store.models import User

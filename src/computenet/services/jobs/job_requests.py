@@ -146,7 +146,7 @@ class JobRequests:
             return row.user_id
 
     def _accept(self, user_id: int, tenant: str, body: dict, key: str):
-        from ..jobs.job_accept import _inputs, accept_job
+        from .job_accept import _inputs, accept_job
 
         script, args, inputs = body.get("script"), body.get("args") or [], body.get("inputs") or []
         if not isinstance(script, str) or not script:

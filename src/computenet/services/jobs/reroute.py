@@ -32,11 +32,11 @@ from ...domain.states import JobState
 from ...routing.model import Constraints
 from ...store.models import Account, Cluster, Job, JobEvent, Partition, Transfer, UsageRecordRow, User
 from ...store.types import utcnow
-from . import routing
+from ..network import routing
 from ..errors import InvalidRequest
 from ..files.job_files import stage_inputs
 from ..lease_guard import UNGUARDED, LeaseGuard, LeaseLost
-from ..jobs.jobs import apply_state, job_paths, path_unix_user, request_for
+from .jobs import apply_state, job_paths, path_unix_user, request_for
 from ..billing.pricing import max_cost
 from ..platform import Platform
 
