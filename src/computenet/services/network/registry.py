@@ -8,6 +8,7 @@ edited in the file; an API-registered one through the API.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -18,8 +19,10 @@ from ...store.models import Cluster, Partition, RegisteredCluster
 from .. import audit
 from .clusters import make_adapter, sync_cluster
 from ..errors import Conflict, InvalidRequest, NotFound
-from ..platform import Platform
 from ...messages import msg
+
+if TYPE_CHECKING:  # platform.py loads the registry
+    from ..platform import Platform
 
 log = logging.getLogger(__name__)
 SECRETS = ("rest_token",)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 from sqlalchemy import select
@@ -17,13 +16,6 @@ from ..errors import Conflict, InvalidRequest, NotFound
 
 USER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-TOKEN_PREFIX = "cnet_"
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def create_user(session: Session, name: str, email: str | None = None, is_admin: bool = False) -> User:
     if not USER_NAME.match(name):
         raise InvalidRequest(msg("invalid user name %(name)r: lower-case letters, digits, '-' and '_', "

@@ -8,6 +8,7 @@ token: a write on every request would serialise the API on SQLite's lock.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from datetime import timedelta
 
@@ -17,10 +18,10 @@ from sqlalchemy.orm import Session, selectinload
 from ...config import AuthConfig
 from ...store.models import ApiToken, User
 from ...store.types import utcnow
-from .accounts import TOKEN_PREFIX, hash_token
 from ...messages import msg
 from ..errors import Conflict, InvalidRequest, NotFound
 
+TOKEN_PREFIX = "cnet_"
 SCOPES = ("full", "read")
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -29,6 +30,10 @@ MAX_NAME = 64
 
 class TokenRefused(Exception):
     """The presented token is unknown, revoked or expired (the message says which)."""
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def lifetime(policy: AuthConfig, days: int | None) -> timedelta:
