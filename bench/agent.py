@@ -74,8 +74,8 @@ def ingest_rate(url: str, n: int, batch: int) -> dict:
     from sqlalchemy import insert
 
     from computenet.monitoring.series import Sample
-    from computenet.services import accounts
-    from computenet.services.monitoring import ingest
+    from computenet.services.tenancy import accounts
+    from computenet.services.monitoring.monitoring import ingest
     from computenet.store.db import Database
     from computenet.store.models import Cluster, Job, JobSample
 
@@ -123,8 +123,8 @@ def http_ingest_rate(n: int, batch: int) -> dict:
     import server_process
 
     from computenet.config import Settings
-    from computenet.services import accounts
-    from computenet.services.monitoring import agent_token
+    from computenet.services.tenancy import accounts
+    from computenet.monitoring.agent_key import agent_token
     from computenet.services.platform import Platform
     from computenet.store.models import Cluster, Job
 
@@ -142,7 +142,7 @@ def http_ingest_rate(n: int, batch: int) -> dict:
         session.add(job)
         session.flush()
         job_id = job.id
-    token = agent_token(platform, job_id)
+    token = agent_token(platform.settings, job_id)
     platform.db.dispose()
     server, url = server_process.start(work, {"COMPUTENET_MONITORING__AGENT_SECRET": "bench"})
     try:

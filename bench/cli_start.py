@@ -58,7 +58,7 @@ def _server(data: Path):
     """A local-cluster platform with one user, served on a free port; returns (server, token)."""
     from computenet.cli.embedded import EmbeddedServer
     from computenet.config import ClusterConfig, Price, Settings
-    from computenet.services import accounts
+    from computenet.services.tenancy import accounts
     from computenet.services.platform import Platform
 
     settings = Settings(_env_prefix="COMPUTENET_BENCH_IGNORED_", data_dir=data,

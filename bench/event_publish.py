@@ -14,7 +14,7 @@ import uuid
 from types import SimpleNamespace
 
 from computenet.config import EventsConfig
-from computenet.services.event_publisher import EventPublisher
+from computenet.services.integration.event_publisher import EventPublisher
 from computenet.store.db import Database
 from computenet.store.event_models import OutboxEvent, _row
 

@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import server_process  # noqa: E402
 
 from computenet.config import load_settings  # noqa: E402
-from computenet.services import accounts  # noqa: E402
+from computenet.services.tenancy import accounts  # noqa: E402
 from computenet.services.platform import Platform  # noqa: E402
 
 MAX_TOTAL_S = 180

@@ -36,9 +36,9 @@ from computenet.clusters.slurm.commands import SEP
 from computenet.clusters.slurm.parsers import parse_squeue
 from computenet.clusters.slurm.transport import CommandResult
 from computenet.config import ClusterConfig, Price, Settings
-from computenet.services import accounts
+from computenet.services.tenancy import accounts
 from computenet.services.platform import Platform
-from computenet.services.poller import ClusterPoller
+from computenet.services.jobs.poller import ClusterPoller
 from computenet.store.db import Database
 from computenet.store.models import Cluster, Job
 

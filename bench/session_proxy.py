@@ -33,7 +33,7 @@ from websockets.sync.client import connect
 
 from computenet.client.sdk import ComputeNetClient
 from computenet.config import load_settings
-from computenet.services import accounts
+from computenet.services.tenancy import accounts
 from computenet.services.platform import Platform
 from computenet.store.models import InteractiveSession
 

@@ -42,7 +42,7 @@ from rich.table import Table
 from computenet.cli.embedded import EmbeddedServer
 from computenet.client import ComputeNetClient
 from computenet.config import ClusterConfig, Price, Settings
-from computenet.services import accounts
+from computenet.services.tenancy import accounts
 from computenet.services.platform import Platform
 
 SCRIPT = "#!/bin/bash\n#SBATCH -t 1 -c 1\necho benchmark\n"

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 import server_process
 from submit import SCRIPT, raw_round, summary
 from computenet.config import load_settings
-from computenet.services import accounts
+from computenet.services.tenancy import accounts
 from computenet.services.platform import Platform
 from computenet.store.models import Job
 

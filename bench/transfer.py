@@ -124,7 +124,7 @@ class HttpPath:
     def __init__(self, work: Path) -> None:
         from computenet.client import ComputeNetClient
         from computenet.config import Settings
-        from computenet.services import accounts
+        from computenet.services.tenancy import accounts
         from computenet.services.platform import Platform
 
         data = work / "server"

@@ -20,8 +20,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 from computenet.config import NotificationsConfig, WebhooksConfig
-from computenet.services import accounts, webhooks
-from computenet.services.webhook_sender import WebhookDispatcher
+from computenet.services.tenancy import accounts
+from computenet.services.integration import webhooks
+from computenet.services.integration.webhook_sender import WebhookDispatcher
 from computenet.store.db import Database
 from computenet.store.event_models import OutboxEvent, _row
 

@@ -83,7 +83,8 @@ def shot(page, name: str) -> Path:
 
 def users_who_sign_in(platform, names, password: str, balance: str = "500.00") -> None:
     """Users with a funded account and a password, for a test that signs in through the portal."""
-    from computenet.services import accounts, audit
+    from computenet.services.tenancy import accounts
+    from computenet.services import audit
     from computenet.services.signin import passwords
 
     from conftest import add_user

@@ -23,7 +23,7 @@ from sqlalchemy import text
 from computenet.cli.embedded import EmbeddedServer
 from computenet.client import ComputeNetClient
 from computenet.config import ClusterConfig, Price, Settings
-from computenet.services import accounts
+from computenet.services.tenancy import accounts
 from computenet.services.platform import Platform
 from computenet.store.db import Database
 

@@ -1,5 +1,5 @@
 """Issue 19 item 3: accept, then submit. POST /jobs writes the job and its hold and returns; the
-submitter task (services/submitter.py) sends it, at most once, and a crash at any point leaves a job
+submitter task (services/jobs/submitter.py) sends it, at most once, and a crash at any point leaves a job
 the poller adopts by its tag or withdraws. POST /jobs:batch takes many jobs, each on its own.
 
 Runs on SQLite and, with COMPUTENET_TEST_DATABASE_URL, on PostgreSQL.
@@ -25,8 +25,8 @@ from computenet.billing import funds
 from computenet.cli.main import app as cli_app
 from computenet.clusters.base import SubmitRejected
 from computenet.domain.sbatch import platform_tag
-from computenet.services.poller import ClusterPoller
-from computenet.services.submitter import Submitter
+from computenet.services.jobs.poller import ClusterPoller
+from computenet.services.jobs.submitter import Submitter
 from computenet.store.models import Account, Job, JobEvent, User
 from computenet.store.types import utcnow
 from computenet.workers.runner import Runner
@@ -201,7 +201,7 @@ def _crash(*_):
 
 
 def _accept(platform, user_id) -> int:
-    from computenet.services.job_accept import accept_job
+    from computenet.services.jobs.job_accept import accept_job
 
     return accept_job(platform, user_id, QUICK).job_id
 
@@ -334,7 +334,7 @@ def test_slurm_accepted_jobs_are_each_submitted_exactly_once(testbed, make_platf
     """The Slurm test bed: N accepted jobs, two submitters of alpha at once (a takeover's overlap);
     squeue shows N jobs with N distinct tags, each the tag of its own job."""
     from conftest import slurm_clusters
-    from computenet.services.job_accept import accept_job
+    from computenet.services.jobs.job_accept import accept_job
 
     platform = make_platform(slurm_clusters(testbed))
     nonce = uuid.uuid4().hex[:8]  # the test bed is shared: other databases tag their job 1 too

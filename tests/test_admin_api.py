@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from computenet.billing import funds, ledger
-from computenet.services import accounts, tenants
+from computenet.services.tenancy import accounts, tenants
 from computenet.store.models import AuditEvent, Job
 
 D = Decimal

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from computenet.client import ApiError, ComputeNetClient
-from computenet.services.poller import ClusterPoller
+from computenet.services.jobs.poller import ClusterPoller
 from computenet.store.models import Job
 
 from conftest import add_user, poll_until

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from computenet.api.app import create_app
 from computenet.api.problems import CODES
 from computenet.config import ServerConfig
-from computenet.services import accounts
+from computenet.services.tenancy import accounts
 
 from conftest import add_user, local_cluster
 

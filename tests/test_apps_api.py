@@ -13,10 +13,10 @@ from sqlalchemy import select
 
 from computenet.cli.embedded import EmbeddedServer
 from computenet.client import ApiError, ComputeNetClient
-from computenet.services import accounts, tenants
-from computenet.services.job_files import OutputCollector
-from computenet.services.monitoring import SampleCollector
-from computenet.services.poller import ClusterPoller
+from computenet.services.tenancy import accounts, tenants
+from computenet.services.files.job_files import OutputCollector
+from computenet.services.monitoring.monitoring import SampleCollector
+from computenet.services.jobs.poller import ClusterPoller
 from computenet.store.models import Job, User
 
 from conftest import FIXTURES, add_user, local_cluster, poll_until
@@ -92,7 +92,7 @@ def test_lammps_app_runs_and_its_outputs_come_back_with_checksums(centre):
         # the run was monitored and profiled; one run is not shown on the public app page (it is one bill)
         assert ann.app("lammps")["typical"] is None
         with platform.db.session() as session:
-            from computenet.services.app_profiles import characteristics
+            from computenet.services.monitoring.app_profiles import characteristics
 
             (typical,) = characteristics(session, app="lammps")
             assert typical["jobs"] == 1 and typical["runtime_s"]["p50"] > 0

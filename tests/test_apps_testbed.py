@@ -12,8 +12,8 @@ import pytest
 from computenet.cli.embedded import EmbeddedServer
 from computenet.client import ComputeNetClient
 from computenet.config import RoutingConfig
-from computenet.services.job_files import OutputCollector
-from computenet.services.poller import ClusterPoller
+from computenet.services.files.job_files import OutputCollector
+from computenet.services.jobs.poller import ClusterPoller
 
 from conftest import FIXTURES, add_user, poll_until, slurm_clusters
 
@@ -89,7 +89,7 @@ def test_over_ssh_inputs_go_up_and_outputs_come_back_by_sftp(ssh_login, testbed,
 
     from computenet.config import ClusterConfig, Price
     from computenet.files import SftpStager
-    from computenet.services.job_files import stager_for
+    from computenet.services.files.job_files import stager_for
 
     root = str(Path(os.environ["COMPUTENET_TESTBED"]) / "work" / "fs-ssh")
     cfg = ClusterConfig(name="alpha", kind="slurm", transport="ssh", ssh_host=ssh_login["host"],

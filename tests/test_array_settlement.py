@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from computenet.billing import funds
 from computenet.clusters.slurm.parsers import array_tasks
-from computenet.services.jobs import cancel_job, submit_job
-from computenet.services.poller import ClusterPoller
-from computenet.services.settlement import covers_all, expected_records
+from computenet.services.jobs.jobs import cancel_job, submit_job
+from computenet.services.jobs.poller import ClusterPoller
+from computenet.services.billing.settlement import covers_all, expected_records
 from computenet.store.models import Account, Charge, Job, UsageRecordRow, User
 
 from conftest import add_user, poll_until, slurm_clusters

@@ -20,7 +20,11 @@ from sqlalchemy import select, text
 
 from computenet import catalog
 from computenet.api.app import create_app
-from computenet.services import accounts, apps, audit, grants, notifications, tenants, tokens, workspaces
+from computenet.services.tenancy import accounts, grants, tenants, tokens
+from computenet.services.apps import apps
+from computenet.services import audit
+from computenet.services.integration import notifications
+from computenet.services.files import workspaces
 from computenet.services.platform import Platform
 from computenet.store.models import InteractiveSession, Upload, User
 

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from computenet.billing import batch, funds, ledger
 from computenet.billing.rating import Prices, Usage, rate_usage
 from computenet.billing.statements import statement, statements_for_month
-from computenet.services import accounts
+from computenet.services.tenancy import accounts
 from computenet.store.models import Account, Transfer
 
 

@@ -42,7 +42,8 @@ from computenet.cli.embedded import free_port
 from computenet.config import NotificationsConfig
 from computenet.domain.sbatch import platform_tag
 from computenet.domain.states import TERMINAL_STATES
-from computenet.services import accounts, webhooks
+from computenet.services.tenancy import accounts
+from computenet.services.integration import webhooks
 from computenet.store.models import Charge, Job, WorkerLease
 from computenet.store.webhook_models import WebhookDelivery
 from computenet.workers.leases import db_now

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from computenet.cli.main import app
-from computenet.services.poller import ClusterPoller
+from computenet.services.jobs.poller import ClusterPoller
 
 from conftest import add_user, poll_until
 

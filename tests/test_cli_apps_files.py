@@ -86,7 +86,7 @@ def test_a_dry_run_checks_the_form_without_uploading_the_input(cli, tmp_path):
 
 
 def test_local_inputs_are_refused_outside_a_dry_run_or_for_a_non_input(make_platform):
-    from computenet.services import app_runs
+    from computenet.services.apps import app_runs
     from computenet.services.errors import InvalidRequest
 
     platform = make_platform([local_cluster(tags=["stand-in"])])

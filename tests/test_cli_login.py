@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from computenet.cli.main import app
 from computenet.client import ApiError, ComputeNetClient
-from computenet.services import accounts, audit
+from computenet.services.tenancy import accounts
+from computenet.services import audit
 from computenet.services.signin import passwords
 
 from conftest import add_user

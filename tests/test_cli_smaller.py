@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from computenet.cli.embedded import EmbeddedServer
 from computenet.cli.main import app
 from computenet.client import ApiError, ComputeNetClient
-from computenet.services.poller import ClusterPoller
+from computenet.services.jobs.poller import ClusterPoller
 
 from conftest import add_user, poll_until
 

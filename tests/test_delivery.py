@@ -4,10 +4,11 @@ import pytest
 from sqlalchemy import select
 
 from computenet.config import NotificationsConfig
-from computenet.services import accounts, delivery, notifications
-from computenet.services.delivery import Deliverer
+from computenet.services.tenancy import accounts
+from computenet.services.integration import delivery, notifications
+from computenet.services.integration.delivery import Deliverer
 from computenet.services.errors import InvalidRequest
-from computenet.services.notifications import BalanceWatch
+from computenet.services.integration.notifications import BalanceWatch
 from computenet.store.models import Delivery
 
 from conftest import local_cluster

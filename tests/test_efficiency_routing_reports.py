@@ -21,7 +21,7 @@ from computenet.analytics import reports
 from computenet.analytics.periods import ReportError
 from computenet.analytics.warehouse import Warehouse
 from computenet.cli.main import app
-from computenet.services import accounts
+from computenet.services.tenancy import accounts
 from computenet.store.models import Job, JobProfile
 
 GIB = 1024 ** 3
@@ -287,7 +287,8 @@ def test_the_portal_shows_both_reports_in_chinese_with_a_chart(platform):
     from fastapi.testclient import TestClient
 
     from computenet.api.app import create_app
-    from computenet.services import audit, grants
+    from computenet.services import audit
+    from computenet.services.tenancy import grants
     from computenet.services.signin import passwords
 
     _network(platform.db)

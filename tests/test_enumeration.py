@@ -7,7 +7,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from computenet.api.app import create_app
-from computenet.services import accounts, notifications, tenants
+from computenet.services.tenancy import accounts, tenants
+from computenet.services.integration import notifications
 from computenet.store.models import Notification
 
 MONTH = "2026-11"

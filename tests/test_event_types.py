@@ -10,10 +10,13 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from computenet.config import MonitoringConfig
-from computenet.services import accounts, audit, notifications, repricing, tenants
-from computenet.services.jobs import submit_job
-from computenet.services.monitoring import SampleCollector
-from computenet.services.poller import ClusterPoller
+from computenet.services.tenancy import accounts, tenants
+from computenet.services import audit
+from computenet.services.integration import notifications
+from computenet.services.billing import repricing
+from computenet.services.jobs.jobs import submit_job
+from computenet.services.monitoring.monitoring import SampleCollector
+from computenet.services.jobs.poller import ClusterPoller
 from computenet.store.event_models import OutboxEvent
 from computenet.store.models import Job
 from computenet.store.types import utcnow

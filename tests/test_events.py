@@ -16,11 +16,12 @@ import pytest
 from sqlalchemy import func, select
 
 from computenet.config import EventsConfig
-from computenet.services import accounts, notifications, tenants
-from computenet.services.event_publisher import EventPublisher
-from computenet.services.jobs import submit_job
-from computenet.services.notifications import BalanceWatch
-from computenet.services.poller import ClusterPoller
+from computenet.services.tenancy import accounts, tenants
+from computenet.services.integration import notifications
+from computenet.services.integration.event_publisher import EventPublisher
+from computenet.services.jobs.jobs import submit_job
+from computenet.services.integration.notifications import BalanceWatch
+from computenet.services.jobs.poller import ClusterPoller
 from computenet.store.event_models import OutboxEvent
 from computenet.store.models import Charge, Cluster, JobEvent
 
@@ -108,7 +109,7 @@ KILLED_PUBLISHER = textwrap.dedent("""
     import os, signal, sys
     from types import SimpleNamespace
     from computenet.config import EventsConfig
-    from computenet.services.event_publisher import EventPublisher
+    from computenet.services.integration.event_publisher import EventPublisher
     from computenet.store.db import Database
 
     url, nats_url, stream, prefix = sys.argv[1:5]
@@ -166,7 +167,7 @@ def test_broker_restart(make_platform, tmp_path):
 
 
 def test_app_approval_is_an_event_and_a_rolled_back_change_is_none(platform):
-    from computenet.services import apps
+    from computenet.services.apps import apps
 
     source = (FIXTURES / "apps" / "only-plain.yaml").read_text().replace("name: only-plain", "name: vendor-tool")
     with platform.db.session() as session:

@@ -7,10 +7,11 @@ from pathlib import Path
 from sqlalchemy import select
 
 from computenet.billing import funds, ledger
-from computenet.services import accounts, exhaustion
-from computenet.services.exhaustion import ExhaustionWatch
-from computenet.services.jobs import submit_job
-from computenet.services.poller import ClusterPoller
+from computenet.services.tenancy import accounts
+from computenet.services.billing import exhaustion
+from computenet.services.billing.exhaustion import ExhaustionWatch
+from computenet.services.jobs.jobs import submit_job
+from computenet.services.jobs.poller import ClusterPoller
 from computenet.store.models import AuditEvent, Job, Notification
 
 from conftest import add_user, poll_until

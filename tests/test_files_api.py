@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from computenet.client import ApiError, ComputeNetClient
-from computenet.services import accounts
+from computenet.services.tenancy import accounts
 from computenet.store.models import Account, FileRecord, User
 
 from conftest import add_user, local_cluster
@@ -174,7 +174,7 @@ def test_mkdir_move_remove(alice):
 def test_storage_is_metered_once_a_day(make_platform, tmp_path):
     from datetime import date
 
-    from computenet.services.storage_meter import StorageMeter
+    from computenet.services.billing.storage_meter import StorageMeter
 
     platform = make_platform([local_cluster(storage_gb_day=Decimal("0.50"))])
     add_user(platform, "dora")
@@ -264,7 +264,7 @@ def test_moving_over_a_file_and_names_with_wildcards_keep_records_right(alice):
 def test_storage_meter_charges_a_day_once_even_when_usage_changes(make_platform):
     from datetime import date
 
-    from computenet.services.storage_meter import StorageMeter
+    from computenet.services.billing.storage_meter import StorageMeter
 
     platform = make_platform([local_cluster(storage_gb_day=Decimal("1.00"))])
     add_user(platform, "ivy")

@@ -15,7 +15,7 @@ from computenet.analytics.reports import operational_warehouse
 from computenet.analytics.statements_io import StatementError
 from computenet.billing import funds
 from computenet.cli.main import app
-from computenet.services.charging import charge_record, settle_job
+from computenet.services.billing.charging import charge_record, settle_job
 from computenet.store.models import Account, Charge, Cluster, Job, Transfer, UsageRecordRow
 
 from conftest import add_user

@@ -10,8 +10,8 @@ import pytest
 from computenet.cli.embedded import EmbeddedServer
 from computenet.client import ComputeNetClient
 from computenet.config import RoutingConfig
-from computenet.services.job_files import OutputCollector
-from computenet.services.poller import ClusterPoller
+from computenet.services.files.job_files import OutputCollector
+from computenet.services.jobs.poller import ClusterPoller
 
 from conftest import add_user, poll_until, slurm_clusters
 

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import select
 
 from computenet.billing import funds, ledger
-from computenet.services import accounts
+from computenet.services.tenancy import accounts
 from computenet.services.errors import InsufficientFunds
-from computenet.services.jobs import submit_job
-from computenet.services.poller import ClusterPoller
+from computenet.services.jobs.jobs import submit_job
+from computenet.services.jobs.poller import ClusterPoller
 from computenet.store.models import Account, Job, UsageRecordRow
 
 from conftest import poll_until, slurm_clusters

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from computenet.analytics.periods import MAX_BUCKETS, ReportError, make_period
 from computenet.api.app import create_app
 from computenet.domain.sbatch import ScriptError, parse_submission
-from computenet.services import accounts, tenants
+from computenet.services.tenancy import accounts, tenants
 
 from conftest import add_user
 

@@ -9,8 +9,9 @@ import pytest
 
 from computenet.cli.embedded import EmbeddedServer
 from computenet.client import ApiError, ComputeNetClient
-from computenet.services import accounts, audit, identities
-from computenet.services.poller import ClusterPoller
+from computenet.services.tenancy import accounts, identities
+from computenet.services import audit
+from computenet.services.jobs.poller import ClusterPoller
 
 from conftest import add_user, poll_until, slurm_clusters
 

@@ -8,7 +8,7 @@ import pytest
 
 FIRST = ["computenet.services.signin.passwords", "computenet.services.signin.attempts",
          "computenet.services.signin.web_sessions", "computenet.services.signin.login_tokens",
-         "computenet.services.signin.oidc", "computenet.services.grants", "computenet.api.routers.auth",
+         "computenet.services.signin.oidc", "computenet.services.tenancy.grants", "computenet.api.routers.auth",
          "computenet.store.auth_models", "computenet.store.admin_models",
          "computenet.store.worker_models", "computenet.workers", "computenet.workers.status", "computenet.cli.workers"]
 

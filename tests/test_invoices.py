@@ -12,8 +12,8 @@ from sqlalchemy import select, update
 
 from computenet.client import ApiError
 from computenet.config import BillingConfig, InvoiceConfig, IssuerConfig
-from computenet.services import invoices
-from computenet.services.poller import ClusterPoller
+from computenet.services.billing import invoices
+from computenet.services.jobs.poller import ClusterPoller
 from computenet.store.models import Account, Charge, ClosedPeriod, IssuedInvoice, Transfer
 
 from conftest import poll_until

@@ -13,7 +13,7 @@ from computenet.cli.main import app
 from computenet.client import ComputeNetClient
 from computenet.clusters.slurm.parsers import parse_squeue
 from computenet.clusters.slurm.commands import SQUEUE_FIELDS
-from computenet.services.poller import ClusterPoller
+from computenet.services.jobs.poller import ClusterPoller
 
 from conftest import add_user, local_cluster, poll_until, slurm_clusters
 

@@ -12,8 +12,8 @@ from sqlalchemy import select
 from computenet.cli.embedded import EmbeddedServer
 from computenet.client import ComputeNetClient
 from computenet.config import NotificationsConfig
-from computenet.services.delivery import Deliverer
-from computenet.services.poller import ClusterPoller
+from computenet.services.integration.delivery import Deliverer
+from computenet.services.jobs.poller import ClusterPoller
 from computenet.store.models import Delivery, Job, Notification, User
 from computenet.workers.tasks import _reader_language
 from mail_server import smtp_server  # noqa: F401 (a fixture)
@@ -99,7 +99,7 @@ def test_without_a_window_each_pass_still_sends_one_message_per_reader(make_plat
 
 @pytest.mark.slurm
 def test_a_job_array_on_slurm_is_one_message_not_one_per_task(testbed, make_platform, smtp_server):  # noqa: F811
-    from computenet.services.jobs import submit_job
+    from computenet.services.jobs.jobs import submit_job
 
     from conftest import slurm_clusters
 

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from computenet.client import ComputeNetClient
 from computenet.config import NotificationsConfig
-from computenet.services.delivery import Deliverer
-from computenet.services.poller import ClusterPoller
+from computenet.services.integration.delivery import Deliverer
+from computenet.services.jobs.poller import ClusterPoller
 from computenet.store.models import Delivery, Notification, User
 from computenet.workers.tasks import _reader_language
 from mail_server import smtp_server  # noqa: F401 (a fixture)

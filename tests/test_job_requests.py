@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy import func, select
 
 from computenet.config import EventsConfig
-from computenet.services import accounts, tenants
-from computenet.services.event_publisher import EventPublisher
-from computenet.services.job_requests import JobRequests
-from computenet.services.poller import ClusterPoller
-from computenet.services.submitter import Submitter
+from computenet.services.tenancy import accounts, tenants
+from computenet.services.integration.event_publisher import EventPublisher
+from computenet.services.jobs.job_requests import JobRequests
+from computenet.services.jobs.poller import ClusterPoller
+from computenet.services.jobs.submitter import Submitter
 from computenet.store.models import Job, Transfer
 
 from conftest import local_cluster, poll_until
@@ -54,7 +54,7 @@ def publish(cfg: EventsConfig, tenant: str, body: dict | bytes, token: str | Non
     async def send() -> None:
         import nats
 
-        from computenet.services.job_requests import ensure_streams
+        from computenet.services.jobs.job_requests import ensure_streams
 
         nc = await nats.connect(cfg.nats_url)
         try:

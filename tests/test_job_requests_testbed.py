@@ -15,11 +15,11 @@ import pytest
 from computenet.cli.embedded import EmbeddedServer
 from computenet.client import ComputeNetClient
 from computenet.config import EventsConfig
-from computenet.services import accounts, tenants
-from computenet.services.event_publisher import EventPublisher
-from computenet.services.job_requests import JobRequests
-from computenet.services.poller import ClusterPoller
-from computenet.services.submitter import Submitter
+from computenet.services.tenancy import accounts, tenants
+from computenet.services.integration.event_publisher import EventPublisher
+from computenet.services.jobs.job_requests import JobRequests
+from computenet.services.jobs.poller import ClusterPoller
+from computenet.services.jobs.submitter import Submitter
 
 from conftest import poll_until, slurm_clusters
 from events_nats import consume, delete_stream, nats_url_or_skip

@@ -20,8 +20,8 @@ from sqlalchemy import select, update
 from computenet.cli.embedded import free_port
 from computenet.billing import ledger
 from computenet.config import NotificationsConfig, WebhooksConfig
-from computenet.services import notifications, webhooks
-from computenet.services.webhook_sender import WebhookDispatcher
+from computenet.services.integration import notifications, webhooks
+from computenet.services.integration.webhook_sender import WebhookDispatcher
 from computenet.services.lease_guard import LeaseLost
 from computenet.store.event_models import OutboxEvent
 from computenet.store.models import Account, Job, Transfer, User, WorkerLease
@@ -162,9 +162,9 @@ def test_a_balance_watch_pass_that_overlaps_another_says_the_low_balance_once(ma
 
 def _stuck_job(make_platform):
     """A platform with a job pending on one cluster past its prediction while the other is idle."""
-    from computenet.services.job_actions import cancel_job
-    from computenet.services.jobs import submit_job
-    from computenet.services.poller import ClusterPoller
+    from computenet.services.jobs.job_actions import cancel_job
+    from computenet.services.jobs.jobs import submit_job
+    from computenet.services.jobs.poller import ClusterPoller
     from conftest import local_cluster, poll_until
     from computenet.store.types import utcnow
 
@@ -193,7 +193,7 @@ def _stuck_job(make_platform):
 
 
 def test_a_re_routing_pass_that_lost_its_lease_moves_nothing(make_platform):
-    from computenet.services.reroute import Rerouter
+    from computenet.services.jobs.reroute import Rerouter
 
     platform, job_id, here, native = _stuck_job(make_platform)
     stale, fresh = Leases(platform.db, "host:1:stale"), Leases(platform.db, "host:2:fresh")
@@ -215,7 +215,7 @@ def test_a_re_routing_pass_that_lost_its_lease_moves_nothing(make_platform):
                     reason="two overlapping passes need two writers at once (PostgreSQL)")
 def test_two_overlapping_re_routing_passes_move_a_job_once(make_platform, monkeypatch):
     """The stale pass decided before the other's whole move committed; its claim in the row fails."""
-    from computenet.services import reroute
+    from computenet.services.jobs import reroute
 
     platform, job_id, here, native = _stuck_job(make_platform)
     there = "b" if here == "a" else "a"

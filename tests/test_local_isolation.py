@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from computenet.config import Settings
-from computenet.services.jobs import submit_job
-from computenet.services.monitoring import agent_token
+from computenet.services.jobs.jobs import submit_job
+from computenet.monitoring.agent_key import agent_token
 from computenet.services.platform import Platform
 
 from conftest import add_user, local_cluster, poll_until
@@ -60,7 +60,7 @@ def test_a_job_reads_no_other_space_no_database_no_key(iso):
     alice, _ = add_user(iso, "alice")
     bob, _ = add_user(iso, "bob")
     key = iso.settings.data_dir / "agent.key"
-    agent_token(iso, 1)  # the key exists, as on a server whose jobs are monitored
+    agent_token(iso.settings, 1)  # the key exists, as on a server whose jobs are monitored
     _, a_job, _ = run(iso, alice, "#!/bin/bash\necho alice-private-words > notes.txt\n")
     notes = Path(a_job.workdir) / "notes.txt"
     assert notes.read_text() == "alice-private-words\n"
@@ -80,8 +80,8 @@ def test_one_tree_isolated_a_staged_upload_is_read_and_the_rest_of_storage_stays
     """Jobs run in their owners' workspaces: a staged upload is readable by the job's own uid,
     what it writes is listed by the files service, and beside users/ (uploads in progress,
     project workspaces) a job user reads nothing."""
-    from computenet.services import job_files, workspaces
-    from computenet.services.jobs import JobExtras
+    from computenet.services.files import job_files, workspaces
+    from computenet.services.jobs.jobs import JobExtras
     from computenet.store.models import User
 
     alice, _ = add_user(iso, "alice")

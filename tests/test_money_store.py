@@ -12,8 +12,8 @@ from computenet.billing import funds, ledger
 from computenet.billing.ledger import AlreadyResolved, InsufficientFunds, LedgerError
 from computenet.billing.rating import rate
 from computenet.domain.money import MoneyError, round_money, to_decimal
-from computenet.services import accounts
-from computenet.services.charging import charge_record, settle_job
+from computenet.services.tenancy import accounts
+from computenet.services.billing.charging import charge_record, settle_job
 from computenet.services.errors import InvalidRequest
 from computenet.store.models import Account, Charge, Cluster, Job, LedgerAccount, Transfer, UsageRecordRow
 

@@ -13,8 +13,8 @@ from computenet.cli.main import app
 from computenet.config import MonitoringConfig
 from computenet.cli.embedded import EmbeddedServer
 from computenet.client import ComputeNetClient
-from computenet.services.monitoring import SampleCollector
-from computenet.services.poller import ClusterPoller
+from computenet.services.monitoring.monitoring import SampleCollector
+from computenet.services.jobs.poller import ClusterPoller
 from computenet.store.models import Job, JobSample
 
 from conftest import add_user, local_cluster, poll_until
@@ -166,7 +166,7 @@ def test_prometheus_metrics_for_operators(watched):
 def test_a_job_keeping_its_gpu_idle_is_reported_once_or_cancelled(make_platform, action):
     import time as clock
 
-    from computenet.services.idle_gpus import watch_idle_gpus
+    from computenet.services.monitoring.idle_gpus import watch_idle_gpus
     from computenet.store.models import Notification
 
     platform = make_platform([local_cluster(slots=4, gpus=2)], monitoring=MonitoringConfig(
@@ -205,7 +205,7 @@ def test_a_job_keeping_its_gpu_idle_is_reported_once_or_cancelled(make_platform,
 
 
 def test_a_busy_gpu_or_a_gap_is_not_idle():
-    from computenet.services.idle_gpus import idle_gpu_minutes
+    from computenet.services.monitoring.idle_gpus import idle_gpu_minutes
 
     def row(t, util):
         return JobSample(job_id=1, t=t, seq=0, cpu_s=0, cores=0, rss=0, read_bytes=0, write_bytes=0, nproc=1,
@@ -218,7 +218,7 @@ def test_a_busy_gpu_or_a_gap_is_not_idle():
 
 
 def test_the_application_characteristics_database(watched):
-    from computenet.services.app_profiles import characteristics, typical_runtime_s
+    from computenet.services.monitoring.app_profiles import characteristics, typical_runtime_s
 
     platform, client, run, *_ = watched
     seen = []  # (efficiency the spinner's CPU implies, elapsed) of each run
@@ -245,7 +245,7 @@ def test_wait_prediction_uses_what_an_apps_runs_take(make_platform):
     from computenet.domain.states import JobState
     from computenet.routing.estimate import History, plan, wait_on
     from computenet.routing.model import Target
-    from computenet.services.routing import app_ratios
+    from computenet.services.network.routing import app_ratios
     from computenet.store.models import Account, Cluster, JobProfile, User
     from computenet.store.types import utcnow
 
@@ -289,7 +289,7 @@ def test_agents_post_their_samples_to_the_control_plane_with_a_per_job_token(mak
 
     import httpx
 
-    from computenet.services.monitoring import agent_token
+    from computenet.monitoring.agent_key import agent_token
 
     with socket.socket() as probe:  # the server's port, known before the platform (agents need the URL)
         probe.bind(("127.0.0.1", 0))
@@ -305,10 +305,10 @@ def test_agents_post_their_samples_to_the_control_plane_with_a_per_job_token(mak
             with platform.db.session() as session:
                 return session.query(JobSample).filter(JobSample.job_id == job.id).count() >= 3
         poll_until(posted, step=poller.run_once, timeout=60, what="samples posted by the agent")
-        good = agent_token(platform, job.id)
+        good = agent_token(platform.settings, job.id)
         sample = {"t": round(time.time(), 3) + 0.0005, "seq": 0, "cpu_s": 0.0, "cores": 0.0, "rss": 1,
                   "read": 0, "write": 0, "nproc": 1, "nthreads": 1, "gpus": []}  # not older than the job
-        for who, status in ((agent_token(platform, job.id + 1), 403), ("x", 403), (token, 403)):
+        for who, status in ((agent_token(platform.settings, job.id + 1), 403), ("x", 403), (token, 403)):
             answer = httpx.post(f"{srv.url}/monitoring/samples", json={"job": str(job.id), "samples": [sample]},
                                 headers={"Authorization": f"Bearer {who}"})
             assert answer.status_code == status, answer.text

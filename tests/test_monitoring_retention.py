@@ -14,10 +14,10 @@ from computenet.cli.embedded import EmbeddedServer
 from computenet.client import ApiError, ComputeNetClient
 from computenet.config import MonitoringConfig
 from computenet.monitoring.steps import StepSnapshot, view
-from computenet.services import accounts, tenants
-from computenet.services.monitoring import SampleCollector, analyse
-from computenet.services.poller import ClusterPoller
-from computenet.services.sample_retention import SampleCompactor
+from computenet.services.tenancy import accounts, tenants
+from computenet.services.monitoring.monitoring import SampleCollector, analyse
+from computenet.services.jobs.poller import ClusterPoller
+from computenet.services.monitoring.sample_retention import SampleCompactor
 from computenet.store.models import Job, JobSample, JobStepSample
 from computenet.store.types import utcnow
 
@@ -168,7 +168,7 @@ def test_wait_prediction_from_a_users_earlier_runs_of_the_same_job(make_platform
 
     from computenet.clusters.base import QueueEntry
     from computenet.domain.states import JobState
-    from computenet.services.routing import app_ratios
+    from computenet.services.network.routing import app_ratios
     from computenet.store.models import Account, Cluster, JobProfile
 
     from conftest import add_user
@@ -219,7 +219,7 @@ def test_wait_prediction_from_a_users_earlier_runs_of_the_same_job(make_platform
 ])
 def test_the_application_is_inferred_from_the_executable(script, app):
     from computenet.monitoring.infer import infer_app
-    from computenet.services.monitoring import profile_key
+    from computenet.services.monitoring.app_profiles import profile_key
 
     assert infer_app(script) == app
     assert profile_key(None, script, "run.sh") == (app or "job:run.sh")
@@ -231,7 +231,7 @@ def test_samples_older_than_the_job_are_not_its_own(org):
     platform's database was reset, the cluster's filesystem was not) must not be read as this
     job's: its CPU would be counted on top of this job's."""
     from computenet.monitoring.series import Sample
-    from computenet.services.monitoring import ingest
+    from computenet.services.monitoring.monitoring import ingest
 
     platform, c, jobs, srv = org
     job_id = jobs["pi"]

@@ -12,8 +12,8 @@ import pytest
 from computenet.cli.embedded import EmbeddedServer
 from computenet.client import ComputeNetClient
 from computenet.config import BillingConfig, MonitoringConfig
-from computenet.services.monitoring import SampleCollector
-from computenet.services.poller import ClusterPoller
+from computenet.services.monitoring.monitoring import SampleCollector
+from computenet.services.jobs.poller import ClusterPoller
 from computenet.store.models import Job
 
 from conftest import add_user, poll_until, slurm_clusters
@@ -73,7 +73,7 @@ def test_a_slurm_job_is_sampled_and_diagnosed(testbed, make_platform):
 def test_srun_work_is_measured_by_slurms_step_accounting(testbed, make_platform):
     """Two busy srun tasks of a 4-task job run under slurmstepd, where the batch agent cannot see them;
     sstat snapshots taken while it runs give the CPU efficiency instead (about 2 of 4 cores)."""
-    from computenet.services.step_usage import StepUsageCollector
+    from computenet.services.monitoring.step_usage import StepUsageCollector
 
     platform = make_platform(slurm_clusters(testbed), billing=BillingConfig(minimum_charge=Decimal("1.00")),
                              monitoring=MonitoringConfig(interval_s=0.5, collect_every_s=0.5))

@@ -7,10 +7,11 @@ from typer.testing import CliRunner
 
 from computenet.cli.main import app
 from computenet.client import ApiError
-from computenet.services import accounts, notifications
+from computenet.services.tenancy import accounts
+from computenet.services.integration import notifications
 from computenet.services.errors import InvalidRequest
-from computenet.services.jobs import submit_job
-from computenet.services.notifications import BalanceWatch
+from computenet.services.jobs.jobs import submit_job
+from computenet.services.integration.notifications import BalanceWatch
 
 from conftest import add_user
 

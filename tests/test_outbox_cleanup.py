@@ -9,8 +9,8 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from computenet.config import EventsConfig
-from computenet.services import accounts
-from computenet.services.outbox_cleanup import OutboxCleaner
+from computenet.services.tenancy import accounts
+from computenet.services.integration.outbox_cleanup import OutboxCleaner
 from computenet.store.event_models import OutboxEvent
 from computenet.store.types import utcnow
 from computenet.store.webhook_models import WebhookDelivery, WebhookEndpoint
@@ -72,7 +72,7 @@ def test_without_a_broker_old_fanned_out_events_go(make_platform):
 
 
 def test_both_are_worker_tasks(make_platform):
-    from computenet.services.webhook_sender import WebhookDispatcher
+    from computenet.services.integration.webhook_sender import WebhookDispatcher
     from computenet.workers.tasks import platform_tasks
 
     tasks = {t.name: t for t in platform_tasks(make_platform(events=EventsConfig(cleanup_every_s=600)))}

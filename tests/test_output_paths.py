@@ -18,10 +18,10 @@ from computenet.client import ApiError, ComputeNetClient
 from computenet.cli.embedded import EmbeddedServer
 from computenet.domain.sbatch import ScriptError, parse_submission
 from computenet.domain.resources import RequestError
-from computenet.services import paths as job_path_rules
+from computenet.services.files import paths as job_path_rules
 from computenet.services.errors import InvalidRequest
-from computenet.services.jobs import clean_name, job_paths
-from computenet.services.poller import ClusterPoller
+from computenet.services.jobs.jobs import clean_name, job_paths
+from computenet.services.jobs.poller import ClusterPoller
 from computenet.store.models import Job
 
 from conftest import add_user, poll_until, slurm_clusters
@@ -257,7 +257,7 @@ def test_a_hard_link_to_a_server_file_is_not_read(alice, platform, secret):
 
 def test_a_stored_path_outside_the_space_is_never_read(platform, secret):
     """Rows written before the fix (or by any other path) cannot make the service read for them."""
-    from computenet.services.job_output import read_output
+    from computenet.services.jobs.job_output import read_output
 
     from computenet.services.errors import Conflict
 

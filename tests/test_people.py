@@ -1,6 +1,6 @@
 """People's accounts and roles (issue 14, items 1 and 2): /admin/users, role grants that count at
 once, suspension and deletion stopping tokens, the audit trail, the CLI, and docs/permissions.md
-generated from services/roles.py."""
+generated from services/tenancy/roles.py."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from computenet.api.app import create_app
-from computenet.services import accounts, audit, grants, roles, tenants
+from computenet.services.tenancy import accounts, grants, roles, tenants
+from computenet.services import audit
 from computenet.store.models import ApiToken, AuditEvent, User
 
 DOC = Path(__file__).parent.parent / "docs" / "permissions.md"

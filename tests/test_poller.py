@@ -7,10 +7,10 @@ from decimal import Decimal
 from sqlalchemy import func, select
 
 from computenet.billing import funds
-from computenet.services import accounts
-from computenet.services.jobs import submit_job
-from computenet.services.poller import ClusterPoller
-from computenet.services.settlement import expected_records
+from computenet.services.tenancy import accounts
+from computenet.services.jobs.jobs import submit_job
+from computenet.services.jobs.poller import ClusterPoller
+from computenet.services.billing.settlement import expected_records
 from computenet.store.models import Charge, Job, JobEvent, UsageRecordRow
 from computenet.store.types import utcnow
 
@@ -51,7 +51,7 @@ def test_one_status_call_for_all_active_jobs(platform):
         natives = sorted(session.get(Job, i).native_id for i in jobs)
     assert report.polled == 3 and len(calls) == 1 and sorted(calls[0]) == natives
     for job_id in jobs:
-        from computenet.services.jobs import cancel_job
+        from computenet.services.jobs.jobs import cancel_job
         cancel_job(platform, user_id, job_id)
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from computenet.billing import pricebook
 from computenet.billing.rating import Prices, Rules, Strategy, Usage, rate_usage
 from computenet.config import BillingConfig, ClusterConfig, Price
-from computenet.services.pricing import quote
+from computenet.services.billing.pricing import quote
 from computenet.store.models import Cluster, Partition, PriceItem
 
 from conftest import local_cluster

@@ -23,7 +23,7 @@ from computenet.domain.sbatch import ScriptError, parse_submission
 from computenet.routing import feasibility
 from computenet.routing.model import Constraints, Target
 from computenet.services.errors import InsufficientFunds, InvalidRequest
-from computenet.services.jobs import estimate_job, submit_job
+from computenet.services.jobs.jobs import estimate_job, submit_job
 
 from conftest import local_cluster, slurm_clusters
 
@@ -123,7 +123,7 @@ def add_user(platform, name: str, balance: str = "100.00"):
     """A user with a funded default account (no API token: these tests call the services)."""
     import uuid
 
-    from computenet.services import accounts
+    from computenet.services.tenancy import accounts
 
     with platform.db.session() as session:
         user = accounts.create_user(session, name)

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from computenet.billing import funds
 from computenet.client.sdk import ApiError, ComputeNetClient
-from computenet.services import paths
-from computenet.services.jobs import submit_job
-from computenet.services.poller import ClusterPoller
+from computenet.services.files import paths
+from computenet.services.jobs.jobs import submit_job
+from computenet.services.jobs.poller import ClusterPoller
 from computenet.store.models import Account, AuditEvent, Job, Notification, User
 from computenet.store.types import utcnow
 

@@ -7,9 +7,9 @@ import httpx
 import pytest
 
 from computenet.cli.embedded import EmbeddedServer
-from computenet.services import accounts
+from computenet.services.tenancy import accounts
 from computenet.services.platform import Platform
-from computenet.services.poller import ClusterPoller
+from computenet.services.jobs.poller import ClusterPoller
 
 from conftest import add_user, make_settings, poll_until, slurm_clusters
 

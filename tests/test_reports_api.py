@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 import reports_network
 from computenet.analytics.warehouse import Warehouse
 from computenet.cli.main import app
-from computenet.services import accounts
+from computenet.services.tenancy import accounts
 
 
 def _token(platform, name: str, role: str) -> str:

@@ -11,10 +11,11 @@ from sqlalchemy import select
 
 from computenet.billing import funds, ledger, pricebook
 from computenet.billing.statements import statement
-from computenet.services import audit, repricing
+from computenet.services import audit
+from computenet.services.billing import repricing
 from computenet.services.errors import InvalidRequest, NotFound
-from computenet.services.jobs import submit_job
-from computenet.services.poller import ClusterPoller
+from computenet.services.jobs.jobs import submit_job
+from computenet.services.jobs.poller import ClusterPoller
 from computenet.store.models import Account, AuditEvent, Charge, ChargeAdjustment, ClosedPeriod, Job, Partition, Transfer
 
 from conftest import add_user, poll_until

@@ -22,11 +22,12 @@ from computenet.cli.main import app
 from computenet.client import ApiError, ComputeNetClient
 from computenet.clusters.slurm import commands, parsers
 from computenet.domain.states import RUN_REQUEUED, JobState
-from computenet.services import accounts, audit
-from computenet.services import jobs as job_service
-from computenet.services.enforcement import map_account
-from computenet.services.poller import REQUEUED_DETAIL, ClusterPoller
-from computenet.services.reroute import Rerouter
+from computenet.services.tenancy import accounts
+from computenet.services import audit
+from computenet.services.jobs import jobs as job_service
+from computenet.services.billing.enforcement import map_account
+from computenet.services.jobs.poller import REQUEUED_DETAIL, ClusterPoller
+from computenet.services.jobs.reroute import Rerouter
 from computenet.store.types import utcnow
 from computenet.store.models import Account, Charge, Job, Transfer, UsageRecordRow, User
 

@@ -165,7 +165,7 @@ def test_node_features_rule_out_what_cannot_meet_a_constraint():
 
 
 def test_the_circuit_breaker_opens_after_failures_and_closes_on_success(platform):
-    from computenet.services import routing as live
+    from computenet.services.network import routing as live
 
     cfg = platform.settings.routing  # 3 failures in a row keep a cluster out for 120 s
     with platform.db.session() as session:
@@ -184,8 +184,8 @@ def test_the_circuit_breaker_opens_after_failures_and_closes_on_success(platform
 def test_an_open_circuit_goes_half_open_as_soon_as_a_probe_answers(platform):
     """Issue 13 item 13: no fixed cooldown; the API says when the cluster is tried again."""
     from computenet.api.views import cluster_out
-    from computenet.services import routing as live
-    from computenet.services.cluster_probe import ClusterProbe
+    from computenet.services.network import routing as live
+    from computenet.services.network.cluster_probe import ClusterProbe
     from computenet.store.models import Cluster
     from sqlalchemy import select
 

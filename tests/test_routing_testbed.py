@@ -21,10 +21,10 @@ from computenet.cli.embedded import EmbeddedServer
 from computenet.cli.main import app
 from computenet.client import ApiError, ComputeNetClient
 from computenet.config import RoutingConfig
-from computenet.services import routing
-from computenet.services.cluster_probe import ClusterProbe
-from computenet.services.poller import ClusterPoller
-from computenet.services.reroute import Rerouter
+from computenet.services.network import routing
+from computenet.services.network.cluster_probe import ClusterProbe
+from computenet.services.jobs.poller import ClusterPoller
+from computenet.services.jobs.reroute import Rerouter
 from computenet.store.models import Charge, Cluster, Job, Transfer
 from computenet.store.types import utcnow
 

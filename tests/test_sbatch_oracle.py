@@ -13,7 +13,7 @@ import re
 import subprocess
 import pytest
 
-from computenet.services.jobs import submit_job
+from computenet.services.jobs.jobs import submit_job
 
 from conftest import add_user, slurm_clusters
 

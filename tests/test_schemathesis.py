@@ -25,7 +25,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from computenet.api.app import create_app
-from computenet.services import accounts, tenants
+from computenet.services.tenancy import accounts, tenants
 
 from conftest import add_user
 

@@ -22,7 +22,7 @@ from websockets.sync.client import connect
 from computenet.api.session_origin import Origins, origins
 from computenet.cli.embedded import EmbeddedServer
 from computenet.config import SessionsConfig
-from computenet.services import accounts
+from computenet.services.tenancy import accounts
 from computenet.services.errors import Conflict, NotFound
 from computenet.services.sessions import access
 from computenet.services.signin import web_sessions

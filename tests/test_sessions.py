@@ -23,7 +23,7 @@ from websockets.sync.client import connect
 from computenet.client.sdk import ApiError, ComputeNetClient
 from computenet.cli.embedded import EmbeddedServer
 from computenet.config import SessionsConfig
-from computenet.services.poller import ClusterPoller
+from computenet.services.jobs.poller import ClusterPoller
 from computenet.services.sessions import report
 from computenet.services.sessions.watch import SessionWatch
 from computenet.store.models import InteractiveSession, Notification, Transfer, User

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from computenet.cli.embedded import EmbeddedServer
 from computenet.config import SessionsConfig
-from computenet.services.poller import ClusterPoller
+from computenet.services.jobs.poller import ClusterPoller
 from computenet.services.sessions.watch import SessionWatch
 from computenet.store.models import Charge, InteractiveSession, Notification
 from computenet.store.types import utcnow

@@ -15,7 +15,7 @@ import pytest
 
 from computenet.cli.embedded import EmbeddedServer
 from computenet.config import ClusterConfig, Price, RoutingConfig
-from computenet.services.poller import ClusterPoller
+from computenet.services.jobs.poller import ClusterPoller
 from computenet.services.sessions import reach
 from computenet.services.sessions.watch import SessionWatch
 from computenet.store.models import InteractiveSession

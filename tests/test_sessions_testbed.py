@@ -17,7 +17,7 @@ import pytest
 from computenet.cli.embedded import EmbeddedServer
 from computenet.client import ComputeNetClient
 from computenet.config import Price, RoutingConfig
-from computenet.services.poller import ClusterPoller
+from computenet.services.jobs.poller import ClusterPoller
 from computenet.services.sessions.watch import SessionWatch
 from computenet.store.models import Charge, InteractiveSession
 

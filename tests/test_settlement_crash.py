@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from computenet.billing import funds, ledger
 from computenet.billing.rating import rate
-from computenet.services.settlement import settle_pass
+from computenet.services.billing.settlement import settle_pass
 from computenet.store.db import Database
 from computenet.store.models import Account, Charge, Cluster, Job, Transfer, UsageRecordRow
 

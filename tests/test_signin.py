@@ -14,7 +14,8 @@ from sqlalchemy import select, update
 
 from computenet.api.app import create_app
 from computenet.config import AuthConfig, NotificationsConfig
-from computenet.services import accounts, audit, grants, tenants, users
+from computenet.services.tenancy import accounts, grants, tenants, users
+from computenet.services import audit
 from computenet.services.signin import passwords
 from computenet.store.auth_models import PasswordCredential, SignInAttempt, WebSession
 from computenet.store.models import AuditEvent, User

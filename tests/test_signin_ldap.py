@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 import ldap_server
 from computenet.config import GroupMapping, LdapConfig
-from computenet.services import audit, tenants, users
+from computenet.services import audit
+from computenet.services.tenancy import tenants, users
 from computenet.services.signin.directory import authenticate
 from computenet.services.signin.identity import ProviderDown, SignInRefused, check_mappings, provision
 from computenet.store.admin_models import AuditEvent, RoleGrant
@@ -369,7 +370,7 @@ def test_a_directory_user_signs_in_over_http_with_mapped_tenant_and_roles(make_p
 
 
 def test_local_operators_still_sign_in_while_the_directory_is_down(make_platform, tmp_path):
-    from computenet.services import accounts
+    from computenet.services.tenancy import accounts
     from computenet.services.signin import passwords
 
     private = ldap_server.Slapd(tmp_path / "slapd").start()

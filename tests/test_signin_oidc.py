@@ -28,7 +28,7 @@ from sqlalchemy import select
 
 from computenet.cli.embedded import EmbeddedServer
 from computenet.config import AuthConfig, GroupMapping, OidcConfig
-from computenet.services import tenants
+from computenet.services.tenancy import tenants
 from computenet.services.signin import oidc
 from computenet.services.signin.identity import SignInRefused
 from computenet.store.auth_models import OidcLogin, SignInAttempt, WebSession

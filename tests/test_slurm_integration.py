@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 
 from computenet.client import ApiError, ComputeNetClient
 from computenet.cli.embedded import EmbeddedServer
-from computenet.services import accounts
-from computenet.services.poller import ClusterPoller
+from computenet.services.tenancy import accounts
+from computenet.services.jobs.poller import ClusterPoller
 from computenet.store.models import Charge, Job, UsageRecordRow
 
 from conftest import add_user, poll_until, slurm_clusters
@@ -182,7 +182,7 @@ def test_enforcement_blocks_in_slurm_lifts_on_top_up_and_meters_direct_jobs(bed,
 
     from computenet.billing import funds
     from computenet.services import audit
-    from computenet.services.enforcement import Enforcer, map_account
+    from computenet.services.billing.enforcement import Enforcer, map_account
     from computenet.store.models import Account
 
     platform, client, step = bed
@@ -231,8 +231,8 @@ def test_enforcement_blocks_in_slurm_lifts_on_top_up_and_meters_direct_jobs(bed,
 
 def test_exhaustion_hold_suspends_and_holds_in_slurm_and_resumes_on_top_up(bed):
     from computenet.billing import funds
-    from computenet.services import exhaustion
-    from computenet.services.exhaustion import ExhaustionWatch
+    from computenet.services.billing import exhaustion
+    from computenet.services.billing.exhaustion import ExhaustionWatch
 
     platform, client, step = bed
     with platform.db.session() as session:

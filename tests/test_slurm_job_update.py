@@ -4,7 +4,7 @@ import pytest
 
 from computenet.client import ApiError, ComputeNetClient
 from computenet.cli.embedded import EmbeddedServer
-from computenet.services.poller import ClusterPoller
+from computenet.services.jobs.poller import ClusterPoller
 
 from conftest import add_user, poll_until, slurm_clusters
 

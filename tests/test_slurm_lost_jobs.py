@@ -22,9 +22,9 @@ from sqlalchemy import select
 from computenet.billing import funds
 from computenet.clusters.base import UsageRecord
 from computenet.domain.states import JobState
-from computenet.services import reconcile
-from computenet.services.jobs import cancel_job, submit_job
-from computenet.services.poller import ClusterPoller
+from computenet.services.jobs import reconcile
+from computenet.services.jobs.jobs import cancel_job, submit_job
+from computenet.services.jobs.poller import ClusterPoller
 from computenet.store.models import Account, Charge, Cluster, Job, Notification, UsageRecordRow, User
 from computenet.store.types import utcnow
 
@@ -195,7 +195,7 @@ def test_queue_by_comment_parser_and_argv():
 @pytest.mark.slurm
 def test_interrupted_submission_pending_on_slurm_is_adopted_from_the_queue(testbed, make_platform, monkeypatch):
     """sacct has no comment for a pending job: the queue names it, so it is adopted, not withdrawn."""
-    from computenet.services import poller as poller_module
+    from computenet.services.jobs import poller as poller_module
 
     monkeypatch.setattr(poller_module, "SUBMIT_GRACE", timedelta(seconds=1))  # minutes in service
     platform = make_platform(slurm_clusters(testbed))

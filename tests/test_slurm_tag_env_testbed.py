@@ -16,9 +16,9 @@ from sqlalchemy import select
 
 from computenet.config import ClusterConfig, Price
 from computenet.domain.sbatch import platform_tag
-from computenet.services import paths
-from computenet.services.jobs import submit_job
-from computenet.services.poller import ClusterPoller
+from computenet.services.files import paths
+from computenet.services.jobs.jobs import submit_job
+from computenet.services.jobs.poller import ClusterPoller
 from computenet.store.models import Charge, Job, JobEvent
 from computenet.store.types import utcnow
 
@@ -85,8 +85,8 @@ def test_another_installations_job_with_the_same_id_is_never_adopted(testbed, ma
     """Two installations (a staging copy, a restored database, two test runs) on one cluster both have a
     job 1. Ours was accepted and its submitter died before sbatch: the other's job 1, tagged in the old
     form or in the new with its own nonce, is not ours to adopt (nor to charge). It once was."""
-    from computenet.services import poller as poller_module
-    from computenet.services.job_accept import accept_job
+    from computenet.services.jobs import poller as poller_module
+    from computenet.services.jobs.job_accept import accept_job
 
     monkeypatch.setattr(poller_module, "SUBMIT_GRACE", timedelta(seconds=1))  # minutes in service
     platform = make_platform(slurm_clusters(testbed))
@@ -123,7 +123,7 @@ def _squeue_tag_fields(platform, native_id: str) -> str:
 
 def test_a_comment_tagged_cluster_adopts_a_job_after_a_crash_and_keeps_the_users_comment(
         testbed, make_platform, monkeypatch):
-    from computenet.services import poller as poller_module
+    from computenet.services.jobs import poller as poller_module
 
     monkeypatch.setattr(poller_module, "SUBMIT_GRACE", timedelta(seconds=1))  # minutes in service
     clusters = slurm_clusters(testbed)

@@ -96,7 +96,7 @@ def test_jobs_through_slurmrestd_as_each_user(testbed, make_platform, tmp_path):
     from computenet.client import ComputeNetClient
     from computenet.clusters.slurmrest.adapter import RestCluster
     from computenet.config import ClusterConfig, Price
-    from computenet.services.poller import ClusterPoller
+    from computenet.services.jobs.poller import ClusterPoller
 
     from conftest import add_user, poll_until
 

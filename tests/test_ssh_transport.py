@@ -9,7 +9,7 @@ from computenet.clusters.slurm.ssh import SshTransport
 from computenet.config import ClusterConfig, Price
 from computenet.cli.embedded import EmbeddedServer
 from computenet.client import ComputeNetClient
-from computenet.services.poller import ClusterPoller
+from computenet.services.jobs.poller import ClusterPoller
 from computenet.store.models import Charge
 
 from conftest import add_user, poll_until
@@ -90,7 +90,8 @@ def test_a_users_job_over_ssh_runs_as_that_user_with_their_key(ssh_login, testbe
     from decimal import Decimal
     from pathlib import Path
 
-    from computenet.services import accounts, audit, identities
+    from computenet.services.tenancy import accounts, identities
+    from computenet.services import audit
 
     login = "cnet-sshu"
     try:

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from computenet.billing.statements import STATEMENT_CSV_COLUMNS, month_bounds, statement
 from computenet.client import ApiError
-from computenet.services.poller import ClusterPoller
+from computenet.services.jobs.poller import ClusterPoller
 from computenet.store.models import Account, Transfer
 
 from conftest import poll_until

@@ -10,7 +10,7 @@ from computenet.billing import funds, ledger, pricebook
 from computenet.billing.ledger import LedgerError
 from computenet.billing.statements import statement
 from computenet.billing.storage import StorageError, charge_day
-from computenet.services import accounts
+from computenet.services.tenancy import accounts
 from computenet.store.models import Cluster
 
 from conftest import add_user, local_cluster

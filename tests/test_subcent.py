@@ -20,8 +20,8 @@ from computenet.billing import funds, ledger
 from computenet.billing.rating import Prices, Rules, Usage, rate_usage
 from computenet.billing.statements import statement
 from computenet.config import BillingConfig, ClusterConfig, Price
-from computenet.services import accounts
-from computenet.services.charging import charge_record, settle_job
+from computenet.services.tenancy import accounts
+from computenet.services.billing.charging import charge_record, settle_job
 from computenet.store.models import Account, Charge, Cluster, Job, Transfer, UsageRecordRow
 
 ONE = Decimal("1.00")  # a core-hour

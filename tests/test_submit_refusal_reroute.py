@@ -1,6 +1,6 @@
 """Issue 19 item 3: an accepted job (SUBMITTING, its hold taken) that its chosen cluster refuses at
 submission goes to the next acceptable choice, the reason in its timeline; a refusal no cluster can
-get round still withdraws it clearly, and its hold is released (services/submit_refusal.py).
+get round still withdraws it clearly, and its hold is released (services/jobs/submit_refusal.py).
 
 Two local clusters; the first choice is made to refuse as sbatch would. On the Slurm test bed,
 alpha really refuses (an account mapped there to a Slurm account that does not exist). Runs on SQLite and, with
@@ -17,8 +17,8 @@ from sqlalchemy import select
 from computenet.billing import funds, ledger
 from computenet.clusters.base import SubmitRejected
 from computenet.config import Price
-from computenet.services.job_accept import accept_job
-from computenet.services.submitter import Submitter
+from computenet.services.jobs.job_accept import accept_job
+from computenet.services.jobs.submitter import Submitter
 from computenet.store.models import Account, Cluster, Job, JobEvent, SlurmAccount, Transfer, User
 
 from conftest import add_user, local_cluster, slurm_clusters

@@ -9,9 +9,9 @@ from computenet.billing import funds, ledger
 from computenet.billing.rating import Usage
 from computenet.client import ApiError, ComputeNetClient
 from computenet.config import BillingConfig
-from computenet.services import accounts, tenants
+from computenet.services.tenancy import accounts, tenants
 from computenet.services.errors import InsufficientFunds, InvalidRequest
-from computenet.services.pricing import quote
+from computenet.services.billing.pricing import quote
 from computenet.store.models import Account, Partition, User
 
 D = Decimal

@@ -11,7 +11,7 @@ from sqlalchemy import event, select
 
 from computenet.api.app import create_app
 from computenet.config import AuthConfig
-from computenet.services import accounts
+from computenet.services.tenancy import accounts, tokens
 from computenet.store.models import ApiToken
 from computenet.store.types import utcnow
 
@@ -36,7 +36,7 @@ def api(make_platform):
 
 def _row(platform, token: str) -> ApiToken:
     with platform.db.session() as session:
-        return session.scalar(select(ApiToken).where(ApiToken.token_hash == accounts.hash_token(token)))
+        return session.scalar(select(ApiToken).where(ApiToken.token_hash == tokens.hash_token(token)))
 
 
 def test_a_token_expires_after_the_configured_default_and_never_beyond_the_maximum(api):
@@ -193,7 +193,7 @@ def test_the_migration_keeps_existing_tokens_working_for_a_year(tmp_path):
                                      "VALUES ('old', 0, 'user', '2025-01-01 00:00:00')"))
         conn.execute(sqlalchemy.text(
             "INSERT INTO api_tokens (user_id, token_hash, prefix, name, created_at) "
-            f"VALUES (1, '{accounts.hash_token('cnet_old')}', 'cnet_old', 'cli', '2025-01-01 00:00:00')"))
+            f"VALUES (1, '{tokens.hash_token('cnet_old')}', 'cnet_old', 'cli', '2025-01-01 00:00:00')"))
     db.migrate()
     with db.session() as session:
         assert accounts.authenticate(session, "cnet_old").name == "old"

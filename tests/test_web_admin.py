@@ -13,7 +13,8 @@ from sqlalchemy import select
 
 from computenet.api.app import create_app
 from computenet.billing import funds
-from computenet.services import accounts, audit, grants, tenants
+from computenet.services.tenancy import accounts, grants, tenants
+from computenet.services import audit
 from computenet.services.signin import passwords
 from computenet.store.models import AccountMember, AuditEvent, Tenant, User
 
@@ -304,8 +305,8 @@ def test_the_audit_log_is_paginated_by_keyset(org):
 @pytest.fixture
 def ran_job(org):
     """One ended, charged job of mem's on project md (usage, revenue and efficiency to show)."""
-    from computenet.services.jobs import submit_job
-    from computenet.services.poller import ClusterPoller
+    from computenet.services.jobs.jobs import submit_job
+    from computenet.services.jobs.poller import ClusterPoller
     from computenet.store.models import Job
 
     from conftest import poll_until
@@ -375,7 +376,7 @@ def test_operations_in_a_browser(org, ran_job, chromium):
 def test_a_vendor_app_waits_in_the_review_queue_until_an_operator_approves_it(org):
     from pathlib import Path
 
-    from computenet.services import apps
+    from computenet.services.apps import apps
 
     source = (Path(__file__).parent / "fixtures" / "apps" / "only-plain.yaml").read_text().replace(
         "name: only-plain", "name: vendor-tool")
@@ -550,7 +551,7 @@ def test_the_price_book_shows_each_partitions_list_prices_to_staff_only(org):
 
 def flagged_job(platform, owner: str = "mem") -> int:
     """A submission interrupted before the cluster answered, flagged for an operator (a held amount)."""
-    from computenet.services.jobs import submit_job
+    from computenet.services.jobs.jobs import submit_job
     from computenet.store.models import Job
 
     class Crash(BaseException):

@@ -15,10 +15,13 @@ from computenet.api.app import create_app
 from computenet.billing import funds
 from computenet.billing.statements import statement
 from computenet.cli.embedded import EmbeddedServer
-from computenet.services import accounts, audit, notifications, usage
-from computenet.services.job_actions import cancel_job
-from computenet.services.jobs import submit_job
-from computenet.services.poller import ClusterPoller
+from computenet.services.tenancy import accounts
+from computenet.services import audit
+from computenet.services.integration import notifications
+from computenet.services.billing import usage
+from computenet.services.jobs.job_actions import cancel_job
+from computenet.services.jobs.jobs import submit_job
+from computenet.services.jobs.poller import ClusterPoller
 from computenet.services.signin import passwords
 from computenet.store.models import Account, Job, Notification, User
 from computenet.web.i18n import Formats

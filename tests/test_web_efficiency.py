@@ -15,9 +15,11 @@ from fastapi.testclient import TestClient
 
 from computenet.api.app import create_app
 from computenet.cli.embedded import EmbeddedServer
-from computenet.services import accounts, audit, monitoring
-from computenet.services.jobs import submit_job
-from computenet.services.poller import ClusterPoller
+from computenet.services.tenancy import accounts
+from computenet.services import audit
+from computenet.services.monitoring import monitoring
+from computenet.services.jobs.jobs import submit_job
+from computenet.services.jobs.poller import ClusterPoller
 from computenet.services.signin import passwords
 from computenet.store.models import Job, JobSample
 from computenet.web.i18n import Formats

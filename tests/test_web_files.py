@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from computenet.api.app import create_app
 from computenet.cli.embedded import EmbeddedServer
-from computenet.services import accounts, audit, tenants
+from computenet.services.tenancy import accounts, tenants
+from computenet.services import audit
 from computenet.services.signin import passwords
 from computenet.store.models import Upload, User
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from computenet.analytics import peers as peer_table
-from computenet.services import accounts
+from computenet.services.tenancy import accounts
 
 from test_web_admin import GOOD, browser, csrf, org  # noqa: F401 (the fixture)
 

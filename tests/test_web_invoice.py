@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from computenet.api.app import create_app
-from computenet.services import accounts, audit
+from computenet.services.tenancy import accounts
+from computenet.services import audit
 from computenet.services.signin import passwords
 from computenet.store.models import ClosedPeriod, Transfer
 

@@ -15,9 +15,10 @@ from sqlalchemy import select
 
 from computenet.api.app import create_app
 from computenet.cli.embedded import EmbeddedServer
-from computenet.services import accounts, audit
-from computenet.services import jobs as job_service
-from computenet.services.poller import ClusterPoller
+from computenet.services.tenancy import accounts
+from computenet.services import audit
+from computenet.services.jobs import jobs as job_service
+from computenet.services.jobs.poller import ClusterPoller
 from computenet.services.signin import passwords
 from computenet.store.models import Account, Cluster, Job, JobEvent, User
 

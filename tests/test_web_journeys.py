@@ -18,7 +18,8 @@ import pytest
 
 from computenet.cli.embedded import EmbeddedServer
 from computenet.config import MonitoringConfig, Price
-from computenet.services import accounts, audit
+from computenet.services.tenancy import accounts
+from computenet.services import audit
 from computenet.services.signin import passwords
 
 from browser import axe, new_page, shot, sign_in

@@ -25,10 +25,12 @@ from sqlalchemy import func, select
 from computenet.billing import funds
 from computenet.cli.embedded import EmbeddedServer
 from computenet.config import RoutingConfig
-from computenet.services import accounts, audit, exhaustion, grants, tenants
+from computenet.services.tenancy import accounts, grants, tenants
+from computenet.services import audit
+from computenet.services.billing import exhaustion
 from computenet.services.errors import ServiceError
-from computenet.services.exhaustion import ExhaustionWatch
-from computenet.services.jobs import cancel_job, submit_job
+from computenet.services.billing.exhaustion import ExhaustionWatch
+from computenet.services.jobs.jobs import cancel_job, submit_job
 from computenet.services.signin import passwords
 from computenet.store.models import AccountMember, Job
 

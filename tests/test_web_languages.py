@@ -17,7 +17,9 @@ from computenet.api.app import create_app
 from computenet.cli.embedded import EmbeddedServer
 from computenet.messages import Money, Text, msg
 from computenet.monitoring.findings import _saves
-from computenet.services import accounts, audit, notifications
+from computenet.services.tenancy import accounts
+from computenet.services import audit
+from computenet.services.integration import notifications
 from computenet.services.errors import InsufficientFunds
 from computenet.services.signin import passwords
 from computenet.store.models import Account, Notification, User

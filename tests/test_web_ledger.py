@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from computenet.services import accounts, audit, tenants
+from computenet.services.tenancy import accounts, tenants
+from computenet.services import audit
 from computenet.store.models import AccountMember, ChargeAdjustment, Contract, Transfer
 from computenet.store.types import utcnow
 from test_web_admin import GOOD, available, browser, csrf, org, ran_job  # noqa: F401 (fixtures)
@@ -231,7 +232,7 @@ def test_bad_repricing_input_is_refused_and_writes_nothing(org, who, data, statu
 # -- every user's API tokens --------------------------------------------------------------------
 
 def test_operators_list_and_revoke_anyones_tokens_and_others_are_refused(org):
-    from computenet.services import tokens
+    from computenet.services.tenancy import tokens
 
     with org.db.session() as session:
         row, _ = tokens.issue(session, accounts.get_user(session, "mem"), "laptop", "read", 30, org.settings.auth)
@@ -307,7 +308,7 @@ def test_ledger_pages_in_a_browser(org, ran_job, chromium):
 
     from computenet.cli.embedded import EmbeddedServer
 
-    from computenet.services import tokens
+    from computenet.services.tenancy import tokens
 
     with org.db.session() as session:
         tenants.add_contract(session, tenants.get_tenant(session, "uni"), resource="core_hour",
@@ -349,7 +350,7 @@ def test_ledger_pages_in_a_browser(org, ran_job, chromium):
 # -- the CLI calls the same service -------------------------------------------------------------
 
 def test_the_cli_adds_projects_moves_once_per_key_and_names_bad_contract_input(tmp_path):
-    """`cnet admin project-add | move | contract-add` go through services/ledger_admin.py, as the portal."""
+    """`cnet admin project-add | move | contract-add` go through services/billing/ledger_admin.py, as the portal."""
     import subprocess
     import sys
 

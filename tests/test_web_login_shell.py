@@ -13,7 +13,9 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from computenet.cli.embedded import EmbeddedServer
-from computenet.services import accounts, audit, identities, login_shell
+from computenet.services.tenancy import accounts, identities
+from computenet.services import audit
+from computenet.services.apps import login_shell
 from computenet.services.errors import NotFound, Unavailable
 from computenet.services.signin import passwords
 

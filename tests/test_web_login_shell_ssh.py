@@ -14,7 +14,9 @@ import pytest
 
 from computenet.cli.embedded import EmbeddedServer
 from computenet.config import ClusterConfig, Price
-from computenet.services import accounts, audit, identities, login_shell
+from computenet.services.tenancy import accounts, identities
+from computenet.services import audit
+from computenet.services.apps import login_shell
 from computenet.services.errors import Unavailable
 from computenet.services.signin import passwords
 

@@ -14,7 +14,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from computenet.api.app import create_app
-from computenet.services import accounts, audit, grants, roles, simulations
+from computenet.services.tenancy import accounts, grants, roles
+from computenet.services import audit
+from computenet.services.network import simulations
 from computenet.services.signin import passwords
 from computenet.store.models import AuditEvent, RegisteredCluster, SlurmAccount, UnixIdentity
 
@@ -360,7 +362,7 @@ def test_the_network_pages_in_a_browser(net, chromium):
     poll_until(lambda: runner.get(run_id)["status"] != "running", timeout=120, what="the simulation to end")
     with net.db.session() as session:
         enforcement_account = accounts.get_account(session, "plain-lab")
-        from computenet.services import enforcement
+        from computenet.services.billing import enforcement
         enforcement.map_account(session, "local", "lab", enforcement_account, audit.SYSTEM)
     pages = [("/portal/operations/simulator", "network-simulator", "op", None),
              (f"/portal/operations/simulator/runs/{run_id}", "network-simulation", "op", ".chart svg"),

@@ -9,7 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from computenet.api.app import create_app
-from computenet.services import accounts, audit, users
+from computenet.services.tenancy import accounts, users
+from computenet.services import audit
 from computenet.services.signin import passwords
 
 GOOD = "Correct-Horse-7"

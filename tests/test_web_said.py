@@ -16,10 +16,11 @@ from computenet.billing import funds, ledger
 from computenet.routing import feasibility
 from computenet.routing.model import Constraints, Target
 from computenet.domain.resources import ResourceRequest
-from computenet.services import accounts, audit
-from computenet.services import jobs as job_service
+from computenet.services.tenancy import accounts
+from computenet.services import audit
+from computenet.services.jobs import jobs as job_service
 from computenet.services.errors import InvalidRequest
-from computenet.services.job_update import update_job
+from computenet.services.jobs.job_update import update_job
 from computenet.services.signin import passwords
 from computenet.store.models import Job, User
 from computenet.cli.embedded import EmbeddedServer
@@ -177,7 +178,7 @@ def test_in_a_browser_the_job_page_speaks_chinese_for_its_routing_and_its_change
 
 
 def test_a_jobs_timeline_is_said_in_the_readers_language_and_unknown_events_as_stored():
-    from computenet.services import timeline
+    from computenet.services.jobs import timeline
 
     made = timeline.said("submitted to edge as 17 for li")
     assert made == "submitted to edge as 17 for li" and i18n.localise(made, "zh-CN", ZH) == \
@@ -190,7 +191,7 @@ def test_a_jobs_timeline_is_said_in_the_readers_language_and_unknown_events_as_s
 
 
 def test_the_composer_stages_workspace_files_into_the_jobs_directory(platform):
-    from computenet.services import workspaces
+    from computenet.services.files import workspaces
     from conftest import poll_until
 
     li = _person(platform, "li")
@@ -232,7 +233,7 @@ def test_the_composer_stages_workspace_files_into_the_jobs_directory(platform):
 
 
 def test_in_a_browser_the_composer_picks_workspace_files_in_chinese(platform, chromium):
-    from computenet.services import workspaces
+    from computenet.services.files import workspaces
 
     li = _person(platform, "li")
     with platform.db.session() as session:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from computenet.api.app import create_app
-from computenet.services import accounts
+from computenet.services.tenancy import accounts
 
 from test_web_admin import GOOD, browser, csrf, flagged_job, org  # noqa: F401 (the fixture)
 

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from computenet.cli.embedded import EmbeddedServer
 from computenet.config import SessionsConfig
-from computenet.services import accounts
+from computenet.services.tenancy import accounts
 from computenet.store.models import Charge, InteractiveSession
 
 from browser import axe, new_page, shot, sign_in, start_session, users_who_sign_in

@@ -17,7 +17,8 @@ from websockets.sync.client import connect
 
 from computenet.cli.embedded import EmbeddedServer
 from computenet.config import SessionsConfig
-from computenet.services import accounts, sessions
+from computenet.services.tenancy import accounts
+from computenet.services import sessions
 from computenet.services.sessions.watch import server_activity
 from computenet.store.models import InteractiveSession
 from computenet.store.types import utcnow

@@ -19,7 +19,7 @@ from websockets.sync.client import connect
 from computenet.cli.embedded import EmbeddedServer
 from computenet.client import ComputeNetClient
 from computenet.config import Price, RoutingConfig
-from computenet.services.poller import ClusterPoller
+from computenet.services.jobs.poller import ClusterPoller
 from computenet.services.sessions.watch import SessionWatch
 from computenet.store.models import InteractiveSession
 

@@ -14,7 +14,9 @@ from sqlalchemy import func, select
 
 from computenet.api.app import create_app
 from computenet.cli.embedded import EmbeddedServer
-from computenet.services import accounts, audit, workspaces
+from computenet.services.tenancy import accounts
+from computenet.services import audit
+from computenet.services.files import workspaces
 from computenet.services.signin import passwords
 from computenet.store.models import Account, Cluster, Job, JobProfile, User
 from computenet.store.types import utcnow

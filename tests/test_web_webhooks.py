@@ -7,8 +7,9 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from computenet.config import NotificationsConfig
-from computenet.services import accounts, notifications
-from computenet.services.webhook_sender import WebhookDispatcher
+from computenet.services.tenancy import accounts
+from computenet.services.integration import notifications
+from computenet.services.integration.webhook_sender import WebhookDispatcher
 from computenet.store.webhook_models import WebhookEndpoint
 
 from test_web_admin import GOOD, browser, csrf, org  # noqa: F401 (org is a fixture)
@@ -58,7 +59,7 @@ def test_the_webhooks_section_in_a_browser_in_both_languages(org, chromium):
     with org.db.session() as session:
         md = accounts.get_account(session, "md")
         org.settings.notifications = NotificationsConfig(webhook_allow_private=True)
-        from computenet.services import webhooks
+        from computenet.services.integration import webhooks
 
         webhooks.add_endpoint(session, md, "http://127.0.0.1:9/hook", ["job.*", "balance.low"],
                               org.settings.notifications, "pi", "our CI")

@@ -8,10 +8,11 @@ import pytest
 from sqlalchemy import select
 
 from computenet.config import NotificationsConfig
-from computenet.services import accounts, delivery, notifications
-from computenet.services.delivery import check_webhook_url
+from computenet.services.tenancy import accounts
+from computenet.services.integration import delivery, notifications
+from computenet.services.integration.delivery import check_webhook_url
 from computenet.services.errors import InvalidRequest
-from computenet.services.webhook_sender import WebhookDispatcher
+from computenet.services.integration.webhook_sender import WebhookDispatcher
 from computenet.store.webhook_models import WebhookDelivery, WebhookEndpoint
 
 NOT_GLOBAL = ("http://100.64.0.1/", "http://100.100.100.200/latest/meta-data/", "http://169.254.169.254/",

@@ -18,10 +18,11 @@ from sqlalchemy import select, update
 from standardwebhooks import Webhook
 
 from computenet.config import NotificationsConfig, WebhooksConfig
-from computenet.services import accounts, notifications, tenants, webhooks
-from computenet.services.delivery import sign
+from computenet.services.tenancy import accounts, tenants
+from computenet.services.integration import notifications, webhooks
+from computenet.services.integration.delivery import sign
 from computenet.services.errors import InvalidRequest
-from computenet.services.webhook_sender import WebhookDispatcher
+from computenet.services.integration.webhook_sender import WebhookDispatcher
 from computenet.store.event_models import OutboxEvent
 from computenet.store.models import AuditEvent
 from computenet.store.types import utcnow
@@ -231,7 +232,7 @@ def test_endpoints_are_checked(make_platform):
 def test_the_account_webhook_setting_is_an_endpoint_on_the_outbox(make_platform, receiver):
     """The older per-account webhook (cnet admin webhook): one delivery per happening however many
     members are told, the older X-ComputeNet-Signature header kept when a platform secret is set."""
-    from computenet.services import delivery
+    from computenet.services.integration import delivery
 
     platform = make_platform(notifications=NotificationsConfig(webhook_allow_private=True, webhook_secret="s3cret"))
     with platform.db.session() as session:

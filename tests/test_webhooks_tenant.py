@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy import select
 from standardwebhooks import Webhook
 
-from computenet.services import accounts, tenants, webhooks
+from computenet.services.tenancy import accounts, tenants
+from computenet.services.integration import webhooks
 from computenet.services.errors import NotFound
-from computenet.services.webhook_sender import WebhookDispatcher
+from computenet.services.integration.webhook_sender import WebhookDispatcher
 from computenet.store.event_models import OutboxEvent
 from computenet.store.models import AuditEvent
 

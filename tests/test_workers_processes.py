@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from computenet.cli.embedded import free_port
-from computenet.services import accounts
+from computenet.services.tenancy import accounts
 from computenet.store.models import WorkerLease, WorkerRun
 from computenet.workers.leases import db_now
 

@@ -361,7 +361,7 @@ class OidcConfig(_Strict):
 class AuthConfig(_Strict):
     """How people sign in and how long what they get lasts (see services/signin/)."""
 
-    # API tokens: every token expires; read-only tokens may only read (services/tokens.py)
+    # API tokens: every token expires; read-only tokens may only read (services/tenancy/tokens.py)
     token_default_days: int = Field(90, ge=1)  # a new token's life when none is asked for
     token_max_days: int = Field(365, ge=1)  # the longest anyone may ask for (operators included)
     # local passwords: at least this long, with characters of this many classes (lower, upper,
@@ -401,7 +401,7 @@ class AuthConfig(_Strict):
 
 
 class SimConfig(_Strict):
-    """The portal's simulator (cnet sim's engine run as background work; see services/simulations.py)."""
+    """The portal's simulator (cnet sim's engine run as background work; see services/network/simulations.py)."""
 
     traces_dir: str | None = None  # the traces operators pick from; default: <data dir>/traces
     max_upload_mb: int = Field(64, ge=1, le=4096)  # one uploaded SWF log
@@ -434,7 +434,7 @@ class WorkersConfig(_Strict):
     lease_seconds: float = Field(15.0, ge=2, le=600)
     claim_every_s: float = Field(1.0, gt=0, le=60)  # how often an idle worker looks for a lapsed lease
     record_runs: bool = False  # keep a row per run in worker_runs (audits, the takeover test)
-    # the submitter task (services/submitter.py): accepted jobs claimed at a time, sbatch calls in
+    # the submitter task (services/jobs/submitter.py): accepted jobs claimed at a time, sbatch calls in
     # parallel per cluster, and how often it looks for jobs accepted by another process
     submit_batch: int = Field(32, ge=1, le=500)
     submit_threads: int = Field(4, ge=1, le=32)
@@ -451,12 +451,12 @@ class EventsConfig(_Strict):
     publish_every_s: float = Field(2.0, gt=0, le=600)
     batch: int = Field(500, ge=1, le=10000)
     timeout_s: float = Field(5.0, gt=0, le=120)
-    # the outbox clean-up (services/outbox_cleanup.py): published events (and finished webhook
+    # the outbox clean-up (services/integration/outbox_cleanup.py): published events (and finished webhook
     # deliveries) older than this are deleted, `cleanup_batch` rows per transaction
     retention_hours: float = Field(168.0, gt=0)
     cleanup_batch: int = Field(1000, ge=1, le=100000)
     cleanup_every_s: float = Field(3600.0, gt=0)
-    # jobs by message (services/job_requests.py): requests on <prefix>.<tenant>.jobs.submit, answers on
+    # jobs by message (services/jobs/job_requests.py): requests on <prefix>.<tenant>.jobs.submit, answers on
     # <prefix>.<tenant>.jobs.replies.<idempotency key>, each in a stream of its own
     job_requests: bool = True
     request_stream: str = Field("COMPUTENET_JOB_REQUESTS", pattern=r"^[A-Za-z0-9_-]{1,64}$")
@@ -465,7 +465,7 @@ class EventsConfig(_Strict):
 
 
 class WebhooksConfig(_Strict):
-    """Webhook endpoints fed from the outbox (services/webhooks.py, docs/webhooks.md); the address
+    """Webhook endpoints fed from the outbox (services/integration/webhooks.py, docs/webhooks.md); the address
     rules ([notifications] webhook_allow_private / webhook_allow_networks) apply to them."""
 
     every_s: float = Field(2.0, gt=0, le=600)  # fan-out and send pass

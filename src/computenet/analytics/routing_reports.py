@@ -3,7 +3,7 @@ pair of clusters a job moved between, over the jobs submitted in each bucket:
 
 * moved away from the router's first choice at submission (that cluster refused the job: failover),
   from the cheapest feasible placement, or from an owned one (the policy preferred a sooner start);
-* re-routed after submission (pending long past its predicted start: services/reroute.py);
+* re-routed after submission (pending long past its predicted start: services/jobs/reroute.py);
 * what the chosen placement was quoted above the cheapest feasible one (``extra_quoted``: quotes are
   the most the job could cost, at its time limit, when it was routed; jobs lacking either are left out);
 * how far the predicted start was from the actual one: median and 90th percentile of the absolute

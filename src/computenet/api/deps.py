@@ -8,7 +8,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from ..services import tokens
+from ..services.tenancy import tokens
 from ..services.signin import web_sessions
 from ..services.platform import Platform
 from ..store.models import User
@@ -47,7 +47,7 @@ def current_user(
         except tokens.TokenRefused as exc:
             raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
         user = token.user
-        len(user.grants)  # loaded now, while in the session: services/roles.py reads them after
+        len(user.grants)  # loaded now, while in the session: services/tenancy/roles.py reads them after
         request.state.token_id = token.id
         session.expunge(user)
     if not tokens.allows(token, request.method):

@@ -31,7 +31,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
-from ..services import tokens
+from ..services.tenancy import tokens
 from ..services.platform import Platform
 from ..clusters.base import ClusterError
 from ..services import sessions as sessions_service

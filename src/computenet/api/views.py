@@ -47,7 +47,7 @@ def job_detail(session: Session, job: Job) -> JobDetail:
 
 def _usage_seen(session: Session, job: Job) -> dict:
     """Requested memory; peak RSS from the samples (the agent's or sstat's); elapsed from accounting."""
-    from ..services.jobs import job_memory_mb
+    from ..services.billing.pricing import job_memory_mb
     from ..store.monitor_models import JobSample, JobStepSample
 
     peaks = [session.scalar(select(func.max(JobSample.rss)).where(JobSample.job_id == job.id)),
@@ -60,7 +60,7 @@ def _usage_seen(session: Session, job: Job) -> dict:
 
 
 def cluster_out(cluster: Cluster, probe_interval_s: float = 5.0) -> ClusterOut:
-    from ..services.cluster_probe import retry_at
+    from ..services.network.cluster_probe import retry_at
 
     return ClusterOut(
         retry_at=retry_at(cluster, probe_interval_s),

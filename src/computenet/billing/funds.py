@@ -217,7 +217,7 @@ def cover_next_run(session: Session, job: Job, ended_runs: Decimal) -> Transfer 
 
     Without the funds check: whether the job runs again is Slurm's decision, not a request this
     account could be refused; an account that cannot cover it goes below zero available, where
-    its exhaustion policy applies (services/exhaustion.py). Returns the new hold, or None when
+    its exhaustion policy applies (services/billing/exhaustion.py). Returns the new hold, or None when
     the hold is big enough or the job has none (a direct sbatch)."""
     hold = session.get(Transfer, job.hold_id) if job.hold_id else None
     if hold is None or not ledger.open_hold(session, hold):

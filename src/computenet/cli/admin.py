@@ -13,10 +13,10 @@ from .lazy import lazy
 
 # the database side is imported by the command that runs (see lazy.py), not by `cnet version`
 funds = lazy("computenet.billing.funds")
-accounts = lazy("computenet.services.accounts")
+accounts = lazy("computenet.services.tenancy.accounts")
 audit = lazy("computenet.services.audit")
-tenants = lazy("computenet.services.tenants")
-ledger_admin = lazy("computenet.services.ledger_admin")  # project-add, move, contract-add (the portal's too)
+tenants = lazy("computenet.services.tenancy.tenants")
+ledger_admin = lazy("computenet.services.billing.ledger_admin")  # project-add, move, contract-add (the portal's too)
 
 admin_app = typer.Typer(no_args_is_help=True, help="Operator commands (run on the server host).")
 # names, keys, URLs and audit details print as typed: no markup, no emoji codes (colour via style=)
@@ -267,7 +267,7 @@ def contract_add(tenant: str,
 def reprice(job_ids: list[int], reason: str = typer.Option(..., help="why (kept with every adjustment)"),
             batch: Optional[str] = typer.Option(None, help="idempotency key of this re-pricing")) -> None:
     """Re-rate settled jobs at the price book's prices (correct it first) and move the differences."""
-    from ..services import repricing
+    from ..services.billing import repricing
 
     platform = _platform()
 
@@ -283,7 +283,7 @@ def reprice(job_ids: list[int], reason: str = typer.Option(..., help="why (kept 
 @admin_app.command("close-month")
 def close_month(month: str) -> None:
     """Issue a month's statements: its charges become final (no re-pricing)."""
-    from ..services import repricing
+    from ..services.billing import repricing
 
     platform = _platform()
 
@@ -309,7 +309,7 @@ def audit_log(limit: int = typer.Option(50), action: Optional[str] = typer.Optio
 @admin_app.command("map-account")
 def map_account(cluster: str, slurm_account: str, account: str) -> None:
     """Charge jobs under a Slurm account (also direct sbatch) to a platform account, and block it when out of funds."""
-    from ..services import enforcement
+    from ..services.billing import enforcement
 
     platform = _platform()
 
@@ -324,7 +324,7 @@ def map_account(cluster: str, slurm_account: str, account: str) -> None:
 @admin_app.command("enforce")
 def enforce() -> None:
     """Run the enforcement reconciler once: block accounts without funds in Slurm, unblock funded ones."""
-    from ..services.enforcement import Enforcer
+    from ..services.billing.enforcement import Enforcer
 
     report = Enforcer(_platform()).run_once()
     console.print(f"checked {report.checked}; blocked {report.blocked or 'none'}; unblocked {report.unblocked or 'none'}")
@@ -337,7 +337,7 @@ def enforce() -> None:
 @admin_app.command("low-balance")
 def low_balance(account: str, amount: Optional[str] = typer.Argument(None, help="omit to switch it off")) -> None:
     """Tell an account's members when its available funds drop below AMOUNT."""
-    from ..services import notifications
+    from ..services.integration import notifications
 
     platform = _platform()
 
@@ -354,7 +354,7 @@ def low_balance(account: str, amount: Optional[str] = typer.Argument(None, help=
 def exhaustion_policy(account: str, policy: str = typer.Argument(..., help="block, hold or cancel"),
                       grace: Optional[int] = typer.Option(None, help="minutes between the notice and the action")) -> None:
     """What happens to running jobs when the account goes below zero."""
-    from ..services import exhaustion
+    from ..services.billing import exhaustion
 
     platform = _platform()
 
@@ -390,7 +390,7 @@ def budget(account: str, amount: Optional[str] = typer.Argument(None, help="omit
 @admin_app.command("webhook")
 def webhook(account: str, url: Optional[str] = typer.Argument(None, help="omit to switch it off")) -> None:
     """POST the account's notices to URL (its `account webhook` endpoint; see `cnet webhooks`)."""
-    from ..services import delivery
+    from ..services.integration import delivery
 
     platform = _platform()
 
@@ -408,7 +408,7 @@ def webhook(account: str, url: Optional[str] = typer.Argument(None, help="omit t
 def map_user(user: str, unix_user: str,
              cluster: Optional[str] = typer.Option(None, help="only on this cluster (default: every cluster)")) -> None:
     """Run USER's jobs as UNIX_USER on clusters with run_as_users (their files belong to that login)."""
-    from ..services import identities
+    from ..services.tenancy import identities
 
     platform = _platform()
 

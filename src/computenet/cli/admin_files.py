@@ -9,7 +9,7 @@ import typer
 from .admin import WHO, _platform, _run, accounts, admin_app, audit, console
 from .lazy import lazy
 
-workspaces = lazy("computenet.services.workspaces")
+workspaces = lazy("computenet.services.files.workspaces")
 
 
 @admin_app.command("storage-quota")

@@ -14,9 +14,9 @@ from rich.console import Console
 from . import admin
 from .lazy import lazy
 
-grants = lazy("computenet.services.grants")
-roles = lazy("computenet.services.roles")
-users = lazy("computenet.services.users")
+grants = lazy("computenet.services.tenancy.grants")
+roles = lazy("computenet.services.tenancy.roles")
+users = lazy("computenet.services.tenancy.users")
 
 user_app = typer.Typer(no_args_is_help=True, help="People's accounts: add, show, list, set, suspend, reinstate, "
                                                   "delete.")
@@ -171,7 +171,7 @@ def revoke(user: str, role: str, reason: str = typer.Option(..., help="why (kept
 
 @admin.admin_app.command("permissions")
 def permissions(markdown: bool = typer.Option(False, "--markdown", help="as docs/permissions.md")) -> None:
-    """Which role may do what (services/roles.py); --markdown writes the docs' table."""
+    """Which role may do what (services/tenancy/roles.py); --markdown writes the docs' table."""
     if markdown:
         typer.echo(roles.permissions_markdown(), nl=False)
         return

@@ -21,7 +21,7 @@ from rich.panel import Panel
 from ..client import ComputeNetClient
 from ..config import ClusterConfig, MonitoringConfig, Price, Settings
 from ..domain.states import JobState
-from ..services import accounts
+from ..services.tenancy import accounts
 from ..services.platform import Platform
 from . import render
 from .embedded import EmbeddedServer

@@ -13,7 +13,7 @@ from rich.table import Table
 from . import admin
 from .lazy import lazy
 
-reconcile = lazy("computenet.services.reconcile")
+reconcile = lazy("computenet.services.jobs.reconcile")
 
 reconcile_app = typer.Typer(no_args_is_help=True,
                             help="Jobs flagged needs_reconcile: list them, and adopt, withdraw, release or charge.")

@@ -19,14 +19,14 @@ from .lazy import lazy
 
 # numpy and matplotlib load when a simulation runs, not when `cnet` starts
 sim_report = lazy("computenet.sim.report")
-sim_service = lazy("computenet.services.simulations")
+sim_service = lazy("computenet.services.network.simulations")
 sim_errors = lazy("computenet.services.errors")
 sim_gpu = lazy("computenet.sim.gpu_replay")
 sim_trace = lazy("computenet.sim.trace")
 
 console = Console(emoji=False)
 errors = Console(stderr=True, emoji=False)
-# as services/simulations.py DEFAULT_POLICIES (written out: `cnet` starts without importing it)
+# as services/network/simulations.py DEFAULT_POLICIES (written out: `cnet` starts without importing it)
 DEFAULT_POLICIES = "static,round_robin,least_loaded,earliest_start,owned_first"
 COLUMNS = ("policy", "mean wait", "p95 wait", "mean bsld", "utilization", "owned util", "revenue", "cost", "margin")
 
@@ -104,7 +104,7 @@ def sim(trace: Path = typer.Argument(..., help="an SWF log (.swf or .swf.gz) or 
     if plots is not None:
         _check_plots(plots)
     quiet = as_json or as_csv or not console.is_terminal
-    try:  # the portal's simulator runs the same function (services/simulations.py)
+    try:  # the portal's simulator runs the same function (services/network/simulations.py)
         outcome = sim_service.run(spec, show_progress=not quiet)
     except sim_errors.ServiceError as exc:
         _fail(str(exc))

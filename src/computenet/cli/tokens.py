@@ -12,7 +12,7 @@ from rich.table import Table
 from .admin import WHO, _platform, _run, accounts, admin_app, audit
 from .lazy import lazy
 
-tokens = lazy("computenet.services.tokens")
+tokens = lazy("computenet.services.tenancy.tokens")
 
 tokens_app = typer.Typer(no_args_is_help=True, help="Your API tokens: issue, list, revoke.")
 admin_tokens_app = typer.Typer(no_args_is_help=True, help="Every user's API tokens (operators, on the server host).")

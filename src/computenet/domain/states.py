@@ -57,6 +57,9 @@ TERMINAL_STATES = frozenset(
     }
 )
 
+# still on its nodes: its agent may still send samples, its GPUs may sit idle (values, for queries)
+ON_NODES = (JobState.RUNNING.value, JobState.COMPLETING.value, JobState.SUSPENDED.value)
+
 _ENDINGS = frozenset(TERMINAL_STATES)
 _LIVE = frozenset({JobState.PENDING, JobState.RUNNING, JobState.SUSPENDED, JobState.COMPLETING})
 

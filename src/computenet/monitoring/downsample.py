@@ -1,4 +1,4 @@
-"""A coarser series for old jobs (services/sample_retention.py) and for charts of long jobs:
+"""A coarser series for old jobs (services/monitoring/sample_retention.py) and for charts of long jobs:
 the same totals, peaks, means and gaps with far fewer samples. Pure code."""
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""Use cases and background loops. Loops expose run_once() for tests."""
+"""Use cases and background loops, one package per feature (README, "Layout"). Loops expose run_once() for tests."""

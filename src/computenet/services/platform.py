@@ -7,7 +7,7 @@ import logging
 from ..clusters.base import ClusterAdapter
 from ..config import ClusterConfig, Settings
 from ..store.db import Database
-from .clusters import make_adapter, sync_cluster
+from .network.clusters import make_adapter, sync_cluster
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ class Platform:
 
     def start(self) -> None:
         """Migrate the schema, add the clusters registered through the API, sync every cluster."""
-        from .registry import load
+        from .network.registry import load
 
         self.db.migrate()
         load(self)

@@ -71,7 +71,7 @@ class SlurmAccount(Base):
 class RoleGrant(Base):
     """A platform role held by a user: operator, finance, vendor, or tenant_admin (of ``tenant_id``).
 
-    Granted and revoked with a reason (services/roles.py; the audit log keeps both). Project roles
+    Granted and revoked with a reason (services/tenancy/roles.py; the audit log keeps both). Project roles
     (PI, member) are account memberships (AccountMember), not rows here.
     """
 

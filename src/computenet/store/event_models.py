@@ -1,7 +1,7 @@
 """The transactional outbox of domain events (docs/events.md).
 
 A row is written in the same transaction as the change it tells of, so an event exists exactly
-when its change was committed; the publisher (services/event_publisher.py) sends unpublished rows
+when its change was committed; the publisher (services/integration/event_publisher.py) sends unpublished rows
 to the broker afterwards, with the event id as the broker's dedup key, and marks them published.
 
 Most events are derived here, in one place, from the rows every code path already writes (a job
@@ -49,7 +49,7 @@ class OutboxEvent(Base):
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str] = mapped_column(Text, default="")
-    # when its webhook deliveries were written (services/webhooks.py); the clean-up waits for it
+    # when its webhook deliveries were written (services/integration/webhooks.py); the clean-up waits for it
     fanned_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
 
 

@@ -131,7 +131,7 @@ class User(Base):
     # the superuser made by `cnet admin user-add --admin`: the operator role, and sees every job and workspace
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     # an older, single role (user | tenant_admin | finance | operator | vendor): still honoured as one
-    # more grant by services/roles.py (tenant_admin for the user's own tenant); new roles are RoleGrant rows
+    # more grant by services/tenancy/roles.py (tenant_admin for the user's own tenant); new roles are RoleGrant rows
     role: Mapped[str] = mapped_column(String(16), default="user")
     tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"))
     default_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", use_alter=True))
@@ -147,7 +147,7 @@ class User(Base):
     status_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    # loaded with the user (a detached user still knows its roles): services/roles.py reads them
+    # loaded with the user (a detached user still knows its roles): services/tenancy/roles.py reads them
     grants: Mapped[list["RoleGrant"]] = relationship(lazy="selectin", cascade="all, delete-orphan",
                                                      order_by="RoleGrant.id")
 
@@ -362,7 +362,7 @@ class Job(Base):
     # a downsampled series keeps (shorter ones would vanish at the coarser interval)
     sample_interval_s: Mapped[float | None] = mapped_column(Float)
     sample_gaps: Mapped[list | None] = mapped_column(JSON)
-    # accept, then submit (services/submitter.py): when the job was accepted for the submitter task
+    # accept, then submit (services/jobs/submitter.py): when the job was accepted for the submitter task
     # (None: submitted in the request), and the claim (a token) the one submitter that sends it to the
     # cluster wrote, with when; adoption by tag compares the cluster's submit time with that moment
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,4 +1,4 @@
-"""Webhook endpoints of an account or of a whole tenant, and the deliveries of outbox events to them (services/webhooks.py).
+"""Webhook endpoints of an account or of a whole tenant, and the deliveries of outbox events to them (services/integration/webhooks.py).
 
 A delivery row is written per (endpoint, event) by the fan-out task, never in a request; the
 unique pair makes the fan-out safe to repeat. The body sent is the event's envelope, read from

@@ -54,8 +54,8 @@ class Viewer:
 
     def notice(self, message: str) -> str:
         """A stored notice (English, as the API shows it) in the viewer's language when it is one of the
-        notices the services make (services/notifications.py TEMPLATES), else as it was stored."""
-        from ..services.notifications import said
+        notices the services make (services/integration/notifications.py TEMPLATES), else as it was stored."""
+        from ..services.integration.notifications import said
 
         return self.say(said(message))
 

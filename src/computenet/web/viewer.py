@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from fastapi import Request
 
-from ..services import roles
+from ..services.tenancy import roles
 from ..services.platform import Platform
 from ..services.signin import web_sessions
 from . import i18n

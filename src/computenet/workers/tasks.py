@@ -37,7 +37,7 @@ class TaskSpec:
 def _reader_language(platform: Platform):
     """A stored notice in its reader's language, as the portal says it (the catalogues are the portal's)."""
     def say(text: str, language: str) -> str:
-        from ..services.notifications import said
+        from ..services.integration.notifications import said
         from ..web import i18n
 
         return i18n.localise(said(text), language, i18n.Formats(language, platform.settings.currency,
@@ -46,16 +46,16 @@ def _reader_language(platform: Platform):
 
 
 def poller_task(platform: Platform, cluster: str) -> TaskSpec:
-    from ..services.poller import ClusterPoller
+    from ..services.jobs.poller import ClusterPoller
 
     return TaskSpec(f"poller:{cluster}", platform.cluster_config(cluster).poll_interval_s,
                     ClusterPoller(platform, cluster).run_once)
 
 
 def submitter_task(platform: Platform, cluster: str) -> TaskSpec:
-    """Sends the cluster's accepted jobs (services/submitter.py); a run keeps looking for a moment,
+    """Sends the cluster's accepted jobs (services/jobs/submitter.py); a run keeps looking for a moment,
     so it is due again at once."""
-    from ..services.submitter import Submitter
+    from ..services.jobs.submitter import Submitter
 
     return TaskSpec(f"submitter:{cluster}", 0.0, Submitter(platform, cluster).run_once)
 
@@ -66,18 +66,18 @@ def cluster_tasks(platform: Platform, cluster: str) -> list[TaskSpec]:
 
 def platform_tasks(platform: Platform) -> list[TaskSpec]:
     """The platform-wide tasks (what services/loops.py ran as bare threads)."""
-    from ..services.cluster_probe import ClusterProbe
-    from ..services.delivery import Deliverer
-    from ..services.enforcement import Enforcer
-    from ..services.exhaustion import ExhaustionWatch
-    from ..services.job_files import OutputCollector
-    from ..services.monitoring import SampleCollector
-    from ..services.notifications import BalanceWatch
-    from ..services.reroute import Rerouter
-    from ..services.sample_retention import SampleCompactor
+    from ..services.network.cluster_probe import ClusterProbe
+    from ..services.integration.delivery import Deliverer
+    from ..services.billing.enforcement import Enforcer
+    from ..services.billing.exhaustion import ExhaustionWatch
+    from ..services.files.job_files import OutputCollector
+    from ..services.monitoring.monitoring import SampleCollector
+    from ..services.integration.notifications import BalanceWatch
+    from ..services.jobs.reroute import Rerouter
+    from ..services.monitoring.sample_retention import SampleCompactor
     from ..services.sessions.watch import SessionWatch
-    from ..services.step_usage import StepUsageCollector
-    from ..services.storage_meter import StorageMeter
+    from ..services.monitoring.step_usage import StepUsageCollector
+    from ..services.billing.storage_meter import StorageMeter
 
     tasks = [
         TaskSpec("cluster-sync", SYNC_INTERVAL_S, platform.sync_clusters),
@@ -95,17 +95,17 @@ def platform_tasks(platform: Platform) -> list[TaskSpec]:
         # interactive sessions: queued -> starting -> running -> ended (services/sessions/watch.py)
         TaskSpec("sessions", platform.settings.sessions.watch_interval_s, SessionWatch(platform).run_once),
     ]
-    if platform.settings.events.nats_url:  # domain events out of the outbox (services/event_publisher.py)
-        from ..services.event_publisher import EventPublisher
+    if platform.settings.events.nats_url:  # domain events out of the outbox (services/integration/event_publisher.py)
+        from ..services.integration.event_publisher import EventPublisher
 
         tasks.append(TaskSpec("events", platform.settings.events.publish_every_s, EventPublisher(platform).run_once,
                               guarded=True))
-        from ..services.job_requests import JobRequests  # jobs by message over the same broker
+        from ..services.jobs.job_requests import JobRequests  # jobs by message over the same broker
 
         tasks.append(TaskSpec("job-requests", platform.settings.events.requests_every_s, JobRequests(platform).run_once))
-    # webhook endpoints fed from the outbox, and the outbox's clean-up (services/webhook_sender.py, outbox_cleanup.py)
-    from ..services.outbox_cleanup import OutboxCleaner
-    from ..services.webhook_sender import WebhookDispatcher
+    # webhook endpoints fed from the outbox, and the outbox's clean-up (services/integration/webhook_sender.py, outbox_cleanup.py)
+    from ..services.integration.outbox_cleanup import OutboxCleaner
+    from ..services.integration.webhook_sender import WebhookDispatcher
 
     tasks.append(TaskSpec("webhooks", platform.settings.webhooks.every_s, WebhookDispatcher(platform).run_once,
                           guarded=True))
@@ -120,7 +120,7 @@ def attach_registered(platform: Platform) -> list[str]:
     """Clusters registered through the API (by any replica) since this process started: added to
     this process, so that its workers poll them too. The names added."""
     from ..config import ClusterConfig
-    from ..services import registry
+    from ..services.network import registry
     from ..store.models import RegisteredCluster
 
     with platform.db.session() as session:

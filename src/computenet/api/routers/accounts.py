@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Query
 
 from ...billing import funds
 from ...schemas import AccountOut, LedgerEntryOut, MeOut
-from ...services.accounts import accounts_of
+from ...services.tenancy.accounts import accounts_of
 from ...store.models import User
 from ..deps import current_user, get_session
 from ..responses import errors

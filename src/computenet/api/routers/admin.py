@@ -16,8 +16,11 @@ from ...billing import funds
 from ...billing.ledger import LedgerError
 from ...domain.money import MoneyError
 from ...schemas import MAX_ROW_ID, MONTH_PATTERN, Amount, Gigabytes, RowId
-from ...services import audit, exhaustion, notifications, repricing, roles, tenants
-from ...services.accounts import get_account, get_user, top_up
+from ...services import audit
+from ...services.billing import exhaustion, repricing
+from ...services.integration import notifications
+from ...services.tenancy import roles, tenants
+from ...services.tenancy.accounts import get_account, get_user, top_up
 from ...services.errors import InvalidRequest
 from ...services.platform import Platform
 from ...store.models import Account, User
@@ -142,7 +145,7 @@ def put_budget(name: str, body: BudgetIn, request: Request, user: User = Depends
 def put_storage_quota(name: str, body: QuotaIn, request: Request, user: User = Depends(current_user),
                       session: Session = Depends(get_session)):
     """The project workspace's quota in GB (amount null: the platform default)."""
-    from ...services import workspaces
+    from ...services.files import workspaces
 
     account = _account(session, user, name, "storage_quota")
     quota = workspaces.set_project_quota(session, account, body.amount)
@@ -165,7 +168,7 @@ def put_policy(name: str, body: PolicyIn, request: Request, user: User = Depends
 @router.put("/accounts/{name}/webhook")
 def put_webhook(name: str, body: WebhookIn, request: Request, user: User = Depends(current_user),
                 session: Session = Depends(get_session), platform: Platform = Depends(get_platform)):
-    from ...services import delivery
+    from ...services.integration import delivery
 
     account = _account(session, user, name, "webhook")
     delivery.set_webhook(session, account, body.url, platform.settings.notifications, by=user.name)
@@ -237,7 +240,7 @@ class ReconcileIn(BaseModel):
 @router.get("/admin/reconcile")
 def get_reconcile(user: User = Depends(current_user), session: Session = Depends(get_session)):
     """Jobs holding money that need an operator's decision (issue 13 item 4)."""
-    from ...services import reconcile
+    from ...services.jobs import reconcile
 
     roles.require(session, user, "cluster_admin")
     return [p.to_json() for p in reconcile.needing(session)]
@@ -246,7 +249,7 @@ def get_reconcile(user: User = Depends(current_user), session: Session = Depends
 @router.post("/admin/reconcile/{job_id}")
 def post_reconcile(body: ReconcileIn, request: Request, job_id: int = ApiPath(ge=1, le=MAX_ROW_ID),
                    user: User = Depends(current_user), session: Session = Depends(get_session)):
-    from ...services import reconcile
+    from ...services.jobs import reconcile
 
     roles.require(session, user, "cluster_admin")
     job = reconcile.resolve(session, job_id, body.action, _who(request, user), body.native_id, body.amount,
@@ -269,7 +272,7 @@ def get_audit(limit: int = Query(100, ge=1, le=10_000), action: str | None = Non
 @router.get("/admin/clusters")
 def list_clusters(user: User = Depends(current_user), session: Session = Depends(get_session),
                   platform: Platform = Depends(get_platform)):
-    from ...services import registry
+    from ...services.network import registry
 
     roles.require(session, user, "cluster_admin")
     return registry.listing(session, platform)
@@ -280,7 +283,7 @@ async def register_cluster(body: dict, request: Request, user: User = Depends(cu
                            platform: Platform = Depends(get_platform)):
     from fastapi.concurrency import run_in_threadpool
 
-    from ...services import registry
+    from ...services.network import registry
 
     with platform.db.session() as session:
         roles.require(session, user, "cluster_admin")
@@ -293,7 +296,7 @@ async def update_cluster(name: str, body: dict, request: Request, user: User = D
                          platform: Platform = Depends(get_platform)):
     from fastapi.concurrency import run_in_threadpool
 
-    from ...services import registry
+    from ...services.network import registry
 
     with platform.db.session() as session:
         roles.require(session, user, "cluster_admin")
@@ -304,7 +307,7 @@ async def update_cluster(name: str, body: dict, request: Request, user: User = D
 @router.delete("/admin/clusters/{name}", status_code=204)
 def deregister_cluster(name: str, request: Request, user: User = Depends(current_user),
                        platform: Platform = Depends(get_platform)):
-    from ...services import registry
+    from ...services.network import registry
 
     with platform.db.session() as session:
         roles.require(session, user, "cluster_admin")

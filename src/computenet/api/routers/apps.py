@@ -7,7 +7,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from ...schemas import AppPublishIn, AppReviewIn, AppRunIn
-from ...services import app_runs, apps
+from ...services.apps import app_runs, apps
 from ...services.platform import Platform
 from ...store.models import Job, User
 from ..deps import current_user, get_platform, get_session
@@ -27,7 +27,7 @@ def list_apps(all_versions: bool = Query(False), user: User = Depends(current_us
 @router.get("/{name}")
 def show(name: str, version: str | None = None, user: User = Depends(current_user),
          platform: Platform = Depends(get_platform), session=Depends(get_session)):
-    from ...services.app_profiles import characteristics
+    from ...services.monitoring.app_profiles import characteristics
 
     ref = apps.find(session, user, name, version)
     typical = characteristics(session, app=ref.spec.name)  # what its monitored runs did (issue 6)

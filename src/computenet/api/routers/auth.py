@@ -15,8 +15,9 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
 from pydantic import BaseModel, Field
 
 from ...schemas import MAX_ROW_ID
-from ...services import audit, users
-from ...services.delivery import send_email
+from ...services import audit
+from ...services.tenancy import users
+from ...services.integration.delivery import send_email
 from ...services.platform import Platform
 from ...services.signin import attempts, login_tokens, passwords, web_sessions
 from ...services.signin.identity import ProviderDown, SignInRefused

@@ -13,11 +13,11 @@ from ...billing.pdf import statement_header, to_pdf
 from ...billing.statements import month_bounds, statement
 from ...schemas import MONTH_PATTERN, UsageRowOut
 from ...messages import msg
-from ...services import invoices
-from ...services import usage as usage_service
+from ...services.billing import invoices
+from ...services.billing import usage as usage_service
 from ...services.errors import InvalidRequest, NotFound
 from ...services.platform import Platform
-from ...services.tenants import can_see_account
+from ...services.tenancy.tenants import can_see_account
 from ...store.models import Account, Tenant, User
 from ..deps import current_user, get_platform, get_session
 from ..responses import errors

@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from ...schemas import MoveIn, PathIn, UploadIn
-from ...services import workspaces
+from ...services.files import workspaces
 from ...services.errors import InvalidRequest
 from ...services.platform import Platform
 from ...store.models import User

@@ -14,7 +14,7 @@ from ...domain.money import MoneyError, to_decimal
 from ...schemas import (MAX_OFFSET, MAX_ROW_ID, JobBatch, JobBatchItem, JobBatchResult, JobDetail, JobOut, JobSubmit,
                         OutputChunk, RoutingIn)
 from ...services.errors import InvalidRequest, NotFound
-from ...services import job_accept, job_output, jobs as job_service
+from ...services.jobs import job_accept, job_output, jobs as job_service
 from ...services.platform import Platform
 from ...store.models import Job, User
 from ..deps import current_user, get_platform, get_session
@@ -37,7 +37,7 @@ def routing_request(body: RoutingIn) -> job_service.RoutingRequest:
 
 def _inputs(platform: Platform, user_id: int, paths: list[str]) -> job_service.JobExtras:
     """Workspace files to stage, checked (each exists, is a file, no two share a name) before anything is written."""
-    from ...services.job_files import resolve_inputs
+    from ...services.files.job_files import resolve_inputs
 
     with platform.db.session() as session:
         return job_service.JobExtras(inputs=resolve_inputs(session, platform, session.get(User, user_id), paths))
@@ -125,7 +125,7 @@ def list_jobs(
 ):
     """Newest first; page on by passing the last id as ``before``, or follow the ``Link: rel="next"``
     header, which a full page carries (a cursor: rows added meanwhile neither repeat nor go missing)."""
-    from ...services.job_list import JobFilter, list_jobs as listed, split
+    from ...services.jobs.job_list import JobFilter, list_jobs as listed, split
 
     found = listed(session, user, JobFilter(
         users=split(user_names), partitions=split(partition), clusters=split(cluster), names=split(name),
@@ -156,7 +156,7 @@ async def cancel(job_id: JobId, user: User = Depends(current_user), platform: Pl
 @router.post("/{job_id}/hold", response_model=JobOut)
 async def hold(job_id: JobId, user: User = Depends(current_user), platform: Platform = Depends(get_platform)):
     """Keep a waiting job from starting until released (a running job cannot be held: 409)."""
-    from ...services.job_hold import hold_job
+    from ...services.jobs.job_hold import hold_job
 
     job = await run_in_threadpool(hold_job, platform, user.id, job_id)
     with platform.db.session() as session:
@@ -166,7 +166,7 @@ async def hold(job_id: JobId, user: User = Depends(current_user), platform: Plat
 @router.post("/{job_id}/release", response_model=JobOut)
 async def release(job_id: JobId, user: User = Depends(current_user), platform: Platform = Depends(get_platform)):
     """Let a job you held start (a job held for lack of funds is released by a top-up, not here)."""
-    from ...services.job_hold import release_job
+    from ...services.jobs.job_hold import release_job
 
     job = await run_in_threadpool(release_job, platform, user.id, job_id)
     with platform.db.session() as session:
@@ -177,7 +177,7 @@ async def release(job_id: JobId, user: User = Depends(current_user), platform: P
 async def requeue(job_id: JobId, user: User = Depends(current_user), platform: Platform = Depends(get_platform)):
     """Put a running job back in the queue to run again from the start (scontrol requeue); each run
     is charged. A waiting or ended job, or a cluster that cannot requeue: 409 with the reason."""
-    from ...services.job_requeue import requeue_job
+    from ...services.jobs.job_requeue import requeue_job
 
     job = await run_in_threadpool(requeue_job, platform, user.id, job_id)
     with platform.db.session() as session:
@@ -197,7 +197,7 @@ class JobUpdate(BaseModel):
 async def update(job_id: JobId, body: JobUpdate, user: User = Depends(current_user),
                  platform: Platform = Depends(get_platform)):
     """Lower the time limit, move a waiting job to another partition, rename it (scontrol update)."""
-    from ...services.job_update import update_job
+    from ...services.jobs.job_update import update_job
 
     job = await run_in_threadpool(update_job, platform, user.id, job_id, body.time_limit, body.partition, body.name)
     with platform.db.session() as session:
@@ -225,7 +225,7 @@ def output(
 def stats(job_id: JobId, user: User = Depends(current_user), platform: Platform = Depends(get_platform),
           session=Depends(get_session)):
     """What the job did over time (CPU, memory, GPU), its efficiency, and what its waste cost."""
-    from ...services import monitoring
+    from ...services.monitoring import monitoring
 
     return monitoring.analyse(session, platform, job_service.get_job(session, user, job_id))
 
@@ -236,7 +236,7 @@ def stats_png(job_id: JobId, user: User = Depends(current_user), platform: Platf
               session=Depends(get_session)):
     """The same as a chart: cores in use, memory and GPU utilisation over time, gaps shaded."""
     from ...monitoring.charts import job_chart
-    from ...services import monitoring
+    from ...services.monitoring import monitoring
 
     stats = monitoring.analyse(session, platform, job_service.get_job(session, user, job_id))
     if not stats["samples"]:

@@ -20,7 +20,7 @@ def efficiency(limit: int = 50, user_name: str | None = Query(None, alias="user"
                user=Depends(current_user), platform: Platform = Depends(get_platform), session=Depends(get_session)):
     """Ended jobs' CPU, memory and GPU efficiency and what the waste cost (like seff): yours, or a
     project's or another user's where your role allows; ``from``/``to`` bound the jobs' end time."""
-    from ...services.efficiency_report import efficiency_report
+    from ...services.monitoring.efficiency_report import efficiency_report
 
     def utc(value: datetime | None) -> datetime | None:
         return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
@@ -34,7 +34,7 @@ async def agent_samples(request: Request, platform: Platform = Depends(get_platf
     """Batches from a job's sampling agent (its own per-job token, not a user's)."""
     from fastapi.concurrency import run_in_threadpool
 
-    from ...services import monitoring
+    from ...services.monitoring import monitoring
 
     header = request.headers.get("authorization", "")
     token = header[7:] if header.lower().startswith("bearer ") else ""
@@ -49,8 +49,8 @@ async def agent_samples(request: Request, platform: Platform = Depends(get_platf
 @router.get("/metrics", tags=["meta"], response_class=PlainTextResponse)
 def metrics(user=Depends(current_user), session=Depends(get_session)):
     """Prometheus gauges: jobs by state, queue depth, utilization, health, samples stored (operators)."""
-    from ...services import metrics as exposition
-    from ...services import roles
+    from ...services.monitoring import metrics as exposition
+    from ...services.tenancy import roles
     from ...services.errors import Forbidden
 
     if not roles.allowed(None, user, "cluster_admin"):

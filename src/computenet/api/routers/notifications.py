@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
 from ...schemas import MAX_ROW_ID, NotificationOut
-from ...services import job_notices
-from ...services import notifications as service
+from ...services.integration import job_notices
+from ...services.integration import notifications as service
 from ...store.models import User
 from ..deps import current_user, get_session
 from ..responses import errors

@@ -19,7 +19,7 @@ from ...analytics.periods import ReportError
 from ...analytics.warehouse import Warehouse
 from ...services.errors import Forbidden, InvalidRequest, Unavailable
 from ...services.platform import Platform
-from ...services import roles
+from ...services.tenancy import roles
 from ..deps import current_user, get_platform
 from ..responses import errors
 

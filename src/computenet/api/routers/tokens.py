@@ -8,8 +8,9 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from ...services import audit, roles, tokens
-from ...services.accounts import get_user
+from ...services import audit
+from ...services.tenancy import roles, tokens
+from ...services.tenancy.accounts import get_user
 from ...services.errors import Forbidden
 from ...services.platform import Platform
 from ...store.models import User

@@ -1,6 +1,6 @@
 """/admin/users: people's accounts and their roles (operators: everyone; tenant admins: their tenant's).
 
-Who may do what is decided in services/roles.py (through services/users.py and grants.py); every
+Who may do what is decided in services/tenancy/roles.py (through services/tenancy/users.py and grants.py); every
 change writes an audit row naming the caller and their address, in the same transaction.
 """
 
@@ -12,7 +12,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from ...services import audit, grants, users
+from ...services import audit
+from ...services.tenancy import grants, users
 from ...store.models import User
 from ..deps import current_user, get_session
 from ..responses import errors

@@ -13,7 +13,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from ...schemas import MAX_ROW_ID
-from ...services import audit, webhooks
+from ...services import audit
+from ...services.integration import webhooks
 from ...services.platform import Platform
 from ...store.models import User
 from ..deps import current_user, get_platform, get_session
@@ -71,7 +72,7 @@ def remove_endpoint(name: str, request: Request, endpoint_id: int = EndpointId, 
 def test_endpoint(name: str, endpoint_id: int = EndpointId, user: User = Depends(current_user),
                   session: Session = Depends(get_session), platform: Platform = Depends(get_platform)):
     """A signed `webhook.test` event to the endpoint now; what it answered."""
-    from ...services.webhook_sender import send_test
+    from ...services.integration.webhook_sender import send_test
 
     account = webhooks.managed_account(session, user, name)
     return send_test(platform, webhooks.get_endpoint(session, account, endpoint_id), account)
@@ -127,7 +128,7 @@ def remove_tenant_endpoint(tenant: str, request: Request, endpoint_id: int = End
 def test_tenant_endpoint(tenant: str, endpoint_id: int = EndpointId, user: User = Depends(current_user),
                          session: Session = Depends(get_session), platform: Platform = Depends(get_platform)):
     """A signed `webhook.test` event to the endpoint now; what it answered."""
-    from ...services.webhook_sender import send_test
+    from ...services.integration.webhook_sender import send_test
 
     owner = webhooks.managed_tenant(session, user, tenant)
     return send_test(platform, webhooks.get_endpoint(session, owner, endpoint_id), owner)

@@ -2,7 +2,7 @@
 goes, and how it is read back.
 
 A job whose sbatch answer was lost (the server died between sbatch and storing the id) is found
-again by its tag in squeue and sacct (services/poller.py adopts it). The tag goes in the field the
+again by its tag in squeue and sacct (services/jobs/poller.py adopts it). The tag goes in the field the
 cluster's ``job_tag`` names: ``wckey`` (the default: the user's --comment stays theirs) or
 ``comment`` (for a site that enforces workload keys, where slurmctld refuses an unknown wckey).
 A user's own value there is never dropped: a comment is kept after the tag (``computenet:7.9f3a61c2 my run``),

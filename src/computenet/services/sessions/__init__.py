@@ -2,7 +2,7 @@
 platform's proxy under /sessions/<id>/ and billed as the job that runs it.
 
 A session is an interactive app run as a normal batch job (routed, funds-checked, held, charged:
-services/app_runs + services/jobs), plus two private files staged into its directory (the
+services/apps/app_runs + services/jobs/jobs), plus two private files staged into its directory (the
 one-time secret and the base URL). states: queued -> starting -> running -> ended. The watch
 (watch.py) moves it along; the proxy (api/session_proxy.py) serves the owner only.
 """
@@ -41,8 +41,8 @@ def start(platform: Platform, user_id: int, app: str, cores: int | None = None, 
           params: dict | None = None, account: str | None = None, cluster: str | None = None,
           partition: str | None = None, wanted=None) -> int:
     """Submit the app's job and return the new session's id; a refused start leaves no session, job or hold."""
-    from .. import app_runs, apps
-    from ..jobs import JobExtras, RoutingRequest, submit_job
+    from ..apps import app_runs, apps
+    from ..jobs.jobs import JobExtras, RoutingRequest, submit_job
 
     params = dict(params or {})
     if cores is not None:
@@ -172,7 +172,7 @@ def end(session: Session, row: InteractiveSession, reason: str, detail: str = ""
 
 def stop(platform: Platform, user_id: int, session_id: int) -> None:
     """Cancel the session's job; the session ends at once (the job's charge follows as for any job)."""
-    from ..jobs import cancel_job
+    from ..jobs.jobs import cancel_job
 
     with platform.db.session() as session:
         row = owned(session, session.get(User, user_id), session_id)

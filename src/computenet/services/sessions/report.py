@@ -28,7 +28,7 @@ class ReportRefused(ValueError):
 
 def _run_as(platform: Platform, session, job: Job) -> str | None:
     if platform.cluster_config(job.cluster.name).run_as_users:
-        from ..identities import unix_user_for
+        from ..tenancy.identities import unix_user_for
 
         return unix_user_for(session, job.owner_id, job.cluster_id)
     return None
@@ -36,7 +36,7 @@ def _run_as(platform: Platform, session, job: Job) -> str | None:
 
 def fetch(platform: Platform, session, job: Job) -> dict | None:
     """The job's report as JSON (not yet checked), or None while it is not there."""
-    from ..job_files import stager_for
+    from ..files.job_files import stager_for
 
     scratch = platform.settings.storage_root() / ".fetch"
     scratch.mkdir(parents=True, exist_ok=True)

@@ -156,7 +156,7 @@ class SessionWatch:
             if cancel is None:
                 return None
             owner_id, job_id = row.owner_id, job.id
-        from ..jobs import cancel_job
+        from ..jobs.jobs import cancel_job
 
         cancel_job(self.platform, owner_id, job_id)  # first: the notice says what is true
         with self.platform.db.session() as session:
@@ -199,7 +199,7 @@ def _ended_message(row: InteractiveSession, job, state: JobState):
 
 
 def _tell(session, row: InteractiveSession, job, kind: str, message, key: str | None = None) -> None:
-    from ..notifications import notify_user
+    from ..integration.notifications import notify_user
 
     notify_user(session, session.get(User, row.owner_id), session.get(Account, job.account_id), kind, message,
                 key=key or f"{kind}:{row.id}:{row.owner_id}")

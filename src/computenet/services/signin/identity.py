@@ -18,7 +18,7 @@ from ...store.models import ExternalIdentity, PasswordCredential, RoleGrant, Ten
 from ...store.types import utcnow
 from .. import audit
 from ...messages import msg
-from ..accounts import USER_NAME, create_user
+from ..tenancy.accounts import USER_NAME, create_user
 
 
 class SignInRefused(Exception):
@@ -144,7 +144,7 @@ def _refresh_profile(session: Session, source: audit.Who, user: User, who: Exter
         if getattr(user, field_name) != value:
             changes[field_name] = [getattr(user, field_name), value]
             setattr(user, field_name, value)
-    if "tenant_id" in changes:  # administering the tenant they left ends with it (as services/users.py)
+    if "tenant_id" in changes:  # administering the tenant they left ends with it (as services/tenancy/users.py)
         for grant in [g for g in user.grants if g.role == "tenant_admin" and g.tenant_id != tenant.id]:
             user.grants.remove(grant)
     if changes:

@@ -16,7 +16,7 @@ from ...config import AuthConfig
 from ...store.auth_models import RefreshToken
 from ...store.models import ApiToken, User
 from ...store.types import utcnow
-from .. import tokens
+from ..tenancy import tokens
 from ...messages import msg
 from .identity import SignInRefused
 

@@ -2,8 +2,8 @@
 project, cluster and product line (charts, with the figures as tables); monthly statements (view,
 CSV and PDF through the API's GET /accounts/{name}/statements/{month}); notices with mark-as-read.
 
-The figures come from the queries `cnet balance`, `cnet usage` (services/usage.py) and `cnet bill`
-(billing/statements.py) use; who may see which account is services/roles.py's.
+The figures come from the queries `cnet balance`, `cnet usage` (services/billing/usage.py) and `cnet bill`
+(billing/statements.py) use; who may see which account is services/tenancy/roles.py's.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from sqlalchemy import select
 from ...billing import funds
 from ...billing.statements import KIND_WORDS, month_bounds, statement, statements_for_month
 from ...schemas import MAX_ROW_ID, MONTH_PATTERN
-from ...services import notifications
-from ...services import usage as usage_service
-from ...services.accounts import accounts_of
+from ...services.integration import notifications
+from ...services.billing import usage as usage_service
+from ...services.tenancy.accounts import accounts_of
 from ...services.errors import InvalidRequest, NotFound, ServiceError
 from ...services.platform import Platform
-from ...services.roles import can_see_account
+from ...services.tenancy.roles import can_see_account
 from ...store.models import Account, User
 from ..i18n import N_
 from ..render import page
@@ -130,7 +130,7 @@ def invoice_page(request: Request, name: str = Path(max_length=128), month: str 
     """The invoice of a closed month in the viewer's language, from the same document the PDF prints.
     Opening it issues it if it was not yet: issuing is idempotent and a closed month's figures final."""
     from ...billing.document import invoice_document
-    from ...services import invoices
+    from ...services.billing import invoices
 
     who = viewer(request)
     platform = _platform(request)

@@ -1,6 +1,6 @@
 """Efficiency (`cnet efficiency` in the portal): the user's own ended jobs, how much of the CPU, memory
 and GPUs they kept busy and what the unused share cost; filtered by project and by when they ended, with
-a chart. The rows are services/efficiency_report.py's (the API's GET /efficiency), whose rules decide who
+a chart. The rows are services/monitoring/efficiency_report.py's (the API's GET /efficiency), whose rules decide who
 sees which jobs; the figures are monitoring's."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from decimal import Decimal
 
 from fastapi import APIRouter, Query, Request
 
-from ...services.accounts import accounts_of
-from ...services.efficiency_report import efficiency_report
+from ...services.tenancy.accounts import accounts_of
+from ...services.monitoring.efficiency_report import efficiency_report
 from ...services.errors import ServiceError
 from ...store.models import User
 from ..i18n import N_

@@ -1,7 +1,7 @@
 """Files: a browser over the user's own workspace (~) and their projects' (@project), with new folder,
 rename/move, delete, download and quota bars.
 
-Every path goes through services/workspaces.py, as the API's routers/files.py does: it decides which
+Every path goes through services/files/workspaces.py, as the API's routers/files.py does: it decides which
 spaces a user may reach and refuses ../ and absolute paths. Downloads and uploads use the API itself
 (GET /v1/files/content, /v1/uploads), which accepts the browser session; static/files.js sends the chunks.
 """
@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse
 
-from ...services import workspaces
+from ...services.files import workspaces
 from ...services.errors import InvalidRequest, ServiceError
 from ...services.platform import Platform
 from ...store.models import User

@@ -18,10 +18,12 @@ from sqlalchemy import select
 from ...billing import funds
 from ...billing.ledger import LedgerError
 from ...domain.money import MoneyError
-from ...services import audit, repricing, roles
-from ...services.accounts import get_account, top_up
+from ...services import audit
+from ...services.billing import repricing
+from ...services.tenancy import roles
+from ...services.tenancy.accounts import get_account, top_up
 from ...services.errors import Forbidden, InvalidRequest, NotFound, ServiceError
-from ...services.visible_projects import visible_projects
+from ...services.tenancy.visible_projects import visible_projects
 from ...store.models import ClosedPeriod, Cluster, Contract, Tenant
 from ..i18n import N_
 from ..render import page

@@ -15,7 +15,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from ...analytics import finance, star, statements_io, valuation
 from ...analytics.finance_operator import operator_statement
 from ...analytics.reports import operational_warehouse
-from ...services import roles
+from ...services.tenancy import roles
 from ...services.errors import Forbidden
 from ..i18n import N_
 from ..render import Viewer, page

@@ -2,7 +2,7 @@
 signed-in browsers), and the pages behind the links that are mailed (password reset, e-mail check).
 
 Every rule is the services': sign-in is services/signin/login.py (lockout included), sessions are
-services/signin/web_sessions.py, tokens services/tokens.py, profile changes services/users.py.
+services/signin/web_sessions.py, tokens services/tenancy/tokens.py, profile changes services/tenancy/users.py.
 """
 
 from __future__ import annotations
@@ -11,10 +11,13 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
 from ...billing import funds
-from ...services import audit, notifications, tokens, users, workspaces
-from ...services.accounts import accounts_of
+from ...services import audit
+from ...services.integration import notifications
+from ...services.tenancy import tokens, users
+from ...services.files import workspaces
+from ...services.tenancy.accounts import accounts_of
 from ...services.errors import ServiceError
-from ...services.job_actions import list_jobs
+from ...services.jobs.job_actions import list_jobs
 from ...services.platform import Platform
 from ...services.signin import login_tokens, passwords, web_sessions
 from ...services.signin.identity import ProviderDown, SignInRefused

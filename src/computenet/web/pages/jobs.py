@@ -2,10 +2,10 @@
 listed job is live) and a job's page (state and timeline, where it runs and why, output tailing live,
 efficiency, files, cost; cancel, hold, release, requeue, resubmit).
 
-Every rule is the services': the list is services/job_search.py, a job is services/jobs.get_job (another
-user's job is "not found"), cancelling jobs.cancel_job, holding services/job_hold.py, requeueing
-services/job_requeue.py, resubmitting jobs.submit_job, the detail api/views.job_detail and the efficiency
-services/monitoring.analyse.
+Every rule is the services': the list is services/jobs/job_search.py, a job is services/jobs/jobs.get_job (another
+user's job is "not found"), cancelling jobs.cancel_job, holding services/jobs/job_hold.py, requeueing
+services/jobs/job_requeue.py, resubmitting jobs.submit_job, the detail api/views.job_detail and the efficiency
+services/monitoring/monitoring.analyse.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from sqlalchemy import select
 from ...api.views import job_detail
 from ...domain.states import JobState
 from ...schemas import MAX_OFFSET
-from ...services import job_hold, job_output, job_requeue, job_update, monitoring, timeline
-from ...services import jobs as job_service
-from ...services.accounts import accounts_of
+from ...services.jobs import job_hold, job_output, job_requeue, job_update, timeline
+from ...services.monitoring import monitoring
+from ...services.jobs import jobs as job_service
+from ...services.tenancy.accounts import accounts_of
 from ...services.errors import Conflict, InvalidRequest, NotFound, ServiceError
-from ...services.job_search import JobQuery, search
+from ...services.jobs.job_search import JobQuery, search
 from ...services.platform import Platform
 from ...store.models import Account, Cluster, Job, Partition, User
 from ..render import Viewer, page

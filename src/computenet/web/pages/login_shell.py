@@ -1,4 +1,4 @@
-"""A web shell on a cluster's login node as the user's mapped Unix login (services/login_shell):
+"""A web shell on a cluster's login node as the user's mapped Unix login (services/apps/login_shell):
 the page (xterm.js, static/shell.js) and its WebSocket, which bridges the browser to a PTY whose
 process runs as that login (this host), or to an SSH session as that login (an SSH cluster).
 The messages are terminado's, as for a shell session's node."""
@@ -22,7 +22,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from ...api.session_proxy import Refused, _caller, _same_origin
-from ...services import login_shell
+from ...services.apps import login_shell
 from ...services.errors import ServiceError
 from ..render import page
 from ..viewer import viewer

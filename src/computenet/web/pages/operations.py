@@ -19,7 +19,11 @@ from sqlalchemy import select
 
 from ...analytics.chart_scale import cut_range, far_out, named_once
 from ...api.routers.reports import _report
-from ...services import apps, audit, grants, metrics, registry, roles, users
+from ...services.apps import apps
+from ...services import audit
+from ...services.tenancy import grants, roles, users
+from ...services.monitoring import metrics
+from ...services.network import registry
 from ...services.errors import Forbidden, NotFound, ServiceError
 from ...store.models import Cluster
 from .. import i18n

@@ -1,8 +1,8 @@
 """Operations: what `cnet admin map-account | map-user | enforce | permissions` do, for operators.
 
-* Slurm accounts (services/enforcement.py ``map_account``): jobs under a cluster's Slurm account, direct
+* Slurm accounts (services/billing/enforcement.py ``map_account``): jobs under a cluster's Slurm account, direct
   sbatch too, are charged to a platform account, which is blocked there when its funds run out;
-* Unix logins (services/identities.py ``map_user``): whom a user's jobs run as on run_as_users clusters;
+* Unix logins (services/tenancy/identities.py ``map_user``): whom a user's jobs run as on run_as_users clusters;
 * enforcement: the reconciler's pass (``Enforcer.run_once``), run now, and what it did;
 * permissions: roles.py's table (``ACTIONS``, ``ROLE_MEANINGS``), translated, for anyone on an operations page.
 """
@@ -14,7 +14,8 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from ...services import accounts, enforcement, identities, roles
+from ...services.tenancy import accounts, identities, roles
+from ...services.billing import enforcement
 from ...services.errors import Forbidden, NotFound, ServiceError
 from ...store.models import Account, Cluster, SlurmAccount, UnixIdentity, User
 from ..i18n import N_

@@ -1,7 +1,7 @@
 """Operations: accounts and money, what `cnet admin project-add | move | contract-add | exhaustion-policy |
 storage-quota | check-ledger` do, for the roles roles.py gives each action.
 
-Projects, moves and contracts are services/ledger_admin.py's (the CLI calls the same functions);
+Projects, moves and contracts are services/billing/ledger_admin.py's (the CLI calls the same functions);
 the exhaustion policy and the storage quota are PUT /accounts/{name}/exhaustion-policy and
 /storage-quota's service calls with their audit rows; the ledger check is accounts.ledger_problems.
 A move's key is ``move:<reference>`` as POST /accounts/{name}/moves makes it, so a form sent twice
@@ -17,7 +17,10 @@ from sqlalchemy import select
 
 from ...billing import funds
 from ...schemas import Gigabytes
-from ...services import accounts, audit, exhaustion, ledger_admin, roles, workspaces
+from ...services.tenancy import accounts, roles
+from ...services import audit
+from ...services.billing import exhaustion, ledger_admin
+from ...services.files import workspaces
 from ...services.errors import Forbidden, InvalidRequest, NotFound, ServiceError
 from ...store.models import Account, Cluster, Tenant
 from ..i18n import N_

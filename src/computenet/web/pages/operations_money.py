@@ -1,6 +1,6 @@
 """Operations: the price book (each cluster's partitions with the list prices in force now, as the
-rating uses them: services/pricing.prices_for, billing/pricebook.storage_price) and the reconcile
-queue (services/reconcile.needing and resolve, as GET/POST /admin/reconcile and `cnet admin
+rating uses them: services/billing/pricing.prices_for, billing/pricebook.storage_price) and the reconcile
+queue (services/jobs/reconcile.needing and resolve, as GET/POST /admin/reconcile and `cnet admin
 reconcile`). Prices come from the clusters' configuration (there is no `cnet admin price`), so the
 price book is read here, not changed.
 """
@@ -12,7 +12,9 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 
 from ...billing import pricebook
-from ...services import pricing, reconcile, roles
+from ...services.billing import pricing
+from ...services.jobs import reconcile
+from ...services.tenancy import roles
 from ...services.errors import InvalidRequest, NotFound, ServiceError
 from ...store.models import Cluster, Partition
 from ...store.types import utcnow

@@ -3,7 +3,7 @@
 * /portal/clusters, for everyone signed in: what `cnet clusters` (GET /clusters) shows, from the API's
   own view of a cluster (api/views.py ``cluster_out``): health, partitions, limits, list prices.
 * /portal/operations/registry, for operators (roles.py ``cluster_admin``): register, change and remove
-  an API-registered cluster through services/registry.py, as POST/PATCH/DELETE /admin/clusters do;
+  an API-registered cluster through services/network/registry.py, as POST/PATCH/DELETE /admin/clusters do;
   file-configured clusters are shown read-only; the REST token is never shown back.
 """
 
@@ -17,7 +17,8 @@ from sqlalchemy import select
 
 from ...api.views import cluster_out
 from ...config import ClusterConfig
-from ...services import identities, registry, roles
+from ...services.tenancy import identities, roles
+from ...services.network import registry
 from ...services.errors import Forbidden, InvalidRequest, NotFound, ServiceError
 from ...store.models import Cluster
 from ..i18n import N_

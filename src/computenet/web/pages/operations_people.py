@@ -10,7 +10,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 
-from ...services import audit, roles, tenants, users
+from ...services import audit
+from ...services.tenancy import roles, tenants, users
 from ...services.errors import Conflict, Forbidden, NotFound, ServiceError
 from ...services.signin import attempts, passwords, web_sessions
 from ...store.models import Tenant

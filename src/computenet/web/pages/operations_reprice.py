@@ -1,10 +1,10 @@
 """Operations: re-pricing settled jobs (`cnet admin reprice`, POST /admin/reprice) and every user's API
 tokens (`cnet admin tokens list | revoke`).
 
-Re-pricing is shown before it is applied: the preview runs services/repricing.reprice and rolls it
+Re-pricing is shown before it is applied: the preview runs services/billing/repricing.reprice and rolls it
 back (ledger_admin.preview_reprice), so the differences shown are the very ones applying moves. The
 preview carries a batch key; applying is once per key (a form sent twice moves the differences once).
-Tokens are services/tokens.py's listing and revoke, for the ``token_admin`` role, audited as the CLI.
+Tokens are services/tenancy/tokens.py's listing and revoke, for the ``token_admin`` role, audited as the CLI.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import uuid
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
-from ...services import accounts, audit, ledger_admin, roles, tokens
+from ...services.tenancy import accounts, roles, tokens
+from ...services import audit
+from ...services.billing import ledger_admin
 from ...services.errors import Forbidden, InvalidRequest, NotFound, ServiceError
 from ..i18n import N_
 from ..render import Viewer

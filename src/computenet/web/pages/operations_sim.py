@@ -1,4 +1,4 @@
-"""Operations: the simulator, what `cnet sim` does (services/simulations.py runs both): pick a trace the
+"""Operations: the simulator, what `cnet sim` does (services/network/simulations.py runs both): pick a trace the
 server can see or upload an SWF log, the network (name:ownership:share[:price:cost]), the policies, a job
 limit and --kill-at-limit; the run goes on in the background (a bounded number at once) and its page
 shows progress, then the CLI's table and bar charts. Operators only (roles.py ``cluster_admin``).
@@ -11,7 +11,9 @@ from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from ...services import audit, roles, simulations
+from ...services import audit
+from ...services.tenancy import roles
+from ...services.network import simulations
 from ...services.errors import Forbidden, InvalidRequest, ServiceError, TooLarge
 from ..i18n import N_
 from ..render import Viewer

@@ -17,12 +17,14 @@ from sqlalchemy import select
 
 from ...billing import funds
 from ...schemas import MAX_ROW_ID, Amount
-from ...services import audit, delivery, notifications, roles, tenants, webhooks
-from ...services.accounts import get_account, get_user
-from ...services.efficiency_report import efficiency_report
+from ...services import audit
+from ...services.integration import delivery, notifications, webhooks
+from ...services.tenancy import roles, tenants
+from ...services.tenancy.accounts import get_account, get_user
+from ...services.monitoring.efficiency_report import efficiency_report
 from ...services.errors import Forbidden, InvalidRequest, NotFound, ServiceError
 from ...services.platform import Platform
-from ...services.visible_projects import visible_projects
+from ...services.tenancy.visible_projects import visible_projects
 from ...store.models import Account, AccountMember, Tenant, User
 from ..render import Viewer, page
 from ..viewer import check_csrf, viewer

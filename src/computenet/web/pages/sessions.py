@@ -13,7 +13,8 @@ from fastapi.responses import RedirectResponse
 
 from ...api.session_origin import NEXT_PATH, TICKET_PARAM
 from ...schemas import MAX_ROW_ID
-from ...services import apps, sessions
+from ...services.apps import apps
+from ...services import sessions
 from ...services.errors import NotFound, ServiceError
 from ...services.sessions import access, base_url
 from ...store.models import InteractiveSession

@@ -1,7 +1,7 @@
 """Submitting: the job composer at /portal/submit (a script editor with #SBATCH assistance and the
 estimate panel) and, from submit_apps.py, the application centre at /portal/apps.
 
-Estimates and submissions are services/jobs.py's estimate_job and submit_job, as POST /jobs/estimate
+Estimates and submissions are services/jobs/jobs.py's estimate_job and submit_job, as POST /jobs/estimate
 and POST /jobs call them: the routing, the limits and the funds check are theirs, and their refusals
 are shown with the service's own message (and figures) under a translated heading.
 """
@@ -17,10 +17,10 @@ from sqlalchemy import select
 
 from ...domain.sbatch import MAX_SCRIPT_BYTES
 from ...routing.policies import POLICIES
-from ...services import jobs as job_service
-from ...services.accounts import accounts_of
+from ...services.jobs import jobs as job_service
+from ...services.tenancy.accounts import accounts_of
 from ...services.errors import InvalidRequest, ServiceError
-from ...services.job_files import resolve_inputs
+from ...services.files.job_files import resolve_inputs
 from ...messages import msg
 from ...schemas import JobSubmit
 from ...services.platform import Platform

@@ -2,7 +2,7 @@
 whose form is drawn from the app's JSON Schema parameters, with a typical run's time and cost, a
 preview of the generated script and a run button.
 
-The catalogue is services/apps.py (as GET /apps); preview and run are services/app_runs.run_app with
+The catalogue is services/apps/apps.py (as GET /apps); preview and run are services/apps/app_runs.run_app with
 and without dry_run (as `cnet run --dry-run` / `cnet run` and POST /apps/{name}/runs). The form's own
 checks only put the basic cases (required, number range, choice) in the user's language before the
 service, which checks everything again, sees the values.
@@ -19,9 +19,10 @@ from fastapi.responses import RedirectResponse
 
 from ... import messages
 from ...api.routers.apps import PUBLIC_MIN_RUNS
-from ...services import app_runs, apps, workspaces
-from ...services.accounts import accounts_of
-from ...services.app_profiles import characteristics
+from ...services.apps import app_runs, apps
+from ...services.files import workspaces
+from ...services.tenancy.accounts import accounts_of
+from ...services.monitoring.app_profiles import characteristics
 from ...services.errors import ServiceError
 from ...services.platform import Platform
 from ...store.models import User

@@ -41,7 +41,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_role_grants_user_id'), ['user_id'], unique=False)
 
     # the older single role becomes a grant (a tenant admin of the user's own tenant); the column
-    # stays, read as one more grant by services/roles.py, and is reset so that a revoke is final
+    # stays, read as one more grant by services/tenancy/roles.py, and is reset so that a revoke is final
     op.execute("INSERT INTO role_grants (user_id, role, tenant_id, granted_by, reason, granted_at) "
                "SELECT id, role, NULL, 'migration 0011', 'users.role before 0011', CURRENT_TIMESTAMP FROM users "
                "WHERE role IN ('operator', 'finance', 'vendor')")

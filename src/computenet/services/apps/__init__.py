@@ -1,0 +1,1 @@
+"""The application centre: apps and their runs, the application characteristics database, the web login shell."""

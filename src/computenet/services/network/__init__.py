@@ -1,0 +1,1 @@
+"""The clusters of the network: the registry, adapters and probes, routing jobs to a cluster, re-routing, and the routing simulator."""
