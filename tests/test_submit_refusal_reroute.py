@@ -17,6 +17,7 @@ from sqlalchemy import select
 from computenet.billing import funds, ledger
 from computenet.clusters.base import SubmitRejected
 from computenet.config import Price
+from computenet.domain.sbatch import platform_tag
 from computenet.services.jobs.job_accept import accept_job
 from computenet.services.jobs.submitter import Submitter
 from computenet.store.models import Account, Cluster, Job, JobEvent, SlurmAccount, Transfer, User
@@ -82,7 +83,9 @@ def test_a_job_its_first_choice_refuses_goes_to_the_next_with_the_reason_in_its_
             assert job.hold_id != old_hold and ledger.open_hold(session, session.get(Transfer, job.hold_id))
         assert Submitter(platform, first).submit_pass() == 0  # not the refusing cluster's any more
         assert Submitter(platform, second).submit_pass() == 1
-    assert refusing.tags == taking.tags == [f"computenet:{job_id}"]
+    with platform.db.session() as session:
+        tag = platform_tag(job_id, session.get(Job, job_id).tag_nonce)
+    assert refusing.tags == taking.tags == [tag]
     job, cluster, events, _ = where(platform, job_id)
     assert cluster == second and job.native_id is not None and job.state != "SUBMITTING"
     assert any(f"submitted to {second} as {job.native_id}" in e for e in events), events

@@ -209,6 +209,17 @@ class AsyncComputeNetClient:
     async def statement_csv(self, account: str, month: str) -> str:
         return (await self.statement_file(account, month, "csv")).decode()
 
+    async def issue_invoice(self, account: str, month: str) -> m.JsonObject:
+        """The invoice of a closed month (issued on the first call, the same one after)."""
+        return await self.run(calls.issue_invoice(account, month))
+
+    async def invoice(self, account: str, month: str) -> m.JsonObject:
+        return await self.run(calls.invoice(account, month))
+
+    async def invoice_file(self, account: str, month: str, fmt: str, lang: str = "en") -> bytes:
+        """An issued invoice as PDF or HTML bytes."""
+        return await self.run(calls.invoice_file(account, month, fmt, lang))
+
     async def notification_preferences(self) -> m.PreferencesOut:
         return await self.run(calls.notification_preferences())
 

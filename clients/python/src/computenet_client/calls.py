@@ -160,6 +160,20 @@ def statement_file(account: str, month: str, fmt: str) -> Call[bytes]:
     return Call("GET", f"/accounts/{_seg(account)}/statements/{_seg(month)}", _bytes, params={"format": fmt})
 
 
+def issue_invoice(account: str, month: str) -> Call[m.JsonObject]:
+    # issuing is idempotent (the same invoice on every call): safe to repeat after a lost answer
+    return Call("POST", f"/accounts/{_seg(account)}/invoices/{_seg(month)}", _json(m.JsonObject), safe=True)
+
+
+def invoice(account: str, month: str) -> Call[m.JsonObject]:
+    return Call("GET", f"/accounts/{_seg(account)}/invoices/{_seg(month)}", _json(m.JsonObject))
+
+
+def invoice_file(account: str, month: str, fmt: str, lang: str) -> Call[bytes]:
+    return Call("GET", f"/accounts/{_seg(account)}/invoices/{_seg(month)}", _bytes,
+                params={"format": fmt, "lang": lang})
+
+
 def notification_preferences() -> Call[m.PreferencesOut]:
     return Call("GET", "/notifications/preferences", _model(m.PreferencesOut))
 

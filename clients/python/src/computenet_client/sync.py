@@ -248,6 +248,17 @@ class ComputeNetClient:
     def statement_csv(self, account: str, month: str) -> str:
         return self.statement_file(account, month, "csv").decode()
 
+    def issue_invoice(self, account: str, month: str) -> m.JsonObject:
+        """The invoice of a closed month (issued on the first call, the same one after)."""
+        return self.run(calls.issue_invoice(account, month))
+
+    def invoice(self, account: str, month: str) -> m.JsonObject:
+        return self.run(calls.invoice(account, month))
+
+    def invoice_file(self, account: str, month: str, fmt: str, lang: str = "en") -> bytes:
+        """An issued invoice as PDF or HTML bytes."""
+        return self.run(calls.invoice_file(account, month, fmt, lang))
+
     def notification_preferences(self) -> m.PreferencesOut:
         return self.run(calls.notification_preferences())
 
