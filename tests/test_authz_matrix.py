@@ -20,13 +20,14 @@ from sqlalchemy import select, text
 
 from computenet import catalog
 from computenet.api.app import create_app
+from computenet.services.billing import invoices, repricing
 from computenet.services.tenancy import accounts, grants, tenants, tokens
 from computenet.services.apps import apps
 from computenet.services import audit
 from computenet.services.integration import notifications
 from computenet.services.files import workspaces
 from computenet.services.platform import Platform
-from computenet.store.models import InteractiveSession, Upload, User
+from computenet.store.models import ClosedPeriod, InteractiveSession, Upload, User
 
 from conftest import TABLES_IN_DELETE_ORDER, local_cluster, make_settings
 
@@ -65,6 +66,8 @@ REQUESTS: dict[tuple[str, str], tuple[str, object, str]] = {
     ("GET", "/accounts/me"): ("/accounts/me", None, ""),
     ("GET", "/usage"): ("/usage", None, ""),
     ("GET", "/accounts/{name}/statements/{month}"): ("/accounts/{acct}/statements/2026-11", None, ""),
+    ("POST", "/accounts/{name}/invoices/{month}"): ("/accounts/{acct}/invoices/2026-10", None, "invoice"),
+    ("GET", "/accounts/{name}/invoices/{month}"): ("/accounts/{acct}/invoices/2026-10", None, "invoice"),
     ("GET", "/notifications"): ("/notifications", None, ""),
     ("GET", "/notifications/preferences"): ("/notifications/preferences", None, ""),
     ("PUT", "/notifications/preferences"): ("/notifications/preferences", {"job_ended": "app"}, ""),
@@ -206,6 +209,9 @@ EXPECTED: dict[tuple[str, str], str] = {
     ('GET', '/accounts/me'): "200/200 200/200 200/200 200/200 200/200 200/200 200/200",
     ('GET', '/usage'): "200/200 200/200 200/200 200/200 200/200 200/200 200/200",
     ('GET', '/accounts/{name}/statements/{month}'): "200/200 200/200 200/404 200/404 200/404 404/404 404/404",
+    # whoever may read an account's statement may have its invoice (issuing again returns the same one)
+    ('POST', '/accounts/{name}/invoices/{month}'): "200/200 200/200 200/404 200/404 200/404 404/404 404/404",
+    ('GET', '/accounts/{name}/invoices/{month}'): "200/200 200/200 200/404 200/404 200/404 404/404 404/404",
     ('GET', '/notifications'): "200/200 200/200 200/200 200/200 200/200 200/200 200/200",
     ('GET', '/notifications/preferences'): "200/200 200/200 200/200 200/200 200/200 200/200 200/200",
     ('PUT', '/notifications/preferences'): "200/200 200/200 200/200 200/200 200/200 200/200 200/200",
@@ -393,6 +399,12 @@ class World:
                 if what == "admin person":
                     grants.grant(session, None, audit.SYSTEM, person, "tenant_admin", "matrix")
                 return {"person": person.name}
+            if what == "invoice":  # a closed month and its issued invoice (issuing again is the same one)
+                if session.scalar(select(ClosedPeriod).where(ClosedPeriod.month == "2026-10")) is None:
+                    repricing.close_month(session, "2026-10", audit.SYSTEM)
+                    session.flush()
+                invoices.issue(session, accounts.get_account(session, str(ids["acct"])), "2026-10",
+                               self.platform.settings, "matrix")
             if what == "guest":
                 tenants.set_member(session, accounts.get_account(session, str(ids["acct"])),
                                    accounts.get_user(session, str(ids["guest"])))

@@ -30,6 +30,7 @@ from ...monitoring.downsample import downsample
 from ...monitoring.series import JobSeries, Sample
 from ...store.models import Charge, Job, JobProfile, JobSample, User
 from ...store.types import utcnow
+from ..billing.pricing import job_memory_mb
 from .app_profiles import profile_key
 from ..platform import Platform
 
@@ -218,8 +219,6 @@ def record_profile(session: Session, platform: Platform, job: Job, result: dict 
     row.cpu_efficiency, row.peak_rss, row.gpu_utilisation = eff["cpu_efficiency"], eff["peak_rss"], \
         eff["gpu_utilisation"]
     row.price, row.wasted, row.finished_at = Decimal(result["price"]), Decimal(result["wasted"]), job.end_time
-    from .jobs import job_memory_mb
-
     row.mem_requested_bytes = job_memory_mb(job) * 1024 * 1024 or None
     row.findings = [{"code": f["code"], "wasted": f["wasted"]} for f in result["findings"]]
     session.add(row)
