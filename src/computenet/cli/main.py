@@ -331,9 +331,9 @@ def notifications(all: bool = typer.Option(False, "--all", help="also those alre
             fail(f"--job-ended {job_ended!r}: use off, app or email")
         with client() as c:
             prefs = api(lambda: c.set_notification_preferences(job_ended=job_ended))
-        where = f" ({prefs['email']})" if job_ended == "email" and prefs.get("email") else ""
+        where = f" ({prefs.email})" if job_ended == "email" and prefs.email else ""
         console.print(f"job-ended notices: {job_ended}{where}", markup=False, highlight=False)
-        if job_ended == "email" and not prefs.get("email"):
+        if job_ended == "email" and not prefs.email:
             console.print("you have no e-mail address on file: ask your administrator to set one", markup=False)
         return
     with client() as c:
