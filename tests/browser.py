@@ -52,7 +52,8 @@ def new_page(chromium, base_url: str, locale: str = "en-US", phone: bool = False
     else:
         options |= {"viewport": {"width": 1280, "height": 900}}
     context = chromium.new_context(**options)
-    context.set_default_timeout(15_000)
+    # generous: CI runs two passes side by side, each with its own browser and in-process server
+    context.set_default_timeout(30_000)
     return context.new_page()
 
 

@@ -184,7 +184,7 @@ OPTIONS: tuple[Option, ...] = (
     _o("propagate", None, OPTIONAL, no("the local executor sets no resource limits from the submitting shell")),
     _o("comment", None, VALUE, ok("kept with the job"),
        slurm=ok("passed as written; where the platform's tag is in the comment (the cluster's job_tag = "
-                "\"comment\", or your own --wckey) Slurm keeps `computenet:<id> <your comment>`; it may not "
+                "\"comment\", or your own --wckey) Slurm keeps `computenet:<id>.<nonce> <your comment>`; it may not "
                 "itself start with computenet:")),
     _o("wckey", None, VALUE, no("the local executor has no workload keys"),
        slurm=ok("passed as written; the platform's tag then goes in the comment, before yours (it may not "
