@@ -198,3 +198,42 @@ def test_suspend_and_cancel_reach_processes_that_left_the_group(tmp_path):
         for pid in _processes_with(marker):
             os.kill(pid, signal.SIGKILL)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def test_a_finished_jobs_namespace_number_taken_by_the_next_job_never_reaches_it():
+    # The kernel hands a destroyed PID namespace's number to a later one. A runner that ends its
+    # finished job's leftovers by that number must not SIGKILL the next job (CI saw a job fail with
+    # unshare's "sigprocmask unblock failed": its init had been killed by another job's runner).
+    import subprocess
+    import time
+
+    from computenet.clusters.local import isolation, runner
+
+    def namespaced(seconds: float) -> subprocess.Popen:
+        argv = isolation.job_argv({"mode": isolation.NAMESPACE}, "/bin/sleep", [str(seconds)], "/", "/dev/null",
+                                  "/dev/null")
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+
+    finished = []
+    try:
+        for _ in range(8):
+            first = runner._Job(namespaced(0.5), True)
+            poll_until(lambda: first.namespace, timeout=10, interval=0.02, what="the first job's namespace")
+            first.proc.wait(timeout=10)
+            finished.append(first)
+            time.sleep(0.3)  # the kernel frees a namespace's number a little after its last process
+            second = namespaced(30)
+            try:
+                held = poll_until(lambda: isolation.hold_namespace(second.pid), timeout=10, interval=0.02,
+                                  what="the next job's namespace")
+                held.close()
+                first.signal(signal.SIGKILL)  # what the first job's runner does when its job has ended
+                time.sleep(0.2)
+                assert second.poll() is None, "the next job was killed by the first job's runner"
+            finally:
+                second.kill()
+                second.wait()
+    finally:
+        for job in finished:
+            job.close()

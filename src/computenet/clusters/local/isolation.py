@@ -305,38 +305,60 @@ def job_argv(run: dict, script: str, args: list[str], workdir: str, output: str,
     return argv + ["/bin/sh", "-c", INIT, "cnet-job", workdir, output, error, open_mode, script, *args]
 
 
-def namespace_of(pid: int) -> str | None:
-    """The PID namespace the runner's ``unshare`` made for the job (None until it has)."""
+class Namespace:
+    """A job's PID namespace, held open while the runner lives.
+
+    The kernel gives a destroyed namespace's number to a later one, so a number alone could name
+    the next job's namespace once this one has gone: the open file keeps the namespace (and with it
+    its number) allocated, and processes are matched on the file's device and inode."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        st = os.fstat(fd)
+        self.key = (st.st_dev, st.st_ino)
+
+    def pids(self) -> list[int]:
+        pids = []
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                try:
+                    st = os.stat(f"/proc/{name}/ns/pid")
+                except OSError:
+                    continue
+                if (st.st_dev, st.st_ino) == self.key:
+                    pids.append(int(name))
+        return pids
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def hold_namespace(pid: int) -> Namespace | None:
+    """The PID namespace the runner's ``unshare`` (its child, not yet waited for, so ``pid`` is still
+    that process) made for the job; None until it has."""
     try:
-        mine = os.readlink("/proc/self/ns/pid")
-        theirs = os.readlink(f"/proc/{pid}/ns/pid_for_children")
+        fd = os.open(f"/proc/{pid}/ns/pid_for_children", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
-    return theirs if theirs != mine else None
+    held = Namespace(fd)
+    mine = os.stat("/proc/self/ns/pid")
+    if held.key == (mine.st_dev, mine.st_ino):
+        held.close()
+        return None
+    return held
 
 
-def namespace_pids(namespace: str) -> list[int]:
-    pids = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                if os.readlink(f"/proc/{name}/ns/pid") == namespace:
-                    pids.append(int(name))
-            except OSError:
-                continue
-    return pids
-
-
-def signal_job(pgid: int, namespace: str | None, sig: int) -> None:
+def signal_job(pgid: int, namespace: Namespace | None, sig: int) -> None:
     """Every process of the job: its process group and, in a namespace, those that left it."""
     try:
         os.killpg(pgid, sig)
     except ProcessLookupError:
         pass
     if namespace:
-        for pid in namespace_pids(namespace):
+        for pid in namespace.pids():
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
-

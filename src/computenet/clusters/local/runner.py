@@ -73,13 +73,18 @@ class _Job:
     def __init__(self, proc: subprocess.Popen, namespaced: bool) -> None:
         self.proc = proc
         self.namespaced = namespaced
-        self._namespace: str | None = None
+        self._namespace: isolation.Namespace | None = None
 
     @property
-    def namespace(self) -> str | None:
-        if self.namespaced and self._namespace is None:
-            self._namespace = isolation.namespace_of(self.proc.pid)
+    def namespace(self) -> isolation.Namespace | None:
+        # learnt only while ``unshare`` has not been waited for: until then its pid is its own
+        if self.namespaced and self._namespace is None and self.proc.returncode is None:
+            self._namespace = isolation.hold_namespace(self.proc.pid)
         return self._namespace
+
+    def close(self) -> None:
+        if self._namespace is not None:
+            self._namespace.close()
 
     def signal(self, sig: int) -> None:
         isolation.signal_job(self.proc.pid, self.namespace, sig)
@@ -87,7 +92,7 @@ class _Job:
     def warn(self, sig: int) -> None:
         """--signal: to the job's own processes (in a namespace, not to ``unshare`` outside it)."""
         if self.namespace:
-            for pid in isolation.namespace_pids(self.namespace):
+            for pid in self.namespace.pids():
                 try:
                     os.kill(pid, sig)
                 except ProcessLookupError:
@@ -237,6 +242,7 @@ def main(job_dir: Path) -> int:
         # what the script left behind: in its process group and, in a namespace, the rest
         # (the kernel also ends a namespace whose first process has exited)
         job.signal(signal.SIGKILL)
+        job.close()
     with locked(spool):
         state = read_json(job_dir / "state.json") or {}
         state.update(outcome, end=now_iso(), start=start_text)
