@@ -21,11 +21,13 @@ from computenet.cli.embedded import EmbeddedServer
 from computenet.cli.main import app
 from computenet.client import ApiError, ComputeNetClient
 from computenet.config import RoutingConfig
+from computenet.services import audit
+from computenet.services.billing.enforcement import map_account
 from computenet.services.network import routing
 from computenet.services.network.cluster_probe import ClusterProbe
 from computenet.services.jobs.poller import ClusterPoller
 from computenet.services.jobs.reroute import Rerouter
-from computenet.store.models import Charge, Cluster, Job, Transfer
+from computenet.store.models import Account, Charge, Cluster, Job, Transfer, User
 from computenet.store.types import utcnow
 
 from conftest import add_user, poll_until, slurm_clusters
@@ -165,8 +167,21 @@ def test_a_stopped_controller_is_failed_over_and_marked_offline(net):
         assert alpha.failures == 0 or alpha.breaker_open_until is None
 
 
-def test_a_job_pending_past_its_prediction_moves_once(net):
+def _slurm(testbed, *argv: str) -> subprocess.CompletedProcess:
+    env = {"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "SLURM_CONF": testbed["SLURM_CONF_ALPHA"]}
+    return subprocess.run(list(argv), env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_a_job_pending_past_its_prediction_moves_once(net, testbed):
     platform, client, step, _, _ = net
+    # on alpha the platform account runs under a Slurm account of its own: a moved job takes that -A,
+    # not the one it had on beta (the user's default there)
+    _slurm(testbed, "sacctmgr", "-i", "add", "account", "cnetmove", "cluster=alpha", "description=t",
+           "organization=t")
+    _slurm(testbed, "sacctmgr", "-i", "add", "user", "root", "account=cnetmove", "cluster=alpha")
+    with platform.db.session() as session:
+        account = session.get(Account, session.scalar(select(User).where(User.name == "rita")).default_account_id)
+        map_account(session, "alpha", "cnetmove", account, audit.Who("ops", "test"))
     beta_filler = fill(client, step, "beta", 16, 1, 10)
     alpha_fillers = fill(client, step, "alpha", 32, 2, 20)
     job = client.submit("#!/bin/bash\n#SBATCH -c 4 -t 5\nsleep 1\n")
@@ -194,6 +209,10 @@ def test_a_job_pending_past_its_prediction_moves_once(net):
     detail = client.job(job.id)
     assert detail.cluster == "alpha" and detail.reroutes == 1 and detail.routing["rerouted_from"] == "beta"
     assert any(e.detail.startswith(f"re-routed from beta (job {old_native}") for e in detail.events)
+    with platform.db.session() as session:
+        assert session.get(Job, job.id).spec["resources"]["account"] == "cnetmove"
+    on_alpha = _slurm(testbed, "squeue", "-M", "alpha", "-h", "-t", "all", "-j", detail.native_id, "-o", "%a")
+    assert on_alpha.stdout.split()[-1:] == ["cnetmove"], on_alpha
     beta = platform.adapter("beta").status([old_native]).get(old_native)
     assert beta is None or beta.state.value == "CANCELLED"  # gone from beta
     try:

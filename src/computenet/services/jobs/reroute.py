@@ -37,6 +37,7 @@ from ..errors import InvalidRequest
 from ..files.job_files import stage_inputs
 from ..lease_guard import UNGUARDED, LeaseGuard, LeaseLost
 from .jobs import apply_state, job_paths, path_unix_user, request_for
+from ..billing import enforcement
 from ..billing.pricing import max_cost
 from ..platform import Platform
 
@@ -111,8 +112,10 @@ class Rerouter:
                 return
             new_part = session.scalar(select(Partition).join(Cluster).where(
                 Cluster.name == better.target.cluster, Partition.name == better.target.partition))
+            # -A: the Slurm account mapped to the platform account on the new cluster (or the user's default)
             new_spec = spec.model_copy(update={"resources": spec.resources.model_copy(update={
-                "partition": new_part.name, "time_limit_minutes": better.time_limit_minutes})})
+                "partition": new_part.name, "time_limit_minutes": better.time_limit_minutes,
+                "account": enforcement.slurm_account_for(session, new_part.cluster_id, account.id)})})
             cost = max_cost(session, platform, new_spec, better.time_limit_minutes, new_part, account)
             old_native, old_hold_id = job.native_id, job.hold_id
             # the claim: out of the pollers' sight while it moves (they poll jobs by native id), and
