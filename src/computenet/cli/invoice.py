@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Optional
@@ -12,6 +11,7 @@ import typer
 from rich.markup import escape
 
 from .main import api, client, console, fail
+from .money import check_month, default_account
 
 
 def invoice(month: str = typer.Argument(..., help="YYYY-MM, a closed month"),
@@ -24,15 +24,9 @@ def invoice(month: str = typer.Argument(..., help="YYYY-MM, a closed month"),
         fail(f"--format {fmt!r}: use table, json, pdf or html")
     if lang not in ("en", "zh-CN"):
         fail(f"--lang {lang!r}: use en or zh-CN")
-    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
-        fail(f"month {month!r} is not YYYY-MM (e.g. 2026-11)")
+    check_month(month)
     with client() as c:
-        if account is None:
-            accounts = api(c.me).accounts
-            default = [a for a in accounts if a.is_default] or accounts
-            if not default:
-                fail("you belong to no account")
-            account = default[0].name
+        account = account or default_account(c)
         data = api(lambda: c.issue_invoice(account, month))
         if fmt in ("pdf", "html"):
             body = api(lambda: c.invoice_file(account, month, fmt, lang))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Optional
@@ -54,26 +55,32 @@ def usage(by: str = typer.Option("cluster", "--by", help="user, account, cluster
     console.print(table)
 
 
+def check_month(month: str) -> None:
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+        fail(f"month {month!r} is not YYYY-MM (e.g. 2026-12)")
+
+
+def default_account(c) -> str:
+    """The caller's default account (or their first), for commands whose --account was left out."""
+    accounts = api(c.me).accounts
+    default = [a for a in accounts if a.is_default] or accounts
+    if not default:
+        fail("you belong to no account")
+    return default[0].name
+
+
 def bill(month: str = typer.Argument(..., help="YYYY-MM"),
          account: Optional[str] = typer.Option(None, help="default: your default account"),
          fmt: str = typer.Option("table", "--format", help="table, csv (the lines), summary-csv (the totals), json or pdf"),
          out: Optional[Path] = typer.Option(None, "--out", help="write the PDF (or CSV) here")) -> None:
     """The monthly statement of an account: opening balance, every charge, closing balance."""
-    import re
-
     from rich.table import Table
 
     if fmt not in ("table", "csv", "summary-csv", "json", "pdf"):
         fail(f"--format {fmt!r}: use table, csv, summary-csv, json or pdf")
-    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
-        fail(f"month {month!r} is not YYYY-MM (e.g. 2026-12)")
+    check_month(month)
     with client() as c:
-        if account is None:
-            accounts = api(c.me).accounts
-            default = [a for a in accounts if a.is_default] or accounts
-            if not default:
-                fail("you belong to no account")
-            account = default[0].name
+        account = account or default_account(c)
         if fmt in ("csv", "summary-csv", "pdf"):
             data = api(lambda: c.statement_file(account, month, fmt))
             if out is None and fmt == "pdf":
