@@ -16,7 +16,8 @@ import re
 import time
 
 from limits import parse_many
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits import strategies
+from limits.aio import strategies as aio_strategies
 from limits.storage import storage_from_string
 
 from .problems import MEDIA_TYPE, problem_body
@@ -43,9 +44,16 @@ class RateLimit:
     def __init__(self, app, rules: str, storage: str = "memory://") -> None:
         self.app = app
         self.rules = parse_many(rules) if rules and rules.strip() else []
-        if self.rules:
-            uri = storage if storage.startswith("async+") else f"async+{storage}"
-            self.limiter = MovingWindowRateLimiter(storage_from_string(uri))
+        if not self.rules:
+            return
+        uri = storage.removeprefix("async+")
+        if uri.startswith("memory://"):
+            # in-process counts through the library's thread-safe storage, called without awaiting:
+            # its asyncio storage holds an asyncio.Lock across a thread hop while expiring hits, and
+            # a request in another event loop (TestClient runs one per request) waited on it forever
+            self.limiter = _Awaitable(strategies.MovingWindowRateLimiter(storage_from_string(uri)))
+        else:  # a shared store over the network: its asyncio client, in the server's one loop
+            self.limiter = aio_strategies.MovingWindowRateLimiter(storage_from_string(f"async+{uri}"))
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or not self.rules or _NOT_COUNTED.match(scope.get("path", "")):
@@ -57,6 +65,19 @@ class RateLimit:
                 wait = max(1, math.ceil(stats.reset_time - time.time()))
                 return await _refuse(send, wait, str(rule), scope.get("path", ""))
         return await self.app(scope, receive, send)
+
+
+class _Awaitable:
+    """A synchronous limiter with the asyncio limiter's awaitable methods."""
+
+    def __init__(self, limiter) -> None:
+        self.limiter = limiter
+
+    async def hit(self, rule, who: str) -> bool:
+        return self.limiter.hit(rule, who)
+
+    async def get_window_stats(self, rule, who: str):
+        return self.limiter.get_window_stats(rule, who)
 
 
 async def _refuse(send, wait: int, rule: str, path: str) -> None:
