@@ -46,7 +46,7 @@ def seed_data(
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
         with Progress(*columns, console=console, transient=True) as progress:
-            drawing = progress.add_task("drawing the year", total=7)
+            drawing = progress.add_task("drawing the year", total=8)
             placing = progress.add_task("placing jobs (EASY)", total=None, visible=False)
 
             def placed(done: int) -> None:  # the placement may run a few rounds: the bar restarts
@@ -57,10 +57,10 @@ def seed_data(
 
             data = generate(spec, progress=lambda what: progress.update(
                 drawing, advance=1, description=f"drawing the year: {what}"), placing=placed)
-            progress.update(drawing, completed=7)
+            progress.update(drawing, completed=8)
             progress.update(placing, visible=False)
             if parquet is not None:
-                files = progress.add_task("writing Parquet", total=10)
+                files = progress.add_task("writing Parquet", total=len(seed_parquet.TABLES))
                 written = seed_parquet.write(data, parquet, progress=lambda name: progress.advance(files))
             else:
                 from ..config import load_settings
