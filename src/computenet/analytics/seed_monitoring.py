@@ -91,17 +91,17 @@ def app_names(data: SeedTables) -> np.ndarray:
 def draw_use(rng: np.random.Generator, app: np.ndarray, cores: np.ndarray, gpus: np.ndarray) -> dict:
     """CPU efficiency, GPU utilisation (NaN without cards) and peak memory share of every job."""
     n = len(app)
-    params = {field: np.asarray([getattr(USE[a], field) or 0.0 for a in app]) if n else np.zeros(0)
+    params = {field: np.asarray([getattr(USE[a], field) or 0.0 for a in app], dtype=np.float64)
               for field in ("cpu", "idle", "serial", "memory", "gpu")}
     kind = rng.random(n)
     idle = kind < params["idle"]
     serial = ~idle & (kind < params["idle"] + params["serial"]) & (cores >= 2)
-    cpu = rng.beta(params["cpu"] * CONCENTRATION, (1 - params["cpu"]) * CONCENTRATION) if n else np.zeros(0)
+    cpu = rng.beta(params["cpu"] * CONCENTRATION, (1 - params["cpu"]) * CONCENTRATION)
     cpu = np.where(serial, rng.uniform(0.85, 1.0, n) / np.maximum(cores, 1), cpu)
     cpu = np.where(idle, rng.uniform(0, IDLE_AT_MOST, n), cpu)
     has_gpu = gpus > 0
     mean_gpu = np.where(has_gpu, params["gpu"], 0.5)
-    gpu = rng.beta(mean_gpu * CONCENTRATION, (1 - mean_gpu) * CONCENTRATION) if n else np.zeros(0)
+    gpu = rng.beta(mean_gpu * CONCENTRATION, (1 - mean_gpu) * CONCENTRATION)
     gpu = np.where(idle, rng.uniform(0, IDLE_AT_MOST, n), gpu)  # a run that did nothing left its cards idle
     gpu = np.where(has_gpu, gpu, np.nan)
     memory = np.minimum(params["memory"] * np.exp(rng.normal(0, MEMORY_SIGMA, n)), 0.98)

@@ -32,7 +32,8 @@ def seed_data(
     calibration: bool = typer.Option(True, help="print the calibration report (target vs achieved)"),
 ) -> None:
     """Generate a year of tenants, users, clusters, jobs, charges and ledger transfers,
-    calibrated to the seed operator's published customer mix."""
+    calibrated to the seed operator's published customer mix, with the monitoring's job
+    profiles and efficiency findings."""
     from ..analytics import seed_db, seed_parquet
     from ..analytics.seed_data import SeedError, SeedSpec, generate
     from ..analytics.seed_placement import SeedPlacementError
