@@ -218,8 +218,7 @@ def test_wait_prediction_from_a_users_earlier_runs_of_the_same_job(make_platform
     ("#!/bin/bash\necho done  # then run pw.x\n", None),
 ])
 def test_the_application_is_inferred_from_the_executable(script, app):
-    from computenet.monitoring.infer import infer_app
-    from computenet.services.monitoring.app_profiles import profile_key
+    from computenet.monitoring.infer import infer_app, profile_key
 
     assert infer_app(script) == app
     assert profile_key(None, script, "run.sh") == (app or "job:run.sh")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import seed_calibration as cal
-from . import seed_jobs, seed_money, seed_placement
+from . import seed_jobs, seed_money, seed_monitoring, seed_placement
 
 MAX_JOBS = 200_000_000
 
@@ -304,4 +304,6 @@ def generate(spec: SeedSpec, progress=None, placing=None):
     money = seed_money.job_money(network, jobs, discount)
     tables = build_tables(spec, network, pop, discount, jobs, money, rng, nodes)
     tables.extra["targets"] = dict(core_hours=core_hours, card_hours=card_hours)
+    step("monitoring")
+    tables.columns["job_profiles"], tables.times["job_profiles"] = seed_monitoring.profiles(tables, spec.seed)
     return tables

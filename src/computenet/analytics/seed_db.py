@@ -27,12 +27,12 @@ from ..billing import ledger as ledger_codes
 from ..store.models import Account, Base, Charge, Cluster, Job, LedgerAccount, Tenant, Transfer, User
 from .seed_data import SeedError
 from .seed_money import PRODUCT_LINES
-from .seed_tables import ORDER, REFS, SHARED_LEDGER, SeedTables
+from .seed_tables import NO_ID, ORDER, REFS, SHARED_LEDGER, SeedTables
 from .seed_text import texts
 
 SETUP = ("clusters", "partitions", "price_items", "tenants", "accounts", "users", "account_members", "contracts",
          "ledger_accounts")
-BY_JOB = ("jobs", "transfers", "usage_records", "charges")
+BY_JOB = ("jobs", "transfers", "usage_records", "charges", "job_profiles")
 _raw_tables: dict[str, Table] = {}
 
 
@@ -79,7 +79,7 @@ def remove(session, prefix: str) -> None:
     session.execute(delete(Charge).where(Charge.job_id.in_(jobs)))
     session.execute(delete(Transfer).where(mine))
     session.execute(update(User).where(User.name.startswith(f"{prefix}-")).values(default_account_id=None))
-    for table, where in (("usage_records", "cluster_id IN ({c})"), ("jobs", "cluster_id IN ({c})"),
+    for table, where in (("job_profiles", "cluster_id IN ({c})"), ("usage_records", "cluster_id IN ({c})"), ("jobs", "cluster_id IN ({c})"),
                          ("account_members", "account_id IN ({a})"), ("users", "name LIKE :p"),
                          ("ledger_accounts", "account_id IN ({a})"), ("contracts", "tenant_id IN ({t})"),
                          ("accounts", "name LIKE :p"), ("tenants", "name LIKE :p"), ("price_items", "cluster_id IN ({c})"),
@@ -151,8 +151,8 @@ def write(database, data: SeedTables, *, replace: bool = False, batch: int = 20_
         shared = _shared_ledger(session)
         for table in ORDER:
             n = data.rows(table)
-            if table == "account_members":
-                continue  # no id column
+            if table in NO_ID:
+                continue
             if table == "ledger_accounts":
                 first = _reserve(session, table, n - SHARED_LEDGER)
                 ids[table] = np.concatenate([[0], shared, first + np.arange(n - SHARED_LEDGER)])
@@ -169,6 +169,7 @@ def write(database, data: SeedTables, *, replace: bool = False, batch: int = 20_
     t = data.columns["transfers"]
     job_of_transfer = t["job_id"]
     edges = [0] + list(range(batch, n_jobs, batch)) + [n_jobs]
+    profiled = data.columns["job_profiles"]["job_id"]  # local job ids, in order
     loose = np.flatnonzero(job_of_transfer == 0)  # top-ups and payments, by the batch their time falls in
     cut = np.searchsorted(t["created_at"][loose], [submit[e] if e < n_jobs else np.iinfo(np.int64).max
                                                    for e in edges[1:]], side="left")
@@ -189,6 +190,9 @@ def write(database, data: SeedTables, *, replace: bool = False, batch: int = 20_
                 session.execute(raw("charges").insert(), _values(data, "charges", rows, ids))
                 session.execute(update(raw("jobs")).where(raw("jobs").c.id == bindparam("job")).values(
                     hold_id=bindparam("hold")), [{"hold": h, "job": j} for h, j in holds])
+                profiles = np.arange(*np.searchsorted(profiled, [lo + 1, hi + 1]))
+                if len(profiles):
+                    session.execute(raw("job_profiles").insert(), _values(data, "job_profiles", profiles, ids))
             _add_sums(session, data, transfers, ids)
         step(hi, n_jobs)
     return {table: data.rows(table) for table in ORDER}

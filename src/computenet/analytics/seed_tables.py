@@ -33,15 +33,26 @@ REFS = {
                 "transfer_id": "transfers"},
     "transfers": {"debit_id": "ledger_accounts", "credit_id": "ledger_accounts", "pending_id": "transfers",
                   "job_id": "jobs"},
+    "job_profiles": {"job_id": "jobs", "user_id": "users", "cluster_id": "clusters"},
 }
 ORDER = ("clusters", "partitions", "price_items", "tenants", "accounts", "users", "account_members", "contracts",
-         "ledger_accounts", "jobs", "transfers", "usage_records", "charges")
+         "ledger_accounts", "jobs", "transfers", "usage_records", "charges", "job_profiles")
+NO_ID = ("account_members", "job_profiles")  # tables keyed by others' ids
 SHARED_LEDGER = 1 + len(PRODUCT_LINES)  # cash and one revenue account per line: the platform's own
 SEGMENT_TAGS = {"university": "uni", "research_institute": "ri", "enterprise": "ent", "government": "gov",
                 "individual": "ind"}
 APPS = {"hpc": ("vasp", "gromacs", "lammps", "wrf", "cp2k", "openfoam"), "industry": ("fluent", "abaqus", "starccm",
         "lsdyna"), "ai": ("pytorch-train", "llm-finetune", "inference", "diffusion")}
+# the command line each app's script runs: the executables the HPC codes install (so the monitoring's
+# app inference, monitoring/infer.py, keys their profiles as it would a user's script); the rest by name
+COMMANDS = {"vasp": "vasp_std", "gromacs": "gmx_mpi mdrun -deffnm md", "lammps": "lmp -in in.lammps",
+            "wrf": "wrf.exe", "cp2k": "cp2k.psmp -i input.inp", "openfoam": "simpleFoam -parallel"}
+MEM_PER_CPU_MB = 4000  # every job asks for the memory that comes with its cores (--mem-per-cpu=4000)
 EXIT = {"COMPLETED": 0, "FAILED": 1, "CANCELLED": 0, "TIMEOUT": 0}
+
+
+def script_for(app: str) -> str:
+    return f"#!/bin/bash\n#SBATCH -J {app}\nsrun {COMMANDS.get(app, app)}\n"
 
 
 @dataclass
@@ -129,7 +140,7 @@ def build_tables(spec, net: Network, pop, discount: np.ndarray, jobs: dict, mone
     cols["partitions"] = dict(
         id=np.arange(1, len(parts) + 1), cluster_id=net.cluster_of + 1, name=[p.name for p in parts], nodes=nodes,
         cores_per_node=np.asarray([p.cores_per_node for p in parts]),
-        mem_per_node_mb=np.asarray([p.cores_per_node * 4000 for p in parts]),
+        mem_per_node_mb=np.asarray([p.cores_per_node * MEM_PER_CPU_MB for p in parts]),
         gpus_per_node=np.asarray([p.gpus_per_node for p in parts]), gpu_type=[p.gpu_type for p in parts],
         max_time_minutes=np.full(len(parts), cal.MAX_RUNTIME_S // 60), default_time_minutes=np.full(len(parts), 60),
         is_default=[p.name == "cpu" for p in parts], available=[True] * len(parts),
@@ -269,7 +280,7 @@ def build_tables(spec, net: Network, pop, discount: np.ndarray, jobs: dict, mone
     cols["usage_records"] = dict(
         id=job_ids, cluster_id=cluster + 1, record_id=native, native_id=native, submit_time=jobs["submit"],
         job_id=job_ids, state=jobs["state"], start_time=jobs["start"], end_time=jobs["end"],
-        elapsed_seconds=jobs["elapsed"], cpus=jobs["cores"], mem_mb=jobs["cores"] * 4000, gpus=jobs["gpus"],
+        elapsed_seconds=jobs["elapsed"], cpus=jobs["cores"], mem_mb=jobs["cores"] * MEM_PER_CPU_MB, gpus=jobs["gpus"],
         gpu_type=np.where(jobs["gpus"] > 0, gpu_type, None), nodes=nodes_of_job,
         exit_code=cols["jobs"]["exit_code"], partition=cols["jobs"]["partition"], first_seen_at=jobs["end"] + 30,
         updated_at=jobs["end"] + 30)

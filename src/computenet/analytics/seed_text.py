@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from .seed_money import PRODUCT_LINES
-from .seed_tables import APPS, SeedTables
+from .seed_tables import APPS, MEM_PER_CPU_MB, SeedTables, script_for
 
 
 def _iso(seconds: int) -> str:
@@ -52,13 +52,13 @@ def texts(data: SeedTables, table: str, rows: np.ndarray, ids: dict[str, np.ndar
             out["name"].append(name)
             out["spec"].append({"resources": {
                 "nodes": 1, "ntasks": cores, "ntasks_per_node": None, "cpus_per_task": 1, "mem_per_node_mb": None,
-                "mem_per_cpu_mb": None, "gpus_per_node": 0, "gpus_total": gpus, "gpu_type": None,
+                "mem_per_cpu_mb": MEM_PER_CPU_MB, "gpus_per_node": 0, "gpus_total": gpus, "gpu_type": None,
                 "time_limit_minutes": limit, "partition": str(c["partition"][j]),
                 "account": account_names[c["account_id"][j] - 1], "qos": None, "constraint": None,
                 "exclusive": False}, "options": {"job_name": name, "output": None, "error": None, "workdir": None,
                                                  "array": None, "dependency": None, "cluster": None,
                                                  "passthrough": []}})
-            out["script"].append(f"#!/bin/bash\n#SBATCH -J {name}\nsrun {name}\n")
+            out["script"].append(script_for(name))
             out["script_args"].append([])
             workdir = f"/share/computenet/{user}/jobs/{job_id}"
             out["workdir"].append(workdir)

@@ -32,7 +32,8 @@ def seed_data(
     calibration: bool = typer.Option(True, help="print the calibration report (target vs achieved)"),
 ) -> None:
     """Generate a year of tenants, users, clusters, jobs, charges and ledger transfers,
-    calibrated to the seed operator's published customer mix."""
+    calibrated to the seed operator's published customer mix, with the monitoring's job
+    profiles and efficiency findings."""
     from ..analytics import seed_db, seed_parquet
     from ..analytics.seed_data import SeedError, SeedSpec, generate
     from ..analytics.seed_placement import SeedPlacementError
@@ -46,7 +47,7 @@ def seed_data(
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
         with Progress(*columns, console=console, transient=True) as progress:
-            drawing = progress.add_task("drawing the year", total=7)
+            drawing = progress.add_task("drawing the year", total=8)
             placing = progress.add_task("placing jobs (EASY)", total=None, visible=False)
 
             def placed(done: int) -> None:  # the placement may run a few rounds: the bar restarts
@@ -57,10 +58,10 @@ def seed_data(
 
             data = generate(spec, progress=lambda what: progress.update(
                 drawing, advance=1, description=f"drawing the year: {what}"), placing=placed)
-            progress.update(drawing, completed=7)
+            progress.update(drawing, completed=8)
             progress.update(placing, visible=False)
             if parquet is not None:
-                files = progress.add_task("writing Parquet", total=10)
+                files = progress.add_task("writing Parquet", total=len(seed_parquet.TABLES))
                 written = seed_parquet.write(data, parquet, progress=lambda name: progress.advance(files))
             else:
                 from ..config import load_settings

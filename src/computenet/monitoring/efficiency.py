@@ -114,6 +114,14 @@ class Efficiency:
 IDLE_CORES = 0.05  # fewer cores than this in use: the job is asleep
 
 
+def price_parts(price: Decimal, core_value: Decimal, gpu_value: Decimal) -> tuple[Decimal, Decimal]:
+    """(CPU part, GPU part) of what a job paid, split in the proportion its charges' own rates give
+    (core-hour price x core-seconds against card-hour price x card-seconds); the GPU part to the cent."""
+    gpu_part = (price * gpu_value / (core_value + gpu_value)).quantize(CENT) if core_value + gpu_value > 0 \
+        else Decimal(0)
+    return price - gpu_part, gpu_part
+
+
 def measure(facts: JobFacts, series: JobSeries) -> Efficiency:
     covered = series.covered_seconds()
     runtime = float(facts.runtime_s)

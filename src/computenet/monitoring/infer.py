@@ -36,3 +36,10 @@ def infer_app(script: str) -> str | None:
             if pattern.search(code):
                 return app
     return None
+
+
+def profile_key(app: dict | None, script: str | None, name: str) -> str:
+    """The application a job's profile is kept under: an app-centre run under its app's name; a plain
+    script under the app its executable names (infer_app); anything else under "job:<name>", never
+    mistaken for an app."""
+    return ((app or {}).get("name") or infer_app(script or "") or f"job:{name}")[:200]

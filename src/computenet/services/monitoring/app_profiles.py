@@ -93,11 +93,3 @@ def typical_runtimes(session: Session, keys: set[tuple[str, int | None]], per_ke
                     if len(runs[bucket]) < per_key:
                         runs[bucket].append(runtime)
     return {key: statistics.median(values) for key, values in runs.items() if len(values) >= MIN_RUNS}
-
-
-def profile_key(app: dict | None, script: str | None, name: str) -> str:
-    """App-centre runs under their app's name; a plain script under the app its executable names
-    (monitoring/infer.py); anything else under "job:<name>", never mistaken for an app."""
-    from ...monitoring.infer import infer_app
-
-    return ((app or {}).get("name") or infer_app(script or "") or f"job:{name}")[:200]

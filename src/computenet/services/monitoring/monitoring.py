@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session
 from ... import files
 from ...domain.states import ON_NODES, TERMINAL_STATES, JobState
 from ...monitoring.agent_key import agent_token
-from ...monitoring.efficiency import JobFacts, measure
+from ...monitoring.efficiency import JobFacts, measure, price_parts
+from ...monitoring.infer import profile_key
 from ...monitoring.inject import samples_file
 from ...monitoring.rules import diagnose
 from ...monitoring.downsample import downsample
@@ -31,7 +32,6 @@ from ...monitoring.series import JobSeries, Sample
 from ...store.models import Charge, Job, JobProfile, JobSample, User
 from ...store.types import utcnow
 from ..billing.pricing import job_memory_mb
-from .app_profiles import profile_key
 from ..platform import Platform
 
 log = logging.getLogger(__name__)
@@ -280,8 +280,7 @@ def facts_of(session: Session, job: Job) -> JobFacts:
     price = sum((_charged(session, c) for c in charges), Decimal("0"))
     core_value = sum((c.price_core_hour * c.core_seconds for c in charges), Decimal("0"))
     gpu_value = sum((c.price_gpu_hour * c.gpu_seconds for c in charges), Decimal("0"))
-    gpu_part = (price * gpu_value / (core_value + gpu_value)).quantize(Decimal("0.01")) \
-        if core_value + gpu_value > 0 else Decimal(0)
+    cpu_part, gpu_part = price_parts(price, core_value, gpu_value)
     start = job.start_time
     end = job.end_time or (utcnow() if start else None)
     runtime = (end - start).total_seconds() if start and end else 0.0
@@ -290,7 +289,7 @@ def facts_of(session: Session, job: Job) -> JobFacts:
         job_id=str(job.id), cores=job.cores, gpus=job.gpus, gpu_type=spec_gpu,
         mem_requested_bytes=job_memory_mb(job) * 1024 * 1024,
         time_limit_s=job.time_limit_minutes * 60 if job.time_limit_minutes else None,
-        runtime_s=max(runtime, 0.0), price=price, price_cpu_part=price - gpu_part, price_gpu_part=gpu_part,
+        runtime_s=max(runtime, 0.0), price=price, price_cpu_part=cpu_part, price_gpu_part=gpu_part,
         app=(job.app or {}).get("name"), user=session.get(User, job.owner_id).name, cluster=job.cluster.name,
         started_at=start.timestamp() if isinstance(start, datetime) else None)
 

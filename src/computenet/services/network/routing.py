@@ -249,7 +249,7 @@ def app_ratios(session: Session, cluster_name: str, entries: list[QueueEntry]) -
     ids = [e.native_id for e in entries]
     if not ids:
         return ()
-    from ..monitoring.app_profiles import profile_key
+    from ...monitoring.infer import profile_key
 
     jobs = session.execute(select(Job.id, Job.submitted_at, Job.native_id, Job.app, Job.owner_id, Job.cores,
                                   Job.time_limit_minutes).join(Cluster)
