@@ -27,6 +27,7 @@ class Column:
     label: str
     right: bool = False  # a number: right-aligned, never broken
     wide: bool = False  # long text (a description, a detail): takes the width the others leave and wraps
+    job: bool = False  # a job's id: the portal links it to the job's page
 
 
 @dataclass
@@ -192,11 +193,12 @@ def statement_document(st: Statement, header: Optional[Header] = None) -> Docume
         kind = KIND_WORDS_ZH.get(line.kind) if zh else None
         rows.append([line.date, kind or KIND_WORDS.get(line.kind, line.kind), str(line.job_id or ""),
                      str(line.core_hours), str(line.gpu_hours), str(line.amount), statement_detail(line, language)])
-    ledger = Table(w["lines"], [Column(w["date"]), Column(w["what"]), Column(w["job"], right=True),
+    ledger = Table(w["lines"], [Column(w["date"]), Column(w["what"]), Column(w["job"], right=True, job=True),
                                 Column(w["core"], right=True), Column(w["gpu"], right=True),
                                 Column(w["amount"], right=True), Column(w["detail"], wide=True)], rows)
     totals = [(w["opening"], str(st.opening_balance)), (w["in"], str(st.top_ups)), (w["charges"], str(st.charges))]
-    totals += [(f"  {name}", str(total)) for name, total in sorted(st.by_product_line.items())]
+    totals += [(f"  {PRODUCT_LINES.get(code, (code, code))[zh]}", str(total))
+               for code, total in sorted(st.by_product_line.items())]
     totals += [(w["closing"], str(st.closing_balance)), (w["held"], str(st.held_at_close))]
     return Document(language=language, title=title, kind=words["statement"], number=number, issuer=issuer,
                     logo=embedded_logo(header.logo) if header is not None else "",
