@@ -107,3 +107,20 @@ def _cjk_font_installed() -> bool:
 
 needs_fonts = pytest.mark.skipif(not shutil.which("pdftotext") or not _cjk_font_installed(),
                                  reason="poppler-utils or fonts-noto-cjk not installed (scripts/test installs them)")
+
+
+def logo_data_url() -> str:
+    """A made-up issuer logo (a PNG drawn with Pillow, WeasyPrint's own dependency) as a data: URL."""
+    import base64
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (360, 120), "white")
+    draw = ImageDraw.Draw(image)
+    draw.rounded_rectangle((4, 4, 116, 116), radius=18, fill="#1f3a5f")
+    draw.ellipse((30, 30, 90, 90), outline="white", width=10)
+    draw.rectangle((140, 38, 350, 52), fill="#1f3a5f")
+    draw.rectangle((140, 68, 300, 82), fill="#7a8ca3")
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()

@@ -6,7 +6,7 @@ import html
 from decimal import Decimal as D
 
 import pytest
-from pdf_reading import first_page_png, needs_fonts, outside_printable_area, pages, unembedded_fonts
+from pdf_reading import first_page_png, logo_data_url, needs_fonts, outside_printable_area, pages, unembedded_fonts
 
 from computenet.billing.document import Header, invoice_document, statement_document
 from computenet.billing.invoice import Party, build_invoice
@@ -49,7 +49,7 @@ def test_invoice_pdf_in_both_languages(tmp_path, language):
     from pypdf import PdfReader
 
     inv = invoice(jobs=60)  # several pages
-    inv.issuer.logo = LOGO
+    inv.issuer.logo = logo_data_url()
     path = tmp_path / "invoice.pdf"
     path.write_bytes(document_pdf(invoice_document(inv, language)))
     text = "\n".join(page.extract_text() for page in PdfReader(path).pages)

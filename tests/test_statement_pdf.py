@@ -2,10 +2,12 @@
 and renders page 1, pypdf lists the fonts; it is printed from the portal's own template (billing/pdf.py)."""
 
 import re
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
-from pdf_reading import SCREENSHOTS, first_page_png, needs_fonts, outside_printable_area, pages, unembedded_fonts
+from pdf_reading import (SCREENSHOTS, first_page_png, logo_data_url, needs_fonts, outside_printable_area, pages,
+                         unembedded_fonts)
 
 from computenet.billing.document import Header
 from computenet.billing.pdf import statement_pdf
@@ -51,8 +53,9 @@ def write(tmp_path, st, header=None, name="statement.pdf"):
 def long_statement(tmp_path_factory):
     """A statement of 80 lines in each language: several pages."""
     folder = tmp_path_factory.mktemp("statements")
-    return {"en": write(folder, statement(lines=80), EN, "en.pdf"), "zh-CN": write(folder, statement(lines=80), ZH,
-                                                                                       "zh.pdf")}
+    logo = logo_data_url()
+    return {"en": write(folder, statement(lines=80), replace(EN, logo=logo), "en.pdf"),
+            "zh-CN": write(folder, statement(lines=80), replace(ZH, logo=logo), "zh.pdf")}
 
 
 def test_words_and_amounts_are_extracted_and_every_font_is_embedded(long_statement):
@@ -109,3 +112,18 @@ def test_page_one_renders_in_each_language(long_statement):
     for language, path in long_statement.items():
         png = first_page_png(path, f"statement-{'zh' if language == 'zh-CN' else 'en'}.png")
         assert png.parent == SCREENSHOTS and png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size > 10_000
+
+
+def test_a_long_ledger_is_laid_out_once_with_fixed_columns():
+    """WeasyPrint measures an automatic table again on every page; a long ledger gets fixed columns
+    (as wide as their widest cell, the detail the rest), a short one and a crowded one stay automatic."""
+    from computenet.billing.document import statement_document
+    from computenet.billing.pdf import fixed_layouts
+
+    long, short = statement_document(statement(lines=80), EN), statement_document(statement(lines=3), EN)
+    rules = str(fixed_layouts(long))
+    assert "table-layout: fixed" in rules and rules.count("th:nth-child(") == 6  # not the detail (7th)
+    assert "th:nth-child(7)" not in rules and str(fixed_layouts(short)) == ""
+    crowded = statement_document(statement(lines=80), EN)
+    crowded.tables[0].rows[0][1] = "x" * 60  # the columns beside the detail would leave it too little room
+    assert str(fixed_layouts(crowded)) == ""
