@@ -68,6 +68,16 @@ def outside_printable_area(page: Page) -> list[Word]:
     return wrong
 
 
+def overlapping(page: Page) -> list[tuple[str, str]]:
+    """Pairs of words on one line whose boxes overlap: a cell's text running into the next one."""
+    found = []
+    by_line = sorted(page.words, key=lambda w: (round(w.y0), w.x0))
+    for a, b in zip(by_line, by_line[1:]):
+        if round(a.y0) == round(b.y0) and b.x0 < a.x1 - 0.5:
+            found.append((a.text, b.text))
+    return found
+
+
 def unembedded_fonts(data: bytes) -> list[str]:
     """The fonts (Type0's descendants included) that carry no font program: FontFile, FontFile2 or FontFile3."""
     from pypdf import PdfReader

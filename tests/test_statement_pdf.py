@@ -6,8 +6,8 @@ from dataclasses import replace
 from decimal import Decimal
 
 import pytest
-from pdf_reading import (SCREENSHOTS, first_page_png, logo_data_url, needs_fonts, outside_printable_area, pages,
-                         unembedded_fonts)
+from pdf_reading import (SCREENSHOTS, first_page_png, logo_data_url, needs_fonts, outside_printable_area,
+                         overlapping, pages, unembedded_fonts)
 
 from computenet.billing.document import Header
 from computenet.billing.pdf import statement_pdf
@@ -95,6 +95,7 @@ def test_every_word_stays_inside_the_printable_area(long_statement, tmp_path):
         for page in pages(path):
             assert len(page.words) > 30
             assert outside_printable_area(page) == [], path.name
+            assert overlapping(page) == [], path.name
 
 
 def test_a_long_job_name_wraps_inside_its_cell(long_statement):
@@ -113,17 +114,3 @@ def test_page_one_renders_in_each_language(long_statement):
         png = first_page_png(path, f"statement-{'zh' if language == 'zh-CN' else 'en'}.png")
         assert png.parent == SCREENSHOTS and png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size > 10_000
 
-
-def test_a_long_ledger_is_laid_out_once_with_fixed_columns():
-    """WeasyPrint measures an automatic table again on every page; a long ledger gets fixed columns
-    (as wide as their widest cell, the detail the rest), a short one and a crowded one stay automatic."""
-    from computenet.billing.document import statement_document
-    from computenet.billing.pdf import fixed_layouts
-
-    long, short = statement_document(statement(lines=80), EN), statement_document(statement(lines=3), EN)
-    rules = str(fixed_layouts(long))
-    assert "table-layout: fixed" in rules and rules.count("th:nth-child(") == 6  # not the detail (7th)
-    assert "th:nth-child(7)" not in rules and str(fixed_layouts(short)) == ""
-    crowded = statement_document(statement(lines=80), EN)
-    crowded.tables[0].rows[0][1] = "x" * 60  # the columns beside the detail would leave it too little room
-    assert str(fixed_layouts(crowded)) == ""

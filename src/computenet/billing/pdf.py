@@ -9,7 +9,6 @@ each font it uses, so the file reads the same everywhere and its text can be sea
 from __future__ import annotations
 
 import re
-import unicodedata
 from functools import lru_cache
 from typing import Optional
 
@@ -36,33 +35,6 @@ def footer(language: str) -> Markup:
     return Markup(" ".join(css))  # our own words, quoted for CSS: nothing here to escape for HTML
 
 
-LONG_TABLE = 40  # rows
-TEXT_EMS = 60.7  # the printable width (A4 less print.css's margins, 182 mm) in ems of its 8.5 pt text
-
-
-def _ems(text: str) -> float:
-    """About how wide text is set in Noto Sans CJK SC: a CJK character 1 em, others at most 0.62 em."""
-    return sum(1.0 if unicodedata.east_asian_width(ch) in "WF" else 0.62 for ch in text)
-
-
-def fixed_layouts(doc: Document) -> Markup:
-    """CSS giving each long table a fixed layout with its columns as wide as their widest cell (the long
-    text column takes the rest). WeasyPrint's automatic layout measures every cell of a table again on
-    each page it runs onto, so a statement's time grew with lines x pages; a fixed one is measured once."""
-    rules = []
-    for n, table in enumerate(doc.tables, start=1):
-        if len(table.rows) < LONG_TABLE or not any(c.wide for c in table.columns):
-            continue
-        widths = {j: max(_ems(c.label), *(_ems(row[j - 1]) for row in table.rows))
-                  for j, c in enumerate(table.columns, start=1) if not c.wide}
-        if sum(widths.values()) > 0.7 * TEXT_EMS:  # too little left for the long text: measure it all
-            continue
-        at = f"article > table:nth-of-type({n})"
-        rules.append(f"{at} {{ table-layout: fixed; }}")
-        rules += [f"{at} th:nth-child({j}) {{ width: {ems:.2f}em; }}" for j, ems in widths.items()]
-    return Markup("\n".join(rules))  # numbers and selectors only: no text of the document
-
-
 @lru_cache(maxsize=1)
 def _stylesheet():
     from weasyprint import CSS
@@ -73,8 +45,7 @@ def _stylesheet():
 def document_pdf(doc: Document) -> bytes:
     from weasyprint import HTML, URLFetcher  # loaded only to print: it takes a while to import
 
-    html = environment().get_template("billing/print.html").render(doc=doc, footer=footer(doc.language),
-                                                                  layouts=fixed_layouts(doc))
+    html = environment().get_template("billing/print.html").render(doc=doc, footer=footer(doc.language))
     # data: URLs only (the logo, embedded by billing/document.py): a document fetches nothing from the
     # network or from this server's files, whatever its text says
     fetcher = URLFetcher(allowed_protocols={"data"})
