@@ -6,8 +6,8 @@ from dataclasses import replace
 from decimal import Decimal
 
 import pytest
-from pdf_reading import (SCREENSHOTS, first_page_png, logo_data_url, needs_fonts, outside_printable_area,
-                         overlapping, pages, unembedded_fonts)
+from pdf_reading import (SCREENSHOTS, first_page_png, font_names, logo_data_url, needs_fonts,
+                         outside_printable_area, overlapping, pages, unembedded_fonts)
 
 from computenet.billing.document import Header
 from computenet.billing.pdf import statement_pdf
@@ -70,6 +70,8 @@ def test_words_and_amounts_are_extracted_and_every_font_is_embedded(long_stateme
         for word in said:
             assert word in text, (language, word)
         assert unembedded_fonts(path.read_bytes()) == []
+        names = font_names(path.read_bytes())  # subsets ("ABCDEF+...") of Noto Sans CJK SC, in both languages
+        assert names and all(re.fullmatch(r"/[A-Z]{6}\+Noto-Sans-CJK-SC(-Bold)?", name) for name in names), names
 
 
 def test_every_page_has_its_footer_and_the_table_header(long_statement):
