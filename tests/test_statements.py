@@ -99,7 +99,7 @@ def test_statement_as_pdf(alice, platform, tmp_path):
 
     from pypdf import PdfReader
 
-    from computenet.billing.pdf import LINES_PER_PAGE, to_pdf
+    from computenet.billing.pdf import statement_pdf
     from computenet.billing.statements import Line, Statement
 
     run_jobs(alice, platform, ["#!/bin/bash\n#SBATCH -c 2 -t 5\nsleep 1.2\n"])
@@ -107,19 +107,18 @@ def test_statement_as_pdf(alice, platform, tmp_path):
     data = alice.statement_file("alice-lab", month, "pdf")
     text = PdfReader(io.BytesIO(data)).pages[0].extract_text()
     expected = alice.statement("alice-lab", month)
-    assert data.startswith(b"%PDF-1.4") and "alice-lab" in text and "Statement no." in text
+    assert data.startswith(b"%PDF-") and "alice-lab" in text and "Statement no." in text
     assert f"ST-{month.replace('-', '')}-" in text and "UTC" in text  # the number, the period with its zone
-    assert f"Closing balance" in text and expected["closing_balance"] in text and "charge" in text
+    assert "Closing balance" in text and expected["closing_balance"] in text and "charge" in text
     # long statements flow onto more pages; Chinese text is set in the CJK font, not lost
     long = Statement(account="big", currency="CNY", month=month, opening_balance=Decimal("0.00"),
                      closing_balance=Decimal("0.00"), top_ups=Decimal("0.00"), charges=Decimal("0.00"),
                      lines=[Line("2026-11-01 00:00:00", "post", Decimal("-1.00"), i, "j", "hpc", Decimal("1"),
-                                 Decimal("0"), "memo (with) \\ 分子动力学") for i in range(3 * LINES_PER_PAGE)])
-    reader = PdfReader(io.BytesIO(to_pdf(long)))
-    assert len(reader.pages) == 4 and "memo (with) \\ 分子动力学" in reader.pages[1].extract_text()
-    font = reader.pages[1]["/Resources"]["/Font"]["/F1"]  # embedded, a subset (tests/test_statement_pdf.py)
-    assert "+NotoSansMonoCJK" in font["/BaseFont"] or font["/BaseFont"] == "/Courier"  # without fonts-noto-cjk
-    assert font["/BaseFont"] == "/Courier" or "/FontFile3" in font["/DescendantFonts"][0]["/FontDescriptor"]
+                                 Decimal("0"), "memo (with) \\ 分子动力学") for i in range(150)])
+    reader = PdfReader(io.BytesIO(statement_pdf(long)))
+    assert len(reader.pages) >= 3 and "memo (with) \\ 分子动力学" in reader.pages[1].extract_text()
+    fonts = reader.pages[1]["/Resources"]["/Font"].values()  # embedded subsets (tests/test_statement_pdf.py)
+    assert fonts and all("+" in str(font.get_object()["/BaseFont"]) for font in fonts)
 
 
 def test_statement_pdf_in_chinese_with_the_issuer(alice, platform, monkeypatch):

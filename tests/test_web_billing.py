@@ -115,9 +115,11 @@ def test_the_statement_is_shown_and_downloads_as_csv_and_pdf(portal, platform):
     assert page.status_code == 200
     with platform.db.session() as session:
         s = statement(session, session.scalar(select(Account).where(Account.name == "li-lab")), MONTH)
-    fmt = Formats("en", platform.settings.currency, platform.settings.display_timezone)
-    assert fmt.money(s.closing_balance) in page.text and fmt.money(s.opening_balance) in page.text
-    assert page.text.count('<td data-label="Amount" class="num">') == len(s.lines) >= 2
+    # the statement's document, the one the PDF prints (billing/_document.html), jobs linked to their pages
+    assert '<article class="document">' in page.text and "Statement no." in page.text
+    assert str(s.closing_balance) in page.text and str(s.opening_balance) in page.text
+    assert page.text.count('<td data-label="amount" class="num">') == len(s.lines) >= 2
+    assert all(f'<a href="/portal/jobs/{line.job_id}">' in page.text for line in s.lines if line.job_id)
     csv_link = f"/accounts/li-lab/statements/{MONTH}?format=csv"
     pdf_link = f"/accounts/li-lab/statements/{MONTH}?format=pdf"
     assert csv_link in page.text and pdf_link in page.text
@@ -176,5 +178,5 @@ def test_billing_pages_in_a_browser_in_both_languages_and_on_a_phone(platform, c
                 account = "li-lab" if login == "li" else "m-lab"
                 page.goto(f"/portal/billing/statements/{account}/{MONTH}")
                 assert axe(page) == []
-                shot(page, f"statement-{language}{'-phone' if phone else ''}")
+                shot(page, f"statement-page-{language}{'-phone' if phone else ''}")
                 page.context.close()

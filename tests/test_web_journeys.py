@@ -138,7 +138,7 @@ def _journey(platform, server, chromium, tmp_path, language: str, name: str, suf
     _no_serious_problems(page, "statement")
     shot(page, f"journey1{suffix}-statement-{language}")
     with page.expect_download() as download:
-        page.locator(f"a[href$='/statements/{month}?format=pdf']").first.click()
+        page.locator(f"a[href*='/statements/{month}?format=pdf']").first.click()
     pdf = download.value.path()
     assert open(pdf, "rb").read(5) == b"%PDF-"
 

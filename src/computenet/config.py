@@ -75,8 +75,9 @@ class IssuerConfig(_Strict):
     address: str = ""
     tax_id: str = ""  # 纳税人识别号
     payment: str = ""  # payment instructions: bank, account, reference
-    # an image the HTML documents show above the issuer (the PDF prints the name): a path on this
-    # server or a data: URL (the pages' Content-Security-Policy loads images from nowhere else)
+    # an image the invoices and statements (pages and PDFs) show in their title block: an image file
+    # on this server (embedded as a data: URL: the pages' Content-Security-Policy and the PDF load
+    # images from nowhere else) or a data: URL
     logo: str = ""
 
 

@@ -1,25 +1,33 @@
 """One model of a billing document (an invoice or a statement), in either language, that both the PDF
-and the HTML are drawn from: the PDF lays it out as text lines (``text_lines``), the template
-``billing/_document.html`` (the portal's invoice page, the API's ``format=html``) shows the same fields,
-tables and totals. Words are chosen here, once, so the two never say different things."""
+and the HTML are drawn from: the template ``billing/_document.html`` (under ``TEMPLATES``) shows its
+fields, tables and totals on the portal's pages and the API's ``format=html``, and billing/pdf.py prints
+the same template to PDF. Words are chosen once (billing/document_words.py), so the two never differ."""
 
 from __future__ import annotations
 
+import base64
+import mimetypes
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Optional
+from zoneinfo import ZoneInfo
 
+from .document_words import KIND_WORDS_ZH, LABELS, PRODUCT_LINES, TABLE_WORDS, UNITS, WORDS
 from .invoice import ADJUSTMENT, Invoice
-from .pdf import (COLUMNS, KIND_WORDS_ZH, LABELS, TABLE_WORDS, Header, pad, pages_pdf, statement_detail, width,
-                  wrap)
-from .statements import KIND_WORDS, Statement
+from .statements import KIND_WORDS, Statement, month_bounds
+
+# the document's template and print stylesheet; the portal's Jinja loader searches here too
+TEMPLATES = Path(__file__).parent / "templates"
 
 
 @dataclass
 class Column:
     label: str
-    width: int  # half-width cells; 0: the column takes what the others leave
-    right: bool = False
+    right: bool = False  # a number: right-aligned, never broken
+    wide: bool = False  # long text (a description, a detail): takes the width the others leave and wraps
+    job: bool = False  # a job's id: the portal links it to the job's page
 
 
 @dataclass
@@ -32,48 +40,15 @@ class Table:
 @dataclass
 class Document:
     language: str
-    title: str
+    title: str  # the whole title in a line (a page's <title>)
     number: str
     issuer: str
+    kind: str = ""  # "Invoice", "对账单": the title block's heading
     logo: str = ""
     fields: list[tuple[str, str]] = field(default_factory=list)  # label, value (empty values left out)
     tables: list[Table] = field(default_factory=list)
     totals: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-
-WORDS = {
-    "en": {"invoice": "Invoice", "number": "Invoice no.", "issuer": "Issuer", "address": "Address",
-           "tax_id": "Tax ID", "customer": "Customer", "account": "Account", "issued": "Issue date", "due": "Due date",
-           "period": "Period", "currency": "Currency", "payment": "Payment", "lines": "Lines",
-           "description": "Description", "quantity": "Quantity", "unit": "Unit", "unit_price": "Unit price",
-           "gross": "Amount", "discount": "Discount", "net": "Net", "tax_percent": "VAT%", "tax": "VAT",
-           "total": "Total", "by_line": "Totals per product line", "product_line": "Product line",
-           "subtotal": "Subtotal", "discount_total": "Discount", "net_total": "Net", "tax_total": "VAT",
-           "total_due": "Total due", "balance": "Balance this month", "opening": "Opening balance",
-           "top_ups": "Top-ups", "charges": "Charges", "closing": "Closing balance",
-           "adjustment": "refunds & adjustments",
-           "adjustment_note": "Refunds & adjustments: what the ledger charged beyond quantity x unit price "
-                              "(refunds, re-pricing, minimum charges, rounding per job).",
-           "tax_note": "VAT is computed on each line after its discount and rounded half up to the cent.",
-           "discount_note": "Discount of %s %% under the account's agreement."},
-    "zh-CN": {"invoice": "发票", "number": "发票号码", "issuer": "开票方", "address": "地址",
-              "tax_id": "纳税人识别号", "customer": "客户", "account": "账户", "issued": "开票日期", "due": "付款期限",
-              "period": "账期", "currency": "币种", "payment": "付款方式", "lines": "明细",
-              "description": "项目", "quantity": "数量", "unit": "单位", "unit_price": "单价",
-              "gross": "金额", "discount": "折扣", "net": "折后金额", "tax_percent": "税率%", "tax": "税额",
-              "total": "价税合计", "by_line": "按产品线合计", "product_line": "产品线",
-              "subtotal": "小计", "discount_total": "折扣", "net_total": "折后金额", "tax_total": "税额",
-              "total_due": "应付总额", "balance": "本月余额变动", "opening": "期初余额",
-              "top_ups": "充值", "charges": "消费", "closing": "期末余额",
-              "adjustment": "退款及调整",
-              "adjustment_note": "退款及调整：账本实收与数量乘单价之差（退款、重新定价、最低收费、逐作业取整）。",
-              "tax_note": "增值税按每行折后金额计算，四舍五入到分。",
-              "discount_note": "按账户协议折扣 %s%%。"},
-}
-PRODUCT_LINES = {"hpc": ("HPC compute", "高性能计算"), "gpu": ("GPU compute", "GPU 算力"),
-                 "ai": ("AI compute", "智算"), "cloud": ("Cloud compute", "云算力"), "storage": ("Storage", "存储")}
-UNITS = {"core-h": ("core-h", "核时"), "GPU-h": ("GPU-h", "卡时"), ADJUSTMENT: ("", "")}
 
 
 def _money(value: Decimal) -> str:
@@ -112,19 +87,16 @@ def invoice_document(inv: Invoice, language: str = "en") -> Document:
         rows.append([text, _number(line.quantity), UNITS.get(line.unit, (line.unit, line.unit))[zh],
                      _price(line.unit_price), _money(line.gross), _money(-line.discount) if line.discount else "",
                      _money(line.net), _number(line.tax_percent), _money(line.tax), _money(line.total)])
-    # widths hold 12-digit quantities and amounts of a hundred million and more; the description wraps
-    lines = Table(w["lines"], [Column(w["description"], 0), Column(w["quantity"], 12, True), Column(w["unit"], 6),
-                               Column(w["unit_price"], 10, True), Column(w["gross"], 13, True),
-                               Column(w["discount"], 12, True), Column(w["net"], 13, True),
-                               Column(w["tax_percent"], 5, True), Column(w["tax"], 11, True),
-                               Column(w["total"], 13, True)], rows)
-    per_line = Table(w["by_line"], [Column(w["product_line"], 0), Column(w["gross"], 14, True),
-                                    Column(w["discount"], 13, True), Column(w["net"], 14, True),
-                                    Column(w["tax"], 12, True), Column(w["total"], 15, True)],
+    number = lambda label: Column(label, right=True)  # noqa: E731
+    lines = Table(w["lines"], [Column(w["description"], wide=True), number(w["quantity"]), Column(w["unit"]),
+                               number(w["unit_price"]), number(w["gross"]), number(w["discount"]), number(w["net"]),
+                               number(w["tax_percent"]), number(w["tax"]), number(w["total"])], rows)
+    per_line = Table(w["by_line"], [Column(w["product_line"], wide=True), number(w["gross"]), number(w["discount"]),
+                                    number(w["net"]), number(w["tax"]), number(w["total"])],
                      [[line_name(t.product_line), _money(t.gross), _money(-t.discount) if t.discount else "",
                        _money(t.net), _money(t.tax), _money(t.total)] for t in inv.product_lines])
-    balance = Table(w["balance"], [Column(w["opening"], 0, True), Column(w["top_ups"], 0, True),
-                                   Column(w["charges"], 0, True), Column(w["closing"], 0, True)],
+    balance = Table(w["balance"], [number(w["opening"]), number(w["top_ups"]), number(w["charges"]),
+                                   number(w["closing"])],
                     [[_money(inv.opening_balance), _money(inv.top_ups), _money(-inv.charges),
                       _money(inv.closing_balance)]])
     totals = [(w["subtotal"], _money(inv.gross)), (w["discount_total"], _money(-inv.discount)),
@@ -133,57 +105,65 @@ def invoice_document(inv: Invoice, language: str = "en") -> Document:
     notes = [w["tax_note"]] + ([w["adjustment_note"]] if any(x.unit == ADJUSTMENT for x in inv.lines) else [])
     discounts = {line.discount_percent for line in inv.lines if line.discount_percent}
     notes += [w["discount_note"] % _number(percent) for percent in sorted(discounts)]
-    return Document(language=language, title=f"{inv.issuer.name}  {w['invoice']}", number=inv.number,
-                    issuer=inv.issuer.name, logo=inv.issuer.logo, fields=[(k, v) for k, v in fields if v],
+    return Document(language=language, title=f"{inv.issuer.name}  {w['invoice']}", kind=w["invoice"],
+                    number=inv.number, issuer=inv.issuer.name, logo=embedded_logo(inv.issuer.logo), fields=[(k, v) for k, v in fields if v],
                     tables=[lines, per_line, balance], totals=totals, notes=notes)
 
 
-def column_widths(table: Table, columns: int) -> list[int]:
-    """Each column's width in cells, one space between columns; flexible columns share the rest."""
-    fixed = sum(c.width for c in table.columns) + len(table.columns) - 1
-    flexible = [c for c in table.columns if not c.width]
-    share = max(8, (columns - fixed) // max(1, len(flexible)))
-    return [c.width or share for c in table.columns]
+def embedded_logo(logo: str) -> str:
+    """The configured logo as the document shows it: a file on this server becomes a data: URL, so the
+    page (whose Content-Security-Policy loads images from nowhere else) and the PDF both carry it; a
+    data: URL or a path the portal serves stays as it is."""
+    if not logo or logo.startswith("data:"):
+        return logo
+    path = Path(logo)
+    kind = mimetypes.guess_type(path.name)[0] or ""
+    if kind.startswith("image/") and path.is_file():
+        return f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode()}"
+    return logo
 
 
-def table_lines(table: Table, columns: int) -> list[str]:
-    widths = column_widths(table, columns)
-    out = [table.caption]
-    for n, row in enumerate([[c.label for c in table.columns], *table.rows]):
-        pieces = [wrap(cell, width) if cell else [""] for cell, width in zip(row, widths)]
-        for depth in range(max(len(p) for p in pieces)):  # a long cell wraps inside its column
-            cells = [pad(p[depth] if depth < len(p) else "", width, col.right)
-                     for p, width, col in zip(pieces, widths, table.columns)]
-            out.append(" ".join(cells).rstrip())
-        if n == 0:
-            out.append("-" * min(columns, sum(widths) + len(widths) - 1))
-    return out + [""]
+@dataclass(frozen=True)
+class Header:
+    """Who issues the statement to whom: the document's top block."""
+
+    issuer: str = "ComputeNet"
+    issuer_address: str = ""
+    issuer_tax_id: str = ""
+    payment: str = ""
+    customer: str = ""  # the organisation (tenant); the account code is printed anyway
+    number: str = ""
+    issued: str = ""  # a date
+    period: str = ""  # start - end with the time zone
+    language: str = "en"
+    logo: str = ""  # [billing.issuer] logo
 
 
-def text_lines(doc: Document, columns: int) -> list[str]:
-    """The document as lines of at most ``columns`` half-width cells (the PDF's pages)."""
-    out = [*wrap(doc.title, columns), ""]
-    label = max((width(name) for name, _ in doc.fields), default=0) + 2
-    for name, value in doc.fields:
-        first, *rest = wrap(value, columns - label)
-        out += [pad(name, label) + first] + [" " * label + piece for piece in rest]
-    out.append("")
-    for table in doc.tables:
-        out += table_lines(table, columns)
-    label = max((width(name) for name, _ in doc.totals), default=0) + 2
-    for name, value in doc.totals:
-        out.append(pad(pad(name, label) + pad(value, 16, True), columns, True).rstrip())
-    out.append("")
-    for note in doc.notes:
-        out += wrap(note, columns)
-    return [piece for line in out for piece in wrap(line, columns)]
+def statement_header(issuer, account_id: int, customer: str, month: str, zone: str, language: str,
+                     today: Optional[date] = None) -> Header:
+    """The header for one account's month: ``issuer`` is the configured IssuerConfig; the number is
+    stable (the same account and month always print the same number); the period is the UTC month
+    the ledger is cut at, said with its time zone, and the issue date is today in ``zone``."""
+    start, end = month_bounds(month)
+    issued = today or datetime.now(ZoneInfo(zone)).date()
+    return Header(issuer=issuer.name, issuer_address=issuer.address, issuer_tax_id=issuer.tax_id,
+                  payment=issuer.payment, customer=customer, number=f"ST-{month.replace('-', '')}-{account_id:06d}",
+                  issued=issued.isoformat(), period=f"{start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC",
+                  language=language if language in LABELS else "en", logo=issuer.logo)
 
 
-def to_pdf(doc: Document) -> bytes:
-    return pages_pdf(text_lines(doc, COLUMNS), page_word=PAGE_WORDS.get(doc.language, PAGE_WORDS["en"]))
-
-
-PAGE_WORDS = {"en": "page %d of %d", "zh-CN": "第 %d 页，共 %d 页"}
+def statement_detail(line, language: str = "en") -> str:
+    """A ledger line's detail: the job's name and memo, and the unit prices it was rated at."""
+    name = (line.job_name or "").strip()
+    text = f"{name}: {line.memo}" if name and name not in line.memo else line.memo
+    prices = []
+    for hours, price, unit in ((line.core_hours, getattr(line, "price_core_hour", None), ("core-h", "核时")),
+                               (line.gpu_hours, getattr(line, "price_gpu_hour", None), ("GPU-h", "卡时"))):
+        if price is not None and hours:
+            prices.append(f"{price.normalize():f}/{unit[language == 'zh-CN']}")
+    if prices:
+        text += ("  单价 " if language == "zh-CN" else "  at ") + ", ".join(prices)
+    return text
 
 
 def statement_document(st: Statement, header: Optional[Header] = None) -> Document:
@@ -192,12 +172,14 @@ def statement_document(st: Statement, header: Optional[Header] = None) -> Docume
     detail, then top-ups, charges per product line, the closing balance and what is held."""
     language = header.language if header is not None and header.language in TABLE_WORDS else "en"
     w, zh = TABLE_WORDS[language], language == "zh-CN"
+    words = LABELS[language]
     if header is None:
         title = f"ComputeNet statement  {st.month}  account {st.account}  ({st.currency})" + (
             "  [closed]" if st.closed else "")
-        fields, issuer, number = [], "ComputeNet", ""
+        fields = [(words["account"], st.account), (words["period"], st.month),
+                  (words["currency"], f"{st.currency}  ({words['closed'] if st.closed else words['open']})")]
+        issuer, number = "ComputeNet", ""
     else:
-        words = LABELS[language]
         title = f"{header.issuer}  {words['statement']}  {st.month}"
         fields = [(words["issuer"], header.issuer), ("", header.issuer_address),
                   (words["tax_id"], header.issuer_tax_id), (words["customer"], header.customer),
@@ -211,11 +193,13 @@ def statement_document(st: Statement, header: Optional[Header] = None) -> Docume
         kind = KIND_WORDS_ZH.get(line.kind) if zh else None
         rows.append([line.date, kind or KIND_WORDS.get(line.kind, line.kind), str(line.job_id or ""),
                      str(line.core_hours), str(line.gpu_hours), str(line.amount), statement_detail(line, language)])
-    ledger = Table("", [Column(w["date"], 19), Column(w["what"], 10), Column(w["job"], 8, True),
-                        Column(w["core"], 10, True), Column(w["gpu"], 9, True), Column(w["amount"], 13, True),
-                        Column(w["detail"], 0)], rows)
+    ledger = Table(w["lines"], [Column(w["date"]), Column(w["what"]), Column(w["job"], right=True, job=True),
+                                Column(w["core"], right=True), Column(w["gpu"], right=True),
+                                Column(w["amount"], right=True), Column(w["detail"], wide=True)], rows)
     totals = [(w["opening"], str(st.opening_balance)), (w["in"], str(st.top_ups)), (w["charges"], str(st.charges))]
-    totals += [(f"  {name}", str(total)) for name, total in sorted(st.by_product_line.items())]
+    totals += [(f"  {PRODUCT_LINES.get(code, (code, code))[zh]}", str(total))
+               for code, total in sorted(st.by_product_line.items())]
     totals += [(w["closing"], str(st.closing_balance)), (w["held"], str(st.held_at_close))]
-    return Document(language=language, title=title, number=number, issuer=issuer,
+    return Document(language=language, title=title, kind=words["statement"], number=number, issuer=issuer,
+                    logo=embedded_logo(header.logo) if header is not None else "",
                     fields=[(k, v) for k, v in fields if v], tables=[ledger], totals=totals)

@@ -11,6 +11,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from ..billing.document import TEMPLATES as DOCUMENT_TEMPLATES
 from . import i18n
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -26,7 +27,8 @@ SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Frame-Options": "DENY", "
 
 @lru_cache(maxsize=None)
 def environment(language: str) -> Environment:
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True),
+    # billing documents' template (billing/_document.html) lives with billing, which prints it to PDF too
+    env = Environment(loader=FileSystemLoader([TEMPLATES, DOCUMENT_TEMPLATES]), autoescape=select_autoescape(default=True),
                       extensions=["jinja2.ext.i18n"], trim_blocks=True, lstrip_blocks=True)
     env.install_gettext_translations(i18n.translations(language), newstyle=True)
     return env

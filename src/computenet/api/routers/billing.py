@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, Header, Path, Query
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from sqlalchemy import select
 
-from ...billing.pdf import statement_header, to_pdf
+from ...billing.document import statement_document, statement_header
+from ...billing.pdf import document_pdf
 from ...billing.statements import month_bounds, statement
 from ...schemas import MONTH_PATTERN, UsageRowOut
 from ...messages import msg
@@ -65,11 +66,10 @@ def monthly_statement(name: str, month: str = Path(pattern=MONTH_PATTERN, descri
         wanted = lang or ("zh-CN" if (accept_language or "").lower().startswith("zh") else "en")
         header = statement_header(settings.billing.issuer, account.id, tenant.name if tenant else "", month,
                                   settings.display_timezone, wanted)
+        doc = statement_document(result, header)
         if format == "html":
-            from ...billing.document import statement_document
-
-            return _document_page(statement_document(result, header))
-        return Response(to_pdf(result, header), media_type="application/pdf",
+            return _document_page(doc)
+        return Response(document_pdf(doc), media_type="application/pdf",
                         headers={"Content-Disposition": f'attachment; filename="{name}-{month}.pdf"'})
     if format in ("csv", "summary-csv"):
         body, suffix = (result.to_csv(), "") if format == "csv" else (result.summary_csv(), "-summary")
@@ -91,7 +91,7 @@ def _visible_account(session, user: User, name: str) -> Account:
 def _invoice_response(invoice, name: str, month: str, format: str, language: str):
     if format == "json":
         return invoice.to_json()
-    from ...billing.document import invoice_document, to_pdf as document_pdf
+    from ...billing.document import invoice_document
 
     doc = invoice_document(invoice, language)
     if format == "pdf":

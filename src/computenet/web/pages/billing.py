@@ -18,7 +18,8 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 
 from ...billing import funds
-from ...billing.statements import KIND_WORDS, month_bounds, statement, statements_for_month
+from ...billing.document import statement_document, statement_header
+from ...billing.statements import month_bounds, statement, statements_for_month
 from ...schemas import MAX_ROW_ID, MONTH_PATTERN
 from ...services.integration import notifications
 from ...services.billing import usage as usage_service
@@ -26,14 +27,11 @@ from ...services.tenancy.accounts import accounts_of
 from ...services.errors import InvalidRequest, NotFound, ServiceError
 from ...services.platform import Platform
 from ...services.tenancy.roles import can_see_account
-from ...store.models import Account, User
-from ..i18n import N_
+from ...store.models import Account, Tenant, User
 from ..render import page
 from ..viewer import check_csrf, viewer
 
 router = APIRouter(include_in_schema=False)
-# a statement line's kind (billing/statements.py KIND_WORDS) not already in words.LEDGER_KINDS
-STATEMENT_KINDS = [N_("top-up"), N_("release"), N_("refund"), N_("transfer")]
 
 
 def _platform(request: Request) -> Platform:
@@ -107,8 +105,10 @@ def billing(request: Request, months: int = Query(6, ge=1, le=24)):
 
 @router.get("/portal/billing/statements/{name}/{month}")
 def statement_page(request: Request, name: str = Path(max_length=128), month: str = Path(max_length=16)):
-    """One month's statement of one account, as GET /accounts/{name}/statements/{month} gives it."""
+    """One month's statement of one account in the viewer's language: the same document (and template,
+    billing/_document.html) as GET /accounts/{name}/statements/{month}?format=pdf prints."""
     who = viewer(request)
+    settings = _platform(request).settings
     try:
         with _platform(request).db.session() as session:
             user = session.get(User, who.user.id)
@@ -119,10 +119,14 @@ def statement_page(request: Request, name: str = Path(max_length=128), month: st
             if not re.fullmatch(MONTH_PATTERN, month):
                 raise InvalidRequest(f"invalid month {month!r} (use YYYY-MM)")
             result = statement(session, account, month)
+            tenant = session.get(Tenant, account.tenant_id) if account.tenant_id else None
+            header = statement_header(settings.billing.issuer, account.id, tenant.name if tenant else "", month,
+                                      settings.display_timezone, who.language)
     except ServiceError as exc:
         return page(request, who, "billing/refused.html", status=exc.status_code,
                     title=who.gettext("No such statement"), message=who.say(exc))
-    return page(request, who, "billing/statement.html", s=result, kind_words=KIND_WORDS)
+    return page(request, who, "billing/statement.html", s=result, doc=statement_document(result, header),
+                job_link=lambda job: f"/portal/jobs/{job}")
 
 
 @router.get("/portal/billing/invoices/{name}/{month}")
