@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from functools import lru_cache
 from pathlib import Path
 
@@ -29,6 +30,7 @@ CHARTS = {"utilization": "utilization", "revenue": "revenue", "margin": "margin"
 MAX_TICK_LABELS = 12  # more dates than this on one axis run into each other
 LINE_STYLES = ("-", "--", "-.", ":")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+LEGEND_WIDTH = 40  # characters on one line of a legend entry
 # matplotlib falls back glyph by glyph (3.6+): Latin from DejaVu, Chinese labels from Noto CJK where installed
 FONTS = ("DejaVu Sans", "Noto Sans CJK SC", "Noto Sans CJK JP", "WenQuanYi Zen Hei")
 
@@ -85,12 +87,17 @@ def _utilization(report: Report, ax, say) -> list[str]:
     xs = list(range(len(labels)))
     for i, (name, values) in enumerate(named_once(series)):
         ax.plot(xs, values, linestyle=LINE_STYLES[i % len(LINE_STYLES)],
-                marker=MARKERS[i % len(MARKERS)] if len(labels) <= 60 else None, label=name)
+                marker=MARKERS[i % len(MARKERS)] if len(labels) <= 60 else None, label=_wrapped(name))
     _date_axis(ax, labels)
     ax.set_ylabel(say(msg("allocated / capacity (%)")))
     ax.yaxis.set_major_formatter(_thousands())
     ax.set_ylim(bottom=0)
     return []
+
+
+def _wrapped(name: str) -> str:
+    """Series named together ("a = b = c", clusters idle alike) over lines, so the legend stays narrow."""
+    return "\n".join(textwrap.wrap(name, LEGEND_WIDTH, break_long_words=False)) if len(name) > LEGEND_WIDTH else name
 
 
 def _revenue(report: Report, ax, say) -> list[str]:
@@ -122,7 +129,7 @@ def _margin(report: Report, ax, say) -> list[str]:
         drawn[name] = []
         for bar, b, value in zip(bars, labels, values):
             if by_bucket.get(b) is None:  # undefined: said, not drawn as zero
-                ax.annotate("n/a", (bar.get_x() + bar.get_width() / 2, 0), ha="center", va="bottom", fontsize=7)
+                ax.annotate(say(msg("n/a")), (bar.get_x() + bar.get_width() / 2, 0), ha="center", va="bottom", fontsize=7)
             else:
                 drawn[name].append((bar, value))
     _date_axis(ax, labels, offset=width * (len(names) - 1) / 2)
@@ -202,5 +209,7 @@ def png(chart: str, report: Report, say=_english, dpi: int = 200) -> bytes:
     """The chart as PNG bytes (sharp when printed: 200 dpi), for the monthly report."""
     buffer = io.BytesIO()
     with rc_context(_style()):
-        figure(chart, report, say).savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
+        # tight: the whole legend, however long its names (a month by day may have many clusters' series)
+        figure(chart, report, say).savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.1,
+                                           metadata={"Software": None})
     return buffer.getvalue()

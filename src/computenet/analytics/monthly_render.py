@@ -96,7 +96,8 @@ class Formats:
 
 UNITS = {"core_hours": N_("core-hours"), "card_hours": N_("card-hours")}
 WORDS = (N_("pp"),  # percentage points, after a change in a share
-         N_("all"), N_("(all)"))  # the margin report's and the efficiency and routing reports' totals
+         N_("all"), N_("(all)"),  # the margin report's and the efficiency and routing reports' totals
+         N_("university"), N_("enterprise"), N_("research_institute"), N_("government"), N_("individual"))  # segments
 
 
 def html(report: MonthlyReport, voice: Voice, operator: str, issued: datetime, zone: str,
@@ -163,7 +164,7 @@ def tables(report: MonthlyReport, voice: Voice, fmt: Formats) -> list[Table]:
         _table(r["customers"], voice, N_("Top 10 customers"),
                [(N_("Rank"), True), (N_("Customer"), False), (N_("Segment"), False), (N_("Revenue"), True),
                 (N_("Share of revenue"), True), (N_("Cumulative share"), True)],
-               [[str(c["rank"]), c["customer"], c["segment"], fmt.money(c["revenue"]), fmt.percent(c["share"]),
+               [[str(c["rank"]), c["customer"], _(c["segment"]), fmt.money(c["revenue"]), fmt.percent(c["share"]),
                  fmt.percent(c["cumulative_share"])] for c in r["customers"].rows]),
         _table(r["jobs"], voice, N_("Queue wait and job size per cluster"),
                [(N_("Cluster"), False), (N_("Jobs"), True), (N_("Wait, median (h)"), True),
