@@ -200,3 +200,13 @@ def test_the_portal_page_and_its_pdf_are_for_the_reports_role_only(org, years):
     assert bad.status_code == 400 and "is not a month: use YYYY-MM" in bad.text
     empty = op.get("/portal/finance/monthly.pdf?month=2031-05")
     assert empty.status_code == 404 and "no data for 2031-05" in empty.text
+
+
+def test_the_portal_page_in_a_browser(org, years, chromium):
+    """The page as a browser shows it, in en and zh-CN: its stylesheet loads under the CSP, axe finds nothing
+    serious, and a screenshot of each (monthly-page-en.png, monthly-page-zh-CN.png)."""
+    from test_web_admin import _pages_in_both_languages
+
+    seed_db.write(org.db, years[2022])
+    _pages_in_both_languages(org, chromium, "op", [(f"/portal/finance/monthly?month={MONTH}", "monthly-page",
+                                                    ".monthly-report img")])
