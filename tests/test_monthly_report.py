@@ -176,6 +176,9 @@ def test_the_cli_writes_the_report_from_parquet_exports(years, tmp_path):
                                 "--out", str(tmp_path / "none.pdf")])
     assert empty.exit_code == 1 and "no data for 2023-01" in empty.output and "Traceback" not in empty.output
     assert not (tmp_path / "none.pdf").exists()
+    in_chinese = runner.invoke(app, ["report", "monthly", "2023-01", "--lang", "zh-CN",
+                                     "--data", str(tmp_path / "exports")])
+    assert in_chinese.exit_code == 1 and "2023-01" in in_chinese.output and "无数据" in in_chinese.output
     unknown = runner.invoke(app, ["report", "monthly", MONTH, "--lang", "fr", "--data", str(tmp_path / "exports")])
     assert unknown.exit_code == 1 and "unknown language 'fr'" in unknown.output
 

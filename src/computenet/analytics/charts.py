@@ -129,7 +129,8 @@ def _margin(report: Report, ax, say) -> list[str]:
         drawn[name] = []
         for bar, b, value in zip(bars, labels, values):
             if by_bucket.get(b) is None:  # undefined: said, not drawn as zero
-                ax.annotate(say(msg("n/a")), (bar.get_x() + bar.get_width() / 2, 0), ha="center", va="bottom", fontsize=7)
+                ax.annotate(say(msg("n/a")), (bar.get_x() + bar.get_width() / 2, 0), ha="center", va="bottom",
+                            fontsize=7)
             else:
                 drawn[name].append((bar, value))
     _date_axis(ax, labels, offset=width * (len(names) - 1) / 2)

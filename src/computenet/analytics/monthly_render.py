@@ -73,9 +73,6 @@ class Formats:
     def percent(self, value) -> str:
         return "—" if value is None else format_percent(Decimal(value), format="#,##0.0%", locale=self.locale)
 
-    def hours(self, value, unit: str, places: int = 0) -> str:
-        return "—" if value is None else f"{self.number(value, places)} {self.voice.gettext(unit)}"
-
     def figure(self, kind: str, value) -> str:
         return self.money(value) if kind == "money" else self.percent(value) if kind == "ratio" else self.number(value)
 

@@ -230,17 +230,18 @@ def monthly(month: str = typer.Argument(..., help="the month, YYYY-MM"),
         fail(f"unknown language {lang!r}: use one of {', '.join(report_language.LANGUAGES)}")
     if fmt not in ("pdf", "html"):
         fail(f"unknown format {fmt!r}: use pdf or html")
+    voice = report_language.voice(lang)
     try:
         monthly_report.month_range(month)  # a bad month never costs reading the tables
     except ReportError as exc:
-        fail(str(exc))
+        fail(voice.say(exc.args[0]))
     settings = load_settings()
     zone = settings.display_timezone
     with _warehouse(data) as warehouse:
         try:
             report = monthly_report.build(warehouse, month)
         except ReportError as exc:
-            fail(str(exc))
+            fail(voice.say(exc.args[0]))  # in the document's language, as the portal says it
     voice = report_language.voice(lang, report.currency)
     issued = datetime.now(timezone.utc).astimezone(ZoneInfo(zone))
     operator = settings.billing.issuer.name
