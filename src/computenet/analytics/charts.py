@@ -9,14 +9,19 @@ other bar), and series that coincide are named together instead of one hiding th
 
 from __future__ import annotations
 
+import io
 import math
+import textwrap
+from functools import lru_cache
 from pathlib import Path
 
 # a Figure of its own, never pyplot: pyplot's global figure registry is not safe in the API's
 # request threads, and no display is needed to draw a PNG
+from matplotlib import font_manager, rc_context
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from ..messages import N_, msg
 from .chart_scale import cut_range, far_out, named_once
 from .periods import ReportError
 from .report_model import Report
@@ -25,6 +30,26 @@ CHARTS = {"utilization": "utilization", "revenue": "revenue", "margin": "margin"
 MAX_TICK_LABELS = 12  # more dates than this on one axis run into each other
 LINE_STYLES = ("-", "--", "-.", ":")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+LEGEND_WIDTH = 40  # characters on one line of a legend entry
+# matplotlib falls back glyph by glyph (3.6+): Latin from DejaVu, Chinese labels from Noto CJK where installed
+FONTS = ("DejaVu Sans", "Noto Sans CJK SC", "Noto Sans CJK JP", "WenQuanYi Zen Hei")
+
+
+@lru_cache(maxsize=1)
+def _style() -> dict:
+    """The installed FONTS by name, not "sans-serif": matplotlib falls back only within a named list
+    (and warns for every glyph of a name it does not know)."""
+    known = {entry.name for entry in font_manager.fontManager.ttflist}
+    return {"font.family": [f for f in FONTS if f in known] or ["DejaVu Sans"]}
+
+
+# words said through msg(a variable): marked here for the catalogues
+WORDS = (N_("owned"), N_("leased"), N_("utilization"), N_("revenue"), N_("margin"), N_("efficiency"), N_("day"),
+         N_("month"), N_("quarter"), N_("year"))
+
+
+def _english(text) -> str:
+    return str(text)
 
 
 def _buckets(report: Report) -> list[str]:
@@ -46,31 +71,36 @@ def _date_axis(ax, labels: list[str], offset: float = 0.0) -> None:
             label.set_horizontalalignment("right")
 
 
-def _utilization(report: Report, ax) -> list[str]:
+def _utilization(report: Report, ax, say) -> list[str]:
     labels = _buckets(report)
     series = []
     for name in sorted({r["name"] for r in report.rows if r["level"] == "cluster"}):
         rows = {r["bucket"]: r for r in report.rows if r["level"] == "cluster" and r["name"] == name}
         ownership = next(iter(rows.values()))["ownership"]
-        series.append((f"{name} ({ownership}) cores", [
+        series.append((say(msg("%(name)s (%(ownership)s) cores", name=name, ownership=say(msg(ownership)))), [
             float(rows[b]["core_utilization"]) * 100 if b in rows and rows[b]["core_utilization"] is not None
             else float("nan") for b in labels]))
         cards = [float(rows[b]["card_utilization"]) * 100 if b in rows and rows[b]["card_utilization"] is not None
                  else float("nan") for b in labels]
         if any(v == v for v in cards):  # has GPUs
-            series.append((f"{name} cards", cards))
+            series.append((say(msg("%(name)s cards", name=name)), cards))
     xs = list(range(len(labels)))
     for i, (name, values) in enumerate(named_once(series)):
         ax.plot(xs, values, linestyle=LINE_STYLES[i % len(LINE_STYLES)],
-                marker=MARKERS[i % len(MARKERS)] if len(labels) <= 60 else None, label=name)
+                marker=MARKERS[i % len(MARKERS)] if len(labels) <= 60 else None, label=_wrapped(name))
     _date_axis(ax, labels)
-    ax.set_ylabel("allocated / capacity (%)")
+    ax.set_ylabel(say(msg("allocated / capacity (%)")))
     ax.yaxis.set_major_formatter(_thousands())
     ax.set_ylim(bottom=0)
     return []
 
 
-def _revenue(report: Report, ax) -> list[str]:
+def _wrapped(name: str) -> str:
+    """Series named together ("a = b = c", clusters idle alike) over lines, so the legend stays narrow."""
+    return "\n".join(textwrap.wrap(name, LEGEND_WIDTH, break_long_words=False)) if len(name) > LEGEND_WIDTH else name
+
+
+def _revenue(report: Report, ax, say) -> list[str]:
     labels = _buckets(report)
     rows = [r for r in report.rows if r["dimension"] == "product_line"]
     xs = list(range(len(labels)))
@@ -80,12 +110,12 @@ def _revenue(report: Report, ax) -> list[str]:
         ax.bar(xs, values, bottom=bottom, label=line)
         bottom = [a + b for a, b in zip(bottom, values)]
     _date_axis(ax, labels)
-    ax.set_ylabel(f"revenue ({report.currency})" if report.currency else "revenue")
+    ax.set_ylabel(say(msg("revenue (%(currency)s)", currency=report.currency) if report.currency else msg("revenue")))
     ax.yaxis.set_major_formatter(_thousands())
     return []
 
 
-def _margin(report: Report, ax) -> list[str]:
+def _margin(report: Report, ax, say) -> list[str]:
     labels = _buckets(report)
     rows = [r for r in report.rows if r["level"] == "cluster"]
     names = sorted({r["name"] for r in rows})
@@ -99,12 +129,13 @@ def _margin(report: Report, ax) -> list[str]:
         drawn[name] = []
         for bar, b, value in zip(bars, labels, values):
             if by_bucket.get(b) is None:  # undefined: said, not drawn as zero
-                ax.annotate("n/a", (bar.get_x() + bar.get_width() / 2, 0), ha="center", va="bottom", fontsize=7)
+                ax.annotate(say(msg("n/a")), (bar.get_x() + bar.get_width() / 2, 0), ha="center", va="bottom",
+                            fontsize=7)
             else:
                 drawn[name].append((bar, value))
     _date_axis(ax, labels, offset=width * (len(names) - 1) / 2)
     ax.axhline(0, color="black", linewidth=0.6)
-    ax.set_ylabel("gross margin (%)")
+    ax.set_ylabel(say(msg("gross margin (%)")))
     ax.yaxis.set_major_formatter(_thousands())
     values_of = {name: [v for _, v in bars] for name, bars in drawn.items()}
     cut = far_out(values_of)
@@ -120,10 +151,11 @@ def _margin(report: Report, ax) -> list[str]:
                             ha="center", va="bottom" if value < 0 else "top", fontsize=7, fontweight="bold",
                             rotation=90 if len(labels) > 4 else 0,
                             bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "0.5"})
-    return [f"{', '.join(sorted(cut))}: cut at the axis (far outside the others); the values are written on the bars"]
+    return [say(msg("%(names)s: cut at the axis (far outside the others); the values are written on the bars",
+                    names=", ".join(sorted(cut))))]
 
 
-def _efficiency(report: Report, ax) -> list[str]:
+def _efficiency(report: Report, ax, say) -> list[str]:
     """The money wasted per tenant (or app, or cluster), stacked: a bar's height is the bucket's total."""
     labels = _buckets(report)
     rows = [r for r in report.rows if r["key"] != "(all)"]
@@ -134,32 +166,51 @@ def _efficiency(report: Report, ax) -> list[str]:
         ax.bar(xs, values, bottom=bottom, label=key)
         bottom = [a + b for a, b in zip(bottom, values)]
     _date_axis(ax, labels)
-    ax.set_ylabel(f"wasted ({report.currency})" if report.currency else "wasted")
+    ax.set_ylabel(say(msg("wasted (%(currency)s)", currency=report.currency) if report.currency else msg("wasted")))
     ax.yaxis.set_major_formatter(_thousands())
     return []
 
 
-def figure(chart: str, report: Report) -> Figure:
+def figure(chart: str, report: Report, say=_english) -> Figure:
+    """``say`` puts the chart's words (msg texts) into a reader's language; English by default."""
     if chart not in CHARTS:
         raise ReportError(f"unknown chart {chart!r}: use one of {', '.join(CHARTS)}")
     if report.empty:
         raise ReportError(f"nothing to draw: {report.empty}")
-    fig = Figure(figsize=(10, 5))
-    ax = fig.subplots()
-    notes = {"utilization": _utilization, "revenue": _revenue, "margin": _margin,
-             "efficiency": _efficiency}[chart](report, ax)
-    ax.set_title(f"{chart}, {report.period.describe()}")
+    with rc_context(_style()):
+        fig = Figure(figsize=(10, 5))
+        ax = fig.subplots()
+        notes = {"utilization": _utilization, "revenue": _revenue, "margin": _margin,
+                 "efficiency": _efficiency}[chart](report, ax, say)
+        ax.set_title(say(msg("%(chart)s, %(first)s to %(last)s by %(by)s", chart=say(msg(chart)),
+                             first=report.period.first.isoformat(), last=report.period.last.isoformat(),
+                             by=say(msg(report.period.by)))))
+        _finish(fig, ax, notes)
+    return fig
+
+
+def _finish(fig: Figure, ax, notes: list[str]) -> None:
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # outside: it never hides a bar
     ax.grid(axis="y", linewidth=0.3, alpha=0.6)
     for i, note in enumerate(notes):
         fig.text(0.01, 0.01 + 0.03 * i, note, fontsize=8, style="italic")
     fig.tight_layout(rect=(0, 0.03 * len(notes), 1, 1))
-    return fig
 
 
 def draw(chart: str, report: Report, out: str | Path) -> Path:
     fig = figure(chart, report)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    with rc_context(_style()):
+        fig.savefig(path, dpi=100)
     return path
+
+
+def png(chart: str, report: Report, say=_english, dpi: int = 200) -> bytes:
+    """The chart as PNG bytes (sharp when printed: 200 dpi), for the monthly report."""
+    buffer = io.BytesIO()
+    with rc_context(_style()):
+        # tight: the whole legend, however long its names (a month by day may have many clusters' series)
+        figure(chart, report, say).savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.1,
+                                           metadata={"Software": None})
+    return buffer.getvalue()

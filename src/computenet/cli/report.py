@@ -207,3 +207,49 @@ def chart(kind: str = typer.Argument(..., help="utilization, revenue, margin or 
         except ReportError as exc:
             fail(str(exc))
     console.print(f"chart written to {path}", markup=False)
+
+
+@report_app.command("monthly")
+def monthly(month: str = typer.Argument(..., help="the month, YYYY-MM"),
+            lang: str = typer.Option("en", "--lang", help="en or zh-CN"),
+            fmt: str = typer.Option("pdf", "--format", help="pdf or html"),
+            out: Optional[Path] = typer.Option(None, "--out", help="the file to write (default: "
+                                                                   "monthly-report-YYYY-MM-LANG.FORMAT here)"),
+            data: Optional[Path] = DATA) -> None:
+    """The month's operations report as a document: headline figures against the month before and a
+    year earlier, charts, revenue and margin per cluster and product line, top customers, queue wait,
+    efficiency and routing."""
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo
+
+    from ..analytics import monthly_render, monthly_report
+    from ..config import load_settings
+    from ..web import report_language
+
+    if lang not in report_language.LANGUAGES:
+        fail(f"unknown language {lang!r}: use one of {', '.join(report_language.LANGUAGES)}")
+    if fmt not in ("pdf", "html"):
+        fail(f"unknown format {fmt!r}: use pdf or html")
+    voice = report_language.voice(lang)
+    try:
+        monthly_report.month_range(month)  # a bad month never costs reading the tables
+    except ReportError as exc:
+        fail(voice.say(exc.args[0]))
+    settings = load_settings()
+    zone = settings.display_timezone
+    with _warehouse(data) as warehouse:
+        try:
+            report = monthly_report.build(warehouse, month)
+        except ReportError as exc:
+            fail(voice.say(exc.args[0]))  # in the document's language, as the portal says it
+    voice = report_language.voice(lang, report.currency)
+    issued = datetime.now(timezone.utc).astimezone(ZoneInfo(zone))
+    operator = settings.billing.issuer.name
+    path = out or Path(f"monthly-report-{report.month}-{lang}.{fmt}")
+    if fmt == "pdf":
+        document = monthly_render.pdf(report, voice, operator, issued, zone)
+    else:
+        document = monthly_render.html(report, voice, operator, issued, zone).encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(document)
+    console.print(f"monthly report for {report.month} written to {path}", markup=False)

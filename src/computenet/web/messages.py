@@ -23,6 +23,8 @@ KEYWORDS = {"_": None, "gettext": None, "N_": None, "ngettext": (1, 2)}
 BELOW = ("services", "monitoring", "billing", "catalog", "files", "routing", "analytics")
 BELOW_KEYWORDS = {"msg": None, "N_": None}
 LETTERS = re.compile(r"[A-Za-z\u4e00-\u9fff]{2,}")
+# documents laid out below the portal (the monthly report), whose words are the portal's catalogues'
+BELOW_TEMPLATES = (HERE.parent / "analytics" / "templates",)
 JINJA = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.S)
 
 
@@ -31,7 +33,8 @@ def extracted() -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     sources = [(HERE, "", METHODS, KEYWORDS)] + [
         (HERE.parent / below, f"{below}/", [("**.py", "python")], BELOW_KEYWORDS)
-        for below in BELOW if (HERE.parent / below).is_dir()]
+        for below in BELOW if (HERE.parent / below).is_dir()] + [
+        (folder.parent, f"{folder.parent.name}/", [METHODS[0]], KEYWORDS) for folder in BELOW_TEMPLATES]
     for folder, prefix, methods, keywords in sources:
         for filename, line, message, _comments, _context in extract_from_dir(
                 folder, methods, options_map=OPTIONS, keywords=keywords):
@@ -79,14 +82,16 @@ def untranslated_template_text() -> list[str]:
     """Text written straight into a template (outside {{ _("...") }}) that a reader would see:
     "file:line: text". Jinja's own syntax is blanked first; markup and punctuation are not text."""
     problems = []
-    for path in sorted((HERE / "templates").rglob("*.html")):
+    found = [(path, HERE) for path in sorted((HERE / "templates").rglob("*.html"))]
+    found += [(path, folder.parent.parent) for folder in BELOW_TEMPLATES for path in sorted(folder.rglob("*.html"))]
+    for path, base in found:
         source = JINJA.sub(lambda m: "\x00" + "\n" * m.group(0).count("\n"), path.read_text())
         parser = _Text()
         parser.feed(source)
         parser.close()
         for line, text in parser.found:
             if LETTERS.search(text.replace("\x00", " ")):
-                problems.append(f"{path.relative_to(HERE)}:{line}: {' '.join(text.replace(chr(0), '…').split())[:80]}")
+                problems.append(f"{path.relative_to(base)}:{line}: {' '.join(text.replace(chr(0), '…').split())[:80]}")
     return problems
 
 

@@ -16,3 +16,17 @@ def in_language(report, language: str | None):
         raise ValueError(f"unknown language {language!r}: use one of {', '.join(LANGUAGES)}")
     formats = i18n.Formats(language, (report.currency or "CNY").split("/")[0])
     return report.said(lambda text: i18n.localise(text, language, formats))
+
+
+def voice(language: str | None, currency: str | None = None):
+    """The monthly report's words in ``language`` (None: en): the portal's catalogues and its way of
+    saying the reports' notes (analytics/monthly_render.py Voice)."""
+    from ..analytics.monthly_render import Voice
+
+    language = language or i18n.DEFAULT
+    if language not in i18n.LANGUAGES:
+        raise ValueError(f"unknown language {language!r}: use one of {', '.join(LANGUAGES)}")
+    formats = i18n.Formats(language, (currency or "CNY").split("/")[0])
+    if language == i18n.DEFAULT:
+        return Voice(language)
+    return Voice(language, i18n.translations(language).gettext, lambda text: i18n.localise(text, language, formats))

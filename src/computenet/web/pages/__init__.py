@@ -6,6 +6,7 @@ from .files import router as files
 from .finance import router as finance
 from .finance_more import router as finance_more
 from .finance_checks import router as finance_checks
+from .finance_monthly import router as finance_monthly
 from .home import router as home
 from .jobs import router as jobs
 from .login_shell import router as login_shell
@@ -21,6 +22,6 @@ from .projects import router as projects
 from .sessions import router as sessions
 from .submit import router as submit
 
-ROUTERS = [finance_more, finance_checks, operations_ledger, operations_reprice, billing, efficiency, files, finance, home,
+ROUTERS = [finance_more, finance_checks, finance_monthly, operations_ledger, operations_reprice, billing, efficiency, files, finance, home,
            jobs, operations, operations_money, operations_access, operations_network, operations_sim,
            operations_people, projects, submit, sessions, login_shell]

@@ -241,6 +241,16 @@ def _default_range() -> tuple[str, str]:
     return date(first.year, first.month, 1).isoformat(), today.isoformat()
 
 
+def may_read_reports(request: Request, who: Viewer):
+    """The operations sections this viewer may open, or the refusal page when roles.py does not let them
+    read the operator reports (the report pages, the finance area's and the monthly report, all ask here)."""
+    with platform_of(request).db.session() as session:
+        me = signed_in_user(session, who)
+        if not roles.allowed(session, me, "reports"):
+            return refused(request, who, Forbidden(roles.refusal("reports")))
+        return _sections(session, me)
+
+
 def report_page(request: Request, who: Viewer, name: str, offered: tuple[str, ...], template: str):
     """A report (one of ``offered``) over ?from=&to=&by=, as a table and a chart; bad input is a 400 page."""
     platform = platform_of(request)
@@ -248,11 +258,9 @@ def report_page(request: Request, who: Viewer, name: str, offered: tuple[str, ..
     first = request.query_params.get("from", first_default)[:10]
     last = request.query_params.get("to", last_default)[:10]
     by = request.query_params.get("by", "month")[:8]
-    with platform.db.session() as session:
-        me = signed_in_user(session, who)
-        if not roles.allowed(session, me, "reports"):
-            return refused(request, who, Forbidden(roles.refusal("reports")))
-        sections = _sections(session, me)
+    sections = may_read_reports(request, who)
+    if not isinstance(sections, list):
+        return sections
     if name not in offered:
         return refused(request, who, NotFound(f"no report {name!r} here (use {', '.join(offered)})"))
     try:
