@@ -146,13 +146,21 @@ def test_a_month_with_no_data_says_so(warehouse):
         monthly_report.build(warehouse, "2024-05")
 
 
-def test_an_empty_efficiency_report_is_said_in_words(warehouse):
+def test_the_efficiency_section_shows_its_table_and_says_an_empty_one_in_words(warehouse, years, tmp_path):
     report = monthly_report.build(warehouse, MONTH)
-    assert report.reports["efficiency"].empty and not report.reports["efficiency"].rows  # seeded: no job profiles
+    assert report.reports["efficiency"].rows  # the seeded year has monitoring profiles
     voice, _ = _words("zh-CN", report.currency)
     html = monthly_render.html(report, voice, "ComputeNet", ISSUED, "Asia/Shanghai")
-    section = html.split("各租户资源效率与浪费金额")[1].split("</section>")[0]
-    assert "2022-03-01 至 2022-03-31 之间没有受监控的作业结束" in section and "<table" not in section
+    assert "<table" in html.split("各租户资源效率与浪费金额", 1)[1].split("</section>")[0]
+    # an export made before job profiles were kept: the section says so in words, no empty table
+    seed_parquet.write(years[2022], tmp_path / "exports")
+    (tmp_path / "exports" / "job_profiles.parquet").unlink()
+    with Warehouse.from_parquet(tmp_path / "exports") as bare:
+        report = monthly_report.build(bare, MONTH)
+    assert report.reports["efficiency"].empty and not report.reports["efficiency"].rows
+    html = monthly_render.html(report, voice, "ComputeNet", ISSUED, "Asia/Shanghai")
+    section = html.split("各租户资源效率与浪费金额", 1)[1].split("</section>")[0]
+    assert "此数据没有作业画像" in section and "<table" not in section
 
 
 def test_the_cli_writes_the_report_from_parquet_exports(years, tmp_path):

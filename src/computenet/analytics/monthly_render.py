@@ -119,9 +119,9 @@ def stylesheet() -> str:
 
 
 def pdf(report: MonthlyReport, voice: Voice, operator: str, issued: datetime, zone: str) -> bytes:
-    from weasyprint import HTML  # loads Pango: only when a PDF is asked for
+    from ..printing import html_to_pdf
 
-    return HTML(string=html(report, voice, operator, issued, zone)).write_pdf()
+    return html_to_pdf(html(report, voice, operator, issued, zone))
 
 
 def _charts(report: MonthlyReport, voice: Voice) -> list[dict]:

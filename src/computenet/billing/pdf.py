@@ -15,6 +15,7 @@ from typing import Optional
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
+from ..printing import html_to_pdf
 from .document import TEMPLATES, Document, Header, statement_document
 from .document_words import PAGE_WORDS
 from .statements import Statement
@@ -43,13 +44,8 @@ def _stylesheet():
 
 
 def document_pdf(doc: Document) -> bytes:
-    from weasyprint import HTML, URLFetcher  # loaded only to print: it takes a while to import
-
     html = environment().get_template("billing/print.html").render(doc=doc, footer=footer(doc.language))
-    # data: URLs only (the logo, embedded by billing/document.py): a document fetches nothing from the
-    # network or from this server's files, whatever its text says
-    fetcher = URLFetcher(allowed_protocols={"data"})
-    return HTML(string=html, url_fetcher=fetcher).write_pdf(stylesheets=[_stylesheet()])
+    return html_to_pdf(html, (_stylesheet(),))  # the logo comes embedded (billing/document.py)
 
 
 def statement_pdf(st: Statement, header: Optional[Header] = None) -> bytes:
