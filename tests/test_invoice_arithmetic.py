@@ -39,10 +39,11 @@ def statement(lines: list[Line]) -> Statement:
                      by_product_line=by_line, lines=lines)
 
 
-def invoice(st: Statement, discount: str = "0", taxes: dict | None = None) -> Invoice:
+def invoice(st: Statement, discount: str = "0", taxes: dict | None = None, included: bool = False) -> Invoice:
     return build_invoice(st, number="INV-2026-000001", customer="清华大学化学系", issued="2026-12-01", due="2026-12-31",
                          issuer=Party("北京算力网络科技有限公司", tax_id="91110108MA01ABCDEF"),
-                         discount_percent=D(discount), tax_rates={k: D(v) for k, v in (taxes or {}).items()})
+                         discount_percent=D(discount), tax_rates={k: D(v) for k, v in (taxes or {}).items()},
+                         prices_include_tax=included)
 
 
 def test_half_a_cent_rounds_up_where_a_float_would_round_down():
@@ -81,6 +82,26 @@ def test_tax_is_the_sum_of_the_lines_taxes_not_the_tax_of_the_total():
     assert inv.net + inv.tax == inv.total_due == sum(x.total for x in inv.lines)
 
 
+def test_prices_that_include_tax_leave_the_total_what_the_ledger_charged():
+    # 含税价: 106.00 charged at 6 % is 100.00 + 6.00; 1.00 at 13 % is 0.88 + 0.12 (1 x 13 / 113 = 0.11504 -> 0.12)
+    st = statement([job(1, "-106.00", "hpc", "100.0000", "1.06"), job(2, "-1.00", "gpu", "0", None, "0.1250", "8"),
+                    job(3, "-0.05", "storage")])
+    inv = invoice(st, taxes={"hpc": "6", "gpu": "13"}, included=True)
+    hpc = next(x for x in inv.lines if x.product_line == "hpc")
+    assert (hpc.gross, hpc.net, hpc.tax, hpc.total) == (D("106.00"), D("100.00"), D("6.00"), D("106.00"))
+    gpu = next(x for x in inv.lines if x.product_line == "gpu")
+    assert (gpu.net, gpu.tax, gpu.total) == (D("0.88"), D("0.12"), D("1.00"))
+    assert inv.total_due == st.charges == D("107.05") and inv.prices_include_tax  # the storage line is untaxed
+    assert inv.net + inv.tax == inv.total_due
+    # with a discount the total is the ledger's charge less the discount, and the tax is worked out of it
+    off = invoice(st, discount="10", taxes={"hpc": "6", "gpu": "13"}, included=True)
+    hpc = next(x for x in off.lines if x.product_line == "hpc")
+    assert (hpc.discount, hpc.total, hpc.tax, hpc.net) == (D("10.60"), D("95.40"), D("5.40"), D("90.00"))
+    assert off.total_due == st.charges - off.discount
+    # the same charges with prices before tax: the VAT is added on top
+    assert invoice(st, taxes={"hpc": "6", "gpu": "13"}).total_due == D("107.05") + D("6.36") + D("0.13")
+
+
 def test_the_subtotal_is_what_the_ledger_charged():
     # a refund and a minimum charge: the ledger charged 1.00 - 0.30 + 0.05; quantity x price says 1.00 + 0.00
     lines = [job(1, "-1.00", "hpc", "0.0277", "36"), job(1, "0.30", "hpc", kind="refund"),
@@ -108,6 +129,12 @@ def test_invoice_json_round_trips_and_validates():
     data = inv.to_json()
     jsonschema.validate(data, schema("invoice"))
     assert Invoice.from_json(json.loads(json.dumps(data))) == inv
+    included = invoice(statement([job(1, "-2.68", "hpc", "0.5000", "5.35")]), taxes={"hpc": "6"}, included=True)
+    jsonschema.validate(included.to_json(), schema("invoice"))
+    assert Invoice.from_json(included.to_json()) == included
+    before = {k: v for k, v in data.items() if k != "prices_include_tax"}  # issued before the setting existed
+    jsonschema.validate(before, schema("invoice"))
+    assert Invoice.from_json(before) == inv
     bad = {**data, "total_due": 2.84}  # money as a JSON number is refused
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema("invoice"))
@@ -127,3 +154,15 @@ def test_configured_percentages_are_decimals_in_range():
                 {"number_prefix": "inv 1"}):
         with pytest.raises(ValidationError):
             InvoiceConfig(**bad)
+
+
+@pytest.mark.parametrize("language,net,note", [("en", "Net of VAT", "Prices include VAT"),
+                                                ("zh-CN", "不含税金额", "价格含税")])
+def test_an_invoice_of_prices_with_tax_says_so(language, net, note):
+    from computenet.billing.document import invoice_document
+
+    st = statement([job(1, "-106.00", "hpc", "100.0000", "1.06")])
+    doc = invoice_document(invoice(st, taxes={"hpc": "6"}, included=True), language)
+    assert net in [c.label for c in doc.tables[0].columns] and any(n.startswith(note) for n in doc.notes)
+    plain = invoice_document(invoice(st, taxes={"hpc": "6"}), language)
+    assert net not in [c.label for c in plain.tables[0].columns] and not any(n.startswith(note) for n in plain.notes)

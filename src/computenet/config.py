@@ -88,6 +88,9 @@ class InvoiceConfig(_Strict):
     due_days: int = Field(30, ge=0, le=365)
     # product line -> VAT percent, e.g. {"hpc": "6"}; a line not named is not taxed
     tax_rates: dict[str, Decimal] = Field(default_factory=dict)
+    # whether the price book's prices include that VAT (含税价): then an invoice's totals are what the ledger
+    # charged (less any discount) and the VAT is worked out of them; otherwise it is added on top
+    prices_include_tax: bool = False
     # account name -> discount percent off every line of its invoices, e.g. {"tsinghua-chem": "12.5"}
     discounts: dict[str, Decimal] = Field(default_factory=dict)
 

@@ -69,7 +69,9 @@ def _price(value: Decimal | None) -> str:
 
 def invoice_document(inv: Invoice, language: str = "en") -> Document:
     language = language if language in WORDS else "en"
-    w, zh = WORDS[language], language == "zh-CN"
+    w, zh = dict(WORDS[language]), language == "zh-CN"
+    if inv.prices_include_tax:  # the amounts include the VAT: what is left without it is not "after discount"
+        w["net"] = w["net_total"] = w["net_of_tax"]
 
     def line_name(code: str) -> str:
         return PRODUCT_LINES.get(code, (code, code))[zh]
@@ -102,7 +104,7 @@ def invoice_document(inv: Invoice, language: str = "en") -> Document:
     totals = [(w["subtotal"], _money(inv.gross)), (w["discount_total"], _money(-inv.discount)),
               (w["net_total"], _money(inv.net)), (w["tax_total"], _money(inv.tax)),
               (f"{w['total_due']} ({inv.currency})", _money(inv.total_due))]
-    notes = [w["tax_note"]] + ([w["adjustment_note"]] if any(x.unit == ADJUSTMENT for x in inv.lines) else [])
+    notes = [w["tax_included_note" if inv.prices_include_tax else "tax_note"]] + ([w["adjustment_note"]] if any(x.unit == ADJUSTMENT for x in inv.lines) else [])
     discounts = {line.discount_percent for line in inv.lines if line.discount_percent}
     notes += [w["discount_note"] % _number(percent) for percent in sorted(discounts)]
     return Document(language=language, title=f"{inv.issuer.name}  {w['invoice']}", kind=w["invoice"],

@@ -11,6 +11,12 @@ Tax is rounded per line, half up to the cent, and the invoice's tax is the sum o
 the lines' taxes: every printed line adds up (net + tax = total) and so do the
 columns, as a Chinese VAT fapiao prints it line by line. Rounding the total instead
 would differ by at most half a cent per line; the JSON says which rule was used.
+
+Prices exclude tax unless the operator's price book includes it (``prices_include_tax``,
+as prices shown to Chinese customers usually do: 含税价). Then what the ledger charged,
+less the discount, is the line's total (价税合计): its tax is the total's share at the
+line's rate (total x rate / (100 + rate), half up to the cent) and its net the rest, so
+the customer pays exactly the ledger's charge less the discount.
 """
 
 from __future__ import annotations
@@ -85,6 +91,7 @@ class Invoice:
     tax: Decimal = Decimal("0.00")
     total_due: Decimal = Decimal("0.00")
     tax_rounding: str = TAX_ROUNDING
+    prices_include_tax: bool = False  # amounts and unit prices include the VAT (totals are the ledger's)
     # the balance movement of the month, from the statement
     opening_balance: Decimal = Decimal("0.00")
     top_ups: Decimal = Decimal("0.00")
@@ -124,7 +131,8 @@ def priced_usage(st: Statement) -> dict[str, dict[tuple[str, Decimal], Decimal]]
     return usage
 
 
-def invoice_lines(st: Statement, discount_percent: Decimal, tax_rates: dict[str, Decimal]) -> list[InvoiceLine]:
+def invoice_lines(st: Statement, discount_percent: Decimal, tax_rates: dict[str, Decimal],
+                  prices_include_tax: bool = False) -> list[InvoiceLine]:
     usage = priced_usage(st)
     lines = []
     for product_line in sorted(set(usage) | set(st.by_product_line)):
@@ -138,17 +146,23 @@ def invoice_lines(st: Statement, discount_percent: Decimal, tax_rates: dict[str,
             priced.append((ADJUSTMENT, None, None, rest))
         for unit, hours, price, gross in priced:
             discount = cents(gross * discount_percent / HUNDRED)
-            net = gross - discount
-            tax = cents(net * tax_percent / HUNDRED)
+            if prices_include_tax:  # what is left after the discount is the total, tax included
+                total = gross - discount
+                tax = cents(total * tax_percent / (HUNDRED + tax_percent))
+                net = total - tax
+            else:
+                net = gross - discount
+                tax = cents(net * tax_percent / HUNDRED)
             lines.append(InvoiceLine(product_line, unit, hours, price, gross, discount_percent, discount, net,
                                      tax_percent, tax, net + tax))
     return lines
 
 
 def build_invoice(st: Statement, *, number: str, customer: str, issued: str, due: str, issuer: Party,
-                  discount_percent: Decimal = Decimal(0), tax_rates: dict[str, Decimal] | None = None) -> Invoice:
+                  discount_percent: Decimal = Decimal(0), tax_rates: dict[str, Decimal] | None = None,
+                  prices_include_tax: bool = False) -> Invoice:
     start, end = month_bounds(st.month)
-    lines = invoice_lines(st, discount_percent, tax_rates or {})
+    lines = invoice_lines(st, discount_percent, tax_rates or {}, prices_include_tax)
     by_line: dict[str, list[InvoiceLine]] = defaultdict(list)
     for line in lines:
         by_line[line.product_line].append(line)
@@ -158,7 +172,8 @@ def build_invoice(st: Statement, *, number: str, customer: str, issued: str, due
     invoice = Invoice(number=number, account=st.account, customer=customer, currency=st.currency, month=st.month,
                       period_start=start.isoformat(), period_end=end.isoformat(), issued=issued, due=due,
                       issuer=issuer, lines=lines, product_lines=totals, opening_balance=st.opening_balance,
-                      top_ups=st.top_ups, charges=st.charges, closing_balance=st.closing_balance)
+                      top_ups=st.top_ups, charges=st.charges, closing_balance=st.closing_balance,
+                      prices_include_tax=prices_include_tax)
     for key in ("gross", "discount", "net", "tax"):
         setattr(invoice, key, sum((getattr(t, key) for t in totals), Decimal("0.00")))
     invoice.total_due = sum((t.total for t in totals), Decimal("0.00"))

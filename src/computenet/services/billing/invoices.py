@@ -56,7 +56,7 @@ def issue(session: Session, account: Account, month: str, settings: Settings, ac
                                 issued=day.isoformat(), due=(day + timedelta(days=config.due_days)).isoformat(),
                                 issuer=Party(issuer.name, issuer.address, issuer.tax_id, issuer.payment, issuer.logo),
                                 discount_percent=config.discounts.get(account.name, Decimal(0)),
-                                tax_rates=config.tax_rates)
+                                tax_rates=config.tax_rates, prices_include_tax=config.prices_include_tax)
         try:
             with session.begin_nested():
                 session.add(IssuedInvoice(number=number, account_id=account.id, month=month, actor=actor,
