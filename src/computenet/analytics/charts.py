@@ -107,7 +107,7 @@ def _revenue(report: Report, ax, say) -> list[str]:
     bottom = [0.0] * len(labels)
     for line in sorted({r["key"] for r in rows}):
         values = [sum(float(r["revenue"]) for r in rows if r["key"] == line and r["bucket"] == b) for b in labels]
-        ax.bar(xs, values, bottom=bottom, label=line)
+        ax.bar(xs, values, bottom=bottom, label=say(msg(line)))  # a product line's name where it has one
         bottom = [a + b for a, b in zip(bottom, values)]
     _date_axis(ax, labels)
     ax.set_ylabel(say(msg("revenue (%(currency)s)", currency=report.currency) if report.currency else msg("revenue")))

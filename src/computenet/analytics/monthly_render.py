@@ -94,7 +94,10 @@ class Formats:
 UNITS = {"core_hours": N_("core-hours"), "card_hours": N_("card-hours")}
 WORDS = (N_("pp"),  # percentage points, after a change in a share
          N_("all"), N_("(all)"),  # the margin report's and the efficiency and routing reports' totals
-         N_("university"), N_("enterprise"), N_("research_institute"), N_("government"), N_("individual"))  # segments
+         N_("university"), N_("enterprise"), N_("research_institute"), N_("government"), N_("individual"),  # segments
+         # product lines (partitions' product_line codes) the seed and the price book examples use; another
+         # operator's own codes print as they are
+         N_("hpc"), N_("ai"), N_("industry"), N_("gpu"), N_("cloud"), N_("storage"))
 
 
 def html(report: MonthlyReport, voice: Voice, operator: str, issued: datetime, zone: str,
@@ -148,7 +151,7 @@ def tables(report: MonthlyReport, voice: Voice, fmt: Formats) -> list[Table]:
                      (N_("Gross profit"), True), (N_("Gross margin"), True)]
 
     def margin_rows(level: str, dimension: str) -> list[list[str]]:
-        return [[_(row["name"]) if level == "total" else row["name"], fmt.money(row["revenue"]),
+        return [[_(row["name"]) if level in ("total", "product_line") else row["name"], fmt.money(row["revenue"]),
                  fmt.percent(shares.get((dimension, row["name"]))), fmt.money(row["cost"]),
                  fmt.money(row["gross_profit"]), fmt.percent(row["margin"])]
                 for row in r["margin"].rows if row["level"] == level]
