@@ -157,6 +157,30 @@ def bob(platform, server) -> ComputeNetClient:
         yield client
 
 
+def run_async(coroutine):
+    """Run a coroutine to its end in an event loop of its own, on a thread of its own, and return its result.
+
+    Not asyncio.run() here: once a portal test has started the session's Playwright (its sync API keeps
+    an event loop marked running on this thread), asyncio.run() on the main thread raises."""
+    import asyncio
+    import threading
+
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = asyncio.run(coroutine)
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name="run_async")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 def poll_until(check, timeout: float = 60.0, interval: float = 0.2, what: str = "condition", step=None):
     """Poll ``check`` (after ``step``, e.g. a poller pass) until truthy, with a deadline."""
     deadline = time.monotonic() + timeout

@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from conftest import run_async
+
 DEFAULT_URL = "nats://127.0.0.1:4222"
 
 
@@ -59,7 +61,7 @@ def consume(url: str, stream: str, subject: str, timeout: float = 1.0) -> list[d
         finally:
             await nc.close()
 
-    return asyncio.run(read())
+    return run_async(read())
 
 
 def delete_stream(url: str, stream: str) -> None:
@@ -75,7 +77,7 @@ def delete_stream(url: str, stream: str) -> None:
         finally:
             await nc.close()
 
-    asyncio.run(drop())
+    run_async(drop())
 
 
 class PrivateNats:

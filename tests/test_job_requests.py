@@ -5,7 +5,6 @@ first job, and the job's life follows on the event stream."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 
@@ -20,7 +19,7 @@ from computenet.services.jobs.poller import ClusterPoller
 from computenet.services.jobs.submitter import Submitter
 from computenet.store.models import Job, Transfer
 
-from conftest import local_cluster, poll_until
+from conftest import local_cluster, poll_until, run_async
 from events_nats import consume, delete_stream, nats_url_or_skip
 
 SCRIPT = "#!/bin/bash\n#SBATCH -J by-message -t 5\necho computed $((6 * 7))\n"
@@ -66,7 +65,7 @@ def publish(cfg: EventsConfig, tenant: str, body: dict | bytes, token: str | Non
         finally:
             await nc.close()
 
-    asyncio.run(send())
+    run_async(send())
 
 
 def replies(cfg: EventsConfig, tenant: str, key: str) -> list[dict]:

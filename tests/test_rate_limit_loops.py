@@ -12,7 +12,18 @@ import threading
 
 from computenet.api.rate_limits import RateLimit
 
+from conftest import run_async
+
 CALLS = 300
+
+
+def _run(coroutine) -> None:
+    """In a new event loop on this (not the main) thread."""
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(coroutine)
+    finally:
+        loop.close()
 
 
 async def _ok(scope, receive, send):
@@ -40,7 +51,7 @@ def test_two_event_loops_counting_the_same_caller_never_wait_for_each_other():
                 await asyncio.wait_for(limit(_scope(), None, send), timeout=10)
 
         try:
-            asyncio.run(many())
+            _run(many())
         except BaseException as exc:  # noqa: BLE001 - reported below
             stuck.append(exc)
 
@@ -65,5 +76,5 @@ def test_the_limit_still_refuses_past_its_count():
         for _ in range(5):
             await limit(_scope(), None, send)
 
-    asyncio.run(calls())
+    run_async(calls())
     assert statuses == [200, 200, 200, 429, 429]

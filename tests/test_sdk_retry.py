@@ -3,7 +3,6 @@ calls are sent again and which are not, and Retry-After."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 from email.utils import format_datetime
@@ -15,6 +14,8 @@ import pytest
 
 from computenet_client import ApiError, AsyncComputeNetClient, ComputeNetClient, RetryPolicy
 from computenet_client.retry import retry_after
+
+from conftest import run_async
 
 JOB = {"id": 7, "name": "x", "state": "PENDING", "reason": None, "cluster": "c", "partition": "p",
        "native_id": "1", "account": "a", "owner": "o", "cores": 1, "gpus": 0, "time_limit_minutes": 5,
@@ -133,7 +134,7 @@ def test_the_async_client_retries_the_same_way(flaky):
         async with AsyncComputeNetClient(server.url, "t", retry=FAST) as cn:
             return (await cn.wait_submitted(7, timeout=0)).id
 
-    assert asyncio.run(main()) == 7 and len(server.seen) == 3
+    assert run_async(main()) == 7 and len(server.seen) == 3
 
 
 def test_a_refused_connection_is_retried_then_reported():

@@ -6,12 +6,12 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import update
 
-from computenet.billing.statements import STATEMENT_CSV_COLUMNS, month_bounds, statement
+from computenet.billing.statements import STATEMENT_CSV_COLUMNS, month_bounds
 from computenet.client import ApiError
 from computenet.services.jobs.poller import ClusterPoller
-from computenet.store.models import Account, Transfer
+from computenet.store.models import Transfer
 
 from conftest import poll_until
 
@@ -143,9 +143,14 @@ def test_statement_pdf_in_chinese_with_the_issuer(alice, platform, monkeypatch):
 
 
 def test_zero_cost_jobs_are_listed_with_unit_prices(alice, platform):
-    # a job that used next to nothing rates at 0.00 and moves no money; the statement still lists it
-    free, paid = run_jobs(alice, platform, ["#!/bin/bash\n#SBATCH -t 5\nexit 0\n",
-                                            "#!/bin/bash\n#SBATCH -c 2 -t 5\nsleep 1.2\n"])
+    # a job that used nothing (cancelled before it started: a job that only exits may still take a
+    # second on a busy machine) rates at 0.00 and moves no money; the statement still lists it
+    waiting = alice.submit("#!/bin/bash\n#SBATCH -t 5 --begin=now+1hour\nexit 0\n")
+    alice.cancel(waiting.id)
+    paid, = run_jobs(alice, platform, ["#!/bin/bash\n#SBATCH -c 2 -t 5\nsleep 1.2\n"])
+    poll_until(lambda: alice.job(waiting.id).settled, step=ClusterPoller(platform, "local").run_once,
+               what="the cancelled job to settle")
+    free = alice.job(waiting.id)
     assert free.cost == 0 and paid.cost > 0, (free.cost, paid.cost)
     month = datetime.now(timezone.utc).strftime("%Y-%m")
     data = alice.statement("alice-lab", month)
