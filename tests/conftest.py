@@ -157,6 +157,33 @@ def bob(platform, server) -> ComputeNetClient:
         yield client
 
 
+def port_to_keep(span: int = 2) -> int:
+    """A port for a process a test kills and starts again on the same port: below the kernel's ephemeral
+    range, so that while it is down no other process's port 0 (the other pass's servers and session
+    listeners, outgoing connections) can take it. ``span`` ports from it are free (a server's sessions
+    listener is its port + 1)."""
+    import random
+    import socket
+
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0]) \
+        if Path("/proc/sys/net/ipv4/ip_local_port_range").exists() else 32768
+    for _ in range(200):
+        first = random.randrange(max(1025, low - 12000), low - span)
+        sockets = []
+        try:
+            for port in range(first, first + span):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError("no free port below the ephemeral range")
+
+
 def run_async(coroutine):
     """Run a coroutine to its end in an event loop of its own, on a thread of its own, and return its result.
 

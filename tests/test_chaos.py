@@ -48,6 +48,8 @@ from computenet.store.models import Charge, Job, WorkerLease
 from computenet.store.webhook_models import WebhookDelivery
 from computenet.workers.leases import db_now
 
+from conftest import port_to_keep
+
 N_JOBS = int(os.environ.get("COMPUTENET_CHAOS_JOBS", "30"))
 KILL_EVERY_S = float(os.environ.get("COMPUTENET_CHAOS_EVERY_S", "4"))
 USERS = 6
@@ -87,7 +89,13 @@ class Fleet:
 
     def __init__(self, db_url: str, data: Path, config: Path, logs: Path) -> None:
         self.db_url, self.data, self.config, self.logs = db_url, data, config, logs
-        self.ports = {name: free_port() for name in ("api1", "api2", "w1", "w2")}
+        # ports that stay theirs while they are down (an API's sessions listener is its port + 1)
+        self.ports: dict[str, int] = {}
+        for name in ("api1", "api2", "w1", "w2"):
+            while (port := port_to_keep()) in self.ports.values() or port + 1 in self.ports.values() \
+                    or port - 1 in self.ports.values():
+                pass
+            self.ports[name] = port
         self.procs: dict[str, subprocess.Popen] = {}
         self.lock = threading.Lock()
         self.kills: list[tuple[str, int, float, datetime]] = []  # (name, pid, monotonic and UTC time)
